@@ -1,0 +1,102 @@
+//! The only messages that cross threads: coordinator → shard (`ToShard`) and shard → coordinator
+//! (`ToCoordinator`), over crossbeam channels, plus the wake-up that lets a shard's control task
+//! sleep on its mailbox instead of polling (monoio's `sync` feature makes cross-thread wakes work).
+
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+
+/// Events a shard acts on.
+#[derive(Debug, Clone)]
+pub enum ToShard {
+    /// Stop accepting, finish in-flight requests, report `Drained`.
+    Drain { deadline: Instant },
+}
+
+/// Which I/O driver a shard's runtime got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    IoUring,
+    Epoll,
+}
+
+impl Driver {
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::IoUring => "io_uring",
+            Driver::Epoll => "epoll",
+        }
+    }
+}
+
+/// Reports a shard sends.
+#[derive(Debug, Clone)]
+pub enum ToCoordinator {
+    /// Listening and serving.
+    Ready { id: usize, driver: Driver, core: Option<usize> },
+    /// Could not start (bind error, runtime error): the process exits.
+    Failed { id: usize, error: String },
+    /// While draining: what is still open on this shard.
+    Progress { id: usize, connections: usize, requests: usize },
+    /// Every connection of this shard is closed.
+    Drained { id: usize },
+}
+
+type WakeSlot = Arc<Mutex<Option<Waker>>>;
+
+/// The coordinator's end of one shard's mailbox.
+pub struct ShardLink {
+    tx: Sender<ToShard>,
+    wake: WakeSlot,
+}
+
+/// The shard's end: awaited by its control task.
+pub struct Mailbox {
+    rx: Receiver<ToShard>,
+    wake: WakeSlot,
+}
+
+/// A mailbox pair for one shard.
+pub fn mailbox() -> (ShardLink, Mailbox) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let wake = WakeSlot::default();
+    (ShardLink { tx, wake: wake.clone() }, Mailbox { rx, wake })
+}
+
+impl ShardLink {
+    /// Sends and wakes the shard's control task; false when the shard is gone.
+    pub fn send(&self, msg: ToShard) -> bool {
+        let sent = self.tx.send(msg).is_ok();
+        if let Some(w) = self.wake.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            w.wake();
+        }
+        sent
+    }
+}
+
+impl Mailbox {
+    /// The next event; `None` when the coordinator is gone.
+    pub async fn recv(&self) -> Option<ToShard> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<ToShard>> {
+        match self.rx.try_recv() {
+            Ok(m) => return Poll::Ready(Some(m)),
+            Err(TryRecvError::Disconnected) => return Poll::Ready(None),
+            Err(TryRecvError::Empty) => {}
+        }
+        *self.wake.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
+        // A message sent between the first try and storing the waker would otherwise be missed.
+        match self.rx.try_recv() {
+            Ok(m) => Poll::Ready(Some(m)),
+            Err(TryRecvError::Disconnected) => Poll::Ready(None),
+            Err(TryRecvError::Empty) => Poll::Pending,
+        }
+    }
+}
+
+/// Where shards report to.
+pub type Reports = Sender<ToCoordinator>;

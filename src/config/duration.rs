@@ -1,0 +1,70 @@
+//! Human-written durations (`3s`, `250ms`, `2m`, `1h`) for flags and the config file. Pure; any thread.
+
+use std::time::Duration;
+
+/// Parses `250ms`, `3s`, `2m`, `1h` (a whole number and a unit; `0` alone means zero).
+pub fn parse(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if t == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected a number and a unit, like 3s or 250ms"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => {
+            return Err(format!(
+                "invalid duration {text:?}: unit must be ms, s, m or h (like 3s or 250ms)"
+            ))
+        }
+    };
+    Ok(d)
+}
+
+/// Writes a duration back in the shortest exact unit (for `--check` output and docs).
+pub fn format(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(3_600_000) && ms > 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms.is_multiple_of(60_000) && ms > 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units() {
+        assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse("3s"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse("0"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn rejects() {
+        for bad in ["", "s", "3", "3x", "-1s", "1.5s", "3 s"] {
+            assert!(parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        for s in ["250ms", "3s", "2m", "1h"] {
+            assert_eq!(format(parse(s).unwrap()), s);
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! The TOML config file: read, deserialized into raw spanned types, then checked field by field
+//! into a `Config`. The only place that says "invalid config"; every error names file, line and field.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{
+    check_limits, parse_duration, parse_listen, resolve_upstream, Config, Pool, Shards, Timeouts,
+};
+
+/// A config file that cannot be used, pointing at the offending place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    /// 1-based line and column; 0 when the file could not be read at all.
+    pub line: usize,
+    pub col: usize,
+    /// Dotted key path, e.g. `timeouts.connect`.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}:{}:{}: {}: {}", self.file, self.line, self.col, self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+type S<T> = Option<Spanned<T>>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    listen: S<Vec<Spanned<String>>>,
+    upstreams: S<Vec<Spanned<String>>>,
+    shards: Option<RawShards>,
+    timeouts: Option<RawTimeouts>,
+    pool: Option<RawPool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShards {
+    count: S<u64>,
+    cpus: S<Vec<u64>>,
+    pin: S<bool>,
+    uring_entries: S<u64>,
+    backlog: S<u64>,
+    max_connections: S<u64>,
+    buffer_size: S<u64>,
+    max_request_line: S<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    connect: S<String>,
+    header: S<String>,
+    upstream: S<String>,
+    idle: S<String>,
+    body: S<String>,
+    drain: S<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPool {
+    max_idle: S<u64>,
+    idle_timeout: S<String>,
+    max_connections: S<u64>,
+    queue: S<u64>,
+    queue_timeout: S<String>,
+}
+
+/// A parsed config file: its settings, and where each was written, so that checks made after the
+/// flags were applied can still point at the line.
+pub struct Loaded {
+    pub config: Config,
+    file: String,
+    text: String,
+    spans: HashMap<&'static str, Range<usize>>,
+}
+
+impl Loaded {
+    /// Checks the final settings (file + flags); a field written in the file is reported at its line.
+    pub fn check(&self, cfg: &Config) -> Result<(), ConfigError> {
+        check_limits(cfg).map_err(|(field, message)| {
+            let (line, col) = match self.spans.get(field) {
+                Some(span) => line_col(&self.text, span.start),
+                None => (1, 1),
+            };
+            ConfigError { file: self.file.clone(), line, col, field: field.to_string(), message }
+        })
+    }
+}
+
+/// Reads and parses `path`; call `Loaded::check` once flags are applied.
+pub fn load(path: &str) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_string(),
+        line: 0,
+        col: 0,
+        field: String::new(),
+        message: format!("cannot read config file: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+/// Validates the text of a config file named `file` (the name is only used in errors).
+pub fn parse(file: &str, text: &str) -> Result<Loaded, ConfigError> {
+    let mut b = Builder { file, text, spans: HashMap::new() };
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let field = key_at(text, span.start);
+        b.error(span, &field, e.message().trim().to_string())
+    })?;
+    let config = b.build(raw)?;
+    Ok(Loaded { config, file: file.to_string(), text: text.to_string(), spans: b.spans })
+}
+
+/// Turns raw spanned values into a `Config`, remembering where each field was written.
+struct Builder<'a> {
+    file: &'a str,
+    text: &'a str,
+    spans: HashMap<&'static str, Range<usize>>,
+}
+
+impl Builder<'_> {
+    fn error(&self, span: Range<usize>, field: &str, message: String) -> ConfigError {
+        let (line, col) = line_col(self.text, span.start);
+        ConfigError { file: self.file.to_string(), line, col, field: field.to_string(), message }
+    }
+
+    fn num<T: TryFrom<u64>>(&mut self, field: &'static str, v: S<u64>, default: T) -> Result<T, ConfigError> {
+        let Some(v) = v else { return Ok(default) };
+        self.spans.insert(field, v.span());
+        let span = v.span();
+        T::try_from(*v.get_ref()).map_err(|_| self.error(span, field, format!("{} is too large", v.get_ref())))
+    }
+
+    fn dur(
+        &mut self,
+        field: &'static str,
+        v: S<String>,
+        default: std::time::Duration,
+    ) -> Result<std::time::Duration, ConfigError> {
+        let Some(v) = v else { return Ok(default) };
+        self.spans.insert(field, v.span());
+        parse_duration(v.get_ref()).map_err(|m| self.error(v.span(), field, m))
+    }
+
+    fn build(&mut self, raw: RawFile) -> Result<Config, ConfigError> {
+        let mut listen = Vec::new();
+        if let Some(list) = raw.listen {
+            self.spans.insert("listen", list.span());
+            for item in list.into_inner() {
+                listen.push(parse_listen(item.get_ref()).map_err(|m| self.error(item.span(), "listen", m))?);
+            }
+        }
+        let mut upstreams = Vec::new();
+        if let Some(list) = raw.upstreams {
+            self.spans.insert("upstreams", list.span());
+            for item in list.into_inner() {
+                upstreams
+                    .push(resolve_upstream(item.get_ref()).map_err(|m| self.error(item.span(), "upstreams", m))?);
+            }
+        }
+
+        let mut shards = Shards::for_this_process();
+        if let Some(s) = raw.shards {
+            shards.count = self.num("shards.count", s.count, shards.count)?;
+            if let Some(cpus) = s.cpus {
+                self.spans.insert("shards.cpus", cpus.span());
+                shards.cpus = cpus.into_inner().into_iter().map(|c| c as usize).collect();
+            }
+            if let Some(pin) = s.pin {
+                shards.pin = pin.into_inner();
+            }
+            shards.uring_entries = self.num("shards.uring_entries", s.uring_entries, shards.uring_entries)?;
+            shards.backlog = self.num("shards.backlog", s.backlog, shards.backlog)?;
+            shards.max_connections = self.num("shards.max_connections", s.max_connections, shards.max_connections)?;
+            shards.buffer_size = self.num("shards.buffer_size", s.buffer_size, shards.buffer_size)?;
+            shards.max_request_line = self.num("shards.max_request_line", s.max_request_line, shards.max_request_line)?;
+        }
+
+        let mut timeouts = Timeouts::default();
+        if let Some(t) = raw.timeouts {
+            timeouts.connect = self.dur("timeouts.connect", t.connect, timeouts.connect)?;
+            timeouts.header = self.dur("timeouts.header", t.header, timeouts.header)?;
+            timeouts.upstream = self.dur("timeouts.upstream", t.upstream, timeouts.upstream)?;
+            timeouts.idle = self.dur("timeouts.idle", t.idle, timeouts.idle)?;
+            timeouts.body = self.dur("timeouts.body", t.body, timeouts.body)?;
+            timeouts.drain = self.dur("timeouts.drain", t.drain, timeouts.drain)?;
+        }
+
+        let mut pool = Pool::default();
+        if let Some(p) = raw.pool {
+            pool.max_idle = self.num("pool.max_idle", p.max_idle, pool.max_idle)?;
+            pool.idle_timeout = self.dur("pool.idle_timeout", p.idle_timeout, pool.idle_timeout)?;
+            pool.max_connections = self.num("pool.max_connections", p.max_connections, pool.max_connections)?;
+            pool.queue = self.num("pool.queue", p.queue, pool.queue)?;
+            pool.queue_timeout = self.dur("pool.queue_timeout", p.queue_timeout, pool.queue_timeout)?;
+        }
+
+        Ok(Config { listen, upstreams, shards, timeouts, pool })
+    }
+}
+
+/// 1-based line and column of byte offset `at`.
+fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let at = at.min(text.len());
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+/// The dotted key written on the line holding `at` (`table.key`), for errors toml reports by span.
+fn key_at(text: &str, at: usize) -> String {
+    let at = at.min(text.len());
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    let line = &text[start..end];
+    let table = text[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    let key = line.split_once('=').map(|(k, _)| k.trim().trim_matches('"').to_string());
+    match (table, key) {
+        (Some(t), Some(k)) => format!("{t}.{k}"),
+        (None, Some(k)) => k,
+        (Some(t), None) => t,
+        (None, None) => "(file)".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full(text: &str) -> Result<Config, ConfigError> {
+        let l = parse("t.toml", text)?;
+        l.check(&l.config)?;
+        Ok(l.config)
+    }
+
+    fn err(text: &str) -> ConfigError {
+        full(text).expect_err("should be rejected")
+    }
+
+    #[test]
+    fn minimal_file() {
+        let c = full("listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9\"]\n").unwrap();
+        assert_eq!(c.upstreams[0].addr.port(), 9);
+        assert_eq!(c.timeouts, Timeouts::default());
+    }
+
+    #[test]
+    fn bad_duration_names_line_and_field() {
+        let e = err("listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9\"]\n[timeouts]\nconnect = \"3x\"\n");
+        assert_eq!((e.line, e.field.as_str()), (4, "timeouts.connect"));
+        assert!(e.message.contains("invalid duration"), "{e}");
+    }
+
+    #[test]
+    fn unknown_field() {
+        let e = err("listen = [\"127.0.0.1:0\"]\n[pool]\nmax_idel = 3\n");
+        assert_eq!((e.line, e.field.as_str()), (3, "pool.max_idel"));
+        assert!(e.message.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type() {
+        let e = err("[shards]\ncount = \"two\"\n");
+        assert_eq!((e.line, e.field.as_str()), (2, "shards.count"));
+    }
+
+    #[test]
+    fn bad_listen_and_limits() {
+        let e = err("listen = [\"nope\"]\nupstreams = [\"127.0.0.1:9\"]\n");
+        assert_eq!((e.line, e.field.as_str()), (1, "listen"));
+        let e = err("listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9\"]\n[shards]\nbuffer_size = 10\n");
+        assert_eq!((e.line, e.field.as_str()), (4, "shards.buffer_size"));
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let e = err("listen = [\n");
+        assert!(e.line >= 1, "{e}");
+    }
+}

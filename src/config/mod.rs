@@ -1,0 +1,200 @@
+//! The validated configuration every thread reads: built once by the main thread (file, then flags),
+//! shared read-only as `Arc<Config>`. Holding a `Config` means it passed validation.
+
+mod duration;
+mod file;
+
+pub use duration::{format as format_duration, parse as parse_duration};
+pub use file::{load, ConfigError, Loaded};
+pub use check_limits as check;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Everything shardgate needs to run; see docs/CONTRACT.md for the file format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Addresses each shard binds with SO_REUSEPORT.
+    pub listen: Vec<SocketAddr>,
+    /// The one cluster of this release, balanced round-robin.
+    pub upstreams: Vec<Upstream>,
+    pub shards: Shards,
+    pub timeouts: Timeouts,
+    pub pool: Pool,
+}
+
+/// One upstream endpoint as written (`host:port`) and as resolved at start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream {
+    pub name: String,
+    pub addr: SocketAddr,
+}
+
+/// Per-core tuning: how many shards, where they run, and what each may hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shards {
+    pub count: usize,
+    /// Cores the shards are pinned to, in order; shard i runs on `cpus[i % cpus.len()]`.
+    pub cpus: Vec<usize>,
+    pub pin: bool,
+    pub uring_entries: u32,
+    pub backlog: u32,
+    /// Downstream connections one shard holds at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Per-connection read buffer: also the largest request or response head (431 / 502 beyond).
+    pub buffer_size: usize,
+    /// Longest request line (414 beyond).
+    pub max_request_line: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timeouts {
+    /// Upstream TCP connect (504 when it passes).
+    pub connect: Duration,
+    /// From a request's first byte to the end of its head (408 when it passes).
+    pub header: Duration,
+    /// From the request sent upstream to the response head received (504 when it passes).
+    pub upstream: Duration,
+    /// A client keep-alive connection waiting for its next request (closed silently).
+    pub idle: Duration,
+    /// No body byte moving in either direction for this long aborts the exchange.
+    pub body: Duration,
+    /// How long a drain may take before the process exits 1.
+    pub drain: Duration,
+}
+
+/// Upstream keep-alive pools, one per endpoint per shard.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pool {
+    /// Idle connections kept per endpoint per shard.
+    pub max_idle: usize,
+    /// An idle connection older than this is closed rather than reused.
+    pub idle_timeout: Duration,
+    /// Connections (busy + idle) per endpoint per shard; 0 = unlimited.
+    pub max_connections: usize,
+    /// Requests that may wait for a connection when all are busy (503 beyond).
+    pub queue: usize,
+    /// How long a request waits for a connection (503 when it passes).
+    pub queue_timeout: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(3),
+            header: Duration::from_secs(10),
+            upstream: Duration::from_secs(60),
+            idle: Duration::from_secs(60),
+            body: Duration::from_secs(30),
+            drain: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool {
+            max_idle: 64,
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 0,
+            queue: 128,
+            queue_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+impl Shards {
+    /// Defaults for this process: one shard per CPU it may run on (taskset / cgroup aware).
+    pub fn for_this_process() -> Self {
+        let cpus = crate::sys::allowed_cpus();
+        Shards {
+            count: cpus.len().max(1),
+            cpus,
+            pin: true,
+            uring_entries: 1024,
+            backlog: 1024,
+            max_connections: 10_000,
+            buffer_size: 16 * 1024,
+            max_request_line: 8 * 1024,
+        }
+    }
+
+    /// The core shard `id` is pinned to, if pinning is on.
+    pub fn core_of(&self, id: usize) -> Option<usize> {
+        (self.pin && !self.cpus.is_empty()).then(|| self.cpus[id % self.cpus.len()])
+    }
+}
+
+/// Limits checked on every source of settings (file and flags); each names the field it checks.
+pub fn check_limits(c: &Config) -> Result<(), (&'static str, String)> {
+    let s = &c.shards;
+    if c.listen.is_empty() {
+        return Err(("listen", "at least one listen address is required".into()));
+    }
+    if c.upstreams.is_empty() {
+        return Err(("upstreams", "at least one upstream is required".into()));
+    }
+    if !(1..=1024).contains(&s.count) {
+        return Err(("shards.count", format!("{} is out of range 1..=1024", s.count)));
+    }
+    let allowed = crate::sys::allowed_cpus();
+    if let Some(bad) = s.cpus.iter().find(|c| !allowed.contains(c)) {
+        return Err((
+            "shards.cpus",
+            format!("cpu {bad} is not one this process may run on (allowed: {allowed:?})"),
+        ));
+    }
+    if s.pin && s.cpus.is_empty() {
+        return Err(("shards.cpus", "no cpu to pin to".into()));
+    }
+    if !(2..=32768).contains(&s.uring_entries) {
+        return Err(("shards.uring_entries", format!("{} is out of range 2..=32768", s.uring_entries)));
+    }
+    if !(1..=65535).contains(&s.backlog) {
+        return Err(("shards.backlog", format!("{} is out of range 1..=65535", s.backlog)));
+    }
+    if s.max_connections == 0 {
+        return Err(("shards.max_connections", "must be at least 1".into()));
+    }
+    if !(1024..=1 << 20).contains(&s.buffer_size) {
+        return Err(("shards.buffer_size", format!("{} is out of range 1024..=1048576", s.buffer_size)));
+    }
+    if s.max_request_line < 64 || s.max_request_line > s.buffer_size {
+        return Err((
+            "shards.max_request_line",
+            format!("{} must be between 64 and buffer_size ({})", s.max_request_line, s.buffer_size),
+        ));
+    }
+    let t = &c.timeouts;
+    for (field, d) in [
+        ("timeouts.connect", t.connect),
+        ("timeouts.header", t.header),
+        ("timeouts.upstream", t.upstream),
+        ("timeouts.idle", t.idle),
+        ("timeouts.body", t.body),
+        ("pool.queue_timeout", c.pool.queue_timeout),
+    ] {
+        if d.is_zero() {
+            return Err((field, "must be greater than 0".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Resolves `host:port` once, at start (re-resolution comes with clusters).
+pub fn resolve_upstream(text: &str) -> Result<Upstream, String> {
+    use std::net::ToSocketAddrs;
+    let mut addrs = text
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {text:?} as host:port: {e}"))?;
+    let addr = addrs
+        .next()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))?;
+    Ok(Upstream { name: text.to_string(), addr })
+}
+
+/// Parses a listen address (`127.0.0.1:8080`, `[::1]:8080`, `0.0.0.0:0`).
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    text.parse()
+        .map_err(|_| format!("{text:?} is not an IP:port address (like 0.0.0.0:8080)"))
+}

@@ -1,0 +1,94 @@
+//! Why an exchange failed, by side: the client, the upstream, or shardgate itself. The side picks
+//! the response status, whether a retry is allowed, and what the logs and (later) metrics say.
+
+use std::fmt;
+use std::io;
+
+/// Which party broke an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Upstream,
+    Internal,
+}
+
+/// The client went away or broke framing mid-body: nothing more can be sent to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientError {
+    /// EOF or a socket error on the client connection.
+    Io(io::ErrorKind),
+    /// The client stopped sending its body for longer than the body timeout.
+    BodyTimeout,
+    /// A chunked request body that breaks the chunked framing.
+    BadBody,
+}
+
+/// The upstream failed; before the response head reached the client this becomes 502/503/504.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamError {
+    /// Connection refused or unreachable.
+    Connect(io::ErrorKind),
+    ConnectTimeout,
+    /// No response head within the upstream timeout.
+    ResponseTimeout,
+    /// The connection closed or reset before a whole response head arrived.
+    Closed,
+    /// A socket error while exchanging.
+    Io(io::ErrorKind),
+    /// An unparseable or ambiguously framed response.
+    Malformed,
+    /// A body stalled beyond the body timeout.
+    BodyTimeout,
+    /// Every connection to the endpoint is busy and the wait queue is full.
+    PoolFull,
+    /// Waited for a free connection longer than the queue timeout.
+    PoolTimeout,
+}
+
+impl UpstreamError {
+    /// The status the client gets when this happens before any response byte was sent.
+    pub fn status(self) -> u16 {
+        match self {
+            UpstreamError::ConnectTimeout | UpstreamError::ResponseTimeout | UpstreamError::BodyTimeout => 504,
+            UpstreamError::PoolFull | UpstreamError::PoolTimeout => 503,
+            _ => 502,
+        }
+    }
+}
+
+/// An exchange that did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyError {
+    Client(ClientError),
+    Upstream(UpstreamError),
+}
+
+impl ProxyError {
+    pub fn side(self) -> Side {
+        match self {
+            ProxyError::Client(_) => Side::Client,
+            ProxyError::Upstream(_) => Side::Upstream,
+        }
+    }
+}
+
+impl From<ClientError> for ProxyError {
+    fn from(e: ClientError) -> Self {
+        ProxyError::Client(e)
+    }
+}
+
+impl From<UpstreamError> for ProxyError {
+    fn from(e: UpstreamError) -> Self {
+        ProxyError::Upstream(e)
+    }
+}
+
+impl fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProxyError::Client(e) => write!(f, "client: {e:?}"),
+            ProxyError::Upstream(e) => write!(f, "upstream: {e:?}"),
+        }
+    }
+}

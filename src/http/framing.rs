@@ -1,0 +1,239 @@
+//! Message framing rules shared by requests and responses (RFC 9112 §6): Content-Length and
+//! Transfer-Encoding validation, and the hop-by-hop list from the Connection header.
+
+use super::name_is;
+
+/// How the body of a message is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body at all.
+    None,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding, ending with a zero chunk and trailers.
+    Chunked,
+    /// Until the sender closes the connection (responses only).
+    UntilClose,
+}
+
+/// Why framing headers are unacceptable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FramingError {
+    /// Ambiguous or invalid framing: 400 for a request, 502 for a response.
+    Invalid,
+    /// A transfer coding we do not know: 501 for a request.
+    UnknownCoding,
+}
+
+/// Framing headers gathered while scanning a head.
+#[derive(Debug, Default)]
+pub struct FramingScan {
+    content_length: Option<u64>,
+    content_length_count: u32,
+    te_seen: bool,
+    /// The final transfer coding seen so far is `chunked`.
+    te_chunked_last: bool,
+    te_error: Option<FramingError>,
+}
+
+/// Codings that may precede a final `chunked` (relayed as they are).
+const KNOWN_CODINGS: [&str; 4] = ["gzip", "x-gzip", "deflate", "compress"];
+
+impl FramingScan {
+    /// Feeds one header; returns true when it was a framing header.
+    pub fn header(&mut self, name: &str, value: &[u8]) -> bool {
+        if name_is(name, "content-length") {
+            self.content_length_count += 1;
+            self.content_length = parse_content_length(value);
+            true
+        } else if name_is(name, "transfer-encoding") {
+            self.transfer_encoding(value);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn transfer_encoding(&mut self, value: &[u8]) {
+        self.te_seen = true;
+        for coding in value.split(|&b| b == b',') {
+            let coding = trim(coding);
+            if coding.is_empty() {
+                continue;
+            }
+            if self.te_chunked_last {
+                // Anything after chunked, including a second chunked, is invalid.
+                self.te_error.get_or_insert(FramingError::Invalid);
+            }
+            if coding.eq_ignore_ascii_case(b"chunked") {
+                self.te_chunked_last = true;
+            } else if KNOWN_CODINGS.iter().any(|k| coding.eq_ignore_ascii_case(k.as_bytes())) {
+                self.te_chunked_last = false;
+            } else {
+                self.te_chunked_last = false;
+                self.te_error = Some(FramingError::UnknownCoding);
+            }
+        }
+    }
+
+    /// Request framing: TE and CL together, bad CL, or TE not ending in chunked are errors.
+    pub fn request(&self, http10: bool) -> Result<BodyFraming, FramingError> {
+        if self.te_seen {
+            if let Some(e) = self.te_error {
+                return Err(e);
+            }
+            if self.content_length_count > 0 || !self.te_chunked_last || http10 {
+                return Err(FramingError::Invalid);
+            }
+            return Ok(BodyFraming::Chunked);
+        }
+        match (self.content_length_count, self.content_length) {
+            (0, _) => Ok(BodyFraming::None),
+            (1, Some(0)) => Ok(BodyFraming::None),
+            (1, Some(n)) => Ok(BodyFraming::Length(n)),
+            _ => Err(FramingError::Invalid),
+        }
+    }
+
+    /// Response framing for a response that may carry a body.
+    pub fn response(&self) -> Result<BodyFraming, FramingError> {
+        if self.te_seen {
+            if self.te_error.is_some() || self.content_length_count > 0 || !self.te_chunked_last {
+                return Err(FramingError::Invalid);
+            }
+            return Ok(BodyFraming::Chunked);
+        }
+        match (self.content_length_count, self.content_length) {
+            (0, _) => Ok(BodyFraming::UntilClose),
+            (1, Some(0)) => Ok(BodyFraming::None),
+            (1, Some(n)) => Ok(BodyFraming::Length(n)),
+            _ => Err(FramingError::Invalid),
+        }
+    }
+}
+
+/// Strict Content-Length: 1*DIGIT, no sign, no list, no overflow.
+fn parse_content_length(value: &[u8]) -> Option<u64> {
+    let v = trim(value);
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+pub(crate) fn trim(v: &[u8]) -> &[u8] {
+    let start = v.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(v.len());
+    let end = v.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(start, |i| i + 1);
+    &v[start..end]
+}
+
+/// Tokens of a Connection header and the header names it makes hop-by-hop.
+#[derive(Debug, Default)]
+pub struct ConnectionTokens<'a> {
+    pub close: bool,
+    pub keep_alive: bool,
+    pub upgrade: bool,
+    /// Other listed names (stripped when forwarding); bounded, extras are ignored.
+    pub listed: [&'a [u8]; 8],
+    pub listed_len: usize,
+}
+
+impl<'a> ConnectionTokens<'a> {
+    pub fn add(&mut self, value: &'a [u8]) {
+        for token in value.split(|&b| b == b',') {
+            let token = trim(token);
+            if token.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive = true;
+            } else if token.eq_ignore_ascii_case(b"upgrade") {
+                self.upgrade = true;
+            } else if !token.is_empty() && self.listed_len < self.listed.len() {
+                self.listed[self.listed_len] = token;
+                self.listed_len += 1;
+            }
+        }
+    }
+
+    /// True when `name` was listed in Connection (so it must not be forwarded).
+    pub fn lists(&self, name: &str) -> bool {
+        self.listed[..self.listed_len]
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
+    }
+}
+
+/// Headers that never cross the proxy (RFC 9110 §7.6.1), apart from Transfer-Encoding and
+/// Upgrade which the caller handles, as it relays chunked bodies and tunnels upgrades.
+pub fn is_hop_by_hop(name: &str) -> bool {
+    ["connection", "keep-alive", "proxy-connection", "te", "trailer"]
+        .iter()
+        .any(|h| name_is(name, h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> Result<BodyFraming, FramingError> {
+        let mut s = FramingScan::default();
+        for (n, v) in headers {
+            s.header(n, v.as_bytes());
+        }
+        s.request(false)
+    }
+
+    type Case = (&'static str, &'static [(&'static str, &'static str)], Result<BodyFraming, FramingError>);
+
+    #[test]
+    fn request_framing_table() {
+        use BodyFraming::*;
+        use FramingError::*;
+        let cases: &[Case] = &[
+            ("no body", &[], Ok(None)),
+            ("length", &[("Content-Length", "12")], Ok(Length(12))),
+            ("zero length", &[("content-length", "0")], Ok(None)),
+            ("chunked", &[("Transfer-Encoding", "chunked")], Ok(Chunked)),
+            ("gzip then chunked", &[("Transfer-Encoding", "gzip, chunked")], Ok(Chunked)),
+            ("split te headers", &[("Transfer-Encoding", "gzip"), ("Transfer-Encoding", "chunked")], Ok(Chunked)),
+            ("cl and te", &[("Content-Length", "3"), ("Transfer-Encoding", "chunked")], Err(Invalid)),
+            ("duplicate cl", &[("Content-Length", "3"), ("Content-Length", "3")], Err(Invalid)),
+            ("plus sign", &[("Content-Length", "+5")], Err(Invalid)),
+            ("negative", &[("Content-Length", "-1")], Err(Invalid)),
+            ("list", &[("Content-Length", "5, 5")], Err(Invalid)),
+            ("inner space", &[("Content-Length", "5 5")], Err(Invalid)),
+            ("letters", &[("Content-Length", "abc")], Err(Invalid)),
+            ("empty", &[("Content-Length", "")], Err(Invalid)),
+            ("overflow", &[("Content-Length", "99999999999999999999")], Err(Invalid)),
+            ("chunked not last", &[("Transfer-Encoding", "chunked, gzip")], Err(Invalid)),
+            ("chunked twice", &[("Transfer-Encoding", "chunked, chunked")], Err(Invalid)),
+            ("gzip only", &[("Transfer-Encoding", "gzip")], Err(Invalid)),
+            ("unknown coding", &[("Transfer-Encoding", "foo")], Err(UnknownCoding)),
+            ("unknown then chunked", &[("Transfer-Encoding", "foo, chunked")], Err(UnknownCoding)),
+        ];
+        for (name, headers, want) in cases {
+            assert_eq!(&req(headers), want, "case {name}");
+        }
+    }
+
+    #[test]
+    fn te_on_http10_is_invalid() {
+        let mut s = FramingScan::default();
+        s.header("Transfer-Encoding", b"chunked");
+        assert_eq!(s.request(true), Err(FramingError::Invalid));
+    }
+
+    #[test]
+    fn response_without_length_reads_until_close() {
+        assert_eq!(FramingScan::default().response(), Ok(BodyFraming::UntilClose));
+    }
+
+    #[test]
+    fn connection_tokens() {
+        let mut t = ConnectionTokens::default();
+        t.add(b"keep-alive, X-Foo ,Upgrade");
+        assert!(t.keep_alive && t.upgrade && !t.close);
+        assert!(t.lists("x-foo"));
+        assert!(!t.lists("x-bar"));
+    }
+}

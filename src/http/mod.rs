@@ -1,0 +1,29 @@
+//! Sans-IO HTTP/1.1: head parsing and validation (httparse + RFC 9112 framing rules), header
+//! rewriting into a reused output buffer, the chunked codec and canned responses.
+//! Pure code: no runtime, no threads; the shard's connection task calls it.
+
+pub mod canned;
+pub mod chunked;
+mod framing;
+pub mod request;
+pub mod response;
+
+pub use framing::BodyFraming;
+
+/// Headers httparse may fill per head; more is answered 431 (request) or 502 (response).
+pub const MAX_HEADERS: usize = 128;
+
+/// What processing a head in the buffer gave.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Head<T> {
+    /// A whole head was parsed and rewritten into the output buffer.
+    Complete(T),
+    /// More bytes are needed.
+    Partial,
+}
+
+/// Case-insensitive ASCII comparison of a header name.
+#[inline]
+pub(crate) fn name_is(name: &str, lower: &str) -> bool {
+    name.len() == lower.len() && name.as_bytes().eq_ignore_ascii_case(lower.as_bytes())
+}

@@ -1,0 +1,288 @@
+//! Request heads: parse (httparse) and validate (RFC 9112 framing, smuggling defences), then write
+//! the head the upstream receives into a reused buffer: hop-by-hop headers stripped,
+//! X-Forwarded-*, X-Request-Id. Runs on the shard thread that owns the connection.
+
+use std::io::Write;
+use std::mem::MaybeUninit;
+use std::net::IpAddr;
+
+use super::framing::{is_hop_by_hop, ConnectionTokens, FramingError, FramingScan};
+use super::{name_is, BodyFraming, Head, MAX_HEADERS};
+
+/// The request methods the proxy treats specially; the rest pass through by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Options,
+    Trace,
+    Other,
+}
+
+impl Method {
+    fn from_name(m: &str) -> Method {
+        match m {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            "TRACE" => Method::Trace,
+            _ => Method::Other,
+        }
+    }
+
+    /// RFC 9110 §9.2.2: safe to send twice (retry on a fresh connection).
+    pub fn is_idempotent(self) -> bool {
+        matches!(self, Method::Get | Method::Head | Method::Put | Method::Delete | Method::Options | Method::Trace)
+    }
+}
+
+/// What the connection task needs to know about a validated request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    /// Bytes of the head in the input buffer; the body (if any) starts here.
+    pub head_len: usize,
+    pub method: Method,
+    pub http10: bool,
+    pub body: BodyFraming,
+    /// The client asked to keep the connection open after this exchange.
+    pub keep_alive: bool,
+    /// A protocol upgrade (WebSocket) was requested: tunnel after a 101.
+    pub upgrade: bool,
+    /// `Expect: 100-continue`: the proxy answers 100 itself before reading the body.
+    pub expect_continue: bool,
+}
+
+/// Why a request head is refused; each maps to one canned response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    BadRequest,
+    UriTooLong,
+    HeadersTooLarge,
+    NotImplemented,
+    ExpectationFailed,
+}
+
+/// Per-request facts the rewritten head carries.
+pub struct Forwarding<'a> {
+    pub client_ip: IpAddr,
+    /// Written as X-Request-Id when the client sent none (32 hex digits).
+    pub request_id: u128,
+    /// Host sent upstream when an HTTP/1.0 client sent none.
+    pub fallback_host: &'a [u8],
+}
+
+/// Parses and validates the head at the start of `buf`; on success `out` holds the upstream head.
+/// `full` says the buffer cannot take more bytes, so a partial head is too large.
+pub fn process(
+    buf: &[u8],
+    full: bool,
+    max_line: usize,
+    fwd: &Forwarding<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Head<Request>, Reject> {
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(buf, &mut headers) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            return match (full, buf.iter().position(|&b| b == b'\n')) {
+                (_, Some(eol)) if eol > max_line => Err(Reject::UriTooLong),
+                (false, _) => Ok(Head::Partial),
+                (true, None) => Err(Reject::UriTooLong),
+                (true, Some(_)) => Err(Reject::HeadersTooLarge),
+            };
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(Reject::HeadersTooLarge),
+        Err(_) => return Err(Reject::BadRequest),
+    };
+    let line_len = buf.iter().position(|&b| b == b'\n').unwrap_or(head_len);
+    if line_len > max_line {
+        return Err(Reject::UriTooLong);
+    }
+    let (Some(method_name), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(Reject::BadRequest);
+    };
+    let http10 = minor == 0;
+    let method = Method::from_name(method_name);
+    if method_name == "CONNECT" {
+        return Err(Reject::NotImplemented);
+    }
+
+    // Pass 1: framing, Connection tokens, Host, Expect, Upgrade.
+    let mut framing = FramingScan::default();
+    let mut conn = ConnectionTokens::default();
+    let mut host: Option<&[u8]> = None;
+    let mut hosts = 0;
+    let mut expect_continue = false;
+    let mut upgrade_value: Option<&[u8]> = None;
+    let mut has_request_id = false;
+    for h in req.headers.iter() {
+        if framing.header(h.name, h.value) {
+            continue;
+        }
+        if name_is(h.name, "host") {
+            hosts += 1;
+            host = Some(h.value);
+        } else if name_is(h.name, "connection") {
+            conn.add(h.value);
+        } else if name_is(h.name, "expect") {
+            if h.value.eq_ignore_ascii_case(b"100-continue") {
+                expect_continue = true;
+            } else {
+                return Err(Reject::ExpectationFailed);
+            }
+        } else if name_is(h.name, "upgrade") {
+            upgrade_value = Some(h.value);
+        } else if name_is(h.name, "x-request-id") {
+            has_request_id = true;
+        }
+    }
+    if hosts > 1 || (!http10 && hosts == 0) || host.is_some_and(|h| h.is_empty() && !http10) {
+        return Err(Reject::BadRequest);
+    }
+    let body = framing.request(http10).map_err(|e| match e {
+        FramingError::Invalid => Reject::BadRequest,
+        FramingError::UnknownCoding => Reject::NotImplemented,
+    })?;
+    let upgrade = !http10 && conn.upgrade && upgrade_value.is_some();
+    let keep_alive = if http10 { conn.keep_alive && !conn.close } else { !conn.close };
+
+    // Pass 2: the head the upstream receives.
+    out.clear();
+    out.extend_from_slice(method_name.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for h in req.headers.iter() {
+        let n = h.name;
+        let dropped = is_hop_by_hop(n)
+            || conn.lists(n)
+            || name_is(n, "upgrade")
+            || name_is(n, "expect")
+            || name_is(n, "x-forwarded-for")
+            || name_is(n, "x-forwarded-proto")
+            || name_is(n, "x-forwarded-host");
+        if !dropped {
+            header(out, n.as_bytes(), h.value);
+        }
+    }
+    if host.is_none() {
+        header(out, b"Host", fwd.fallback_host);
+    }
+    out.extend_from_slice(b"X-Forwarded-For: ");
+    for h in req.headers.iter().filter(|h| name_is(h.name, "x-forwarded-for")) {
+        out.extend_from_slice(h.value);
+        out.extend_from_slice(b", ");
+    }
+    let _ = write!(out, "{}", fwd.client_ip);
+    out.extend_from_slice(b"\r\nX-Forwarded-Proto: http\r\n");
+    if let Some(h) = host {
+        header(out, b"X-Forwarded-Host", h);
+    }
+    if !has_request_id {
+        out.extend_from_slice(b"X-Request-Id: ");
+        hex32(out, fwd.request_id);
+        out.extend_from_slice(b"\r\n");
+    }
+    if let (true, Some(u)) = (upgrade, upgrade_value) {
+        out.extend_from_slice(b"Connection: upgrade\r\n");
+        header(out, b"Upgrade", u);
+    }
+    out.extend_from_slice(b"\r\n");
+
+    Ok(Head::Complete(Request { head_len, method, http10, body, keep_alive, upgrade, expect_continue }))
+}
+
+#[inline]
+pub(crate) fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn hex32(out: &mut Vec<u8>, v: u128) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..32).rev() {
+        out.push(DIGITS[((v >> (i * 4)) & 0xf) as usize]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(input: &[u8]) -> (Result<Head<Request>, Reject>, String) {
+        let fwd = Forwarding { client_ip: "10.1.2.3".parse().unwrap(), request_id: 0xabc, fallback_host: b"up:80" };
+        let mut out = Vec::new();
+        let r = process(input, false, 8192, &fwd, &mut out);
+        (r, String::from_utf8(out).unwrap())
+    }
+
+    fn reject(input: &[u8]) -> Reject {
+        run(input).0.expect_err("should be rejected")
+    }
+
+    #[test]
+    fn rewrites_headers() {
+        let (r, out) = run(b"GET /a?b HTTP/1.1\r\nHost: ex.com\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nX-Forwarded-For: 1.1.1.1\r\nAccept: */*\r\n\r\n");
+        let Ok(Head::Complete(req)) = r else { panic!("{r:?}") };
+        assert!(req.keep_alive && !req.http10 && req.body == BodyFraming::None);
+        assert_eq!(
+            out,
+            "GET /a?b HTTP/1.1\r\nHost: ex.com\r\nAccept: */*\r\nX-Forwarded-For: 1.1.1.1, 10.1.2.3\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ex.com\r\nX-Request-Id: 00000000000000000000000000000abc\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn keeps_client_request_id_and_upgrade() {
+        let (r, out) = run(b"GET /ws HTTP/1.1\r\nHost: h\r\nX-Request-Id: mine\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+        assert!(matches!(r, Ok(Head::Complete(Request { upgrade: true, .. }))));
+        assert!(out.contains("X-Request-Id: mine\r\n") && !out.contains("00000"));
+        assert!(out.ends_with("Connection: upgrade\r\nUpgrade: websocket\r\n\r\n"), "{out}");
+    }
+
+    #[test]
+    fn http10_defaults() {
+        let (r, out) = run(b"GET / HTTP/1.0\r\n\r\n");
+        assert!(matches!(r, Ok(Head::Complete(Request { keep_alive: false, http10: true, .. }))));
+        assert!(out.contains("Host: up:80\r\n"));
+        let (r, _) = run(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        assert!(matches!(r, Ok(Head::Complete(Request { keep_alive: true, .. }))));
+    }
+
+    #[test]
+    fn partial_and_limits() {
+        assert_eq!(run(b"GET / HTTP/1.1\r\nHost: x\r\n").0, Ok(Head::Partial));
+        let fwd = Forwarding { client_ip: "::1".parse().unwrap(), request_id: 1, fallback_host: b"" };
+        let long = [b"GET /".as_slice(), &[b'a'; 200]].concat();
+        assert_eq!(process(&long, true, 100, &fwd, &mut Vec::new()), Err(Reject::UriTooLong));
+        let big = b"GET / HTTP/1.1\r\nHost: x\r\nX: aaaaaaaa";
+        assert_eq!(process(big, true, 100, &fwd, &mut Vec::new()), Err(Reject::HeadersTooLarge));
+    }
+
+    #[test]
+    fn rejects_table() {
+        let cases: &[(&str, &[u8], Reject)] = &[
+            ("missing host", b"GET / HTTP/1.1\r\n\r\n", Reject::BadRequest),
+            ("two hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", Reject::BadRequest),
+            ("space before colon", b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", Reject::BadRequest),
+            ("obs-fold", b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n  2\r\n\r\n", Reject::BadRequest),
+            ("bare cr", b"GET / HTTP/1.1\r\nHost: a\rX: 1\r\n\r\n", Reject::BadRequest),
+            ("cl and te", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", Reject::BadRequest),
+            ("unknown te", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo\r\n\r\n", Reject::NotImplemented),
+            ("connect", b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", Reject::NotImplemented),
+            ("bad expect", b"POST / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n", Reject::ExpectationFailed),
+            ("bad version", b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", Reject::BadRequest),
+        ];
+        for (name, input, want) in cases {
+            assert_eq!(reject(input), *want, "case {name}");
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! The `shardgate` binary: flags → config (file, then flags) → `--check` or the coordinator.
+//! Exit codes: 0 clean (or drained), 1 runtime failure or drain deadline, 2 invalid config or flags.
+
+use clap::Parser;
+
+use shardgate::cli::Args;
+use shardgate::{config, coordinator, sys};
+
+fn main() {
+    let args = Args::parse();
+    let cfg = match build_config(&args) {
+        Ok(c) => c,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            std::process::exit(2);
+        }
+    };
+    if args.check {
+        println!("{}: ok", args.config.as_deref().unwrap_or("flags"));
+        return;
+    }
+    sys::raise_nofile_limit();
+    std::process::exit(coordinator::run(cfg));
+}
+
+/// The config file (if any) with flags applied on top, checked as a whole.
+fn build_config(args: &Args) -> Result<config::Config, String> {
+    match &args.config {
+        Some(path) => {
+            let loaded = config::load(path).map_err(|e| e.to_string())?;
+            let mut cfg = loaded.config.clone();
+            args.apply(&mut cfg)?;
+            loaded.check(&cfg).map_err(|e| e.to_string())?;
+            Ok(cfg)
+        }
+        None => {
+            let mut cfg = Args::base_config();
+            args.apply(&mut cfg)?;
+            config::check(&cfg).map_err(|(field, msg)| format!("{field}: {msg} (give it with a flag or --config)"))?;
+            Ok(cfg)
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Upstream keep-alive connections for one endpoint on one shard: idle connections (LIFO, checked
+//! before reuse), a cap on open connections, and a bounded FIFO of requests waiting for one
+//! (back-pressure: 503 when it is full or the wait times out). Shard thread only.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use monoio::net::TcpStream;
+use monoio::time::{timeout, timeout_at, Instant};
+
+use crate::config::{Pool, Timeouts};
+use crate::error::UpstreamError;
+use crate::sys::{peek_liveness, Liveness};
+
+struct Idle {
+    stream: TcpStream,
+    since: Instant,
+}
+
+/// A request waiting for a connection slot.
+#[derive(Default)]
+struct Waiter {
+    waker: Cell<Option<Waker>>,
+    granted: Cell<bool>,
+}
+
+pub struct EndpointPool {
+    pub addr: SocketAddr,
+    limits: Pool,
+    connect_timeout: std::time::Duration,
+    idle: RefCell<VecDeque<Idle>>,
+    /// Busy plus idle connections, counted against `limits.max_connections`.
+    open: Cell<usize>,
+    waiters: RefCell<VecDeque<Rc<Waiter>>>,
+}
+
+/// A connection in use. Give it back with `release` when the exchange left it reusable;
+/// dropping it closes the connection and frees its slot.
+pub struct Lease<'a> {
+    pool: &'a EndpointPool,
+    pub stream: Option<TcpStream>,
+    /// Came from the idle list (so a failure before any response byte may be retried).
+    pub reused: bool,
+}
+
+impl EndpointPool {
+    pub fn new(addr: SocketAddr, limits: Pool, timeouts: &Timeouts) -> Self {
+        EndpointPool {
+            addr,
+            limits,
+            connect_timeout: timeouts.connect,
+            idle: RefCell::default(),
+            open: Cell::new(0),
+            waiters: RefCell::default(),
+        }
+    }
+
+    /// A live idle connection (unless `fresh`), or a new one, waiting in the queue when the
+    /// endpoint is at its cap.
+    pub async fn acquire(&self, fresh: bool) -> Result<Lease<'_>, UpstreamError> {
+        let mut deadline = None;
+        loop {
+            if let Some(stream) = self.take_idle().filter(|_| !fresh) {
+                return Ok(Lease { pool: self, stream: Some(stream), reused: true });
+            }
+            if self.limits.max_connections == 0 || self.open.get() < self.limits.max_connections {
+                self.open.set(self.open.get() + 1);
+                return match self.connect().await {
+                    Ok(stream) => Ok(Lease { pool: self, stream: Some(stream), reused: false }),
+                    Err(e) => {
+                        self.slot_freed();
+                        Err(e)
+                    }
+                };
+            }
+            let until = match deadline {
+                Some(d) => d,
+                None if self.waiters.borrow().len() >= self.limits.queue => return Err(UpstreamError::PoolFull),
+                None => *deadline.insert(Instant::now() + self.limits.queue_timeout),
+            };
+            self.wait_for_slot(until).await?;
+        }
+    }
+
+    fn take_idle(&self) -> Option<TcpStream> {
+        let mut idle = self.idle.borrow_mut();
+        while let Some(c) = idle.pop_back() {
+            if c.since.elapsed() < self.limits.idle_timeout && peek_liveness(c.stream.as_raw_fd()) == Liveness::Open {
+                return Some(c.stream);
+            }
+            self.open.set(self.open.get() - 1);
+        }
+        None
+    }
+
+    async fn connect(&self) -> Result<TcpStream, UpstreamError> {
+        match timeout(self.connect_timeout, TcpStream::connect_addr(self.addr)).await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                Ok(s)
+            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => Err(UpstreamError::ConnectTimeout),
+            Ok(Err(e)) => Err(UpstreamError::Connect(e.kind())),
+            Err(_) => Err(UpstreamError::ConnectTimeout),
+        }
+    }
+
+    /// Waits in FIFO order until a slot is handed over, or `until` passes.
+    async fn wait_for_slot(&self, until: Instant) -> Result<(), UpstreamError> {
+        let me = Rc::new(Waiter::default());
+        self.waiters.borrow_mut().push_back(me.clone());
+        let granted = poll_fn(|cx| {
+            if me.granted.get() {
+                Poll::Ready(())
+            } else {
+                me.waker.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        });
+        let res = timeout_at(until, granted).await;
+        if res.is_err() {
+            self.waiters.borrow_mut().retain(|w| !Rc::ptr_eq(w, &me));
+            if me.granted.get() {
+                // Granted in the same tick we timed out: pass the slot on.
+                self.grant_next();
+            }
+            return Err(UpstreamError::PoolTimeout);
+        }
+        Ok(())
+    }
+
+    /// A connection closed: one fewer open, and the first waiter may now connect.
+    fn slot_freed(&self) {
+        self.open.set(self.open.get() - 1);
+        self.grant_next();
+    }
+
+    fn grant_next(&self) {
+        if let Some(w) = self.waiters.borrow_mut().pop_front() {
+            w.granted.set(true);
+            if let Some(waker) = w.waker.take() {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Closes idle connections past the idle timeout or closed by the upstream.
+    pub fn sweep(&self) {
+        let mut idle = self.idle.borrow_mut();
+        let before = idle.len();
+        idle.retain(|c| c.since.elapsed() < self.limits.idle_timeout && peek_liveness(c.stream.as_raw_fd()) == Liveness::Open);
+        let closed = before - idle.len();
+        drop(idle);
+        for _ in 0..closed {
+            self.slot_freed();
+        }
+    }
+
+    pub fn idle_count(&self) -> usize {
+        self.idle.borrow().len()
+    }
+}
+
+impl Lease<'_> {
+    /// Returns a connection that finished an exchange cleanly to the idle list.
+    pub fn release(mut self) {
+        let Some(stream) = self.stream.take() else { return };
+        let pool = self.pool;
+        let mut idle = pool.idle.borrow_mut();
+        if idle.len() < pool.limits.max_idle && pool.waiters.borrow().is_empty() {
+            idle.push_back(Idle { stream, since: Instant::now() });
+            return;
+        }
+        drop(idle);
+        if pool.waiters.borrow().is_empty() {
+            drop(stream);
+            pool.slot_freed();
+        } else {
+            // Someone is waiting: hand the live connection over through the idle list.
+            pool.idle.borrow_mut().push_back(Idle { stream, since: Instant::now() });
+            pool.grant_next();
+        }
+    }
+
+    pub fn stream(&mut self) -> &mut TcpStream {
+        self.stream.as_mut().expect("lease holds a stream until released")
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if self.stream.take().is_some() {
+            self.pool.slot_freed();
+        }
+    }
+}
