@@ -35,11 +35,19 @@ impl Driver {
 #[derive(Debug, Clone)]
 pub enum ToCoordinator {
     /// Listening and serving.
-    Ready { id: usize, driver: Driver, core: Option<usize> },
+    Ready {
+        id: usize,
+        driver: Driver,
+        core: Option<usize>,
+    },
     /// Could not start (bind error, runtime error): the process exits.
     Failed { id: usize, error: String },
     /// While draining: what is still open on this shard.
-    Progress { id: usize, connections: usize, requests: usize },
+    Progress {
+        id: usize,
+        connections: usize,
+        requests: usize,
+    },
     /// Every connection of this shard is closed.
     Drained { id: usize },
 }
@@ -62,7 +70,13 @@ pub struct Mailbox {
 pub fn mailbox() -> (ShardLink, Mailbox) {
     let (tx, rx) = crossbeam_channel::unbounded();
     let wake = WakeSlot::default();
-    (ShardLink { tx, wake: wake.clone() }, Mailbox { rx, wake })
+    (
+        ShardLink {
+            tx,
+            wake: wake.clone(),
+        },
+        Mailbox { rx, wake },
+    )
 }
 
 impl ShardLink {

@@ -49,7 +49,9 @@ impl UpstreamError {
     /// The status the client gets when this happens before any response byte was sent.
     pub fn status(self) -> u16 {
         match self {
-            UpstreamError::ConnectTimeout | UpstreamError::ResponseTimeout | UpstreamError::BodyTimeout => 504,
+            UpstreamError::ConnectTimeout
+            | UpstreamError::ResponseTimeout
+            | UpstreamError::BodyTimeout => 504,
             UpstreamError::PoolFull | UpstreamError::PoolTimeout => 503,
             _ => 502,
         }

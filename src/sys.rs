@@ -13,7 +13,9 @@ pub fn allowed_cpus() -> Vec<usize> {
             let n = std::thread::available_parallelism().map_or(1, |n| n.get());
             return (0..n).collect();
         }
-        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
     }
 }
 
@@ -26,7 +28,10 @@ pub fn raise_nofile_limit() -> u64 {
             return 0;
         }
         if lim.rlim_cur < lim.rlim_max {
-            let want = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            let want = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
                 return want.rlim_cur;
             }
@@ -50,7 +55,12 @@ pub fn peek_liveness(fd: RawFd) -> Liveness {
     // SAFETY: recv writes at most 1 byte into `byte`, which outlives the call; fd is a socket the
     // caller owns for the duration of the call.
     let n = unsafe {
-        libc::recv(fd, (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+        libc::recv(
+            fd,
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
     };
     if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock {
         Liveness::Open
@@ -61,7 +71,11 @@ pub fn peek_liveness(fd: RawFd) -> Liveness {
 
 /// True when a listening socket has a connection waiting in its accept queue (poll, no wait).
 pub fn has_pending_connection(fd: RawFd) -> bool {
-    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one pollfd we own; timeout 0 means poll never blocks.
     let n = unsafe { libc::poll(&mut pfd, 1, 0) };
     n > 0 && pfd.revents & libc::POLLIN != 0

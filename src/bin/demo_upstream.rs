@@ -560,9 +560,17 @@ fn run_thread(
 fn main() {
     let args = Args::parse();
     raise_nofile_limit();
-    let mut addr = args.listen;
+    // Probe with a plain listener (no SO_REUSEPORT) first: it resolves port 0 and fails when
+    // another process already listens there, which SO_REUSEPORT alone would silently allow.
+    let mut addr = match std::net::TcpListener::bind(args.listen).and_then(|l| l.local_addr()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("demo-upstream: cannot listen on {}: {e}", args.listen);
+            std::process::exit(1);
+        }
+    };
     let mut handles = Vec::new();
-    // Start the threads one by one: the first resolves port 0, the others share its port.
+    // Start the threads one by one, each binding its own SO_REUSEPORT listener on that port.
     for id in 0..args.threads {
         let (tx, rx) = mpsc::channel();
         let (body, backlog) = (args.body_size, args.backlog);

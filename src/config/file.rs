@@ -29,7 +29,11 @@ impl fmt::Display for ConfigError {
         if self.line == 0 {
             write!(f, "{}: {}", self.file, self.message)
         } else {
-            write!(f, "{}:{}:{}: {}: {}", self.file, self.line, self.col, self.field, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}: {}",
+                self.file, self.line, self.col, self.field, self.message
+            )
         }
     }
 }
@@ -99,7 +103,13 @@ impl Loaded {
                 Some(span) => line_col(&self.text, span.start),
                 None => (1, 1),
             };
-            ConfigError { file: self.file.clone(), line, col, field: field.to_string(), message }
+            ConfigError {
+                file: self.file.clone(),
+                line,
+                col,
+                field: field.to_string(),
+                message,
+            }
         })
     }
 }
@@ -118,14 +128,23 @@ pub fn load(path: &str) -> Result<Loaded, ConfigError> {
 
 /// Validates the text of a config file named `file` (the name is only used in errors).
 pub fn parse(file: &str, text: &str) -> Result<Loaded, ConfigError> {
-    let mut b = Builder { file, text, spans: HashMap::new() };
+    let mut b = Builder {
+        file,
+        text,
+        spans: HashMap::new(),
+    };
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         let field = key_at(text, span.start);
         b.error(span, &field, e.message().trim().to_string())
     })?;
     let config = b.build(raw)?;
-    Ok(Loaded { config, file: file.to_string(), text: text.to_string(), spans: b.spans })
+    Ok(Loaded {
+        config,
+        file: file.to_string(),
+        text: text.to_string(),
+        spans: b.spans,
+    })
 }
 
 /// Turns raw spanned values into a `Config`, remembering where each field was written.
@@ -138,14 +157,26 @@ struct Builder<'a> {
 impl Builder<'_> {
     fn error(&self, span: Range<usize>, field: &str, message: String) -> ConfigError {
         let (line, col) = line_col(self.text, span.start);
-        ConfigError { file: self.file.to_string(), line, col, field: field.to_string(), message }
+        ConfigError {
+            file: self.file.to_string(),
+            line,
+            col,
+            field: field.to_string(),
+            message,
+        }
     }
 
-    fn num<T: TryFrom<u64>>(&mut self, field: &'static str, v: S<u64>, default: T) -> Result<T, ConfigError> {
+    fn num<T: TryFrom<u64>>(
+        &mut self,
+        field: &'static str,
+        v: S<u64>,
+        default: T,
+    ) -> Result<T, ConfigError> {
         let Some(v) = v else { return Ok(default) };
         self.spans.insert(field, v.span());
         let span = v.span();
-        T::try_from(*v.get_ref()).map_err(|_| self.error(span, field, format!("{} is too large", v.get_ref())))
+        T::try_from(*v.get_ref())
+            .map_err(|_| self.error(span, field, format!("{} is too large", v.get_ref())))
     }
 
     fn dur(
@@ -164,15 +195,20 @@ impl Builder<'_> {
         if let Some(list) = raw.listen {
             self.spans.insert("listen", list.span());
             for item in list.into_inner() {
-                listen.push(parse_listen(item.get_ref()).map_err(|m| self.error(item.span(), "listen", m))?);
+                listen.push(
+                    parse_listen(item.get_ref())
+                        .map_err(|m| self.error(item.span(), "listen", m))?,
+                );
             }
         }
         let mut upstreams = Vec::new();
         if let Some(list) = raw.upstreams {
             self.spans.insert("upstreams", list.span());
             for item in list.into_inner() {
-                upstreams
-                    .push(resolve_upstream(item.get_ref()).map_err(|m| self.error(item.span(), "upstreams", m))?);
+                upstreams.push(
+                    resolve_upstream(item.get_ref())
+                        .map_err(|m| self.error(item.span(), "upstreams", m))?,
+                );
             }
         }
 
@@ -186,11 +222,24 @@ impl Builder<'_> {
             if let Some(pin) = s.pin {
                 shards.pin = pin.into_inner();
             }
-            shards.uring_entries = self.num("shards.uring_entries", s.uring_entries, shards.uring_entries)?;
+            shards.uring_entries = self.num(
+                "shards.uring_entries",
+                s.uring_entries,
+                shards.uring_entries,
+            )?;
             shards.backlog = self.num("shards.backlog", s.backlog, shards.backlog)?;
-            shards.max_connections = self.num("shards.max_connections", s.max_connections, shards.max_connections)?;
-            shards.buffer_size = self.num("shards.buffer_size", s.buffer_size, shards.buffer_size)?;
-            shards.max_request_line = self.num("shards.max_request_line", s.max_request_line, shards.max_request_line)?;
+            shards.max_connections = self.num(
+                "shards.max_connections",
+                s.max_connections,
+                shards.max_connections,
+            )?;
+            shards.buffer_size =
+                self.num("shards.buffer_size", s.buffer_size, shards.buffer_size)?;
+            shards.max_request_line = self.num(
+                "shards.max_request_line",
+                s.max_request_line,
+                shards.max_request_line,
+            )?;
         }
 
         let mut timeouts = Timeouts::default();
@@ -207,12 +256,23 @@ impl Builder<'_> {
         if let Some(p) = raw.pool {
             pool.max_idle = self.num("pool.max_idle", p.max_idle, pool.max_idle)?;
             pool.idle_timeout = self.dur("pool.idle_timeout", p.idle_timeout, pool.idle_timeout)?;
-            pool.max_connections = self.num("pool.max_connections", p.max_connections, pool.max_connections)?;
+            pool.max_connections = self.num(
+                "pool.max_connections",
+                p.max_connections,
+                pool.max_connections,
+            )?;
             pool.queue = self.num("pool.queue", p.queue, pool.queue)?;
-            pool.queue_timeout = self.dur("pool.queue_timeout", p.queue_timeout, pool.queue_timeout)?;
+            pool.queue_timeout =
+                self.dur("pool.queue_timeout", p.queue_timeout, pool.queue_timeout)?;
         }
 
-        Ok(Config { listen, upstreams, shards, timeouts, pool })
+        Ok(Config {
+            listen,
+            upstreams,
+            shards,
+            timeouts,
+            pool,
+        })
     }
 }
 
@@ -237,7 +297,9 @@ fn key_at(text: &str, at: usize) -> String {
         .map(str::trim)
         .find(|l| l.starts_with('[') && l.ends_with(']'))
         .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
-    let key = line.split_once('=').map(|(k, _)| k.trim().trim_matches('"').to_string());
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string());
     match (table, key) {
         (Some(t), Some(k)) => format!("{t}.{k}"),
         (None, Some(k)) => k,

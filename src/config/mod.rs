@@ -4,9 +4,9 @@
 mod duration;
 mod file;
 
+pub use check_limits as check;
 pub use duration::{format as format_duration, parse as parse_duration};
 pub use file::{load, ConfigError, Loaded};
-pub use check_limits as check;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -135,7 +135,10 @@ pub fn check_limits(c: &Config) -> Result<(), (&'static str, String)> {
         return Err(("upstreams", "at least one upstream is required".into()));
     }
     if !(1..=1024).contains(&s.count) {
-        return Err(("shards.count", format!("{} is out of range 1..=1024", s.count)));
+        return Err((
+            "shards.count",
+            format!("{} is out of range 1..=1024", s.count),
+        ));
     }
     let allowed = crate::sys::allowed_cpus();
     if let Some(bad) = s.cpus.iter().find(|c| !allowed.contains(c)) {
@@ -148,21 +151,33 @@ pub fn check_limits(c: &Config) -> Result<(), (&'static str, String)> {
         return Err(("shards.cpus", "no cpu to pin to".into()));
     }
     if !(2..=32768).contains(&s.uring_entries) {
-        return Err(("shards.uring_entries", format!("{} is out of range 2..=32768", s.uring_entries)));
+        return Err((
+            "shards.uring_entries",
+            format!("{} is out of range 2..=32768", s.uring_entries),
+        ));
     }
     if !(1..=65535).contains(&s.backlog) {
-        return Err(("shards.backlog", format!("{} is out of range 1..=65535", s.backlog)));
+        return Err((
+            "shards.backlog",
+            format!("{} is out of range 1..=65535", s.backlog),
+        ));
     }
     if s.max_connections == 0 {
         return Err(("shards.max_connections", "must be at least 1".into()));
     }
     if !(1024..=1 << 20).contains(&s.buffer_size) {
-        return Err(("shards.buffer_size", format!("{} is out of range 1024..=1048576", s.buffer_size)));
+        return Err((
+            "shards.buffer_size",
+            format!("{} is out of range 1024..=1048576", s.buffer_size),
+        ));
     }
     if s.max_request_line < 64 || s.max_request_line > s.buffer_size {
         return Err((
             "shards.max_request_line",
-            format!("{} must be between 64 and buffer_size ({})", s.max_request_line, s.buffer_size),
+            format!(
+                "{} must be between 64 and buffer_size ({})",
+                s.max_request_line, s.buffer_size
+            ),
         ));
     }
     let t = &c.timeouts;
@@ -190,7 +205,10 @@ pub fn resolve_upstream(text: &str) -> Result<Upstream, String> {
     let addr = addrs
         .next()
         .ok_or_else(|| format!("{text:?} resolves to no address"))?;
-    Ok(Upstream { name: text.to_string(), addr })
+    Ok(Upstream {
+        name: text.to_string(),
+        addr,
+    })
 }
 
 /// Parses a listen address (`127.0.0.1:8080`, `[::1]:8080`, `0.0.0.0:0`).

@@ -7,9 +7,9 @@
 //! - running: start the drain;
 //! - draining (no new connections, in-flight requests finish): exit 1 at once.
 
+mod listeners;
 mod signals;
 
-use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,19 +31,21 @@ pub fn run(config: Config) -> i32 {
             return 1;
         }
     };
-    let listen = match reserve_ports(&config.listen) {
-        Ok(l) => l,
-        Err(msg) => {
-            eprintln!("error: {msg}");
-            return 1;
-        }
-    };
+    let (listen, mut sockets) =
+        match listeners::open(&config.listen, config.shards.count, config.shards.backlog) {
+            Ok(l) => l,
+            Err(msg) => {
+                eprintln!("error: {msg}");
+                return 1;
+            }
+        };
     let config = Arc::new(config);
     let (reports_tx, reports) = crossbeam_channel::unbounded();
     let mut links = Vec::new();
-    for id in 0..config.shards.count {
+    for (id, shard_sockets) in sockets.drain(..).enumerate() {
         let (link, mailbox) = bus::mailbox();
-        if let Err(e) = shard::spawn(id, config.clone(), listen.clone(), mailbox, reports_tx.clone()) {
+        let reports = reports_tx.clone();
+        if let Err(e) = shard::spawn(id, config.clone(), shard_sockets, mailbox, reports) {
             eprintln!("error: cannot start shard {id}: {e}");
             return 1;
         }
@@ -77,19 +79,11 @@ pub fn run(config: Config) -> i32 {
     drain(&links, &reports, &signals, config.timeouts.drain)
 }
 
-/// Binds each listen address once without SO_REUSEPORT: fails if anyone else holds the port
-/// (even a process sharing it with SO_REUSEPORT), and turns port 0 into a concrete free port.
-fn reserve_ports(addrs: &[SocketAddr]) -> Result<Vec<SocketAddr>, String> {
-    addrs
-        .iter()
-        .map(|a| {
-            let probe = TcpListener::bind(a).map_err(|e| format!("cannot listen on {a}: {e}"))?;
-            probe.local_addr().map_err(|e| format!("cannot listen on {a}: {e}"))
-        })
-        .collect()
-}
-
-fn wait_ready(links: &[ShardLink], reports: &Receiver<ToCoordinator>, signals: &Receiver<i32>) -> Result<(), i32> {
+fn wait_ready(
+    links: &[ShardLink],
+    reports: &Receiver<ToCoordinator>,
+    signals: &Receiver<i32>,
+) -> Result<(), i32> {
     let deadline = after(START_TIMEOUT);
     let mut ready = 0;
     while ready < links.len() {
@@ -124,7 +118,12 @@ fn wait_ready(links: &[ShardLink], reports: &Receiver<ToCoordinator>, signals: &
 }
 
 /// The drain barrier: every shard drains, or the deadline passes, or a second signal arrives.
-fn drain(links: &[ShardLink], reports: &Receiver<ToCoordinator>, signals: &Receiver<i32>, timeout: Duration) -> i32 {
+fn drain(
+    links: &[ShardLink],
+    reports: &Receiver<ToCoordinator>,
+    signals: &Receiver<i32>,
+    timeout: Duration,
+) -> i32 {
     let deadline = Instant::now() + timeout;
     for link in links {
         link.send(ToShard::Drain { deadline });

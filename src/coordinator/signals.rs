@@ -9,13 +9,15 @@ use signal_hook::iterator::Signals;
 pub fn listen() -> std::io::Result<Receiver<i32>> {
     let mut signals = Signals::new([SIGTERM, SIGINT])?;
     let (tx, rx) = crossbeam_channel::unbounded();
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        for sig in signals.forever() {
-            if tx.send(sig).is_err() {
-                return;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if tx.send(sig).is_err() {
+                    return;
+                }
             }
-        }
-    })?;
+        })?;
     Ok(rx)
 }
 

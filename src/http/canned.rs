@@ -4,9 +4,15 @@
 macro_rules! canned {
     ($code:literal, $reason:literal, $len:literal, $body:literal) => {
         concat!(
-            "HTTP/1.1 ", $code, " ", $reason, "\r\n",
+            "HTTP/1.1 ",
+            $code,
+            " ",
+            $reason,
+            "\r\n",
             "Content-Type: text/plain\r\n",
-            "Content-Length: ", $len, "\r\n",
+            "Content-Length: ",
+            $len,
+            "\r\n",
             "Connection: close\r\n\r\n",
             $body
         )
@@ -24,11 +30,26 @@ pub fn response(status: u16) -> &'static [u8] {
         408 => canned!("408", "Request Timeout", "23", "request header timeout\n"),
         413 => canned!("413", "Content Too Large", "23", "request body too large\n"),
         414 => canned!("414", "URI Too Long", "22", "request line too long\n"),
-        417 => canned!("417", "Expectation Failed", "24", "unsupported expectation\n"),
-        431 => canned!("431", "Request Header Fields Too Large", "33", "request header section too large\n"),
+        417 => canned!(
+            "417",
+            "Expectation Failed",
+            "24",
+            "unsupported expectation\n"
+        ),
+        431 => canned!(
+            "431",
+            "Request Header Fields Too Large",
+            "33",
+            "request header section too large\n"
+        ),
         501 => canned!("501", "Not Implemented", "16", "not implemented\n"),
         502 => canned!("502", "Bad Gateway", "16", "upstream failed\n"),
-        503 => canned!("503", "Service Unavailable", "33", "no upstream connection available\n"),
+        503 => canned!(
+            "503",
+            "Service Unavailable",
+            "33",
+            "no upstream connection available\n"
+        ),
         504 => canned!("504", "Gateway Timeout", "19", "upstream timed out\n"),
         _ => canned!("500", "Internal Server Error", "15", "internal error\n"),
     }
@@ -42,7 +63,10 @@ mod tests {
             let text = std::str::from_utf8(super::response(code)).unwrap();
             let (head, body) = text.split_once("\r\n\r\n").unwrap();
             assert!(head.starts_with(&format!("HTTP/1.1 {code} ")), "{head}");
-            assert!(head.contains(&format!("Content-Length: {}", body.len())), "{head}");
+            assert!(
+                head.contains(&format!("Content-Length: {}", body.len())),
+                "{head}"
+            );
             assert!(head.contains("Connection: close"));
         }
     }

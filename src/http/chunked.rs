@@ -64,7 +64,13 @@ pub struct Decoder {
 
 impl Default for Decoder {
     fn default() -> Self {
-        Decoder { state: State::Size, size: 0, digits: 0, extension: 0, trailers: 0 }
+        Decoder {
+            state: State::Size,
+            size: 0,
+            digits: 0,
+            extension: 0,
+            trailers: 0,
+        }
     }
 }
 
@@ -83,8 +89,16 @@ impl Decoder {
                 State::Data(left) => {
                     let take = left.min((input.len() - i) as u64) as usize;
                     let rest = left - take as u64;
-                    self.state = if rest == 0 { State::DataCr } else { State::Data(rest) };
-                    return Ok(Step { consumed: i + take, data: i..i + take, done: false });
+                    self.state = if rest == 0 {
+                        State::DataCr
+                    } else {
+                        State::Data(rest)
+                    };
+                    return Ok(Step {
+                        consumed: i + take,
+                        data: i..i + take,
+                        done: false,
+                    });
                 }
                 State::Size => match hex(b) {
                     Some(d) => {
@@ -121,7 +135,11 @@ impl Decoder {
                     if b != b'\n' {
                         return Err(ChunkError::BadLineEnd);
                     }
-                    self.state = if self.size == 0 { State::TrailerStart } else { State::Data(self.size) };
+                    self.state = if self.size == 0 {
+                        State::TrailerStart
+                    } else {
+                        State::Data(self.size)
+                    };
                     self.size = 0;
                     self.digits = 0;
                     self.extension = 0;
@@ -165,13 +183,27 @@ impl Decoder {
                         return Err(ChunkError::BadLineEnd);
                     }
                     self.state = State::Done;
-                    return Ok(Step { consumed: i + 1, data: 0..0, done: true });
+                    return Ok(Step {
+                        consumed: i + 1,
+                        data: 0..0,
+                        done: true,
+                    });
                 }
-                State::Done => return Ok(Step { consumed: i, data: 0..0, done: true }),
+                State::Done => {
+                    return Ok(Step {
+                        consumed: i,
+                        data: 0..0,
+                        done: true,
+                    })
+                }
             }
             i += 1;
         }
-        Ok(Step { consumed: i, data: 0..0, done: self.state == State::Done })
+        Ok(Step {
+            consumed: i,
+            data: 0..0,
+            done: self.state == State::Done,
+        })
     }
 
     fn count_trailer(&mut self) -> Result<(), ChunkError> {
@@ -181,6 +213,17 @@ impl Decoder {
         }
         Ok(())
     }
+}
+
+/// Validates the start of a chunked body without keeping state: `Err` when the bytes seen so far
+/// already break the framing (so the request can be refused before anything is forwarded).
+pub fn check_prefix(mut input: &[u8]) -> Result<(), ChunkError> {
+    let mut d = Decoder::default();
+    while !input.is_empty() && !d.is_done() {
+        let step = d.feed(input)?;
+        input = &input[step.consumed..];
+    }
+    Ok(())
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -239,6 +282,14 @@ mod tests {
     }
 
     #[test]
+    fn prefix_check() {
+        assert!(check_prefix(b"5\r\nhel").is_ok());
+        assert!(check_prefix(b"").is_ok());
+        assert_eq!(check_prefix(b"zz\r\n"), Err(ChunkError::BadSize));
+        assert_eq!(check_prefix(b"1\r\naX"), Err(ChunkError::BadLineEnd));
+    }
+
+    #[test]
     fn stops_at_message_end() {
         let (body, used) = decode(b"2\r\nhi\r\n0\r\n\r\nGET / HTTP/1.1\r\n", 64).unwrap();
         assert_eq!((body.as_slice(), used), (&b"hi"[..], 12));
@@ -249,13 +300,25 @@ mod tests {
         let cases: &[(&str, &[u8], ChunkError)] = &[
             ("not hex", b"zz\r\n", ChunkError::BadSize),
             ("empty size", b"\r\n", ChunkError::BadSize),
-            ("overflow", b"ffffffffffffffffff\r\n", ChunkError::SizeOverflow),
+            (
+                "overflow",
+                b"ffffffffffffffffff\r\n",
+                ChunkError::SizeOverflow,
+            ),
             ("bare lf after size", b"3\nabc\r\n", ChunkError::BadSize),
-            ("missing crlf after data", b"3\r\nabcX", ChunkError::BadLineEnd),
+            (
+                "missing crlf after data",
+                b"3\r\nabcX",
+                ChunkError::BadLineEnd,
+            ),
             ("bare cr", b"3\rabc", ChunkError::BadLineEnd),
             ("negative", b"-1\r\n", ChunkError::BadSize),
             ("space in size", b"1 2\r\n", ChunkError::BadSize),
-            ("bare lf in trailer", b"0\r\nX: 1\n\r\n", ChunkError::BadLineEnd),
+            (
+                "bare lf in trailer",
+                b"0\r\nX: 1\n\r\n",
+                ChunkError::BadLineEnd,
+            ),
         ];
         for (name, input, want) in cases {
             assert_eq!(decode(input, 64).map(|_| ()), Err(*want), "case {name}");

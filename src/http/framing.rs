@@ -67,7 +67,10 @@ impl FramingScan {
             }
             if coding.eq_ignore_ascii_case(b"chunked") {
                 self.te_chunked_last = true;
-            } else if KNOWN_CODINGS.iter().any(|k| coding.eq_ignore_ascii_case(k.as_bytes())) {
+            } else if KNOWN_CODINGS
+                .iter()
+                .any(|k| coding.eq_ignore_ascii_case(k.as_bytes()))
+            {
                 self.te_chunked_last = false;
             } else {
                 self.te_chunked_last = false;
@@ -122,8 +125,14 @@ fn parse_content_length(value: &[u8]) -> Option<u64> {
 }
 
 pub(crate) fn trim(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(start, |i| i + 1);
+    let start = v
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t'))
+        .map_or(start, |i| i + 1);
     &v[start..end]
 }
 
@@ -166,9 +175,15 @@ impl<'a> ConnectionTokens<'a> {
 /// Headers that never cross the proxy (RFC 9110 §7.6.1), apart from Transfer-Encoding and
 /// Upgrade which the caller handles, as it relays chunked bodies and tunnels upgrades.
 pub fn is_hop_by_hop(name: &str) -> bool {
-    ["connection", "keep-alive", "proxy-connection", "te", "trailer"]
-        .iter()
-        .any(|h| name_is(name, h))
+    [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+    ]
+    .iter()
+    .any(|h| name_is(name, h))
 }
 
 #[cfg(test)]
@@ -183,7 +198,11 @@ mod tests {
         s.request(false)
     }
 
-    type Case = (&'static str, &'static [(&'static str, &'static str)], Result<BodyFraming, FramingError>);
+    type Case = (
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        Result<BodyFraming, FramingError>,
+    );
 
     #[test]
     fn request_framing_table() {
@@ -194,22 +213,61 @@ mod tests {
             ("length", &[("Content-Length", "12")], Ok(Length(12))),
             ("zero length", &[("content-length", "0")], Ok(None)),
             ("chunked", &[("Transfer-Encoding", "chunked")], Ok(Chunked)),
-            ("gzip then chunked", &[("Transfer-Encoding", "gzip, chunked")], Ok(Chunked)),
-            ("split te headers", &[("Transfer-Encoding", "gzip"), ("Transfer-Encoding", "chunked")], Ok(Chunked)),
-            ("cl and te", &[("Content-Length", "3"), ("Transfer-Encoding", "chunked")], Err(Invalid)),
-            ("duplicate cl", &[("Content-Length", "3"), ("Content-Length", "3")], Err(Invalid)),
+            (
+                "gzip then chunked",
+                &[("Transfer-Encoding", "gzip, chunked")],
+                Ok(Chunked),
+            ),
+            (
+                "split te headers",
+                &[
+                    ("Transfer-Encoding", "gzip"),
+                    ("Transfer-Encoding", "chunked"),
+                ],
+                Ok(Chunked),
+            ),
+            (
+                "cl and te",
+                &[("Content-Length", "3"), ("Transfer-Encoding", "chunked")],
+                Err(Invalid),
+            ),
+            (
+                "duplicate cl",
+                &[("Content-Length", "3"), ("Content-Length", "3")],
+                Err(Invalid),
+            ),
             ("plus sign", &[("Content-Length", "+5")], Err(Invalid)),
             ("negative", &[("Content-Length", "-1")], Err(Invalid)),
             ("list", &[("Content-Length", "5, 5")], Err(Invalid)),
             ("inner space", &[("Content-Length", "5 5")], Err(Invalid)),
             ("letters", &[("Content-Length", "abc")], Err(Invalid)),
             ("empty", &[("Content-Length", "")], Err(Invalid)),
-            ("overflow", &[("Content-Length", "99999999999999999999")], Err(Invalid)),
-            ("chunked not last", &[("Transfer-Encoding", "chunked, gzip")], Err(Invalid)),
-            ("chunked twice", &[("Transfer-Encoding", "chunked, chunked")], Err(Invalid)),
+            (
+                "overflow",
+                &[("Content-Length", "99999999999999999999")],
+                Err(Invalid),
+            ),
+            (
+                "chunked not last",
+                &[("Transfer-Encoding", "chunked, gzip")],
+                Err(Invalid),
+            ),
+            (
+                "chunked twice",
+                &[("Transfer-Encoding", "chunked, chunked")],
+                Err(Invalid),
+            ),
             ("gzip only", &[("Transfer-Encoding", "gzip")], Err(Invalid)),
-            ("unknown coding", &[("Transfer-Encoding", "foo")], Err(UnknownCoding)),
-            ("unknown then chunked", &[("Transfer-Encoding", "foo, chunked")], Err(UnknownCoding)),
+            (
+                "unknown coding",
+                &[("Transfer-Encoding", "foo")],
+                Err(UnknownCoding),
+            ),
+            (
+                "unknown then chunked",
+                &[("Transfer-Encoding", "foo, chunked")],
+                Err(UnknownCoding),
+            ),
         ];
         for (name, headers, want) in cases {
             assert_eq!(&req(headers), want, "case {name}");
@@ -225,7 +283,10 @@ mod tests {
 
     #[test]
     fn response_without_length_reads_until_close() {
-        assert_eq!(FramingScan::default().response(), Ok(BodyFraming::UntilClose));
+        assert_eq!(
+            FramingScan::default().response(),
+            Ok(BodyFraming::UntilClose)
+        );
     }
 
     #[test]

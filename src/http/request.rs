@@ -38,7 +38,15 @@ impl Method {
 
     /// RFC 9110 §9.2.2: safe to send twice (retry on a fresh connection).
     pub fn is_idempotent(self) -> bool {
-        matches!(self, Method::Get | Method::Head | Method::Put | Method::Delete | Method::Options | Method::Trace)
+        matches!(
+            self,
+            Method::Get
+                | Method::Head
+                | Method::Put
+                | Method::Delete
+                | Method::Options
+                | Method::Trace
+        )
     }
 }
 
@@ -151,7 +159,11 @@ pub fn process(
         FramingError::UnknownCoding => Reject::NotImplemented,
     })?;
     let upgrade = !http10 && conn.upgrade && upgrade_value.is_some();
-    let keep_alive = if http10 { conn.keep_alive && !conn.close } else { !conn.close };
+    let keep_alive = if http10 {
+        conn.keep_alive && !conn.close
+    } else {
+        !conn.close
+    };
 
     // Pass 2: the head the upstream receives.
     out.clear();
@@ -176,7 +188,11 @@ pub fn process(
         header(out, b"Host", fwd.fallback_host);
     }
     out.extend_from_slice(b"X-Forwarded-For: ");
-    for h in req.headers.iter().filter(|h| name_is(h.name, "x-forwarded-for")) {
+    for h in req
+        .headers
+        .iter()
+        .filter(|h| name_is(h.name, "x-forwarded-for"))
+    {
         out.extend_from_slice(h.value);
         out.extend_from_slice(b", ");
     }
@@ -196,7 +212,15 @@ pub fn process(
     }
     out.extend_from_slice(b"\r\n");
 
-    Ok(Head::Complete(Request { head_len, method, http10, body, keep_alive, upgrade, expect_continue }))
+    Ok(Head::Complete(Request {
+        head_len,
+        method,
+        http10,
+        body,
+        keep_alive,
+        upgrade,
+        expect_continue,
+    }))
 }
 
 #[inline]
@@ -219,7 +243,11 @@ mod tests {
     use super::*;
 
     fn run(input: &[u8]) -> (Result<Head<Request>, Reject>, String) {
-        let fwd = Forwarding { client_ip: "10.1.2.3".parse().unwrap(), request_id: 0xabc, fallback_host: b"up:80" };
+        let fwd = Forwarding {
+            client_ip: "10.1.2.3".parse().unwrap(),
+            request_id: 0xabc,
+            fallback_host: b"up:80",
+        };
         let mut out = Vec::new();
         let r = process(input, false, 8192, &fwd, &mut out);
         (r, String::from_utf8(out).unwrap())
@@ -232,7 +260,9 @@ mod tests {
     #[test]
     fn rewrites_headers() {
         let (r, out) = run(b"GET /a?b HTTP/1.1\r\nHost: ex.com\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nX-Forwarded-For: 1.1.1.1\r\nAccept: */*\r\n\r\n");
-        let Ok(Head::Complete(req)) = r else { panic!("{r:?}") };
+        let Ok(Head::Complete(req)) = r else {
+            panic!("{r:?}")
+        };
         assert!(req.keep_alive && !req.http10 && req.body == BodyFraming::None);
         assert_eq!(
             out,
@@ -243,28 +273,57 @@ mod tests {
     #[test]
     fn keeps_client_request_id_and_upgrade() {
         let (r, out) = run(b"GET /ws HTTP/1.1\r\nHost: h\r\nX-Request-Id: mine\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
-        assert!(matches!(r, Ok(Head::Complete(Request { upgrade: true, .. }))));
+        assert!(matches!(
+            r,
+            Ok(Head::Complete(Request { upgrade: true, .. }))
+        ));
         assert!(out.contains("X-Request-Id: mine\r\n") && !out.contains("00000"));
-        assert!(out.ends_with("Connection: upgrade\r\nUpgrade: websocket\r\n\r\n"), "{out}");
+        assert!(
+            out.ends_with("Connection: upgrade\r\nUpgrade: websocket\r\n\r\n"),
+            "{out}"
+        );
     }
 
     #[test]
     fn http10_defaults() {
         let (r, out) = run(b"GET / HTTP/1.0\r\n\r\n");
-        assert!(matches!(r, Ok(Head::Complete(Request { keep_alive: false, http10: true, .. }))));
+        assert!(matches!(
+            r,
+            Ok(Head::Complete(Request {
+                keep_alive: false,
+                http10: true,
+                ..
+            }))
+        ));
         assert!(out.contains("Host: up:80\r\n"));
         let (r, _) = run(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
-        assert!(matches!(r, Ok(Head::Complete(Request { keep_alive: true, .. }))));
+        assert!(matches!(
+            r,
+            Ok(Head::Complete(Request {
+                keep_alive: true,
+                ..
+            }))
+        ));
     }
 
     #[test]
     fn partial_and_limits() {
         assert_eq!(run(b"GET / HTTP/1.1\r\nHost: x\r\n").0, Ok(Head::Partial));
-        let fwd = Forwarding { client_ip: "::1".parse().unwrap(), request_id: 1, fallback_host: b"" };
+        let fwd = Forwarding {
+            client_ip: "::1".parse().unwrap(),
+            request_id: 1,
+            fallback_host: b"",
+        };
         let long = [b"GET /".as_slice(), &[b'a'; 200]].concat();
-        assert_eq!(process(&long, true, 100, &fwd, &mut Vec::new()), Err(Reject::UriTooLong));
+        assert_eq!(
+            process(&long, true, 100, &fwd, &mut Vec::new()),
+            Err(Reject::UriTooLong)
+        );
         let big = b"GET / HTTP/1.1\r\nHost: x\r\nX: aaaaaaaa";
-        assert_eq!(process(big, true, 100, &fwd, &mut Vec::new()), Err(Reject::HeadersTooLarge));
+        assert_eq!(
+            process(big, true, 100, &fwd, &mut Vec::new()),
+            Err(Reject::HeadersTooLarge)
+        );
     }
 
     #[test]

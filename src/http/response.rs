@@ -64,7 +64,9 @@ pub fn process(
         Ok(httparse::Status::Partial) if !full => return Ok(Head::Partial),
         _ => return Err(Malformed),
     };
-    let (Some(minor), Some(status)) = (resp.version, resp.code) else { return Err(Malformed) };
+    let (Some(minor), Some(status)) = (resp.version, resp.code) else {
+        return Err(Malformed);
+    };
     let reason = resp.reason.unwrap_or("");
 
     let mut framing = FramingScan::default();
@@ -87,7 +89,11 @@ pub fn process(
     } else {
         framing.response().map_err(|_| Malformed)?
     };
-    let upstream_keep = if minor == 0 { conn.keep_alive && !conn.close } else { !conn.close };
+    let upstream_keep = if minor == 0 {
+        conn.keep_alive && !conn.close
+    } else {
+        !conn.close
+    };
     let upstream_reusable = kind == Kind::Final && upstream_keep && body != BodyFraming::UntilClose;
     let dechunk = ctx.client_http10 && body == BodyFraming::Chunked;
     let close_client = kind == Kind::Final
@@ -95,10 +101,22 @@ pub fn process(
 
     out.clear();
     if kind == Kind::Interim && ctx.client_http10 {
-        return Ok(Head::Complete(Response { head_len, status, kind, body, upstream_reusable, close_client, dechunk }));
+        return Ok(Head::Complete(Response {
+            head_len,
+            status,
+            kind,
+            body,
+            upstream_reusable,
+            close_client,
+            dechunk,
+        }));
     }
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(&[b'0' + (status / 100) as u8, b'0' + (status / 10 % 10) as u8, b'0' + (status % 10) as u8]);
+    out.extend_from_slice(&[
+        b'0' + (status / 100) as u8,
+        b'0' + (status / 10 % 10) as u8,
+        b'0' + (status % 10) as u8,
+    ]);
     out.push(b' ');
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -119,15 +137,27 @@ pub fn process(
         _ => {}
     }
     out.extend_from_slice(b"\r\n");
-    Ok(Head::Complete(Response { head_len, status, kind, body, upstream_reusable, close_client, dechunk }))
+    Ok(Head::Complete(Response {
+        head_len,
+        status,
+        kind,
+        body,
+        upstream_reusable,
+        close_client,
+        dechunk,
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const GET11: ResponseCtx =
-        ResponseCtx { head_request: false, client_http10: false, client_keep_alive: true, upgrade_requested: false };
+    const GET11: ResponseCtx = ResponseCtx {
+        head_request: false,
+        client_http10: false,
+        client_keep_alive: true,
+        upgrade_requested: false,
+    };
 
     fn run(input: &[u8], ctx: ResponseCtx) -> (Result<Head<Response>, Malformed>, String) {
         let mut out = Vec::new();
@@ -145,31 +175,69 @@ mod tests {
     #[test]
     fn strips_hop_by_hop_and_keeps_alive() {
         let (r, out) = done(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=5\r\nConnection: X-A\r\nX-A: 1\r\nServer: t\r\n\r\nok", GET11);
-        assert_eq!((r.body, r.upstream_reusable, r.close_client, r.head_len), (BodyFraming::Length(2), true, false, 97));
-        assert_eq!(out, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nServer: t\r\n\r\n");
+        assert_eq!(
+            (r.body, r.upstream_reusable, r.close_client, r.head_len),
+            (BodyFraming::Length(2), true, false, 97)
+        );
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nServer: t\r\n\r\n"
+        );
     }
 
     #[test]
     fn bodiless_responses() {
-        let head = ResponseCtx { head_request: true, ..GET11 };
-        assert_eq!(done(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", head).0.body, BodyFraming::None);
-        assert_eq!(done(b"HTTP/1.1 204 No Content\r\n\r\n", GET11).0.body, BodyFraming::None);
-        assert_eq!(done(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", GET11).0.body, BodyFraming::None);
+        let head = ResponseCtx {
+            head_request: true,
+            ..GET11
+        };
+        assert_eq!(
+            done(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", head)
+                .0
+                .body,
+            BodyFraming::None
+        );
+        assert_eq!(
+            done(b"HTTP/1.1 204 No Content\r\n\r\n", GET11).0.body,
+            BodyFraming::None
+        );
+        assert_eq!(
+            done(
+                b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+                GET11
+            )
+            .0
+            .body,
+            BodyFraming::None
+        );
         let (r, out) = done(b"HTTP/1.1 100 Continue\r\n\r\n", GET11);
-        assert_eq!((r.kind, out.as_str()), (Kind::Interim, "HTTP/1.1 100 Continue\r\n\r\n"));
+        assert_eq!(
+            (r.kind, out.as_str()),
+            (Kind::Interim, "HTTP/1.1 100 Continue\r\n\r\n")
+        );
     }
 
     #[test]
     fn until_close_closes_client() {
         let (r, out) = done(b"HTTP/1.1 200 OK\r\n\r\n", GET11);
-        assert_eq!((r.body, r.upstream_reusable, r.close_client), (BodyFraming::UntilClose, false, true));
+        assert_eq!(
+            (r.body, r.upstream_reusable, r.close_client),
+            (BodyFraming::UntilClose, false, true)
+        );
         assert!(out.ends_with("Connection: close\r\n\r\n"));
     }
 
     #[test]
     fn http10_client_gets_dechunked_body() {
-        let ctx = ResponseCtx { client_http10: true, client_keep_alive: true, ..GET11 };
-        let (r, out) = done(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", ctx);
+        let ctx = ResponseCtx {
+            client_http10: true,
+            client_keep_alive: true,
+            ..GET11
+        };
+        let (r, out) = done(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            ctx,
+        );
         assert!(r.dechunk && r.close_client && !out.contains("chunked"));
         let (r, out) = done(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", ctx);
         assert!(!r.close_client && out.contains("Connection: keep-alive"));
@@ -179,9 +247,15 @@ mod tests {
     fn malformed_responses() {
         for (name, input) in [
             ("garbage", &b"HTTP/9 abc\r\n\r\n"[..]),
-            ("cl and te", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            (
+                "cl and te",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            ),
             ("bad cl", b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n"),
-            ("two cl", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            (
+                "two cl",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            ),
             ("unasked 101", b"HTTP/1.1 101 Switching Protocols\r\n\r\n"),
         ] {
             assert_eq!(run(input, GET11).0, Err(Malformed), "case {name}");

@@ -21,7 +21,13 @@ pub enum RelayError {
 }
 
 /// Relays exactly `n` bytes: first what `buf` holds, then from `src`. Leaves extra bytes in `buf`.
-pub async fn length<R, W>(src: &mut R, buf: &mut Buf, dst: &mut W, n: u64, idle: Duration) -> Result<(), RelayError>
+pub async fn length<R, W>(
+    src: &mut R,
+    buf: &mut Buf,
+    dst: &mut W,
+    n: u64,
+    idle: Duration,
+) -> Result<(), RelayError>
 where
     R: AsyncReadRent,
     W: AsyncWriteRent,
@@ -30,19 +36,29 @@ where
     loop {
         let take = (buf.len() as u64).min(left) as usize;
         if take > 0 {
-            write_buf(dst, buf, take, idle).await.map_err(RelayError::Write)?;
+            write_buf(dst, buf, take, idle)
+                .await
+                .map_err(RelayError::Write)?;
             left -= take as u64;
         }
         if left == 0 {
             return Ok(());
         }
-        read_more_within(src, buf, idle).await.map_err(RelayError::Read)?;
+        read_more_within(src, buf, idle)
+            .await
+            .map_err(RelayError::Read)?;
     }
 }
 
 /// Relays a chunked body, validating its framing. Verbatim, or payload only when `dechunk`.
 /// Stops exactly at the end of the trailers; bytes after it stay in `buf`.
-pub async fn chunked<R, W>(src: &mut R, buf: &mut Buf, dst: &mut W, dechunk: bool, idle: Duration) -> Result<(), RelayError>
+pub async fn chunked<R, W>(
+    src: &mut R,
+    buf: &mut Buf,
+    dst: &mut W,
+    dechunk: bool,
+    idle: Duration,
+) -> Result<(), RelayError>
 where
     R: AsyncReadRent,
     W: AsyncWriteRent,
@@ -53,7 +69,9 @@ where
         let mut payload = 0;
         let start = buf.pos;
         while consumed < buf.len() && !dec.is_done() {
-            let step = dec.feed(&buf.data()[consumed..]).map_err(|_| RelayError::Framing)?;
+            let step = dec
+                .feed(&buf.data()[consumed..])
+                .map_err(|_| RelayError::Framing)?;
             if dechunk && !step.data.is_empty() {
                 // Move payload down over the framing already consumed; ranges only move left.
                 let from = start + consumed + step.data.start..start + consumed + step.data.end;
@@ -64,21 +82,32 @@ where
         }
         if dechunk {
             if payload > 0 {
-                write_buf(dst, buf, payload, idle).await.map_err(RelayError::Write)?;
+                write_buf(dst, buf, payload, idle)
+                    .await
+                    .map_err(RelayError::Write)?;
             }
             buf.consume(consumed - payload);
         } else if consumed > 0 {
-            write_buf(dst, buf, consumed, idle).await.map_err(RelayError::Write)?;
+            write_buf(dst, buf, consumed, idle)
+                .await
+                .map_err(RelayError::Write)?;
         }
         if dec.is_done() {
             return Ok(());
         }
-        read_more_within(src, buf, idle).await.map_err(RelayError::Read)?;
+        read_more_within(src, buf, idle)
+            .await
+            .map_err(RelayError::Read)?;
     }
 }
 
 /// Relays everything until `src` closes.
-pub async fn until_close<R, W>(src: &mut R, buf: &mut Buf, dst: &mut W, idle: Duration) -> Result<(), RelayError>
+pub async fn until_close<R, W>(
+    src: &mut R,
+    buf: &mut Buf,
+    dst: &mut W,
+    idle: Duration,
+) -> Result<(), RelayError>
 where
     R: AsyncReadRent,
     W: AsyncWriteRent,
@@ -86,7 +115,9 @@ where
     loop {
         let n = buf.len();
         if n > 0 {
-            write_buf(dst, buf, n, idle).await.map_err(RelayError::Write)?;
+            write_buf(dst, buf, n, idle)
+                .await
+                .map_err(RelayError::Write)?;
         }
         match read_more_within(src, buf, idle).await {
             Ok(_) => {}

@@ -45,14 +45,20 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
             return;
         }
         let _in_flight = shard.drain.request();
-        let Some(req) = read_head(&shard, &mut c).await else { return };
+        let Some(req) = read_head(&shard, &mut c).await else {
+            return;
+        };
         match forward::exchange(&shard, &mut c, &req).await {
             Outcome::KeepAlive => {}
             Outcome::Close => return,
             Outcome::Tunnel(upstream) => {
                 let pending = c.buf.len();
                 let mut up = upstream;
-                if pending > 0 && write_buf(&mut up, &mut c.buf, pending, shard.config.timeouts.body).await.is_err() {
+                if pending > 0
+                    && write_buf(&mut up, &mut c.buf, pending, shard.config.timeouts.body)
+                        .await
+                        .is_err()
+                {
                     return;
                 }
                 drop(_in_flight);
@@ -71,7 +77,9 @@ async fn wait_for_request(shard: &Shard, c: &mut Client) -> bool {
     c.buf.consume(0);
     let v = std::mem::take(&mut c.buf.v);
     let cap = v.capacity();
-    let read = c.stream.cancelable_read(v.slice_mut(0..cap), shard.drain.idle_read_handle());
+    let read = c
+        .stream
+        .cancelable_read(v.slice_mut(0..cap), shard.drain.idle_read_handle());
     monoio::select! {
         (res, slice) = read => {
             c.buf.v = slice.into_inner();
@@ -91,12 +99,23 @@ async fn read_head(shard: &Shard, c: &mut Client) -> Option<request::Request> {
         fallback_host: shard.fallback_host.as_bytes(),
     };
     loop {
-        match request::process(c.buf.data(), c.buf.is_full(), limits.max_request_line, &fwd, &mut c.head) {
+        match request::process(
+            c.buf.data(),
+            c.buf.is_full(),
+            limits.max_request_line,
+            &fwd,
+            &mut c.head,
+        ) {
             Ok(Head::Complete(req)) => return Some(req),
             Ok(Head::Partial) => match read_more_until(&mut c.stream, &mut c.buf, deadline).await {
                 Ok(_) => {}
                 Err(IoFail::TimedOut) => {
-                    write_static(&mut c.stream, canned::response(408), shard.config.timeouts.body).await;
+                    write_static(
+                        &mut c.stream,
+                        canned::response(408),
+                        shard.config.timeouts.body,
+                    )
+                    .await;
                     return None;
                 }
                 Err(_) => return None,
@@ -109,7 +128,12 @@ async fn read_head(shard: &Shard, c: &mut Client) -> Option<request::Request> {
                     Reject::NotImplemented => 501,
                     Reject::ExpectationFailed => 417,
                 };
-                write_static(&mut c.stream, canned::response(status), shard.config.timeouts.body).await;
+                write_static(
+                    &mut c.stream,
+                    canned::response(status),
+                    shard.config.timeouts.body,
+                )
+                .await;
                 return None;
             }
         }

@@ -4,18 +4,29 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use monoio::task::JoinHandle;
+
 use super::Shard;
 use crate::bus::{Mailbox, Reports, ToCoordinator, ToShard};
 
 /// How often a draining shard reports what it still holds.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
-/// Runs until this shard has drained (or the coordinator is gone).
-pub async fn run(shard: Rc<Shard>, mailbox: Mailbox, reports: Reports) {
+/// Runs until this shard has drained (or the coordinator is gone). `accepting` are the accept
+/// loops: a drain waits for them, so every listener is closed before the runtime ends.
+pub async fn run(
+    shard: Rc<Shard>,
+    accepting: Vec<JoinHandle<()>>,
+    mailbox: Mailbox,
+    reports: Reports,
+) {
     // Drain is the only event so far; config and health events join this match later.
     match mailbox.recv().await {
         Some(ToShard::Drain { .. }) => {
             shard.drain.start();
+            for accept_loop in accepting {
+                accept_loop.await;
+            }
             drain(&shard, &reports).await;
             let _ = reports.send(ToCoordinator::Drained { id: shard.id });
         }

@@ -13,7 +13,7 @@ use super::Shard;
 use crate::error::{ClientError, ProxyError, UpstreamError};
 use crate::http::request::{Method, Request};
 use crate::http::response::{self, Kind, ResponseCtx};
-use crate::http::{canned, BodyFraming, Head};
+use crate::http::{canned, chunked, BodyFraming, Head};
 
 /// What the connection task does after an exchange.
 pub enum Outcome {
@@ -33,7 +33,11 @@ struct Failed {
 }
 
 fn before_response(e: impl Into<ProxyError>) -> Failed {
-    Failed { error: e.into(), answered: false, retryable: false }
+    Failed {
+        error: e.into(),
+        answered: false,
+        retryable: false,
+    }
 }
 
 /// Bytes of body appended to a head so both go out in one write.
@@ -52,7 +56,12 @@ pub async fn exchange(shard: &Shard, c: &mut Client, req: &Request) -> Outcome {
                     ProxyError::Client(ClientError::Io(_)) => 0,
                 };
                 if status != 0 {
-                    write_static(&mut c.stream, canned::response(status), shard.config.timeouts.body).await;
+                    write_static(
+                        &mut c.stream,
+                        canned::response(status),
+                        shard.config.timeouts.body,
+                    )
+                    .await;
                 }
             }
             Outcome::Close
@@ -62,25 +71,45 @@ pub async fn exchange(shard: &Shard, c: &mut Client, req: &Request) -> Outcome {
 
 async fn proxy(shard: &Shard, c: &mut Client, req: &Request) -> Result<Outcome, Failed> {
     c.buf.consume(req.head_len);
+    if req.body == BodyFraming::Chunked && chunked::check_prefix(c.buf.data()).is_err() {
+        // The framing is already broken in what arrived with the head: the upstream sees nothing.
+        return Err(before_response(ClientError::BadBody));
+    }
     let mut fresh_only = false;
     loop {
-        let ep = shard.balancer.pick(shard.pools.len(), |_| true).ok_or(before_response(UpstreamError::PoolFull))?;
+        let ep = shard
+            .balancer
+            .pick(shard.pools.len(), |_| true)
+            .ok_or(before_response(UpstreamError::PoolFull))?;
         let pool = &shard.pools[ep];
         let mut lease = pool.acquire(fresh_only).await.map_err(before_response)?;
         let reused = lease.reused;
         match attempt(shard, c, req, lease.stream()).await {
-            Ok(Done::Response { reusable, close_client }) => {
+            Ok(Done::Response {
+                reusable,
+                close_client,
+            }) => {
                 if reusable {
                     lease.release();
                 }
-                return Ok(if close_client { Outcome::Close } else { Outcome::KeepAlive });
+                return Ok(if close_client {
+                    Outcome::Close
+                } else {
+                    Outcome::KeepAlive
+                });
             }
             Ok(Done::Switched) => {
                 let stream = lease.stream.take().expect("leased stream");
                 drop(lease);
                 return Ok(Outcome::Tunnel(stream));
             }
-            Err(f) if f.retryable && reused && !fresh_only && req.method.is_idempotent() && req.body == BodyFraming::None => {
+            Err(f)
+                if f.retryable
+                    && reused
+                    && !fresh_only
+                    && req.method.is_idempotent()
+                    && req.body == BodyFraming::None =>
+            {
                 fresh_only = true;
             }
             Err(f) => return Err(f),
@@ -93,7 +122,12 @@ enum Done {
     Switched,
 }
 
-async fn attempt(shard: &Shard, c: &mut Client, req: &Request, up: &mut TcpStream) -> Result<Done, Failed> {
+async fn attempt(
+    shard: &Shard,
+    c: &mut Client,
+    req: &Request,
+    up: &mut TcpStream,
+) -> Result<Done, Failed> {
     let t = &shard.config.timeouts;
     let retryable = |e: IoFail| Failed {
         error: ProxyError::Upstream(match e {
@@ -106,10 +140,14 @@ async fn attempt(shard: &Shard, c: &mut Client, req: &Request, up: &mut TcpStrea
     };
 
     // --- request: head, then body by its framing ---
-    write_vec(up, &mut c.head, t.upstream).await.map_err(retryable)?;
+    write_vec(up, &mut c.head, t.upstream)
+        .await
+        .map_err(retryable)?;
     if req.body != BodyFraming::None {
         if req.expect_continue && !req.http10 {
-            write_vec_static(c, canned::CONTINUE, t.body).await.map_err(|e| before_response(client_io(e)))?;
+            write_vec_static(c, canned::CONTINUE, t.body)
+                .await
+                .map_err(|e| before_response(client_io(e)))?;
         }
         let relayed = match req.body {
             BodyFraming::Length(n) => body::length(&mut c.stream, &mut c.buf, up, n, t.body).await,
@@ -124,16 +162,17 @@ async fn attempt(shard: &Shard, c: &mut Client, req: &Request, up: &mut TcpStrea
     }
 
     // --- response head, after any 1xx ---
-    let ctx = ResponseCtx {
-        head_request: req.method == Method::Head,
-        client_http10: req.http10,
-        client_keep_alive: req.keep_alive && !shard.drain.is_draining(),
-        upgrade_requested: req.upgrade,
-    };
     c.up_buf.consume(c.up_buf.len());
     let deadline = Instant::now() + t.upstream;
     let mut seen_bytes = false;
     let resp = loop {
+        // Asked when the head arrives: a drain that started meanwhile still closes this connection.
+        let ctx = ResponseCtx {
+            head_request: req.method == Method::Head,
+            client_http10: req.http10,
+            client_keep_alive: req.keep_alive && !shard.drain.is_draining(),
+            upgrade_requested: req.upgrade,
+        };
         match response::process(c.up_buf.data(), c.up_buf.is_full(), ctx, &mut c.head) {
             Ok(Head::Complete(r)) => {
                 c.up_buf.consume(r.head_len);
@@ -141,11 +180,15 @@ async fn attempt(shard: &Shard, c: &mut Client, req: &Request, up: &mut TcpStrea
                     Kind::Interim => {
                         seen_bytes = true;
                         if !c.head.is_empty() {
-                            write_vec(&mut c.stream, &mut c.head, t.body).await.map_err(|e| before_response(client_io(e)))?;
+                            write_vec(&mut c.stream, &mut c.head, t.body)
+                                .await
+                                .map_err(|e| before_response(client_io(e)))?;
                         }
                     }
                     Kind::Switching => {
-                        write_vec(&mut c.stream, &mut c.head, t.body).await.map_err(|e| answered(client_io(e)))?;
+                        write_vec(&mut c.stream, &mut c.head, t.body)
+                            .await
+                            .map_err(|e| answered(client_io(e)))?;
                         let n = c.up_buf.len();
                         super::io::write_buf(&mut c.stream, &mut c.up_buf, n, t.body)
                             .await
@@ -176,12 +219,18 @@ async fn attempt(shard: &Shard, c: &mut Client, req: &Request, up: &mut TcpStrea
             left = BodyFraming::Length(n - take as u64);
         }
     }
-    write_vec(&mut c.stream, &mut c.head, t.body).await.map_err(|e| answered(client_io(e)))?;
+    write_vec(&mut c.stream, &mut c.head, t.body)
+        .await
+        .map_err(|e| answered(client_io(e)))?;
     let relayed = match left {
         BodyFraming::None | BodyFraming::Length(0) => Ok(()),
         BodyFraming::Length(n) => body::length(up, &mut c.up_buf, &mut c.stream, n, t.body).await,
-        BodyFraming::Chunked => body::chunked(up, &mut c.up_buf, &mut c.stream, resp.dechunk, t.body).await,
-        BodyFraming::UntilClose => body::until_close(up, &mut c.up_buf, &mut c.stream, t.body).await,
+        BodyFraming::Chunked => {
+            body::chunked(up, &mut c.up_buf, &mut c.stream, resp.dechunk, t.body).await
+        }
+        BodyFraming::UntilClose => {
+            body::until_close(up, &mut c.up_buf, &mut c.stream, t.body).await
+        }
     };
     relayed.map_err(|e| match e {
         RelayError::Read(e) => answered(upstream_io(e)),
@@ -195,7 +244,11 @@ async fn attempt(shard: &Shard, c: &mut Client, req: &Request, up: &mut TcpStrea
 }
 
 fn answered(e: ProxyError) -> Failed {
-    Failed { error: e, answered: true, retryable: false }
+    Failed {
+        error: e,
+        answered: true,
+        retryable: false,
+    }
 }
 
 fn client_io(e: IoFail) -> ProxyError {
@@ -214,7 +267,11 @@ fn upstream_io(e: IoFail) -> ProxyError {
     })
 }
 
-async fn write_vec_static(c: &mut Client, bytes: &'static [u8], idle: std::time::Duration) -> Result<(), IoFail> {
+async fn write_vec_static(
+    c: &mut Client,
+    bytes: &'static [u8],
+    idle: std::time::Duration,
+) -> Result<(), IoFail> {
     use monoio::io::AsyncWriteRentExt;
     match monoio::time::timeout(idle, c.stream.write_all(bytes)).await {
         Ok((Ok(_), _)) => Ok(()),

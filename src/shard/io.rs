@@ -25,7 +25,10 @@ pub enum IoFail {
 
 impl Buf {
     pub fn with_capacity(n: usize) -> Buf {
-        Buf { v: Vec::with_capacity(n), pos: 0 }
+        Buf {
+            v: Vec::with_capacity(n),
+            pos: 0,
+        }
     }
 
     #[inline]
@@ -83,7 +86,11 @@ pub async fn read_more<S: AsyncReadRent>(s: &mut S, b: &mut Buf) -> io::Result<u
 }
 
 /// `read_more` with a deadline; EOF is an error here.
-pub async fn read_more_until<S: AsyncReadRent>(s: &mut S, b: &mut Buf, deadline: Instant) -> Result<usize, IoFail> {
+pub async fn read_more_until<S: AsyncReadRent>(
+    s: &mut S,
+    b: &mut Buf,
+    deadline: Instant,
+) -> Result<usize, IoFail> {
     match timeout_at(deadline, read_more(s, b)).await {
         Ok(Ok(0)) => Err(IoFail::Eof),
         Ok(Ok(n)) => Ok(n),
@@ -93,12 +100,21 @@ pub async fn read_more_until<S: AsyncReadRent>(s: &mut S, b: &mut Buf, deadline:
 }
 
 /// `read_more` with an idle timeout; EOF is an error here.
-pub async fn read_more_within<S: AsyncReadRent>(s: &mut S, b: &mut Buf, idle: Duration) -> Result<usize, IoFail> {
+pub async fn read_more_within<S: AsyncReadRent>(
+    s: &mut S,
+    b: &mut Buf,
+    idle: Duration,
+) -> Result<usize, IoFail> {
     read_more_until(s, b, Instant::now() + idle).await
 }
 
 /// Writes `b.data()[..n]` and consumes it.
-pub async fn write_buf<S: AsyncWriteRent>(s: &mut S, b: &mut Buf, n: usize, idle: Duration) -> Result<(), IoFail> {
+pub async fn write_buf<S: AsyncWriteRent>(
+    s: &mut S,
+    b: &mut Buf,
+    n: usize,
+    idle: Duration,
+) -> Result<(), IoFail> {
     let v = std::mem::take(&mut b.v);
     let range = b.pos..b.pos + n;
     let (res, slice) = match timeout(idle, s.write_all(v.slice(range))).await {
@@ -112,7 +128,11 @@ pub async fn write_buf<S: AsyncWriteRent>(s: &mut S, b: &mut Buf, n: usize, idle
 }
 
 /// Writes all of `v` (a head buffer) and hands it back for reuse.
-pub async fn write_vec<S: AsyncWriteRent>(s: &mut S, v: &mut Vec<u8>, idle: Duration) -> Result<(), IoFail> {
+pub async fn write_vec<S: AsyncWriteRent>(
+    s: &mut S,
+    v: &mut Vec<u8>,
+    idle: Duration,
+) -> Result<(), IoFail> {
     let owned = std::mem::take(v);
     let (res, owned) = match timeout(idle, s.write_all(owned)).await {
         Ok(r) => r,

@@ -14,7 +14,6 @@ mod pool;
 mod tunnel;
 
 use std::cell::Cell;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -79,70 +78,84 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Starts shard `id` on its own thread. It binds `listen` (ports already resolved), reports
+/// Starts shard `id` on its own thread with the listeners the coordinator opened for it. It reports
 /// `Ready` or `Failed`, serves until drained, then the thread ends.
 pub fn spawn(
     id: usize,
     config: Arc<Config>,
-    listen: Vec<SocketAddr>,
+    listen: Vec<std::net::TcpListener>,
     mailbox: Mailbox,
     reports: Reports,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || {
-        let core = config.shards.core_of(id);
-        if let Some(c) = core {
-            if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
-                let _ = reports.send(ToCoordinator::Failed { id, error: format!("cannot pin to core {c}") });
-                return;
+    std::thread::Builder::new()
+        .name(format!("shard-{id}"))
+        .spawn(move || {
+            let core = config.shards.core_of(id);
+            if let Some(c) = core {
+                if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
+                    let _ = reports.send(ToCoordinator::Failed {
+                        id,
+                        error: format!("cannot pin to core {c}"),
+                    });
+                    return;
+                }
             }
-        }
-        let runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-            .with_entries(config.shards.uring_entries)
-            .enable_timer()
-            .build();
-        let mut runtime = match runtime {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = reports.send(ToCoordinator::Failed { id, error: format!("cannot start runtime: {e}") });
-                return;
-            }
-        };
-        runtime.block_on(run(id, config, listen, core, mailbox, reports));
-    })
+            let runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+                .with_entries(config.shards.uring_entries)
+                .enable_timer()
+                .build();
+            let mut runtime = match runtime {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = reports.send(ToCoordinator::Failed {
+                        id,
+                        error: format!("cannot start runtime: {e}"),
+                    });
+                    return;
+                }
+            };
+            runtime.block_on(run(id, config, listen, core, mailbox, reports));
+        })
 }
 
 async fn run(
     id: usize,
     config: Arc<Config>,
-    listen: Vec<SocketAddr>,
+    listen: Vec<std::net::TcpListener>,
     core: Option<usize>,
     mailbox: Mailbox,
     reports: Reports,
 ) {
-    let backlog = config.shards.backlog;
     let mut listeners = Vec::with_capacity(listen.len());
-    for addr in &listen {
-        match listener::bind(*addr, backlog) {
+    for l in listen {
+        match monoio::net::TcpListener::from_std(l) {
             Ok(l) => listeners.push(l),
             Err(e) => {
-                let _ = reports.send(ToCoordinator::Failed { id, error: format!("cannot listen on {addr}: {e}") });
+                let error = format!("cannot register listener: {e}");
+                let _ = reports.send(ToCoordinator::Failed { id, error });
                 return;
             }
         }
     }
     let shard = Rc::new(Shard::new(id, config));
-    let driver = if monoio::utils::is_legacy() { Driver::Epoll } else { Driver::IoUring };
-    for l in listeners {
-        monoio::spawn(listener::accept_loop(shard.clone(), l));
-    }
+    let driver = if monoio::utils::is_legacy() {
+        Driver::Epoll
+    } else {
+        Driver::IoUring
+    };
+    let accepting: Vec<_> = listeners
+        .into_iter()
+        .map(|l| monoio::spawn(listener::accept_loop(shard.clone(), l)))
+        .collect();
     monoio::spawn(sweep_pools(shard.clone()));
     let _ = reports.send(ToCoordinator::Ready { id, driver, core });
-    control::run(shard, mailbox, reports).await;
+    control::run(shard, accepting, mailbox, reports).await;
 }
 
 /// Closes idle upstream connections that timed out or that the upstream closed.
 async fn sweep_pools(shard: Rc<Shard>) {
-    let every = (shard.config.pool.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let every = (shard.config.pool.idle_timeout / 4)
+        .clamp(Duration::from_millis(10), Duration::from_secs(1));
     loop {
         monoio::time::sleep(every).await;
         for p in &shard.pools {

@@ -66,12 +66,20 @@ impl EndpointPool {
         let mut deadline = None;
         loop {
             if let Some(stream) = self.take_idle().filter(|_| !fresh) {
-                return Ok(Lease { pool: self, stream: Some(stream), reused: true });
+                return Ok(Lease {
+                    pool: self,
+                    stream: Some(stream),
+                    reused: true,
+                });
             }
             if self.limits.max_connections == 0 || self.open.get() < self.limits.max_connections {
                 self.open.set(self.open.get() + 1);
                 return match self.connect().await {
-                    Ok(stream) => Ok(Lease { pool: self, stream: Some(stream), reused: false }),
+                    Ok(stream) => Ok(Lease {
+                        pool: self,
+                        stream: Some(stream),
+                        reused: false,
+                    }),
                     Err(e) => {
                         self.slot_freed();
                         Err(e)
@@ -80,7 +88,9 @@ impl EndpointPool {
             }
             let until = match deadline {
                 Some(d) => d,
-                None if self.waiters.borrow().len() >= self.limits.queue => return Err(UpstreamError::PoolFull),
+                None if self.waiters.borrow().len() >= self.limits.queue => {
+                    return Err(UpstreamError::PoolFull)
+                }
                 None => *deadline.insert(Instant::now() + self.limits.queue_timeout),
             };
             self.wait_for_slot(until).await?;
@@ -90,7 +100,9 @@ impl EndpointPool {
     fn take_idle(&self) -> Option<TcpStream> {
         let mut idle = self.idle.borrow_mut();
         while let Some(c) = idle.pop_back() {
-            if c.since.elapsed() < self.limits.idle_timeout && peek_liveness(c.stream.as_raw_fd()) == Liveness::Open {
+            if c.since.elapsed() < self.limits.idle_timeout
+                && peek_liveness(c.stream.as_raw_fd()) == Liveness::Open
+            {
                 return Some(c.stream);
             }
             self.open.set(self.open.get() - 1);
@@ -104,7 +116,9 @@ impl EndpointPool {
                 let _ = s.set_nodelay(true);
                 Ok(s)
             }
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => Err(UpstreamError::ConnectTimeout),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                Err(UpstreamError::ConnectTimeout)
+            }
             Ok(Err(e)) => Err(UpstreamError::Connect(e.kind())),
             Err(_) => Err(UpstreamError::ConnectTimeout),
         }
@@ -153,7 +167,10 @@ impl EndpointPool {
     pub fn sweep(&self) {
         let mut idle = self.idle.borrow_mut();
         let before = idle.len();
-        idle.retain(|c| c.since.elapsed() < self.limits.idle_timeout && peek_liveness(c.stream.as_raw_fd()) == Liveness::Open);
+        idle.retain(|c| {
+            c.since.elapsed() < self.limits.idle_timeout
+                && peek_liveness(c.stream.as_raw_fd()) == Liveness::Open
+        });
         let closed = before - idle.len();
         drop(idle);
         for _ in 0..closed {
@@ -169,11 +186,16 @@ impl EndpointPool {
 impl Lease<'_> {
     /// Returns a connection that finished an exchange cleanly to the idle list.
     pub fn release(mut self) {
-        let Some(stream) = self.stream.take() else { return };
+        let Some(stream) = self.stream.take() else {
+            return;
+        };
         let pool = self.pool;
         let mut idle = pool.idle.borrow_mut();
         if idle.len() < pool.limits.max_idle && pool.waiters.borrow().is_empty() {
-            idle.push_back(Idle { stream, since: Instant::now() });
+            idle.push_back(Idle {
+                stream,
+                since: Instant::now(),
+            });
             return;
         }
         drop(idle);
@@ -182,13 +204,18 @@ impl Lease<'_> {
             pool.slot_freed();
         } else {
             // Someone is waiting: hand the live connection over through the idle list.
-            pool.idle.borrow_mut().push_back(Idle { stream, since: Instant::now() });
+            pool.idle.borrow_mut().push_back(Idle {
+                stream,
+                since: Instant::now(),
+            });
             pool.grant_next();
         }
     }
 
     pub fn stream(&mut self) -> &mut TcpStream {
-        self.stream.as_mut().expect("lease holds a stream until released")
+        self.stream
+            .as_mut()
+            .expect("lease holds a stream until released")
     }
 }
 

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI and the README run it:
+#   lint (fmt, clippy) → unit + integration tests on io_uring → integration tests again on the epoll
+#   fallback (MONOIO_FORCE_LEGACY_DRIVER=1) → a short bounded fuzz run (FUZZ_SECONDS=0 skips it).
+# Installs what the tests need first (curl from Debian; cargo-fuzz from crates.io via scripts/fuzz.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# --- what the tests need ---------------------------------------------------------------------
+if ! command -v curl >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
+  else
+    echo "test.sh: curl is missing and we are not root to install it" >&2
+    exit 1
+  fi
+fi
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+
+# --- lint ------------------------------------------------------------------------------------
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+# --- tests on io_uring, then on the epoll fallback --------------------------------------------
+echo "== cargo test (io_uring driver)"
+cargo test --all-targets -- --test-threads="${TEST_THREADS:-4}"
+echo "== cargo test, integration tests (epoll driver: MONOIO_FORCE_LEGACY_DRIVER=1)"
+MONOIO_FORCE_LEGACY_DRIVER=1 cargo test --tests -- --test-threads="${TEST_THREADS:-4}"
+
+# --- fuzz (bounded) ---------------------------------------------------------------------------
+if [ "${FUZZ_SECONDS:-15}" != 0 ] && [ -x scripts/fuzz.sh ]; then
+  echo "== fuzz (${FUZZ_SECONDS:-15}s per target)"
+  FUZZ_SECONDS="${FUZZ_SECONDS:-15}" scripts/fuzz.sh
+fi
+echo "== all tests passed"

@@ -1,0 +1,44 @@
+//! Opens every shard's SO_REUSEPORT listener up front, on the coordinator thread, so that a port
+//! (including one picked by `:0`) is never free between being chosen and being listened on, and a
+//! port someone else already holds is an error rather than a silent share.
+
+use std::net::{SocketAddr, TcpListener};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// `shards` listeners per address, in shard order: `result[shard][address]`, plus the bound
+/// addresses (ports resolved).
+pub fn open(
+    addrs: &[SocketAddr],
+    shards: usize,
+    backlog: u32,
+) -> Result<(Vec<SocketAddr>, Vec<Vec<TcpListener>>), String> {
+    let mut per_shard: Vec<Vec<TcpListener>> = (0..shards).map(|_| Vec::new()).collect();
+    let mut bound = Vec::with_capacity(addrs.len());
+    for &addr in addrs {
+        let fail = |e: std::io::Error| format!("cannot listen on {addr}: {e}");
+        if addr.port() != 0 {
+            // Without SO_REUSEPORT this fails when any other socket holds the port.
+            drop(TcpListener::bind(addr).map_err(fail)?);
+        }
+        let first = reuseport_listener(addr, backlog).map_err(fail)?;
+        let real = first.local_addr().map_err(fail)?;
+        per_shard[0].push(first);
+        for listeners in per_shard.iter_mut().skip(1) {
+            listeners.push(reuseport_listener(real, backlog).map_err(fail)?);
+        }
+        bound.push(real);
+    }
+    Ok((bound, per_shard))
+}
+
+/// A non-blocking listening socket with SO_REUSEPORT and SO_REUSEADDR (as monoio expects).
+fn reuseport_listener(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+    Ok(socket.into())
+}

@@ -1,0 +1,391 @@
+//! Configuration: flags alone, a TOML file, `--check` (exit 0, or exit 2 with
+//! `error: F:LINE:COL: FIELD: message`), flags overriding the file, `--help`, bad flags.
+
+mod support;
+
+use support::*;
+
+/// Every flag CONTRACT.md lists.
+const FLAGS: &[&str] = &[
+    "--listen",
+    "--upstream",
+    "--config",
+    "--check",
+    "--shards",
+    "--cpus",
+    "--no-pin",
+    "--uring-entries",
+    "--backlog",
+    "--max-connections",
+    "--buffer-size",
+    "--max-request-line",
+    "--pool-max-idle",
+    "--pool-idle-timeout",
+    "--max-upstream-connections",
+    "--upstream-queue",
+    "--upstream-queue-timeout",
+    "--connect-timeout",
+    "--header-timeout",
+    "--upstream-timeout",
+    "--idle-timeout",
+    "--body-timeout",
+    "--drain-timeout",
+];
+
+#[test]
+fn flags_alone_proxy_to_every_upstream() {
+    let a = Upstream::fixed("A");
+    let b = Upstream::fixed("B");
+    let proxy = Proxy::to(&[a.addr, b.addr], &[]);
+    for _ in 0..4 {
+        let mut c = proxy.connect();
+        let r = c.exchange(&get("/"));
+        assert_eq!(r.status, 200);
+    }
+    assert_eq!(a.request_count() + b.request_count(), 4);
+    assert!(
+        a.request_count() > 0 && b.request_count() > 0,
+        "both --upstream flags are used"
+    );
+}
+
+#[test]
+fn two_listeners_both_serve() {
+    let up = Upstream::fixed("ok");
+    let up_addr = up.addr.to_string();
+    let proxy = Proxy::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &up_addr,
+    ]);
+    assert_eq!(proxy.addrs.len(), 2, "one `listening on` line per --listen");
+    assert_ne!(proxy.addrs[0], proxy.addrs[1]);
+    for addr in &proxy.addrs {
+        let mut c = Conn::connect(*addr);
+        assert_eq!(c.exchange(&get("/")).text(), "ok", "listener {addr}");
+    }
+}
+
+fn toml_strs(addrs: &[String]) -> String {
+    let quoted: Vec<String> = addrs.iter().map(|a| format!("{a:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+#[test]
+fn config_file_alone_proxies_and_applies_settings() {
+    let a = Upstream::fixed("A");
+    let b = Upstream::fixed("B");
+    let file = temp_file(
+        "plain",
+        &format!(
+            "listen = [\"127.0.0.1:0\"]\nupstreams = {}\n\n[shards]\ncount = 1\n\n[timeouts]\nheader = \"300ms\"\n",
+            toml_strs(&[a.addr.to_string(), b.addr.to_string()])
+        ),
+    );
+    let proxy = Proxy::start(&["--config", file.path()]);
+    let ready = proxy
+        .stdout
+        .wait(ms(100), |l| l.starts_with("ready:"))
+        .unwrap();
+    assert!(
+        ready.starts_with("ready: 1 shard"),
+        "[shards] count = 1, got {ready:?}"
+    );
+    let order: String = (0..4)
+        .map(|_| proxy.connect().exchange(&get("/")).text())
+        .collect();
+    assert!(
+        order == "ABAB" || order == "BABA",
+        "both upstreams from the file, round robin: {order}"
+    );
+    // [timeouts] header = "300ms" is in force.
+    let mut c = proxy.connect();
+    let (_, took) = timed(|| {
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+        expect_canned_then_close(
+            &mut c,
+            408,
+            "half a head with header = \"300ms\" in the file",
+        )
+    });
+    assert!(took < ms(3000), "408 after {took:?}");
+}
+
+#[test]
+fn flags_override_the_file() {
+    let a = Upstream::fixed("from-file");
+    let b = Upstream::fixed("from-flag");
+    let file = temp_file(
+        "override",
+        &format!(
+            "listen = [\"127.0.0.1:0\", \"127.0.0.1:0\"]\nupstreams = {}\n\n[shards]\ncount = 2\n\n[timeouts]\nheader = \"60s\"\n",
+            toml_strs(&[a.addr.to_string()])
+        ),
+    );
+    let b_addr = b.addr.to_string();
+    let proxy = Proxy::start(&[
+        "--config",
+        file.path(),
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &b_addr,
+        "--shards",
+        "1",
+        "--header-timeout",
+        "300ms",
+    ]);
+    assert_eq!(
+        proxy.addrs.len(),
+        1,
+        "--listen replaces the file's two listeners: {:?}",
+        proxy.addrs
+    );
+    let ready = proxy
+        .stdout
+        .wait(ms(100), |l| l.starts_with("ready:"))
+        .unwrap();
+    assert!(
+        ready.starts_with("ready: 1 shard"),
+        "--shards 1 over count = 2, got {ready:?}"
+    );
+    for _ in 0..3 {
+        assert_eq!(proxy.connect().exchange(&get("/")).text(), "from-flag");
+    }
+    assert_eq!(
+        a.request_count(),
+        0,
+        "the file's upstream is replaced by --upstream"
+    );
+    let mut c = proxy.connect();
+    let (_, took) = timed(|| {
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+        expect_canned_then_close(&mut c, 408, "--header-timeout 300ms over header = \"60s\"")
+    });
+    assert!(
+        took < ms(3000),
+        "408 after {took:?}: the file's 60s header timeout won"
+    );
+}
+
+#[test]
+fn check_accepts_a_valid_file() {
+    let file = temp_file(
+        "valid",
+        "listen = [\"127.0.0.1:8080\"]\nupstreams = [\"127.0.0.1:9001\", \"127.0.0.1:9002\"]\n\n\
+         [shards]\ncount = 2\npin = true\nbuffer_size = 16384\n\n[timeouts]\nconnect = \"3s\"\nheader = \"250ms\"\n\
+         upstream = \"2m\"\ndrain = \"1h\"\n\n[pool]\nmax_idle = 64\nidle_timeout = \"60s\"\nqueue = 128\n",
+    );
+    let path = file.path();
+    let out = run(&["--config", path, "--check"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", out.stderr);
+    assert!(
+        out.stdout.lines().any(|l| l == format!("{path}: ok")),
+        "want `{path}: ok` on stdout, got {:?}",
+        out.stdout
+    );
+}
+
+/// One invalid config: its text, the dotted path of the bad field, and the line it is on.
+struct Bad {
+    name: &'static str,
+    text: &'static str,
+    field: &'static str,
+    line: usize,
+}
+
+const BASE: &str = "listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9001\"]\n\n";
+
+#[test]
+fn check_reports_each_error_with_location() {
+    let cases = [
+        Bad {
+            name: "bad_duration",
+            text: "[timeouts]\nconnect = \"3x\"\n",
+            field: "timeouts.connect",
+            line: 5,
+        },
+        Bad {
+            name: "duration_without_unit",
+            text: "[timeouts]\nidle = \"10\"\n",
+            field: "timeouts.idle",
+            line: 5,
+        },
+        Bad {
+            name: "count_wrong_type",
+            text: "[shards]\ncount = \"two\"\n",
+            field: "shards.count",
+            line: 5,
+        },
+        Bad {
+            name: "zero_shards",
+            text: "[shards]\ncount = 0\n",
+            field: "shards.count",
+            line: 5,
+        },
+        Bad {
+            name: "negative_pool_size",
+            text: "[pool]\nmax_idle = -1\n",
+            field: "pool.max_idle",
+            line: 5,
+        },
+        Bad {
+            name: "unknown_key",
+            text: "[pool]\nmax_idel = 3\n",
+            field: "pool.max_idel",
+            line: 5,
+        },
+        Bad {
+            name: "bad_listen_address",
+            text: "",
+            field: "listen",
+            line: 1,
+        },
+        Bad {
+            name: "upstream_without_port",
+            text: "",
+            field: "upstreams",
+            line: 2,
+        },
+    ];
+    let mut failures = Vec::new();
+    for case in &cases {
+        let mut text = format!("{BASE}{}", case.text);
+        if case.name == "bad_listen_address" {
+            text = text.replacen("127.0.0.1:0", "not-an-address", 1);
+        }
+        if case.name == "upstream_without_port" {
+            text = text.replacen("127.0.0.1:9001", "127.0.0.1", 1);
+        }
+        let file = temp_file(case.name, &text);
+        let path = file.path().to_string();
+        let out = run(&["--config", &path, "--check"]);
+        if let Err(why) = check_error(&out, &path, &text, case.field, case.line) {
+            failures.push(format!("{}: {why}", case.name));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Checks exit 2 and `error: PATH:LINE:COL: FIELD: message`: the line is `line`, the column points
+/// at a non-blank character of it, the field names `field` (dotted path, possibly with an index,
+/// or the last key alone), and the message is not empty.
+fn check_error(
+    out: &support::proxy::Run,
+    path: &str,
+    text: &str,
+    field: &str,
+    line: usize,
+) -> Result<(), String> {
+    if out.status.code() != Some(2) {
+        return Err(format!(
+            "exit {:?}, want 2; stderr {:?}",
+            out.status.code(),
+            out.stderr
+        ));
+    }
+    let prefix = format!("error: {path}:");
+    let err = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .ok_or_else(|| {
+            format!(
+                "no `{prefix}LINE:COL: FIELD: message` line in {:?}",
+                out.stderr
+            )
+        })?;
+    let mut parts = err[prefix.len()..].splitn(4, ':');
+    let (l, c, f, msg) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or("").trim(),
+        parts.next().unwrap_or("").trim(),
+    );
+    let l: usize = l
+        .parse()
+        .map_err(|_| format!("LINE not a number in {err:?}"))?;
+    let c: usize = c
+        .parse()
+        .map_err(|_| format!("COL not a number in {err:?}"))?;
+    if l != line {
+        return Err(format!("line {l}, want {line}: {err:?}"));
+    }
+    let src = text.lines().nth(line - 1).unwrap_or("");
+    if c == 0
+        || src
+            .as_bytes()
+            .get(c - 1)
+            .is_none_or(|b| b.is_ascii_whitespace())
+    {
+        return Err(format!("column {c} does not point into {src:?}: {err:?}"));
+    }
+    let leaf = field.rsplit('.').next().unwrap();
+    if !(f == field || f.starts_with(&format!("{field}[")) || f == leaf) {
+        return Err(format!("field {f:?}, want {field:?}: {err:?}"));
+    }
+    if msg.is_empty() {
+        return Err(format!("empty message: {err:?}"));
+    }
+    if out.stdout.contains(": ok") {
+        return Err(format!("stdout says ok: {:?}", out.stdout));
+    }
+    Ok(())
+}
+
+#[test]
+fn check_reports_toml_syntax_errors() {
+    let text = "listen = [\"127.0.0.1:0\"\nupstreams = [\"127.0.0.1:9001\"]\n";
+    let file = temp_file("syntax", text);
+    let path = file.path().to_string();
+    let out = run(&["--config", &path, "--check"]);
+    assert_eq!(out.status.code(), Some(2), "stderr {:?}", out.stderr);
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.starts_with(&format!("error: {path}:"))),
+        "want `error: {path}:LINE:COL: ...`, got {:?}",
+        out.stderr
+    );
+}
+
+#[test]
+fn help_documents_every_flag() {
+    let out = run(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let missing: Vec<&&str> = FLAGS.iter().filter(|f| !out.stdout.contains(**f)).collect();
+    assert!(
+        missing.is_empty(),
+        "--help does not mention {missing:?}:\n{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn bad_flag_exits_2() {
+    let out = run(&["--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!out.stderr.is_empty());
+    let out = run(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "127.0.0.1:9",
+        "--header-timeout",
+        "soon",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unparsable duration: stderr {:?}",
+        out.stderr
+    );
+}
