@@ -39,6 +39,8 @@ pub enum UpstreamError {
     Malformed,
     /// A body stalled beyond the body timeout.
     BodyTimeout,
+    /// No endpoint may be chosen (none configured as usable).
+    NoEndpoint,
     /// Every connection to the endpoint is busy and the wait queue is full.
     PoolFull,
     /// Waited for a free connection longer than the queue timeout.
@@ -52,7 +54,7 @@ impl UpstreamError {
             UpstreamError::ConnectTimeout
             | UpstreamError::ResponseTimeout
             | UpstreamError::BodyTimeout => 504,
-            UpstreamError::PoolFull | UpstreamError::PoolTimeout => 503,
+            UpstreamError::NoEndpoint | UpstreamError::PoolFull | UpstreamError::PoolTimeout => 503,
             _ => 502,
         }
     }

@@ -102,3 +102,40 @@ fn declined_upgrade_stays_http() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-seen-target"), Some("/after"));
 }
+
+/// A tunnel leaves the pool: with one connection allowed per endpoint, an open WebSocket does not
+/// keep plain requests waiting for a slot.
+#[test]
+fn open_tunnel_does_not_hold_a_pool_slot() {
+    let up = Upstream::start(|p| {
+        let Some(req) = p.next_request() else { return };
+        if req.head.has_token("upgrade", "websocket") {
+            p.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+            p.wait_close();
+        } else {
+            p.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            p.wait_close();
+        }
+    });
+    let proxy = Proxy::to(
+        &[up.addr],
+        &[
+            "--shards",
+            "1",
+            "--max-upstream-connections",
+            "1",
+            "--upstream-queue-timeout",
+            "500ms",
+        ],
+    );
+    let mut ws = proxy.connect();
+    ws.send(UPGRADE_REQUEST).unwrap();
+    assert_eq!(ws.read_response().expect("101").status, 101);
+    let mut c = proxy.connect();
+    let r = c.exchange(&get("/plain"));
+    assert_eq!(
+        (r.status, r.text()),
+        (200, "ok".to_string()),
+        "a plain request while a tunnel is open"
+    );
+}

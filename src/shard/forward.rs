@@ -80,7 +80,7 @@ async fn proxy(shard: &Shard, c: &mut Client, req: &Request) -> Result<Outcome, 
         let ep = shard
             .balancer
             .pick(shard.pools.len(), |_| true)
-            .ok_or(before_response(UpstreamError::PoolFull))?;
+            .ok_or(before_response(UpstreamError::NoEndpoint))?;
         let pool = &shard.pools[ep];
         let mut lease = pool.acquire(fresh_only).await.map_err(before_response)?;
         let reused = lease.reused;
@@ -98,11 +98,7 @@ async fn proxy(shard: &Shard, c: &mut Client, req: &Request) -> Result<Outcome, 
                     Outcome::KeepAlive
                 });
             }
-            Ok(Done::Switched) => {
-                let stream = lease.stream.take().expect("leased stream");
-                drop(lease);
-                return Ok(Outcome::Tunnel(stream));
-            }
+            Ok(Done::Switched) => return Ok(Outcome::Tunnel(lease.detach())),
             Err(f)
                 if f.retryable
                     && reused

@@ -212,6 +212,17 @@ impl Lease<'_> {
         }
     }
 
+    /// Takes the connection out of the pool for good (a tunnel after `101`): its slot is freed,
+    /// so tunnels do not count against `max_connections`.
+    pub fn detach(mut self) -> TcpStream {
+        let stream = self
+            .stream
+            .take()
+            .expect("lease holds a stream until released");
+        self.pool.slot_freed();
+        stream
+    }
+
     pub fn stream(&mut self) -> &mut TcpStream {
         self.stream
             .as_mut()
