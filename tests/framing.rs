@@ -200,6 +200,29 @@ fn bad_header_syntax_rejected() {
     ]);
 }
 
+/// A Connection header naming a framing header would make the proxy strip it as hop-by-hop, and
+/// the body would reach the upstream as the next request (found by the request_head fuzz target).
+#[test]
+fn connection_listing_framing_headers_rejected() {
+    run_cases(vec![
+        case(
+            "connection_lists_content_length",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 33\r\nConnection: Content-Length\r\n\r\nGET /admin HTTP/1.1\r\nHost: x\r\n\r\n",
+            400,
+        ),
+        case(
+            "connection_lists_transfer_encoding",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: transfer-encoding\r\n\r\n0\r\n\r\n",
+            400,
+        ),
+        case(
+            "connection_lists_host",
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Host\r\n\r\n",
+            400,
+        ),
+    ]);
+}
+
 /// Heads past the limits in CONTRACT.md (request line 8192, head = buffer 16384 by default).
 #[test]
 fn oversized_heads_rejected() {
@@ -265,6 +288,10 @@ fn malformed_upstream_responses_are_502() {
             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
         ),
         ("space_before_colon", b"HTTP/1.1 200 OK\r\nContent-Length : 5\r\n\r\nhello"),
+        (
+            "connection_lists_content_length",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: content-length\r\n\r\nhello",
+        ),
     ];
     let mut failures = Vec::new();
     for (name, bytes) in cases {

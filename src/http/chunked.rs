@@ -22,7 +22,7 @@ pub enum ChunkError {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// Reading hex digits of a chunk size (`digits` so far).
+    /// Reading hex digits of a chunk size.
     Size,
     /// Whitespace after the size: only `;` may follow.
     SizeSpace,
@@ -57,7 +57,8 @@ pub struct Step {
 pub struct Decoder {
     state: State,
     size: u64,
-    digits: u8,
+    /// At least one hex digit of the current size was read (leading zeros are unbounded).
+    has_digit: bool,
     extension: usize,
     trailers: usize,
 }
@@ -67,7 +68,7 @@ impl Default for Decoder {
         Decoder {
             state: State::Size,
             size: 0,
-            digits: 0,
+            has_digit: false,
             extension: 0,
             trailers: 0,
         }
@@ -106,9 +107,9 @@ impl Decoder {
                             return Err(ChunkError::SizeOverflow);
                         }
                         self.size = self.size << 4 | u64::from(d);
-                        self.digits += 1;
+                        self.has_digit = true;
                     }
-                    None if self.digits == 0 => return Err(ChunkError::BadSize),
+                    None if !self.has_digit => return Err(ChunkError::BadSize),
                     None => match b {
                         b';' => self.state = State::Extension,
                         b' ' | b'\t' => self.state = State::SizeSpace,
@@ -141,7 +142,7 @@ impl Decoder {
                         State::Data(self.size)
                     };
                     self.size = 0;
-                    self.digits = 0;
+                    self.has_digit = false;
                     self.extension = 0;
                 }
                 State::DataCr => {
@@ -278,6 +279,14 @@ mod tests {
                 assert_eq!(&body, want, "case {name} step {step}");
                 assert_eq!(used, input.len(), "case {name} step {step}");
             }
+        }
+    }
+
+    #[test]
+    fn any_number_of_leading_zeros() {
+        for zeros in [255, 256, 257, 512] {
+            let input = [vec![b'0'; zeros], b"5\r\nhello\r\n0\r\n\r\n".to_vec()].concat();
+            assert_eq!(decode(&input, 64).unwrap().0, b"hello", "{zeros} zeros");
         }
     }
 

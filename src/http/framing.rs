@@ -164,6 +164,14 @@ impl<'a> ConnectionTokens<'a> {
         }
     }
 
+    /// Connection lists a header that frames the message or names its target: dropping it as
+    /// hop-by-hop would let the two sides frame the message differently (request smuggling).
+    pub fn lists_framing(&self) -> bool {
+        ["content-length", "transfer-encoding", "host"]
+            .iter()
+            .any(|h| self.lists(h))
+    }
+
     /// True when `name` was listed in Connection (so it must not be forwarded).
     pub fn lists(&self, name: &str) -> bool {
         self.listed[..self.listed_len]

@@ -154,6 +154,13 @@ pub fn process(
     if hosts > 1 || (!http10 && hosts == 0) || host.is_some_and(|h| h.is_empty() && !http10) {
         return Err(Reject::BadRequest);
     }
+    if conn.lists_framing() {
+        return Err(Reject::BadRequest);
+    }
+    // An empty Host (HTTP/1.0 only) is replaced like a missing one; a listed X-Request-Id is
+    // dropped as hop-by-hop, so a new one is generated.
+    let host = host.filter(|h| !h.is_empty());
+    let has_request_id = has_request_id && !conn.lists("x-request-id");
     let body = framing.request(http10).map_err(|e| match e {
         FramingError::Invalid => Reject::BadRequest,
         FramingError::UnknownCoding => Reject::NotImplemented,
@@ -175,6 +182,7 @@ pub fn process(
         let n = h.name;
         let dropped = is_hop_by_hop(n)
             || conn.lists(n)
+            || (name_is(n, "host") && host.is_none())
             || name_is(n, "upgrade")
             || name_is(n, "expect")
             || name_is(n, "x-forwarded-for")
@@ -307,6 +315,25 @@ mod tests {
     }
 
     #[test]
+    fn listed_request_id_is_replaced() {
+        let (_, out) = run(
+            b"GET / HTTP/1.1\r\nHost: h\r\nX-Request-Id: mine\r\nConnection: X-Request-Id\r\n\r\n",
+        );
+        assert!(
+            !out.contains("mine") && out.contains("X-Request-Id: 0000"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn http10_empty_host_gets_fallback() {
+        let (r, out) = run(b"GET / HTTP/1.0\r\nHost:\r\n\r\n");
+        assert!(matches!(r, Ok(Head::Complete(_))), "{r:?}");
+        assert_eq!(out.matches("Host:").count(), 1, "{out}");
+        assert!(out.contains("Host: up:80\r\n"), "{out}");
+    }
+
+    #[test]
     fn partial_and_limits() {
         assert_eq!(run(b"GET / HTTP/1.1\r\nHost: x\r\n").0, Ok(Head::Partial));
         let fwd = Forwarding {
@@ -339,6 +366,9 @@ mod tests {
             ("connect", b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", Reject::NotImplemented),
             ("bad expect", b"POST / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n", Reject::ExpectationFailed),
             ("bad version", b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", Reject::BadRequest),
+            ("connection lists content-length", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: Content-Length\r\n\r\nhello", Reject::BadRequest),
+            ("connection lists transfer-encoding", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: transfer-encoding\r\n\r\n", Reject::BadRequest),
+            ("connection lists host", b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Host\r\n\r\n", Reject::BadRequest),
         ];
         for (name, input, want) in cases {
             assert_eq!(reject(input), *want, "case {name}");

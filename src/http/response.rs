@@ -76,6 +76,9 @@ pub fn process(
             conn.add(h.value);
         }
     }
+    if conn.lists_framing() {
+        return Err(Malformed);
+    }
     let kind = match status {
         101 if ctx.upgrade_requested => Kind::Switching,
         101 => return Err(Malformed),
@@ -257,6 +260,8 @@ mod tests {
                 b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
             ),
             ("unasked 101", b"HTTP/1.1 101 Switching Protocols\r\n\r\n"),
+            ("connection lists content-length", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: content-length\r\n\r\n"),
+            ("connection lists transfer-encoding", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: Transfer-Encoding\r\n\r\n"),
         ] {
             assert_eq!(run(input, GET11).0, Err(Malformed), "case {name}");
         }
