@@ -142,9 +142,11 @@ pub struct ConnectionTokens<'a> {
     pub close: bool,
     pub keep_alive: bool,
     pub upgrade: bool,
-    /// Other listed names (stripped when forwarding); bounded, extras are ignored.
-    pub listed: [&'a [u8]; 8],
+    /// Other listed names (stripped when forwarding).
+    pub listed: [&'a [u8]; 16],
     pub listed_len: usize,
+    /// More names than `listed` holds: the message is refused rather than half-stripped.
+    pub overflow: bool,
 }
 
 impl<'a> ConnectionTokens<'a> {
@@ -157,19 +159,25 @@ impl<'a> ConnectionTokens<'a> {
                 self.keep_alive = true;
             } else if token.eq_ignore_ascii_case(b"upgrade") {
                 self.upgrade = true;
-            } else if !token.is_empty() && self.listed_len < self.listed.len() {
-                self.listed[self.listed_len] = token;
-                self.listed_len += 1;
+            } else if !token.is_empty() {
+                if self.listed_len == self.listed.len() {
+                    self.overflow = true;
+                } else {
+                    self.listed[self.listed_len] = token;
+                    self.listed_len += 1;
+                }
             }
         }
     }
 
     /// Connection lists a header that frames the message or names its target: dropping it as
     /// hop-by-hop would let the two sides frame the message differently (request smuggling).
-    pub fn lists_framing(&self) -> bool {
-        ["content-length", "transfer-encoding", "host"]
-            .iter()
-            .any(|h| self.lists(h))
+    /// Also true when Connection lists too many names to strip them all.
+    pub fn must_refuse(&self) -> bool {
+        self.overflow
+            || ["content-length", "transfer-encoding", "host"]
+                .iter()
+                .any(|h| self.lists(h))
     }
 
     /// True when `name` was listed in Connection (so it must not be forwarded).
@@ -304,5 +312,11 @@ mod tests {
         assert!(t.keep_alive && t.upgrade && !t.close);
         assert!(t.lists("x-foo"));
         assert!(!t.lists("x-bar"));
+        assert!(!t.must_refuse());
+        let mut t = ConnectionTokens::default();
+        let many: Vec<String> = (0..17).map(|i| format!("x-{i}")).collect();
+        let many = many.join(",");
+        t.add(many.as_bytes());
+        assert!(t.overflow && t.must_refuse());
     }
 }

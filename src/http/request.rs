@@ -154,7 +154,7 @@ pub fn process(
     if hosts > 1 || (!http10 && hosts == 0) || host.is_some_and(|h| h.is_empty() && !http10) {
         return Err(Reject::BadRequest);
     }
-    if conn.lists_framing() {
+    if conn.must_refuse() {
         return Err(Reject::BadRequest);
     }
     // An empty Host (HTTP/1.0 only) is replaced like a missing one; a listed X-Request-Id is

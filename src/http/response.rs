@@ -76,7 +76,7 @@ pub fn process(
             conn.add(h.value);
         }
     }
-    if conn.lists_framing() {
+    if conn.must_refuse() {
         return Err(Malformed);
     }
     let kind = match status {
