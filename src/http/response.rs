@@ -102,17 +102,18 @@ pub fn process(
     let close_client = kind == Kind::Final
         && (!ctx.client_keep_alive || body == BodyFraming::UntilClose || dechunk);
 
+    let response = Response {
+        head_len,
+        status,
+        kind,
+        body,
+        upstream_reusable,
+        close_client,
+        dechunk,
+    };
     out.clear();
     if kind == Kind::Interim && ctx.client_http10 {
-        return Ok(Head::Complete(Response {
-            head_len,
-            status,
-            kind,
-            body,
-            upstream_reusable,
-            close_client,
-            dechunk,
-        }));
+        return Ok(Head::Complete(response));
     }
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(&[
@@ -140,15 +141,7 @@ pub fn process(
         _ => {}
     }
     out.extend_from_slice(b"\r\n");
-    Ok(Head::Complete(Response {
-        head_len,
-        status,
-        kind,
-        body,
-        upstream_reusable,
-        close_client,
-        dechunk,
-    }))
+    Ok(Head::Complete(response))
 }
 
 #[cfg(test)]
