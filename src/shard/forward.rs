@@ -8,7 +8,7 @@ use monoio::time::Instant;
 
 use super::body::{self, RelayError};
 use super::conn::Client;
-use super::io::{read_more_until, write_static, write_vec, IoFail};
+use super::io::{read_more_until, write_static, write_vec, Buf, IoFail};
 use super::Shard;
 use crate::error::{ClientError, ProxyError, UpstreamError};
 use crate::http::request::{Method, Request};
@@ -135,17 +135,18 @@ async fn attempt(
         retryable: e != IoFail::TimedOut,
     };
 
-    // --- request: head, then body by its framing ---
+    // --- request: head (with the body's first bytes when small), then the rest by its framing ---
+    let left = coalesce(&mut c.head, &mut c.buf, req.body);
     write_vec(up, &mut c.head, t.upstream)
         .await
         .map_err(retryable)?;
-    if req.body != BodyFraming::None {
+    if !matches!(left, BodyFraming::None | BodyFraming::Length(0)) {
         if req.expect_continue && !req.http10 {
             write_vec_static(c, canned::CONTINUE, t.body)
                 .await
                 .map_err(|e| before_response(client_io(e)))?;
         }
-        let relayed = match req.body {
+        let relayed = match left {
             BodyFraming::Length(n) => body::length(&mut c.stream, &mut c.buf, up, n, t.body).await,
             _ => body::chunked(&mut c.stream, &mut c.buf, up, false, t.body).await,
         };
@@ -206,15 +207,7 @@ async fn attempt(
     };
 
     // --- response body back to the client ---
-    let mut left = resp.body;
-    if let BodyFraming::Length(n) = resp.body {
-        let take = (c.up_buf.len() as u64).min(n) as usize;
-        if take <= COALESCE_LIMIT {
-            c.head.extend_from_slice(&c.up_buf.data()[..take]);
-            c.up_buf.consume(take);
-            left = BodyFraming::Length(n - take as u64);
-        }
-    }
+    let left = coalesce(&mut c.head, &mut c.up_buf, resp.body);
     write_vec(&mut c.stream, &mut c.head, t.body)
         .await
         .map_err(|e| answered(client_io(e)))?;
@@ -237,6 +230,21 @@ async fn attempt(
         reusable: resp.upstream_reusable && c.up_buf.is_empty(),
         close_client: resp.close_client,
     })
+}
+
+/// Moves the first body bytes already read into the head buffer, so head and a small body go out
+/// in one write; returns what is left to relay.
+fn coalesce(head: &mut Vec<u8>, buf: &mut Buf, framing: BodyFraming) -> BodyFraming {
+    let BodyFraming::Length(n) = framing else {
+        return framing;
+    };
+    let take = (buf.len() as u64).min(n) as usize;
+    if take > COALESCE_LIMIT {
+        return framing;
+    }
+    head.extend_from_slice(&buf.data()[..take]);
+    buf.consume(take);
+    BodyFraming::Length(n - take as u64)
 }
 
 fn answered(e: ProxyError) -> Failed {
