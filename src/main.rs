@@ -36,9 +36,7 @@ fn build_config(args: &Args) -> Result<config::Config, String> {
         None => {
             let mut cfg = Args::base_config();
             args.apply(&mut cfg)?;
-            config::check(&cfg).map_err(|(field, msg)| {
-                format!("{field}: {msg} (give it with a flag or --config)")
-            })?;
+            config::check(&cfg).map_err(|(field, msg)| format!("{field}: {msg}"))?;
             Ok(cfg)
         }
     }

@@ -129,10 +129,16 @@ impl Shards {
 pub fn check_limits(c: &Config) -> Result<(), (&'static str, String)> {
     let s = &c.shards;
     if c.listen.is_empty() {
-        return Err(("listen", "at least one listen address is required".into()));
+        return Err((
+            "listen",
+            "at least one listen address is required (--listen, or `listen` in the file)".into(),
+        ));
     }
     if c.upstreams.is_empty() {
-        return Err(("upstreams", "at least one upstream is required".into()));
+        return Err((
+            "upstreams",
+            "at least one upstream is required (--upstream, or `upstreams` in the file)".into(),
+        ));
     }
     if !(1..=1024).contains(&s.count) {
         return Err((
