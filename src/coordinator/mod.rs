@@ -145,7 +145,11 @@ fn drain(
                         return 0;
                     }
                 }
-                Ok(ToCoordinator::Failed { id, error }) => eprintln!("error: shard {id}: {error}"),
+                Ok(ToCoordinator::Failed { id, error }) => {
+                    // That shard will never report Drained.
+                    eprintln!("error: shard {id}: {error}");
+                    return 1;
+                }
                 Ok(ToCoordinator::Ready { .. }) => {}
                 Err(_) => {
                     eprintln!("drained");

@@ -114,7 +114,15 @@ pub fn spawn(
                     return;
                 }
             };
-            runtime.block_on(run(id, config, listen, core, mailbox, reports));
+            // A bug must not leave a silent dead shard: report it and let the coordinator exit.
+            let panic_reports = reports.clone();
+            let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                runtime.block_on(run(id, config, listen, core, mailbox, reports))
+            }));
+            if served.is_err() {
+                let error = "panicked (see the message above)".to_string();
+                let _ = panic_reports.send(ToCoordinator::Failed { id, error });
+            }
         })
 }
 
