@@ -110,12 +110,7 @@ async fn read_head(shard: &Shard, c: &mut Client) -> Option<request::Request> {
             Ok(Head::Partial) => match read_more_until(&mut c.stream, &mut c.buf, deadline).await {
                 Ok(_) => {}
                 Err(IoFail::TimedOut) => {
-                    write_static(
-                        &mut c.stream,
-                        canned::response(408),
-                        shard.config.timeouts.body,
-                    )
-                    .await;
+                    refuse(&mut c.stream, 408, shard.config.timeouts.body).await;
                     return None;
                 }
                 Err(_) => return None,
@@ -128,14 +123,14 @@ async fn read_head(shard: &Shard, c: &mut Client) -> Option<request::Request> {
                     Reject::NotImplemented => 501,
                     Reject::ExpectationFailed => 417,
                 };
-                write_static(
-                    &mut c.stream,
-                    canned::response(status),
-                    shard.config.timeouts.body,
-                )
-                .await;
+                refuse(&mut c.stream, status, shard.config.timeouts.body).await;
                 return None;
             }
         }
     }
+}
+
+/// Answers with a canned error before the connection closes; a failed write changes nothing then.
+pub(super) async fn refuse(stream: &mut TcpStream, status: u16, idle: std::time::Duration) {
+    let _ = write_static(stream, canned::response(status), idle).await;
 }

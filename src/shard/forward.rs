@@ -7,7 +7,7 @@ use monoio::net::TcpStream;
 use monoio::time::Instant;
 
 use super::body::{self, RelayError};
-use super::conn::Client;
+use super::conn::{refuse, Client};
 use super::io::{read_more_until, write_static, write_vec, Buf, IoFail};
 use super::Shard;
 use crate::error::{ClientError, ProxyError, UpstreamError};
@@ -56,12 +56,7 @@ pub async fn exchange(shard: &Shard, c: &mut Client, req: &Request) -> Outcome {
                     ProxyError::Client(ClientError::Io(_)) => 0,
                 };
                 if status != 0 {
-                    write_static(
-                        &mut c.stream,
-                        canned::response(status),
-                        shard.config.timeouts.body,
-                    )
-                    .await;
+                    refuse(&mut c.stream, status, shard.config.timeouts.body).await;
                 }
             }
             Outcome::Close
@@ -142,7 +137,7 @@ async fn attempt(
         .map_err(retryable)?;
     if !matches!(left, BodyFraming::None | BodyFraming::Length(0)) {
         if req.expect_continue && !req.http10 {
-            write_vec_static(c, canned::CONTINUE, t.body)
+            write_static(&mut c.stream, canned::CONTINUE, t.body)
                 .await
                 .map_err(|e| before_response(client_io(e)))?;
         }
@@ -269,17 +264,4 @@ fn upstream_io(e: IoFail) -> ProxyError {
         IoFail::Eof => UpstreamError::Closed,
         IoFail::Err(k) => UpstreamError::Io(k),
     })
-}
-
-async fn write_vec_static(
-    c: &mut Client,
-    bytes: &'static [u8],
-    idle: std::time::Duration,
-) -> Result<(), IoFail> {
-    use monoio::io::AsyncWriteRentExt;
-    match monoio::time::timeout(idle, c.stream.write_all(bytes)).await {
-        Ok((Ok(_), _)) => Ok(()),
-        Ok((Err(e), _)) => Err(IoFail::Err(e.kind())),
-        Err(_) => Err(IoFail::TimedOut),
-    }
 }

@@ -142,13 +142,15 @@ pub async fn write_vec<S: AsyncWriteRent>(
     res.map(|_| ()).map_err(|e| IoFail::Err(e.kind()))
 }
 
-/// Writes static bytes (canned responses); failures are ignored: the connection closes next.
-pub async fn write_static<S: AsyncWriteRent>(s: &mut S, bytes: &'static [u8], idle: Duration) {
-    let _ = timeout(idle, s.write_all(bytes)).await;
-}
-
-/// Keeps the compiler honest about the buffer traits we rely on.
-#[allow(dead_code)]
-fn _assert_bufs(v: Vec<u8>) -> impl IoBuf {
-    v
+/// Writes static bytes (canned responses, `100 Continue`).
+pub async fn write_static<S: AsyncWriteRent>(
+    s: &mut S,
+    bytes: &'static [u8],
+    idle: Duration,
+) -> Result<(), IoFail> {
+    match timeout(idle, s.write_all(bytes)).await {
+        Ok((Ok(_), _)) => Ok(()),
+        Ok((Err(e), _)) => Err(IoFail::Err(e.kind())),
+        Err(_) => Err(IoFail::TimedOut),
+    }
 }
