@@ -4,7 +4,6 @@
 
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
@@ -12,7 +11,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 #[derive(Debug, Clone)]
 pub enum ToShard {
     /// Stop accepting, finish in-flight requests, report `Drained`.
-    Drain { deadline: Instant },
+    Drain,
 }
 
 /// Which I/O driver a shard's runtime got.

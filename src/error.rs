@@ -1,16 +1,7 @@
-//! Why an exchange failed, by side: the client, the upstream, or shardgate itself. The side picks
-//! the response status, whether a retry is allowed, and what the logs and (later) metrics say.
+//! Why an exchange failed, by side: the client or the upstream (`ProxyError`'s variant). The side
+//! picks the response status, whether a retry is allowed, and (later) what logs and metrics say.
 
-use std::fmt;
 use std::io;
-
-/// Which party broke an exchange.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    Client,
-    Upstream,
-    Internal,
-}
 
 /// The client went away or broke framing mid-body: nothing more can be sent to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,15 +58,6 @@ pub enum ProxyError {
     Upstream(UpstreamError),
 }
 
-impl ProxyError {
-    pub fn side(self) -> Side {
-        match self {
-            ProxyError::Client(_) => Side::Client,
-            ProxyError::Upstream(_) => Side::Upstream,
-        }
-    }
-}
-
 impl From<ClientError> for ProxyError {
     fn from(e: ClientError) -> Self {
         ProxyError::Client(e)
@@ -85,14 +67,5 @@ impl From<ClientError> for ProxyError {
 impl From<UpstreamError> for ProxyError {
     fn from(e: UpstreamError) -> Self {
         ProxyError::Upstream(e)
-    }
-}
-
-impl fmt::Display for ProxyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ProxyError::Client(e) => write!(f, "client: {e:?}"),
-            ProxyError::Upstream(e) => write!(f, "upstream: {e:?}"),
-        }
     }
 }

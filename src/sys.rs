@@ -80,11 +80,3 @@ pub fn has_pending_connection(fd: RawFd) -> bool {
     let n = unsafe { libc::poll(&mut pfd, 1, 0) };
     n > 0 && pfd.revents & libc::POLLIN != 0
 }
-
-/// Shuts down the write side (sends FIN) of a socket, leaving reads open.
-pub fn shutdown_write(fd: RawFd) {
-    // SAFETY: shutdown on a socket fd we own; failure (already closed) is harmless.
-    unsafe {
-        libc::shutdown(fd, libc::SHUT_WR);
-    }
-}

@@ -5,7 +5,7 @@ mod duration;
 mod file;
 
 pub use check_limits as check;
-pub use duration::{format as format_duration, parse as parse_duration};
+pub use duration::parse as parse_duration;
 pub use file::{load, ConfigError, Loaded};
 
 use std::net::SocketAddr;

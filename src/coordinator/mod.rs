@@ -11,7 +11,7 @@ mod listeners;
 mod signals;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{after, select, tick, Receiver};
 
@@ -124,9 +124,8 @@ fn drain(
     signals: &Receiver<i32>,
     timeout: Duration,
 ) -> i32 {
-    let deadline = Instant::now() + timeout;
     for link in links {
-        link.send(ToShard::Drain { deadline });
+        link.send(ToShard::Drain);
     }
     let n = links.len();
     let mut left = vec![(0usize, 0usize); n];

@@ -74,7 +74,6 @@ async fn wait_for_request(shard: &Shard, c: &mut Client) -> bool {
     if shard.drain.is_draining() {
         return false;
     }
-    c.buf.consume(0);
     let v = std::mem::take(&mut c.buf.v);
     let cap = v.capacity();
     let read = c

@@ -22,7 +22,7 @@ pub async fn run(
 ) {
     // Drain is the only event so far; config and health events join this match later.
     match mailbox.recv().await {
-        Some(ToShard::Drain { .. }) => {
+        Some(ToShard::Drain) => {
             shard.drain.start();
             for accept_loop in accepting {
                 accept_loop.await;
