@@ -37,3 +37,17 @@ mod tests {
         assert_eq!(rr.pick(3, |_| false), None);
     }
 }
+
+// STUB additions (replaced by the policy branch).
+use std::time::Instant;
+#[derive(Debug, Clone, PartialEq)]
+pub enum HashOn { ClientIp, Header(String), Cookie(String) }
+#[derive(Debug, Clone, PartialEq)]
+pub enum Algorithm { RoundRobin, Weighted, LeastRequest, PeakEwma, Random, Hash(HashOn) }
+impl std::str::FromStr for Algorithm { type Err = String; fn from_str(s: &str) -> Result<Self, String> { Ok(match s { "round-robin" => Algorithm::RoundRobin, "weighted" => Algorithm::Weighted, "least-request" => Algorithm::LeastRequest, "ewma" => Algorithm::PeakEwma, "random" => Algorithm::Random, "hash:client-ip" => Algorithm::Hash(HashOn::ClientIp), _ => return Err(format!("bad {s}")) }) } }
+impl Algorithm { pub fn name(&self) -> String { "round-robin".into() } }
+pub trait Candidates { fn len(&self) -> usize; fn usable(&self, i: usize) -> bool; fn in_flight(&self, i: usize) -> u32; fn ewma_cost(&self, i: usize, now: Instant) -> f64; }
+pub struct Balancer(RoundRobin);
+impl Balancer { pub fn new(_a: &Algorithm, _ids: &[&str], _w: &[u32], _s: u64) -> Balancer { Balancer(RoundRobin::default()) } pub fn pick<C: Candidates>(&self, c: &C, _k: Option<&[u8]>, _n: Instant) -> Option<usize> { self.0.pick(c.len(), |i| c.usable(i)) } }
+pub struct PeakEwma;
+impl PeakEwma { pub fn new(_t: std::time::Duration, _i: std::time::Duration) -> Self { PeakEwma } pub fn observe(&self, _r: std::time::Duration, _n: Instant) {} pub fn cost(&self, _n: Instant, f: u32) -> f64 { f as f64 } }

@@ -7,11 +7,42 @@ use std::task::{Context, Poll, Waker};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
+use crate::config::Config;
+use crate::stats::Snapshot;
+
 /// Events a shard acts on.
 #[derive(Debug, Clone)]
 pub enum ToShard {
     /// Stop accepting, finish in-flight requests, report `Drained`.
     Drain,
+    /// A new validated config (reload, or re-resolved endpoints): new requests use it at once.
+    Config(Arc<Config>),
+    /// Another shard's (or a probe's) verdict on an endpoint.
+    Health(HealthNews),
+    /// Send a `Stats` snapshot.
+    Stats,
+}
+
+/// Health of one endpoint, as one shard learnt it; the coordinator relays it to every shard.
+#[derive(Debug, Clone)]
+pub struct HealthNews {
+    /// The shard it came from (it has applied it already).
+    pub from: usize,
+    pub cluster: Arc<str>,
+    pub endpoint: Arc<str>,
+    pub event: HealthEvent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthEvent {
+    /// Active checks reached `rise` successes.
+    ProbeUp,
+    /// Active checks reached `fall` failures.
+    ProbeDown,
+    /// Passive outlier detection: the shard's breaker opened.
+    Ejected,
+    /// The shard's breaker closed again.
+    Readmitted,
 }
 
 /// Which I/O driver a shard's runtime got.
@@ -49,6 +80,15 @@ pub enum ToCoordinator {
     },
     /// Every connection of this shard is closed.
     Drained { id: usize },
+    /// An endpoint changed state on this shard: relay to the others.
+    Health(HealthNews),
+    /// The answer to `ToShard::Stats`.
+    Stats {
+        id: usize,
+        connections: usize,
+        requests: usize,
+        snapshot: Box<Snapshot>,
+    },
 }
 
 type WakeSlot = Arc<Mutex<Option<Waker>>>;

@@ -4,21 +4,60 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::config::{self, parse_duration, Config, Pool, Shards, Timeouts};
+use crate::config::{
+    self, parse_duration, Cluster, Config, HealthCheck, Listener, Pool, RateKey, RateLimit,
+    Route, Shards, Timeouts,
+};
 
 /// shardgate: a thread-per-core HTTP/1.1 reverse proxy on io_uring.
 ///
-/// Flags override the config file. Durations are written like 3s, 250ms, 2m or 1h.
-/// Signals: TERM/INT drain gracefully (a second one exits at once).
+/// Flags override the config file (policy flags apply to every cluster or route of the file).
+/// Durations are written like 3s, 250ms, 2m or 1h. Signals: TERM/INT drain gracefully (a second
+/// one exits at once), HUP reloads the config file, USR1 reopens the access log.
 #[derive(Parser, Debug, Default)]
 #[command(name = "shardgate", version, about, long_about = None)]
 pub struct Args {
     /// Address to listen on, as IP:port (repeatable; port 0 picks a free port)
     #[arg(long, value_name = "ADDR")]
     pub listen: Vec<String>,
-    /// Upstream endpoint as HOST:PORT (repeatable; balanced round-robin)
+    /// Upstream endpoint as HOST:PORT or "HOST:PORT weight=N" (repeatable; the `default` cluster)
     #[arg(long, value_name = "HOST:PORT")]
     pub upstream: Vec<String>,
+    /// Expect a PROXY protocol v1/v2 header on every connection to the --listen addresses
+    #[arg(long)]
+    pub proxy_protocol: bool,
+    /// Load balancing: round-robin, weighted, least-request, ewma, random, hash:client-ip,
+    /// hash:header:NAME, hash:cookie:NAME [default: round-robin]
+    #[arg(long, value_name = "ALGO")]
+    pub lb: Option<String>,
+    /// Per-client-IP rate limit, like 100/s, 6000/m (429 beyond); each shard holds its share
+    /// unless --steer client-ip
+    #[arg(long, value_name = "RATE")]
+    pub rate_limit: Option<String>,
+    /// Requests a client may burst above the rate [default: one second's worth]
+    #[arg(long, value_name = "N")]
+    pub rate_burst: Option<u32>,
+    /// Active health check for every cluster: tcp or http:/path
+    #[arg(long, value_name = "CHECK")]
+    pub health_check: Option<String>,
+    /// Interval between health checks of one endpoint [default: 5s]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub health_interval: Option<Duration>,
+    /// Pin each client address to one shard (SO_REUSEPORT BPF): client-ip or none
+    #[arg(long, value_name = "HOW")]
+    pub steer: Option<String>,
+    /// Trust X-Forwarded-For / PROXY headers from this address or CIDR (repeatable)
+    #[arg(long, value_name = "CIDR")]
+    pub trusted_proxy: Vec<String>,
+    /// Admin listener (metrics, health, drain, reload) as IP:port, or off [default: 127.0.0.1:9901]
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<String>,
+    /// Access log: stdout, a file path, or off [default: off]
+    #[arg(long, value_name = "WHERE")]
+    pub access_log: Option<String>,
+    /// Start a W3C trace (traceparent) for requests that arrive without one
+    #[arg(long)]
+    pub trace: bool,
     /// TOML config file (see docs/CONTRACT.md); flags override it
     #[arg(long, value_name = "FILE")]
     pub config: Option<String>,
@@ -91,30 +130,53 @@ impl Args {
     /// Starting point when no config file is given: defaults for this machine, nothing to proxy.
     pub fn base_config() -> Config {
         Config {
-            listen: Vec::new(),
-            upstreams: Vec::new(),
+            listeners: Vec::new(),
+            clusters: Vec::new(),
+            routes: Vec::new(),
             shards: Shards::for_this_process(),
             timeouts: Timeouts::default(),
             pool: Pool::default(),
+            trusted_proxies: Vec::new(),
+            steer_client_ip: false,
+            admin: Some(config::DEFAULT_ADMIN),
+            access_log: "off".to_string(),
+            trace_start: false,
+            source: None,
         }
     }
 
     /// Applies every flag that was given on top of `cfg`. Errors name the flag.
     pub fn apply(&self, cfg: &mut Config) -> Result<(), String> {
         if !self.listen.is_empty() {
-            cfg.listen = self
+            cfg.listeners = self
                 .listen
                 .iter()
-                .map(|l| config::parse_listen(l).map_err(|e| format!("--listen: {e}")))
-                .collect::<Result<_, _>>()?;
+                .map(|l| {
+                    let addr = config::parse_listen(l).map_err(|e| format!("--listen: {e}"))?;
+                    Ok(Listener {
+                        addr,
+                        proxy_protocol: self.proxy_protocol,
+                    })
+                })
+                .collect::<Result<_, String>>()?;
+        } else if self.proxy_protocol {
+            cfg.listeners.iter_mut().for_each(|l| l.proxy_protocol = true);
         }
         if !self.upstream.is_empty() {
-            cfg.upstreams = self
+            let endpoints = self
                 .upstream
                 .iter()
-                .map(|u| config::resolve_upstream(u).map_err(|e| format!("--upstream: {e}")))
+                .map(|u| config::parse_endpoint(u).map_err(|e| format!("--upstream: {e}")))
                 .collect::<Result<_, _>>()?;
+            match cfg.clusters.iter_mut().find(|c| c.name == "default") {
+                Some(c) => c.endpoints = endpoints,
+                None => cfg.clusters.insert(0, Cluster::new("default", endpoints)),
+            }
+            if cfg.routes.is_empty() {
+                cfg.routes.push(Route::catch_all(0));
+            }
         }
+        self.apply_policy(cfg)?;
         let s = &mut cfg.shards;
         if let Some(cpus) = &self.cpus {
             s.cpus = cpus.clone();
@@ -144,6 +206,76 @@ impl Args {
         set(&mut t.idle, self.idle_timeout);
         set(&mut t.body, self.body_timeout);
         set(&mut t.drain, self.drain_timeout);
+        Ok(())
+    }
+
+    /// The one-cluster flags, applied to every cluster / route, and the operations flags.
+    fn apply_policy(&self, cfg: &mut Config) -> Result<(), String> {
+        if let Some(lb) = &self.lb {
+            let alg: crate::balance::Algorithm = lb.parse().map_err(|e| format!("--lb: {e}"))?;
+            cfg.clusters.iter_mut().for_each(|c| c.lb = alg.clone());
+        }
+        if let Some(kind) = &self.health_check {
+            let kind = HealthCheck::parse_kind(kind).map_err(|e| format!("--health-check: {e}"))?;
+            for c in &mut cfg.clusters {
+                let mut hc = HealthCheck::new(kind.clone());
+                if let Some(old) = &c.health {
+                    hc.interval = old.interval;
+                }
+                c.health = Some(hc);
+            }
+        }
+        if let Some(every) = self.health_interval {
+            if self.health_check.is_none() && cfg.clusters.iter().all(|c| c.health.is_none()) {
+                return Err("--health-interval: needs --health-check".into());
+            }
+            cfg.clusters
+                .iter_mut()
+                .filter_map(|c| c.health.as_mut())
+                .for_each(|h| h.interval = every);
+        }
+        if let Some(rate) = &self.rate_limit {
+            let rate = rate.parse().map_err(|e| format!("--rate-limit: {e}"))?;
+            for r in &mut cfg.routes {
+                r.rate_limit = Some(RateLimit {
+                    rate,
+                    burst: self.rate_burst.unwrap_or(0),
+                    key: RateKey::ClientIp,
+                });
+            }
+        } else if let Some(burst) = self.rate_burst {
+            let mut any = false;
+            for rl in cfg.routes.iter_mut().filter_map(|r| r.rate_limit.as_mut()) {
+                rl.burst = burst;
+                any = true;
+            }
+            if !any {
+                return Err("--rate-burst: needs --rate-limit".into());
+            }
+        }
+        if let Some(steer) = &self.steer {
+            cfg.steer_client_ip = match steer.as_str() {
+                "client-ip" => true,
+                "none" => false,
+                other => return Err(format!("--steer: {other:?}: use client-ip or none")),
+            };
+        }
+        for t in &self.trusted_proxy {
+            cfg.trusted_proxies
+                .push(t.parse().map_err(|e| format!("--trusted-proxy: {e}"))?);
+        }
+        if let Some(a) = &self.admin {
+            cfg.admin = config::parse_admin(a).map_err(|e| format!("--admin: {e}"))?;
+        }
+        if let Some(a) = &self.access_log {
+            if a.is_empty() {
+                return Err("--access-log: use stdout, off or a file path".into());
+            }
+            cfg.access_log = a.clone();
+        }
+        if self.trace {
+            cfg.trace_start = true;
+        }
         Ok(())
     }
 }

@@ -12,6 +12,8 @@ pub enum ClientError {
     BodyTimeout,
     /// A chunked request body that breaks the chunked framing.
     BadBody,
+    /// A chunked request body beyond the route's `max_body`.
+    TooLarge,
 }
 
 /// The upstream failed; before the response head reached the client this becomes 502/503/504.
@@ -36,6 +38,10 @@ pub enum UpstreamError {
     PoolFull,
     /// Waited for a free connection longer than the queue timeout.
     PoolTimeout,
+    /// The cluster's connection limit on this shard is reached.
+    ClusterFull,
+    /// The cluster's pending-request limit on this shard is reached.
+    PendingFull,
 }
 
 impl UpstreamError {
@@ -45,9 +51,36 @@ impl UpstreamError {
             UpstreamError::ConnectTimeout
             | UpstreamError::ResponseTimeout
             | UpstreamError::BodyTimeout => 504,
-            UpstreamError::NoEndpoint | UpstreamError::PoolFull | UpstreamError::PoolTimeout => 503,
+            UpstreamError::NoEndpoint
+            | UpstreamError::PoolFull
+            | UpstreamError::PoolTimeout
+            | UpstreamError::ClusterFull
+            | UpstreamError::PendingFull => 503,
             _ => 502,
         }
+    }
+
+    /// The canned response the client gets, naming the reason for a 503.
+    pub fn response(self) -> &'static [u8] {
+        use crate::http::canned;
+        match self {
+            UpstreamError::NoEndpoint => canned::NO_ENDPOINT,
+            UpstreamError::ClusterFull => canned::CLUSTER_FULL,
+            UpstreamError::PendingFull => canned::PENDING_FULL,
+            e => canned::response(e.status()),
+        }
+    }
+
+    /// A failure of the endpoint itself (counts against its circuit breaker).
+    pub fn is_endpoint_fault(self) -> bool {
+        !matches!(
+            self,
+            UpstreamError::NoEndpoint
+                | UpstreamError::PoolFull
+                | UpstreamError::PoolTimeout
+                | UpstreamError::ClusterFull
+                | UpstreamError::PendingFull
+        )
     }
 }
 

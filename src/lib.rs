@@ -14,12 +14,19 @@
 //! messages that cross threads; `sys` holds the only `unsafe`. Shards share nothing mutable: the
 //! request path takes no lock and touches no atomic.
 
+pub mod access_log;
 pub mod balance;
+pub mod breaker;
 pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod coordinator;
 pub mod error;
 pub mod http;
+pub mod ratelimit;
+pub mod retry_budget;
+pub mod route;
 pub mod shard;
+pub mod stats;
 pub mod sys;
+pub mod trusted;

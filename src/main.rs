@@ -20,7 +20,9 @@ fn main() {
         return;
     }
     sys::raise_nofile_limit();
-    std::process::exit(coordinator::run(cfg));
+    // A reload reads the file again and applies the same flags on top, as at start.
+    let reload: coordinator::Reloader = Box::new(move || build_config(&args));
+    std::process::exit(coordinator::run(cfg, reload));
 }
 
 /// The config file (if any) with flags applied on top, checked as a whole.
@@ -29,6 +31,7 @@ fn build_config(args: &Args) -> Result<config::Config, String> {
         Some(path) => {
             let loaded = config::load(path).map_err(|e| e.to_string())?;
             let mut cfg = loaded.config.clone();
+            cfg.source = Some(path.clone());
             args.apply(&mut cfg)?;
             loaded.check(&cfg).map_err(|e| e.to_string())?;
             Ok(cfg)

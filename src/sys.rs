@@ -80,3 +80,8 @@ pub fn has_pending_connection(fd: RawFd) -> bool {
     let n = unsafe { libc::poll(&mut pfd, 1, 0) };
     n > 0 && pfd.revents & libc::POLLIN != 0
 }
+
+// STUB (replaced by the edge branch).
+pub fn attach_steering(_fd: std::os::fd::RawFd, _ipv6: bool, _n: u32) -> std::io::Result<()> { Ok(()) }
+pub fn steer_index(_ip: std::net::IpAddr, _n: u32) -> u32 { 0 }
+pub fn notify_systemd(_state: &str) -> std::io::Result<bool> { Ok(false) }

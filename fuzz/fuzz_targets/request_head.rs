@@ -6,7 +6,7 @@ use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use libfuzzer_sys::fuzz_target;
-use shardgate::http::request::{process, Forwarding, Reject, Request};
+use shardgate::http::request::{process, Forwarding, Plan, Reject, Request};
 use shardgate::http::{BodyFraming, Head};
 
 #[path = "common.rs"]
@@ -36,9 +36,9 @@ fuzz_target!(|data: &[u8]| {
 
 fn check(data: &[u8], max_line: usize, fwd: &Forwarding<'_>) {
     let mut out = Vec::new();
-    let r = process(data, false, max_line, fwd, &mut out);
+    let r = process(data, false, max_line, fwd, |_| Plan::forward(), &mut out);
     let mut out_full = Vec::new();
-    let r_full = process(data, true, max_line, fwd, &mut out_full);
+    let r_full = process(data, true, max_line, fwd, |_| Plan::forward(), &mut out_full);
 
     // `full` only decides what a partial head means.
     match (&r, &r_full) {
@@ -56,11 +56,11 @@ fn check(data: &[u8], max_line: usize, fwd: &Forwarding<'_>) {
     // Bytes after the head (the body, a pipelined request) do not change the result, and any
     // prefix of the head is only Partial: a head split over reads parses the same.
     let mut out_exact = Vec::new();
-    let r_exact = process(&data[..head_len], false, max_line, fwd, &mut out_exact);
+    let r_exact = process(&data[..head_len], false, max_line, fwd, |_| Plan::forward(), &mut out_exact);
     assert_eq!(r_exact, Ok(Head::Complete(req)), "trailing bytes changed the result\ninput: {}", esc(data));
     assert_eq!(out_exact, out, "trailing bytes changed the head\ninput: {}", esc(data));
     for cut in [head_len - 1, head_len / 2] {
-        let r_cut = process(&data[..cut], false, max_line, fwd, &mut Vec::new());
+        let r_cut = process(&data[..cut], false, max_line, fwd, |_| Plan::forward(), &mut Vec::new());
         assert_eq!(r_cut, Ok(Head::Partial), "prefix of {cut} bytes of a complete head\ninput: {}", esc(data));
     }
 
@@ -114,7 +114,7 @@ fn check(data: &[u8], max_line: usize, fwd: &Forwarding<'_>) {
 
     // A second proxy of the same kind in front of the upstream frames the head the same way.
     let mut out2 = Vec::new();
-    match process(&out, false, usize::MAX, fwd, &mut out2) {
+    match process(&out, false, usize::MAX, fwd, |_| Plan::forward(), &mut out2) {
         Ok(Head::Complete(Request { head_len, method: m2, body, .. })) => {
             assert_eq!(head_len, out.len());
             assert_eq!(body, req.body, "re-processing the head changed its framing\ninput: {}\nhead: {}", esc(data), esc(&out));

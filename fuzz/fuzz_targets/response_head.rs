@@ -20,6 +20,8 @@ fuzz_target!(|data: &[u8]| {
         client_http10: flags & 2 != 0,
         client_keep_alive: flags & 4 != 0,
         upgrade_requested: flags & 8 != 0,
+        remove: &[],
+        extra: b"",
     };
     check(buf, ctx);
 });

@@ -8,8 +8,10 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::policy_file::{self, EntryError, RawCluster, RawListener, RawRoute};
 use super::{
-    check_limits, parse_duration, parse_listen, resolve_upstream, Config, Pool, Shards, Timeouts,
+    check_limits, parse_duration, parse_endpoint, parse_listen, Cluster, Config, Listener, Pool,
+    Route, Shards, Timeouts,
 };
 
 /// A config file that cannot be used, pointing at the offending place.
@@ -47,6 +49,15 @@ type S<T> = Option<Spanned<T>>;
 struct RawFile {
     listen: S<Vec<Spanned<String>>>,
     upstreams: S<Vec<Spanned<String>>>,
+    lb: S<String>,
+    trusted_proxies: S<Vec<Spanned<String>>>,
+    steer: S<String>,
+    admin: S<String>,
+    access_log: S<String>,
+    trace: S<bool>,
+    listeners: Option<Vec<RawListener>>,
+    clusters: Option<Vec<Spanned<RawCluster>>>,
+    routes: Option<Vec<Spanned<RawRoute>>>,
     shards: Option<RawShards>,
     timeouts: Option<RawTimeouts>,
     pool: Option<RawPool>,
@@ -166,6 +177,10 @@ impl Builder<'_> {
         }
     }
 
+    fn entry(&self, e: EntryError) -> ConfigError {
+        self.error(e.0, &e.1, e.2)
+    }
+
     fn num<T: TryFrom<u64>>(
         &mut self,
         field: &'static str,
@@ -191,26 +206,86 @@ impl Builder<'_> {
     }
 
     fn build(&mut self, raw: RawFile) -> Result<Config, ConfigError> {
-        let mut listen = Vec::new();
+        let mut listeners = Vec::new();
         if let Some(list) = raw.listen {
             self.spans.insert("listen", list.span());
             for item in list.into_inner() {
-                listen.push(
-                    parse_listen(item.get_ref())
-                        .map_err(|m| self.error(item.span(), "listen", m))?,
-                );
+                let addr = parse_listen(item.get_ref())
+                    .map_err(|m| self.error(item.span(), "listen", m))?;
+                listeners.push(Listener {
+                    addr,
+                    proxy_protocol: false,
+                });
             }
         }
-        let mut upstreams = Vec::new();
+        for (i, l) in raw.listeners.into_iter().flatten().enumerate() {
+            listeners.push(policy_file::listener(i, l).map_err(|e| self.entry(e))?);
+        }
+
+        let mut clusters = Vec::new();
         if let Some(list) = raw.upstreams {
             self.spans.insert("upstreams", list.span());
+            let mut endpoints = Vec::new();
             for item in list.into_inner() {
-                upstreams.push(
-                    resolve_upstream(item.get_ref())
+                endpoints.push(
+                    parse_endpoint(item.get_ref())
                         .map_err(|m| self.error(item.span(), "upstreams", m))?,
                 );
             }
+            let mut c = Cluster::new("default", endpoints);
+            if let Some(lb) = raw.lb {
+                c.lb = lb.get_ref().parse().map_err(|m| self.error(lb.span(), "lb", m))?;
+            }
+            clusters.push(c);
+        } else if let Some(lb) = raw.lb {
+            return Err(self.error(lb.span(), "lb", "`lb` sets the `upstreams` cluster's algorithm; use clusters[].lb".into()));
         }
+        for (i, c) in raw.clusters.into_iter().flatten().enumerate() {
+            let span = c.span();
+            let c = policy_file::cluster(i, c.into_inner()).map_err(|e| self.entry(e))?;
+            if clusters.iter().any(|o: &Cluster| o.name == c.name) {
+                return Err(self.error(span, &format!("clusters[{i}].name"), format!("cluster {:?} is defined twice", c.name)));
+            }
+            clusters.push(c);
+        }
+        let names: Vec<String> = clusters.iter().map(|c| c.name.clone()).collect();
+        let mut routes: Vec<Route> = Vec::new();
+        for (i, r) in raw.routes.into_iter().flatten().enumerate() {
+            let span = r.span();
+            let r = policy_file::route(i, r.into_inner(), span.clone(), &names).map_err(|e| self.entry(e))?;
+            if routes.iter().any(|o| o.name == r.name) {
+                return Err(self.error(span, &format!("routes[{i}].name"), format!("route {:?} is defined twice", r.name)));
+            }
+            routes.push(r);
+        }
+        if routes.is_empty() && !clusters.is_empty() {
+            routes.push(Route::catch_all(0));
+        }
+
+        let mut trusted_proxies = Vec::new();
+        if let Some(list) = raw.trusted_proxies {
+            for item in list.into_inner() {
+                trusted_proxies.push(
+                    item.get_ref()
+                        .parse()
+                        .map_err(|m| self.error(item.span(), "trusted_proxies", m))?,
+                );
+            }
+        }
+        let steer_client_ip = match raw.steer {
+            None => false,
+            Some(s) => match s.get_ref().as_str() {
+                "client-ip" => true,
+                "none" => false,
+                _ => return Err(self.error(s.span(), "steer", "use client-ip or none".into())),
+            },
+        };
+        let admin = match raw.admin {
+            None => Some(super::DEFAULT_ADMIN),
+            Some(a) => super::parse_admin(a.get_ref()).map_err(|m| self.error(a.span(), "admin", m))?,
+        };
+        let access_log = raw.access_log.map_or_else(|| "off".to_string(), |a| a.into_inner());
+        let trace_start = raw.trace.is_some_and(|t| t.into_inner());
 
         let mut shards = Shards::for_this_process();
         if let Some(s) = raw.shards {
@@ -267,11 +342,18 @@ impl Builder<'_> {
         }
 
         Ok(Config {
-            listen,
-            upstreams,
+            listeners,
+            clusters,
+            routes,
             shards,
             timeouts,
             pool,
+            trusted_proxies,
+            steer_client_ip,
+            admin,
+            access_log,
+            trace_start,
+            source: Some(self.file.to_string()),
         })
     }
 }
@@ -325,7 +407,7 @@ mod tests {
     #[test]
     fn minimal_file() {
         let c = full("listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9\"]\n").unwrap();
-        assert_eq!(c.upstreams[0].addr.port(), 9);
+        assert_eq!(c.clusters[0].endpoints[0].addr.port(), 9);
         assert_eq!(c.timeouts, Timeouts::default());
     }
 

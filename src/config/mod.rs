@@ -1,33 +1,54 @@
 //! The validated configuration every thread reads: built once by the main thread (file, then flags),
 //! shared read-only as `Arc<Config>`. Holding a `Config` means it passed validation.
 
+mod cluster;
 mod duration;
 mod file;
+mod policy_file;
+mod render;
+mod route;
 
 pub use check_limits as check;
+pub use cluster::{parse_endpoint, resolve, Cluster, Endpoint, HealthCheck, ProbeKind};
 pub use duration::parse as parse_duration;
-pub use file::{load, ConfigError, Loaded};
+pub use render::render;
+pub use file::{load, parse, ConfigError, Loaded};
+pub use route::{Direct, HeaderEdits, RateKey, RateLimit, RetryPolicy, Route, RouteTimeouts};
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Everything shardgate needs to run; see docs/CONTRACT.md for the file format.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Addresses each shard binds with SO_REUSEPORT.
-    pub listen: Vec<SocketAddr>,
-    /// The one cluster of this release, balanced round-robin.
-    pub upstreams: Vec<Upstream>,
+    pub listeners: Vec<Listener>,
+    pub clusters: Vec<Cluster>,
+    /// First match wins; never empty once validated (a catch-all to cluster 0 when none is written).
+    pub routes: Vec<Route>,
     pub shards: Shards,
     pub timeouts: Timeouts,
     pub pool: Pool,
+    /// Peers whose X-Forwarded-For / PROXY header is believed for the client address.
+    pub trusted_proxies: Vec<crate::trusted::Cidr>,
+    /// Pin each client address to one shard with a SO_REUSEPORT BPF program.
+    pub steer_client_ip: bool,
+    /// The admin listener (metrics, health, drain, reload); `None` = off.
+    pub admin: Option<SocketAddr>,
+    /// `off`, `stdout` or a file path.
+    pub access_log: String,
+    /// Start a W3C trace (traceparent) for requests that carry none.
+    pub trace_start: bool,
+    /// The file this came from, for reloads (`None` = flags only).
+    pub source: Option<String>,
 }
 
-/// One upstream endpoint as written (`host:port`) and as resolved at start.
+/// One listening address and what it expects first on each connection.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Upstream {
-    pub name: String,
+pub struct Listener {
     pub addr: SocketAddr,
+    /// Each connection starts with a PROXY protocol v1/v2 header (from a trusted load balancer).
+    pub proxy_protocol: bool,
 }
 
 /// Per-core tuning: how many shards, where they run, and what each may hold.
@@ -128,16 +149,16 @@ impl Shards {
 /// Limits checked on every source of settings (file and flags); each names the field it checks.
 pub fn check_limits(c: &Config) -> Result<(), (&'static str, String)> {
     let s = &c.shards;
-    if c.listen.is_empty() {
+    if c.listeners.is_empty() {
         return Err((
             "listen",
             "at least one listen address is required (--listen, or `listen` in the file)".into(),
         ));
     }
-    if c.upstreams.is_empty() {
+    if c.clusters.is_empty() || c.clusters.iter().any(|cl| cl.endpoints.is_empty()) {
         return Err((
             "upstreams",
-            "at least one upstream is required (--upstream, or `upstreams` in the file)".into(),
+            "at least one upstream is required (--upstream, `upstreams`, or `[[clusters]]` endpoints in the file)".into(),
         ));
     }
     if !(1..=1024).contains(&s.count) {
@@ -202,19 +223,16 @@ pub fn check_limits(c: &Config) -> Result<(), (&'static str, String)> {
     Ok(())
 }
 
-/// Resolves `host:port` once, at start (re-resolution comes with clusters).
-pub fn resolve_upstream(text: &str) -> Result<Upstream, String> {
-    use std::net::ToSocketAddrs;
-    let mut addrs = text
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {text:?} as host:port: {e}"))?;
-    let addr = addrs
-        .next()
-        .ok_or_else(|| format!("{text:?} resolves to no address"))?;
-    Ok(Upstream {
-        name: text.to_string(),
-        addr,
-    })
+/// The admin listener unless configured otherwise (loopback only).
+pub const DEFAULT_ADMIN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9901);
+
+/// `off`, or an IP:port for the admin listener.
+pub fn parse_admin(text: &str) -> Result<Option<SocketAddr>, String> {
+    if text == "off" {
+        return Ok(None);
+    }
+    parse_listen(text).map(Some)
 }
 
 /// Parses a listen address (`127.0.0.1:8080`, `[::1]:8080`, `0.0.0.0:0`).

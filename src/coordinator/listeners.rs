@@ -8,10 +8,13 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 /// `shards` listeners per address, in shard order: `result[shard][address]`, plus the bound
 /// addresses (ports resolved).
+/// With `steer`, a BPF program on each address's reuseport group sends every client address to
+/// one shard (the group's socket order is shard order).
 pub fn open(
     addrs: &[SocketAddr],
     shards: usize,
     backlog: u32,
+    steer: bool,
 ) -> Result<(Vec<SocketAddr>, Vec<Vec<TcpListener>>), String> {
     let mut per_shard: Vec<Vec<TcpListener>> = (0..shards).map(|_| Vec::new()).collect();
     let mut bound = Vec::with_capacity(addrs.len());
@@ -26,6 +29,12 @@ pub fn open(
         per_shard[0].push(first);
         for listeners in per_shard.iter_mut().skip(1) {
             listeners.push(reuseport_listener(real, backlog).map_err(fail)?);
+        }
+        if steer {
+            use std::os::fd::AsRawFd;
+            let fd = per_shard[0].last().map(|l| l.as_raw_fd()).unwrap_or(-1);
+            crate::sys::attach_steering(fd, addr.is_ipv6(), shards as u32)
+                .map_err(|e| format!("cannot attach --steer client-ip program on {addr}: {e}"))?;
         }
         bound.push(real);
     }

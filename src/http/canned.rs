@@ -22,6 +22,43 @@ macro_rules! canned {
 
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
+/// 503s that say why: every endpoint is unhealthy or its breaker open.
+pub const NO_ENDPOINT: &[u8] = canned!("503", "Service Unavailable", "20", "no healthy upstream\n");
+/// The cluster's per-shard connection limit is reached.
+pub const CLUSTER_FULL: &[u8] =
+    canned!("503", "Service Unavailable", "34", "upstream connection limit reached\n");
+/// The cluster's per-shard pending-request limit is reached.
+pub const PENDING_FULL: &[u8] =
+    canned!("503", "Service Unavailable", "35", "too many pending upstream requests\n");
+
+/// The reason phrase shardgate writes for a status it generates.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        410 => "Gone",
+        413 => "Content Too Large",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}
+
 /// The canned response for `status` (500 for a code without one).
 pub fn response(status: u16) -> &'static [u8] {
     match status {
@@ -68,6 +105,11 @@ mod tests {
                 "{head}"
             );
             assert!(head.contains("Connection: close"));
+        }
+        for bytes in [super::NO_ENDPOINT, super::CLUSTER_FULL, super::PENDING_FULL] {
+            let text = std::str::from_utf8(bytes).unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            assert!(head.contains(&format!("Content-Length: {}", body.len())), "{head}");
         }
     }
 }

@@ -3,10 +3,12 @@
 //! Pure code: no runtime, no threads; the shard's connection task calls it.
 
 pub mod canned;
+pub mod proxy_protocol;
 pub mod chunked;
 mod framing;
 pub mod request;
 pub mod response;
+pub mod trace;
 
 pub use framing::BodyFraming;
 

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::mem::MaybeUninit;
 use std::net::IpAddr;
 
+use super::trace;
 use super::framing::{is_hop_by_hop, ConnectionTokens, FramingError, FramingScan};
 use super::{name_is, BodyFraming, Head, MAX_HEADERS};
 
@@ -64,6 +65,78 @@ pub struct Request {
     pub upgrade: bool,
     /// `Expect: 100-continue`: the proxy answers 100 itself before reading the body.
     pub expect_continue: bool,
+    /// The plan said to answer locally: no upstream head was written.
+    pub answer_locally: bool,
+    /// The request id sent upstream (the client's, up to 64 bytes, or the generated one).
+    pub request_id: RequestId,
+    /// The W3C trace id (32 hex digits) when the request carries or started a trace.
+    pub trace_id: Option<[u8; 32]>,
+}
+
+/// A request id kept by value, for the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestId {
+    bytes: [u8; 64],
+    len: u8,
+}
+
+impl RequestId {
+    fn new(v: &[u8]) -> RequestId {
+        let len = v.len().min(64);
+        let mut bytes = [0; 64];
+        bytes[..len].copy_from_slice(&v[..len]);
+        RequestId {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+/// What routing sees of a valid request head, before anything is written upstream.
+pub struct Parsed<'b> {
+    pub method: &'b [u8],
+    pub target: &'b [u8],
+    /// The Host header (empty when absent).
+    pub host: &'b [u8],
+    pub headers: &'b [httparse::Header<'b>],
+    pub content_length: Option<u64>,
+}
+
+/// What the route decided about the head the upstream receives.
+pub struct Plan<'p> {
+    /// The caller answers itself (direct response, 404, 413, 429): write nothing upstream.
+    pub answer_locally: bool,
+    /// Path rewrite: replace the first `strip` bytes of the target by `prefix`.
+    pub strip: usize,
+    pub prefix: &'p [u8],
+    /// Headers set on the request (replacing same-named ones) and removed (lower-case names).
+    pub add: &'p [(String, String)],
+    pub remove: &'p [String],
+    /// Start a trace when the request carries no valid `traceparent`.
+    pub trace_start: bool,
+    /// The span id this hop forwards with, and the trace id a started trace gets.
+    pub span_id: u64,
+    pub new_trace: u128,
+}
+
+impl Plan<'_> {
+    /// Forward unchanged (tests, and routes without edits).
+    pub fn forward() -> Plan<'static> {
+        Plan {
+            answer_locally: false,
+            strip: 0,
+            prefix: b"",
+            add: &[],
+            remove: &[],
+            trace_start: false,
+            span_id: 1,
+            new_trace: 1,
+        }
+    }
 }
 
 /// Why a request head is refused; each maps to one canned response.
@@ -85,13 +158,15 @@ pub struct Forwarding<'a> {
     pub fallback_host: &'a [u8],
 }
 
-/// Parses and validates the head at the start of `buf`; on success `out` holds the upstream head.
-/// `full` says the buffer cannot take more bytes, so a partial head is too large.
-pub fn process(
+/// Parses and validates the head at the start of `buf`, asks `plan` (routing) what to do with it,
+/// and then `out` holds the upstream head. `full` says the buffer cannot take more bytes, so a
+/// partial head is too large.
+pub fn process<'p>(
     buf: &[u8],
     full: bool,
     max_line: usize,
     fwd: &Forwarding<'_>,
+    plan: impl FnOnce(&Parsed<'_>) -> Plan<'p>,
     out: &mut Vec<u8>,
 ) -> Result<Head<Request>, Reject> {
     let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -130,6 +205,8 @@ pub fn process(
     let mut expect_continue = false;
     let mut upgrade_value: Option<&[u8]> = None;
     let mut has_request_id = false;
+    let mut request_id: &[u8] = b"";
+    let mut traceparent: Option<&[u8]> = None;
     for h in req.headers.iter() {
         if framing.header(h.name, h.value) {
             continue;
@@ -149,6 +226,9 @@ pub fn process(
             upgrade_value = Some(h.value);
         } else if name_is(h.name, "x-request-id") {
             has_request_id = true;
+            request_id = h.value;
+        } else if name_is(h.name, "traceparent") {
+            traceparent = Some(h.value);
         }
     }
     if hosts > 1 || (!http10 && hosts == 0) || host.is_some_and(|h| h.is_empty() && !http10) {
@@ -172,15 +252,62 @@ pub fn process(
         !conn.close
     };
 
-    // Pass 2: the head the upstream receives.
+    let plan = plan(&Parsed {
+        method: method_name.as_bytes(),
+        target: target.as_bytes(),
+        host: host.unwrap_or(b""),
+        headers: req.headers,
+        content_length: match body {
+            BodyFraming::Length(n) => Some(n),
+            BodyFraming::None => Some(0),
+            _ => None,
+        },
+    });
+    let request_id = if has_request_id {
+        RequestId::new(request_id)
+    } else {
+        RequestId::new(&hex32(fwd.request_id))
+    };
+    let mut done = Request {
+        head_len,
+        method,
+        http10,
+        body,
+        keep_alive,
+        upgrade,
+        expect_continue,
+        answer_locally: plan.answer_locally,
+        request_id,
+        trace_id: None,
+    };
     out.clear();
+    if plan.answer_locally {
+        return Ok(Head::Complete(done));
+    }
+
+    // Pass 2: the head the upstream receives.
     out.extend_from_slice(method_name.as_bytes());
     out.push(b' ');
-    out.extend_from_slice(target.as_bytes());
+    let target = target.as_bytes();
+    if plan.strip > 0 && plan.strip <= target.len() {
+        out.extend_from_slice(plan.prefix);
+        let rest = &target[plan.strip..];
+        let rest = if plan.prefix.ends_with(b"/") && rest.starts_with(b"/") {
+            &rest[1..]
+        } else {
+            rest
+        };
+        out.extend_from_slice(rest);
+    } else {
+        out.extend_from_slice(target);
+    }
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for h in req.headers.iter() {
         let n = h.name;
         let dropped = is_hop_by_hop(n)
+            || name_is(n, "traceparent")
+            || plan.remove.iter().any(|r| name_is(n, r))
+            || plan.add.iter().any(|(a, _)| name_is(n, a))
             || conn.lists(n)
             || (name_is(n, "host") && host.is_none())
             || name_is(n, "upgrade")
@@ -210,25 +337,27 @@ pub fn process(
         header(out, b"X-Forwarded-Host", h);
     }
     if !has_request_id {
-        out.extend_from_slice(b"X-Request-Id: ");
-        hex32(out, fwd.request_id);
-        out.extend_from_slice(b"\r\n");
+        header(out, b"X-Request-Id", done.request_id.as_bytes());
+    }
+    for (n, v) in plan.add {
+        header(out, n.as_bytes(), v.as_bytes());
+    }
+    let incoming = traceparent.and_then(trace::parse);
+    if incoming.is_some() || plan.trace_start {
+        done.trace_id = trace::forward(
+            incoming.as_ref(),
+            plan.span_id,
+            plan.new_trace,
+            plan.trace_start,
+            out,
+        );
     }
     if let (true, Some(u)) = (upgrade, upgrade_value) {
         out.extend_from_slice(b"Connection: upgrade\r\n");
         header(out, b"Upgrade", u);
     }
     out.extend_from_slice(b"\r\n");
-
-    Ok(Head::Complete(Request {
-        head_len,
-        method,
-        http10,
-        body,
-        keep_alive,
-        upgrade,
-        expect_continue,
-    }))
+    Ok(Head::Complete(done))
 }
 
 #[inline]
@@ -239,11 +368,13 @@ pub(crate) fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn hex32(out: &mut Vec<u8>, v: u128) {
+fn hex32(v: u128) -> [u8; 32] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for i in (0..32).rev() {
-        out.push(DIGITS[((v >> (i * 4)) & 0xf) as usize]);
+    let mut out = [0; 32];
+    for (i, d) in out.iter_mut().enumerate() {
+        *d = DIGITS[((v >> ((31 - i) * 4)) & 0xf) as usize];
     }
+    out
 }
 
 #[cfg(test)]
@@ -257,7 +388,7 @@ mod tests {
             fallback_host: b"up:80",
         };
         let mut out = Vec::new();
-        let r = process(input, false, 8192, &fwd, &mut out);
+        let r = process(input, false, 8192, &fwd, |_| Plan::forward(), &mut out);
         (r, String::from_utf8(out).unwrap())
     }
 
@@ -343,12 +474,12 @@ mod tests {
         };
         let long = [b"GET /".as_slice(), &[b'a'; 200]].concat();
         assert_eq!(
-            process(&long, true, 100, &fwd, &mut Vec::new()),
+            process(&long, true, 100, &fwd, |_| Plan::forward(), &mut Vec::new()),
             Err(Reject::UriTooLong)
         );
         let big = b"GET / HTTP/1.1\r\nHost: x\r\nX: aaaaaaaa";
         assert_eq!(
-            process(big, true, 100, &fwd, &mut Vec::new()),
+            process(big, true, 100, &fwd, |_| Plan::forward(), &mut Vec::new()),
             Err(Reject::HeadersTooLarge)
         );
     }

@@ -10,12 +10,22 @@ use super::{name_is, BodyFraming, Head, MAX_HEADERS};
 
 /// What the client side of the exchange needs from the response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResponseCtx {
+pub struct ResponseCtx<'a> {
     pub head_request: bool,
     pub client_http10: bool,
     /// The client may keep its connection after this response (its wish, and no drain).
     pub client_keep_alive: bool,
     pub upgrade_requested: bool,
+    /// Lower-case header names the route removes from final responses.
+    pub remove: &'a [String],
+    /// Whole header lines (`Name: value\r\n`) the route adds to final responses.
+    pub extra: &'a [u8],
+}
+
+impl ResponseCtx<'_> {
+    pub fn plain(head_request: bool, client_http10: bool, client_keep_alive: bool, upgrade_requested: bool) -> ResponseCtx<'static> {
+        ResponseCtx { head_request, client_http10, client_keep_alive, upgrade_requested, remove: &[], extra: b"" }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +60,7 @@ pub struct Malformed;
 pub fn process(
     buf: &[u8],
     full: bool,
-    ctx: ResponseCtx,
+    ctx: ResponseCtx<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Head<Response>, Malformed> {
     let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -129,10 +139,14 @@ pub fn process(
         let dropped = is_hop_by_hop(n)
             || conn.lists(n)
             || (name_is(n, "upgrade") && kind != Kind::Switching)
-            || (dechunk && name_is(n, "transfer-encoding"));
+            || (dechunk && name_is(n, "transfer-encoding"))
+            || (kind == Kind::Final && ctx.remove.iter().any(|r| name_is(n, r)));
         if !dropped {
             header(out, n.as_bytes(), h.value);
         }
+    }
+    if kind == Kind::Final {
+        out.extend_from_slice(ctx.extra);
     }
     match kind {
         Kind::Switching => out.extend_from_slice(b"Connection: upgrade\r\n"),
@@ -148,11 +162,13 @@ pub fn process(
 mod tests {
     use super::*;
 
-    const GET11: ResponseCtx = ResponseCtx {
+    const GET11: ResponseCtx<'static> = ResponseCtx {
         head_request: false,
         client_http10: false,
         client_keep_alive: true,
         upgrade_requested: false,
+        remove: &[],
+        extra: b"",
     };
 
     fn run(input: &[u8], ctx: ResponseCtx) -> (Result<Head<Response>, Malformed>, String) {

@@ -18,6 +18,8 @@ pub enum RelayError {
     Write(IoFail),
     /// The sender broke chunked framing.
     Framing,
+    /// A chunked request body passed the route's `max_body`.
+    TooLarge,
 }
 
 /// Relays exactly `n` bytes: first what `buf` holds, then from `src`. Leaves extra bytes in `buf`.
@@ -27,7 +29,7 @@ pub async fn length<R, W>(
     dst: &mut W,
     n: u64,
     idle: Duration,
-) -> Result<(), RelayError>
+) -> Result<u64, RelayError>
 where
     R: AsyncReadRent,
     W: AsyncWriteRent,
@@ -42,7 +44,7 @@ where
             left -= take as u64;
         }
         if left == 0 {
-            return Ok(());
+            return Ok(n);
         }
         read_more_within(src, buf, idle)
             .await
@@ -51,19 +53,22 @@ where
 }
 
 /// Relays a chunked body, validating its framing. Verbatim, or payload only when `dechunk`.
-/// Stops exactly at the end of the trailers; bytes after it stay in `buf`.
+/// Stops exactly at the end of the trailers; bytes after it stay in `buf`. Returns the bytes
+/// written; more than `limit` of them is `TooLarge`.
 pub async fn chunked<R, W>(
     src: &mut R,
     buf: &mut Buf,
     dst: &mut W,
     dechunk: bool,
+    limit: u64,
     idle: Duration,
-) -> Result<(), RelayError>
+) -> Result<u64, RelayError>
 where
     R: AsyncReadRent,
     W: AsyncWriteRent,
 {
     let mut dec = Decoder::default();
+    let mut total = 0u64;
     loop {
         let mut consumed = 0;
         let mut payload = 0;
@@ -80,6 +85,10 @@ where
             }
             consumed += step.consumed;
         }
+        total += if dechunk { payload } else { consumed } as u64;
+        if total > limit {
+            return Err(RelayError::TooLarge);
+        }
         if dechunk {
             if payload > 0 {
                 write_buf(dst, buf, payload, idle)
@@ -93,7 +102,7 @@ where
                 .map_err(RelayError::Write)?;
         }
         if dec.is_done() {
-            return Ok(());
+            return Ok(total);
         }
         read_more_within(src, buf, idle)
             .await
@@ -107,13 +116,15 @@ pub async fn until_close<R, W>(
     buf: &mut Buf,
     dst: &mut W,
     idle: Duration,
-) -> Result<(), RelayError>
+) -> Result<u64, RelayError>
 where
     R: AsyncReadRent,
     W: AsyncWriteRent,
 {
+    let mut total = 0u64;
     loop {
         let n = buf.len();
+        total += n as u64;
         if n > 0 {
             write_buf(dst, buf, n, idle)
                 .await
@@ -121,7 +132,7 @@ where
         }
         match read_more_within(src, buf, idle).await {
             Ok(_) => {}
-            Err(IoFail::Eof) => return Ok(()),
+            Err(IoFail::Eof) => return Ok(total),
             Err(e) => return Err(RelayError::Read(e)),
         }
     }

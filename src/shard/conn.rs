@@ -1,61 +1,83 @@
-//! A client connection's task: wait for a request (idle timeout; woken by drain), read its head
-//! (header timeout, size limits), validate it, run the exchange, and loop for keep-alive and
-//! pipelining until either side closes. Runs on the shard that accepted the connection.
+//! A client connection's task: read a PROXY header when the listener expects one, wait for a
+//! request (idle timeout; woken by drain), read its head (header timeout, size limits), admit it
+//! (route, limits), run the exchange or answer locally, record statistics and the access log
+//! line, and loop for keep-alive and pipelining until either side closes. Runs on the shard that
+//! accepted the connection.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::SystemTime;
 
 use monoio::buf::IoBufMut;
 use monoio::io::CancelableAsyncReadRent;
 use monoio::net::TcpStream;
 use monoio::time::Instant;
 
-use super::forward::{self, Outcome};
+use super::admission::{self, Scratch, Verdict};
+use super::forward::{self, Ctx, Exchanged, Outcome};
 use super::io::{read_more_until, write_buf, write_static, Buf, IoFail};
+use super::table::Table;
 use super::{tunnel, Shard};
-use crate::http::request::{self, Forwarding, Reject};
-use crate::http::{canned, Head};
+use crate::http::proxy_protocol;
+use crate::http::request::{self, Forwarding, Reject, Request};
+use crate::http::{canned, BodyFraming, Head};
+use crate::stats::class_of;
 
 /// Everything one client connection owns; buffers are reused for every request on it.
 pub struct Client {
     pub stream: TcpStream,
     pub peer: SocketAddr,
+    /// The client as the PROXY header names it, else the peer.
+    pub client: SocketAddr,
     /// Bytes read from the client: request heads, bodies, pipelined requests.
     pub buf: Buf,
     /// Bytes read from the upstream of the current exchange.
     pub up_buf: Buf,
-    /// The rewritten head being sent (request upstream, then response to the client).
+    /// The rewritten request head sent upstream (kept for a retry).
     pub head: Vec<u8>,
+    /// The response head sent to the client.
+    pub out: Vec<u8>,
+    pub scratch: Scratch,
 }
 
 /// Serves one accepted connection until it closes.
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr, proxy_header: bool) {
     let _open = shard.drain.connection();
     let _ = stream.set_nodelay(true);
-    let size = shard.config.shards.buffer_size;
+    let size = shard.base.shards.buffer_size;
     let mut c = Client {
         stream,
         peer,
+        client: peer,
         buf: Buf::with_capacity(size),
         up_buf: Buf::with_capacity(size),
         head: Vec::with_capacity(1024),
+        out: Vec::with_capacity(1024),
+        scratch: Scratch::default(),
     };
+    if proxy_header && !read_proxy_header(&shard, &mut c).await {
+        return;
+    }
     loop {
         if c.buf.is_empty() && !wait_for_request(&shard, &mut c).await {
             return;
         }
         let _in_flight = shard.drain.request();
-        let Some(req) = read_head(&shard, &mut c).await else {
+        let started = Instant::now();
+        let table = shard.table();
+        let Some((req, route, verdict)) = read_head(&shard, &table, &mut c).await else {
             return;
         };
-        match forward::exchange(&shard, &mut c, &req).await {
+        let ex = respond(&shard, &table, &mut c, &req, route, verdict).await;
+        record(&shard, &table, &c, &req, route, &ex, started);
+        match ex.outcome {
             Outcome::KeepAlive => {}
             Outcome::Close => return,
             Outcome::Tunnel(upstream) => {
                 let pending = c.buf.len();
                 let mut up = upstream;
                 if pending > 0
-                    && write_buf(&mut up, &mut c.buf, pending, shard.config.timeouts.body)
+                    && write_buf(&mut up, &mut c.buf, pending, shard.base.timeouts.body)
                         .await
                         .is_err()
                 {
@@ -64,6 +86,169 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
                 drop(_in_flight);
                 tunnel::run(c.stream, up).await;
                 return;
+            }
+        }
+    }
+}
+
+/// Runs the exchange, or gives the answer admission decided on.
+async fn respond(
+    shard: &Shard,
+    table: &Table,
+    c: &mut Client,
+    req: &Request,
+    route: Option<usize>,
+    verdict: Verdict,
+) -> Exchanged {
+    let mut ex = Exchanged {
+        outcome: Outcome::Close,
+        status: 0,
+        bytes_in: req.head_len as u64,
+        bytes_out: 0,
+        upstream: None,
+        upstream_time: None,
+    };
+    let idle = shard.base.timeouts.body;
+    let (status, content_type, body): (u16, &str, &[u8]) = match verdict {
+        Verdict::Forward => {
+            let i = route.unwrap_or(0);
+            let cfg = &table.config.routes[i];
+            let view = &table.routes[i];
+            let Some(cluster) = view.cluster.as_deref() else {
+                refuse(&mut c.stream, canned::response(500), idle).await;
+                ex.status = 500;
+                return ex;
+            };
+            let ctx = Ctx {
+                table,
+                route: view,
+                cfg,
+                cluster,
+            };
+            return forward::exchange(shard, c, req, &ctx).await;
+        }
+        Verdict::TooLarge => {
+            let bytes = canned::response(413);
+            refuse(&mut c.stream, bytes, idle).await;
+            ex.status = 413;
+            ex.bytes_out = bytes.len() as u64;
+            return ex;
+        }
+        Verdict::NotFound => (404, "text/plain", b"not found\n"),
+        Verdict::Limited { .. } => (429, "text/plain", b"too many requests\n"),
+        Verdict::Direct => {
+            let d = table.config.routes[route.unwrap_or(0)]
+                .direct
+                .as_ref()
+                .expect("a direct verdict has a direct response");
+            (d.status, d.content_type.as_str(), d.body.as_bytes())
+        }
+    };
+    // A request body is not read: the connection cannot carry another request after it.
+    let bodiless = matches!(req.body, BodyFraming::None | BodyFraming::Length(0));
+    let keep = bodiless && req.keep_alive && !req.http10 && !shard.drain.is_draining();
+    c.buf.consume(req.head_len);
+    let head_only = req.method == request::Method::Head;
+    match admission::answer(
+        &mut c.stream,
+        &mut c.out,
+        status,
+        content_type,
+        body,
+        &c.scratch.extra,
+        head_only,
+        keep,
+        idle,
+    )
+    .await
+    {
+        Ok(n) => {
+            ex.status = status;
+            ex.bytes_out = n;
+            ex.outcome = if keep {
+                Outcome::KeepAlive
+            } else {
+                Outcome::Close
+            };
+        }
+        Err(_) => ex.outcome = Outcome::Close,
+    }
+    ex
+}
+
+/// Statistics and the access log line for one finished exchange.
+fn record(
+    shard: &Shard,
+    table: &Table,
+    c: &Client,
+    req: &Request,
+    route: Option<usize>,
+    ex: &Exchanged,
+    started: Instant,
+) {
+    let total = started.elapsed();
+    let name: &str = match route {
+        Some(i) => {
+            let s = &table.routes[i].stats;
+            if ex.status != 0 {
+                let n = &s.requests[class_of(ex.status)];
+                n.set(n.get() + 1);
+            }
+            s.latency.record(total);
+            &table.routes[i].name
+        }
+        None => "",
+    };
+    if shard.log.enabled() {
+        let trace = req.trace_id;
+        shard.log.log(&crate::access_log::Entry {
+            time: SystemTime::now(),
+            client: c.client,
+            method: &c.scratch.method,
+            path: &c.scratch.path,
+            status: ex.status,
+            bytes_in: ex.bytes_in,
+            bytes_out: ex.bytes_out,
+            upstream: ex.upstream,
+            upstream_time: ex.upstream_time,
+            total_time: total,
+            request_id: req.request_id.as_bytes(),
+            trace_id: trace.as_ref().map(|t| &t[..]),
+            shard: shard.id,
+            route: name,
+        });
+    }
+}
+
+/// Reads the PROXY protocol header a load balancer sends first. False: refuse the connection.
+async fn read_proxy_header(shard: &Shard, c: &mut Client) -> bool {
+    let trusted = shard.table().trusted.is_empty() || shard.table().trusted.contains(c.peer.ip());
+    if !trusted {
+        return false;
+    }
+    let deadline = Instant::now() + shard.base.timeouts.header;
+    loop {
+        match proxy_protocol::parse(c.buf.data()) {
+            Ok(proxy_protocol::Parsed::Complete {
+                consumed, source, ..
+            }) => {
+                c.buf.consume(consumed);
+                if let Some(s) = source {
+                    c.client = s;
+                }
+                return true;
+            }
+            Ok(proxy_protocol::Parsed::Partial) => {
+                if read_more_until(&mut c.stream, &mut c.buf, deadline)
+                    .await
+                    .is_err()
+                {
+                    return false;
+                }
+            }
+            Err(_) => {
+                refuse(&mut c.stream, canned::response(400), shard.base.timeouts.body).await;
+                return false;
             }
         }
     }
@@ -84,32 +269,48 @@ async fn wait_for_request(shard: &Shard, c: &mut Client) -> bool {
             c.buf.v = slice.into_inner();
             matches!(res, Ok(n) if n > 0)
         }
-        _ = monoio::time::sleep(shard.config.timeouts.idle) => false,
+        _ = monoio::time::sleep(shard.base.timeouts.idle) => false,
     }
 }
 
-/// Reads until a whole head is buffered and validated; answers and returns `None` when refused.
-async fn read_head(shard: &Shard, c: &mut Client) -> Option<request::Request> {
-    let limits = &shard.config.shards;
-    let deadline = Instant::now() + shard.config.timeouts.header;
+/// Reads until a whole head is buffered, validated and admitted; answers and returns `None`
+/// when refused.
+async fn read_head(
+    shard: &Shard,
+    table: &Table,
+    c: &mut Client,
+) -> Option<(Request, Option<usize>, Verdict)> {
+    let limits = &shard.base.shards;
+    let deadline = Instant::now() + shard.base.timeouts.header;
     let fwd = Forwarding {
-        client_ip: c.peer.ip(),
+        client_ip: c.client.ip(),
         request_id: shard.next_request_id(),
         fallback_host: shard.fallback_host.as_bytes(),
     };
+    let log = shard.log.enabled();
     loop {
-        match request::process(
+        let mut decided = (None, Verdict::Forward);
+        let client = c.client.ip();
+        let scratch = &mut c.scratch;
+        let processed = request::process(
             c.buf.data(),
             c.buf.is_full(),
             limits.max_request_line,
             &fwd,
+            |p| {
+                let ids = (shard.next_span_id(), shard.next_request_id());
+                let (plan, route, verdict) = admission::admit(table, client, log, ids, p, scratch);
+                decided = (route, verdict);
+                plan
+            },
             &mut c.head,
-        ) {
-            Ok(Head::Complete(req)) => return Some(req),
+        );
+        match processed {
+            Ok(Head::Complete(req)) => return Some((req, decided.0, decided.1)),
             Ok(Head::Partial) => match read_more_until(&mut c.stream, &mut c.buf, deadline).await {
                 Ok(_) => {}
                 Err(IoFail::TimedOut) => {
-                    refuse(&mut c.stream, 408, shard.config.timeouts.body).await;
+                    refuse(&mut c.stream, canned::response(408), shard.base.timeouts.body).await;
                     return None;
                 }
                 Err(_) => return None,
@@ -122,7 +323,7 @@ async fn read_head(shard: &Shard, c: &mut Client) -> Option<request::Request> {
                     Reject::NotImplemented => 501,
                     Reject::ExpectationFailed => 417,
                 };
-                refuse(&mut c.stream, status, shard.config.timeouts.body).await;
+                refuse(&mut c.stream, canned::response(status), shard.base.timeouts.body).await;
                 return None;
             }
         }
@@ -130,6 +331,6 @@ async fn read_head(shard: &Shard, c: &mut Client) -> Option<request::Request> {
 }
 
 /// Answers with a canned error before the connection closes; a failed write changes nothing then.
-pub(super) async fn refuse(stream: &mut TcpStream, status: u16, idle: std::time::Duration) {
-    let _ = write_static(stream, canned::response(status), idle).await;
+pub(super) async fn refuse(stream: &mut TcpStream, bytes: &'static [u8], idle: std::time::Duration) {
+    let _ = write_static(stream, bytes, idle).await;
 }

@@ -1,5 +1,6 @@
-//! The shard's control task: waits on its mailbox for coordinator events and acts on them
-//! (today: drain, with progress reports until the last connection closes). Shard thread.
+//! The shard's control task: waits on its mailbox for coordinator events and acts on them: a new
+//! config (swap the routing table), endpoint health news, a statistics request (answer with a
+//! snapshot), and drain (with progress reports until the last connection closes). Shard thread.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -7,7 +8,8 @@ use std::time::Duration;
 use monoio::task::JoinHandle;
 
 use super::Shard;
-use crate::bus::{Mailbox, Reports, ToCoordinator, ToShard};
+use crate::bus::{Driver, Mailbox, Reports, ToCoordinator, ToShard};
+use crate::stats::ShardMeta;
 
 /// How often a draining shard reports what it still holds.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -19,18 +21,88 @@ pub async fn run(
     accepting: Vec<JoinHandle<()>>,
     mailbox: Mailbox,
     reports: Reports,
+    driver: Driver,
+    core: Option<usize>,
 ) {
-    // Drain is the only event so far; config and health events join this match later.
-    match mailbox.recv().await {
-        Some(ToShard::Drain) => {
-            shard.drain.start();
-            for accept_loop in accepting {
-                accept_loop.await;
+    let mut accepting = Some(accepting);
+    loop {
+        match mailbox.recv().await {
+            Some(ToShard::Config(config)) => shard.apply_config(config),
+            Some(ToShard::Health(news)) => shard.apply_health(&news),
+            Some(ToShard::Stats) => {
+                let _ = reports.send(snapshot(&shard, driver, core));
             }
-            drain(&shard, &reports).await;
-            let _ = reports.send(ToCoordinator::Drained { id: shard.id });
+            Some(ToShard::Drain) => {
+                let Some(loops) = accepting.take() else {
+                    continue;
+                };
+                shard.drain.start();
+                for accept_loop in loops {
+                    accept_loop.await;
+                }
+                // Statistics and health still answer while the drain runs.
+                let done = drain(&shard, &reports);
+                let events = serve_during_drain(&shard, &mailbox, &reports, driver, core);
+                monoio::select! {
+                    _ = done => {}
+                    _ = events => {}
+                }
+                shard.log.flush();
+                let _ = reports.send(ToCoordinator::Drained { id: shard.id });
+                return;
+            }
+            None => return,
         }
-        None => {}
+    }
+}
+
+/// Answers statistics and applies health news while draining; ends when the coordinator is gone.
+async fn serve_during_drain(
+    shard: &Shard,
+    mailbox: &Mailbox,
+    reports: &Reports,
+    driver: Driver,
+    core: Option<usize>,
+) {
+    while let Some(msg) = mailbox.recv().await {
+        match msg {
+            ToShard::Stats => {
+                let _ = reports.send(snapshot(shard, driver, core));
+            }
+            ToShard::Health(news) => shard.apply_health(&news),
+            ToShard::Config(config) => shard.apply_config(config),
+            ToShard::Drain => {}
+        }
+    }
+}
+
+/// This shard's statistics, with pool gauges brought up to date.
+fn snapshot(shard: &Shard, driver: Driver, core: Option<usize>) -> ToCoordinator {
+    let table = shard.table();
+    for c in &table.clusters {
+        for e in &c.endpoints {
+            let idle = e.pool.idle_count() as u64;
+            e.stats.idle.set(idle);
+            e.stats.busy.set((e.pool.open_count() as u64).saturating_sub(idle));
+        }
+    }
+    let (conns, reqs) = (shard.drain.connections() as u64, shard.drain.requests() as u64);
+    shard.stats.downstream_active.set(reqs);
+    shard.stats.downstream_idle.set(conns.saturating_sub(reqs));
+    shard.stats.in_flight.set(reqs);
+    let meta = ShardMeta {
+        id: shard.id,
+        core,
+        driver: driver.name(),
+        draining: shard.drain.is_draining(),
+        connections: shard.drain.connections() as u64,
+        requests: shard.drain.requests() as u64,
+    };
+    ToCoordinator::Stats {
+        id: shard.id,
+        connections: conns as usize,
+        requests: reqs as usize,
+        snapshot: Box::new(shard.stats.snapshot(meta)),
     }
 }
 

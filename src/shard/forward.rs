@@ -1,19 +1,26 @@
-//! One request/response exchange with an upstream, on the connection task that owns the client:
-//! pick an endpoint, lease a pooled connection, send the rewritten head and stream the body, read
-//! the response head (1xx relayed, 101 hands over to the tunnel), stream the body back, and return
-//! the connection to the pool when it is still clean. Failures are classified by side.
+//! One request/response exchange with a route's cluster, on the connection task that owns the
+//! client: pick a usable endpoint (balancer over health and breakers), lease a pooled connection,
+//! run the attempt (exchange.rs), account the outcome to the breaker, EWMA and statistics, and
+//! retry elsewhere when the route's policy and retry budget allow. Failures are classified by side.
+
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use monoio::net::TcpStream;
-use monoio::time::Instant;
+use std::time::Instant;
 
-use super::body::{self, RelayError};
 use super::conn::{refuse, Client};
-use super::io::{read_more_until, write_static, write_vec, Buf, IoFail};
+use super::exchange::{attempt, Done, Failed, Limits};
+use super::table::{RouteView, Table};
+use super::upstream::{ClusterView, Endpoint};
 use super::Shard;
+use crate::balance::Candidates;
+use crate::breaker::Transition;
+use crate::config::Route;
 use crate::error::{ClientError, ProxyError, UpstreamError};
-use crate::http::request::{Method, Request};
-use crate::http::response::{self, Kind, ResponseCtx};
-use crate::http::{canned, chunked, BodyFraming, Head};
+use crate::http::request::Request;
+use crate::http::{canned, chunked, BodyFraming};
+use crate::stats::class_of;
 
 /// What the connection task does after an exchange.
 pub enum Outcome {
@@ -24,66 +31,122 @@ pub enum Outcome {
     Tunnel(TcpStream),
 }
 
-/// An exchange that failed; `answered` says whether the client already has response bytes.
-struct Failed {
-    error: ProxyError,
-    answered: bool,
-    /// Failed on a reused connection before any response byte: safe to retry if idempotent.
-    retryable: bool,
+/// An exchange as the access log and statistics see it.
+pub struct Exchanged {
+    pub outcome: Outcome,
+    /// The status the client got (0: none, the client went away).
+    pub status: u16,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub upstream: Option<SocketAddr>,
+    /// From sending the request to the response head, on the last attempt.
+    pub upstream_time: Option<Duration>,
 }
 
-fn before_response(e: impl Into<ProxyError>) -> Failed {
-    Failed {
-        error: e.into(),
-        answered: false,
-        retryable: false,
-    }
+/// Everything one exchange reads from the table.
+pub struct Ctx<'t> {
+    pub table: &'t Table,
+    pub route: &'t RouteView,
+    pub cfg: &'t Route,
+    pub cluster: &'t ClusterView,
 }
 
-/// Bytes of body appended to a head so both go out in one write.
-const COALESCE_LIMIT: usize = 16 * 1024;
-
-/// Runs one exchange. The client gets a canned error when the proxy could not get a response head.
-pub async fn exchange(shard: &Shard, c: &mut Client, req: &Request) -> Outcome {
-    match proxy(shard, c, req).await {
-        Ok(o) => o,
+/// Runs one exchange. The client gets a canned error when no response head could be relayed.
+pub async fn exchange(shard: &Shard, c: &mut Client, req: &Request, ctx: &Ctx<'_>) -> Exchanged {
+    let mut ex = Exchanged {
+        outcome: Outcome::Close,
+        status: 0,
+        bytes_in: req.head_len as u64,
+        bytes_out: 0,
+        upstream: None,
+        upstream_time: None,
+    };
+    match proxy(shard, c, req, ctx, &mut ex).await {
+        Ok(o) => ex.outcome = o,
         Err(f) => {
             if !f.answered {
-                let status = match f.error {
-                    ProxyError::Upstream(e) => e.status(),
-                    ProxyError::Client(ClientError::BadBody) => 400,
-                    ProxyError::Client(ClientError::BodyTimeout) => 408,
-                    ProxyError::Client(ClientError::Io(_)) => 0,
+                let (status, bytes) = match f.error {
+                    ProxyError::Upstream(e) => (e.status(), e.response()),
+                    ProxyError::Client(ClientError::BadBody) => (400, canned::response(400)),
+                    ProxyError::Client(ClientError::BodyTimeout) => (408, canned::response(408)),
+                    ProxyError::Client(ClientError::TooLarge) => (413, canned::response(413)),
+                    ProxyError::Client(ClientError::Io(_)) => (0, &[][..]),
                 };
                 if status != 0 {
-                    refuse(&mut c.stream, status, shard.config.timeouts.body).await;
+                    refuse(&mut c.stream, bytes, shard.base.timeouts.body).await;
+                    ex.status = status;
+                    ex.bytes_out = bytes.len() as u64;
                 }
             }
-            Outcome::Close
+            ex.outcome = Outcome::Close;
         }
     }
+    ex
 }
 
-async fn proxy(shard: &Shard, c: &mut Client, req: &Request) -> Result<Outcome, Failed> {
+async fn proxy(
+    shard: &Shard,
+    c: &mut Client,
+    req: &Request,
+    ctx: &Ctx<'_>,
+    ex: &mut Exchanged,
+) -> Result<Outcome, Failed> {
     c.buf.consume(req.head_len);
     if req.body == BodyFraming::Chunked && chunked::check_prefix(c.buf.data()).is_err() {
         // The framing is already broken in what arrived with the head: the upstream sees nothing.
-        return Err(before_response(ClientError::BadBody));
+        return Err(Failed::before(ClientError::BadBody));
     }
+    let policy = &ctx.cfg.retry;
+    let limits = Limits::of(ctx, &ctx.table.config.timeouts);
+    let replayable = req.method.is_idempotent()
+        && matches!(req.body, BodyFraming::None | BodyFraming::Length(0))
+        && !req.upgrade;
+    let budget = &ctx.route.budget;
+    budget.on_request(Instant::now());
+    let mut retries_left = if replayable { policy.attempts } else { 0 };
+    let retry_statuses: &[u16] = if retries_left > 0 { &policy.on_status } else { &[] };
+    let mut avoid = None;
     let mut fresh_only = false;
+    let cluster = ctx.cluster;
     loop {
-        let ep = shard
-            .balancer
-            .pick(shard.pools.len(), |_| true)
-            .ok_or(before_response(UpstreamError::NoEndpoint))?;
-        let pool = &shard.pools[ep];
-        let mut lease = pool.acquire(fresh_only).await.map_err(before_response)?;
+        let now = Instant::now();
+        let i = pick(cluster, &c.scratch.key, now, avoid).ok_or(Failed::before(UpstreamError::NoEndpoint))?;
+        let ep = &cluster.endpoints[i];
+        ex.upstream = Some(ep.addr);
+        let (admitted, t) = ep.breaker.admit(now);
+        publish(shard, ep, ep.note(t));
+        if !admitted {
+            return Err(Failed::before(UpstreamError::NoEndpoint));
+        }
+        let lease = acquire(cluster, ep, fresh_only, limits.connect).await;
+        let mut lease = match lease {
+            Ok(l) => l,
+            Err(e) => {
+                if e.is_endpoint_fault() {
+                    fail(shard, ep);
+                }
+                let again = policy.on_connect && e.is_endpoint_fault();
+                if again && retry(ctx, &mut retries_left, now) {
+                    avoid = Some(i);
+                    continue;
+                }
+                return Err(Failed::before(e));
+            }
+        };
         let reused = lease.reused;
-        match attempt(shard, c, req, lease.stream()).await {
+        ep.in_flight.set(ep.in_flight.get() + 1);
+        let sent = Instant::now();
+        let result = attempt(c, req, lease.stream(), &limits, shard, retry_statuses, ex).await;
+        ep.in_flight.set(ep.in_flight.get() - 1);
+        let rtt = ex.upstream_time.unwrap_or_else(|| sent.elapsed());
+        match result {
             Ok(Done::Response {
+                status,
                 reusable,
                 close_client,
             }) => {
+                ep.ewma.observe(rtt, Instant::now());
+                account(shard, cluster, ep, status, rtt);
                 if reusable {
                     lease.release();
                 }
@@ -93,175 +156,138 @@ async fn proxy(shard: &Shard, c: &mut Client, req: &Request) -> Result<Outcome, 
                     Outcome::KeepAlive
                 });
             }
-            Ok(Done::Switched) => return Ok(Outcome::Tunnel(lease.detach())),
-            Err(f)
-                if f.retryable
-                    && reused
-                    && !fresh_only
-                    && req.method.is_idempotent()
-                    && req.body == BodyFraming::None =>
-            {
-                fresh_only = true;
+            Ok(Done::Switched) => {
+                account(shard, cluster, ep, 101, rtt);
+                return Ok(Outcome::Tunnel(lease.detach()));
             }
-            Err(f) => return Err(f),
-        }
-    }
-}
-
-enum Done {
-    Response { reusable: bool, close_client: bool },
-    Switched,
-}
-
-async fn attempt(
-    shard: &Shard,
-    c: &mut Client,
-    req: &Request,
-    up: &mut TcpStream,
-) -> Result<Done, Failed> {
-    let t = &shard.config.timeouts;
-    let retryable = |e: IoFail| Failed {
-        error: ProxyError::Upstream(match e {
-            IoFail::TimedOut => UpstreamError::ResponseTimeout,
-            IoFail::Eof => UpstreamError::Closed,
-            IoFail::Err(k) => UpstreamError::Io(k),
-        }),
-        answered: false,
-        retryable: e != IoFail::TimedOut,
-    };
-
-    // --- request: head (with the body's first bytes when small), then the rest by its framing ---
-    let left = coalesce(&mut c.head, &mut c.buf, req.body);
-    write_vec(up, &mut c.head, t.upstream)
-        .await
-        .map_err(retryable)?;
-    if !matches!(left, BodyFraming::None | BodyFraming::Length(0)) {
-        if req.expect_continue && !req.http10 {
-            write_static(&mut c.stream, canned::CONTINUE, t.body)
-                .await
-                .map_err(|e| before_response(client_io(e)))?;
-        }
-        let relayed = match left {
-            BodyFraming::Length(n) => body::length(&mut c.stream, &mut c.buf, up, n, t.body).await,
-            _ => body::chunked(&mut c.stream, &mut c.buf, up, false, t.body).await,
-        };
-        relayed.map_err(|e| match e {
-            RelayError::Read(IoFail::TimedOut) => before_response(ClientError::BodyTimeout),
-            RelayError::Read(e) => before_response(client_io(e)),
-            RelayError::Framing => before_response(ClientError::BadBody),
-            RelayError::Write(e) => before_response(upstream_io(e)),
-        })?;
-    }
-
-    // --- response head, after any 1xx ---
-    c.up_buf.consume(c.up_buf.len());
-    let deadline = Instant::now() + t.upstream;
-    let mut seen_bytes = false;
-    let resp = loop {
-        // Asked when the head arrives: a drain that started meanwhile still closes this connection.
-        let ctx = ResponseCtx {
-            head_request: req.method == Method::Head,
-            client_http10: req.http10,
-            client_keep_alive: req.keep_alive && !shard.drain.is_draining(),
-            upgrade_requested: req.upgrade,
-        };
-        match response::process(c.up_buf.data(), c.up_buf.is_full(), ctx, &mut c.head) {
-            Ok(Head::Complete(r)) => {
-                c.up_buf.consume(r.head_len);
-                match r.kind {
-                    Kind::Interim => {
-                        seen_bytes = true;
-                        if !c.head.is_empty() {
-                            write_vec(&mut c.stream, &mut c.head, t.body)
-                                .await
-                                .map_err(|e| before_response(client_io(e)))?;
+            Ok(Done::RetryStatus(status)) => {
+                account(shard, cluster, ep, status, rtt);
+                drop(lease);
+                if retry(ctx, &mut retries_left, now) {
+                    avoid = Some(i);
+                    continue;
+                }
+                // Out of budget: the client still gets a response, just not this one.
+                return Err(Failed::before(match status {
+                    504 => UpstreamError::ResponseTimeout,
+                    503 => UpstreamError::NoEndpoint,
+                    _ => UpstreamError::Malformed,
+                }));
+            }
+            // A pooled connection the upstream had closed: not the endpoint's fault, and safe
+            // to send again on a fresh connection (once).
+            Err(f) if f.retryable && reused && !fresh_only && replayable => fresh_only = true,
+            Err(f) => {
+                let upstream_fault = matches!(f.error, ProxyError::Upstream(_));
+                if upstream_fault {
+                    fail(shard, ep);
+                }
+                let again = !f.answered
+                    && match f.error {
+                        ProxyError::Upstream(UpstreamError::ResponseTimeout) => policy.on_timeout,
+                        ProxyError::Upstream(UpstreamError::Closed | UpstreamError::Io(_)) => {
+                            policy.on_reset
                         }
-                    }
-                    Kind::Switching => {
-                        write_vec(&mut c.stream, &mut c.head, t.body)
-                            .await
-                            .map_err(|e| answered(client_io(e)))?;
-                        let n = c.up_buf.len();
-                        super::io::write_buf(&mut c.stream, &mut c.up_buf, n, t.body)
-                            .await
-                            .map_err(|e| answered(client_io(e)))?;
-                        return Ok(Done::Switched);
-                    }
-                    Kind::Final => break r,
+                        _ => false,
+                    };
+                if again && retry(ctx, &mut retries_left, now) {
+                    avoid = Some(i);
+                    fresh_only = false;
+                    continue;
                 }
+                return Err(f);
             }
-            Ok(Head::Partial) => {
-                if let Err(e) = read_more_until(up, &mut c.up_buf, deadline).await {
-                    let mut f = retryable(e);
-                    f.retryable &= !seen_bytes && c.up_buf.is_empty();
-                    return Err(f);
-                }
-            }
-            Err(_) => return Err(before_response(UpstreamError::Malformed)),
         }
-    };
-
-    // --- response body back to the client ---
-    let left = coalesce(&mut c.head, &mut c.up_buf, resp.body);
-    write_vec(&mut c.stream, &mut c.head, t.body)
-        .await
-        .map_err(|e| answered(client_io(e)))?;
-    let relayed = match left {
-        BodyFraming::None | BodyFraming::Length(0) => Ok(()),
-        BodyFraming::Length(n) => body::length(up, &mut c.up_buf, &mut c.stream, n, t.body).await,
-        BodyFraming::Chunked => {
-            body::chunked(up, &mut c.up_buf, &mut c.stream, resp.dechunk, t.body).await
-        }
-        BodyFraming::UntilClose => {
-            body::until_close(up, &mut c.up_buf, &mut c.stream, t.body).await
-        }
-    };
-    relayed.map_err(|e| match e {
-        RelayError::Read(e) => answered(upstream_io(e)),
-        RelayError::Framing => answered(UpstreamError::Malformed.into()),
-        RelayError::Write(e) => answered(client_io(e)),
-    })?;
-    Ok(Done::Response {
-        reusable: resp.upstream_reusable && c.up_buf.is_empty(),
-        close_client: resp.close_client,
-    })
-}
-
-/// Moves the first body bytes already read into the head buffer, so head and a small body go out
-/// in one write; returns what is left to relay.
-fn coalesce(head: &mut Vec<u8>, buf: &mut Buf, framing: BodyFraming) -> BodyFraming {
-    let BodyFraming::Length(n) = framing else {
-        return framing;
-    };
-    let take = (buf.len() as u64).min(n) as usize;
-    if take > COALESCE_LIMIT {
-        return framing;
-    }
-    head.extend_from_slice(&buf.data()[..take]);
-    buf.consume(take);
-    BodyFraming::Length(n - take as u64)
-}
-
-fn answered(e: ProxyError) -> Failed {
-    Failed {
-        error: e,
-        answered: true,
-        retryable: false,
     }
 }
 
-fn client_io(e: IoFail) -> ProxyError {
-    ProxyError::Client(match e {
-        IoFail::TimedOut => ClientError::BodyTimeout,
-        IoFail::Eof => ClientError::Io(std::io::ErrorKind::UnexpectedEof),
-        IoFail::Err(k) => ClientError::Io(k),
+/// The balancer's choice, avoiding the endpoint a retry left when another is usable.
+fn pick(cluster: &ClusterView, key: &[u8], now: Instant, avoid: Option<usize>) -> Option<usize> {
+    let key = (!key.is_empty()).then_some(key);
+    let view = super::upstream::View {
+        cluster,
+        now,
+        avoid,
+    };
+    cluster.balancer.pick(&view, key, now).or_else(|| {
+        let all = super::upstream::View {
+            cluster,
+            now,
+            avoid: None,
+        };
+        avoid
+            .filter(|_| (0..all.len()).any(|i| all.usable(i)))
+            .and_then(|_| cluster.balancer.pick(&all, key, now))
     })
 }
 
-fn upstream_io(e: IoFail) -> ProxyError {
-    ProxyError::Upstream(match e {
-        IoFail::TimedOut => UpstreamError::BodyTimeout,
-        IoFail::Eof => UpstreamError::Closed,
-        IoFail::Err(k) => UpstreamError::Io(k),
-    })
+/// A pooled connection within the cluster's per-shard limits.
+async fn acquire<'e>(
+    cluster: &ClusterView,
+    ep: &'e Endpoint,
+    fresh_only: bool,
+    connect: Option<Duration>,
+) -> Result<super::pool::Lease<'e>, UpstreamError> {
+    if cluster.max_connections > 0
+        && (fresh_only || ep.pool.idle_count() == 0)
+        && cluster.open_connections() >= cluster.max_connections
+    {
+        return Err(UpstreamError::ClusterFull);
+    }
+    if cluster.pending.get() >= cluster.max_pending {
+        return Err(UpstreamError::PendingFull);
+    }
+    cluster.pending.set(cluster.pending.get() + 1);
+    let lease = ep.pool.acquire(fresh_only, connect).await;
+    cluster.pending.set(cluster.pending.get() - 1);
+    lease
+}
+
+/// Spends one retry if the route has attempts left and its budget allows.
+fn retry(ctx: &Ctx<'_>, left: &mut u32, now: Instant) -> bool {
+    if *left == 0 {
+        return false;
+    }
+    let stats = &ctx.route.stats;
+    if !ctx.route.budget.try_retry(now) {
+        stats.budget_exhausted.set(stats.budget_exhausted.get() + 1);
+        return false;
+    }
+    *left -= 1;
+    stats.retries.set(stats.retries.get() + 1);
+    true
+}
+
+/// A response came back: statistics, and the breaker learns whether it counts as a failure.
+fn account(shard: &Shard, cluster: &ClusterView, ep: &Endpoint, status: u16, rtt: Duration) {
+    let s = &ep.stats;
+    let c = &s.requests[class_of(status)];
+    c.set(c.get() + 1);
+    s.upstream_latency.record(rtt);
+    let now = Instant::now();
+    let t = if cluster.failure_statuses.contains(&status) {
+        s.failures.set(s.failures.get() + 1);
+        ep.breaker.on_failure(now)
+    } else {
+        ep.breaker.on_success(now)
+    };
+    publish(shard, ep, ep.note(t));
+}
+
+/// The endpoint failed (connect error, timeout, reset, malformed response).
+fn fail(shard: &Shard, ep: &Endpoint) {
+    let s = &ep.stats;
+    s.failures.set(s.failures.get() + 1);
+    let t = ep.breaker.on_failure(Instant::now());
+    publish(shard, ep, ep.note(t));
+}
+
+/// Tells the other shards when this one ejects or readmits an endpoint (passive outlier detection).
+fn publish(shard: &Shard, ep: &Endpoint, t: Option<Transition>) {
+    let event = match t {
+        Some(Transition::Opened) => crate::bus::HealthEvent::Ejected,
+        Some(Transition::Closed) => crate::bus::HealthEvent::Readmitted,
+        _ => return,
+    };
+    shard.publish_health(&ep.cluster, &ep.name, event);
 }

@@ -12,8 +12,8 @@ use super::{conn, Shard};
 use crate::sys::has_pending_connection;
 
 /// Accepts until the drain; returns once the listener is closed.
-pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
-    let max = shard.config.shards.max_connections;
+pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, proxy_header: bool) {
+    let max = shard.base.shards.max_connections;
     while !shard.drain.is_draining() {
         if shard.drain.connections() >= max {
             shard
@@ -28,7 +28,7 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         {
             // A connection that won the race against a drain's cancel is served all the same.
             Ok((stream, peer)) => {
-                monoio::spawn(conn::serve(shard.clone(), stream, peer));
+                monoio::spawn(conn::serve(shard.clone(), stream, peer, proxy_header));
             }
             Err(_) if shard.drain.is_draining() => break,
             // EMFILE, ENFILE, ENOBUFS: back off briefly instead of spinning.
@@ -39,7 +39,7 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     while has_pending_connection(listener.as_raw_fd()) {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                monoio::spawn(conn::serve(shard.clone(), stream, peer));
+                monoio::spawn(conn::serve(shard.clone(), stream, peer, proxy_header));
             }
             Err(_) => break,
         }

@@ -1,38 +1,50 @@
 //! A shard: one OS thread (`shard-{id}`) pinned to one core, running one monoio runtime
 //! (io_uring, or epoll when io_uring is unavailable or `MONOIO_FORCE_LEGACY_DRIVER=1`). It owns its
-//! SO_REUSEPORT listeners, the connections it accepts, its upstream pools and balancer cursor, and
-//! its drain state. Nothing here is shared with other threads but the read-only `Arc<Config>`.
+//! SO_REUSEPORT listeners, the connections it accepts, its routing table (routes, clusters,
+//! pools, breakers, rate-limit buckets), statistics, access log buffer and drain state. Nothing
+//! here is shared with other threads but the read-only `Arc<Config>` of each version.
 
+mod admission;
 mod body;
 mod conn;
 mod control;
 mod drain;
+mod exchange;
 mod forward;
+mod health;
 mod io;
 mod listener;
 mod pool;
+mod table;
 mod tunnel;
+mod upstream;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::balance::RoundRobin;
-use crate::bus::{Driver, Mailbox, Reports, ToCoordinator};
+use crate::access_log::ShardLog;
+use crate::bus::{Driver, HealthEvent, HealthNews, Mailbox, Reports, ToCoordinator};
 use crate::config::Config;
+use crate::stats::ShardStats;
 use drain::Drain;
-use pool::EndpointPool;
+use table::Table;
 
 /// Per-shard state shared by the shard's tasks (never by threads).
 pub struct Shard {
     pub id: usize,
-    pub config: Arc<Config>,
-    /// One pool per upstream endpoint, in config order.
-    pub pools: Vec<EndpointPool>,
-    pub balancer: RoundRobin,
+    /// How many shards run (each holds its share of a rate limit unless clients are steered).
+    pub shards: usize,
+    /// The config the shard started with: listeners, buffer sizes and connection limits.
+    pub base: Arc<Config>,
+    /// The current routing table; a request keeps the one it started with.
+    table: RefCell<Rc<Table>>,
+    pub stats: ShardStats,
+    pub log: ShardLog,
     pub drain: Rc<Drain>,
+    reports: Reports,
     /// Host sent upstream for HTTP/1.0 requests that carry none.
     pub fallback_host: String,
     request_seed: u64,
@@ -40,26 +52,85 @@ pub struct Shard {
 }
 
 impl Shard {
-    fn new(id: usize, config: Arc<Config>) -> Shard {
-        let pools = config
-            .upstreams
-            .iter()
-            .map(|u| EndpointPool::new(u.addr, config.pool, &config.timeouts))
-            .collect();
-        let fallback_host = config.upstreams[0].name.clone();
+    fn new(id: usize, config: Arc<Config>, log: ShardLog, reports: Reports) -> Shard {
+        let fallback_host = config.clusters[0].endpoints[0].name.clone();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
+        let seed = mix(nanos ^ (u64::from(std::process::id()) << 32) ^ id as u64);
+        let stats = ShardStats::new();
+        let shards = config.shards.count;
+        let table = Table::build(config.clone(), shards, None, &stats, seed);
         Shard {
             id,
-            config,
-            pools,
-            balancer: RoundRobin::default(),
+            shards,
+            base: config,
+            table: RefCell::new(Rc::new(table)),
+            stats,
+            log,
             drain: Rc::default(),
+            reports,
             fallback_host,
-            request_seed: mix(nanos ^ (u64::from(std::process::id()) << 32) ^ id as u64),
+            request_seed: seed,
             request_counter: Cell::new(0),
         }
+    }
+
+    /// The current routing table.
+    #[inline]
+    pub fn table(&self) -> Rc<Table> {
+        self.table.borrow().clone()
+    }
+
+    /// Switches to a new config: new requests use it at once, in-flight ones finish on theirs.
+    pub fn apply_config(&self, config: Arc<Config>) {
+        let old = self.table();
+        let table = Table::build(config, self.shards, Some(&old), &self.stats, self.request_seed);
+        // Endpoints that left: close their idle connections now (busy ones close when done).
+        for c in &old.clusters {
+            for e in &c.endpoints {
+                let kept = table
+                    .clusters
+                    .iter()
+                    .any(|n| n.endpoints.iter().any(|x| Rc::ptr_eq(x, e)));
+                if !kept {
+                    e.pool.close_idle();
+                }
+            }
+        }
+        *self.table.borrow_mut() = Rc::new(table);
+    }
+
+    /// Applies an endpoint verdict from a probe or another shard.
+    pub fn apply_health(&self, news: &HealthNews) {
+        let table = self.table();
+        let Some(cluster) = table.clusters.iter().find(|c| *c.name == *news.cluster) else {
+            return;
+        };
+        let Some(ep) = cluster.find(&news.endpoint) else {
+            return;
+        };
+        let now = Instant::now();
+        match news.event {
+            HealthEvent::ProbeUp => ep.probe_up.set(true),
+            HealthEvent::ProbeDown => ep.probe_up.set(false),
+            HealthEvent::Ejected if news.from != self.id => {
+                cluster.eject_remote(ep, now);
+            }
+            HealthEvent::Readmitted if news.from != self.id => ep.ejected_until.set(None),
+            _ => {}
+        }
+        ep.stats.healthy.set(ep.probe_up.get());
+    }
+
+    /// Tells the coordinator (and so every other shard) about an endpoint's new state.
+    pub fn publish_health(&self, cluster: &Arc<str>, endpoint: &Arc<str>, event: HealthEvent) {
+        let _ = self.reports.send(ToCoordinator::Health(HealthNews {
+            from: self.id,
+            cluster: cluster.clone(),
+            endpoint: endpoint.clone(),
+            event,
+        }));
     }
 
     /// A request id unique to this process: a per-shard random seed and a mixed counter.
@@ -67,6 +138,13 @@ impl Shard {
         let n = self.request_counter.get().wrapping_add(1);
         self.request_counter.set(n);
         (u128::from(self.request_seed) << 64) | u128::from(mix(n ^ self.request_seed))
+    }
+
+    /// A span id for the traceparent this hop forwards with (never zero).
+    pub fn next_span_id(&self) -> u64 {
+        let n = self.request_counter.get().wrapping_add(1);
+        self.request_counter.set(n);
+        mix(n ^ self.request_seed.rotate_left(17)) | 1
     }
 }
 
@@ -84,6 +162,7 @@ pub fn spawn(
     id: usize,
     config: Arc<Config>,
     listen: Vec<std::net::TcpListener>,
+    log: ShardLog,
     mailbox: Mailbox,
     reports: Reports,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -117,7 +196,7 @@ pub fn spawn(
             // A bug must not leave a silent dead shard: report it and let the coordinator exit.
             let panic_reports = reports.clone();
             let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                runtime.block_on(run(id, config, listen, core, mailbox, reports))
+                runtime.block_on(run(id, config, listen, core, log, mailbox, reports))
             }));
             if served.is_err() {
                 let error = "panicked (see the message above)".to_string();
@@ -131,6 +210,7 @@ async fn run(
     config: Arc<Config>,
     listen: Vec<std::net::TcpListener>,
     core: Option<usize>,
+    log: ShardLog,
     mailbox: Mailbox,
     reports: Reports,
 ) {
@@ -145,7 +225,8 @@ async fn run(
             }
         }
     }
-    let shard = Rc::new(Shard::new(id, config));
+    let proxy_flags: Vec<bool> = config.listeners.iter().map(|l| l.proxy_protocol).collect();
+    let shard = Rc::new(Shard::new(id, config, log, reports.clone()));
     let driver = if monoio::utils::is_legacy() {
         Driver::Epoll
     } else {
@@ -153,23 +234,30 @@ async fn run(
     };
     let accepting: Vec<_> = listeners
         .into_iter()
-        .map(|l| monoio::spawn(listener::accept_loop(shard.clone(), l)))
+        .zip(proxy_flags)
+        .map(|(l, pp)| monoio::spawn(listener::accept_loop(shard.clone(), l, pp)))
         .collect();
     monoio::spawn(sweep_pools(shard.clone()));
+    monoio::spawn(health::run(shard.clone()));
     let _ = reports.send(ToCoordinator::Ready { id, driver, core });
-    control::run(shard, accepting, mailbox, reports).await;
+    control::run(shard, accepting, mailbox, reports, driver, core).await;
 }
 
-/// Closes idle upstream connections that timed out or that the upstream closed.
+/// Closes idle upstream connections that timed out or that the upstream closed, and flushes the
+/// access log buffer.
 async fn sweep_pools(shard: Rc<Shard>) {
-    let every = (shard.config.pool.idle_timeout / 4)
-        .clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let every = (shard.base.pool.idle_timeout / 4)
+        .clamp(Duration::from_millis(10), Duration::from_millis(500));
     loop {
         monoio::time::sleep(every).await;
-        for p in &shard.pools {
-            if p.idle_count() > 0 {
-                p.sweep();
+        let table = shard.table();
+        for c in &table.clusters {
+            for e in &c.endpoints {
+                if e.pool.idle_count() > 0 {
+                    e.pool.sweep();
+                }
             }
         }
+        shard.log.flush();
     }
 }

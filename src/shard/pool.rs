@@ -15,6 +15,7 @@ use monoio::time::{timeout, timeout_at, Instant};
 
 use crate::config::{Pool, Timeouts};
 use crate::error::UpstreamError;
+use crate::stats::EndpointStats;
 use crate::sys::{peek_liveness, Liveness};
 
 struct Idle {
@@ -37,6 +38,7 @@ pub struct EndpointPool {
     /// Busy plus idle connections, counted against `limits.max_connections`.
     open: Cell<usize>,
     waiters: RefCell<VecDeque<Rc<Waiter>>>,
+    stats: Rc<EndpointStats>,
 }
 
 /// A connection in use. Give it back with `release` when the exchange left it reusable;
@@ -49,7 +51,7 @@ pub struct Lease<'a> {
 }
 
 impl EndpointPool {
-    pub fn new(addr: SocketAddr, limits: Pool, timeouts: &Timeouts) -> Self {
+    pub fn new(addr: SocketAddr, limits: Pool, timeouts: &Timeouts, stats: Rc<EndpointStats>) -> Self {
         EndpointPool {
             addr,
             limits,
@@ -57,15 +59,21 @@ impl EndpointPool {
             idle: RefCell::default(),
             open: Cell::new(0),
             waiters: RefCell::default(),
+            stats,
         }
     }
 
     /// A live idle connection (unless `fresh`), or a new one, waiting in the queue when the
-    /// endpoint is at its cap.
-    pub async fn acquire(&self, fresh: bool) -> Result<Lease<'_>, UpstreamError> {
+    /// endpoint is at its cap. `connect_timeout` overrides the pool's (a route's timeout).
+    pub async fn acquire(
+        &self,
+        fresh: bool,
+        connect_timeout: Option<std::time::Duration>,
+    ) -> Result<Lease<'_>, UpstreamError> {
         let mut deadline = None;
         loop {
             if let Some(stream) = self.take_idle().filter(|_| !fresh) {
+                bump(&self.stats.reuses);
                 return Ok(Lease {
                     pool: self,
                     stream: Some(stream),
@@ -74,7 +82,9 @@ impl EndpointPool {
             }
             if self.limits.max_connections == 0 || self.open.get() < self.limits.max_connections {
                 self.open.set(self.open.get() + 1);
-                return match self.connect().await {
+                bump(&self.stats.connects);
+                let limit = connect_timeout.unwrap_or(self.connect_timeout);
+                return match self.connect(limit).await {
                     Ok(stream) => Ok(Lease {
                         pool: self,
                         stream: Some(stream),
@@ -89,9 +99,13 @@ impl EndpointPool {
             let until = match deadline {
                 Some(d) => d,
                 None if self.waiters.borrow().len() >= self.limits.queue => {
-                    return Err(UpstreamError::PoolFull)
+                    bump(&self.stats.pool_overflows);
+                    return Err(UpstreamError::PoolFull);
                 }
-                None => *deadline.insert(Instant::now() + self.limits.queue_timeout),
+                None => {
+                    bump(&self.stats.pool_waits);
+                    *deadline.insert(Instant::now() + self.limits.queue_timeout)
+                }
             };
             self.wait_for_slot(until).await?;
         }
@@ -110,8 +124,8 @@ impl EndpointPool {
         None
     }
 
-    async fn connect(&self) -> Result<TcpStream, UpstreamError> {
-        match timeout(self.connect_timeout, TcpStream::connect_addr(self.addr)).await {
+    async fn connect(&self, limit: std::time::Duration) -> Result<TcpStream, UpstreamError> {
+        match timeout(limit, TcpStream::connect_addr(self.addr)).await {
             Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
                 Ok(s)
@@ -181,6 +195,25 @@ impl EndpointPool {
     pub fn idle_count(&self) -> usize {
         self.idle.borrow().len()
     }
+
+    /// Busy plus idle connections.
+    pub fn open_count(&self) -> usize {
+        self.open.get()
+    }
+
+    /// Closes every idle connection (the endpoint left the config).
+    pub fn close_idle(&self) {
+        let n = self.idle.borrow().len();
+        self.idle.borrow_mut().clear();
+        for _ in 0..n {
+            self.slot_freed();
+        }
+    }
+}
+
+#[inline]
+fn bump(c: &Cell<u64>) {
+    c.set(c.get() + 1);
 }
 
 impl Lease<'_> {

@@ -110,6 +110,9 @@ pub struct Proxy {
     pub addr: SocketAddr,
     /// Every `listening on` address, in the order printed.
     pub addrs: Vec<SocketAddr>,
+    /// The admin listener (`admin listening on`); tests get `--admin 127.0.0.1:0` unless they
+    /// pass `--admin` themselves, so parallel proxies never fight over the default port.
+    pub admin: Option<SocketAddr>,
     pub stdout: Arc<Lines>,
     pub stderr: Arc<Lines>,
     exit: Option<ExitStatus>,
@@ -135,8 +138,11 @@ impl Proxy {
     /// Like `start`, with extra environment variables (`("NAME", Some(value))`, or `None` to unset).
     pub fn start_with_env<S: AsRef<str>>(args: &[S], env: &[(&str, Option<&str>)]) -> Proxy {
         let mut cmd = Command::new(bin());
-        cmd.args(args.iter().map(|a| a.as_ref()))
-            .stdin(Stdio::null())
+        cmd.args(args.iter().map(|a| a.as_ref()));
+        if !args.iter().any(|a| a.as_ref() == "--admin") {
+            cmd.args(["--admin", "127.0.0.1:0"]);
+        }
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
@@ -152,6 +158,7 @@ impl Proxy {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             addrs: Vec::new(),
+            admin: None,
             stdout,
             stderr,
             exit: None,
@@ -192,6 +199,12 @@ impl Proxy {
             proxy.addrs
         );
         proxy.addr = proxy.addrs[0];
+        proxy.admin = proxy
+            .stdout
+            .all()
+            .iter()
+            .find_map(|l| l.strip_prefix("admin listening on "))
+            .and_then(|a| a.trim().parse().ok());
         let pid = proxy.pid();
         let clash: Vec<(SocketAddr, u32)> = {
             let mut live = live();
@@ -288,6 +301,11 @@ pub struct Run {
 pub fn run<S: AsRef<str>>(args: &[S]) -> Run {
     let mut child = Command::new(bin())
         .args(args.iter().map(|a| a.as_ref()))
+        .args(if args.iter().any(|a| a.as_ref() == "--admin") {
+            &[][..]
+        } else {
+            &["--admin", "127.0.0.1:0"][..]
+        })
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

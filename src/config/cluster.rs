@@ -1,0 +1,135 @@
+//! Validated cluster settings: named endpoint lists with their balancing algorithm, circuit
+//! breaker, outlier cap, active health check and per-shard connection limits. Pure data.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::balance::Algorithm;
+use crate::breaker::BreakerConfig;
+
+/// A named pool of interchangeable endpoints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    pub name: String,
+    pub endpoints: Vec<Endpoint>,
+    pub lb: Algorithm,
+    pub breaker: BreakerConfig,
+    /// Upstream statuses that count as breaker failures (connect errors and timeouts always do).
+    pub failure_statuses: Vec<u16>,
+    /// At most this share of the cluster may be ejected by other shards' outlier events.
+    pub max_ejection_percent: u8,
+    pub health: Option<HealthCheck>,
+    /// Upstream connections per shard across the whole cluster; 0 = unlimited (503 beyond).
+    pub max_connections: usize,
+    /// Requests per shard waiting for a connection across the cluster (503 beyond).
+    pub max_pending: usize,
+    /// How often the coordinator re-resolves hostnames; changes reach shards as config events.
+    pub resolve_interval: Duration,
+}
+
+/// One endpoint as written (`host:port`) and as last resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    /// As written; the identity consistent hashing and carried-over state use.
+    pub name: String,
+    pub addr: SocketAddr,
+    pub weight: u32,
+}
+
+/// How an endpoint is probed, by one shard, with results broadcast to all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheck {
+    pub kind: ProbeKind,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive successes that bring a down endpoint back.
+    pub rise: u32,
+    /// Consecutive failures that take an up endpoint out.
+    pub fall: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProbeKind {
+    /// A TCP connect that succeeds within the timeout.
+    Tcp,
+    /// `GET path` answered with a status in `expect` (inclusive range).
+    Http { path: String, expect: (u16, u16) },
+}
+
+impl Cluster {
+    /// A cluster with the defaults an operator expects (round-robin, breaker 5 failures / 30 s).
+    pub fn new(name: &str, endpoints: Vec<Endpoint>) -> Cluster {
+        Cluster {
+            name: name.to_string(),
+            endpoints,
+            lb: Algorithm::RoundRobin,
+            breaker: BreakerConfig::default(),
+            failure_statuses: vec![502, 503, 504],
+            max_ejection_percent: 50,
+            health: None,
+            max_connections: 0,
+            max_pending: 1024,
+            resolve_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+impl HealthCheck {
+    /// Parses the `--health-check` form: `tcp` or `http:/path`.
+    pub fn parse_kind(s: &str) -> Result<ProbeKind, String> {
+        if s == "tcp" {
+            return Ok(ProbeKind::Tcp);
+        }
+        match s.strip_prefix("http:") {
+            Some(path) if path.starts_with('/') && !path.bytes().any(|b| b <= b' ') => {
+                Ok(ProbeKind::Http {
+                    path: path.to_string(),
+                    expect: (200, 399),
+                })
+            }
+            _ => Err(format!(
+                "{s:?} is not a health check (use tcp or http:/path)"
+            )),
+        }
+    }
+
+    pub fn new(kind: ProbeKind) -> HealthCheck {
+        HealthCheck {
+            kind,
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(1),
+            rise: 2,
+            fall: 2,
+        }
+    }
+}
+
+/// Parses an endpoint written `host:port` or `host:port weight=N`, resolving it now.
+pub fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
+    let mut parts = text.split_whitespace();
+    let hostport = parts.next().ok_or("empty endpoint")?;
+    let mut weight = 1;
+    for p in parts {
+        match p.strip_prefix("weight=").map(str::parse::<u32>) {
+            Some(Ok(w)) if (1..=1000).contains(&w) => weight = w,
+            _ => return Err(format!("{p:?}: expected weight=N with N in 1..=1000")),
+        }
+    }
+    let addr = resolve(hostport)?;
+    Ok(Endpoint {
+        name: hostport.to_string(),
+        addr,
+        weight,
+    })
+}
+
+/// Resolves `host:port` to its first address.
+pub fn resolve(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let mut addrs = text
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {text:?} as host:port: {e}"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
+}

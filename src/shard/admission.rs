@@ -1,0 +1,225 @@
+//! Admission of one parsed request, before anything reaches an upstream: the route (404 when none
+//! matches), the route's body limit (413), its rate limit (429 with Retry-After and RateLimit-*),
+//! a direct response, and the rewrite plan for the upstream head. Also writes the answers the
+//! proxy gives itself. Shard thread, inside `request::process`.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use monoio::net::TcpStream;
+use std::time::Instant;
+
+use super::io::{write_vec, IoFail};
+use super::table::{rate_key, Table};
+use crate::balance::{Algorithm, HashOn};
+use crate::config::RateKey;
+use crate::http::request::{Parsed, Plan};
+use crate::http::{canned, name_is};
+use crate::ratelimit::Decision;
+use crate::route::{strip_prefix_len, RouteInput};
+
+/// What happens to a request once its head is valid.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Verdict {
+    Forward,
+    NotFound,
+    /// The route answers itself (`direct`).
+    Direct,
+    /// Content-Length beyond the route's `max_body`.
+    TooLarge,
+    Limited { retry_after: Duration },
+}
+
+/// Per-request scratch the admission fills, owned by the connection and reused.
+#[derive(Default)]
+pub struct Scratch {
+    /// The balancer's hash key (client IP octets, a header or cookie value); empty = none.
+    pub key: Vec<u8>,
+    /// Header lines added to the final response (route edits, RateLimit-*).
+    pub extra: Vec<u8>,
+    /// Method and path, kept for the access log when it is on.
+    pub method: Vec<u8>,
+    pub path: Vec<u8>,
+}
+
+/// Decides about `p`; returns the upstream head plan, the route index and the verdict.
+pub fn admit<'t>(
+    table: &'t Table,
+    client: IpAddr,
+    log: bool,
+    ids: (u64, u128),
+    p: &Parsed<'_>,
+    s: &mut Scratch,
+) -> (Plan<'t>, Option<usize>, Verdict) {
+    s.key.clear();
+    s.extra.clear();
+    if log {
+        s.method.clear();
+        s.method.extend_from_slice(p.method);
+        s.path.clear();
+        s.path.extend_from_slice(p.target);
+    }
+    let local = |v| {
+        let mut plan = Plan::forward();
+        plan.answer_locally = true;
+        (plan, v)
+    };
+    let input = RouteInput {
+        method: p.method,
+        host: p.host,
+        target: p.target,
+        headers: p.headers,
+    };
+    let Some(i) = table.router.find(&input) else {
+        let (plan, v) = local(Verdict::NotFound);
+        return (plan, None, v);
+    };
+    let cfg = &table.config.routes[i];
+    let view = &table.routes[i];
+    if cfg.direct.is_some() {
+        let (plan, v) = local(Verdict::Direct);
+        return (plan, Some(i), v);
+    }
+    if let (Some(max), Some(len)) = (cfg.max_body, p.content_length) {
+        if len > max {
+            let (plan, v) = local(Verdict::TooLarge);
+            return (plan, Some(i), v);
+        }
+    }
+    let client = real_client(table, client, p);
+    if let (Some(limiter), Some(rl)) = (&view.limiter, &cfg.rate_limit) {
+        let header = match &rl.key {
+            RateKey::Header(name) => header_value(p, name),
+            RateKey::ClientIp => None,
+        };
+        match limiter.take(rate_key(&rl.key, client, header), Instant::now()) {
+            Decision::Allowed { remaining } => {
+                let _ = write!(
+                    s.extra,
+                    "RateLimit-Limit: {}\r\nRateLimit-Remaining: {remaining}\r\n",
+                    view.limit_header
+                );
+            }
+            Decision::Limited { retry_after } => {
+                let stats = &view.stats;
+                stats.rate_limited.set(stats.rate_limited.get() + 1);
+                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                let _ = write!(
+                    s.extra,
+                    "Retry-After: {secs}\r\nRateLimit-Limit: {}\r\nRateLimit-Remaining: 0\r\nRateLimit-Reset: {secs}\r\n",
+                    view.limit_header
+                );
+                let (plan, v) = local(Verdict::Limited { retry_after });
+                return (plan, Some(i), v);
+            }
+        }
+    }
+    for (n, v) in &cfg.response_headers.add {
+        let _ = write!(s.extra, "{n}: {v}\r\n");
+    }
+    if let Some(cluster) = cfg.cluster {
+        if let Algorithm::Hash(on) = &table.config.clusters[cluster].lb {
+            match on {
+                HashOn::ClientIp => match client {
+                    IpAddr::V4(a) => s.key.extend_from_slice(&a.octets()),
+                    IpAddr::V6(a) => s.key.extend_from_slice(&a.octets()),
+                },
+                HashOn::Header(name) => {
+                    if let Some(v) = header_value(p, name) {
+                        s.key.extend_from_slice(v);
+                    }
+                }
+                HashOn::Cookie(name) => {
+                    if let Some(v) = cookie_value(p, name) {
+                        s.key.extend_from_slice(v);
+                    }
+                }
+            }
+        }
+    }
+    let mut plan = Plan::forward();
+    if let Some(prefix) = &cfg.rewrite_prefix {
+        if let Some(n) = strip_prefix_len(&cfg.matches.path, p.target) {
+            plan.strip = n;
+            plan.prefix = prefix.as_bytes();
+        }
+    }
+    plan.add = &cfg.request_headers.add;
+    plan.remove = &cfg.request_headers.remove;
+    plan.trace_start = table.config.trace_start;
+    plan.span_id = ids.0;
+    plan.new_trace = ids.1;
+    (plan, Some(i), Verdict::Forward)
+}
+
+/// The client address policy sees: the peer, or X-Forwarded-For when the peer is trusted.
+fn real_client(table: &Table, peer: IpAddr, p: &Parsed<'_>) -> IpAddr {
+    if table.trusted.is_empty() || !table.trusted.contains(peer) {
+        return peer;
+    }
+    let mut values: [&[u8]; 8] = [b""; 8];
+    let mut n = 0;
+    for h in p.headers.iter().filter(|h| name_is(h.name, "x-forwarded-for")) {
+        if n < values.len() {
+            values[n] = h.value;
+            n += 1;
+        }
+    }
+    crate::trusted::client_ip(peer, &table.trusted, &values[..n])
+}
+
+fn header_value<'b>(p: &Parsed<'b>, name: &str) -> Option<&'b [u8]> {
+    p.headers
+        .iter()
+        .find(|h| name_is(h.name, name))
+        .map(|h| h.value)
+}
+
+fn cookie_value<'b>(p: &Parsed<'b>, name: &str) -> Option<&'b [u8]> {
+    for h in p.headers.iter().filter(|h| name_is(h.name, "cookie")) {
+        for pair in h.value.split(|&b| b == b';') {
+            let pair = pair.trim_ascii();
+            if let Some(eq) = pair.iter().position(|&b| b == b'=') {
+                if &pair[..eq] == name.as_bytes() {
+                    return Some(&pair[eq + 1..]);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Writes a response the proxy gives itself; `extra` are whole header lines. Returns the bytes.
+#[allow(clippy::too_many_arguments)]
+pub async fn answer(
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    extra: &[u8],
+    head_only: bool,
+    keep_alive: bool,
+    idle: Duration,
+) -> Result<u64, IoFail> {
+    out.clear();
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
+        canned::reason(status),
+        body.len()
+    );
+    out.extend_from_slice(extra);
+    out.extend_from_slice(if keep_alive {
+        b"\r\n".as_slice()
+    } else {
+        b"Connection: close\r\n\r\n".as_slice()
+    });
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+    let n = out.len() as u64;
+    write_vec(stream, out, idle).await?;
+    Ok(n)
+}

@@ -1,0 +1,197 @@
+//! Active health checks: each endpoint of a cluster with a `health_check` is probed by exactly
+//! one shard (chosen by hashing cluster and endpoint names), by TCP connect or HTTP GET with a
+//! timeout; after `fall` failures or `rise` successes in a row the verdict is applied here and
+//! published, and the coordinator relays it to every other shard. Shard thread.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+use monoio::time::{timeout, Instant};
+
+use super::Shard;
+use crate::bus::{HealthEvent, HealthNews};
+use crate::config::{HealthCheck, ProbeKind};
+
+/// The longest the task sleeps, so config changes are picked up promptly.
+const MAX_NAP: Duration = Duration::from_millis(250);
+
+/// One probed endpoint's run of results.
+struct Probe {
+    next: Instant,
+    up: bool,
+    successes: u32,
+    failures: u32,
+    running: bool,
+}
+
+type Key = (Arc<str>, Arc<str>);
+
+/// Runs for the shard's lifetime.
+pub async fn run(shard: Rc<Shard>) {
+    let probes: Rc<RefCell<HashMap<Key, Probe>>> = Rc::default();
+    loop {
+        let table = shard.table();
+        let now = Instant::now();
+        let mut nap = MAX_NAP;
+        let mut live = Vec::new();
+        for (ci, cluster) in table.clusters.iter().enumerate() {
+            let Some(check) = table.config.clusters[ci].health.clone() else {
+                continue;
+            };
+            for ep in &cluster.endpoints {
+                if owner(&cluster.name, &ep.name, shard.shards) != shard.id {
+                    continue;
+                }
+                let key = (cluster.name.clone(), ep.name.clone());
+                live.push(key.clone());
+                let mut map = probes.borrow_mut();
+                let p = map.entry(key.clone()).or_insert(Probe {
+                    next: now,
+                    up: true,
+                    successes: 0,
+                    failures: 0,
+                    running: false,
+                });
+                if p.running {
+                    continue;
+                }
+                if p.next <= now {
+                    p.running = true;
+                    p.next = now + check.interval;
+                    let host = ep.name.clone();
+                    monoio::spawn(probe_and_report(
+                        shard.clone(),
+                        probes.clone(),
+                        key,
+                        ep.addr,
+                        host,
+                        check.clone(),
+                    ));
+                }
+                nap = nap.min(p.next.saturating_duration_since(now));
+            }
+        }
+        probes.borrow_mut().retain(|k, _| live.contains(k));
+        monoio::time::sleep(nap.max(Duration::from_millis(5))).await;
+    }
+}
+
+async fn probe_and_report(
+    shard: Rc<Shard>,
+    probes: Rc<RefCell<HashMap<Key, Probe>>>,
+    key: Key,
+    addr: std::net::SocketAddr,
+    host: Arc<str>,
+    check: HealthCheck,
+) {
+    let ok = probe(addr, &host, &check).await;
+    let event = {
+        let mut map = probes.borrow_mut();
+        let Some(p) = map.get_mut(&key) else { return };
+        p.running = false;
+        if ok {
+            p.successes += 1;
+            p.failures = 0;
+        } else {
+            p.failures += 1;
+            p.successes = 0;
+        }
+        if p.up && p.failures >= check.fall {
+            p.up = false;
+            Some(HealthEvent::ProbeDown)
+        } else if !p.up && p.successes >= check.rise {
+            p.up = true;
+            Some(HealthEvent::ProbeUp)
+        } else {
+            None
+        }
+    };
+    if let Some(event) = event {
+        let news = HealthNews {
+            from: shard.id,
+            cluster: key.0.clone(),
+            endpoint: key.1.clone(),
+            event,
+        };
+        shard.apply_health(&news);
+        shard.publish_health(&key.0, &key.1, event);
+    }
+}
+
+/// One probe: true when the endpoint passed.
+async fn probe(addr: std::net::SocketAddr, host: &str, check: &HealthCheck) -> bool {
+    let deadline = Instant::now() + check.timeout;
+    let work = async {
+        let mut s = TcpStream::connect_addr(addr).await.ok()?;
+        let ProbeKind::Http { path, expect } = &check.kind else {
+            return Some(true);
+        };
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: shardgate-health\r\nConnection: close\r\n\r\n"
+        );
+        let (res, _) = s.write_all(req.into_bytes()).await;
+        res.ok()?;
+        let mut got = Vec::with_capacity(512);
+        loop {
+            let buf = Vec::with_capacity(512);
+            let (res, buf) = s.read(buf).await;
+            let n = res.ok()?;
+            if n == 0 {
+                return None;
+            }
+            got.extend_from_slice(&buf[..n]);
+            if let Some(status) = status_of(&got) {
+                return Some((expect.0..=expect.1).contains(&status));
+            }
+            if got.len() > 4096 {
+                return None;
+            }
+        }
+    };
+    matches!(
+        timeout(deadline.saturating_duration_since(Instant::now()), work).await,
+        Ok(Some(true))
+    )
+}
+
+/// The status code once the status line is complete.
+fn status_of(b: &[u8]) -> Option<u16> {
+    let line_end = b.iter().position(|&c| c == b'\n')?;
+    let line = std::str::from_utf8(&b[..line_end]).ok()?;
+    let mut parts = line.split(' ');
+    parts.next().filter(|v| v.starts_with("HTTP/1."))?;
+    parts.next()?.trim().parse().ok()
+}
+
+/// The shard that probes an endpoint: a stable hash of its names over the shard count.
+pub fn owner(cluster: &str, endpoint: &str, shards: usize) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    cluster.hash(&mut h);
+    endpoint.hash(&mut h);
+    (h.finish() % shards.max(1) as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn status_line() {
+        assert_eq!(super::status_of(b"HTTP/1.1 204 No Content\r\n"), Some(204));
+        assert_eq!(super::status_of(b"HTTP/1.1 20"), None);
+        assert_eq!(super::status_of(b"SSH-2.0\r\n"), None);
+    }
+
+    #[test]
+    fn owner_is_stable_and_in_range() {
+        for n in 1..5 {
+            let o = super::owner("api", "10.0.0.1:80", n);
+            assert!(o < n);
+            assert_eq!(o, super::owner("api", "10.0.0.1:80", n));
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The routing table one config version gives a shard: the router, each route with its rate
+//! limiter, retry budget and statistics, and the clusters. Rebuilt on every config event, keeping
+//! the state of routes and endpoints that did not change (pools stay warm, buckets stay full);
+//! a request holds the `Rc<Table>` it started with, so a reload never changes it halfway.
+//! Shard thread only.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::upstream::ClusterView;
+use crate::config::{Config, RateKey, RateLimit, Route};
+use crate::ratelimit::{Limiter, Rate};
+use crate::retry_budget::RetryBudget;
+use crate::route::Router;
+use crate::stats::{RouteStats, ShardStats};
+use crate::trusted::Trusted;
+
+/// Buckets one route's limiter keeps per shard before it evicts.
+const MAX_BUCKETS: usize = 65_536;
+
+pub struct RouteView {
+    pub name: Arc<str>,
+    pub cluster: Option<Rc<ClusterView>>,
+    pub limiter: Option<Rc<Limiter>>,
+    /// What `RateLimit-Limit` says: the configured burst (whole process).
+    pub limit_header: u32,
+    pub budget: Rc<RetryBudget>,
+    pub stats: Rc<RouteStats>,
+    /// The limiter's settings, to decide whether a reload keeps its buckets.
+    limit_identity: Option<(RateLimit, usize)>,
+    budget_identity: (f64, u32),
+}
+
+pub struct Table {
+    pub config: Arc<Config>,
+    pub router: Router,
+    pub routes: Vec<RouteView>,
+    pub clusters: Vec<Rc<ClusterView>>,
+    pub trusted: Trusted,
+}
+
+impl Table {
+    /// The table for `config` on a shard of `shards` (each holds 1/shards of a rate limit unless
+    /// clients are steered), reusing what `old` has for unchanged routes and endpoints.
+    pub fn build(
+        config: Arc<Config>,
+        shards: usize,
+        old: Option<&Table>,
+        stats: &ShardStats,
+        seed: u64,
+    ) -> Table {
+        let clusters: Vec<Rc<ClusterView>> = config
+            .clusters
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let prev = old.and_then(|o| o.clusters.iter().find(|x| *x.name == *c.name));
+                Rc::new(ClusterView::build(
+                    c,
+                    config.pool,
+                    &config.timeouts,
+                    prev.map(|p| &**p),
+                    stats,
+                    seed ^ (i as u64).wrapping_mul(0x9e37_79b9),
+                ))
+            })
+            .collect();
+        let share = if config.steer_client_ip { 1 } else { shards.max(1) };
+        let routes = config
+            .routes
+            .iter()
+            .map(|r| {
+                let prev = old.and_then(|o| o.routes.iter().find(|x| *x.name == *r.name));
+                route_view(r, &clusters, share, prev, stats)
+            })
+            .collect();
+        let specs: Vec<_> = config.routes.iter().map(|r| r.matches.clone()).collect();
+        Table {
+            router: Router::new(&specs),
+            trusted: Trusted::new(config.trusted_proxies.clone()),
+            routes,
+            clusters,
+            config,
+        }
+    }
+}
+
+fn route_view(
+    r: &Route,
+    clusters: &[Rc<ClusterView>],
+    share: usize,
+    prev: Option<&RouteView>,
+    stats: &ShardStats,
+) -> RouteView {
+    let identity = r.rate_limit.clone().map(|l| (l, share));
+    let limiter = match (&r.rate_limit, prev) {
+        (None, _) => None,
+        (Some(_), Some(p)) if p.limit_identity == identity => p.limiter.clone(),
+        (Some(l), _) => {
+            let (rate, burst) = shard_share(l, share);
+            Some(Rc::new(Limiter::new(rate, burst, MAX_BUCKETS)))
+        }
+    };
+    let budget_identity = (r.retry.budget_ratio, r.retry.budget_min_per_sec);
+    let budget = match prev {
+        Some(p) if p.budget_identity == budget_identity => p.budget.clone(),
+        _ => Rc::new(RetryBudget::new(
+            r.retry.budget_ratio,
+            r.retry.budget_min_per_sec,
+            Duration::from_secs(10),
+        )),
+    };
+    RouteView {
+        name: Arc::from(r.name.as_str()),
+        cluster: r.cluster.map(|i| clusters[i].clone()),
+        limiter,
+        limit_header: r.rate_limit.as_ref().map_or(0, |l| burst_of(l)),
+        budget,
+        stats: stats.route(&r.name),
+        limit_identity: identity,
+        budget_identity,
+    }
+}
+
+/// The configured burst, or one second's worth of the rate when none is set.
+fn burst_of(l: &RateLimit) -> u32 {
+    if l.burst > 0 {
+        l.burst
+    } else {
+        (l.rate.per_second.ceil() as u32).max(1)
+    }
+}
+
+/// This shard's part of a process-wide limit.
+fn shard_share(l: &RateLimit, share: usize) -> (Rate, u32) {
+    let burst = burst_of(l).div_ceil(share as u32).max(1);
+    (l.rate.per_shard(share), burst)
+}
+
+/// The bucket key of a request under `key`.
+pub fn rate_key(key: &RateKey, client: std::net::IpAddr, header: Option<&[u8]>) -> u128 {
+    match (key, header) {
+        (RateKey::Header(_), Some(v)) => crate::ratelimit::bytes_key(v),
+        _ => crate::ratelimit::ip_key(client),
+    }
+}

@@ -1,0 +1,195 @@
+//! This shard's view of the clusters: each endpoint with its keep-alive pool, circuit breaker,
+//! peak-EWMA latency, in-flight count and health (active probes, other shards' outlier events),
+//! and per cluster the balancer that picks among the usable ones. Shard thread only.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::pool::EndpointPool;
+use crate::balance::{Balancer, Candidates, PeakEwma};
+use crate::breaker::{Breaker, State, Transition};
+use crate::config::{self, Cluster, Timeouts};
+use crate::stats::{EndpointStats, ShardStats};
+
+/// One upstream endpoint on this shard. Kept across reloads while its settings are unchanged.
+pub struct Endpoint {
+    pub cluster: Arc<str>,
+    pub name: Arc<str>,
+    pub addr: SocketAddr,
+    pub pool: EndpointPool,
+    pub breaker: Breaker,
+    pub ewma: PeakEwma,
+    pub in_flight: Cell<u32>,
+    /// Active health checks say it is up (true until a probe says otherwise).
+    pub probe_up: Cell<bool>,
+    /// Another shard ejected it (outlier event) until this instant.
+    pub ejected_until: Cell<Option<Instant>>,
+    pub stats: Rc<EndpointStats>,
+    /// The settings this endpoint was built with, to decide whether a reload can keep it.
+    identity: (config::Pool, Duration, crate::breaker::BreakerConfig),
+}
+
+impl Endpoint {
+    /// Whether the balancer may choose it now.
+    #[inline]
+    pub fn usable(&self, now: Instant) -> bool {
+        self.probe_up.get()
+            && self.ejected_until.get().is_none_or(|t| now >= t)
+            && self.breaker.usable(now)
+    }
+
+    /// Records a breaker transition in the statistics; returns it for outlier publishing.
+    pub fn note(&self, t: Option<Transition>) -> Option<Transition> {
+        if let Some(t) = &t {
+            let i = match t {
+                Transition::Opened => 0,
+                Transition::HalfOpened => 1,
+                Transition::Closed => 2,
+            };
+            let c = &self.stats.breaker_transitions[i];
+            c.set(c.get() + 1);
+            self.stats.breaker_state.set(match self.breaker.state() {
+                State::Closed => 0,
+                State::Open => 1,
+                State::HalfOpen => 2,
+            });
+        }
+        t
+    }
+}
+
+/// One cluster on this shard.
+pub struct ClusterView {
+    pub name: Arc<str>,
+    pub endpoints: Vec<Rc<Endpoint>>,
+    pub balancer: Balancer,
+    pub failure_statuses: Vec<u16>,
+    pub max_ejection_percent: u8,
+    /// Connections across the cluster on this shard (0 = unlimited) and requests waiting for one.
+    pub max_connections: usize,
+    pub max_pending: usize,
+    pub pending: Cell<usize>,
+    pub open_timeout: Duration,
+}
+
+/// A cluster's endpoints as the balancer sees them at one instant.
+pub struct View<'a> {
+    pub cluster: &'a ClusterView,
+    pub now: Instant,
+    /// An endpoint already tried by this request (retries go elsewhere when they can).
+    pub avoid: Option<usize>,
+}
+
+impl Candidates for View<'_> {
+    fn len(&self) -> usize {
+        self.cluster.endpoints.len()
+    }
+
+    #[inline]
+    fn usable(&self, i: usize) -> bool {
+        self.avoid != Some(i) && self.cluster.endpoints[i].usable(self.now)
+    }
+
+    fn in_flight(&self, i: usize) -> u32 {
+        self.cluster.endpoints[i].in_flight.get()
+    }
+
+    fn ewma_cost(&self, i: usize, now: Instant) -> f64 {
+        let e = &self.cluster.endpoints[i];
+        e.ewma.cost(now, e.in_flight.get())
+    }
+}
+
+impl ClusterView {
+    /// Builds cluster `c`, keeping endpoints of `old` whose address and settings did not change.
+    pub fn build(
+        c: &Cluster,
+        pool: config::Pool,
+        timeouts: &Timeouts,
+        old: Option<&ClusterView>,
+        stats: &ShardStats,
+        seed: u64,
+    ) -> ClusterView {
+        let name: Arc<str> = Arc::from(c.name.as_str());
+        let mut limits = pool;
+        if c.max_connections > 0 {
+            limits.max_connections = if limits.max_connections == 0 {
+                c.max_connections
+            } else {
+                limits.max_connections.min(c.max_connections)
+            };
+        }
+        let endpoints = c
+            .endpoints
+            .iter()
+            .map(|e| {
+                let identity = (limits, timeouts.connect, c.breaker);
+                let kept = old.and_then(|o| {
+                    o.endpoints
+                        .iter()
+                        .find(|x| *x.name == *e.name && x.addr == e.addr && x.identity == identity)
+                });
+                match kept {
+                    Some(k) => k.clone(),
+                    None => {
+                        let stats = stats.endpoint(&c.name, &e.name);
+                        stats.healthy.set(true);
+                        Rc::new(Endpoint {
+                            cluster: name.clone(),
+                            name: Arc::from(e.name.as_str()),
+                            addr: e.addr,
+                            pool: EndpointPool::new(e.addr, limits, timeouts, stats.clone()),
+                            breaker: Breaker::new(c.breaker),
+                            ewma: PeakEwma::new(Duration::from_secs(10), Duration::from_millis(1)),
+                            in_flight: Cell::new(0),
+                            probe_up: Cell::new(true),
+                            ejected_until: Cell::new(None),
+                            stats,
+                            identity,
+                        })
+                    }
+                }
+            })
+            .collect::<Vec<_>>();
+        let ids: Vec<&str> = c.endpoints.iter().map(|e| e.name.as_str()).collect();
+        let weights: Vec<u32> = c.endpoints.iter().map(|e| e.weight).collect();
+        ClusterView {
+            name,
+            balancer: Balancer::new(&c.lb, &ids, &weights, seed),
+            endpoints,
+            failure_statuses: c.failure_statuses.clone(),
+            max_ejection_percent: c.max_ejection_percent,
+            max_connections: c.max_connections,
+            max_pending: c.max_pending,
+            pending: Cell::new(0),
+            open_timeout: c.breaker.open_timeout,
+        }
+    }
+
+    pub fn find(&self, endpoint: &str) -> Option<&Rc<Endpoint>> {
+        self.endpoints.iter().find(|e| *e.name == *endpoint)
+    }
+
+    /// Connections open to the whole cluster on this shard.
+    pub fn open_connections(&self) -> usize {
+        self.endpoints.iter().map(|e| e.pool.open_count()).sum()
+    }
+
+    /// Applies another shard's outlier ejection, unless the cluster's ejection cap is reached.
+    pub fn eject_remote(&self, e: &Endpoint, now: Instant) -> bool {
+        let ejected = self
+            .endpoints
+            .iter()
+            .filter(|x| x.ejected_until.get().is_some_and(|t| now < t))
+            .count();
+        let cap = self.endpoints.len() * usize::from(self.max_ejection_percent) / 100;
+        if ejected + 1 > cap {
+            return false;
+        }
+        e.ejected_until.set(Some(now + self.open_timeout));
+        true
+    }
+}
