@@ -2,6 +2,7 @@
 //! (`ToCoordinator`), over crossbeam channels, plus the wake-up that lets a shard's control task
 //! sleep on its mailbox instead of polling (monoio's `sync` feature makes cross-thread wakes work).
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
@@ -21,6 +22,24 @@ pub enum ToShard {
     Health(HealthNews),
     /// Send a `Stats` snapshot.
     Stats,
+    /// Start accepting on listeners a reload added (this shard's sockets, opened by the coordinator).
+    Listen(Handoff),
+    /// Stop accepting on a listener a reload removed (queued connections are still served).
+    Unlisten(SocketAddr),
+}
+
+/// Listening sockets handed to one shard: (socket, expects a PROXY header). Taken once.
+#[derive(Debug, Clone, Default)]
+pub struct Handoff(Arc<Mutex<Vec<(std::net::TcpListener, bool)>>>);
+
+impl Handoff {
+    pub fn new(sockets: Vec<(std::net::TcpListener, bool)>) -> Handoff {
+        Handoff(Arc::new(Mutex::new(sockets)))
+    }
+
+    pub fn take(&self) -> Vec<(std::net::TcpListener, bool)> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 /// Health of one endpoint, as one shard learnt it; the coordinator relays it to every shard.

@@ -10,10 +10,10 @@ use crossbeam_channel::{after, never, select, tick, Receiver};
 use signal_hook::consts::{SIGHUP, SIGUSR1};
 
 use super::admin::{AdminCall, Ask, Reply};
-use super::{resolve, signals};
+use super::{listeners, resolve, signals};
 use crate::access_log::Writer;
-use crate::bus::{Driver, ShardLink, ToCoordinator, ToShard};
-use crate::config::Config;
+use crate::bus::{Driver, Handoff, ShardLink, ToCoordinator, ToShard};
+use crate::config::{Config, Listener};
 use crate::stats::Snapshot;
 
 /// Reads and validates the config again (file, then the same flags); the error names file/line.
@@ -197,15 +197,12 @@ impl Coordinator {
         if self.config.source.is_none() {
             return Err("no config file was given (--config): nothing to reload".into());
         }
-        let next = (self.reload)()?;
-        let old: Vec<_> = self.config.listeners.iter().map(|l| l.addr).collect();
-        let new: Vec<_> = next.listeners.iter().map(|l| l.addr).collect();
-        if old != new || next.shards != self.config.shards {
-            eprintln!("reload: listeners and [shards] settings need a restart; the rest is applied");
+        let mut next = (self.reload)()?;
+        if next.shards != self.config.shards {
+            eprintln!("reload: [shards] settings need a restart; the rest is applied");
         }
-        let mut next = next;
-        next.listeners = self.config.listeners.clone();
         next.shards = self.config.shards.clone();
+        next.listeners = self.relisten(&next.listeners)?;
         eprintln!(
             "reloaded {}: {} routes, {} clusters",
             next.source.as_deref().unwrap_or("config"),
@@ -214,6 +211,56 @@ impl Coordinator {
         );
         self.broadcast_config(Arc::new(next));
         Ok(())
+    }
+
+    /// Opens listeners the new config adds and closes those it removes; returns the listeners
+    /// now open (a listener whose only change is its PROXY setting keeps the old one).
+    fn relisten(&mut self, wanted: &[Listener]) -> Result<Vec<Listener>, String> {
+        let old = &self.config.listeners;
+        let added: Vec<&Listener> = wanted
+            .iter()
+            .filter(|w| !old.iter().any(|o| o.addr == w.addr))
+            .collect();
+        let addrs: Vec<_> = added.iter().map(|l| l.addr).collect();
+        let n = self.links.len();
+        let (bound, sockets) = listeners::open(
+            &addrs,
+            n,
+            self.config.shards.backlog,
+            self.config.steer_client_ip,
+        )?;
+        let mut now: Vec<Listener> = Vec::new();
+        for o in old {
+            match wanted.iter().find(|w| w.addr == o.addr) {
+                Some(w) => {
+                    if w.proxy_protocol != o.proxy_protocol {
+                        eprintln!("reload: proxy_protocol on {} needs a restart", o.addr);
+                    }
+                    now.push(o.clone());
+                }
+                None => {
+                    for link in &self.links {
+                        link.send(ToShard::Unlisten(o.addr));
+                    }
+                    println!("closed listener {}", o.addr);
+                }
+            }
+        }
+        for (id, mine) in sockets.into_iter().enumerate() {
+            let with_flags = mine
+                .into_iter()
+                .zip(added.iter().map(|l| l.proxy_protocol))
+                .collect();
+            self.links[id].send(ToShard::Listen(Handoff::new(with_flags)));
+        }
+        for (l, real) in added.iter().zip(bound) {
+            println!("listening on {real}");
+            now.push(Listener {
+                addr: real,
+                proxy_protocol: l.proxy_protocol,
+            });
+        }
+        Ok(now)
     }
 
     fn broadcast_config(&mut self, config: Arc<Config>) {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use monoio::task::JoinHandle;
 
+use super::listener::ListenerCtl;
 use super::Shard;
 use crate::bus::{Driver, Mailbox, Reports, ToCoordinator, ToShard};
 use crate::stats::ShardMeta;
@@ -14,17 +15,20 @@ use crate::stats::ShardMeta;
 /// How often a draining shard reports what it still holds.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
+/// An accept loop and what stops it.
+type Accepting = (Rc<ListenerCtl>, JoinHandle<()>);
+
 /// Runs until this shard has drained (or the coordinator is gone). `accepting` are the accept
 /// loops: a drain waits for them, so every listener is closed before the runtime ends.
 pub async fn run(
     shard: Rc<Shard>,
-    accepting: Vec<JoinHandle<()>>,
+    accepting: Vec<Accepting>,
     mailbox: Mailbox,
     reports: Reports,
     driver: Driver,
     core: Option<usize>,
 ) {
-    let mut accepting = Some(accepting);
+    let mut accepting = accepting;
     loop {
         match mailbox.recv().await {
             Some(ToShard::Config(config)) => shard.apply_config(config),
@@ -32,12 +36,31 @@ pub async fn run(
             Some(ToShard::Stats) => {
                 let _ = reports.send(snapshot(&shard, driver, core));
             }
+            Some(ToShard::Listen(handoff)) => {
+                for (l, proxy_header) in handoff.take() {
+                    match monoio::net::TcpListener::from_std(l) {
+                        Ok(l) => accepting.push(super::start_accepting(&shard, l, proxy_header)),
+                        Err(e) => {
+                            let error = format!("cannot register a reloaded listener: {e}");
+                            let _ = reports.send(ToCoordinator::Failed { id: shard.id, error });
+                        }
+                    }
+                }
+            }
+            Some(ToShard::Unlisten(addr)) => {
+                // The loop serves what is queued, then closes the socket by itself.
+                accepting.retain(|(ctl, _)| {
+                    let gone = ctl.addr == Some(addr);
+                    if gone {
+                        ctl.close();
+                    }
+                    !gone
+                });
+            }
             Some(ToShard::Drain) => {
-                let Some(loops) = accepting.take() else {
-                    continue;
-                };
                 shard.drain.start();
-                for accept_loop in loops {
+                for (ctl, accept_loop) in accepting.drain(..) {
+                    ctl.close();
                     accept_loop.await;
                 }
                 // Statistics and health still answer while the drain runs.
@@ -71,7 +94,7 @@ async fn serve_during_drain(
             }
             ToShard::Health(news) => shard.apply_health(&news),
             ToShard::Config(config) => shard.apply_config(config),
-            ToShard::Drain => {}
+            ToShard::Drain | ToShard::Listen(_) | ToShard::Unlisten(_) => {}
         }
     }
 }

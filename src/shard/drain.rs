@@ -16,8 +16,6 @@ pub struct Drain {
     requests: Cell<usize>,
     /// Cancels idle keep-alive reads (a read that already got bytes still returns them).
     idle_reads: RefCell<Canceller>,
-    /// Cancels the pending accept on each listener.
-    accepts: RefCell<Canceller>,
     /// The control task waiting for connections to reach zero, or the accept loop for a free slot.
     waiters: RefCell<Vec<Waker>>,
 }
@@ -40,8 +38,6 @@ impl Drain {
         if self.draining.replace(true) {
             return;
         }
-        let c = self.accepts.replace(Canceller::new());
-        c.cancel();
         let c = self.idle_reads.replace(Canceller::new());
         c.cancel();
         self.wake_all();
@@ -49,10 +45,6 @@ impl Drain {
 
     pub fn idle_read_handle(&self) -> CancelHandle {
         self.idle_reads.borrow().handle()
-    }
-
-    pub fn accept_handle(&self) -> CancelHandle {
-        self.accepts.borrow().handle()
     }
 
     /// Counts a connection until the guard drops.

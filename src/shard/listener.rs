@@ -1,20 +1,56 @@
-//! One shard's accept loop on its SO_REUSEPORT listener (opened by the coordinator): at most
-//! `max_connections` at once, and on drain: cancel the pending accept, serve what is already
-//! queued, then close the listener. Shard thread.
+//! One shard's accept loop on one SO_REUSEPORT listener (opened by the coordinator): at most
+//! `max_connections` at once, and on drain or when a reload removes the listener: cancel the
+//! pending accept, serve what is already queued, then close the listener. Shard thread.
 
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
+use monoio::io::Canceller;
 use monoio::net::TcpListener;
 
 use super::{conn, Shard};
 use crate::sys::has_pending_connection;
 
-/// Accepts until the drain; returns once the listener is closed.
-pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, proxy_header: bool) {
+/// Stops one accept loop (drain, or the listener left the config).
+#[derive(Default)]
+pub struct ListenerCtl {
+    pub addr: Option<SocketAddr>,
+    closing: Cell<bool>,
+    accept: RefCell<Canceller>,
+}
+
+impl ListenerCtl {
+    pub fn new(addr: Option<SocketAddr>) -> Rc<ListenerCtl> {
+        Rc::new(ListenerCtl {
+            addr,
+            ..Default::default()
+        })
+    }
+
+    /// Cancels the pending accept; the loop serves what is queued and closes the socket.
+    pub fn close(&self) {
+        if !self.closing.replace(true) {
+            self.accept.replace(Canceller::new()).cancel();
+        }
+    }
+
+    fn stopped(&self, shard: &Shard) -> bool {
+        self.closing.get() || shard.drain.is_draining()
+    }
+}
+
+/// Accepts until the drain or `ctl.close()`; returns once the listener is closed.
+pub async fn accept_loop(
+    shard: Rc<Shard>,
+    listener: TcpListener,
+    proxy_header: bool,
+    ctl: Rc<ListenerCtl>,
+) {
     let max = shard.base.shards.max_connections;
-    while !shard.drain.is_draining() {
+    while !ctl.stopped(&shard) {
         if shard.drain.connections() >= max {
             shard
                 .drain
@@ -22,15 +58,13 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, proxy_header: 
                 .await;
             continue;
         }
-        match listener
-            .cancelable_accept(shard.drain.accept_handle())
-            .await
-        {
-            // A connection that won the race against a drain's cancel is served all the same.
+        let handle = ctl.accept.borrow().handle();
+        match listener.cancelable_accept(handle).await {
+            // A connection that won the race against a cancel is served all the same.
             Ok((stream, peer)) => {
                 monoio::spawn(conn::serve(shard.clone(), stream, peer, proxy_header));
             }
-            Err(_) if shard.drain.is_draining() => break,
+            Err(_) if ctl.stopped(&shard) => break,
             // EMFILE, ENFILE, ENOBUFS: back off briefly instead of spinning.
             Err(_) => monoio::time::sleep(Duration::from_millis(10)).await,
         }

@@ -235,12 +235,23 @@ async fn run(
     let accepting: Vec<_> = listeners
         .into_iter()
         .zip(proxy_flags)
-        .map(|(l, pp)| monoio::spawn(listener::accept_loop(shard.clone(), l, pp)))
+        .map(|(l, pp)| start_accepting(&shard, l, pp))
         .collect();
     monoio::spawn(sweep_pools(shard.clone()));
     monoio::spawn(health::run(shard.clone()));
     let _ = reports.send(ToCoordinator::Ready { id, driver, core });
     control::run(shard, accepting, mailbox, reports, driver, core).await;
+}
+
+/// Spawns the accept loop of one listener; its control stops it (drain, or a reload removed it).
+fn start_accepting(
+    shard: &Rc<Shard>,
+    l: monoio::net::TcpListener,
+    proxy_header: bool,
+) -> (Rc<listener::ListenerCtl>, monoio::task::JoinHandle<()>) {
+    let ctl = listener::ListenerCtl::new(l.local_addr().ok());
+    let task = monoio::spawn(listener::accept_loop(shard.clone(), l, proxy_header, ctl.clone()));
+    (ctl, task)
 }
 
 /// Closes idle upstream connections that timed out or that the upstream closed, and flushes the
