@@ -5,6 +5,7 @@
 pub mod canned;
 pub mod chunked;
 mod framing;
+pub mod proxy_protocol;
 pub mod request;
 pub mod response;
 
