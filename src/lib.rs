@@ -23,3 +23,4 @@ pub mod error;
 pub mod http;
 pub mod shard;
 pub mod sys;
+pub mod trusted;
