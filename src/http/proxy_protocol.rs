@@ -226,11 +226,12 @@ fn v2(buf: &[u8]) -> Result<Parsed, ProxyError> {
         return complete(None, None);
     }
     let addr_len = match family {
+        // No address block whose length we know; TLVs can't be told apart either.
+        AF_UNSPEC => return complete(None, None),
         AF_INET => 12,
         AF_INET6 => 36,
-        AF_UNIX => 216,
-        // AF_UNSPEC: no address block whose length we know; TLVs can't be told apart either.
-        _ => return complete(None, None),
+        // AF_UNIX (families past it were rejected above).
+        _ => 216,
     };
     if (family == AF_INET || family == AF_INET6) && transport != STREAM {
         return Err(ProxyError::Unsupported);
