@@ -8,6 +8,7 @@ mod framing;
 pub mod proxy_protocol;
 pub mod request;
 pub mod response;
+pub mod trace;
 
 pub use framing::BodyFraming;
 
