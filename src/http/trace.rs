@@ -262,85 +262,92 @@ mod tests {
         }
     }
 
+    /// One `forward` call and what it must write and return.
+    struct Forward {
+        name: &'static str,
+        incoming: Option<TraceParent>,
+        span: u64,
+        trace: u128,
+        start: bool,
+        header: &'static str,
+        id: Option<&'static str>,
+    }
+
     #[test]
     fn forwards() {
         const SPAN: u64 = 0x0123_4567_89ab_cdef;
         const NEW: u128 = 0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c;
-        let cases: &[(
-            &str,
-            Option<TraceParent>,
-            u64,
-            u128,
-            bool,
-            &str,
-            Option<&str>,
-        )] = &[
-            (
+        let case = |name, incoming, start, header, id| Forward {
+            name,
+            incoming,
+            span: SPAN,
+            trace: NEW,
+            start,
+            header,
+            id,
+        };
+        let cases = [
+            case(
                 "continues the trace under our span",
                 tp(1),
-                SPAN,
-                NEW,
                 false,
                 "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-0123456789abcdef-01\r\n",
                 Some("4bf92f3577b34da6a3ce929d0e0e4736"),
             ),
-            (
+            case(
                 "keeps unsampled",
                 tp(0),
-                SPAN,
-                NEW,
                 true,
                 "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-0123456789abcdef-00\r\n",
                 Some("4bf92f3577b34da6a3ce929d0e0e4736"),
             ),
-            (
+            case(
                 "keeps other flag bits",
                 tp(0xa3),
-                SPAN,
-                NEW,
                 true,
                 "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-0123456789abcdef-a3\r\n",
                 Some("4bf92f3577b34da6a3ce929d0e0e4736"),
             ),
-            (
+            case(
                 "starts a sampled trace",
                 None,
-                SPAN,
-                NEW,
                 true,
                 "traceparent: 00-0af7651916cd43dd8448eb211c80319c-0123456789abcdef-01\r\n",
                 Some("0af7651916cd43dd8448eb211c80319c"),
             ),
-            ("absent and not starting", None, SPAN, NEW, false, "", None),
-            (
-                "zero ids become 1",
-                None,
-                0,
-                0,
-                true,
-                "traceparent: 00-00000000000000000000000000000001-0000000000000001-01\r\n",
-                Some("00000000000000000000000000000001"),
-            ),
+            case("absent and not starting", None, false, "", None),
+            Forward {
+                span: 0,
+                trace: 0,
+                ..case(
+                    "zero ids become 1",
+                    None,
+                    true,
+                    "traceparent: 00-00000000000000000000000000000001-0000000000000001-01\r\n",
+                    Some("00000000000000000000000000000001"),
+                )
+            },
         ];
-        for (name, incoming, span, trace, start, header, id) in cases {
+        for c in &cases {
             let mut out = b"GET / HTTP/1.1\r\n".to_vec();
-            let got = forward(incoming.as_ref(), *span, *trace, *start, &mut out);
+            let got = forward(c.incoming.as_ref(), c.span, c.trace, c.start, &mut out);
+            let name = c.name;
             assert_eq!(
-                std::str::from_utf8(&out[16..]).unwrap(),
-                *header,
+                std::str::from_utf8(&out[16..]),
+                Ok(c.header),
                 "{name}: header"
             );
             assert_eq!(
-                got.map(|h| String::from_utf8(h.to_vec()).unwrap())
-                    .as_deref(),
-                *id,
+                got.as_ref().map(|h| std::str::from_utf8(h).unwrap()),
+                c.id,
                 "{name}: id"
             );
-            if !header.is_empty() {
+            if !c.header.is_empty() {
                 let value = &out[16 + "traceparent: ".len()..out.len() - 2];
+                let parent = parse(value).map(|t| t.parent_id);
                 assert_eq!(
-                    parse(value).map(|t| t.parent_id),
-                    Some((*span).max(1).to_be_bytes()),
+                    parent,
+                    Some(c.span.max(1).to_be_bytes()),
                     "{name}: round trip"
                 );
             }
