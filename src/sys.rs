@@ -91,7 +91,8 @@ pub fn has_pending_connection(fd: RawFd) -> bool {
 /// The odd 32-bit multiplier of the steering hash (2^32 / golden ratio).
 const STEER_MUL: u32 = 0x9e37_79b1;
 
-/// Attaches a classic BPF program (SO_ATTACH_REUSEPORT_CBPF) to this listener's reuseport group that picks socket index steer_index(client IP, n) for every new connection.
+/// Attaches a classic BPF program (SO_ATTACH_REUSEPORT_CBPF) to this listener's reuseport group
+/// that picks socket index steer_index(client IP, n) for every new connection.
 ///
 /// The index is the socket's position in the group, which is the order the listeners started
 /// listening (the coordinator opens them in shard order). Call it once per address, on any one

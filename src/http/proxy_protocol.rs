@@ -319,7 +319,12 @@ mod tests {
         h
     }
 
-    /// 127.0.0.1:1000 → 127.0.0.2:80 as an AF_INET address block.
+    const LOCAL_1000: &str = "127.0.0.1:1000";
+    const LOCAL_80: &str = "127.0.0.2:80";
+    const DB8_1: &str = "[2001:db8::1]:443";
+    const DB8_2: &str = "[2001:db8::2]:8443";
+
+    /// LOCAL_1000 → LOCAL_80 as an AF_INET address block.
     const INET_ADDRS: [u8; 12] = [127, 0, 0, 1, 127, 0, 0, 2, 0x03, 0xe8, 0, 80];
 
     fn inet6_addrs() -> Vec<u8> {
@@ -332,8 +337,8 @@ mod tests {
     }
 
     #[test]
-    fn v1_lines() {
-        let max = b"PROXY UNKNOWN ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n";
+    fn v1_accepts() {
+        let max = [&b"PROXY UNKNOWN "[..], &[b'f'; 91], b"\r\n"].concat();
         assert_eq!(max.len(), V1_MAX_LEN);
         let cases: &[(&str, &[u8], Result<Parsed, ProxyError>)] = &[
             (
@@ -351,117 +356,69 @@ mod tests {
                 b"PROXY TCP6 ::ffff:10.0.0.1 ::1 0 80\r\n",
                 complete(37, "[::ffff:10.0.0.1]:0", "[::1]:80"),
             ),
-            ("unknown bare", b"PROXY UNKNOWN\r\n", no_addrs(15)),
-            ("unknown with addresses (max length)", max, no_addrs(107)),
             (
                 "http follows",
                 b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nGET / HTTP/1.1\r\n",
                 complete(32, "1.2.3.4:1", "5.6.7.8:2"),
             ),
+            ("unknown bare", b"PROXY UNKNOWN\r\n", no_addrs(15)),
             (
-                "tcp4 with ipv6 address",
-                b"PROXY TCP4 ::1 ::1 1 2\r\n",
-                Err(ProxyError::Invalid),
+                "unknown, rest ignored",
+                b"PROXY UNKNOWN \x01\xff\r\n",
+                no_addrs(18),
             ),
+            ("unknown at the maximum length", &max, no_addrs(107)),
             (
-                "tcp6 with ipv4 address",
-                b"PROXY TCP6 1.2.3.4 5.6.7.8 1 2\r\n",
-                Err(ProxyError::Invalid),
-            ),
-            (
-                "port too big",
-                b"PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n",
-                Err(ProxyError::Invalid),
-            ),
-            (
-                "port leading zero",
-                b"PROXY TCP4 1.2.3.4 5.6.7.8 080 2\r\n",
-                Err(ProxyError::Invalid),
-            ),
-            (
-                "port sign",
-                b"PROXY TCP4 1.2.3.4 5.6.7.8 +80 2\r\n",
-                Err(ProxyError::Invalid),
-            ),
-            (
-                "octet leading zero",
-                b"PROXY TCP4 01.2.3.4 5.6.7.8 1 2\r\n",
-                Err(ProxyError::Invalid),
-            ),
-            (
-                "short ipv4",
-                b"PROXY TCP4 1.2.3 5.6.7.8 1 2\r\n",
-                Err(ProxyError::Invalid),
-            ),
-            (
-                "missing port",
-                b"PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n",
-                Err(ProxyError::Invalid),
-            ),
-            (
-                "extra field",
-                b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2 3\r\n",
-                Err(ProxyError::Invalid),
-            ),
-            (
-                "double space",
-                b"PROXY TCP4 1.2.3.4  5.6.7.8 1 2\r\n",
-                Err(ProxyError::Invalid),
-            ),
-            (
-                "trailing space",
-                b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2 \r\n",
-                Err(ProxyError::Invalid),
-            ),
-            (
-                "lower case proto",
-                b"PROXY tcp4 1.2.3.4 5.6.7.8 1 2\r\n",
-                Err(ProxyError::Invalid),
-            ),
-            (
-                "udp",
-                b"PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n",
-                Err(ProxyError::Invalid),
-            ),
-            ("unknownx", b"PROXY UNKNOWNX\r\n", Err(ProxyError::Invalid)),
-            (
-                "bare lf",
-                b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n",
-                Err(ProxyError::Invalid),
-            ),
-            (
-                "cr without lf",
-                b"PROXY TCP4 1.2.3.4\r5.6.7.8 1 2\r\n",
-                Err(ProxyError::Invalid),
-            ),
-            (
-                "no space after PROXY",
-                b"PROXYTCP4",
-                Err(ProxyError::Invalid),
-            ),
-            (
-                "letters in address so far",
-                b"PROXY TCP4 1.2.x",
-                Err(ProxyError::Invalid),
-            ),
-            (
-                "unknown then garbage is fine",
+                "unknown, anything so far",
                 b"PROXY UNKNOWN \x01\xff",
                 Ok(Parsed::Partial),
-            ),
-            (
-                "no crlf in 107 bytes",
-                &[b"PROXY UNKNOWN ".as_slice(), &[b'a'; 100]].concat(),
-                Err(ProxyError::TooLong),
-            ),
-            (
-                "crlf just past 107",
-                &[b"PROXY UNKNOWN ".as_slice(), &[b'a'; 92], b"\r\n"].concat(),
-                Err(ProxyError::TooLong),
             ),
         ];
         for (name, input, want) in cases {
             assert_eq!(parse(input), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn v1_rejects() {
+        use ProxyError::{Invalid, TooLong};
+        #[rustfmt::skip]
+        let cases: &[(&str, &[u8], ProxyError)] = &[
+            ("tcp4 with ipv6 address", b"PROXY TCP4 ::1 ::1 1 2\r\n", Invalid),
+            ("tcp6 with ipv4 address", b"PROXY TCP6 1.2.3.4 5.6.7.8 1 2\r\n", Invalid),
+            ("port too big", b"PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n", Invalid),
+            ("port leading zero", b"PROXY TCP4 1.2.3.4 5.6.7.8 080 2\r\n", Invalid),
+            ("port sign", b"PROXY TCP4 1.2.3.4 5.6.7.8 +80 2\r\n", Invalid),
+            ("octet leading zero", b"PROXY TCP4 01.2.3.4 5.6.7.8 1 2\r\n", Invalid),
+            ("short ipv4", b"PROXY TCP4 1.2.3 5.6.7.8 1 2\r\n", Invalid),
+            ("missing port", b"PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n", Invalid),
+            ("extra field", b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2 3\r\n", Invalid),
+            ("double space", b"PROXY TCP4 1.2.3.4  5.6.7.8 1 2\r\n", Invalid),
+            ("trailing space", b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2 \r\n", Invalid),
+            ("lower case proto", b"PROXY tcp4 1.2.3.4 5.6.7.8 1 2\r\n", Invalid),
+            ("udp", b"PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n", Invalid),
+            ("unknownx", b"PROXY UNKNOWNX\r\n", Invalid),
+            ("bare lf", b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n", Invalid),
+            ("cr without lf", b"PROXY TCP4 1.2.3.4\r5.6.7.8 1 2\r\n", Invalid),
+            ("no space after PROXY", b"PROXYTCP4", Invalid),
+            ("letters in an address so far", b"PROXY TCP4 1.2.x", Invalid),
+            ("five fields so far", b"PROXY TCP4 1 2 3 4 ", Invalid),
+        ];
+        for (name, input, want) in cases {
+            assert_eq!(parse(input), Err(*want), "{name}");
+        }
+        let long =
+            |fill: usize, end: &[u8]| [&b"PROXY UNKNOWN "[..], &vec![b'a'; fill], end].concat();
+        let too_long = [
+            ("no crlf in 107 bytes", long(100, b"")),
+            ("crlf one byte past 107", long(92, b"\r\n")),
+            (
+                "tcp4 with 107 bytes of digits",
+                [&b"PROXY TCP4 "[..], &[b'1'; 96]].concat(),
+            ),
+        ];
+        for (name, input) in &too_long {
+            assert_eq!(parse(input), Err(TooLong), "{name}");
         }
     }
 
@@ -490,106 +447,39 @@ mod tests {
     }
 
     #[test]
-    fn v2_headers() {
-        let tlvs: &[u8] = &[0x04, 0x00, 0x02, 0xaa, 0xbb, 0x01, 0x00, 0x00]; // NOOP(2 bytes), ALPN(empty)
-        let with_tlvs = [INET_ADDRS.as_slice(), tlvs].concat();
-        let cases: Vec<(&str, Vec<u8>, Result<Parsed, ProxyError>)> = vec![
+    fn v2_accepts() {
+        // NOOP with 2 bytes, then ALPN with none.
+        let tlvs = [INET_ADDRS.as_slice(), &[0x04, 0, 2, 0xaa, 0xbb, 0x01, 0, 0]].concat();
+        let (local, unspec, unix) = (v2h(0x20, 0x00, &[]), v2h(0x21, 0x00, &[1, 2]), [0; 216]);
+        let cases = [
             (
                 "inet",
                 v2h(0x21, 0x11, &INET_ADDRS),
-                complete(28, "127.0.0.1:1000", "127.0.0.2:80"),
+                complete(28, LOCAL_1000, LOCAL_80),
             ),
             (
                 "inet6",
                 v2h(0x21, 0x21, &inet6_addrs()),
-                complete(52, "[2001:db8::1]:443", "[2001:db8::2]:8443"),
+                complete(52, DB8_1, DB8_2),
             ),
             (
                 "tlvs skipped",
-                v2h(0x21, 0x11, &with_tlvs),
-                complete(36, "127.0.0.1:1000", "127.0.0.2:80"),
+                v2h(0x21, 0x11, &tlvs),
+                complete(36, LOCAL_1000, LOCAL_80),
             ),
+            ("local", local, no_addrs(16)),
             (
                 "local ignores family and body",
                 v2h(0x20, 0x11, &INET_ADDRS),
                 no_addrs(28),
             ),
             (
-                "local with garbage family",
+                "local ignores a bad family",
                 v2h(0x20, 0xff, &[]),
                 no_addrs(16),
             ),
-            ("unspec", v2h(0x21, 0x00, &[1, 2, 3]), no_addrs(19)),
-            ("unix", v2h(0x21, 0x31, &[0; 216]), no_addrs(232)),
-            (
-                "unix too short",
-                v2h(0x21, 0x31, &[0; 215]),
-                Err(ProxyError::Invalid),
-            ),
-            (
-                "inet too short",
-                v2h(0x21, 0x11, &INET_ADDRS[..11]),
-                Err(ProxyError::Invalid),
-            ),
-            (
-                "inet6 too short",
-                v2h(0x21, 0x21, &INET_ADDRS),
-                Err(ProxyError::Invalid),
-            ),
-            (
-                "truncated tlv",
-                v2h(0x21, 0x11, &with_tlvs[..with_tlvs.len() - 1]),
-                Err(ProxyError::Invalid),
-            ),
-            (
-                "tlv length past end",
-                v2h(
-                    0x21,
-                    0x11,
-                    &[INET_ADDRS.as_slice(), &[0x04, 0x00, 0x05, 0]].concat(),
-                ),
-                Err(ProxyError::Invalid),
-            ),
-            (
-                "dgram",
-                v2h(0x21, 0x12, &INET_ADDRS),
-                Err(ProxyError::Unsupported),
-            ),
-            (
-                "inet unspec transport",
-                v2h(0x21, 0x10, &INET_ADDRS),
-                Err(ProxyError::Unsupported),
-            ),
-            (
-                "version 1",
-                v2h(0x11, 0x11, &INET_ADDRS),
-                Err(ProxyError::Unsupported),
-            ),
-            (
-                "version 3",
-                v2h(0x31, 0x11, &INET_ADDRS),
-                Err(ProxyError::Unsupported),
-            ),
-            (
-                "command 2",
-                v2h(0x22, 0x11, &INET_ADDRS),
-                Err(ProxyError::Invalid),
-            ),
-            (
-                "family 4",
-                v2h(0x21, 0x41, &INET_ADDRS),
-                Err(ProxyError::Invalid),
-            ),
-            (
-                "transport 3",
-                v2h(0x21, 0x13, &INET_ADDRS),
-                Err(ProxyError::Invalid),
-            ),
-            (
-                "longer than the limit",
-                v2h(0x21, 0x11, &[0; V2_MAX_LEN - 15]),
-                Err(ProxyError::TooLong),
-            ),
+            ("unspec", unspec, no_addrs(18)),
+            ("unix", v2h(0x21, 0x31, &unix), no_addrs(232)),
             (
                 "exactly the limit",
                 v2h(0x20, 0x00, &[0; V2_MAX_LEN - 16]),
@@ -599,10 +489,51 @@ mod tests {
         for (name, input, want) in &cases {
             assert_eq!(parse(input), *want, "{name}");
         }
-        // The declared length alone decides TooLong, before the bytes arrive.
-        let mut big = v2h(0x21, 0x11, &[]);
-        big[14..16].copy_from_slice(&0xffffu16.to_be_bytes());
-        assert_eq!(parse(&big), Err(ProxyError::TooLong), "declared 65535");
+    }
+
+    #[test]
+    fn v2_rejects() {
+        use ProxyError::{Invalid, TooLong, Unsupported};
+        let cut_tlv = [INET_ADDRS.as_slice(), &[0x04, 0, 2, 0xaa]].concat();
+        let long_tlv = [INET_ADDRS.as_slice(), &[0x04, 0, 5, 0]].concat();
+        let mut declared_max = v2h(0x21, 0x11, &[]);
+        declared_max[14..16].copy_from_slice(&[0xff, 0xff]);
+        let cases = [
+            ("unix too short", v2h(0x21, 0x31, &[0; 215]), Invalid),
+            (
+                "inet too short",
+                v2h(0x21, 0x11, &INET_ADDRS[..11]),
+                Invalid,
+            ),
+            ("inet6 too short", v2h(0x21, 0x21, &INET_ADDRS), Invalid),
+            ("truncated tlv", v2h(0x21, 0x11, &cut_tlv), Invalid),
+            ("tlv header cut", v2h(0x21, 0x11, &cut_tlv[..14]), Invalid),
+            (
+                "tlv length past the end",
+                v2h(0x21, 0x11, &long_tlv),
+                Invalid,
+            ),
+            ("command 2", v2h(0x22, 0x11, &INET_ADDRS), Invalid),
+            ("family 4", v2h(0x21, 0x41, &INET_ADDRS), Invalid),
+            ("transport 3", v2h(0x21, 0x13, &INET_ADDRS), Invalid),
+            ("dgram", v2h(0x21, 0x12, &INET_ADDRS), Unsupported),
+            (
+                "inet, unspec transport",
+                v2h(0x21, 0x10, &INET_ADDRS),
+                Unsupported,
+            ),
+            ("version 1", v2h(0x11, 0x11, &INET_ADDRS), Unsupported),
+            ("version 3", v2h(0x31, 0x11, &INET_ADDRS), Unsupported),
+            (
+                "one byte over the limit",
+                v2h(0x21, 0x11, &[0; V2_MAX_LEN - 15]),
+                TooLong,
+            ),
+            ("declared 65535, not yet sent", declared_max, TooLong),
+        ];
+        for (name, input, want) in &cases {
+            assert_eq!(parse(input), Err(*want), "{name}");
+        }
     }
 
     #[test]

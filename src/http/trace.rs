@@ -52,7 +52,8 @@ pub fn parse(value: &[u8]) -> Option<TraceParent> {
     })
 }
 
-/// Writes `traceparent: 00-<trace>-<new span>-<flags>\r\n` into `out` (the header the upstream gets) and returns the 32-hex trace id for the access log.
+/// Writes `traceparent: 00-<trace>-<new span>-<flags>\r\n` into `out` (the header the upstream
+/// gets) and returns the 32-hex trace id for the access log.
 ///
 /// With `incoming`, the trace and its flags continue under `new_span`. Without it (absent, or
 /// invalid and so dropped), a trace `new_trace` is started, marked sampled, when
