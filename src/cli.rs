@@ -262,7 +262,7 @@ impl Args {
         }
         for t in &self.trusted_proxy {
             cfg.trusted_proxies
-                .push(t.parse().map_err(|e| format!("--trusted-proxy: {e}"))?);
+                .push(t.parse().map_err(|e: crate::trusted::CidrError| format!("--trusted-proxy: {e}"))?);
         }
         if let Some(a) = &self.admin {
             cfg.admin = config::parse_admin(a).map_err(|e| format!("--admin: {e}"))?;

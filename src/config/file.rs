@@ -268,7 +268,9 @@ impl Builder<'_> {
                 trusted_proxies.push(
                     item.get_ref()
                         .parse()
-                        .map_err(|m| self.error(item.span(), "trusted_proxies", m))?,
+                        .map_err(|m: crate::trusted::CidrError| {
+                            self.error(item.span(), "trusted_proxies", m.to_string())
+                        })?,
                 );
             }
         }

@@ -42,7 +42,7 @@ fn dur(d: std::time::Duration) -> String {
 pub fn render(c: &Config) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# running config{}", c.source.as_ref().map_or(String::new(), |s| format!(" (from {s})")));
-    let tp: Vec<String> = c.trusted_proxies.iter().map(|t| q(&format!("{t:?}"))).collect();
+    let tp: Vec<String> = c.trusted_proxies.iter().map(|t| q(&t.to_string())).collect();
     let _ = writeln!(o, "trusted_proxies = [{}]", tp.join(", "));
     let _ = writeln!(o, "steer = {}", q(if c.steer_client_ip { "client-ip" } else { "none" }));
     let _ = writeln!(o, "admin = {}", q(&c.admin.map_or("off".to_string(), |a| a.to_string())));

@@ -3,9 +3,9 @@
 //! Pure code: no runtime, no threads; the shard's connection task calls it.
 
 pub mod canned;
-pub mod proxy_protocol;
 pub mod chunked;
 mod framing;
+pub mod proxy_protocol;
 pub mod request;
 pub mod response;
 pub mod trace;
