@@ -258,6 +258,22 @@ fn header_name_ok(n: &str) -> bool {
     !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// Headers that frame or route the message: a route may not add or remove them.
+fn framing_header(n: &str) -> bool {
+    const FRAMING: [&str; 9] = [
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "host",
+        "upgrade",
+        "te",
+        "trailer",
+        "keep-alive",
+        "proxy-connection",
+    ];
+    FRAMING.iter().any(|f| n.eq_ignore_ascii_case(f))
+}
+
 fn header_value_ok(v: &str) -> bool {
     v.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
 }
@@ -275,11 +291,14 @@ fn edits(
         if !header_name_ok(&n) || !header_value_ok(&v) {
             return err(span, field("add"), format!("{n:?}: {v:?} is not a valid header"));
         }
+        if framing_header(&n) {
+            return err(span, field("add"), format!("{n:?} frames the message and cannot be set"));
+        }
         e.add.push((n, v));
     }
     for n in remove.unwrap_or_default() {
-        if !header_name_ok(&n) {
-            return err(span, field("remove"), format!("{n:?} is not a header name"));
+        if !header_name_ok(&n) || framing_header(&n) {
+            return err(span, field("remove"), format!("{n:?} is not a header name a route may remove"));
         }
         e.remove.push(n.to_ascii_lowercase());
     }
