@@ -446,4 +446,64 @@ mod tests {
         let e = err("listen = [\n");
         assert!(e.line >= 1, "{e}");
     }
+
+    const TWO_CLUSTERS: &str = "listen = [\"127.0.0.1:0\"]\n\
+[[clusters]]\nname = \"a\"\nendpoints = [\"127.0.0.1:1\", \"127.0.0.1:2 weight=3\"]\nlb = \"weighted\"\n\
+[[clusters]]\nname = \"b\"\nendpoints = [\"127.0.0.1:3\"]\n[clusters.health_check]\ncheck = \"http:/hc\"\nexpect = \"2xx\"\n";
+
+    #[test]
+    fn clusters_and_routes() {
+        let text = format!("{TWO_CLUSTERS}[[routes]]\nname = \"api\"\npath_prefix = \"/api/\"\ncluster = \"b\"\nrewrite_prefix = \"/\"\nrate_limit = {{ rate = \"10/s\", burst = 5 }}\n[[routes]]\npath = \"/hz\"\ndirect = {{ status = 200, body = \"ok\" }}\n[[routes]]\ncluster = \"a\"\n");
+        let c = full(&text).unwrap();
+        assert_eq!(c.clusters.len(), 2);
+        assert_eq!(c.clusters[0].endpoints[1].weight, 3);
+        assert!(matches!(
+            c.clusters[1].health.as_ref().map(|h| &h.kind),
+            Some(super::super::ProbeKind::Http { expect: (200, 299), .. })
+        ));
+        assert_eq!(c.routes.len(), 3);
+        assert_eq!(c.routes[0].cluster, Some(1));
+        assert_eq!(c.routes[1].cluster, None);
+        assert!(c.routes[1].direct.is_some());
+        assert_eq!(c.routes[2].name, "route2");
+    }
+
+    #[test]
+    fn route_errors_name_entry_and_line() {
+        let cases: &[(&str, &str, usize)] = &[
+            ("[[routes]]\ncluster = \"nope\"\n", "routes[0].cluster", 13),
+            ("[[routes]]\ncluster = \"a\"\npath = \"x\"\n", "routes[0].path", 14),
+            ("[[routes]]\ncluster = \"a\"\npath = \"/x\"\npath_prefix = \"/y\"\n", "routes[0].path_prefix", 15),
+            ("[[routes]]\ncluster = \"a\"\nrate_limit = { rate = \"fast\" }\n", "routes[0].rate_limit.rate", 14),
+            ("[[routes]]\ncluster = \"a\"\nretry = { on = [\"500\"] }\n", "routes[0].retry.on", 14),
+            ("[[routes]]\ncluster = \"a\"\nrequest_headers_add = { \"content-length\" = \"1\" }\n", "routes[0].request_headers_add", 8),
+            ("[[routes]]\npath = \"/x\"\n", "routes[0].cluster", 8),
+        ];
+        for (tail, field, line) in cases {
+            let e = err(&format!("{TWO_CLUSTERS}{tail}"));
+            eprintln!("{tail:?} -> {e}");
+            assert_eq!((e.field.as_str(), e.line), (*field, *line), "{tail}: {e}");
+        }
+    }
+
+    #[test]
+    fn cluster_errors_name_entry() {
+        let e = err("listen = [\"127.0.0.1:0\"]\n[[clusters]]\nname = \"a\"\nendpoints = [\"127.0.0.1:1\"]\nlb = \"fastest\"\n");
+        assert_eq!((e.field.as_str(), e.line), ("clusters[0].lb", 5), "{e}");
+        let e = err("listen = [\"127.0.0.1:0\"]\n[[clusters]]\nname = \"a\"\nendpoints = [\"127.0.0.1:1 weight=0\"]\n");
+        assert_eq!(e.field, "clusters[0].endpoints", "{e}");
+        let e = err(&format!("{TWO_CLUSTERS}[[clusters]]\nname = \"a\"\nendpoints = [\"127.0.0.1:1\"]\n"));
+        assert_eq!(e.field, "clusters[2].name", "{e}");
+    }
+
+    #[test]
+    fn operations_settings() {
+        let c = full("listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9\"]\nadmin = \"off\"\naccess_log = \"stdout\"\nsteer = \"client-ip\"\ntrusted_proxies = [\"10.0.0.0/8\"]\ntrace = true\n").unwrap();
+        assert_eq!(c.admin, None);
+        assert_eq!(c.access_log, "stdout");
+        assert!(c.steer_client_ip && c.trace_start);
+        assert_eq!(c.trusted_proxies.len(), 1);
+        let e = err("listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9\"]\ntrusted_proxies = [\"10.0.0.1/8\"]\n");
+        assert_eq!((e.field.as_str(), e.line), ("trusted_proxies", 3), "{e}");
+    }
 }

@@ -1,0 +1,168 @@
+//! Hot reload (SIGHUP): a valid file is applied to new requests at once, an invalid one is
+//! rejected with its error while the old config serves on, listeners a reload adds or removes are
+//! opened or closed, upstream pools of unchanged endpoints stay warm, and a reload under wrk load
+//! fails no request.
+
+mod support;
+
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use support::*;
+
+fn config(listen: &[&str], upstream: &str, route_header: &str) -> String {
+    let listen: Vec<String> = listen.iter().map(|l| format!("\"{l}\"")).collect();
+    format!(
+        "listen = [{}]\nupstreams = [\"{upstream}\"]\n\n[[routes]]\nname = \"all\"\n\
+         response_headers_add = {{ \"x-version\" = \"{route_header}\" }}\n",
+        listen.join(", ")
+    )
+}
+
+fn hup(proxy: &Proxy) {
+    support::sys::signal(proxy.pid(), libc::SIGHUP);
+}
+
+fn version(proxy: &Proxy) -> Option<String> {
+    let mut c = proxy.connect();
+    let r = c.exchange(&get("/"));
+    assert_eq!(r.status, 200);
+    r.header("x-version").map(str::to_string)
+}
+
+#[test]
+fn valid_reload_applies_to_new_requests_and_keeps_pools_warm() {
+    let up = Upstream::fixed("ok");
+    let file = temp_file("reload", &config(&["127.0.0.1:0"], &up.addr.to_string(), "one"));
+    let proxy = Proxy::start(&["--config", file.path(), "--shards", "1"]);
+    assert_eq!(version(&proxy).as_deref(), Some("one"));
+    let before = up.accepted();
+
+    std::fs::write(&file.0, config(&["127.0.0.1:0"], &up.addr.to_string(), "two")).unwrap();
+    hup(&proxy);
+    proxy
+        .wait_stderr(Duration::from_secs(5), "reloaded ")
+        .expect("a `reloaded` line on stderr");
+    assert_eq!(version(&proxy).as_deref(), Some("two"));
+    assert_eq!(
+        up.accepted(),
+        before,
+        "the unchanged endpoint's pooled connection is reused after the reload"
+    );
+}
+
+#[test]
+fn invalid_reload_is_rejected_and_the_old_config_serves() {
+    let up = Upstream::fixed("ok");
+    let file = temp_file("reload-bad", &config(&["127.0.0.1:0"], &up.addr.to_string(), "one"));
+    let proxy = Proxy::start(&["--config", file.path()]);
+    std::fs::write(&file.0, "listen = [\"127.0.0.1:0\"]\n[timeouts]\nconnect = \"soon\"\n").unwrap();
+    hup(&proxy);
+    let line = proxy
+        .wait_stderr(Duration::from_secs(5), "reload failed")
+        .expect("a `reload failed` line on stderr");
+    assert!(
+        line.contains(&format!("{}:3:", file.path())) && line.contains("timeouts.connect"),
+        "the error names file, line and field: {line}"
+    );
+    assert_eq!(version(&proxy).as_deref(), Some("one"));
+}
+
+#[test]
+fn reload_opens_added_and_closes_removed_listeners() {
+    let up = Upstream::fixed("ok");
+    let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let second = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (a, b) = (first.to_string(), second.to_string());
+    let file = temp_file("reload-listen", &config(&[&a], &up.addr.to_string(), "one"));
+    let proxy = Proxy::start(&["--config", file.path()]);
+    assert_eq!(proxy.addr, first);
+
+    std::fs::write(&file.0, config(&[&a, &b], &up.addr.to_string(), "one")).unwrap();
+    hup(&proxy);
+    proxy
+        .stdout
+        .wait(Duration::from_secs(5), |l| l == format!("listening on {b}"))
+        .expect("`listening on` for the added listener");
+    let mut c = Conn::connect(second);
+    assert_eq!(c.exchange(&get("/")).status, 200);
+
+    std::fs::write(&file.0, config(&[&b], &up.addr.to_string(), "one")).unwrap();
+    hup(&proxy);
+    proxy
+        .stdout
+        .wait(Duration::from_secs(5), |l| l == format!("closed listener {a}"))
+        .expect("`closed listener` for the removed one");
+    let refused = (0..50).any(|_| {
+        let gone = TcpStream::connect(first).is_err();
+        if !gone {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        gone
+    });
+    assert!(refused, "{a} still accepts connections after its removal");
+    let mut c = Conn::connect(second);
+    assert_eq!(c.exchange(&get("/")).status, 200);
+}
+
+/// wrk's summary: (requests, non-2xx, socket errors).
+fn wrk_summary(out: &str) -> (u64, u64, u64) {
+    let num = |line: &str| -> u64 {
+        line.split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<u64>().unwrap())
+            .sum()
+    };
+    let requests = out
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let non2xx = out
+        .lines()
+        .find(|l| l.contains("Non-2xx or 3xx"))
+        .map_or(0, num);
+    let socket = out
+        .lines()
+        .find(|l| l.contains("Socket errors"))
+        .map_or(0, num);
+    (requests, non2xx, socket)
+}
+
+#[test]
+fn reloads_under_wrk_load_fail_no_request() {
+    assert!(
+        Command::new("wrk").arg("--version").output().is_ok(),
+        "wrk is required (scripts/test.sh installs it)"
+    );
+    let up = Upstream::fixed("ok");
+    let file = temp_file("reload-load", &config(&["127.0.0.1:0"], &up.addr.to_string(), "0"));
+    let proxy = Proxy::start(&["--config", file.path()]);
+    let url = format!("http://{}/", proxy.addr);
+    let wrk = std::thread::spawn(move || {
+        Command::new("wrk")
+            .args(["-t2", "-c16", "-d3s", &url])
+            .output()
+            .expect("run wrk")
+    });
+    for i in 1..=10 {
+        std::thread::sleep(Duration::from_millis(200));
+        std::fs::write(&file.0, config(&["127.0.0.1:0"], &up.addr.to_string(), &i.to_string()))
+            .unwrap();
+        hup(&proxy);
+    }
+    let out = wrk.join().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (requests, non2xx, socket) = wrk_summary(&text);
+    let reloads = proxy
+        .stderr_lines()
+        .iter()
+        .filter(|l| l.starts_with("reloaded "))
+        .count();
+    assert_eq!(reloads, 10, "every SIGHUP reloaded: {:?}", proxy.stderr_lines());
+    assert!(requests > 100, "wrk ran: {text}");
+    assert_eq!((non2xx, socket), (0, 0), "no failed request during reloads: {text}");
+    assert_eq!(version(&proxy).as_deref(), Some("10"));
+}
