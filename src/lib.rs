@@ -22,4 +22,5 @@ pub mod coordinator;
 pub mod error;
 pub mod http;
 pub mod shard;
+pub mod stats;
 pub mod sys;
