@@ -14,6 +14,7 @@
 //! messages that cross threads; `sys` holds the only `unsafe`. Shards share nothing mutable: the
 //! request path takes no lock and touches no atomic.
 
+pub mod access_log;
 pub mod balance;
 pub mod bus;
 pub mod cli;

@@ -12,6 +12,8 @@
 //! Routes and endpoints are registered by name once (at start and on reload, never per request) and
 //! stay registered for the shard's lifetime, so a reload never makes a counter go backwards.
 
+#[cfg(test)]
+pub(crate) mod alloc_probe;
 mod families;
 mod render;
 mod snapshot;
@@ -356,5 +358,20 @@ mod tests {
         assert_eq!(snap.shards.len(), 1);
         assert_eq!(snap.shards[0].id, 3);
         assert!(snap.shards[0].cpu_seconds > 0.0);
+    }
+
+    #[test]
+    fn recording_does_not_allocate() {
+        let s = ShardStats::new();
+        let (r, e) = (s.route("api"), s.endpoint("web", "10.0.0.1:80"));
+        let n = alloc_probe::allocations_in(|| {
+            for i in 0..10_000u64 {
+                r.record(200 + (i % 4) as u16 * 100, Duration::from_micros(i * 97));
+                e.record(200, Duration::from_micros(i));
+                e.connects.set(e.connects.get() + 1);
+                e.set_breaker((i % 3) as u8);
+            }
+        });
+        assert_eq!(n, 0);
     }
 }
