@@ -7,6 +7,7 @@
 //! - running: start the drain;
 //! - draining (no new connections, in-flight requests finish): exit 1 at once.
 
+pub mod admin;
 mod listeners;
 mod signals;
 
