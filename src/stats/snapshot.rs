@@ -10,6 +10,12 @@ use hdrhistogram::Histogram;
 
 use super::{counts, EndpointStats, RouteStats, BREAKER_CLOSED, BREAKER_HALF_OPEN, BREAKER_OPEN};
 
+// Snapshots cross from shard threads to the coordinator.
+const _: fn() = || {
+    fn crosses_threads<T: Send + Clone + 'static>() {}
+    crosses_threads::<Snapshot>();
+};
+
 /// Owned statistics of one or more shards, sent from shards to the coordinator.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
