@@ -1,25 +1,375 @@
-//! STUB (replaced by the ops branch).
-use std::cell::Cell;
+//! Statistics: what one shard counts about its own traffic, and the owned `Snapshot` the
+//! coordinator merges across shards for `GET /metrics` (published families in `stats/families.rs`,
+//! written by `stats/render.rs`).
+//!
+//! Two kinds of thread touch this module. A shard owns one `ShardStats` and records into it on the
+//! request path: plain `Cell` adds and one `RefCell`ed hdrhistogram per route and per endpoint, so
+//! recording takes no lock, touches no atomic and allocates nothing. When the coordinator asks, the
+//! shard calls `ShardStats::snapshot` on its own thread (it reads that thread's CPU time) and sends
+//! the `Send` snapshot over the bus; the coordinator merges the snapshots (counters summed,
+//! histograms added, per-shard gauges kept per shard) and renders them.
+//!
+//! Memory: each histogram is a fixed array of about 17,400 `u64` counts (~136 KiB), one per route
+//! and per endpoint per shard; a snapshot copies them all.
+//!
+//! Routes and endpoints are registered by name once (at start and on reload, never per request) and
+//! stay registered for the shard's lifetime, so a reload never makes a counter go backwards.
+
+#[cfg(test)]
+pub(crate) mod alloc_probe;
+mod families;
+mod render;
+mod snapshot;
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
-pub fn class_of(status: u16) -> usize { ((status / 100).clamp(1, 5) - 1) as usize }
-#[derive(Default)]
-pub struct Hist;
-impl Hist { pub fn record(&self, _d: Duration) {} }
-#[derive(Default)]
-pub struct RouteStats { pub requests: [Cell<u64>; 5], pub latency: Hist, pub rate_limited: Cell<u64>, pub retries: Cell<u64>, pub budget_exhausted: Cell<u64> }
-#[derive(Default)]
-pub struct EndpointStats { pub requests: [Cell<u64>; 5], pub upstream_latency: Hist, pub connects: Cell<u64>, pub reuses: Cell<u64>, pub pool_waits: Cell<u64>, pub pool_overflows: Cell<u64>, pub failures: Cell<u64>, pub breaker_state: Cell<u8>, pub breaker_transitions: [Cell<u64>; 3], pub healthy: Cell<bool>, pub busy: Cell<u64>, pub idle: Cell<u64> }
-#[derive(Default)]
-pub struct ShardStats { pub downstream_active: Cell<u64>, pub downstream_idle: Cell<u64>, pub in_flight: Cell<u64>, pub accepted: Cell<u64> }
-pub struct ShardMeta { pub id: usize, pub core: Option<usize>, pub driver: &'static str, pub draining: bool, pub connections: u64, pub requests: u64 }
-#[derive(Clone, Debug, Default)]
-pub struct Snapshot;
-impl Snapshot { pub fn merge(&mut self, _o: &Snapshot) {} }
-impl ShardStats {
-    pub fn new() -> Self { Self::default() }
-    pub fn route(&self, _n: &str) -> Rc<RouteStats> { Rc::default() }
-    pub fn endpoint(&self, _c: &str, _e: &str) -> Rc<EndpointStats> { Rc::default() }
-    pub fn snapshot(&self, _m: ShardMeta) -> Snapshot { Snapshot }
+
+use hdrhistogram::Histogram;
+
+pub use render::render;
+pub use snapshot::{EndpointCounts, RouteCounts, ShardGauges, Snapshot};
+
+/// Status classes, in the order `class_of` numbers them.
+pub const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// `EndpointStats::breaker_state` values.
+pub const BREAKER_CLOSED: u8 = 0;
+pub const BREAKER_OPEN: u8 = 1;
+pub const BREAKER_HALF_OPEN: u8 = 2;
+/// Names of the breaker states, indexed by state.
+pub const BREAKER_STATES: [&str; 3] = ["closed", "open", "half_open"];
+
+/// `EndpointStats::breaker_transitions` indexes.
+pub const OPENED: usize = 0;
+pub const HALF_OPENED: usize = 1;
+pub const CLOSED: usize = 2;
+
+/// Histogram range in microseconds: 1 µs to 60 s at 3 significant digits.
+const LOWEST_US: u64 = 1;
+const HIGHEST_US: u64 = 60_000_000;
+const SIGFIG: u8 = 3;
+
+/// The status class index of a status code: 1xx..5xx → 0..4 (anything outside is clamped).
+pub fn class_of(status: u16) -> usize {
+    usize::from(status / 100).clamp(1, 5) - 1
 }
-pub fn render(_s: &[Snapshot], out: &mut String) { out.push_str("# stub\n"); }
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(LOWEST_US, HIGHEST_US, SIGFIG).expect("constant bounds are valid")
+}
+
+fn bump(c: &Cell<u64>) {
+    c.set(c.get().wrapping_add(1));
+}
+
+fn counts(cells: &[Cell<u64>; 5]) -> [u64; 5] {
+    cells.each_ref().map(Cell::get)
+}
+
+// === impl Hist ===
+
+/// A latency histogram in microseconds; durations past 60 s are recorded as 60 s.
+#[derive(Debug)]
+pub struct Hist(RefCell<Histogram<u64>>);
+
+impl Hist {
+    pub fn new() -> Hist {
+        Hist(RefCell::new(new_histogram()))
+    }
+
+    /// Records one duration (no allocation: the histogram's range is fixed).
+    pub fn record(&self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.0.borrow_mut().saturating_record(us);
+    }
+
+    fn copy(&self) -> Histogram<u64> {
+        self.0.borrow().clone()
+    }
+}
+
+impl Default for Hist {
+    fn default() -> Hist {
+        Hist::new()
+    }
+}
+
+// === per-shard state ===
+
+/// One route's counters on one shard.
+#[derive(Debug, Default)]
+pub struct RouteStats {
+    /// Responses sent downstream, by status class (`class_of`).
+    pub requests: [Cell<u64>; 5],
+    /// Time from the request head read to the response's last byte written.
+    pub latency: Hist,
+    /// Requests answered 429 by the rate limiter.
+    pub rate_limited: Cell<u64>,
+    /// Requests sent upstream a second time.
+    pub retries: Cell<u64>,
+    /// Retries refused because the retry budget was spent.
+    pub budget_exhausted: Cell<u64>,
+}
+
+impl RouteStats {
+    /// Counts one response and its latency.
+    pub fn record(&self, status: u16, latency: Duration) {
+        bump(&self.requests[class_of(status)]);
+        self.latency.record(latency);
+    }
+}
+
+/// One upstream endpoint's counters on one shard.
+#[derive(Debug)]
+pub struct EndpointStats {
+    /// Responses received from this endpoint, by status class.
+    pub requests: [Cell<u64>; 5],
+    /// Time from the request head written upstream to the response head read.
+    pub upstream_latency: Hist,
+    /// New upstream connections opened (the pool had none idle).
+    pub connects: Cell<u64>,
+    /// Requests sent on a pooled keep-alive connection.
+    pub reuses: Cell<u64>,
+    /// Requests that waited for a connection because the pool was at its limit.
+    pub pool_waits: Cell<u64>,
+    /// Requests refused or sent on an unpooled connection because the pool overflowed.
+    pub pool_overflows: Cell<u64>,
+    /// Connect, read or write failures and timeouts (what the breaker counts).
+    pub failures: Cell<u64>,
+    /// `BREAKER_CLOSED`, `BREAKER_OPEN` or `BREAKER_HALF_OPEN`.
+    pub breaker_state: Cell<u8>,
+    /// Transitions into open, half-open and closed (`OPENED`, `HALF_OPENED`, `CLOSED`).
+    pub breaker_transitions: [Cell<u64>; 3],
+    /// The last health verdict this shard received (starts healthy).
+    pub healthy: Cell<bool>,
+    /// Upstream connections carrying a request now.
+    pub busy: Cell<u64>,
+    /// Upstream connections idle in the pool now.
+    pub idle: Cell<u64>,
+}
+
+impl Default for EndpointStats {
+    fn default() -> EndpointStats {
+        EndpointStats {
+            requests: Default::default(),
+            upstream_latency: Hist::new(),
+            connects: Cell::new(0),
+            reuses: Cell::new(0),
+            pool_waits: Cell::new(0),
+            pool_overflows: Cell::new(0),
+            failures: Cell::new(0),
+            breaker_state: Cell::new(BREAKER_CLOSED),
+            breaker_transitions: Default::default(),
+            healthy: Cell::new(true),
+            busy: Cell::new(0),
+            idle: Cell::new(0),
+        }
+    }
+}
+
+impl EndpointStats {
+    /// Counts one upstream response and its latency.
+    pub fn record(&self, status: u16, latency: Duration) {
+        bump(&self.requests[class_of(status)]);
+        self.upstream_latency.record(latency);
+    }
+
+    /// Sets the breaker state and counts the transition (no-op when the state is unchanged).
+    pub fn set_breaker(&self, state: u8) {
+        if self.breaker_state.replace(state) != state {
+            let kind = match state {
+                BREAKER_OPEN => OPENED,
+                BREAKER_HALF_OPEN => HALF_OPENED,
+                _ => CLOSED,
+            };
+            bump(&self.breaker_transitions[kind]);
+        }
+    }
+}
+
+/// Everything one shard counts. Lives in the shard's `Rc` state; never crosses threads.
+#[derive(Debug, Default)]
+pub struct ShardStats {
+    /// Downstream connections with a request in progress.
+    pub downstream_active: Cell<u64>,
+    /// Downstream keep-alive connections waiting for their next request.
+    pub downstream_idle: Cell<u64>,
+    /// Requests between head read and response finished.
+    pub in_flight: Cell<u64>,
+    /// Downstream connections accepted since start.
+    pub accepted: Cell<u64>,
+    /// Access-log buffers dropped because the writer fell behind (copy of `ShardLog::dropped`).
+    pub log_dropped: Cell<u64>,
+    routes: RefCell<BTreeMap<String, Rc<RouteStats>>>,
+    endpoints: RefCell<BTreeMap<String, BTreeMap<String, Rc<EndpointStats>>>>,
+}
+
+/// What the shard knows about itself beyond its counters, passed in at snapshot time.
+#[derive(Debug, Clone)]
+pub struct ShardMeta {
+    pub id: usize,
+    pub core: Option<usize>,
+    pub driver: &'static str,
+    pub draining: bool,
+    /// Downstream connections still open (what a drain waits for).
+    pub connections: u64,
+    /// Requests still in progress (what a drain waits for).
+    pub requests: u64,
+}
+
+impl ShardStats {
+    pub fn new() -> ShardStats {
+        ShardStats::default()
+    }
+
+    /// The route's counters, registered on first use; later calls return the same `Rc`.
+    pub fn route(&self, name: &str) -> Rc<RouteStats> {
+        let mut routes = self.routes.borrow_mut();
+        if let Some(r) = routes.get(name) {
+            return r.clone();
+        }
+        routes.entry(name.to_owned()).or_default().clone()
+    }
+
+    /// The endpoint's counters, registered on first use; later calls return the same `Rc`.
+    pub fn endpoint(&self, cluster: &str, endpoint: &str) -> Rc<EndpointStats> {
+        let mut clusters = self.endpoints.borrow_mut();
+        if let Some(e) = clusters.get(cluster).and_then(|c| c.get(endpoint)) {
+            return e.clone();
+        }
+        let c = clusters.entry(cluster.to_owned()).or_default();
+        c.entry(endpoint.to_owned()).or_default().clone()
+    }
+
+    /// An owned copy of every counter and histogram. Call it on the shard's thread: it reads that
+    /// thread's CPU time.
+    pub fn snapshot(&self, meta: ShardMeta) -> Snapshot {
+        let shard = ShardGauges {
+            id: meta.id,
+            core: meta.core,
+            driver: meta.driver,
+            draining: meta.draining,
+            connections: meta.connections,
+            requests: meta.requests,
+            cpu_seconds: thread_cpu_seconds(),
+            downstream_active: self.downstream_active.get(),
+            downstream_idle: self.downstream_idle.get(),
+            in_flight: self.in_flight.get(),
+            accepted: self.accepted.get(),
+            log_dropped: self.log_dropped.get(),
+        };
+        let routes = self
+            .routes
+            .borrow()
+            .iter()
+            .map(|(name, r)| (name.clone(), RouteCounts::of(r)))
+            .collect();
+        let mut endpoints = BTreeMap::new();
+        for (cluster, eps) in self.endpoints.borrow().iter() {
+            for (ep, e) in eps {
+                endpoints.insert((cluster.clone(), ep.clone()), EndpointCounts::of(e));
+            }
+        }
+        Snapshot {
+            shards: vec![shard],
+            routes,
+            endpoints,
+        }
+    }
+}
+
+fn thread_cpu_seconds() -> f64 {
+    crate::sys::thread_cpu_seconds()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(id: usize) -> ShardMeta {
+        ShardMeta {
+            id,
+            core: Some(id),
+            driver: "io_uring",
+            draining: false,
+            connections: 0,
+            requests: 0,
+        }
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(class_of(100), 0);
+        assert_eq!(class_of(204), 1);
+        assert_eq!(class_of(399), 2);
+        assert_eq!(class_of(429), 3);
+        assert_eq!(class_of(503), 4);
+        assert_eq!(class_of(42), 0);
+        assert_eq!(class_of(999), 4);
+    }
+
+    #[test]
+    fn registration_returns_the_same_rc() {
+        let s = ShardStats::new();
+        assert!(Rc::ptr_eq(&s.route("a"), &s.route("a")));
+        assert!(!Rc::ptr_eq(&s.route("a"), &s.route("b")));
+        assert!(Rc::ptr_eq(&s.endpoint("c", "e"), &s.endpoint("c", "e")));
+        assert!(!Rc::ptr_eq(&s.endpoint("c", "e"), &s.endpoint("d", "e")));
+    }
+
+    #[test]
+    fn snapshot_copies_counters_and_cpu_time() {
+        let s = ShardStats::new();
+        let r = s.route("api");
+        r.record(200, Duration::from_millis(3));
+        r.record(502, Duration::from_secs(120)); // past the range: clamped, still counted
+        r.retries.set(2);
+        let e = s.endpoint("web", "10.0.0.1:80");
+        e.record(200, Duration::from_micros(800));
+        e.set_breaker(BREAKER_OPEN);
+        e.set_breaker(BREAKER_OPEN);
+        e.set_breaker(BREAKER_HALF_OPEN);
+        // Burn a little CPU so the thread's CPU time is visibly positive.
+        let mut x = 0u64;
+        for i in 0..2_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        let snap = s.snapshot(meta(3));
+        let rc = &snap.routes["api"];
+        assert_eq!(rc.requests, [0, 1, 0, 0, 1]);
+        assert_eq!(rc.latency.len(), 2);
+        assert!(rc.latency.max() >= HIGHEST_US - HIGHEST_US / 1000);
+        assert_eq!(rc.retries, 2);
+        let ec = &snap.endpoints[&("web".into(), "10.0.0.1:80".into())];
+        assert_eq!(ec.requests[1], 1);
+        assert_eq!(ec.breaker_transitions, [1, 1, 0]);
+        assert_eq!(ec.breaker_state(), BREAKER_HALF_OPEN);
+        assert_eq!(snap.shards.len(), 1);
+        assert_eq!(snap.shards[0].id, 3);
+        assert!(snap.shards[0].cpu_seconds > 0.0);
+    }
+
+    #[test]
+    fn recording_does_not_allocate() {
+        let s = ShardStats::new();
+        let (r, e) = (s.route("api"), s.endpoint("web", "10.0.0.1:80"));
+        let n = alloc_probe::allocations_in(|| {
+            for i in 0..10_000u64 {
+                r.record(200 + (i % 4) as u16 * 100, Duration::from_micros(i * 97));
+                e.record(200, Duration::from_micros(i));
+                e.connects.set(e.connects.get() + 1);
+                e.set_breaker((i % 3) as u8);
+            }
+        });
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn histogram_size_is_as_documented() {
+        let h = new_histogram();
+        assert_eq!(h.distinct_values(), 17_408);
+    }
+}

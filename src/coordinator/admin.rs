@@ -1,5 +1,341 @@
-//! STUB (replaced by the ops branch).
-pub enum Ask { Healthz, Readyz, Metrics, Config, Shards, Drain, Reload }
-pub struct Reply { pub status: u16, pub content_type: &'static str, pub body: String }
-pub struct AdminCall { pub ask: Ask, pub reply: crossbeam_channel::Sender<Reply> }
-pub fn spawn(_l: std::net::TcpListener, _c: crossbeam_channel::Sender<AdminCall>) -> std::io::Result<std::thread::JoinHandle<()>> { Ok(std::thread::spawn(|| {})) }
+//! The admin HTTP listener: one plain std thread (`admin`), off the shards' hot path, serving one
+//! connection at a time with blocking std sockets (2 s read and write timeouts, `Connection:
+//! close`). It only parses and maps requests; every answer comes from the coordinator thread, asked
+//! over a crossbeam channel (`AdminCall`) and awaited for at most 3 s (then 503 "coordinator busy").
+//!
+//! | request | ask |
+//! |---|---|
+//! | `GET`/`HEAD /healthz`, `/readyz`, `/metrics`, `/config`, `/shards` | `Healthz` … `Shards` |
+//! | `POST /drain`, `POST /reload` | `Drain`, `Reload` |
+//!
+//! Unknown path → 404; known path, wrong method → 405 with `Allow`; malformed head → 400; head
+//! over 8 KiB or 32 headers → 431. A query string is ignored.
+//!
+//! How the thread ends. crossbeam's `Sender` cannot tell whether its receiver is gone without
+//! sending, so the thread does not poll for that between accepts (a timed accept would wake it for
+//! nothing): it blocks in `accept`, and ends when
+//! - a call finds the coordinator gone (`calls` disconnected): that request gets 503, then the
+//!   thread returns; or
+//! - the coordinator calls `stop` on a clone of the listener: shutting a listening socket down
+//!   makes a blocked `accept` fail at once (EINVAL on Linux), and the thread returns.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{SendTimeoutError, Sender};
+
+/// Largest request head read.
+const MAX_HEAD: usize = 8 * 1024;
+const MAX_HEADERS: usize = 32;
+/// Bytes read and discarded after answering, so unread request bytes do not turn the close into
+/// a reset that could destroy the response before the client reads it.
+const MAX_DISCARD: usize = 64 * 1024;
+
+/// What the admin thread asks the coordinator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    Healthz,
+    Readyz,
+    Metrics,
+    Config,
+    Shards,
+    Drain,
+    Reload,
+}
+
+/// The coordinator's answer, sent as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+impl Reply {
+    /// A `text/plain` reply.
+    pub fn text(status: u16, body: impl Into<String>) -> Reply {
+        let (content_type, body) = ("text/plain; charset=utf-8", body.into());
+        Reply {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    /// An `application/json` reply.
+    pub fn json(status: u16, body: impl Into<String>) -> Reply {
+        let (content_type, body) = ("application/json", body.into());
+        Reply {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    /// A 200 reply in the Prometheus text exposition format (`stats::render`'s output).
+    pub fn metrics(body: String) -> Reply {
+        let content_type = "text/plain; version=0.0.4; charset=utf-8";
+        Reply {
+            status: 200,
+            content_type,
+            body,
+        }
+    }
+}
+
+/// One request for the coordinator: answer on `reply` (dropping it unanswered gives a 500).
+#[derive(Debug)]
+pub struct AdminCall {
+    pub ask: Ask,
+    pub reply: Sender<Reply>,
+}
+
+/// Timeouts, apart so tests can shorten them.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// Read and write timeout of each admin connection.
+    io: Duration,
+    /// How long a request waits for the coordinator.
+    call: Duration,
+}
+
+const LIMITS: Limits = Limits {
+    io: Duration::from_secs(2),
+    call: Duration::from_secs(3),
+};
+
+/// Starts the admin thread on `listener` (made blocking). See the module doc for how it ends.
+pub fn spawn(listener: TcpListener, calls: Sender<AdminCall>) -> io::Result<JoinHandle<()>> {
+    spawn_with(listener, calls, LIMITS)
+}
+
+/// Ends the admin thread: shuts down the listening socket (pass a `try_clone` of the listener
+/// given to `spawn`), which wakes its blocked `accept`. The connection being served, if any, is
+/// finished first.
+pub fn stop(listener: &TcpListener) -> io::Result<()> {
+    socket2::SockRef::from(listener).shutdown(Shutdown::Read)
+}
+
+fn spawn_with(
+    listener: TcpListener,
+    calls: Sender<AdminCall>,
+    limits: Limits,
+) -> io::Result<JoinHandle<()>> {
+    listener.set_nonblocking(false)?;
+    std::thread::Builder::new()
+        .name("admin".into())
+        .spawn(move || serve_all(&listener, &calls, limits))
+}
+
+fn serve_all(listener: &TcpListener, calls: &Sender<AdminCall>, limits: Limits) {
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if let Flow::Exit = serve(stream, calls, limits) {
+                    return;
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return, // `stop` shut it down
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                ) => {}
+            Err(e) => {
+                // Out of file descriptors or memory: wait instead of spinning on the error.
+                eprintln!("admin: accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+enum Flow {
+    Continue,
+    /// The coordinator is gone.
+    Exit,
+}
+
+/// Serves one connection: read a head, answer, close.
+fn serve(mut stream: TcpStream, calls: &Sender<AdminCall>, limits: Limits) -> Flow {
+    let _ = stream.set_read_timeout(Some(limits.io));
+    let _ = stream.set_write_timeout(Some(limits.io));
+    let mut buf = [0u8; MAX_HEAD];
+    let mut len = 0;
+    let mut flow = Flow::Continue;
+    let answer = loop {
+        match stream.read(&mut buf[len..]) {
+            Ok(0) | Err(_) => return flow, // closed or timed out before a whole head: no answer
+            Ok(n) => len += n,
+        }
+        match parse(&buf[..len]) {
+            Parsed::Partial if len == MAX_HEAD => {
+                break Answer::refuse(431, "request head too large")
+            }
+            Parsed::Partial => continue,
+            Parsed::Refused(a) => break a,
+            Parsed::Ask(ask, head) => {
+                let reply = match call(calls, ask, limits.call) {
+                    Ok(r) => r,
+                    Err(Gone) => {
+                        flow = Flow::Exit;
+                        Reply::text(503, "coordinator gone\n")
+                    }
+                };
+                break Answer {
+                    reply,
+                    head,
+                    allow: None,
+                };
+            }
+        }
+    };
+    let _ = stream.write_all(&answer.bytes());
+    // Close gracefully: send FIN, then read what the client still sends until it closes too.
+    let _ = stream.shutdown(Shutdown::Write);
+    let mut discarded = 0;
+    while discarded < MAX_DISCARD {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => discarded += n,
+        }
+    }
+    flow
+}
+
+struct Gone;
+
+/// Asks the coordinator and waits for its reply, `limit` in all.
+fn call(calls: &Sender<AdminCall>, ask: Ask, limit: Duration) -> Result<Reply, Gone> {
+    let deadline = Instant::now() + limit;
+    let (reply, answer) = crossbeam_channel::bounded(1);
+    match calls.send_deadline(AdminCall { ask, reply }, deadline) {
+        Ok(()) => {}
+        Err(SendTimeoutError::Timeout(_)) => return Ok(Reply::text(503, "coordinator busy\n")),
+        Err(SendTimeoutError::Disconnected(_)) => return Err(Gone),
+    }
+    Ok(match answer.recv_deadline(deadline) {
+        Ok(r) => r,
+        Err(crossbeam_channel::RecvTimeoutError::Timeout) => Reply::text(503, "coordinator busy\n"),
+        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+            Reply::text(500, "coordinator dropped the request\n")
+        }
+    })
+}
+
+// === request mapping ===
+
+enum Parsed {
+    Partial,
+    /// What to ask, and whether the request was `HEAD`.
+    Ask(Ask, bool),
+    Refused(Answer),
+}
+
+fn parse(bytes: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(bytes) {
+        Ok(httparse::Status::Partial) => Parsed::Partial,
+        Ok(httparse::Status::Complete(_)) => {
+            let (method, path) = (req.method.unwrap_or(""), req.path.unwrap_or(""));
+            route(method, path)
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            Parsed::Refused(Answer::refuse(431, "too many headers"))
+        }
+        Err(e) => Parsed::Refused(Answer::refuse(400, &format!("malformed request: {e}"))),
+    }
+}
+
+const GET_HEAD: &str = "GET, HEAD";
+const POST: &str = "POST";
+
+/// Method and path → what to ask, or the refusal.
+fn route(method: &str, target: &str) -> Parsed {
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    let (ask, allow) = match path {
+        "/healthz" => (Ask::Healthz, GET_HEAD),
+        "/readyz" => (Ask::Readyz, GET_HEAD),
+        "/metrics" => (Ask::Metrics, GET_HEAD),
+        "/config" => (Ask::Config, GET_HEAD),
+        "/shards" => (Ask::Shards, GET_HEAD),
+        "/drain" => (Ask::Drain, POST),
+        "/reload" => (Ask::Reload, POST),
+        _ => return Parsed::Refused(Answer::refuse(404, "not found")),
+    };
+    match (allow, method) {
+        (GET_HEAD, "GET") | (POST, "POST") => Parsed::Ask(ask, false),
+        (GET_HEAD, "HEAD") => Parsed::Ask(ask, true),
+        _ => {
+            let mut a = Answer::refuse(405, "method not allowed");
+            a.head = method == "HEAD";
+            a.allow = Some(allow);
+            Parsed::Refused(a)
+        }
+    }
+}
+
+// === impl Answer ===
+
+/// A response about to be written.
+struct Answer {
+    reply: Reply,
+    /// `HEAD`: headers only.
+    head: bool,
+    /// The `Allow` header of a 405.
+    allow: Option<&'static str>,
+}
+
+impl Answer {
+    fn refuse(status: u16, why: &str) -> Answer {
+        let reply = Reply::text(status, format!("{why}\n"));
+        Answer {
+            reply,
+            head: false,
+            allow: None,
+        }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let Reply {
+            status,
+            content_type,
+            body,
+        } = &self.reply;
+        let mut out = format!(
+            "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+             Cache-Control: no-store\r\nConnection: close\r\n",
+            reason(*status),
+            body.len()
+        );
+        if let Some(allow) = self.allow {
+            out.push_str(&format!("Allow: {allow}\r\n"));
+        }
+        out.push_str("\r\n");
+        if !self.head {
+            out.push_str(body);
+        }
+        out.into_bytes()
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        202 => "Accepted",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -11,7 +11,7 @@
 //! - draining (no new connections, in-flight requests finish, `/healthz` answers 503): a second
 //!   TERM/INT exits 1 at once; exit 0 when every shard drained, 1 at the deadline.
 
-mod admin;
+pub mod admin;
 mod control;
 mod listeners;
 mod resolve;

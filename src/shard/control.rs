@@ -113,6 +113,7 @@ fn snapshot(shard: &Shard, driver: Driver, core: Option<usize>) -> ToCoordinator
     shard.stats.downstream_active.set(reqs);
     shard.stats.downstream_idle.set(conns.saturating_sub(reqs));
     shard.stats.in_flight.set(reqs);
+    shard.stats.log_dropped.set(shard.log.dropped());
     let meta = ShardMeta {
         id: shard.id,
         core,

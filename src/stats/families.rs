@@ -1,0 +1,226 @@
+//! The catalogue of what `/metrics` publishes: one row per family (name, type, help, and how its
+//! value comes out of one subject: a route, an endpoint or a shard). `render.rs` writes the rows;
+//! adding a metric means adding a row here and the counter it reads in `stats.rs`.
+
+use hdrhistogram::Histogram;
+
+use super::{EndpointCounts, RouteCounts, ShardGauges, BREAKER_STATES, CLASSES};
+
+/// Breaker transitions are counted by the state entered (`OPENED`, `HALF_OPENED`, `CLOSED`).
+const ENTERED: [&str; 3] = ["open", "half_open", "closed"];
+
+/// How one family's samples come out of one subject.
+pub(super) enum Value<T> {
+    Int(fn(&T) -> u64),
+    Float(fn(&T) -> f64),
+    /// One sample per value of an extra label, by the value's index.
+    Split(&'static str, &'static [&'static str], fn(&T, usize) -> u64),
+    Histogram(fn(&T) -> &Histogram<u64>),
+    Quantiles(fn(&T) -> &Histogram<u64>),
+}
+
+pub(super) struct Family<T> {
+    pub name: &'static str,
+    pub kind: &'static str,
+    /// A constant with no backslash or newline, so it needs no escaping.
+    pub help: &'static str,
+    pub value: Value<T>,
+}
+
+pub(super) fn route_families() -> Vec<Family<RouteCounts>> {
+    vec![
+        counter(
+            "shardgate_route_requests_total",
+            "Responses sent downstream, by route and status class.",
+            Value::Split("class", &CLASSES, |c, i| c.requests[i]),
+        ),
+        histogram(
+            "shardgate_request_duration_seconds",
+            "Time from request head to last response byte, by route.",
+            |c| &c.latency,
+        ),
+        quantiles(
+            "shardgate_request_duration_quantile_seconds",
+            "Request latency quantiles since start, by route (NaN before the first request).",
+            |c| &c.latency,
+        ),
+        counter(
+            "shardgate_route_rate_limited_total",
+            "Requests answered 429 by the rate limiter, by route.",
+            Value::Int(|c| c.rate_limited),
+        ),
+        counter(
+            "shardgate_route_retries_total",
+            "Requests retried upstream, by route.",
+            Value::Int(|c| c.retries),
+        ),
+        counter(
+            "shardgate_route_retry_budget_exhausted_total",
+            "Retries refused because the retry budget was spent, by route.",
+            Value::Int(|c| c.budget_exhausted),
+        ),
+    ]
+}
+
+pub(super) fn endpoint_families() -> Vec<Family<EndpointCounts>> {
+    vec![
+        counter(
+            "shardgate_upstream_requests_total",
+            "Responses received from upstream, by endpoint and status class.",
+            Value::Split("class", &CLASSES, |c, i| c.requests[i]),
+        ),
+        histogram(
+            "shardgate_upstream_duration_seconds",
+            "Time from request head written upstream to response head read, by endpoint.",
+            |c| &c.upstream_latency,
+        ),
+        quantiles(
+            "shardgate_upstream_duration_quantile_seconds",
+            "Upstream latency quantiles since start, by endpoint (NaN before the first response).",
+            |c| &c.upstream_latency,
+        ),
+        gauge(
+            "shardgate_upstream_connections",
+            "Upstream connections now, busy or idle in the pool, summed over shards.",
+            Value::Split("state", &["busy", "idle"], |c, i| [c.busy, c.idle][i]),
+        ),
+        counter(
+            "shardgate_upstream_connects_total",
+            "New upstream connections opened, by endpoint.",
+            Value::Int(|c| c.connects),
+        ),
+        counter(
+            "shardgate_upstream_reuses_total",
+            "Requests sent on a reused keep-alive upstream connection, by endpoint.",
+            Value::Int(|c| c.reuses),
+        ),
+        gauge(
+            "shardgate_upstream_new_connection_ratio",
+            "New upstream connections per upstream response since start, by endpoint \
+             (0 is perfect reuse; NaN before the first response).",
+            Value::Float(|c| match c.total_requests() {
+                0 => f64::NAN,
+                n => c.connects as f64 / n as f64,
+            }),
+        ),
+        counter(
+            "shardgate_upstream_pool_waits_total",
+            "Requests that waited for a pooled connection, by endpoint.",
+            Value::Int(|c| c.pool_waits),
+        ),
+        counter(
+            "shardgate_upstream_pool_overflows_total",
+            "Requests past the pool limit, by endpoint.",
+            Value::Int(|c| c.pool_overflows),
+        ),
+        counter(
+            "shardgate_upstream_failures_total",
+            "Upstream connect, read and write failures and timeouts, by endpoint.",
+            Value::Int(|c| c.failures),
+        ),
+        gauge(
+            "shardgate_upstream_breaker_state",
+            "Worst circuit-breaker state over shards: 0 closed, 1 open, 2 half-open.",
+            Value::Int(|c| u64::from(c.breaker_state())),
+        ),
+        gauge(
+            "shardgate_upstream_breaker_shards",
+            "Shards whose circuit breaker for the endpoint is in each state.",
+            Value::Split("state", &BREAKER_STATES, |c, i| c.breaker_shards[i]),
+        ),
+        counter(
+            "shardgate_upstream_breaker_transitions_total",
+            "Circuit-breaker transitions, by endpoint and the state entered.",
+            Value::Split("to", &ENTERED, |c, i| c.breaker_transitions[i]),
+        ),
+        gauge(
+            "shardgate_upstream_healthy",
+            "1 when the endpoint is healthy on every shard, else 0.",
+            Value::Int(|c| u64::from(c.healthy())),
+        ),
+    ]
+}
+
+pub(super) fn shard_families() -> Vec<Family<ShardGauges>> {
+    vec![
+        gauge(
+            "shardgate_downstream_connections",
+            "Downstream connections now, by shard: active (a request in progress) or idle.",
+            Value::Split("state", &["active", "idle"], |s, i| {
+                [s.downstream_active, s.downstream_idle][i]
+            }),
+        ),
+        counter(
+            "shardgate_downstream_accepted_total",
+            "Downstream connections accepted, by shard.",
+            Value::Int(|s| s.accepted),
+        ),
+        gauge(
+            "shardgate_requests_in_flight",
+            "Requests in progress, by shard.",
+            Value::Int(|s| s.in_flight),
+        ),
+        counter(
+            "shardgate_shard_cpu_seconds_total",
+            "CPU time (user plus system) of the shard's thread.",
+            Value::Float(|s| s.cpu_seconds),
+        ),
+        gauge(
+            "shardgate_shard_draining",
+            "1 while the shard is draining, else 0.",
+            Value::Int(|s| u64::from(s.draining)),
+        ),
+        gauge(
+            "shardgate_drain_connections_left",
+            "Downstream connections still open, by shard (what a drain waits for).",
+            Value::Int(|s| s.connections),
+        ),
+        gauge(
+            "shardgate_drain_requests_left",
+            "Requests still in progress, by shard (what a drain waits for).",
+            Value::Int(|s| s.requests),
+        ),
+        counter(
+            "shardgate_access_log_dropped_buffers_total",
+            "Access-log buffers dropped because the log writer fell behind, by shard.",
+            Value::Int(|s| s.log_dropped),
+        ),
+    ]
+}
+
+fn counter<T>(name: &'static str, help: &'static str, value: Value<T>) -> Family<T> {
+    Family {
+        name,
+        kind: "counter",
+        help,
+        value,
+    }
+}
+
+fn gauge<T>(name: &'static str, help: &'static str, value: Value<T>) -> Family<T> {
+    Family {
+        name,
+        kind: "gauge",
+        help,
+        value,
+    }
+}
+
+fn histogram<T>(name: &'static str, help: &'static str, h: fn(&T) -> &Histogram<u64>) -> Family<T> {
+    Family {
+        name,
+        kind: "histogram",
+        help,
+        value: Value::Histogram(h),
+    }
+}
+
+/// Quantiles are gauges rather than a summary: the histogram family already has `_sum`/`_count`.
+fn quantiles<T>(name: &'static str, help: &'static str, h: fn(&T) -> &Histogram<u64>) -> Family<T> {
+    Family {
+        name,
+        kind: "gauge",
+        help,
+        value: Value::Quantiles(h),
+    }
+}
