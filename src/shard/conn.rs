@@ -43,6 +43,8 @@ pub struct Client {
 /// Serves one accepted connection until it closes.
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr, proxy_header: bool) {
     let _open = shard.drain.connection();
+    let accepted = &shard.stats.accepted;
+    accepted.set(accepted.get() + 1);
     let _ = stream.set_nodelay(true);
     let size = shard.base.shards.buffer_size;
     let mut c = Client {
