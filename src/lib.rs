@@ -15,11 +15,15 @@
 //! request path takes no lock and touches no atomic.
 
 pub mod balance;
+pub mod breaker;
 pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod coordinator;
 pub mod error;
 pub mod http;
+pub mod ratelimit;
+pub mod retry_budget;
+pub mod route;
 pub mod shard;
 pub mod sys;
