@@ -220,7 +220,9 @@ impl Balancer {
             }
         }
         let start = self.below(pool);
-        (0..pool).map(|k| skip((start + k) % pool)).find(|&i| c.usable(i))
+        (0..pool)
+            .map(|k| skip((start + k) % pool))
+            .find(|&i| c.usable(i))
     }
 
     /// Uniform in `0..n` (n > 0) from wyrand, by multiply-high instead of a division.
@@ -296,7 +298,9 @@ impl Maglev {
     fn new(ids: &[&str], weights: &[u32]) -> Maglev {
         let n = ids.len();
         if n == 0 {
-            return Maglev { table: Box::new([]) };
+            return Maglev {
+                table: Box::new([]),
+            };
         }
         let m = MAGLEV_SIZES
             .into_iter()
@@ -360,7 +364,8 @@ impl Maglev {
 /// towards zero, so an endpoint that was slow once is tried again rather than starved.
 #[derive(Debug)]
 pub struct PeakEwma {
-    tau_ns: f64,
+    /// 1 / tau, in 1/ns.
+    per_tau_ns: f64,
     /// Latency estimate in nanoseconds as of `stamp`.
     estimate_ns: Cell<f64>,
     /// When the estimate was last updated; None before the first sample.
@@ -371,7 +376,7 @@ impl PeakEwma {
     /// `initial` stands in for the latency until the first sample.
     pub fn new(tau: Duration, initial: Duration) -> Self {
         PeakEwma {
-            tau_ns: (tau.as_nanos() as f64).max(1.0),
+            per_tau_ns: 1.0 / (tau.as_nanos() as f64).max(1.0),
             estimate_ns: Cell::new(initial.as_nanos() as f64),
             stamp: Cell::new(None),
         }
@@ -401,7 +406,7 @@ impl PeakEwma {
     fn decay(&self, now: Instant) -> f64 {
         match self.stamp.get() {
             Some(t) if now > t => {
-                (-(now.duration_since(t).as_nanos() as f64) / self.tau_ns).exp()
+                (-(now.duration_since(t).as_nanos() as f64) * self.per_tau_ns).exp()
             }
             _ => 1.0,
         }
@@ -412,6 +417,7 @@ impl PeakEwma {
 
 /// Folded multiply: the two halves of the 128-bit product xor-ed, the mixing step of wyhash-style
 /// hashes.
+#[inline]
 pub(crate) fn fold_mul(a: u64, b: u64) -> u64 {
     let p = u128::from(a) * u128::from(b);
     (p as u64) ^ ((p >> 64) as u64)
@@ -419,6 +425,7 @@ pub(crate) fn fold_mul(a: u64, b: u64) -> u64 {
 
 /// A fast non-cryptographic 64-bit hash of `bytes`, keyed by `seed` (keep the seed secret where
 /// inputs are hostile). Also used by `route` and `ratelimit`.
+#[inline]
 pub(crate) fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
     hash_words::<false>(seed, bytes)
 }
@@ -432,6 +439,7 @@ const K1: u64 = 0xe703_7ed1_a0b4_28db;
 const K2: u64 = 0x8ebc_6af0_9c88_c6e3;
 const K3: u64 = 0x5899_65cc_7537_4cc3;
 
+#[inline(always)]
 fn hash_words<const LOWER: bool>(seed: u64, b: &[u8]) -> u64 {
     let word = |at: usize| {
         let mut w = [0u8; 8];
@@ -443,7 +451,13 @@ fn hash_words<const LOWER: bool>(seed: u64, b: &[u8]) -> u64 {
             w
         }
     };
-    let byte = |at: usize| u64::from(if LOWER { b[at].to_ascii_lowercase() } else { b[at] });
+    let byte = |at: usize| {
+        u64::from(if LOWER {
+            b[at].to_ascii_lowercase()
+        } else {
+            b[at]
+        })
+    };
     let len = b.len();
     let s1 = seed ^ K1;
     let s2 = seed.rotate_left(32) ^ K2;
@@ -469,7 +483,8 @@ fn hash_words<const LOWER: bool>(seed: u64, b: &[u8]) -> u64 {
 }
 
 /// ASCII-lower-cases eight bytes at once: adds 0x20 to each byte in `A..=Z`, leaves the rest.
-fn lower8(w: u64) -> u64 {
+#[inline(always)]
+pub(crate) fn lower8(w: u64) -> u64 {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let h = w & LOW7;
@@ -521,7 +536,9 @@ mod tests {
     }
 
     fn ids(n: usize) -> Vec<String> {
-        (0..n).map(|i| format!("10.0.{}.{}:80", i / 256, i % 256)).collect()
+        (0..n)
+            .map(|i| format!("10.0.{}.{}:80", i / 256, i % 256))
+            .collect()
     }
 
     fn balancer(alg: Algorithm, n: usize, weights: &[u32]) -> Balancer {
@@ -549,8 +566,14 @@ mod tests {
             ("ewma", Algorithm::PeakEwma),
             ("random", Algorithm::Random),
             ("hash:client-ip", Algorithm::Hash(HashOn::ClientIp)),
-            ("hash:header:x-user", Algorithm::Hash(HashOn::Header("x-user".into()))),
-            ("hash:cookie:Sess", Algorithm::Hash(HashOn::Cookie("Sess".into()))),
+            (
+                "hash:header:x-user",
+                Algorithm::Hash(HashOn::Header("x-user".into())),
+            ),
+            (
+                "hash:cookie:Sess",
+                Algorithm::Hash(HashOn::Cookie("Sess".into())),
+            ),
         ];
         for (text, alg) in cases {
             assert_eq!(text.parse::<Algorithm>().as_ref(), Ok(&alg), "{text}");
@@ -562,7 +585,14 @@ mod tests {
 
     #[test]
     fn algorithm_errors_list_the_choices() {
-        for bad in ["", "rr", "hash", "hash:header:", "hash:cookie:a b", "hash:ip"] {
+        for bad in [
+            "",
+            "rr",
+            "hash",
+            "hash:header:",
+            "hash:cookie:a b",
+            "hash:ip",
+        ] {
             let err = bad.parse::<Algorithm>().unwrap_err();
             assert!(err.contains(CHOICES), "{bad:?}: {err}");
         }
@@ -570,7 +600,8 @@ mod tests {
 
     #[test]
     fn cookie_value_finds_the_named_cookie() {
-        let cases: [(&[u8], &str, Option<&[u8]>); 5] = [
+        type Case<'a> = (&'a [u8], &'a str, Option<&'a [u8]>);
+        let cases: [Case; 5] = [
             (b"a=1; sid=xyz; b=2", "sid", Some(b"xyz")),
             (b"sid=first;sid=second", "sid", Some(b"first")),
             (b"SID=1", "sid", None),
@@ -595,7 +626,10 @@ mod tests {
     fn weighted_is_nginx_smooth() {
         let b = balancer(Algorithm::Weighted, 3, &[5, 1, 1]);
         let c = Eps::up(3);
-        assert_eq!(picks(&b, &c, 14), [0, 0, 1, 0, 2, 0, 0, 0, 0, 1, 0, 2, 0, 0]);
+        assert_eq!(
+            picks(&b, &c, 14),
+            [0, 0, 1, 0, 2, 0, 0, 0, 0, 1, 0, 2, 0, 0]
+        );
     }
 
     #[test]
@@ -633,7 +667,11 @@ mod tests {
 
     #[test]
     fn random_choices_find_a_lone_usable_endpoint() {
-        for alg in [Algorithm::Random, Algorithm::LeastRequest, Algorithm::PeakEwma] {
+        for alg in [
+            Algorithm::Random,
+            Algorithm::LeastRequest,
+            Algorithm::PeakEwma,
+        ] {
             let b = balancer(alg.clone(), 1000, &[]);
             let mut c = Eps::up(1000);
             c.up = vec![false; 1000];
@@ -651,7 +689,10 @@ mod tests {
         for i in picks(&b, &c, 40_000) {
             count[i] += 1;
         }
-        assert!(count.iter().all(|&k| (9_000..11_000).contains(&k)), "{count:?}");
+        assert!(
+            count.iter().all(|&k| (9_000..11_000).contains(&k)),
+            "{count:?}"
+        );
     }
 
     fn owners(b: &Balancer, c: &Eps, keys: usize) -> Vec<usize> {
@@ -668,9 +709,15 @@ mod tests {
         for e in owners(&b, &Eps::up(4), 40_000) {
             count[e] += 1;
         }
-        assert!(count.iter().all(|&k| (9_000..11_000).contains(&k)), "{count:?}");
+        assert!(
+            count.iter().all(|&k| (9_000..11_000).contains(&k)),
+            "{count:?}"
+        );
         let b = balancer(Algorithm::Hash(HashOn::ClientIp), 2, &[3, 1]);
-        let heavy = owners(&b, &Eps::up(2), 40_000).iter().filter(|&&e| e == 0).count();
+        let heavy = owners(&b, &Eps::up(2), 40_000)
+            .iter()
+            .filter(|&&e| e == 0)
+            .count();
         assert!((29_000..31_000).contains(&heavy), "{heavy}");
     }
 
@@ -678,11 +725,18 @@ mod tests {
     fn maglev_removing_an_endpoint_remaps_about_its_share() {
         let all = ids(10);
         let before_ids: Vec<&str> = all.iter().map(|s| s.as_str()).collect();
-        let after_ids: Vec<&str> = before_ids.iter().copied().filter(|&s| s != all[3]).collect();
+        let after_ids: Vec<&str> = before_ids
+            .iter()
+            .copied()
+            .filter(|&s| s != all[3])
+            .collect();
         let alg = Algorithm::Hash(HashOn::ClientIp);
         let before = Balancer::new(&alg, &before_ids, &[], 1);
         let after = Balancer::new(&alg, &after_ids, &[], 1);
-        let (b, a) = (owners(&before, &Eps::up(10), 50_000), owners(&after, &Eps::up(9), 50_000));
+        let (b, a) = (
+            owners(&before, &Eps::up(10), 50_000),
+            owners(&after, &Eps::up(9), 50_000),
+        );
         let moved = b
             .iter()
             .zip(&a)
@@ -708,7 +762,10 @@ mod tests {
             }
         }
         assert_eq!(spread[2], 0);
-        assert!(spread.iter().enumerate().all(|(i, &k)| i == 2 || k > 500), "{spread:?}");
+        assert!(
+            spread.iter().enumerate().all(|(i, &k)| i == 2 || k > 500),
+            "{spread:?}"
+        );
         c.up = vec![false, false, false, false, true];
         assert!(owners(&b, &c, 1000).iter().all(|&e| e == 4));
         c.up = vec![false; 5];
@@ -726,7 +783,14 @@ mod tests {
     #[test]
     fn more_candidates_than_ids_never_panics() {
         let now = Instant::now();
-        for alg in ["round-robin", "weighted", "least-request", "ewma", "random", "hash:client-ip"] {
+        for alg in [
+            "round-robin",
+            "weighted",
+            "least-request",
+            "ewma",
+            "random",
+            "hash:client-ip",
+        ] {
             let b = balancer(alg.parse().unwrap(), 2, &[1, 1]);
             for k in 0..20u8 {
                 let i = b.pick(&Eps::up(5), Some(&[k]), now).unwrap();
@@ -747,16 +811,29 @@ mod tests {
         e.observe(ms(10), t0 + ms(100));
         let want = 50e6 * (-1f64).exp() + 10e6 * (1.0 - (-1f64).exp());
         assert!((e.cost(t0 + ms(100), 0) - want).abs() < 1.0);
-        assert!((e.cost(t0 + ms(100), 3) - 4.0 * want).abs() < 4.0, "times in_flight + 1");
+        assert!(
+            (e.cost(t0 + ms(100), 3) - 4.0 * want).abs() < 4.0,
+            "times in_flight + 1"
+        );
         let idle = e.cost(t0 + ms(300), 0);
-        assert!((idle - want * (-2f64).exp()).abs() < 1.0, "decays while idle: {idle}");
+        assert!(
+            (idle - want * (-2f64).exp()).abs() < 1.0,
+            "decays while idle: {idle}"
+        );
         e.observe(ms(1), t0); // an older instant must not break anything
         assert!(e.cost(t0, 0).is_finite());
     }
 
     #[test]
     fn hashes_fold_case_and_differ() {
-        let cases: [&[u8]; 6] = [b"", b"a", b"Host", b"Example.COM", b"API.example.com:80", &[0xC1; 40]];
+        let cases: [&[u8]; 6] = [
+            b"",
+            b"a",
+            b"Host",
+            b"Example.COM",
+            b"API.example.com:80",
+            &[0xC1; 40],
+        ];
         for s in cases {
             let lower = s.to_ascii_lowercase();
             assert_eq!(hash_bytes_lower(1, s), hash_bytes(1, &lower), "{s:?}");

@@ -278,7 +278,7 @@ mod tests {
     fn open_refuses_until_timeout_then_half_opens_on_admit() {
         let (b, t) = (breaker(), Instant::now());
         opened(&b, t);
-        let cases = [(0 * S, false), (9 * S, false), (10 * S, true)];
+        let cases = [(Duration::ZERO, false), (9 * S, false), (10 * S, true)];
         for (after, want) in cases {
             assert_eq!(b.usable(t + after), want, "{after:?}");
             assert_eq!(b.state(), State::Open, "usable has no side effect");
@@ -323,7 +323,11 @@ mod tests {
         let mut t = t0 + 10 * S;
         for want in [20 * S, 35 * S, 35 * S] {
             assert_eq!(b.admit(t).1, Some(Transition::HalfOpened));
-            assert_eq!(b.on_failure(t), Some(Transition::Opened), "one failure reopens");
+            assert_eq!(
+                b.on_failure(t),
+                Some(Transition::Opened),
+                "one failure reopens"
+            );
             assert!(!b.usable(t + want - Duration::from_millis(1)), "{want:?}");
             assert!(b.usable(t + want), "{want:?}");
             t += want;
@@ -352,7 +356,10 @@ mod tests {
         assert_eq!(b.force_close(), None);
         assert_eq!(b.force_open(t), Some(Transition::Opened));
         assert_eq!(b.force_open(t + 5 * S), None);
-        assert!(!b.usable(t + 9 * S), "a second outlier event keeps the first deadline");
+        assert!(
+            !b.usable(t + 9 * S),
+            "a second outlier event keeps the first deadline"
+        );
         assert!(b.usable(t + 10 * S));
         assert_eq!(b.force_close(), Some(Transition::Closed));
         assert_eq!(b.state(), State::Closed);
@@ -360,7 +367,11 @@ mod tests {
         b.on_failure(t);
         b.on_failure(t);
         assert_eq!(b.force_close(), None);
-        assert_eq!(b.on_failure(t), Some(Transition::Opened), "force_close of Closed keeps the run");
+        assert_eq!(
+            b.on_failure(t),
+            Some(Transition::Opened),
+            "force_close of Closed keeps the run"
+        );
     }
 
     #[test]
@@ -374,9 +385,17 @@ mod tests {
         });
         let t = Instant::now();
         assert_eq!(b.on_failure(t), Some(Transition::Opened));
-        assert!(!b.usable(t + 1000 * S), "an unrepresentable deadline never passes");
+        assert!(
+            !b.usable(t + 1000 * S),
+            "an unrepresentable deadline never passes"
+        );
         assert_eq!(b.force_close(), Some(Transition::Closed));
-        let b = Breaker::new(BreakerConfig { failures: 1, successes: 0, half_open_requests: 0, ..BreakerConfig::default() });
+        let b = Breaker::new(BreakerConfig {
+            failures: 1,
+            successes: 0,
+            half_open_requests: 0,
+            ..BreakerConfig::default()
+        });
         b.on_failure(t);
         assert_eq!(b.admit(t + 30 * S), (true, Some(Transition::HalfOpened)));
         assert_eq!(b.on_success(t), Some(Transition::Closed));

@@ -29,7 +29,8 @@ pub struct Rate {
     pub per_second: f64,
 }
 
-const RATE_FORMS: &str = "expected a positive rate as N/s, N/m or N/h, like \"100/s\", \"6000/m\" or \"36000/h\"";
+const RATE_FORMS: &str =
+    "expected a positive rate as N/s, N/m or N/h, like \"100/s\", \"6000/m\" or \"36000/h\"";
 
 impl FromStr for Rate {
     type Err = String;
@@ -113,7 +114,10 @@ pub enum Decision {
     /// Let it through; `remaining` more could pass right now, the bucket is full after `reset`.
     Allowed { remaining: u32, reset: Duration },
     /// Answer 429; one token is back after `retry_after`, the bucket is full after `reset`.
-    Limited { retry_after: Duration, reset: Duration },
+    Limited {
+        retry_after: Duration,
+        reset: Duration,
+    },
 }
 
 impl Decision {
@@ -130,7 +134,10 @@ struct Slot {
     tat: u64,
 }
 
-const EMPTY: Slot = Slot { key: [0; 2], tat: 0 };
+const EMPTY: Slot = Slot {
+    key: [0; 2],
+    tat: 0,
+};
 /// Slots the sweep cursor examines per `take`.
 const SWEEP_PER_TAKE: usize = 2;
 /// The largest `max_keys` honoured (a 3 GiB table).
@@ -143,6 +150,8 @@ const VICTIM_SAMPLE: usize = 8;
 pub struct Limiter {
     /// Nanoseconds per token.
     interval: u64,
+    /// `ceil(2^64 / interval)`, to divide by `interval` with a multiplication.
+    per_interval: u64,
     /// `burst × interval`: how far ahead of now a bucket's `tat` may run.
     window: u64,
     burst: u32,
@@ -164,13 +173,18 @@ impl Limiter {
     /// `max_keys` slots of 24 bytes.
     pub fn new(rate: Rate, burst: u32, max_keys: usize) -> Self {
         let per_ns = 1e9 / rate.per_second;
-        let interval = if per_ns.is_nan() { 1e18 } else { per_ns.clamp(1.0, 1e18) } as u64;
+        let interval = if per_ns.is_nan() {
+            1e18
+        } else {
+            per_ns.clamp(1.0, 1e18)
+        } as u64;
         let burst = burst.max(1);
         let max_keys = max_keys.clamp(1, MAX_KEYS);
         let size = (max_keys + max_keys / 2 + 1).next_power_of_two();
         let s = RandomState::new();
         Limiter {
             interval,
+            per_interval: (u64::MAX / interval.max(1)).wrapping_add(1),
             window: interval.saturating_mul(u64::from(burst)),
             burst,
             base: Cell::new(None),
@@ -249,12 +263,25 @@ impl Limiter {
             };
             return (limited, tat);
         }
-        let remaining = (self.window - ahead) / self.interval;
         let allowed = Decision::Allowed {
-            remaining: remaining.min(u64::from(u32::MAX)) as u32,
+            remaining: self.tokens_in(self.window - ahead),
             reset: ns(ahead),
         };
         (allowed, next)
+    }
+
+    /// `ns / interval` (at most `burst`), by multiplying with a precomputed reciprocal and one
+    /// exact correction: a 64-bit division would cost more than the rest of `take`.
+    fn tokens_in(&self, ns: u64) -> u32 {
+        let q = match self.interval {
+            0 | 1 => ns,
+            // `per_interval` ≥ 2^64 / interval, too much by less than 2^64 / 2^64: at most one over.
+            d => {
+                let q = ((u128::from(ns) * u128::from(self.per_interval)) >> 64) as u64;
+                q - u64::from(q.saturating_mul(d) > ns)
+            }
+        };
+        q.min(u64::from(self.burst)) as u32
     }
 
     fn clock(&self, now: Instant) -> u64 {
@@ -265,7 +292,9 @@ impl Limiter {
                 now
             }
         };
-        now.saturating_duration_since(base).as_nanos().min(u128::from(u64::MAX)) as u64
+        now.saturating_duration_since(base)
+            .as_nanos()
+            .min(u128::from(u64::MAX)) as u64
     }
 
     fn home(&self, key: [u64; 2]) -> usize {
@@ -346,13 +375,27 @@ mod tests {
 
     #[test]
     fn rates_parse() {
-        let cases = [("100/s", 100.0), ("6000/m", 100.0), ("36000/h", 10.0), (" 0.5 / s ", 0.5)];
+        let cases = [
+            ("100/s", 100.0),
+            ("6000/m", 100.0),
+            ("36000/h", 10.0),
+            (" 0.5 / s ", 0.5),
+        ];
         for (text, want) in cases {
-            assert_eq!(text.parse::<Rate>(), Ok(Rate { per_second: want }), "{text}");
+            assert_eq!(
+                text.parse::<Rate>(),
+                Ok(Rate { per_second: want }),
+                "{text}"
+            );
         }
-        for bad in ["", "100", "100/d", "/s", "-1/s", "0/s", "abc/s", "inf/s", "NaN/s", "1/s/s"] {
+        for bad in [
+            "", "100", "100/d", "/s", "-1/s", "0/s", "abc/s", "inf/s", "NaN/s", "1/s/s",
+        ] {
             let err = bad.parse::<Rate>().unwrap_err();
-            assert!(err.contains(r#""100/s", "6000/m" or "36000/h""#), "{bad:?}: {err}");
+            assert!(
+                err.contains(r#""100/s", "6000/m" or "36000/h""#),
+                "{bad:?}: {err}"
+            );
         }
         assert_eq!(Rate { per_second: 100.0 }.per_shard(4).per_second, 25.0);
         assert_eq!(Rate { per_second: 100.0 }.per_shard(0).per_second, 100.0);
@@ -361,7 +404,10 @@ mod tests {
     #[test]
     fn burst_then_limited_then_refilled() {
         let (l, t) = (limiter(3, 10), Instant::now());
-        let allowed = |remaining, reset_ms| Decision::Allowed { remaining, reset: reset_ms * MS };
+        let allowed = |remaining, reset_ms| Decision::Allowed {
+            remaining,
+            reset: reset_ms * MS,
+        };
         let limited = |retry_ms, reset_ms| Decision::Limited {
             retry_after: retry_ms * MS,
             reset: reset_ms * MS,
@@ -380,6 +426,39 @@ mod tests {
             assert_eq!(l.take(7, t + at_ms * MS), want, "at {at_ms} ms");
         }
         assert_eq!(l.limit(), 3);
+    }
+
+    #[test]
+    fn remaining_tokens_are_exact() {
+        for (interval_ns, burst) in [
+            (1, 10),
+            (3, 1000),
+            (7, 100_000),
+            (100_000_000, 50),
+            (999_999_937, 3),
+        ] {
+            let l = Limiter::new(
+                Rate {
+                    per_second: 1e9 / interval_ns as f64,
+                },
+                burst,
+                1,
+            );
+            assert_eq!(l.interval, interval_ns);
+            for ns in (0..=l.window)
+                .step_by((l.window / 997).max(1) as usize)
+                .chain([l.window])
+            {
+                let want = (ns / interval_ns).min(u64::from(burst)) as u32;
+                for ns in [ns, ns.saturating_sub(1), ns + 1] {
+                    let want = (ns / interval_ns).min(u64::from(burst)) as u32;
+                    assert_eq!(l.tokens_in(ns), want, "{ns} / {interval_ns}");
+                }
+                assert_eq!(l.tokens_in(ns), want);
+            }
+        }
+        let l = Limiter::new(Rate { per_second: 1e9 }, u32::MAX, 1);
+        assert_eq!(l.tokens_in(u64::MAX), u32::MAX);
     }
 
     #[test]
@@ -403,7 +482,10 @@ mod tests {
         assert_eq!(net("10.1.2.3"), ip_key(ip("10.1.2.3")));
         assert_eq!(net("::ffff:10.1.2.3"), ip_key(ip("10.1.2.3")));
         assert_eq!(ip_prefix_key(ip("2001:db8::1"), 0), 0);
-        assert_eq!(ip_prefix_key(ip("2001:db8::1"), 200), ip_key(ip("2001:db8::1")));
+        assert_eq!(
+            ip_prefix_key(ip("2001:db8::1"), 200),
+            ip_key(ip("2001:db8::1"))
+        );
     }
 
     #[test]
@@ -459,7 +541,10 @@ mod tests {
             assert!(l.len() <= 1000);
         }
         assert_eq!(l.len(), 1000);
-        assert!(!l.take(u128::MAX, t + MS).allowed(), "the flood evicted the limited client");
+        assert!(
+            !l.take(u128::MAX, t + MS).allowed(),
+            "the flood evicted the limited client"
+        );
         // Every key still in the table is found again (no probe run was broken by eviction).
         let held: Vec<[u64; 2]> = (0..l.slots.len())
             .map(|i| l.slots[i].get())

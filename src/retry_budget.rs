@@ -57,7 +57,11 @@ impl RetryBudget {
     pub fn try_retry(&self, now: Instant) -> bool {
         self.advance(now);
         let t = self.total.get();
-        let earned = if t.requests == 0 { 0.0 } else { self.ratio * t.requests as f64 };
+        let earned = if t.requests == 0 {
+            0.0
+        } else {
+            self.ratio * t.requests as f64
+        };
         let allowed = (t.retries + 1) as f64 <= earned + self.reserve;
         if allowed {
             self.add(now, 0, 1);
@@ -154,10 +158,18 @@ mod tests {
         let requests = |n, at| (0..n).for_each(|_| b.on_request(at));
         requests(100, t);
         assert_eq!(retries(&b, t), 20);
-        assert_eq!(retries(&b, t + 9 * S), 0, "retries spent in the window stay spent");
+        assert_eq!(
+            retries(&b, t + 9 * S),
+            0,
+            "retries spent in the window stay spent"
+        );
         requests(50, t + 9 * S);
         assert_eq!(retries(&b, t + 9 * S), 10, "150 requests allow 30");
-        assert_eq!(retries(&b, t + 10 * S), 0, "the first second left: 50 allow 10, all spent");
+        assert_eq!(
+            retries(&b, t + 10 * S),
+            0,
+            "the first second left: 50 allow 10, all spent"
+        );
         requests(5, t + 10 * S);
         assert_eq!(retries(&b, t + 10 * S), 1);
         assert_eq!(retries(&b, t + 1000 * S), 0, "everything expired");

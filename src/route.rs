@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use crate::balance::{hash_bytes, hash_bytes_lower};
+use crate::balance::{hash_bytes, hash_bytes_lower, lower8};
 
 // === patterns ===
 
@@ -43,10 +43,19 @@ impl HostPattern {
             ));
         }
         let ipv6 = !suffix && name.starts_with('[') && name.ends_with(']');
-        let ok = |b: u8| b.is_ascii_alphanumeric() || b"-._".contains(&b) || (ipv6 && b":[]".contains(&b));
+        let ok = |b: u8| {
+            b.is_ascii_alphanumeric() || b"-._".contains(&b) || (ipv6 && b":[]".contains(&b))
+        };
         if let Some(bad) = name.bytes().find(|&b| !ok(b)) {
-            let why = if bad == b':' { " (a host pattern has no port)" } else { "" };
-            return Err(format!("invalid character {:?} in host {s:?}{why}", bad as char));
+            let why = if bad == b':' {
+                " (a host pattern has no port)"
+            } else {
+                ""
+            };
+            return Err(format!(
+                "invalid character {:?} in host {s:?}{why}",
+                bad as char
+            ));
         }
         let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
         Ok(if suffix {
@@ -59,9 +68,10 @@ impl HostPattern {
     fn matches(&self, host: &[u8]) -> bool {
         match self {
             HostPattern::Any => true,
-            HostPattern::Exact(h) => host.eq_ignore_ascii_case(h.as_bytes()),
+            HostPattern::Exact(h) => same_bytes_nocase(host, h.as_bytes()),
             HostPattern::Suffix(s) => {
-                host.len() > s.len() && host[host.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
+                host.len() > s.len()
+                    && same_bytes_nocase(&host[host.len() - s.len()..], s.as_bytes())
             }
         }
     }
@@ -75,7 +85,11 @@ impl HostPattern {
             HostPattern::Exact(h) => HostPattern::Exact(clean(h)),
             HostPattern::Suffix(s) => {
                 let s = clean(s.trim_start_matches('*'));
-                HostPattern::Suffix(if s.starts_with('.') { s } else { format!(".{s}") })
+                HostPattern::Suffix(if s.starts_with('.') {
+                    s
+                } else {
+                    format!(".{s}")
+                })
             }
         }
     }
@@ -122,7 +136,9 @@ impl PathPattern {
         for seg in s[1..].split('/') {
             match seg.strip_prefix('{') {
                 None if seg.contains(['{', '}']) => {
-                    return Err(format!("{s:?}: '{{' and '}}' must wrap a whole segment, as in /users/{{id}}"));
+                    return Err(format!(
+                        "{s:?}: '{{' and '}}' must wrap a whole segment, as in /users/{{id}}"
+                    ));
                 }
                 None => segments.push(Segment::Literal(seg.as_bytes().into())),
                 Some(inner) => {
@@ -132,10 +148,16 @@ impl PathPattern {
                     if name.is_empty() {
                         return Err(format!("{s:?}: empty parameter name '{{}}'"));
                     }
-                    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+                    if !name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                    {
                         return Err(format!("{s:?}: parameter name {name:?} may use only letters, digits, '_' and '-'"));
                     }
-                    if segments.iter().any(|p| matches!(p, Segment::Param(n) if **n == *name)) {
+                    if segments
+                        .iter()
+                        .any(|p| matches!(p, Segment::Param(n) if **n == *name))
+                    {
                         return Err(format!("{s:?}: duplicate parameter {{{name}}}"));
                     }
                     segments.push(Segment::Param(name.into()));
@@ -151,7 +173,7 @@ impl PathPattern {
     fn matches(&self, path: &[u8]) -> bool {
         match self {
             PathPattern::Any => true,
-            PathPattern::Exact(p) => path == p.as_bytes(),
+            PathPattern::Exact(p) => same_bytes(path, p.as_bytes()),
             PathPattern::Prefix(p) => prefix_matches(p.as_bytes(), path),
             PathPattern::Template(t) => t.matches(path),
         }
@@ -162,15 +184,26 @@ fn check_path(s: &str) -> Result<(), String> {
     if !s.starts_with('/') {
         return Err(format!("path {s:?} must start with '/'"));
     }
-    if let Some(bad) = s.bytes().find(|&b| b <= b' ' || b == 0x7f || b == b'?' || b == b'#') {
-        let why = if bad == b'?' { " (the query is not matched)" } else { "" };
-        return Err(format!("invalid character {:?} in path {s:?}{why}", bad as char));
+    if let Some(bad) = s
+        .bytes()
+        .find(|&b| b <= b' ' || b == 0x7f || b == b'?' || b == b'#')
+    {
+        let why = if bad == b'?' {
+            " (the query is not matched)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "invalid character {:?} in path {s:?}{why}",
+            bad as char
+        ));
     }
     Ok(())
 }
 
 fn prefix_matches(prefix: &[u8], path: &[u8]) -> bool {
-    path.starts_with(prefix)
+    path.len() >= prefix.len()
+        && same_bytes(&path[..prefix.len()], prefix)
         && (path.len() == prefix.len() || prefix.ends_with(b"/") || path[prefix.len()] == b'/')
 }
 
@@ -194,7 +227,7 @@ impl Template {
         };
         let mut have = rest.split(|&b| b == b'/');
         let all = self.segments.iter().all(|want| match (want, have.next()) {
-            (Segment::Literal(l), Some(seg)) => **l == *seg,
+            (Segment::Literal(l), Some(seg)) => same_bytes(l, seg),
             (Segment::Param(_), Some(seg)) => !seg.is_empty(),
             (_, None) => false,
         });
@@ -222,15 +255,20 @@ pub struct MatchSpec {
 
 impl MatchSpec {
     /// Everything but the path (the exact-path index has already checked that).
+    #[inline(always)]
     fn matches_besides_path(&self, r: &RouteInput, host: &[u8]) -> bool {
-        (self.methods.is_empty() || self.methods.iter().any(|m| m.as_bytes() == r.method))
+        (self.methods.is_empty()
+            || self
+                .methods
+                .iter()
+                .any(|m| same_bytes(m.as_bytes(), r.method)))
             && self.host.matches(host)
             && self.headers.iter().all(|(name, want)| {
                 r.headers.iter().any(|h| {
-                    h.name.as_bytes().eq_ignore_ascii_case(name.as_bytes())
+                    same_bytes_nocase(h.name.as_bytes(), name.as_bytes())
                         && match want {
                             HeaderPattern::Present => true,
-                            HeaderPattern::Exact(v) => h.value == &v[..],
+                            HeaderPattern::Exact(v) => same_bytes(h.value, v),
                         }
                 })
             })
@@ -273,7 +311,11 @@ impl Router {
                 host: s.host.normalised(),
                 path: s.path.clone(),
                 methods: s.methods.clone(),
-                headers: s.headers.iter().map(|(n, p)| (n.to_ascii_lowercase(), p.clone())).collect(),
+                headers: s
+                    .headers
+                    .iter()
+                    .map(|(n, p)| (n.to_ascii_lowercase(), p.clone()))
+                    .collect(),
             })
             .collect();
         let (mut paths, mut hosts, mut rest) = (Vec::new(), Vec::new(), Vec::new());
@@ -304,30 +346,41 @@ impl Router {
             (true, Some(a)) => host_only(&r.target[a]),
             (true, None) => host_only(r.host),
         };
-        let mut exact = self.by_path.get(path);
-        let mut hosted = if self.by_host.is_empty() { &[][..] } else { self.by_host.get(host) };
-        let mut rest = &self.rest[..];
-        loop {
-            // The smallest head of the three ascending lists is the next route in file order.
-            let (id, from) = [exact.first(), hosted.first(), rest.first()]
-                .into_iter()
-                .enumerate()
-                .filter_map(|(k, id)| Some((*id?, k)))
-                .min()?;
+        let exact = self.by_path.get(path);
+        let hosted = self.by_host.get(host);
+        let full = |id: u32| {
             let route = &self.routes[id as usize];
-            let hit = match from {
-                0 => {
-                    exact = &exact[1..];
-                    route.matches_besides_path(r, host)
+            route.path.matches(path) && route.matches_besides_path(r, host)
+        };
+        if hosted.is_empty() && self.rest.is_empty() {
+            let hit = |&&id: &&u32| self.routes[id as usize].matches_besides_path(r, host);
+            return exact.iter().find(hit).map(|&id| id as usize);
+        }
+        if exact.is_empty() && hosted.is_empty() {
+            return self
+                .rest
+                .iter()
+                .find(|&&id| full(id))
+                .map(|&id| id as usize);
+        }
+        // Merge the three ascending lists: the smallest head is the next route in file order.
+        let head = |list: &[u32], k: usize| list.get(k).copied().unwrap_or(u32::MAX);
+        let (mut a, mut b, mut c) = (0, 0, 0);
+        loop {
+            let (x, y, z) = (head(exact, a), head(hosted, b), head(&self.rest, c));
+            let id = x.min(y).min(z);
+            let hit = if id == u32::MAX {
+                return None;
+            } else if id == x {
+                a += 1;
+                self.routes[id as usize].matches_besides_path(r, host)
+            } else {
+                if id == y {
+                    b += 1;
+                } else {
+                    c += 1;
                 }
-                1 => {
-                    hosted = &hosted[1..];
-                    route.path.matches(path) && route.matches_besides_path(r, host)
-                }
-                _ => {
-                    rest = &rest[1..];
-                    route.path.matches(path) && route.matches_besides_path(r, host)
-                }
+                full(id)
             };
             if hit {
                 return Some(id as usize);
@@ -353,26 +406,59 @@ struct Target {
 }
 
 fn split_target(t: &[u8]) -> Target {
-    let end_of = |from: usize, stop: &[u8]| {
-        t[from..].iter().position(|b| stop.contains(b)).map_or(t.len(), |k| from + k)
-    };
+    if t.first() == Some(&b'/') {
+        return Target {
+            authority: None,
+            path: 0..query_start(t, 0),
+        };
+    }
     let scheme = [&b"http://"[..], b"https://"]
         .into_iter()
         .find(|s| t.len() >= s.len() && t[..s.len()].eq_ignore_ascii_case(s));
-    match scheme {
-        None => Target {
+    let Some(s) = scheme else {
+        return Target {
             authority: None,
-            path: 0..end_of(0, b"?#"),
-        },
-        Some(s) => {
-            let at = end_of(s.len(), b"/?#");
-            let userinfo = t[s.len()..at].iter().rposition(|&b| b == b'@').map_or(0, |k| k + 1);
-            Target {
-                authority: Some(s.len() + userinfo..at),
-                path: at..end_of(at, b"?#"),
-            }
-        }
+            path: 0..query_start(t, 0),
+        };
+    };
+    let at = t[s.len()..]
+        .iter()
+        .position(|b| b"/?#".contains(b))
+        .map_or(t.len(), |k| s.len() + k);
+    let userinfo = t[s.len()..at]
+        .iter()
+        .rposition(|&b| b == b'@')
+        .map_or(0, |k| k + 1);
+    Target {
+        authority: Some(s.len() + userinfo..at),
+        path: at..query_start(t, at),
     }
+}
+
+/// Where the query (or a fragment) starts at or after `from`: the end of the path. Looks at eight
+/// bytes at a time.
+fn query_start(t: &[u8], from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // High bit set in each byte of `w` equal to `b`; false positives only above a true one.
+    let eq = |w: u64, b: u8| {
+        let x = w ^ (ONES * u64::from(b));
+        x.wrapping_sub(ONES) & !x & (ONES << 7)
+    };
+    let mut i = from;
+    while let Some(chunk) = t.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(w);
+        let hits = eq(w, b'?') | eq(w, b'#');
+        if hits != 0 {
+            return i + (hits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    t[i.min(t.len())..]
+        .iter()
+        .position(|&b| b == b'?' || b == b'#')
+        .map_or(t.len(), |k| i + k)
 }
 
 /// The host of a `Host` value: without `:port`, brackets kept on an IPv6 literal, no trailing dot.
@@ -387,29 +473,83 @@ fn host_only(h: &[u8]) -> &[u8] {
 
 // === Index ===
 
-/// A static open-addressing table from byte strings to ascending route ids.
+/// `a == b` for the short strings of paths, eight bytes at a time and inline, where a call to
+/// `memcmp` would cost more than the comparison.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    same_words::<false>(a, b)
+}
+
+/// `a.eq_ignore_ascii_case(b)`, eight bytes at a time.
+#[inline(always)]
+fn same_bytes_nocase(a: &[u8], b: &[u8]) -> bool {
+    same_words::<true>(a, b)
+}
+
+#[inline(always)]
+fn same_words<const FOLD: bool>(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let fold = |w: u64| if FOLD { lower8(w) } else { w };
+    if n < 8 {
+        // Up to seven bytes in one word: the first and last four, or bytes 0, n/2 and n - 1.
+        let word = |s: &[u8]| match n {
+            0 => 0,
+            1..=3 => u64::from(s[0]) | u64::from(s[n / 2]) << 8 | u64::from(s[n - 1]) << 16,
+            _ => {
+                let (mut lo, mut hi) = ([0u8; 4], [0u8; 4]);
+                lo.copy_from_slice(&s[..4]);
+                hi.copy_from_slice(&s[n - 4..]);
+                u64::from(u32::from_le_bytes(lo)) | u64::from(u32::from_le_bytes(hi)) << 32
+            }
+        };
+        return fold(word(a)) == fold(word(b));
+    }
+    let word = |s: &[u8], at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        fold(u64::from_le_bytes(w))
+    };
+    let mut at = 0;
+    while at + 8 < n {
+        if word(a, at) != word(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    word(a, n - 8) == word(b, n - 8) // the last eight, overlapping those already compared
+}
+
+/// A static open-addressing table from byte strings to ascending route ids, laid out flat so a
+/// lookup touches one slot, then the key and the ids side by side.
 #[derive(Debug)]
 struct Index {
-    /// Power-of-two many slots, each an entry number or `EMPTY`.
-    slots: Box<[u32]>,
-    entries: Box<[Entry]>,
+    /// Power-of-two many slots, at most half of them used.
+    slots: Box<[Slot]>,
+    /// Every key, end to end.
+    keys: Box<[u8]>,
+    /// Every key's route ids, end to end.
+    ids: Box<[u32]>,
     /// Keys compare ASCII case-insensitively (hosts).
     fold_case: bool,
 }
 
-#[derive(Debug)]
-struct Entry {
+/// One key: its hash, and where its bytes and its ids sit. No ids = a free slot.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
     hash: u64,
-    key: Box<[u8]>,
-    ids: Box<[u32]>,
+    key_at: u32,
+    key_len: u32,
+    ids_at: u32,
+    ids_len: u32,
 }
 
-const EMPTY: u32 = u32::MAX;
 const INDEX_SEED: u64 = 0x726f_7574_6573_2121;
 
 impl Index {
     fn new(keyed: &[(&[u8], u32)], fold_case: bool) -> Index {
-        let hash = |k: &[u8]| if fold_case { hash_bytes_lower(INDEX_SEED, k) } else { hash_bytes(INDEX_SEED, k) };
         let mut grouped: Vec<(&[u8], Vec<u32>)> = Vec::new();
         let mut seen: HashMap<&[u8], usize> = HashMap::new();
         for &(key, id) in keyed {
@@ -419,41 +559,72 @@ impl Index {
             });
             grouped[n].1.push(id);
         }
-        let entries: Vec<Entry> = grouped
-            .into_iter()
-            .map(|(key, ids)| Entry { hash: hash(key), key: key.into(), ids: ids.into() })
-            .collect();
-        let size = (entries.len() * 2).next_power_of_two();
-        let mut slots = vec![EMPTY; size];
-        for (n, e) in entries.iter().enumerate() {
-            let mut s = e.hash as usize & (size - 1);
-            while slots[s] != EMPTY {
+        let size = (grouped.len() * 2).next_power_of_two();
+        let mut index = Index {
+            slots: vec![Slot::default(); size].into(),
+            keys: grouped
+                .iter()
+                .flat_map(|(k, _)| k.iter().copied())
+                .collect(),
+            ids: grouped
+                .iter()
+                .flat_map(|(_, ids)| ids.iter().copied())
+                .collect(),
+            fold_case,
+        };
+        let (mut key_at, mut ids_at) = (0, 0);
+        for (key, ids) in &grouped {
+            let hash = index.hash(key);
+            let mut s = hash as usize & (size - 1);
+            while index.slots[s].ids_len != 0 {
                 s = (s + 1) & (size - 1);
             }
-            slots[s] = n as u32;
+            index.slots[s] = Slot {
+                hash,
+                key_at: key_at as u32,
+                key_len: key.len() as u32,
+                ids_at: ids_at as u32,
+                ids_len: ids.len() as u32,
+            };
+            key_at += key.len();
+            ids_at += ids.len();
         }
-        Index { slots: slots.into(), entries: entries.into(), fold_case }
+        index
     }
 
-    fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+    #[inline(always)]
+    fn hash(&self, key: &[u8]) -> u64 {
+        match self.fold_case {
+            true => hash_bytes_lower(INDEX_SEED, key),
+            false => hash_bytes(INDEX_SEED, key),
+        }
     }
 
     /// Route ids stored under `key`, ascending; empty when none.
+    #[inline(always)]
     fn get(&self, key: &[u8]) -> &[u32] {
+        if self.ids.is_empty() {
+            return &[];
+        }
         let mask = self.slots.len() - 1;
-        let (h, eq): (u64, fn(&[u8], &[u8]) -> bool) = if self.fold_case {
-            (hash_bytes_lower(INDEX_SEED, key), <[u8]>::eq_ignore_ascii_case)
-        } else {
-            (hash_bytes(INDEX_SEED, key), |a, b| a == b)
-        };
+        let h = self.hash(key);
         let mut s = h as usize & mask;
         loop {
-            let Some(e) = self.entries.get(self.slots[s] as usize) else {
+            let slot = self.slots[s];
+            if slot.ids_len == 0 {
                 return &[];
-            };
-            if e.hash == h && eq(&e.key, key) {
-                return &e.ids;
+            }
+            if slot.hash == h {
+                let at = slot.key_at as usize;
+                let stored = &self.keys[at..at + slot.key_len as usize];
+                let same = match self.fold_case {
+                    true => same_bytes_nocase(stored, key),
+                    false => same_bytes(stored, key),
+                };
+                if same {
+                    let at = slot.ids_at as usize;
+                    return &self.ids[at..at + slot.ids_len as usize];
+                }
             }
             s = (s + 1) & mask;
         }
@@ -489,9 +660,15 @@ mod tests {
     fn host_patterns_parse() {
         let cases = [
             ("*", Ok(HostPattern::Any)),
-            ("API.Example.com", Ok(HostPattern::Exact("api.example.com".into()))),
+            (
+                "API.Example.com",
+                Ok(HostPattern::Exact("api.example.com".into())),
+            ),
             ("example.com.", Ok(HostPattern::Exact("example.com".into()))),
-            ("*.Example.com", Ok(HostPattern::Suffix(".example.com".into()))),
+            (
+                "*.Example.com",
+                Ok(HostPattern::Suffix(".example.com".into())),
+            ),
             ("[::1]", Ok(HostPattern::Exact("[::1]".into()))),
             ("", Err("empty host")),
             ("*.", Err("empty host")),
@@ -530,7 +707,8 @@ mod tests {
 
     #[test]
     fn path_patterns_reject_bad_input() {
-        let cases: [(fn(&str) -> Result<PathPattern, String>, &str, &str); 11] = [
+        type Parse = fn(&str) -> Result<PathPattern, String>;
+        let cases: [(Parse, &str, &str); 11] = [
             (PathPattern::exact, "users", "must start with '/'"),
             (PathPattern::prefix, "", "must start with '/'"),
             (PathPattern::exact, "/a?b=1", "query is not matched"),
@@ -539,7 +717,11 @@ mod tests {
             (PathPattern::template, "/users/{id", "unclosed"),
             (PathPattern::template, "/users/id}", "whole segment"),
             (PathPattern::template, "/users/x{id}", "whole segment"),
-            (PathPattern::template, "/a/{id}/b/{id}", "duplicate parameter"),
+            (
+                PathPattern::template,
+                "/a/{id}/b/{id}",
+                "duplicate parameter",
+            ),
             (PathPattern::template, "/a/{i{d}}", "may use only"),
             (PathPattern::template, "/a/{i.d}", "may use only"),
         ];
@@ -548,7 +730,9 @@ mod tests {
             assert!(err.contains(want), "{text:?}: {err}");
         }
         let t = PathPattern::template("/users/{id}/posts/{post_id}").unwrap();
-        let PathPattern::Template(t) = t else { unreachable!() };
+        let PathPattern::Template(t) = t else {
+            unreachable!()
+        };
         assert_eq!(t.names().collect::<Vec<_>>(), ["id", "post_id"]);
         assert_eq!(t.source(), "/users/{id}/posts/{post_id}");
     }
@@ -571,7 +755,11 @@ mod tests {
             (prefix("/api/"), "/api", false),
             (prefix("/"), "/anything", true),
             (template("/users/{id}/posts"), "/users/42/posts", true),
-            (template("/users/{id}/posts"), "/users/42/posts?page=2", true),
+            (
+                template("/users/{id}/posts"),
+                "/users/42/posts?page=2",
+                true,
+            ),
             (template("/users/{id}/posts"), "/users//posts", false),
             (template("/users/{id}/posts"), "/users/42/posts/", false),
             (template("/users/{id}/posts"), "/users/42", false),
@@ -582,7 +770,11 @@ mod tests {
         ];
         for (pattern, target, want) in cases {
             let r = Router::new(&[spec("*", pattern.clone().unwrap())]);
-            assert_eq!(find(&r, "", target) == Some(0), want, "{pattern:?} vs {target}");
+            assert_eq!(
+                find(&r, "", target) == Some(0),
+                want,
+                "{pattern:?} vs {target}"
+            );
         }
     }
 
@@ -599,15 +791,42 @@ mod tests {
         let r = Router::new(&[s]);
         let h = |name, value| httparse::Header { name, value };
         let cases: [(&str, &[httparse::Header], bool); 6] = [
-            ("GET", &[h("x-canary", b"yes"), h("Authorization", b"x")], true),
-            ("HEAD", &[h("X-CANARY", b"no"), h("x-canary", b"yes"), h("authorization", b"")], true),
-            ("get", &[h("x-canary", b"yes"), h("authorization", b"x")], false),
-            ("POST", &[h("x-canary", b"yes"), h("authorization", b"x")], false),
-            ("GET", &[h("x-canary", b"YES"), h("authorization", b"x")], false),
+            (
+                "GET",
+                &[h("x-canary", b"yes"), h("Authorization", b"x")],
+                true,
+            ),
+            (
+                "HEAD",
+                &[
+                    h("X-CANARY", b"no"),
+                    h("x-canary", b"yes"),
+                    h("authorization", b""),
+                ],
+                true,
+            ),
+            (
+                "get",
+                &[h("x-canary", b"yes"), h("authorization", b"x")],
+                false,
+            ),
+            (
+                "POST",
+                &[h("x-canary", b"yes"), h("authorization", b"x")],
+                false,
+            ),
+            (
+                "GET",
+                &[h("x-canary", b"YES"), h("authorization", b"x")],
+                false,
+            ),
             ("GET", &[h("x-canary", b"yes")], false),
         ];
         for (method, headers, want) in cases {
-            let got = r.find(&RouteInput { headers, ..input(method, "", "/") });
+            let got = r.find(&RouteInput {
+                headers,
+                ..input(method, "", "/")
+            });
             assert_eq!(got == Some(0), want, "{method} {headers:?}");
         }
     }
@@ -617,13 +836,13 @@ mod tests {
         let e = |p: &str| PathPattern::exact(p).unwrap();
         let pre = |p: &str| PathPattern::prefix(p).unwrap();
         let r = Router::new(&[
-            spec("*", e("/a")),                      // 0: exact path
-            spec("api.example.com", pre("/v1")),    // 1: exact host
-            spec("*", pre("/v1")),                   // 2: rest
-            spec("api.example.com", e("/v1/x")),    // 3: exact path after broader routes
-            spec("*.example.com", PathPattern::Any), // 4: rest
+            spec("*", e("/a")),                        // 0: exact path
+            spec("api.example.com", pre("/v1")),       // 1: exact host
+            spec("*", pre("/v1")),                     // 2: rest
+            spec("api.example.com", e("/v1/x")),       // 3: exact path after broader routes
+            spec("*.example.com", PathPattern::Any),   // 4: rest
             spec("api.example.com", PathPattern::Any), // 5: exact host
-            spec("*", e("/a")),                      // 6: shadowed by 0
+            spec("*", e("/a")),                        // 6: shadowed by 0
         ]);
         let cases = [
             ("x.org", "/a", Some(0)),
@@ -663,7 +882,11 @@ mod tests {
         let r = Router::new(&[spec("api.example.com", PathPattern::exact("/x").unwrap())]);
         let cases = [
             ("other.org", "http://api.example.com/x", true),
-            ("api.example.com", "HTTPS://user@api.example.com:8443/x?y", true),
+            (
+                "api.example.com",
+                "HTTPS://user@api.example.com:8443/x?y",
+                true,
+            ),
             ("api.example.com", "http://other.org/x", false),
             ("api.example.com", "/x", true),
         ];
@@ -679,8 +902,14 @@ mod tests {
             headers: vec![("X-A".into(), HeaderPattern::Present)],
             ..MatchSpec::default()
         }]);
-        let headers = [httparse::Header { name: "x-a", value: b"" }];
-        let got = r.find(&RouteInput { headers: &headers, ..input("GET", "w.example.com", "/") });
+        let headers = [httparse::Header {
+            name: "x-a",
+            value: b"",
+        }];
+        let got = r.find(&RouteInput {
+            headers: &headers,
+            ..input("GET", "w.example.com", "/")
+        });
         assert_eq!(got, Some(0));
     }
 
@@ -697,7 +926,72 @@ mod tests {
             (PathPattern::Any, "/api", None),
         ];
         for (pattern, target, want) in cases {
-            assert_eq!(strip_prefix_len(&pattern, target.as_bytes()), want, "{pattern:?} {target}");
+            assert_eq!(
+                strip_prefix_len(&pattern, target.as_bytes()),
+                want,
+                "{pattern:?} {target}"
+            );
+        }
+    }
+
+    #[test]
+    fn query_start_finds_the_first_question_mark_or_hash() {
+        let long = "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        for len in 0..long.len() {
+            for mark in ["?", "#", "??", "#?", "?#"] {
+                let t = format!("{}{mark}x?y", &long[..len]);
+                assert_eq!(query_start(t.as_bytes(), 0), len, "{t}");
+                assert_eq!(query_start(&t.as_bytes()[..len], 0), len, "{t}");
+            }
+        }
+        assert_eq!(query_start(b"/a?b", 5), 4);
+    }
+
+    #[test]
+    fn same_bytes_is_equality_with_and_without_case() {
+        let words = [
+            "",
+            "/",
+            "/a",
+            "/ab",
+            "/abc",
+            "/abcd",
+            "/abcde",
+            "/abcdef",
+            "/abcdefg",
+            "/abcdefgh",
+            "/abcdefghijklmno",
+            "/abcdefghijklmnop",
+            "/abcdefghijklmnopqrstuvwxyz",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(same_bytes(a.as_bytes(), b.as_bytes()), a == b, "{a} {b}");
+                let upper = b.to_ascii_uppercase();
+                let nocase = same_bytes_nocase(a.as_bytes(), upper.as_bytes());
+                assert_eq!(nocase, a.eq_ignore_ascii_case(&upper), "{a} {upper}");
+                let mut c = a.as_bytes().to_vec();
+                if let Some(last) = c.last_mut() {
+                    *last ^= 1;
+                    assert!(!same_bytes(a.as_bytes(), &c), "{a}");
+                    c[0] ^= 2;
+                    assert!(!same_bytes(&c, a.as_bytes()), "{a}");
+                }
+            }
+        }
+        let unlike: [(&[u8], &[u8]); 6] = [
+            (b"GET", b"gEU"),
+            (b"/a/b/c", b"/a/c/c"),
+            (b"@[\\]^", b"`{|}~"),
+            (b"@@@@[[[[]]]]", b"````{{{{}}}}"),
+            (
+                b"\xc1\xc1\xc1\xc1\xc1\xc1\xc1\xc1",
+                b"\xe1\xe1\xe1\xe1\xe1\xe1\xe1\xe1",
+            ),
+            (b"\xc1", b"\xe1"),
+        ];
+        for (a, b) in unlike {
+            assert!(!same_bytes_nocase(a, b), "{a:?} {b:?}");
         }
     }
 
@@ -707,7 +1001,16 @@ mod tests {
             spec("*.a", PathPattern::template("/{x}").unwrap()),
             spec("b", PathPattern::prefix("/").unwrap()),
         ]);
-        for target in ["", "*", "?", "http://", "https://@", "http://[::1", "//", "/?#"] {
+        for target in [
+            "",
+            "*",
+            "?",
+            "http://",
+            "https://@",
+            "http://[::1",
+            "//",
+            "/?#",
+        ] {
             for host in ["", ":", "[", "[::1]:", "a.", ".a"] {
                 let _ = find(&r, host, target);
                 let _ = strip_prefix_len(&PathPattern::prefix("/").unwrap(), target.as_bytes());
