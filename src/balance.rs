@@ -1,7 +1,259 @@
-//! Endpoint selection algorithms, kept apart from health: a balancer picks among the endpoints the
-//! caller says are usable. Pure per-shard state (`Cell`), no atomics; unit-tested without a runtime.
+//! Endpoint selection for one cluster, kept apart from health: a [`Balancer`] picks among the
+//! endpoints its caller says are usable ([`Candidates`]: health and breaker decide that, the
+//! algorithm never does). Runs on a shard thread: cursors, weights, the PRNG and each endpoint's
+//! [`PeakEwma`] are plain `Cell`s owned by that shard; a pick never allocates, never reads the clock
+//! (time is passed in) and never panics. Also home of the small non-cryptographic hash the policy
+//! modules share ([`hash_bytes`]).
 
 use std::cell::Cell;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+// === Algorithm ===
+
+/// What a hash balancer hashes so that one client keeps landing on one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashOn {
+    /// The client's IP address octets.
+    ClientIp,
+    /// The value of this request header; the name is kept in lower case.
+    Header(String),
+    /// The value of this cookie; cookie names are case-sensitive and kept as written.
+    Cookie(String),
+}
+
+/// A balancing algorithm as named in the config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Algorithm {
+    RoundRobin,
+    /// Smooth weighted round-robin, as nginx does it.
+    Weighted,
+    /// Power of two random choices over requests in flight on this shard.
+    LeastRequest,
+    /// Power of two random choices over [`PeakEwma`] cost.
+    PeakEwma,
+    Random,
+    /// Maglev consistent hashing of a per-request key.
+    Hash(HashOn),
+}
+
+const CHOICES: &str = "round-robin, weighted, least-request, ewma, random, hash:client-ip, \
+                       hash:header:NAME, hash:cookie:NAME";
+
+impl FromStr for Algorithm {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "round-robin" => Algorithm::RoundRobin,
+            "weighted" => Algorithm::Weighted,
+            "least-request" => Algorithm::LeastRequest,
+            "ewma" => Algorithm::PeakEwma,
+            "random" => Algorithm::Random,
+            "hash:client-ip" => Algorithm::Hash(HashOn::ClientIp),
+            _ => {
+                if let Some(name) = s.strip_prefix("hash:header:") {
+                    Algorithm::Hash(HashOn::Header(token(name, "header")?.to_ascii_lowercase()))
+                } else if let Some(name) = s.strip_prefix("hash:cookie:") {
+                    Algorithm::Hash(HashOn::Cookie(token(name, "cookie")?.to_string()))
+                } else {
+                    return Err(format!(
+                        "unknown balancing algorithm {s:?}; expected one of: {CHOICES}"
+                    ));
+                }
+            }
+        })
+    }
+}
+
+/// `name` when it is a valid HTTP token (RFC 9110 `tchar`), which header and cookie names are.
+fn token<'a>(name: &'a str, what: &str) -> Result<&'a str, String> {
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(tchar) {
+        return Err(format!(
+            "invalid {what} name {name:?} (a non-empty HTTP token); expected one of: {CHOICES}"
+        ));
+    }
+    Ok(name)
+}
+
+impl Algorithm {
+    /// The config-file spelling; `name().parse()` gives back an equal algorithm.
+    pub fn name(&self) -> String {
+        match self {
+            Algorithm::RoundRobin => "round-robin".into(),
+            Algorithm::Weighted => "weighted".into(),
+            Algorithm::LeastRequest => "least-request".into(),
+            Algorithm::PeakEwma => "ewma".into(),
+            Algorithm::Random => "random".into(),
+            Algorithm::Hash(HashOn::ClientIp) => "hash:client-ip".into(),
+            Algorithm::Hash(HashOn::Header(n)) => format!("hash:header:{n}"),
+            Algorithm::Hash(HashOn::Cookie(n)) => format!("hash:cookie:{n}"),
+        }
+    }
+}
+
+/// The value of cookie `name` in a `Cookie` request header value (`a=1; b=2`), for
+/// [`HashOn::Cookie`]. Names compare exactly; the first occurrence wins.
+pub fn cookie_value<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    header.split(|&b| b == b';').find_map(|pair| {
+        let pair = pair.trim_ascii();
+        let eq = pair.iter().position(|&b| b == b'=')?;
+        (pair[..eq].trim_ascii() == name.as_bytes()).then(|| pair[eq + 1..].trim_ascii())
+    })
+}
+
+// === Candidates ===
+
+/// The caller's view of one cluster's endpoints on this shard, indexed `0..len()` in the same
+/// order as the `ids` given to [`Balancer::new`].
+pub trait Candidates {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Health and breaker both allow a request to endpoint `i` now.
+    fn usable(&self, i: usize) -> bool;
+    /// Requests outstanding to endpoint `i` from this shard.
+    fn in_flight(&self, i: usize) -> u32;
+    /// Load of endpoint `i` for [`Algorithm::PeakEwma`], usually [`PeakEwma::cost`]; only that
+    /// algorithm calls it.
+    fn ewma_cost(&self, i: usize, now: Instant) -> f64;
+}
+
+// === Balancer ===
+
+/// One cluster's endpoint picker on one shard.
+#[derive(Debug)]
+pub struct Balancer {
+    policy: Policy,
+    /// Round-robin cursor, also the fallback of a hash balancer given no key.
+    rr: RoundRobin,
+    /// wyrand state for `Random` and the two random choices of `LeastRequest` / `PeakEwma`.
+    rng: Cell<u64>,
+}
+
+#[derive(Debug)]
+enum Policy {
+    RoundRobin,
+    LeastRequest,
+    PeakEwma,
+    Random,
+    /// nginx's smooth weighted round-robin: `weights` fixed, `current` the running scores.
+    Weighted {
+        weights: Box<[i64]>,
+        current: Box<[Cell<i64>]>,
+    },
+    Hash(Maglev),
+}
+
+impl Balancer {
+    /// ids: stable endpoint identities ("10.0.0.1:80") used by consistent hashing; weights >= 1
+    /// (0 counts as 1, a missing weight as 1). `seed` seeds the shard's PRNG; give each shard its
+    /// own so that shards do not pick in lock-step.
+    pub fn new(alg: &Algorithm, ids: &[&str], weights: &[u32], seed: u64) -> Balancer {
+        let weight = |i: usize| weights.get(i).copied().unwrap_or(1).max(1);
+        let policy = match alg {
+            Algorithm::RoundRobin => Policy::RoundRobin,
+            Algorithm::LeastRequest => Policy::LeastRequest,
+            Algorithm::PeakEwma => Policy::PeakEwma,
+            Algorithm::Random => Policy::Random,
+            Algorithm::Weighted => Policy::Weighted {
+                weights: (0..ids.len()).map(|i| i64::from(weight(i))).collect(),
+                current: (0..ids.len()).map(|_| Cell::new(0)).collect(),
+            },
+            Algorithm::Hash(_) => {
+                let w: Vec<u32> = (0..ids.len()).map(weight).collect();
+                Policy::Hash(Maglev::new(ids, &w))
+            }
+        };
+        Balancer {
+            policy,
+            rr: RoundRobin::default(),
+            rng: Cell::new(seed),
+        }
+    }
+
+    /// Chooses only among usable endpoints; None when none is usable. `key` is the hash key
+    /// (client IP octets, header or cookie value) for Hash; a Hash balancer given None falls
+    /// back to round-robin. Weighted and Hash never pick an index beyond the `ids` given to
+    /// [`Balancer::new`].
+    pub fn pick<C: Candidates>(&self, c: &C, key: Option<&[u8]>, now: Instant) -> Option<usize> {
+        match &self.policy {
+            Policy::RoundRobin => self.rr.pick(c.len(), |i| c.usable(i)),
+            Policy::LeastRequest => self.two_choices(c, |i| f64::from(c.in_flight(i))),
+            Policy::PeakEwma => self.two_choices(c, |i| c.ewma_cost(i, now)),
+            Policy::Random => self.draw_usable(c, None),
+            Policy::Weighted { weights, current } => smooth_weighted(c, weights, current),
+            Policy::Hash(maglev) => match key {
+                Some(key) => maglev.pick(c, key),
+                None => self.rr.pick(c.len(), |i| c.usable(i)),
+            },
+        }
+    }
+
+    /// Power of two choices: two distinct usable endpoints at random, the cheaper one wins.
+    fn two_choices<C: Candidates>(&self, c: &C, cost: impl Fn(usize) -> f64) -> Option<usize> {
+        let a = self.draw_usable(c, None)?;
+        match self.draw_usable(c, Some(a)) {
+            Some(b) if cost(b) < cost(a) => Some(b),
+            _ => Some(a),
+        }
+    }
+
+    /// A usable endpoint other than `except`, uniformly at random: a few random draws, then (when
+    /// most endpoints are down) a scan from a random start, so a lone usable one is always found.
+    fn draw_usable<C: Candidates>(&self, c: &C, except: Option<usize>) -> Option<usize> {
+        let n = c.len();
+        let pool = n - usize::from(except.is_some_and(|e| e < n));
+        if pool == 0 {
+            return None;
+        }
+        let skip = |i: usize| match except {
+            Some(e) if i >= e => i + 1,
+            _ => i,
+        };
+        for _ in 0..3 {
+            let i = skip(self.below(pool));
+            if c.usable(i) {
+                return Some(i);
+            }
+        }
+        let start = self.below(pool);
+        (0..pool)
+            .map(|k| skip((start + k) % pool))
+            .find(|&i| c.usable(i))
+    }
+
+    /// Uniform in `0..n` (n > 0) from wyrand, by multiply-high instead of a division.
+    fn below(&self, n: usize) -> usize {
+        let s = self.rng.get().wrapping_add(0xa076_1d64_78bd_642f);
+        self.rng.set(s);
+        let r = fold_mul(s, s ^ 0xe703_7ed1_a0b4_28db);
+        ((u128::from(r) * n as u128) >> 64) as usize
+    }
+}
+
+/// nginx's smooth weighted round-robin: every usable endpoint gains its weight, the highest
+/// score wins (the first on a tie) and pays back the total of usable weights.
+fn smooth_weighted<C: Candidates>(c: &C, weights: &[i64], current: &[Cell<i64>]) -> Option<usize> {
+    let mut total = 0i64;
+    let mut best: Option<(usize, i64)> = None;
+    for (i, (w, cur)) in weights.iter().zip(current).enumerate().take(c.len()) {
+        if !c.usable(i) {
+            continue;
+        }
+        let score = cur.get().saturating_add(*w);
+        cur.set(score);
+        total = total.saturating_add(*w);
+        if best.is_none_or(|(_, s)| score > s) {
+            best = Some((i, score));
+        }
+    }
+    let (i, score) = best?;
+    current[i].set(score.saturating_sub(total));
+    Some(i)
+}
 
 /// Plain round-robin over endpoint indices.
 #[derive(Debug, Default)]
@@ -12,21 +264,288 @@ pub struct RoundRobin {
 impl RoundRobin {
     /// The next endpoint of `n` that `usable` accepts, or `None` when none does.
     pub fn pick(&self, n: usize, usable: impl Fn(usize) -> bool) -> Option<usize> {
-        let start = self.next.get();
-        for k in 0..n {
-            let i = (start + k) % n;
-            if usable(i) {
-                self.next.set((i + 1) % n);
-                return Some(i);
+        if n == 0 {
+            return None;
+        }
+        let start = self.next.get() % n;
+        let i = (start..n).chain(0..start).find(|&i| usable(i))?;
+        self.next.set(if i + 1 == n { 0 } else { i + 1 });
+        Some(i)
+    }
+}
+
+// === Maglev ===
+
+/// Maglev consistent hashing (Eisenbud et al., NSDI 2016): each endpoint walks its own
+/// permutation of a prime-sized table, claiming free slots in turn (`weight` slots per turn), so
+/// every endpoint owns a near-equal share and removing one reassigns mostly its own slots.
+#[derive(Debug)]
+struct Maglev {
+    /// Slot → endpoint index; empty when there are no ids.
+    table: Box<[u32]>,
+}
+
+/// Table sizes: primes, the smallest one at least 100 × the endpoint count is used.
+const MAGLEV_SIZES: [usize; 3] = [65_537, 655_373, 6_553_621];
+/// Slots probed after the key's own when that endpoint is unusable, before scanning endpoints.
+const MAGLEV_PROBES: usize = 32;
+/// Fixed seeds: every shard (and every restart) must map a key to the same endpoint.
+const SEED_OFFSET: u64 = 0x6d61_676c_6576_3031;
+const SEED_SKIP: u64 = 0x6d61_676c_6576_3032;
+const SEED_KEY: u64 = 0x6d61_676c_6576_3033;
+
+impl Maglev {
+    fn new(ids: &[&str], weights: &[u32]) -> Maglev {
+        let n = ids.len();
+        if n == 0 {
+            return Maglev {
+                table: Box::new([]),
+            };
+        }
+        let m = MAGLEV_SIZES
+            .into_iter()
+            .find(|&m| m >= n.saturating_mul(100))
+            .unwrap_or(MAGLEV_SIZES[2]);
+        let mut pos: Vec<usize> = Vec::with_capacity(n);
+        let mut skip: Vec<usize> = Vec::with_capacity(n);
+        for id in ids {
+            pos.push((hash_bytes(SEED_OFFSET, id.as_bytes()) % m as u64) as usize);
+            skip.push((hash_bytes(SEED_SKIP, id.as_bytes()) % (m as u64 - 1)) as usize + 1);
+        }
+        let mut table = vec![u32::MAX; m];
+        let mut filled = 0;
+        'fill: loop {
+            for i in 0..n {
+                for _ in 0..weights[i] {
+                    // A permutation of all m slots (m prime, 0 < skip < m): a free one exists.
+                    let mut p = pos[i];
+                    while table[p] != u32::MAX {
+                        p = (p + skip[i]) % m;
+                    }
+                    table[p] = i as u32;
+                    pos[i] = (p + skip[i]) % m;
+                    filled += 1;
+                    if filled == m {
+                        break 'fill;
+                    }
+                }
             }
         }
-        None
+        Maglev {
+            table: table.into(),
+        }
     }
+
+    /// The key's endpoint when usable; else the first usable endpoint in the slots after the
+    /// key's, so keys of usable endpoints never move and an unusable one's keys spread out.
+    fn pick<C: Candidates>(&self, c: &C, key: &[u8]) -> Option<usize> {
+        let m = self.table.len();
+        if m == 0 {
+            return None;
+        }
+        let n = c.len();
+        let home = ((u128::from(hash_bytes(SEED_KEY, key)) * m as u128) >> 64) as usize;
+        let ok = |e: usize| e < n && c.usable(e);
+        for k in 0..MAGLEV_PROBES {
+            let e = self.table[(home + k) % m] as usize;
+            if ok(e) {
+                return Some(e);
+            }
+        }
+        let start = self.table[home] as usize;
+        (0..n).map(|k| (start + k) % n).find(|&e| ok(e))
+    }
+}
+
+// === PeakEwma ===
+
+/// Linkerd/Finagle peak-EWMA latency of one endpoint on one shard: jumps up to a slower sample at
+/// once, decays towards faster ones with time constant `tau`, and while no sample arrives decays
+/// towards zero, so an endpoint that was slow once is tried again rather than starved.
+#[derive(Debug)]
+pub struct PeakEwma {
+    /// 1 / tau, in 1/ns.
+    per_tau_ns: f64,
+    /// Latency estimate in nanoseconds as of `stamp`.
+    estimate_ns: Cell<f64>,
+    /// When the estimate was last updated; None before the first sample.
+    stamp: Cell<Option<Instant>>,
+}
+
+impl PeakEwma {
+    /// `initial` stands in for the latency until the first sample.
+    pub fn new(tau: Duration, initial: Duration) -> Self {
+        PeakEwma {
+            per_tau_ns: 1.0 / (tau.as_nanos() as f64).max(1.0),
+            estimate_ns: Cell::new(initial.as_nanos() as f64),
+            stamp: Cell::new(None),
+        }
+    }
+
+    /// Records one response time.
+    pub fn observe(&self, rtt: Duration, now: Instant) {
+        let rtt = rtt.as_nanos() as f64;
+        let prior = self.estimate_ns.get();
+        if rtt > prior {
+            self.estimate_ns.set(rtt);
+        } else {
+            let w = self.decay(now);
+            self.estimate_ns.set(prior * w + rtt * (1.0 - w));
+        }
+        if self.stamp.get().is_none_or(|t| now > t) {
+            self.stamp.set(Some(now));
+        }
+    }
+
+    /// The estimate decayed to `now`, in nanoseconds, times `in_flight + 1`.
+    pub fn cost(&self, now: Instant, in_flight: u32) -> f64 {
+        self.estimate_ns.get() * self.decay(now) * (f64::from(in_flight) + 1.0)
+    }
+
+    /// exp(-elapsed / tau) since the last sample: 1 right after it, towards 0 long after.
+    fn decay(&self, now: Instant) -> f64 {
+        match self.stamp.get() {
+            Some(t) if now > t => {
+                (-(now.duration_since(t).as_nanos() as f64) * self.per_tau_ns).exp()
+            }
+            _ => 1.0,
+        }
+    }
+}
+
+// === hashing ===
+
+/// Folded multiply: the two halves of the 128-bit product xor-ed, the mixing step of wyhash-style
+/// hashes.
+#[inline]
+pub(crate) fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// A fast non-cryptographic 64-bit hash of `bytes`, keyed by `seed` (keep the seed secret where
+/// inputs are hostile). Also used by `route` and `ratelimit`.
+#[inline]
+pub(crate) fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
+    hash_words::<false>(seed, bytes)
+}
+
+/// [`hash_bytes`] of the ASCII-lower-cased bytes, without copying them.
+pub(crate) fn hash_bytes_lower(seed: u64, bytes: &[u8]) -> u64 {
+    hash_words::<true>(seed, bytes)
+}
+
+const K1: u64 = 0xe703_7ed1_a0b4_28db;
+const K2: u64 = 0x8ebc_6af0_9c88_c6e3;
+const K3: u64 = 0x5899_65cc_7537_4cc3;
+
+#[inline(always)]
+fn hash_words<const LOWER: bool>(seed: u64, b: &[u8]) -> u64 {
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[at..at + 8]);
+        let w = u64::from_le_bytes(w);
+        if LOWER {
+            lower8(w)
+        } else {
+            w
+        }
+    };
+    let byte = |at: usize| {
+        u64::from(if LOWER {
+            b[at].to_ascii_lowercase()
+        } else {
+            b[at]
+        })
+    };
+    let len = b.len();
+    let s1 = seed ^ K1;
+    let s2 = seed.rotate_left(32) ^ K2;
+    let (x, y) = if len >= 16 {
+        let mut h = s2;
+        let mut at = 0;
+        while at + 16 < len {
+            h = fold_mul(word(at) ^ s1, word(at + 8) ^ h);
+            at += 16;
+        }
+        (word(len - 16) ^ h, word(len - 8))
+    } else if len >= 8 {
+        (word(0), word(len - 8))
+    } else if len >= 4 {
+        let half = |at: usize| (0..4).fold(0, |acc, k| acc | byte(at + k) << (8 * k));
+        (half(0), half(len - 4))
+    } else if len > 0 {
+        (byte(0) << 16 | byte(len / 2) << 8 | byte(len - 1), 0)
+    } else {
+        (0, 0)
+    };
+    fold_mul(fold_mul(x ^ s1, y ^ s2), K3 ^ len as u64)
+}
+
+/// ASCII-lower-cases eight bytes at once: adds 0x20 to each byte in `A..=Z`, leaves the rest.
+#[inline(always)]
+pub(crate) fn lower8(w: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let h = w & LOW7;
+    let ge_a = h + 0x3f3f_3f3f_3f3f_3f3f; // high bit set where byte >= b'A'
+    let gt_z = h + 0x2525_2525_2525_2525; // high bit set where byte > b'Z'
+    let upper = ge_a & !gt_z & !w & HIGH;
+    w | (upper >> 2)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Endpoints as a test sees them: usable flags, in-flight counts, costs.
+    struct Eps {
+        up: Vec<bool>,
+        in_flight: Vec<u32>,
+        cost: Vec<f64>,
+    }
+
+    impl Eps {
+        fn up(n: usize) -> Eps {
+            Eps {
+                up: vec![true; n],
+                in_flight: vec![0; n],
+                cost: vec![1.0; n],
+            }
+        }
+    }
+
+    impl Candidates for Eps {
+        fn len(&self) -> usize {
+            self.up.len()
+        }
+        fn usable(&self, i: usize) -> bool {
+            self.up[i]
+        }
+        fn in_flight(&self, i: usize) -> u32 {
+            self.in_flight[i]
+        }
+        fn ewma_cost(&self, i: usize, _: Instant) -> f64 {
+            self.cost[i]
+        }
+    }
+
+    fn picks(b: &Balancer, c: &Eps, k: usize) -> Vec<usize> {
+        let now = Instant::now();
+        (0..k).map(|_| b.pick(c, None, now).unwrap()).collect()
+    }
+
+    fn ids(n: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| format!("10.0.{}.{}:80", i / 256, i % 256))
+            .collect()
+    }
+
+    fn balancer(alg: Algorithm, n: usize, weights: &[u32]) -> Balancer {
+        let ids = ids(n);
+        let ids: Vec<&str> = ids.iter().map(|s| s.as_str()).collect();
+        Balancer::new(&alg, &ids, weights, 7)
+    }
 
     #[test]
     fn rotates_and_skips_unusable() {
@@ -35,19 +554,298 @@ mod tests {
         assert_eq!(picks, [0, 1, 2, 0]);
         assert_eq!(rr.pick(3, |i| i != 1), Some(2));
         assert_eq!(rr.pick(3, |_| false), None);
+        assert_eq!(rr.pick(0, |_| true), None);
+    }
+
+    #[test]
+    fn algorithm_names_round_trip() {
+        let cases = [
+            ("round-robin", Algorithm::RoundRobin),
+            ("weighted", Algorithm::Weighted),
+            ("least-request", Algorithm::LeastRequest),
+            ("ewma", Algorithm::PeakEwma),
+            ("random", Algorithm::Random),
+            ("hash:client-ip", Algorithm::Hash(HashOn::ClientIp)),
+            (
+                "hash:header:x-user",
+                Algorithm::Hash(HashOn::Header("x-user".into())),
+            ),
+            (
+                "hash:cookie:Sess",
+                Algorithm::Hash(HashOn::Cookie("Sess".into())),
+            ),
+        ];
+        for (text, alg) in cases {
+            assert_eq!(text.parse::<Algorithm>().as_ref(), Ok(&alg), "{text}");
+            assert_eq!(alg.name(), text);
+        }
+        let upper: Algorithm = "hash:header:X-User".parse().unwrap();
+        assert_eq!(upper, Algorithm::Hash(HashOn::Header("x-user".into())));
+    }
+
+    #[test]
+    fn algorithm_errors_list_the_choices() {
+        for bad in [
+            "",
+            "rr",
+            "hash",
+            "hash:header:",
+            "hash:cookie:a b",
+            "hash:ip",
+        ] {
+            let err = bad.parse::<Algorithm>().unwrap_err();
+            assert!(err.contains(CHOICES), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn cookie_value_finds_the_named_cookie() {
+        type Case<'a> = (&'a [u8], &'a str, Option<&'a [u8]>);
+        let cases: [Case; 5] = [
+            (b"a=1; sid=xyz; b=2", "sid", Some(b"xyz")),
+            (b"sid=first;sid=second", "sid", Some(b"first")),
+            (b"SID=1", "sid", None),
+            (b"nosuch", "nosuch", None),
+            (b"", "a", None),
+        ];
+        for (header, name, want) in cases {
+            assert_eq!(cookie_value(header, name), want, "{header:?} {name}");
+        }
+    }
+
+    #[test]
+    fn round_robin_balancer_rotates_over_usable() {
+        let b = balancer(Algorithm::RoundRobin, 3, &[]);
+        let mut c = Eps::up(3);
+        assert_eq!(picks(&b, &c, 4), [0, 1, 2, 0]);
+        c.up[2] = false;
+        assert_eq!(picks(&b, &c, 3), [1, 0, 1]);
+    }
+
+    #[test]
+    fn weighted_is_nginx_smooth() {
+        let b = balancer(Algorithm::Weighted, 3, &[5, 1, 1]);
+        let c = Eps::up(3);
+        assert_eq!(
+            picks(&b, &c, 14),
+            [0, 0, 1, 0, 2, 0, 0, 0, 0, 1, 0, 2, 0, 0]
+        );
+    }
+
+    #[test]
+    fn weighted_skips_unusable_and_keeps_ratio() {
+        let b = balancer(Algorithm::Weighted, 3, &[3, 0, 1]);
+        let mut c = Eps::up(3);
+        c.up[0] = false;
+        let got = picks(&b, &c, 4);
+        assert_eq!(got.iter().filter(|&&i| i == 1).count(), 2, "{got:?}");
+        assert!(!got.contains(&0));
+        c.up = vec![false; 3];
+        assert_eq!(b.pick(&c, None, Instant::now()), None);
+    }
+
+    #[test]
+    fn least_request_prefers_fewer_in_flight() {
+        let b = balancer(Algorithm::LeastRequest, 2, &[]);
+        let mut c = Eps::up(2);
+        c.in_flight = vec![9, 1];
+        assert!(picks(&b, &c, 50).iter().all(|&i| i == 1));
+        // Over many endpoints the busiest is never picked: it loses every comparison.
+        let b = balancer(Algorithm::LeastRequest, 5, &[]);
+        let mut c = Eps::up(5);
+        c.in_flight = vec![0, 0, 100, 0, 0];
+        assert!(!picks(&b, &c, 500).contains(&2));
+    }
+
+    #[test]
+    fn ewma_prefers_lower_cost() {
+        let b = balancer(Algorithm::PeakEwma, 2, &[]);
+        let mut c = Eps::up(2);
+        c.cost = vec![0.5, 7.0];
+        assert!(picks(&b, &c, 50).iter().all(|&i| i == 0));
+    }
+
+    #[test]
+    fn random_choices_find_a_lone_usable_endpoint() {
+        for alg in [
+            Algorithm::Random,
+            Algorithm::LeastRequest,
+            Algorithm::PeakEwma,
+        ] {
+            let b = balancer(alg.clone(), 1000, &[]);
+            let mut c = Eps::up(1000);
+            c.up = vec![false; 1000];
+            assert_eq!(b.pick(&c, None, Instant::now()), None, "{alg:?}");
+            c.up[637] = true;
+            assert!(picks(&b, &c, 20).iter().all(|&i| i == 637), "{alg:?}");
+        }
+    }
+
+    #[test]
+    fn random_spreads_evenly() {
+        let b = balancer(Algorithm::Random, 4, &[]);
+        let c = Eps::up(4);
+        let mut count = [0; 4];
+        for i in picks(&b, &c, 40_000) {
+            count[i] += 1;
+        }
+        assert!(
+            count.iter().all(|&k| (9_000..11_000).contains(&k)),
+            "{count:?}"
+        );
+    }
+
+    fn owners(b: &Balancer, c: &Eps, keys: usize) -> Vec<usize> {
+        let now = Instant::now();
+        (0..keys)
+            .map(|k| b.pick(c, Some(&(k as u64).to_le_bytes()), now).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn maglev_spreads_keys_evenly_and_by_weight() {
+        let b = balancer(Algorithm::Hash(HashOn::ClientIp), 4, &[]);
+        let mut count = [0; 4];
+        for e in owners(&b, &Eps::up(4), 40_000) {
+            count[e] += 1;
+        }
+        assert!(
+            count.iter().all(|&k| (9_000..11_000).contains(&k)),
+            "{count:?}"
+        );
+        let b = balancer(Algorithm::Hash(HashOn::ClientIp), 2, &[3, 1]);
+        let heavy = owners(&b, &Eps::up(2), 40_000)
+            .iter()
+            .filter(|&&e| e == 0)
+            .count();
+        assert!((29_000..31_000).contains(&heavy), "{heavy}");
+    }
+
+    #[test]
+    fn maglev_removing_an_endpoint_remaps_about_its_share() {
+        let all = ids(10);
+        let before_ids: Vec<&str> = all.iter().map(|s| s.as_str()).collect();
+        let after_ids: Vec<&str> = before_ids
+            .iter()
+            .copied()
+            .filter(|&s| s != all[3])
+            .collect();
+        let alg = Algorithm::Hash(HashOn::ClientIp);
+        let before = Balancer::new(&alg, &before_ids, &[], 1);
+        let after = Balancer::new(&alg, &after_ids, &[], 1);
+        let (b, a) = (
+            owners(&before, &Eps::up(10), 50_000),
+            owners(&after, &Eps::up(9), 50_000),
+        );
+        let moved = b
+            .iter()
+            .zip(&a)
+            .filter(|(&x, &y)| before_ids[x] != after_ids[y])
+            .count();
+        let share = moved as f64 / 50_000.0;
+        assert!((0.09..0.13).contains(&share), "moved {share}");
+    }
+
+    #[test]
+    fn maglev_unusable_endpoint_moves_only_its_own_keys() {
+        let b = balancer(Algorithm::Hash(HashOn::ClientIp), 5, &[]);
+        let mut c = Eps::up(5);
+        let before = owners(&b, &c, 20_000);
+        c.up[2] = false;
+        let after = owners(&b, &c, 20_000);
+        let mut spread = [0; 5];
+        for (x, y) in before.iter().zip(&after) {
+            if *x == 2 {
+                spread[*y] += 1;
+            } else {
+                assert_eq!(x, y, "a key on a usable endpoint moved");
+            }
+        }
+        assert_eq!(spread[2], 0);
+        assert!(
+            spread.iter().enumerate().all(|(i, &k)| i == 2 || k > 500),
+            "{spread:?}"
+        );
+        c.up = vec![false, false, false, false, true];
+        assert!(owners(&b, &c, 1000).iter().all(|&e| e == 4));
+        c.up = vec![false; 5];
+        assert_eq!(b.pick(&c, Some(b"k"), Instant::now()), None);
+    }
+
+    #[test]
+    fn hash_without_key_falls_back_to_round_robin() {
+        let b = balancer(Algorithm::Hash(HashOn::Header("x".into())), 3, &[]);
+        assert_eq!(picks(&b, &Eps::up(3), 4), [0, 1, 2, 0]);
+        let empty = Balancer::new(&Algorithm::Hash(HashOn::ClientIp), &[], &[], 0);
+        assert_eq!(empty.pick(&Eps::up(0), Some(b"k"), Instant::now()), None);
+    }
+
+    #[test]
+    fn more_candidates_than_ids_never_panics() {
+        let now = Instant::now();
+        for alg in [
+            "round-robin",
+            "weighted",
+            "least-request",
+            "ewma",
+            "random",
+            "hash:client-ip",
+        ] {
+            let b = balancer(alg.parse().unwrap(), 2, &[1, 1]);
+            for k in 0..20u8 {
+                let i = b.pick(&Eps::up(5), Some(&[k]), now).unwrap();
+                assert!(i < 5, "{alg}");
+            }
+            assert_eq!(b.pick(&Eps::up(0), Some(b"k"), now), None, "{alg}");
+        }
+    }
+
+    #[test]
+    fn peak_ewma_jumps_up_and_decays_down() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let e = PeakEwma::new(ms(100), ms(10));
+        assert_eq!(e.cost(t0, 0), 10e6);
+        e.observe(ms(50), t0);
+        assert_eq!(e.cost(t0, 0), 50e6, "a slower sample is taken at once");
+        e.observe(ms(10), t0 + ms(100));
+        let want = 50e6 * (-1f64).exp() + 10e6 * (1.0 - (-1f64).exp());
+        assert!((e.cost(t0 + ms(100), 0) - want).abs() < 1.0);
+        assert!(
+            (e.cost(t0 + ms(100), 3) - 4.0 * want).abs() < 4.0,
+            "times in_flight + 1"
+        );
+        let idle = e.cost(t0 + ms(300), 0);
+        assert!(
+            (idle - want * (-2f64).exp()).abs() < 1.0,
+            "decays while idle: {idle}"
+        );
+        e.observe(ms(1), t0); // an older instant must not break anything
+        assert!(e.cost(t0, 0).is_finite());
+    }
+
+    #[test]
+    fn hashes_fold_case_and_differ() {
+        let cases: [&[u8]; 6] = [
+            b"",
+            b"a",
+            b"Host",
+            b"Example.COM",
+            b"API.example.com:80",
+            &[0xC1; 40],
+        ];
+        for s in cases {
+            let lower = s.to_ascii_lowercase();
+            assert_eq!(hash_bytes_lower(1, s), hash_bytes(1, &lower), "{s:?}");
+            assert_ne!(hash_bytes(1, s), hash_bytes(2, s), "{s:?}");
+        }
+        for w in [0u64, u64::MAX, 0x4041_5a5b_6061_7a7b, 0xc1c1_4141_c1c1_4141] {
+            let want = u64::from_le_bytes(w.to_le_bytes().map(|b| b.to_ascii_lowercase()));
+            assert_eq!(lower8(w), want, "{w:x}");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for k in 0..100_000u32 {
+            assert!(seen.insert(hash_bytes(0, &k.to_le_bytes()[..3 + (k % 2) as usize])));
+        }
     }
 }
-
-// STUB additions (replaced by the policy branch).
-use std::time::Instant;
-#[derive(Debug, Clone, PartialEq)]
-pub enum HashOn { ClientIp, Header(String), Cookie(String) }
-#[derive(Debug, Clone, PartialEq)]
-pub enum Algorithm { RoundRobin, Weighted, LeastRequest, PeakEwma, Random, Hash(HashOn) }
-impl std::str::FromStr for Algorithm { type Err = String; fn from_str(s: &str) -> Result<Self, String> { Ok(match s { "round-robin" => Algorithm::RoundRobin, "weighted" => Algorithm::Weighted, "least-request" => Algorithm::LeastRequest, "ewma" => Algorithm::PeakEwma, "random" => Algorithm::Random, "hash:client-ip" => Algorithm::Hash(HashOn::ClientIp), _ => return Err(format!("bad {s}")) }) } }
-impl Algorithm { pub fn name(&self) -> String { "round-robin".into() } }
-pub trait Candidates { fn len(&self) -> usize; fn usable(&self, i: usize) -> bool; fn in_flight(&self, i: usize) -> u32; fn ewma_cost(&self, i: usize, now: Instant) -> f64; }
-pub struct Balancer(RoundRobin);
-impl Balancer { pub fn new(_a: &Algorithm, _ids: &[&str], _w: &[u32], _s: u64) -> Balancer { Balancer(RoundRobin::default()) } pub fn pick<C: Candidates>(&self, c: &C, _k: Option<&[u8]>, _n: Instant) -> Option<usize> { self.0.pick(c.len(), |i| c.usable(i)) } }
-pub struct PeakEwma;
-impl PeakEwma { pub fn new(_t: std::time::Duration, _i: std::time::Duration) -> Self { PeakEwma } pub fn observe(&self, _r: std::time::Duration, _n: Instant) {} pub fn cost(&self, _n: Instant, f: u32) -> f64 { f as f64 } }

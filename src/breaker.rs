@@ -1,18 +1,403 @@
-//! STUB (replaced by the policy branch).
+//! Circuit breaker of one endpoint on one shard: after `failures` consecutive failures it stops
+//! traffic for an open timeout, then lets a few probes through and closes again once enough of
+//! them succeed. Runs on a shard thread; state is plain `Cell`s, time is passed in.
+//!
+//! ```text
+//!   Closed ──failures in a row──► Open ──timeout passed, admit()──► HalfOpen ──successes──► Closed
+//!                                  ▲                                    │
+//!                                  └──── any failure (timeout doubled) ─┘
+//! ```
+//!
+//! The caller reports every admitted request exactly once: `on_success`, `on_failure`, or
+//! `on_abandoned` when it ended without a verdict (client gone). A probe nobody reports is
+//! presumed lost after the current open timeout, so a shard cannot stay half-open for ever.
+
+use std::cell::Cell;
 use std::time::{Duration, Instant};
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BreakerConfig { pub failures: u32, pub open_timeout: Duration, pub max_open_timeout: Duration, pub half_open_requests: u32, pub successes: u32 }
-impl Default for BreakerConfig { fn default() -> Self { BreakerConfig { failures: 5, open_timeout: Duration::from_secs(30), max_open_timeout: Duration::from_secs(300), half_open_requests: 1, successes: 2 } } }
-pub enum State { Closed, Open, HalfOpen }
-pub enum Transition { Opened, HalfOpened, Closed }
-pub struct Breaker;
+
+/// Breaker thresholds; `Default` gives 5 failures, 30 s doubling up to 5 min, 1 probe, 2 successes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakerConfig {
+    /// Consecutive failures that open a closed breaker.
+    pub failures: u32,
+    /// How long the breaker first stays open.
+    pub open_timeout: Duration,
+    /// Cap on the open timeout as failed probes double it.
+    pub max_open_timeout: Duration,
+    /// Probes allowed in flight at once while half-open.
+    pub half_open_requests: u32,
+    /// Successful probes that close a half-open breaker.
+    pub successes: u32,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            failures: 5,
+            open_timeout: Duration::from_secs(30),
+            max_open_timeout: Duration::from_secs(300),
+            half_open_requests: 1,
+            successes: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Traffic flows; consecutive failures are counted.
+    Closed,
+    /// Traffic is refused until the open timeout has passed.
+    Open,
+    /// A few probe requests test whether the endpoint has recovered.
+    HalfOpen,
+}
+
+/// A change of state, for logs and for telling other shards (outlier events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Opened,
+    HalfOpened,
+    Closed,
+}
+
+#[derive(Debug)]
+pub struct Breaker {
+    state: Cell<State>,
+    /// Closed: failures in a row. HalfOpen: successful probes so far.
+    count: Cell<u32>,
+    /// HalfOpen: probes admitted and not yet reported.
+    probes: Cell<u32>,
+    /// Open: when probing may start. HalfOpen: when unreported probes are presumed lost.
+    until: Cell<Option<Instant>>,
+    /// The open timeout now in force: doubles on each failed probe, reset on closing.
+    timeout: Cell<Duration>,
+    cfg: BreakerConfig,
+}
+
 impl Breaker {
-    pub fn new(_c: BreakerConfig) -> Self { Breaker }
-    pub fn usable(&self, _n: Instant) -> bool { true }
-    pub fn admit(&self, _n: Instant) -> (bool, Option<Transition>) { (true, None) }
-    pub fn on_success(&self, _n: Instant) -> Option<Transition> { None }
-    pub fn on_failure(&self, _n: Instant) -> Option<Transition> { None }
-    pub fn force_open(&self, _n: Instant) -> Option<Transition> { None }
-    pub fn force_close(&self) -> Option<Transition> { None }
-    pub fn state(&self) -> State { State::Closed }
+    /// Zero thresholds count as 1; a `max_open_timeout` below `open_timeout` is raised to it.
+    pub fn new(cfg: BreakerConfig) -> Self {
+        let cfg = BreakerConfig {
+            failures: cfg.failures.max(1),
+            max_open_timeout: cfg.max_open_timeout.max(cfg.open_timeout),
+            half_open_requests: cfg.half_open_requests.max(1),
+            successes: cfg.successes.max(1),
+            ..cfg
+        };
+        Breaker {
+            state: Cell::new(State::Closed),
+            count: Cell::new(0),
+            probes: Cell::new(0),
+            until: Cell::new(None),
+            timeout: Cell::new(cfg.open_timeout),
+            cfg,
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state.get()
+    }
+
+    /// No side effect: Closed; Open whose timeout passed; HalfOpen with a free probe slot.
+    #[inline]
+    pub fn usable(&self, now: Instant) -> bool {
+        self.state.get() == State::Closed || self.usable_slow(now)
+    }
+
+    #[cold]
+    fn usable_slow(&self, now: Instant) -> bool {
+        match self.state.get() {
+            State::Closed => true,
+            State::Open => self.passed(now),
+            State::HalfOpen => self.probes.get() < self.cfg.half_open_requests || self.passed(now),
+        }
+    }
+
+    /// Call when a request is sent: Open→HalfOpen after the timeout, HalfOpen counts probes in
+    /// flight. `false` means the request must not go to this endpoint.
+    #[inline]
+    pub fn admit(&self, now: Instant) -> (bool, Option<Transition>) {
+        if self.state.get() == State::Closed {
+            return (true, None);
+        }
+        self.admit_slow(now)
+    }
+
+    #[cold]
+    fn admit_slow(&self, now: Instant) -> (bool, Option<Transition>) {
+        match self.state.get() {
+            State::Closed => (true, None),
+            State::Open if self.passed(now) => {
+                self.set(State::HalfOpen, 0);
+                self.probe(now);
+                (true, Some(Transition::HalfOpened))
+            }
+            State::Open => (false, None),
+            State::HalfOpen => {
+                if self.passed(now) {
+                    self.probes.set(0); // the probes in flight are presumed lost
+                }
+                if self.probes.get() >= self.cfg.half_open_requests {
+                    return (false, None);
+                }
+                self.probe(now);
+                (true, None)
+            }
+        }
+    }
+
+    /// HalfOpen closes after `successes` successes; Closed forgets its failure run.
+    #[inline]
+    pub fn on_success(&self, _now: Instant) -> Option<Transition> {
+        match self.state.get() {
+            State::Closed => {
+                self.count.set(0);
+                None
+            }
+            State::Open => None,
+            State::HalfOpen => {
+                self.probes.set(self.probes.get().saturating_sub(1));
+                let ok = self.count.get().saturating_add(1);
+                self.count.set(ok);
+                (ok >= self.cfg.successes).then(|| self.close())
+            }
+        }
+    }
+
+    /// Closed opens after `failures` CONSECUTIVE failures; HalfOpen reopens at once with the
+    /// open timeout doubled (capped); an Open breaker ignores late failures.
+    pub fn on_failure(&self, now: Instant) -> Option<Transition> {
+        match self.state.get() {
+            State::Closed => {
+                let failed = self.count.get().saturating_add(1);
+                self.count.set(failed);
+                (failed >= self.cfg.failures).then(|| self.open(now))
+            }
+            State::Open => None,
+            State::HalfOpen => {
+                let doubled = self.timeout.get().saturating_mul(2);
+                self.timeout.set(doubled.min(self.cfg.max_open_timeout));
+                Some(self.open(now))
+            }
+        }
+    }
+
+    /// A request admitted earlier ended with no verdict on the endpoint: frees its probe slot.
+    pub fn on_abandoned(&self) {
+        if self.state.get() == State::HalfOpen {
+            self.probes.set(self.probes.get().saturating_sub(1));
+        }
+    }
+
+    /// An outlier event from another shard: open now (an Open breaker keeps its deadline).
+    pub fn force_open(&self, now: Instant) -> Option<Transition> {
+        (self.state.get() != State::Open).then(|| self.open(now))
+    }
+
+    /// Close now, as a fresh breaker.
+    pub fn force_close(&self) -> Option<Transition> {
+        (self.state.get() != State::Closed).then(|| self.close())
+    }
+
+    fn open(&self, now: Instant) -> Transition {
+        self.set(State::Open, 0);
+        self.until.set(now.checked_add(self.timeout.get()));
+        Transition::Opened
+    }
+
+    fn close(&self) -> Transition {
+        self.set(State::Closed, 0);
+        self.until.set(None);
+        self.timeout.set(self.cfg.open_timeout);
+        Transition::Closed
+    }
+
+    fn set(&self, state: State, count: u32) {
+        self.state.set(state);
+        self.count.set(count);
+        self.probes.set(0);
+    }
+
+    fn probe(&self, now: Instant) {
+        self.probes.set(self.probes.get() + 1);
+        self.until.set(now.checked_add(self.timeout.get()));
+    }
+
+    /// The deadline in `until` has passed (an unrepresentable deadline never does).
+    fn passed(&self, now: Instant) -> bool {
+        self.until.get().is_some_and(|t| now >= t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    fn breaker() -> Breaker {
+        Breaker::new(BreakerConfig {
+            failures: 3,
+            open_timeout: 10 * S,
+            max_open_timeout: 35 * S,
+            half_open_requests: 1,
+            successes: 2,
+        })
+    }
+
+    /// Drives a fresh breaker from Closed to Open at `t`.
+    fn opened(b: &Breaker, t: Instant) {
+        for _ in 0..2 {
+            assert_eq!(b.on_failure(t), None);
+        }
+        assert_eq!(b.on_failure(t), Some(Transition::Opened));
+    }
+
+    #[test]
+    fn defaults() {
+        let c = BreakerConfig::default();
+        assert_eq!((c.failures, c.half_open_requests, c.successes), (5, 1, 2));
+        assert_eq!((c.open_timeout, c.max_open_timeout), (30 * S, 300 * S));
+    }
+
+    #[test]
+    fn opens_only_after_consecutive_failures() {
+        let (b, t) = (breaker(), Instant::now());
+        b.on_failure(t);
+        b.on_failure(t);
+        b.on_success(t);
+        assert_eq!(b.on_failure(t), None, "a success resets the run");
+        assert_eq!(b.on_failure(t), None);
+        assert_eq!(b.state(), State::Closed);
+        assert_eq!(b.on_failure(t), Some(Transition::Opened));
+        assert_eq!(b.state(), State::Open);
+        assert_eq!(b.on_failure(t), None, "late failures change nothing");
+    }
+
+    #[test]
+    fn open_refuses_until_timeout_then_half_opens_on_admit() {
+        let (b, t) = (breaker(), Instant::now());
+        opened(&b, t);
+        let cases = [(Duration::ZERO, false), (9 * S, false), (10 * S, true)];
+        for (after, want) in cases {
+            assert_eq!(b.usable(t + after), want, "{after:?}");
+            assert_eq!(b.state(), State::Open, "usable has no side effect");
+        }
+        assert_eq!(b.admit(t + 5 * S), (false, None));
+        assert_eq!(b.admit(t + 10 * S), (true, Some(Transition::HalfOpened)));
+        assert_eq!(b.state(), State::HalfOpen);
+    }
+
+    #[test]
+    fn half_open_limits_probes_in_flight() {
+        let (b, t) = (breaker(), Instant::now());
+        opened(&b, t);
+        let t = t + 10 * S;
+        b.admit(t);
+        assert!(!b.usable(t));
+        assert_eq!(b.admit(t), (false, None));
+        b.on_abandoned();
+        assert!(b.usable(t), "an abandoned probe frees its slot");
+        assert_eq!(b.admit(t), (true, None));
+        assert_eq!(b.on_success(t), None);
+        assert_eq!(b.admit(t), (true, None), "a reported probe frees its slot");
+    }
+
+    #[test]
+    fn half_open_closes_after_successes() {
+        let (b, t) = (breaker(), Instant::now());
+        opened(&b, t);
+        let t = t + 10 * S;
+        b.admit(t);
+        assert_eq!(b.on_success(t), None);
+        b.admit(t);
+        assert_eq!(b.on_success(t), Some(Transition::Closed));
+        assert_eq!(b.state(), State::Closed);
+        assert_eq!(b.admit(t), (true, None));
+    }
+
+    #[test]
+    fn failed_probe_reopens_with_doubled_capped_timeout_and_closing_resets_it() {
+        let (b, t0) = (breaker(), Instant::now());
+        opened(&b, t0);
+        let mut t = t0 + 10 * S;
+        for want in [20 * S, 35 * S, 35 * S] {
+            assert_eq!(b.admit(t).1, Some(Transition::HalfOpened));
+            assert_eq!(
+                b.on_failure(t),
+                Some(Transition::Opened),
+                "one failure reopens"
+            );
+            assert!(!b.usable(t + want - Duration::from_millis(1)), "{want:?}");
+            assert!(b.usable(t + want), "{want:?}");
+            t += want;
+        }
+        b.admit(t);
+        b.on_success(t);
+        b.admit(t);
+        assert_eq!(b.on_success(t), Some(Transition::Closed));
+        opened(&b, t);
+        assert!(b.usable(t + 10 * S), "backoff reset to the open timeout");
+    }
+
+    #[test]
+    fn lost_probe_is_presumed_failed_after_the_timeout() {
+        let (b, t) = (breaker(), Instant::now());
+        opened(&b, t);
+        b.admit(t + 10 * S);
+        assert_eq!(b.admit(t + 19 * S), (false, None));
+        assert!(b.usable(t + 20 * S));
+        assert_eq!(b.admit(t + 20 * S), (true, None));
+    }
+
+    #[test]
+    fn forced_transitions() {
+        let (b, t) = (breaker(), Instant::now());
+        assert_eq!(b.force_close(), None);
+        assert_eq!(b.force_open(t), Some(Transition::Opened));
+        assert_eq!(b.force_open(t + 5 * S), None);
+        assert!(
+            !b.usable(t + 9 * S),
+            "a second outlier event keeps the first deadline"
+        );
+        assert!(b.usable(t + 10 * S));
+        assert_eq!(b.force_close(), Some(Transition::Closed));
+        assert_eq!(b.state(), State::Closed);
+        b.admit(t);
+        b.on_failure(t);
+        b.on_failure(t);
+        assert_eq!(b.force_close(), None);
+        assert_eq!(
+            b.on_failure(t),
+            Some(Transition::Opened),
+            "force_close of Closed keeps the run"
+        );
+    }
+
+    #[test]
+    fn odd_configs_do_not_wedge() {
+        let b = Breaker::new(BreakerConfig {
+            failures: 0,
+            open_timeout: Duration::MAX,
+            max_open_timeout: Duration::ZERO,
+            half_open_requests: 0,
+            successes: 0,
+        });
+        let t = Instant::now();
+        assert_eq!(b.on_failure(t), Some(Transition::Opened));
+        assert!(
+            !b.usable(t + 1000 * S),
+            "an unrepresentable deadline never passes"
+        );
+        assert_eq!(b.force_close(), Some(Transition::Closed));
+        let b = Breaker::new(BreakerConfig {
+            failures: 1,
+            successes: 0,
+            half_open_requests: 0,
+            ..BreakerConfig::default()
+        });
+        b.on_failure(t);
+        assert_eq!(b.admit(t + 30 * S), (true, Some(Transition::HalfOpened)));
+        assert_eq!(b.on_success(t), Some(Transition::Closed));
+    }
 }

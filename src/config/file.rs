@@ -476,12 +476,11 @@ mod tests {
             ("[[routes]]\ncluster = \"a\"\npath = \"/x\"\npath_prefix = \"/y\"\n", "routes[0].path_prefix", 15),
             ("[[routes]]\ncluster = \"a\"\nrate_limit = { rate = \"fast\" }\n", "routes[0].rate_limit.rate", 14),
             ("[[routes]]\ncluster = \"a\"\nretry = { on = [\"500\"] }\n", "routes[0].retry.on", 14),
-            ("[[routes]]\ncluster = \"a\"\nrequest_headers_add = { \"content-length\" = \"1\" }\n", "routes[0].request_headers_add", 8),
-            ("[[routes]]\npath = \"/x\"\n", "routes[0].cluster", 8),
+            ("[[routes]]\ncluster = \"a\"\nrequest_headers_add = { \"content-length\" = \"1\" }\n", "routes[0].request_headers_add", 14),
+            ("[[routes]]\npath = \"/x\"\n", "routes[0].cluster", 12),
         ];
         for (tail, field, line) in cases {
             let e = err(&format!("{TWO_CLUSTERS}{tail}"));
-            eprintln!("{tail:?} -> {e}");
             assert_eq!((e.field.as_str(), e.line), (*field, *line), "{tail}: {e}");
         }
     }

@@ -70,15 +70,15 @@ pub struct RawRoute {
     path: S<String>,
     path_prefix: S<String>,
     path_template: S<String>,
-    methods: Option<Vec<String>>,
-    headers: Option<HashMap<String, String>>,
-    headers_present: Option<Vec<String>>,
+    methods: S<Vec<String>>,
+    headers: S<HashMap<String, String>>,
+    headers_present: S<Vec<String>>,
     cluster: S<String>,
     rewrite_prefix: S<String>,
-    request_headers_add: Option<HashMap<String, String>>,
-    request_headers_remove: Option<Vec<String>>,
-    response_headers_add: Option<HashMap<String, String>>,
-    response_headers_remove: Option<Vec<String>>,
+    request_headers_add: S<HashMap<String, String>>,
+    request_headers_remove: S<Vec<String>>,
+    response_headers_add: S<HashMap<String, String>>,
+    response_headers_remove: S<Vec<String>>,
     max_body: S<u64>,
     direct: Option<Spanned<RawDirect>>,
     timeouts: Option<RawRouteTimeouts>,
@@ -278,14 +278,26 @@ fn header_value_ok(v: &str) -> bool {
     v.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
 }
 
+/// The value and where it is written (the entry's span when absent).
+fn spanned<T: Default>(v: S<T>, entry: &Range<usize>) -> (T, Range<usize>) {
+    match v {
+        Some(v) => {
+            let span = v.span();
+            (v.into_inner(), span)
+        }
+        None => (T::default(), entry.clone()),
+    }
+}
+
 fn edits(
-    add: Option<HashMap<String, String>>,
-    remove: Option<Vec<String>>,
-    span: Range<usize>,
+    add: S<HashMap<String, String>>,
+    remove: S<Vec<String>>,
+    entry: Range<usize>,
     field: impl Fn(&str) -> String,
 ) -> Result<HeaderEdits, EntryError> {
     let mut e = HeaderEdits::default();
-    let mut add: Vec<_> = add.unwrap_or_default().into_iter().collect();
+    let (add, span) = spanned(add, &entry);
+    let mut add: Vec<_> = add.into_iter().collect();
     add.sort();
     for (n, v) in add {
         if !header_name_ok(&n) || !header_value_ok(&v) {
@@ -296,7 +308,8 @@ fn edits(
         }
         e.add.push((n, v));
     }
-    for n in remove.unwrap_or_default() {
+    let (remove, span) = spanned(remove, &entry);
+    for n in remove {
         if !header_name_ok(&n) || framing_header(&n) {
             return err(span, field("remove"), format!("{n:?} is not a header name a route may remove"));
         }
@@ -334,22 +347,24 @@ pub fn route(
             path = parse(v.get_ref()).map_err(|m| (v.span(), f(k), m))?;
         }
     }
-    let methods = raw.methods.unwrap_or_default();
+    let (methods, mspan) = spanned(raw.methods, &span);
     if let Some(m) = methods.iter().find(|m| m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase())) {
-        return err(span, f("methods"), format!("{m:?} is not an upper-case method name"));
+        return err(mspan, f("methods"), format!("{m:?} is not an upper-case method name"));
     }
     let mut headers = Vec::new();
-    let mut exact: Vec<_> = raw.headers.unwrap_or_default().into_iter().collect();
+    let (exact, hspan) = spanned(raw.headers, &span);
+    let mut exact: Vec<_> = exact.into_iter().collect();
     exact.sort();
     for (n, v) in exact {
         if !header_name_ok(&n) {
-            return err(span, f("headers"), format!("{n:?} is not a header name"));
+            return err(hspan, f("headers"), format!("{n:?} is not a header name"));
         }
         headers.push((n.to_ascii_lowercase(), HeaderPattern::Exact(v.into_bytes())));
     }
-    for n in raw.headers_present.unwrap_or_default() {
+    let (present, pspan) = spanned(raw.headers_present, &span);
+    for n in present {
         if !header_name_ok(&n) {
-            return err(span, f("headers_present"), format!("{n:?} is not a header name"));
+            return err(pspan, f("headers_present"), format!("{n:?} is not a header name"));
         }
         headers.push((n.to_ascii_lowercase(), HeaderPattern::Present));
     }

@@ -94,21 +94,23 @@ pub fn admit<'t>(
             RateKey::ClientIp => None,
         };
         match limiter.take(rate_key(&rl.key, client, header), Instant::now()) {
-            Decision::Allowed { remaining } => {
+            Decision::Allowed { remaining, reset } => {
                 let _ = write!(
                     s.extra,
-                    "RateLimit-Limit: {}\r\nRateLimit-Remaining: {remaining}\r\n",
-                    view.limit_header
+                    "RateLimit-Limit: {}\r\nRateLimit-Remaining: {remaining}\r\nRateLimit-Reset: {}\r\n",
+                    view.limit_header,
+                    ceil_secs(reset)
                 );
             }
-            Decision::Limited { retry_after } => {
+            Decision::Limited { retry_after, reset } => {
                 let stats = &view.stats;
                 stats.rate_limited.set(stats.rate_limited.get() + 1);
-                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 let _ = write!(
                     s.extra,
-                    "Retry-After: {secs}\r\nRateLimit-Limit: {}\r\nRateLimit-Remaining: 0\r\nRateLimit-Reset: {secs}\r\n",
-                    view.limit_header
+                    "Retry-After: {}\r\nRateLimit-Limit: {}\r\nRateLimit-Remaining: 0\r\nRateLimit-Reset: {}\r\n",
+                    ceil_secs(retry_after),
+                    view.limit_header,
+                    ceil_secs(reset)
                 );
                 let (plan, v) = local(Verdict::Limited { retry_after });
                 return (plan, Some(i), v);
@@ -151,6 +153,11 @@ pub fn admit<'t>(
     plan.span_id = ids.0;
     plan.new_trace = ids.1;
     (plan, Some(i), Verdict::Forward)
+}
+
+/// Whole seconds, rounded up (the unit of Retry-After and RateLimit-Reset).
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 /// The client address policy sees: the peer, or X-Forwarded-For when the peer is trusted.

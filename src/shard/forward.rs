@@ -124,6 +124,8 @@ async fn proxy(
             Err(e) => {
                 if e.is_endpoint_fault() {
                     fail(shard, ep);
+                } else {
+                    ep.breaker.on_abandoned();
                 }
                 let again = policy.on_connect && e.is_endpoint_fault();
                 if again && retry(ctx, &mut retries_left, now) {
@@ -176,11 +178,16 @@ async fn proxy(
             }
             // A pooled connection the upstream had closed: not the endpoint's fault, and safe
             // to send again on a fresh connection (once).
-            Err(f) if f.retryable && reused && !fresh_only && replayable => fresh_only = true,
+            Err(f) if f.retryable && reused && !fresh_only && replayable => {
+                ep.breaker.on_abandoned();
+                fresh_only = true;
+            }
             Err(f) => {
                 let upstream_fault = matches!(f.error, ProxyError::Upstream(_));
                 if upstream_fault {
                     fail(shard, ep);
+                } else {
+                    ep.breaker.on_abandoned();
                 }
                 let again = !f.answered
                     && match f.error {

@@ -126,7 +126,7 @@ impl ClusterView {
             .endpoints
             .iter()
             .map(|e| {
-                let identity = (limits, timeouts.connect, c.breaker);
+                let identity = (limits, timeouts.connect, c.breaker.clone());
                 let kept = old.and_then(|o| {
                     o.endpoints
                         .iter()
@@ -142,7 +142,7 @@ impl ClusterView {
                             name: Arc::from(e.name.as_str()),
                             addr: e.addr,
                             pool: EndpointPool::new(e.addr, limits, timeouts, stats.clone()),
-                            breaker: Breaker::new(c.breaker),
+                            breaker: Breaker::new(c.breaker.clone()),
                             ewma: PeakEwma::new(Duration::from_secs(10), Duration::from_millis(1)),
                             in_flight: Cell::new(0),
                             probe_up: Cell::new(true),
