@@ -2,16 +2,21 @@
 # The whole test suite, as CI and the README run it:
 #   lint (fmt, clippy) → unit + integration tests on io_uring → integration tests again on the epoll
 #   fallback (MONOIO_FORCE_LEGACY_DRIVER=1) → a short bounded fuzz run (FUZZ_SECONDS=0 skips it).
-# Installs what the tests need first (curl from Debian; cargo-fuzz from crates.io via scripts/fuzz.sh).
+# Installs what the tests need first (curl and wrk from Debian; cargo-fuzz from crates.io via
+# scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # --- what the tests need ---------------------------------------------------------------------
-if ! command -v curl >/dev/null 2>&1; then
+missing=()
+for tool in curl wrk; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "test.sh: curl is missing and we are not root to install it" >&2
+    echo "test.sh: ${missing[*]} missing and we are not root to install them" >&2
     exit 1
   fi
 fi
