@@ -27,6 +27,10 @@ impl Gate {
         self.0 .1.notify_all();
     }
 
+    fn close(&self) {
+        *self.0 .0.lock().unwrap() = false;
+    }
+
     fn wait(&self) {
         let g = self.0 .0.lock().unwrap();
         let _ = self
@@ -582,8 +586,7 @@ fn shards_lists_each_shard_with_core_driver_and_load() {
     gate.open();
     let mut idle = proxy.connect();
     assert_eq!(idle.exchange(&get("/first")).status, 200);
-    // Close the gate again for the request held in flight.
-    *gate.0 .0.lock().unwrap() = false;
+    gate.close(); // for the request held in flight
     let mut busy = proxy.connect();
     busy.send(&get("/held")).unwrap();
     up.wait_for("the held request", ms(3000), |s| s.requests.len() == 2);
