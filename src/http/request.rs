@@ -207,6 +207,7 @@ pub fn process<'p>(
     let mut has_request_id = false;
     let mut request_id: &[u8] = b"";
     let mut traceparent: Option<&[u8]> = None;
+    let mut traceparents = 0;
     for h in req.headers.iter() {
         if framing.header(h.name, h.value) {
             continue;
@@ -228,6 +229,7 @@ pub fn process<'p>(
             has_request_id = true;
             request_id = h.value;
         } else if name_is(h.name, "traceparent") {
+            traceparents += 1;
             traceparent = Some(h.value);
         }
     }
@@ -342,7 +344,10 @@ pub fn process<'p>(
     for (n, v) in plan.add {
         header(out, n.as_bytes(), v.as_bytes());
     }
-    let incoming = traceparent.and_then(trace::parse);
+    // Several traceparent fields make the trace context invalid (http/trace.rs): none is used.
+    let incoming = traceparent
+        .filter(|_| traceparents == 1)
+        .and_then(trace::parse);
     if incoming.is_some() || plan.trace_start {
         done.trace_id = trace::forward(
             incoming.as_ref(),

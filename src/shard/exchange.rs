@@ -105,6 +105,8 @@ pub async fn attempt(
     // The head is kept in `c.head` across attempts of a retry: write a copy's worth by length.
     let head_len = c.head.len();
     let left = coalesce(&mut c.head, &mut c.buf, req.body);
+    // Body bytes that go out with the head were read from the client like the rest.
+    ex.bytes_in += (c.head.len() - head_len) as u64;
     let sent = write_vec(up, &mut c.head, limits.upstream).await;
     c.head.truncate(head_len);
     sent.map_err(retryable)?;
@@ -113,6 +115,7 @@ pub async fn attempt(
             write_static(&mut c.stream, canned::CONTINUE, limits.body)
                 .await
                 .map_err(|e| Failed::before(client_io(e)))?;
+            ex.bytes_out += canned::CONTINUE.len() as u64;
         }
         let relayed = match left {
             BodyFraming::Length(n) => {
@@ -160,6 +163,7 @@ pub async fn attempt(
                             write_vec(&mut c.stream, &mut c.out, limits.body)
                                 .await
                                 .map_err(|e| Failed::before(client_io(e)))?;
+                            ex.bytes_out += c.out.len() as u64;
                         }
                     }
                     Kind::Switching => {

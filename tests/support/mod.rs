@@ -1,10 +1,12 @@
 //! Shared harness for shardgate's integration tests: the proxy process (`proxy`), scripted
 //! upstreams (`upstream`), HTTP/1.1 on blocking sockets for both ends (`wire`, parsing in
-//! `message`, bytes to send in `compose`) and the libc calls std lacks (`sys`). Everything runs
+//! `message`, bytes to send in `compose`), the operations surface (`admin`: admin requests,
+//! Prometheus text, access-log lines) and the libc and /proc calls std lacks (`sys`). Everything runs
 //! on 127.0.0.1 with port 0, each test with its own proxy and upstreams, so tests run in parallel. Every socket read has a timeout: a proxy bug fails a test,
 //! it never hangs the suite.
 #![allow(dead_code, unused_imports)]
 
+pub mod admin;
 pub mod compose;
 pub mod message;
 pub mod proxy;
@@ -12,6 +14,7 @@ pub mod sys;
 pub mod upstream;
 pub mod wire;
 
+pub use admin::{admin, admin_get, admin_until, scrape, scrape_until, Metrics};
 pub use compose::{chunked, get, request, response};
 pub use message::{Head, Request, Response};
 pub use proxy::{run, Proxy};

@@ -137,9 +137,18 @@ impl Proxy {
 
     /// Like `start`, with extra environment variables (`("NAME", Some(value))`, or `None` to unset).
     pub fn start_with_env<S: AsRef<str>>(args: &[S], env: &[(&str, Option<&str>)]) -> Proxy {
+        Proxy::spawn(args, env, true)
+    }
+
+    /// Like `start`, but never adds `--admin 127.0.0.1:0` (for a config file's own `admin`).
+    pub fn start_as_is<S: AsRef<str>>(args: &[S]) -> Proxy {
+        Proxy::spawn(args, &[], false)
+    }
+
+    fn spawn<S: AsRef<str>>(args: &[S], env: &[(&str, Option<&str>)], admin: bool) -> Proxy {
         let mut cmd = Command::new(bin());
         cmd.args(args.iter().map(|a| a.as_ref()));
-        if !args.iter().any(|a| a.as_ref() == "--admin") {
+        if admin && !args.iter().any(|a| a.as_ref() == "--admin") {
             cmd.args(["--admin", "127.0.0.1:0"]);
         }
         cmd.stdin(Stdio::null())

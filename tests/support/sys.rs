@@ -1,7 +1,7 @@
 //! The few things std cannot do for the tests, through libc: sending a signal to the proxy,
 //! resetting a connection (SO_LINGER 0), and a loopback listener whose accept queue is full so a
 //! connect to it hangs (the only local way to make an upstream connect time out). Also reads a
-//! process's peak memory from /proc.
+//! process's peak memory and its listening sockets from /proc.
 
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -99,4 +99,35 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM in /proc/PID/status")
+}
+
+/// The local addresses of the IPv4 TCP sockets process `pid` has in LISTEN state (from
+/// /proc/net/tcp, matched to the process by socket inode through /proc/PID/fd).
+pub fn listening_addrs(pid: u32) -> Vec<SocketAddr> {
+    let mut inodes = Vec::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        if let Ok(target) = std::fs::read_link(fd.path()) {
+            let t = target.to_string_lossy();
+            if let Some(inode) = t.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')) {
+                inodes.push(inode.to_string());
+            }
+        }
+    }
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let mut out = Vec::new();
+    for line in table.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+        if f.len() < 10 || f[3] != "0A" || !inodes.iter().any(|i| i == f[9]) {
+            continue;
+        }
+        let (ip, port) = f[1].split_once(':').unwrap();
+        let ip = u32::from_str_radix(ip, 16).unwrap();
+        let port = u16::from_str_radix(port, 16).unwrap();
+        out.push(SocketAddr::from((ip.to_ne_bytes(), port)));
+    }
+    out
 }
