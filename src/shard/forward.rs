@@ -104,13 +104,18 @@ async fn proxy(
     let budget = &ctx.route.budget;
     budget.on_request(Instant::now());
     let mut retries_left = if replayable { policy.attempts } else { 0 };
-    let retry_statuses: &[u16] = if retries_left > 0 { &policy.on_status } else { &[] };
+    let retry_statuses: &[u16] = if retries_left > 0 {
+        &policy.on_status
+    } else {
+        &[]
+    };
     let mut avoid = None;
     let mut fresh_only = false;
     let cluster = ctx.cluster;
     loop {
         let now = Instant::now();
-        let i = pick(cluster, &c.scratch.key, now, avoid).ok_or(Failed::before(UpstreamError::NoEndpoint))?;
+        let i = pick(cluster, &c.scratch.key, now, avoid)
+            .ok_or(Failed::before(UpstreamError::NoEndpoint))?;
         let ep = &cluster.endpoints[i];
         ex.upstream = Some(ep.addr);
         let (admitted, t) = ep.breaker.admit(now);
