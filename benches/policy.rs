@@ -16,6 +16,11 @@ use shardgate::route::{HostPattern, MatchSpec, PathPattern, RouteInput, Router};
 /// disturbed by other processes, and the median shows the disturbance.
 const RUNS: usize = 41;
 
+/// `cargo test --all-targets` runs this file without `--bench`: one short run each, as a smoke test.
+fn smoke() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
+
 /// Times `op(i)` for i = 0, 1, 2, … and prints `name  ops/s  ns/op`; skipped when the command
 /// line names benchmarks and none is part of `name`.
 fn bench(name: &str, mut op: impl FnMut(usize)) {
@@ -30,12 +35,18 @@ fn bench(name: &str, mut op: impl FnMut(usize)) {
     loop {
         let t = Instant::now();
         (0..n).for_each(&mut op);
-        if t.elapsed() >= Duration::from_millis(10) {
+        let enough = if smoke() {
+            Duration::from_micros(100)
+        } else {
+            Duration::from_millis(10)
+        };
+        if t.elapsed() >= enough {
             break;
         }
         n *= 2;
     }
-    let mut runs: Vec<f64> = (0..RUNS)
+    let rounds = if smoke() { 1 } else { RUNS };
+    let mut runs: Vec<f64> = (0..rounds)
         .map(|_| {
             let t = Instant::now();
             (0..n).for_each(&mut op);
@@ -43,7 +54,7 @@ fn bench(name: &str, mut op: impl FnMut(usize)) {
         })
         .collect();
     runs.sort_by(f64::total_cmp);
-    let (best, median) = (runs[0], runs[RUNS / 2]);
+    let (best, median) = (runs[0], runs[rounds / 2]);
     println!(
         "{name:<44} {:>13.0} ops/s {best:>7.2} ns/op   (median {median:.2} ns/op)",
         1e9 / best

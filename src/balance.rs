@@ -3,7 +3,7 @@
 //! algorithm never does). Runs on a shard thread: cursors, weights, the PRNG and each endpoint's
 //! [`PeakEwma`] are plain `Cell`s owned by that shard; a pick never allocates, never reads the clock
 //! (time is passed in) and never panics. Also home of the small non-cryptographic hash the policy
-//! modules share ([`hash_bytes`]).
+//! modules share (`hash_bytes`).
 
 use std::cell::Cell;
 use std::str::FromStr;
@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 /// What a hash balancer hashes so that one client keeps landing on one endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HashOn {
-    /// The client's IP address octets.
+    /// The client's IP address octets; pass those of `IpAddr::to_canonical()` so that a v4
+    /// client hashes alike whether it arrived over IPv4 or as a v4-mapped IPv6 address.
     ClientIp,
     /// The value of this request header; the name is kept in lower case.
     Header(String),

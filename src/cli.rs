@@ -5,8 +5,8 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::config::{
-    self, parse_duration, Cluster, Config, HealthCheck, Listener, Pool, RateKey, RateLimit,
-    Route, Shards, Timeouts,
+    self, parse_duration, Cluster, Config, HealthCheck, Listener, Pool, RateKey, RateLimit, Route,
+    Shards, Timeouts,
 };
 
 /// shardgate: a thread-per-core HTTP/1.1 reverse proxy on io_uring.
@@ -160,7 +160,9 @@ impl Args {
                 })
                 .collect::<Result<_, String>>()?;
         } else if self.proxy_protocol {
-            cfg.listeners.iter_mut().for_each(|l| l.proxy_protocol = true);
+            cfg.listeners
+                .iter_mut()
+                .for_each(|l| l.proxy_protocol = true);
         }
         if !self.upstream.is_empty() {
             let endpoints = self
@@ -261,8 +263,10 @@ impl Args {
             };
         }
         for t in &self.trusted_proxy {
-            cfg.trusted_proxies
-                .push(t.parse().map_err(|e: crate::trusted::CidrError| format!("--trusted-proxy: {e}"))?);
+            cfg.trusted_proxies.push(
+                t.parse()
+                    .map_err(|e: crate::trusted::CidrError| format!("--trusted-proxy: {e}"))?,
+            );
         }
         if let Some(a) = &self.admin {
             cfg.admin = config::parse_admin(a).map_err(|e| format!("--admin: {e}"))?;

@@ -1,18 +1,22 @@
 //! shardgate: a thread-per-core HTTP/1.1 reverse proxy on io_uring.
 //!
 //! ```text
-//!   SIGTERM/SIGINT ──► coordinator thread (coordinator/)
-//!                          │   ▲
-//!         ToShard::Drain   │   │  ToCoordinator: Ready | Failed | Progress | Drained   (bus.rs)
+//!   SIGTERM/SIGINT/SIGHUP/SIGUSR1 ──► coordinator thread (coordinator/) ──► admin listener thread
+//!                          │   ▲                                         access-log writer thread
+//!   ToShard: Drain | Config | Health | Stats | Listen | Unlisten          (bus.rs)
+//!   ToCoordinator: Ready | Failed | Progress | Drained | Health | Stats
 //!                          ▼   │
 //!   shard-0 (core 0) … shard-N-1 (core N-1)   (shard/)
-//!     each: monoio runtime · SO_REUSEPORT listener · connections · upstream pools · balancer · drain
+//!     each: monoio runtime · SO_REUSEPORT listeners · connections · routing table (routes,
+//!     clusters, pools, breakers, rate-limit buckets) · health probes · statistics · log buffer
 //! ```
 //!
-//! Code that only computes sits at the top level (`config`, `http`, `balance`, `error`); what one
-//! pinned core owns is in `shard`; the control thread is `coordinator`; `bus` holds the only
-//! messages that cross threads; `sys` holds the only `unsafe`. Shards share nothing mutable: the
-//! request path takes no lock and touches no atomic.
+//! Code that only computes sits at the top level: `config`, `http` (sans-IO HTTP/1.1), and the
+//! per-request policy decisions `route`, `balance`, `breaker`, `ratelimit`, `retry_budget`,
+//! `trusted` (pure, `Cell` state, unit-tested without a runtime); `stats` and `access_log` hold the
+//! per-shard halves of metrics and logging. What one pinned core owns is in `shard`; the control
+//! thread is `coordinator`; `bus` holds the only messages that cross threads; `sys` holds the only
+//! `unsafe`. Shards share nothing mutable: the request path takes no lock and touches no atomic.
 
 pub mod access_log;
 pub mod balance;

@@ -299,8 +299,50 @@ pub struct Router {
     by_host: Index,
     /// All other routes, ascending.
     rest: Box<[u32]>,
+    /// Per route: the path's first eight bytes, masked, must equal this for the route to match.
+    leads: Box<[Lead]>,
     /// Some route looks at the host, so `find` must extract it.
     needs_host: bool,
+}
+
+/// The bytes every path a route matches starts with (up to eight), to turn most non-matching
+/// routes away with one comparison before looking at the route itself.
+#[derive(Debug, Clone, Copy)]
+struct Lead {
+    word: u64,
+    mask: u64,
+}
+
+impl Lead {
+    fn of(p: &PathPattern) -> Lead {
+        let fixed: &[u8] = match p {
+            PathPattern::Any => b"",
+            PathPattern::Exact(s) | PathPattern::Prefix(s) => s.as_bytes(),
+            PathPattern::Template(t) => t.source.split('{').next().unwrap_or("").as_bytes(),
+        };
+        let n = fixed.len().min(8);
+        Lead {
+            word: first8(fixed),
+            mask: if n == 8 {
+                u64::MAX
+            } else {
+                (1u64 << (8 * n)) - 1
+            },
+        }
+    }
+}
+
+/// The first eight bytes of `s` as a little-endian word, zero-padded.
+#[inline(always)]
+fn first8(s: &[u8]) -> u64 {
+    match s.get(..8) {
+        Some(eight) => {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(eight);
+            u64::from_le_bytes(w)
+        }
+        None => s.iter().rev().fold(0, |w, &b| w << 8 | u64::from(b)),
+    }
 }
 
 impl Router {
@@ -329,6 +371,7 @@ impl Router {
         }
         Router {
             needs_host: routes.iter().any(|r| r.host != HostPattern::Any),
+            leads: routes.iter().map(|r| Lead::of(&r.path)).collect(),
             by_path: Index::new(&paths, false),
             by_host: Index::new(&hosts, true),
             rest: rest.into(),
@@ -348,9 +391,12 @@ impl Router {
         };
         let exact = self.by_path.get(path);
         let hosted = self.by_host.get(host);
+        let lead = first8(path);
         let full = |id: u32| {
-            let route = &self.routes[id as usize];
-            route.path.matches(path) && route.matches_besides_path(r, host)
+            let (route, want) = (&self.routes[id as usize], self.leads[id as usize]);
+            lead & want.mask == want.word
+                && route.path.matches(path)
+                && route.matches_besides_path(r, host)
         };
         if hosted.is_empty() && self.rest.is_empty() {
             let hit = |&&id: &&u32| self.routes[id as usize].matches_besides_path(r, host);
@@ -559,6 +605,12 @@ impl Index {
             });
             grouped[n].1.push(id);
         }
+        // Offsets are u32: keys beyond 4 GiB of key bytes (no real config) are left out.
+        let mut total = 0usize;
+        grouped.retain(|(key, _)| {
+            total = total.saturating_add(key.len());
+            total <= u32::MAX as usize
+        });
         let size = (grouped.len() * 2).next_power_of_two();
         let mut index = Index {
             slots: vec![Slot::default(); size].into(),
@@ -775,6 +827,33 @@ mod tests {
                 want,
                 "{pattern:?} vs {target}"
             );
+        }
+    }
+
+    #[test]
+    fn leads_reject_only_non_matching_paths() {
+        let cases = [
+            (PathPattern::Any, "", true),
+            (PathPattern::prefix("/api").unwrap(), "/api", true),
+            (PathPattern::prefix("/api").unwrap(), "/ap", false),
+            (
+                PathPattern::prefix("/static/assets").unwrap(),
+                "/static/b",
+                true,
+            ), // only 8 bytes
+            (
+                PathPattern::prefix("/static/assets").unwrap(),
+                "/statiX/assets",
+                false,
+            ),
+            (PathPattern::template("/u/{id}").unwrap(), "/u/7", true),
+            (PathPattern::template("/u/{id}").unwrap(), "/v/7", false),
+            (PathPattern::template("/{id}").unwrap(), "/7", true),
+        ];
+        for (pattern, path, want) in cases {
+            let lead = Lead::of(&pattern);
+            let got = first8(path.as_bytes()) & lead.mask == lead.word;
+            assert_eq!(got, want, "{pattern:?} {path}");
         }
     }
 

@@ -240,6 +240,21 @@ fn notify_socket(socket: &OsStr, state: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// User plus system CPU time of the calling thread, in seconds (0 if the kernel refuses).
+pub fn thread_cpu_seconds() -> f64 {
+    // SAFETY: rusage is plain data, so all-zero is a valid value; getrusage writes one rusage
+    // into the struct we own and reads nothing else. RUSAGE_THREAD means the calling thread.
+    let (rc, ru) = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        (libc::getrusage(libc::RUSAGE_THREAD, &mut ru), ru)
+    };
+    if rc != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,19 +500,4 @@ mod tests {
         assert!(!notify_systemd("READY=1").unwrap(), "unset");
         let _ = std::fs::remove_file(&path);
     }
-}
-
-/// User plus system CPU time of the calling thread, in seconds (0 if the kernel refuses).
-pub fn thread_cpu_seconds() -> f64 {
-    // SAFETY: rusage is plain data, so all-zero is a valid value; getrusage writes one rusage
-    // into the struct we own and reads nothing else. RUSAGE_THREAD means the calling thread.
-    let (rc, ru) = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        (libc::getrusage(libc::RUSAGE_THREAD, &mut ru), ru)
-    };
-    if rc != 0 {
-        return 0.0;
-    }
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(ru.ru_utime) + secs(ru.ru_stime)
 }

@@ -376,8 +376,6 @@ fn hostile_bytes_stay_inside_their_json_strings() {
 }
 
 #[test]
-#[ignore = "requests refused while reading the head (400/408/414/431/501/417) return from \
-            shard/conn.rs read_head before record(), so they leave no access-log line"]
 fn refused_requests_leave_a_line_with_their_status() {
     let up = upstream();
     let log = temp_path("access-refused", "log");

@@ -34,12 +34,19 @@ fn version(proxy: &Proxy) -> Option<String> {
 #[test]
 fn valid_reload_applies_to_new_requests_and_keeps_pools_warm() {
     let up = Upstream::fixed("ok");
-    let file = temp_file("reload", &config(&["127.0.0.1:0"], &up.addr.to_string(), "one"));
+    let file = temp_file(
+        "reload",
+        &config(&["127.0.0.1:0"], &up.addr.to_string(), "one"),
+    );
     let proxy = Proxy::start(&["--config", file.path(), "--shards", "1"]);
     assert_eq!(version(&proxy).as_deref(), Some("one"));
     let before = up.accepted();
 
-    std::fs::write(&file.0, config(&["127.0.0.1:0"], &up.addr.to_string(), "two")).unwrap();
+    std::fs::write(
+        &file.0,
+        config(&["127.0.0.1:0"], &up.addr.to_string(), "two"),
+    )
+    .unwrap();
     hup(&proxy);
     proxy
         .wait_stderr(Duration::from_secs(5), "reloaded ")
@@ -55,9 +62,16 @@ fn valid_reload_applies_to_new_requests_and_keeps_pools_warm() {
 #[test]
 fn invalid_reload_is_rejected_and_the_old_config_serves() {
     let up = Upstream::fixed("ok");
-    let file = temp_file("reload-bad", &config(&["127.0.0.1:0"], &up.addr.to_string(), "one"));
+    let file = temp_file(
+        "reload-bad",
+        &config(&["127.0.0.1:0"], &up.addr.to_string(), "one"),
+    );
     let proxy = Proxy::start(&["--config", file.path()]);
-    std::fs::write(&file.0, "listen = [\"127.0.0.1:0\"]\n[timeouts]\nconnect = \"soon\"\n").unwrap();
+    std::fs::write(
+        &file.0,
+        "listen = [\"127.0.0.1:0\"]\n[timeouts]\nconnect = \"soon\"\n",
+    )
+    .unwrap();
     hup(&proxy);
     let line = proxy
         .wait_stderr(Duration::from_secs(5), "reload failed")
@@ -72,8 +86,14 @@ fn invalid_reload_is_rejected_and_the_old_config_serves() {
 #[test]
 fn reload_opens_added_and_closes_removed_listeners() {
     let up = Upstream::fixed("ok");
-    let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let second = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let first = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let second = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let (a, b) = (first.to_string(), second.to_string());
     let file = temp_file("reload-listen", &config(&[&a], &up.addr.to_string(), "one"));
     let proxy = Proxy::start(&["--config", file.path()]);
@@ -92,7 +112,9 @@ fn reload_opens_added_and_closes_removed_listeners() {
     hup(&proxy);
     proxy
         .stdout
-        .wait(Duration::from_secs(5), |l| l == format!("closed listener {a}"))
+        .wait(Duration::from_secs(5), |l| {
+            l == format!("closed listener {a}")
+        })
         .expect("`closed listener` for the removed one");
     let refused = (0..50).any(|_| {
         let gone = TcpStream::connect(first).is_err();
@@ -138,7 +160,10 @@ fn reloads_under_wrk_load_fail_no_request() {
         "wrk is required (scripts/test.sh installs it)"
     );
     let up = Upstream::fixed("ok");
-    let file = temp_file("reload-load", &config(&["127.0.0.1:0"], &up.addr.to_string(), "0"));
+    let file = temp_file(
+        "reload-load",
+        &config(&["127.0.0.1:0"], &up.addr.to_string(), "0"),
+    );
     let proxy = Proxy::start(&["--config", file.path()]);
     let url = format!("http://{}/", proxy.addr);
     let wrk = std::thread::spawn(move || {
@@ -149,8 +174,11 @@ fn reloads_under_wrk_load_fail_no_request() {
     });
     for i in 1..=10 {
         std::thread::sleep(Duration::from_millis(200));
-        std::fs::write(&file.0, config(&["127.0.0.1:0"], &up.addr.to_string(), &i.to_string()))
-            .unwrap();
+        std::fs::write(
+            &file.0,
+            config(&["127.0.0.1:0"], &up.addr.to_string(), &i.to_string()),
+        )
+        .unwrap();
         hup(&proxy);
     }
     let out = wrk.join().unwrap();
@@ -161,8 +189,17 @@ fn reloads_under_wrk_load_fail_no_request() {
         .iter()
         .filter(|l| l.starts_with("reloaded "))
         .count();
-    assert_eq!(reloads, 10, "every SIGHUP reloaded: {:?}", proxy.stderr_lines());
+    assert_eq!(
+        reloads,
+        10,
+        "every SIGHUP reloaded: {:?}",
+        proxy.stderr_lines()
+    );
     assert!(requests > 100, "wrk ran: {text}");
-    assert_eq!((non2xx, socket), (0, 0), "no failed request during reloads: {text}");
+    assert_eq!(
+        (non2xx, socket),
+        (0, 0),
+        "no failed request during reloads: {text}"
+    );
     assert_eq!(version(&proxy).as_deref(), Some("10"));
 }

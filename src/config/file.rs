@@ -234,17 +234,28 @@ impl Builder<'_> {
             }
             let mut c = Cluster::new("default", endpoints);
             if let Some(lb) = raw.lb {
-                c.lb = lb.get_ref().parse().map_err(|m| self.error(lb.span(), "lb", m))?;
+                c.lb = lb
+                    .get_ref()
+                    .parse()
+                    .map_err(|m| self.error(lb.span(), "lb", m))?;
             }
             clusters.push(c);
         } else if let Some(lb) = raw.lb {
-            return Err(self.error(lb.span(), "lb", "`lb` sets the `upstreams` cluster's algorithm; use clusters[].lb".into()));
+            return Err(self.error(
+                lb.span(),
+                "lb",
+                "`lb` sets the `upstreams` cluster's algorithm; use clusters[].lb".into(),
+            ));
         }
         for (i, c) in raw.clusters.into_iter().flatten().enumerate() {
             let span = c.span();
             let c = policy_file::cluster(i, c.into_inner()).map_err(|e| self.entry(e))?;
             if clusters.iter().any(|o: &Cluster| o.name == c.name) {
-                return Err(self.error(span, &format!("clusters[{i}].name"), format!("cluster {:?} is defined twice", c.name)));
+                return Err(self.error(
+                    span,
+                    &format!("clusters[{i}].name"),
+                    format!("cluster {:?} is defined twice", c.name),
+                ));
             }
             clusters.push(c);
         }
@@ -252,9 +263,14 @@ impl Builder<'_> {
         let mut routes: Vec<Route> = Vec::new();
         for (i, r) in raw.routes.into_iter().flatten().enumerate() {
             let span = r.span();
-            let r = policy_file::route(i, r.into_inner(), span.clone(), &names).map_err(|e| self.entry(e))?;
+            let r = policy_file::route(i, r.into_inner(), span.clone(), &names)
+                .map_err(|e| self.entry(e))?;
             if routes.iter().any(|o| o.name == r.name) {
-                return Err(self.error(span, &format!("routes[{i}].name"), format!("route {:?} is defined twice", r.name)));
+                return Err(self.error(
+                    span,
+                    &format!("routes[{i}].name"),
+                    format!("route {:?} is defined twice", r.name),
+                ));
             }
             routes.push(r);
         }
@@ -265,13 +281,11 @@ impl Builder<'_> {
         let mut trusted_proxies = Vec::new();
         if let Some(list) = raw.trusted_proxies {
             for item in list.into_inner() {
-                trusted_proxies.push(
-                    item.get_ref()
-                        .parse()
-                        .map_err(|m: crate::trusted::CidrError| {
-                            self.error(item.span(), "trusted_proxies", m.to_string())
-                        })?,
-                );
+                trusted_proxies.push(item.get_ref().parse().map_err(
+                    |m: crate::trusted::CidrError| {
+                        self.error(item.span(), "trusted_proxies", m.to_string())
+                    },
+                )?);
             }
         }
         let steer_client_ip = match raw.steer {
@@ -284,9 +298,13 @@ impl Builder<'_> {
         };
         let admin = match raw.admin {
             None => Some(super::DEFAULT_ADMIN),
-            Some(a) => super::parse_admin(a.get_ref()).map_err(|m| self.error(a.span(), "admin", m))?,
+            Some(a) => {
+                super::parse_admin(a.get_ref()).map_err(|m| self.error(a.span(), "admin", m))?
+            }
         };
-        let access_log = raw.access_log.map_or_else(|| "off".to_string(), |a| a.into_inner());
+        let access_log = raw
+            .access_log
+            .map_or_else(|| "off".to_string(), |a| a.into_inner());
         let trace_start = raw.trace.is_some_and(|t| t.into_inner());
 
         let mut shards = Shards::for_this_process();
@@ -459,7 +477,10 @@ mod tests {
         assert_eq!(c.clusters[0].endpoints[1].weight, 3);
         assert!(matches!(
             c.clusters[1].health.as_ref().map(|h| &h.kind),
-            Some(super::super::ProbeKind::Http { expect: (200, 299), .. })
+            Some(super::super::ProbeKind::Http {
+                expect: (200, 299),
+                ..
+            })
         ));
         assert_eq!(c.routes.len(), 3);
         assert_eq!(c.routes[0].cluster, Some(1));
@@ -491,7 +512,9 @@ mod tests {
         assert_eq!((e.field.as_str(), e.line), ("clusters[0].lb", 5), "{e}");
         let e = err("listen = [\"127.0.0.1:0\"]\n[[clusters]]\nname = \"a\"\nendpoints = [\"127.0.0.1:1 weight=0\"]\n");
         assert_eq!(e.field, "clusters[0].endpoints", "{e}");
-        let e = err(&format!("{TWO_CLUSTERS}[[clusters]]\nname = \"a\"\nendpoints = [\"127.0.0.1:1\"]\n"));
+        let e = err(&format!(
+            "{TWO_CLUSTERS}[[clusters]]\nname = \"a\"\nendpoints = [\"127.0.0.1:1\"]\n"
+        ));
         assert_eq!(e.field, "clusters[2].name", "{e}");
     }
 

@@ -11,8 +11,8 @@ mod route;
 pub use check_limits as check;
 pub use cluster::{parse_endpoint, resolve, Cluster, Endpoint, HealthCheck, ProbeKind};
 pub use duration::parse as parse_duration;
-pub use render::render;
 pub use file::{load, parse, ConfigError, Loaded};
+pub use render::render;
 pub use route::{Direct, HeaderEdits, RateKey, RateLimit, RetryPolicy, Route, RouteTimeouts};
 
 use std::net::SocketAddr;

@@ -148,15 +148,27 @@ pub fn listener(i: usize, raw: RawListener) -> Result<Listener, EntryError> {
 pub fn cluster(i: usize, raw: RawCluster) -> Result<Cluster, EntryError> {
     let f = |k: &str| format!("clusters[{i}].{k}");
     let name = raw.name.get_ref().clone();
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-        return err(raw.name.span(), f("name"), "use letters, digits, '-', '_' or '.'");
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return err(
+            raw.name.span(),
+            f("name"),
+            "use letters, digits, '-', '_' or '.'",
+        );
     }
     let mut endpoints = Vec::new();
     for e in raw.endpoints.get_ref() {
         endpoints.push(parse_endpoint(e.get_ref()).map_err(|m| (e.span(), f("endpoints"), m))?);
     }
     if endpoints.is_empty() {
-        return err(raw.endpoints.span(), f("endpoints"), "at least one endpoint is required");
+        return err(
+            raw.endpoints.span(),
+            f("endpoints"),
+            "at least one endpoint is required",
+        );
     }
     let mut c = Cluster::new(&name, endpoints);
     if let Some(lb) = raw.lb {
@@ -173,7 +185,11 @@ pub fn cluster(i: usize, raw: RawCluster) -> Result<Cluster, EntryError> {
     }
     if let Some(s) = raw.failure_statuses {
         if let Some(bad) = s.get_ref().iter().find(|s| !(500..=599).contains(*s)) {
-            return err(s.span(), f("failure_statuses"), format!("{bad} is not a 5xx status"));
+            return err(
+                s.span(),
+                f("failure_statuses"),
+                format!("{bad} is not a 5xx status"),
+            );
         }
         c.failure_statuses = s.into_inner();
     }
@@ -187,7 +203,11 @@ pub fn cluster(i: usize, raw: RawCluster) -> Result<Cluster, EntryError> {
         let bc = &mut c.breaker;
         for (slot, v, k) in [
             (&mut bc.failures, b.failures, "breaker.failures"),
-            (&mut bc.half_open_requests, b.half_open_requests, "breaker.half_open_requests"),
+            (
+                &mut bc.half_open_requests,
+                b.half_open_requests,
+                "breaker.half_open_requests",
+            ),
             (&mut bc.successes, b.successes, "breaker.successes"),
         ] {
             if let Some(v) = v {
@@ -227,10 +247,17 @@ pub fn cluster(i: usize, raw: RawCluster) -> Result<Cluster, EntryError> {
             }
         }
         if let Some(e) = h.expect {
-            let range = parse_status_range(e.get_ref()).map_err(|m| (e.span(), f("health_check.expect"), m))?;
+            let range = parse_status_range(e.get_ref())
+                .map_err(|m| (e.span(), f("health_check.expect"), m))?;
             match &mut hc.kind {
                 ProbeKind::Http { expect, .. } => *expect = range,
-                ProbeKind::Tcp => return err(e.span(), f("health_check.expect"), "only http checks have a status"),
+                ProbeKind::Tcp => {
+                    return err(
+                        e.span(),
+                        f("health_check.expect"),
+                        "only http checks have a status",
+                    )
+                }
             }
         }
         c.health = Some(hc);
@@ -243,7 +270,11 @@ fn parse_status_range(s: &str) -> Result<(u16, u16), String> {
     let bad = || format!("{s:?}: use a status (200), a class (2xx) or a range (200-399)");
     let num = |t: &str| t.parse::<u16>().ok().filter(|n| (100..=599).contains(n));
     if let Some(c) = s.strip_suffix("xx") {
-        let c = c.parse::<u16>().ok().filter(|c| (1..=5).contains(c)).ok_or_else(bad)?;
+        let c = c
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (1..=5).contains(c))
+            .ok_or_else(bad)?;
         return Ok((c * 100, c * 100 + 99));
     }
     if let Some((a, b)) = s.split_once('-') {
@@ -255,7 +286,9 @@ fn parse_status_range(s: &str) -> Result<(u16, u16), String> {
 }
 
 fn header_name_ok(n: &str) -> bool {
-    !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !n.is_empty()
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Headers that frame or route the message: a route may not add or remove them.
@@ -275,7 +308,8 @@ fn framing_header(n: &str) -> bool {
 }
 
 fn header_value_ok(v: &str) -> bool {
-    v.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
+    v.bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
 }
 
 /// The value and where it is written (the entry's span when absent).
@@ -301,17 +335,29 @@ fn edits(
     add.sort();
     for (n, v) in add {
         if !header_name_ok(&n) || !header_value_ok(&v) {
-            return err(span, field("add"), format!("{n:?}: {v:?} is not a valid header"));
+            return err(
+                span,
+                field("add"),
+                format!("{n:?}: {v:?} is not a valid header"),
+            );
         }
         if framing_header(&n) {
-            return err(span, field("add"), format!("{n:?} frames the message and cannot be set"));
+            return err(
+                span,
+                field("add"),
+                format!("{n:?} frames the message and cannot be set"),
+            );
         }
         e.add.push((n, v));
     }
     let (remove, span) = spanned(remove, &entry);
     for n in remove {
         if !header_name_ok(&n) || framing_header(&n) {
-            return err(span, field("remove"), format!("{n:?} is not a header name a route may remove"));
+            return err(
+                span,
+                field("remove"),
+                format!("{n:?} is not a header name a route may remove"),
+            );
         }
         e.remove.push(n.to_ascii_lowercase());
     }
@@ -332,7 +378,11 @@ pub fn route(
         Some(h) => HostPattern::parse(h.get_ref()).map_err(|m| (h.span(), f("host"), m))?,
     };
     let paths = [
-        (raw.path, "path", PathPattern::exact as fn(&str) -> Result<PathPattern, String>),
+        (
+            raw.path,
+            "path",
+            PathPattern::exact as fn(&str) -> Result<PathPattern, String>,
+        ),
         (raw.path_prefix, "path_prefix", PathPattern::prefix),
         (raw.path_template, "path_template", PathPattern::template),
     ];
@@ -342,14 +392,25 @@ pub fn route(
         if let Some(v) = v {
             written += 1;
             if written > 1 {
-                return err(v.span(), f(k), "give only one of path, path_prefix, path_template");
+                return err(
+                    v.span(),
+                    f(k),
+                    "give only one of path, path_prefix, path_template",
+                );
             }
             path = parse(v.get_ref()).map_err(|m| (v.span(), f(k), m))?;
         }
     }
     let (methods, mspan) = spanned(raw.methods, &span);
-    if let Some(m) = methods.iter().find(|m| m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase())) {
-        return err(mspan, f("methods"), format!("{m:?} is not an upper-case method name"));
+    if let Some(m) = methods
+        .iter()
+        .find(|m| m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()))
+    {
+        return err(
+            mspan,
+            f("methods"),
+            format!("{m:?} is not an upper-case method name"),
+        );
     }
     let mut headers = Vec::new();
     let (exact, hspan) = spanned(raw.headers, &span);
@@ -364,7 +425,11 @@ pub fn route(
     let (present, pspan) = spanned(raw.headers_present, &span);
     for n in present {
         if !header_name_ok(&n) {
-            return err(pspan, f("headers_present"), format!("{n:?} is not a header name"));
+            return err(
+                pspan,
+                f("headers_present"),
+                format!("{n:?} is not a header name"),
+            );
         }
         headers.push((n.to_ascii_lowercase(), HeaderPattern::Present));
     }
@@ -374,8 +439,15 @@ pub fn route(
             if !matches!(path, PathPattern::Prefix(_)) {
                 return err(r.span(), f("rewrite_prefix"), "needs path_prefix");
             }
-            if !r.get_ref().starts_with('/') || !header_value_ok(r.get_ref()) || r.get_ref().contains(' ') {
-                return err(r.span(), f("rewrite_prefix"), "must start with '/' and hold no spaces");
+            if !r.get_ref().starts_with('/')
+                || !header_value_ok(r.get_ref())
+                || r.get_ref().contains(' ')
+            {
+                return err(
+                    r.span(),
+                    f("rewrite_prefix"),
+                    "must start with '/' and hold no spaces",
+                );
             }
             Some(r.into_inner())
         }
@@ -386,7 +458,11 @@ pub fn route(
             let dspan = d.span();
             let d = d.into_inner();
             if !(200..=599).contains(&d.status) {
-                return err(dspan, f("direct.status"), format!("{} is not a status 200..=599", d.status));
+                return err(
+                    dspan,
+                    f("direct.status"),
+                    format!("{} is not a status 200..=599", d.status),
+                );
             }
             Some(Direct {
                 status: d.status,
@@ -398,10 +474,22 @@ pub fn route(
     let cluster = match raw.cluster {
         None if direct.is_some() => None,
         None if clusters.len() == 1 => Some(0),
-        None => return err(span, f("cluster"), "name the cluster (or give a direct response)"),
+        None => {
+            return err(
+                span,
+                f("cluster"),
+                "name the cluster (or give a direct response)",
+            )
+        }
         Some(c) => match clusters.iter().position(|n| n == c.get_ref()) {
             Some(k) => Some(k),
-            None => return err(c.span(), f("cluster"), format!("no cluster named {:?}", c.get_ref())),
+            None => {
+                return err(
+                    c.span(),
+                    f("cluster"),
+                    format!("no cluster named {:?}", c.get_ref()),
+                )
+            }
         },
     };
     let mut timeouts = RouteTimeouts::default();
@@ -415,10 +503,16 @@ pub fn route(
         Some(r) => {
             let rspan = r.span();
             let r = r.into_inner();
-            let rate = r.rate.get_ref().parse().map_err(|m| (r.rate.span(), f("rate_limit.rate"), m))?;
+            let rate = r
+                .rate
+                .get_ref()
+                .parse()
+                .map_err(|m| (r.rate.span(), f("rate_limit.rate"), m))?;
             let key = match r.key {
                 None => RateKey::ClientIp,
-                Some(k) => RateKey::parse(k.get_ref()).map_err(|m| (k.span(), f("rate_limit.key"), m))?,
+                Some(k) => {
+                    RateKey::parse(k.get_ref()).map_err(|m| (k.span(), f("rate_limit.key"), m))?
+                }
             };
             let burst = r.burst.unwrap_or(0);
             let _ = rspan;
@@ -434,7 +528,9 @@ pub fn route(
             retry.attempts = a.into_inner();
         }
         if let Some(on) = r.on {
-            retry.set_on(on.get_ref()).map_err(|m| (on.span(), f("retry.on"), m))?;
+            retry
+                .set_on(on.get_ref())
+                .map_err(|m| (on.span(), f("retry.on"), m))?;
         }
         if let Some(b) = r.budget_ratio {
             if !(0.0..=1.0).contains(b.get_ref()) {
@@ -448,11 +544,26 @@ pub fn route(
     }
     Ok(Route {
         name,
-        matches: MatchSpec { host, path, methods, headers },
+        matches: MatchSpec {
+            host,
+            path,
+            methods,
+            headers,
+        },
         cluster,
         rewrite_prefix,
-        request_headers: edits(raw.request_headers_add, raw.request_headers_remove, span.clone(), |k| f(&format!("request_headers_{k}")))?,
-        response_headers: edits(raw.response_headers_add, raw.response_headers_remove, span, |k| f(&format!("response_headers_{k}")))?,
+        request_headers: edits(
+            raw.request_headers_add,
+            raw.request_headers_remove,
+            span.clone(),
+            |k| f(&format!("request_headers_{k}")),
+        )?,
+        response_headers: edits(
+            raw.response_headers_add,
+            raw.response_headers_remove,
+            span,
+            |k| f(&format!("response_headers_{k}")),
+        )?,
         timeouts,
         max_body: raw.max_body.map(|m| m.into_inner()),
         direct,

@@ -9,9 +9,17 @@ use crate::route::{HeaderPattern, HostPattern, PathPattern};
 /// Header names whose configured values are never shown.
 fn secret(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    ["authorization", "cookie", "token", "secret", "key", "password", "credential"]
-        .iter()
-        .any(|s| n.contains(s))
+    [
+        "authorization",
+        "cookie",
+        "token",
+        "secret",
+        "key",
+        "password",
+        "credential",
+    ]
+    .iter()
+    .any(|s| n.contains(s))
 }
 
 /// A TOML basic string.
@@ -41,28 +49,67 @@ fn dur(d: std::time::Duration) -> String {
 /// The config as TOML.
 pub fn render(c: &Config) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "# running config{}", c.source.as_ref().map_or(String::new(), |s| format!(" (from {s})")));
-    let tp: Vec<String> = c.trusted_proxies.iter().map(|t| q(&t.to_string())).collect();
+    let _ = writeln!(
+        o,
+        "# running config{}",
+        c.source
+            .as_ref()
+            .map_or(String::new(), |s| format!(" (from {s})"))
+    );
+    let tp: Vec<String> = c
+        .trusted_proxies
+        .iter()
+        .map(|t| q(&t.to_string()))
+        .collect();
     let _ = writeln!(o, "trusted_proxies = [{}]", tp.join(", "));
-    let _ = writeln!(o, "steer = {}", q(if c.steer_client_ip { "client-ip" } else { "none" }));
-    let _ = writeln!(o, "admin = {}", q(&c.admin.map_or("off".to_string(), |a| a.to_string())));
+    let _ = writeln!(
+        o,
+        "steer = {}",
+        q(if c.steer_client_ip {
+            "client-ip"
+        } else {
+            "none"
+        })
+    );
+    let _ = writeln!(
+        o,
+        "admin = {}",
+        q(&c.admin.map_or("off".to_string(), |a| a.to_string()))
+    );
     let _ = writeln!(o, "access_log = {}", q(&c.access_log));
     let _ = writeln!(o, "trace = {}", c.trace_start);
     for l in &c.listeners {
-        let _ = writeln!(o, "\n[[listeners]]\naddr = {}\nproxy_protocol = {}", q(&l.addr.to_string()), l.proxy_protocol);
+        let _ = writeln!(
+            o,
+            "\n[[listeners]]\naddr = {}\nproxy_protocol = {}",
+            q(&l.addr.to_string()),
+            l.proxy_protocol
+        );
     }
     let s = &c.shards;
     let cpus: Vec<String> = s.cpus.iter().map(|c| c.to_string()).collect();
     let _ = writeln!(o, "\n[shards]\ncount = {}\ncpus = [{}]\npin = {}\nuring_entries = {}\nbacklog = {}\nmax_connections = {}\nbuffer_size = {}\nmax_request_line = {}",
         s.count, cpus.join(", "), s.pin, s.uring_entries, s.backlog, s.max_connections, s.buffer_size, s.max_request_line);
     let t = &c.timeouts;
-    let _ = writeln!(o, "\n[timeouts]\nconnect = {}\nheader = {}\nupstream = {}\nidle = {}\nbody = {}\ndrain = {}",
-        dur(t.connect), dur(t.header), dur(t.upstream), dur(t.idle), dur(t.body), dur(t.drain));
+    let _ = writeln!(
+        o,
+        "\n[timeouts]\nconnect = {}\nheader = {}\nupstream = {}\nidle = {}\nbody = {}\ndrain = {}",
+        dur(t.connect),
+        dur(t.header),
+        dur(t.upstream),
+        dur(t.idle),
+        dur(t.body),
+        dur(t.drain)
+    );
     let p = &c.pool;
     let _ = writeln!(o, "\n[pool]\nmax_idle = {}\nidle_timeout = {}\nmax_connections = {}\nqueue = {}\nqueue_timeout = {}",
         p.max_idle, dur(p.idle_timeout), p.max_connections, p.queue, dur(p.queue_timeout));
     for cl in &c.clusters {
-        let eps: Vec<String> = cl.endpoints.iter().map(|e| q(&format!("{} weight={}", e.name, e.weight))).collect();
+        let eps: Vec<String> = cl
+            .endpoints
+            .iter()
+            .map(|e| q(&format!("{} weight={}", e.name, e.weight)))
+            .collect();
         let _ = writeln!(o, "\n[[clusters]]\nname = {}\nendpoints = [{}]\nlb = {}\nmax_connections = {}\nmax_pending = {}\nresolve_interval = {}\nfailure_statuses = {:?}\nmax_ejection_percent = {}",
             q(&cl.name), eps.join(", "), q(&cl.lb.name()), cl.max_connections, cl.max_pending, dur(cl.resolve_interval), cl.failure_statuses, cl.max_ejection_percent);
         let b = &cl.breaker;
@@ -90,14 +137,24 @@ fn route(o: &mut String, c: &Config, _i: usize, r: &Route) {
     let _ = writeln!(o, "\n[[routes]]\nname = {}", q(&r.name));
     match &r.matches.host {
         HostPattern::Any => {}
-        HostPattern::Exact(h) => { let _ = writeln!(o, "host = {}", q(h)); }
-        HostPattern::Suffix(h) => { let _ = writeln!(o, "host = {}", q(&format!("*{h}"))); }
+        HostPattern::Exact(h) => {
+            let _ = writeln!(o, "host = {}", q(h));
+        }
+        HostPattern::Suffix(h) => {
+            let _ = writeln!(o, "host = {}", q(&format!("*{h}")));
+        }
     }
     match &r.matches.path {
         PathPattern::Any => {}
-        PathPattern::Exact(p) => { let _ = writeln!(o, "path = {}", q(p)); }
-        PathPattern::Prefix(p) => { let _ = writeln!(o, "path_prefix = {}", q(p)); }
-        other => { let _ = writeln!(o, "# path_template: {other:?}"); }
+        PathPattern::Exact(p) => {
+            let _ = writeln!(o, "path = {}", q(p));
+        }
+        PathPattern::Prefix(p) => {
+            let _ = writeln!(o, "path_prefix = {}", q(p));
+        }
+        other => {
+            let _ = writeln!(o, "# path_template: {other:?}");
+        }
     }
     if !r.matches.methods.is_empty() {
         let m: Vec<String> = r.matches.methods.iter().map(|m| q(m)).collect();
@@ -108,7 +165,15 @@ fn route(o: &mut String, c: &Config, _i: usize, r: &Route) {
     for (n, p) in &r.matches.headers {
         match p {
             HeaderPattern::Present => present.push(q(n)),
-            HeaderPattern::Exact(v) => exact.push(format!("{} = {}", q(n), q(if secret(n) { "<redacted>" } else { std::str::from_utf8(v).unwrap_or("<binary>") }))),
+            HeaderPattern::Exact(v) => exact.push(format!(
+                "{} = {}",
+                q(n),
+                q(if secret(n) {
+                    "<redacted>"
+                } else {
+                    std::str::from_utf8(v).unwrap_or("<binary>")
+                })
+            )),
         }
     }
     if !exact.is_empty() {
@@ -129,13 +194,23 @@ fn route(o: &mut String, c: &Config, _i: usize, r: &Route) {
         let _ = writeln!(o, "max_body = {m}");
     }
     if let Some(d) = &r.direct {
-        let _ = writeln!(o, "direct = {{ status = {}, body = {}, content_type = {} }}", d.status, q(&d.body), q(&d.content_type));
+        let _ = writeln!(
+            o,
+            "direct = {{ status = {}, body = {}, content_type = {} }}",
+            d.status,
+            q(&d.body),
+            q(&d.content_type)
+        );
     }
     let t = &r.timeouts;
-    let parts: Vec<String> = [("connect", t.connect), ("upstream", t.upstream), ("body", t.body)]
-        .iter()
-        .filter_map(|(k, v)| v.map(|d| format!("{k} = {}", dur(d))))
-        .collect();
+    let parts: Vec<String> = [
+        ("connect", t.connect),
+        ("upstream", t.upstream),
+        ("body", t.body),
+    ]
+    .iter()
+    .filter_map(|(k, v)| v.map(|d| format!("{k} = {}", dur(d))))
+    .collect();
     if !parts.is_empty() {
         let _ = writeln!(o, "timeouts = {{ {} }}", parts.join(", "));
     }
@@ -144,20 +219,43 @@ fn route(o: &mut String, c: &Config, _i: usize, r: &Route) {
             RateKey::ClientIp => "client-ip".to_string(),
             RateKey::Header(h) => format!("header:{h}"),
         };
-        let _ = writeln!(o, "rate_limit = {{ rate = {}, burst = {}, key = {} }}", q(&format!("{}/s", rl.rate.per_second)), rl.burst, q(&key));
+        let _ = writeln!(
+            o,
+            "rate_limit = {{ rate = {}, burst = {}, key = {} }}",
+            q(&format!("{}/s", rl.rate.per_second)),
+            rl.burst,
+            q(&key)
+        );
     }
     let p = &r.retry;
     let mut on = Vec::new();
-    if p.on_connect { on.push(q("connect")); }
-    if p.on_reset { on.push(q("reset")); }
-    if p.on_timeout { on.push(q("timeout")); }
+    if p.on_connect {
+        on.push(q("connect"));
+    }
+    if p.on_reset {
+        on.push(q("reset"));
+    }
+    if p.on_timeout {
+        on.push(q("timeout"));
+    }
     on.extend(p.on_status.iter().map(|s| q(&s.to_string())));
-    let _ = writeln!(o, "retry = {{ attempts = {}, on = [{}], budget_ratio = {}, budget_min_per_sec = {} }}", p.attempts, on.join(", "), p.budget_ratio, p.budget_min_per_sec);
+    let _ = writeln!(
+        o,
+        "retry = {{ attempts = {}, on = [{}], budget_ratio = {}, budget_min_per_sec = {} }}",
+        p.attempts,
+        on.join(", "),
+        p.budget_ratio,
+        p.budget_min_per_sec
+    );
 }
 
 fn edits(o: &mut String, prefix: &str, e: &HeaderEdits) {
     if !e.add.is_empty() {
-        let items: Vec<String> = e.add.iter().map(|(n, v)| format!("{} = {}", q(n), q(if secret(n) { "<redacted>" } else { v }))).collect();
+        let items: Vec<String> = e
+            .add
+            .iter()
+            .map(|(n, v)| format!("{} = {}", q(n), q(if secret(n) { "<redacted>" } else { v })))
+            .collect();
         let _ = writeln!(o, "{prefix}_add = {{ {} }}", items.join(", "));
     }
     if !e.remove.is_empty() {

@@ -182,7 +182,10 @@ impl Coordinator {
         if self.draining {
             return;
         }
-        eprintln!("{why}: draining (deadline {:?})", self.config.timeouts.drain);
+        eprintln!(
+            "{why}: draining (deadline {:?})",
+            self.config.timeouts.drain
+        );
         let _ = crate::sys::notify_systemd("STOPPING=1");
         self.draining = true;
         self.give_up = after(self.config.timeouts.drain);

@@ -87,8 +87,14 @@ pub fn run(config: Config, reload: Reloader) -> i32 {
         let (link, mailbox) = bus::mailbox();
         let reports = reports_tx.clone();
         let shard_log = log.shard_log();
-        if let Err(e) = shard::spawn(id, config.clone(), shard_sockets, shard_log, mailbox, reports)
-        {
+        if let Err(e) = shard::spawn(
+            id,
+            config.clone(),
+            shard_sockets,
+            shard_log,
+            mailbox,
+            reports,
+        ) {
             eprintln!("error: cannot start shard {id}: {e}");
             return 1;
         }

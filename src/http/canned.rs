@@ -25,11 +25,19 @@ pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 /// 503s that say why: every endpoint is unhealthy or its breaker open.
 pub const NO_ENDPOINT: &[u8] = canned!("503", "Service Unavailable", "20", "no healthy upstream\n");
 /// The cluster's per-shard connection limit is reached.
-pub const CLUSTER_FULL: &[u8] =
-    canned!("503", "Service Unavailable", "34", "upstream connection limit reached\n");
+pub const CLUSTER_FULL: &[u8] = canned!(
+    "503",
+    "Service Unavailable",
+    "34",
+    "upstream connection limit reached\n"
+);
 /// The cluster's per-shard pending-request limit is reached.
-pub const PENDING_FULL: &[u8] =
-    canned!("503", "Service Unavailable", "35", "too many pending upstream requests\n");
+pub const PENDING_FULL: &[u8] = canned!(
+    "503",
+    "Service Unavailable",
+    "35",
+    "too many pending upstream requests\n"
+);
 
 /// The reason phrase shardgate writes for a status it generates.
 pub fn reason(status: u16) -> &'static str {
@@ -109,7 +117,10 @@ mod tests {
         for bytes in [super::NO_ENDPOINT, super::CLUSTER_FULL, super::PENDING_FULL] {
             let text = std::str::from_utf8(bytes).unwrap();
             let (head, body) = text.split_once("\r\n\r\n").unwrap();
-            assert!(head.contains(&format!("Content-Length: {}", body.len())), "{head}");
+            assert!(
+                head.contains(&format!("Content-Length: {}", body.len())),
+                "{head}"
+            );
         }
     }
 }

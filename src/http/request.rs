@@ -6,8 +6,8 @@ use std::io::Write;
 use std::mem::MaybeUninit;
 use std::net::IpAddr;
 
-use super::trace;
 use super::framing::{is_hop_by_hop, ConnectionTokens, FramingError, FramingScan};
+use super::trace;
 use super::{name_is, BodyFraming, Head, MAX_HEADERS};
 
 /// The request methods the proxy treats specially; the rest pass through by name.

@@ -23,8 +23,20 @@ pub struct ResponseCtx<'a> {
 }
 
 impl ResponseCtx<'_> {
-    pub fn plain(head_request: bool, client_http10: bool, client_keep_alive: bool, upgrade_requested: bool) -> ResponseCtx<'static> {
-        ResponseCtx { head_request, client_http10, client_keep_alive, upgrade_requested, remove: &[], extra: b"" }
+    pub fn plain(
+        head_request: bool,
+        client_http10: bool,
+        client_keep_alive: bool,
+        upgrade_requested: bool,
+    ) -> ResponseCtx<'static> {
+        ResponseCtx {
+            head_request,
+            client_http10,
+            client_keep_alive,
+            upgrade_requested,
+            remove: &[],
+            extra: b"",
+        }
     }
 }
 

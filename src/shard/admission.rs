@@ -28,7 +28,9 @@ pub enum Verdict {
     Direct,
     /// Content-Length beyond the route's `max_body`.
     TooLarge,
-    Limited { retry_after: Duration },
+    Limited {
+        retry_after: Duration,
+    },
 }
 
 /// Per-request scratch the admission fills, owned by the connection and reused.
@@ -167,7 +169,11 @@ fn real_client(table: &Table, peer: IpAddr, p: &Parsed<'_>) -> IpAddr {
     }
     let mut values: [&[u8]; 8] = [b""; 8];
     let mut n = 0;
-    for h in p.headers.iter().filter(|h| name_is(h.name, "x-forwarded-for")) {
+    for h in p
+        .headers
+        .iter()
+        .filter(|h| name_is(h.name, "x-forwarded-for"))
+    {
         if n < values.len() {
             values[n] = h.value;
             n += 1;

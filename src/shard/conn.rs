@@ -67,8 +67,13 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr, proxy_
         let _in_flight = shard.drain.request();
         let started = Instant::now();
         let table = shard.table();
-        let Some((req, route, verdict)) = read_head(&shard, &table, &mut c).await else {
-            return;
+        let (req, route, verdict) = match read_head(&shard, &table, &mut c).await {
+            Ok(r) => r,
+            Err(Some(status)) => {
+                record_refused(&shard, &c, status, started);
+                return;
+            }
+            Err(None) => return,
         };
         let ex = respond(&shard, &table, &mut c, &req, route, verdict).await;
         record(&shard, &table, &c, &req, route, &ex, started);
@@ -222,6 +227,35 @@ fn record(
     }
 }
 
+/// The access log line of a request refused while its head was read (no route, no upstream).
+fn record_refused(shard: &Shard, c: &Client, status: u16, started: Instant) {
+    if !shard.log.enabled() {
+        return;
+    }
+    // Method and target as far as the request line goes (it may be cut or malformed).
+    let data = c.buf.data();
+    let line = &data[..data.iter().position(|&b| b == b'\n').unwrap_or(data.len())];
+    let mut words = line.split(|&b| b == b' ');
+    let method = words.next().unwrap_or(b"");
+    let path = words.next().unwrap_or(b"");
+    shard.log.log(&crate::access_log::Entry {
+        time: SystemTime::now(),
+        client: c.client,
+        method,
+        path,
+        status,
+        bytes_in: data.len() as u64,
+        bytes_out: canned::response(status).len() as u64,
+        upstream: None,
+        upstream_time: None,
+        total_time: started.elapsed(),
+        request_id: b"",
+        trace_id: None,
+        shard: shard.id,
+        route: "",
+    });
+}
+
 /// Reads the PROXY protocol header a load balancer sends first. False: refuse the connection.
 async fn read_proxy_header(shard: &Shard, c: &mut Client) -> bool {
     let trusted = shard.table().trusted.is_empty() || shard.table().trusted.contains(c.peer.ip());
@@ -249,7 +283,12 @@ async fn read_proxy_header(shard: &Shard, c: &mut Client) -> bool {
                 }
             }
             Err(_) => {
-                refuse(&mut c.stream, canned::response(400), shard.base.timeouts.body).await;
+                refuse(
+                    &mut c.stream,
+                    canned::response(400),
+                    shard.base.timeouts.body,
+                )
+                .await;
                 return false;
             }
         }
@@ -275,13 +314,13 @@ async fn wait_for_request(shard: &Shard, c: &mut Client) -> bool {
     }
 }
 
-/// Reads until a whole head is buffered, validated and admitted; answers and returns `None`
-/// when refused.
+/// Reads until a whole head is buffered, validated and admitted; answers when refused and returns
+/// the status it answered with (`None`: the client went away).
 async fn read_head(
     shard: &Shard,
     table: &Table,
     c: &mut Client,
-) -> Option<(Request, Option<usize>, Verdict)> {
+) -> Result<(Request, Option<usize>, Verdict), Option<u16>> {
     let limits = &shard.base.shards;
     let deadline = Instant::now() + shard.base.timeouts.header;
     let fwd = Forwarding {
@@ -308,14 +347,19 @@ async fn read_head(
             &mut c.head,
         );
         match processed {
-            Ok(Head::Complete(req)) => return Some((req, decided.0, decided.1)),
+            Ok(Head::Complete(req)) => return Ok((req, decided.0, decided.1)),
             Ok(Head::Partial) => match read_more_until(&mut c.stream, &mut c.buf, deadline).await {
                 Ok(_) => {}
                 Err(IoFail::TimedOut) => {
-                    refuse(&mut c.stream, canned::response(408), shard.base.timeouts.body).await;
-                    return None;
+                    refuse(
+                        &mut c.stream,
+                        canned::response(408),
+                        shard.base.timeouts.body,
+                    )
+                    .await;
+                    return Err(Some(408));
                 }
-                Err(_) => return None,
+                Err(_) => return Err(None),
             },
             Err(reject) => {
                 let status = match reject {
@@ -325,14 +369,23 @@ async fn read_head(
                     Reject::NotImplemented => 501,
                     Reject::ExpectationFailed => 417,
                 };
-                refuse(&mut c.stream, canned::response(status), shard.base.timeouts.body).await;
-                return None;
+                refuse(
+                    &mut c.stream,
+                    canned::response(status),
+                    shard.base.timeouts.body,
+                )
+                .await;
+                return Err(Some(status));
             }
         }
     }
 }
 
 /// Answers with a canned error before the connection closes; a failed write changes nothing then.
-pub(super) async fn refuse(stream: &mut TcpStream, bytes: &'static [u8], idle: std::time::Duration) {
+pub(super) async fn refuse(
+    stream: &mut TcpStream,
+    bytes: &'static [u8],
+    idle: std::time::Duration,
+) {
     let _ = write_static(stream, bytes, idle).await;
 }

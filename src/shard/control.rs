@@ -42,7 +42,10 @@ pub async fn run(
                         Ok(l) => accepting.push(super::start_accepting(&shard, l, proxy_header)),
                         Err(e) => {
                             let error = format!("cannot register a reloaded listener: {e}");
-                            let _ = reports.send(ToCoordinator::Failed { id: shard.id, error });
+                            let _ = reports.send(ToCoordinator::Failed {
+                                id: shard.id,
+                                error,
+                            });
                         }
                     }
                 }
@@ -106,10 +109,15 @@ fn snapshot(shard: &Shard, driver: Driver, core: Option<usize>) -> ToCoordinator
         for e in &c.endpoints {
             let idle = e.pool.idle_count() as u64;
             e.stats.idle.set(idle);
-            e.stats.busy.set((e.pool.open_count() as u64).saturating_sub(idle));
+            e.stats
+                .busy
+                .set((e.pool.open_count() as u64).saturating_sub(idle));
         }
     }
-    let (conns, reqs) = (shard.drain.connections() as u64, shard.drain.requests() as u64);
+    let (conns, reqs) = (
+        shard.drain.connections() as u64,
+        shard.drain.requests() as u64,
+    );
     shard.stats.downstream_active.set(reqs);
     shard.stats.downstream_idle.set(conns.saturating_sub(reqs));
     shard.stats.in_flight.set(reqs);

@@ -122,8 +122,15 @@ pub async fn attempt(
                 body::length(&mut c.stream, &mut c.buf, up, n, limits.body).await
             }
             _ => {
-                body::chunked(&mut c.stream, &mut c.buf, up, false, limits.max_body, limits.body)
-                    .await
+                body::chunked(
+                    &mut c.stream,
+                    &mut c.buf,
+                    up,
+                    false,
+                    limits.max_body,
+                    limits.body,
+                )
+                .await
             }
         };
         ex.bytes_in += relayed.map_err(|e| match e {
@@ -210,8 +217,15 @@ pub async fn attempt(
             body::length(up, &mut c.up_buf, &mut c.stream, n, limits.body).await
         }
         BodyFraming::Chunked => {
-            body::chunked(up, &mut c.up_buf, &mut c.stream, resp.dechunk, u64::MAX, limits.body)
-                .await
+            body::chunked(
+                up,
+                &mut c.up_buf,
+                &mut c.stream,
+                resp.dechunk,
+                u64::MAX,
+                limits.body,
+            )
+            .await
         }
         BodyFraming::UntilClose => {
             body::until_close(up, &mut c.up_buf, &mut c.stream, limits.body).await

@@ -109,7 +109,8 @@ async fn proxy(
     let cluster = ctx.cluster;
     loop {
         let now = Instant::now();
-        let i = pick(cluster, &c.scratch.key, now, avoid).ok_or(Failed::before(UpstreamError::NoEndpoint))?;
+        let i = pick(cluster, &c.scratch.key, now, avoid)
+            .ok_or(Failed::before(UpstreamError::NoEndpoint))?;
         let ep = &cluster.endpoints[i];
         ex.upstream = Some(ep.addr);
         let (admitted, t) = ep.breaker.admit(now);

@@ -85,7 +85,13 @@ impl Shard {
     /// Switches to a new config: new requests use it at once, in-flight ones finish on theirs.
     pub fn apply_config(&self, config: Arc<Config>) {
         let old = self.table();
-        let table = Table::build(config, self.shards, Some(&old), &self.stats, self.request_seed);
+        let table = Table::build(
+            config,
+            self.shards,
+            Some(&old),
+            &self.stats,
+            self.request_seed,
+        );
         // Endpoints that left: close their idle connections now (busy ones close when done).
         for c in &old.clusters {
             for e in &c.endpoints {
@@ -250,7 +256,12 @@ fn start_accepting(
     proxy_header: bool,
 ) -> (Rc<listener::ListenerCtl>, monoio::task::JoinHandle<()>) {
     let ctl = listener::ListenerCtl::new(l.local_addr().ok());
-    let task = monoio::spawn(listener::accept_loop(shard.clone(), l, proxy_header, ctl.clone()));
+    let task = monoio::spawn(listener::accept_loop(
+        shard.clone(),
+        l,
+        proxy_header,
+        ctl.clone(),
+    ));
     (ctl, task)
 }
 

@@ -51,7 +51,12 @@ pub struct Lease<'a> {
 }
 
 impl EndpointPool {
-    pub fn new(addr: SocketAddr, limits: Pool, timeouts: &Timeouts, stats: Rc<EndpointStats>) -> Self {
+    pub fn new(
+        addr: SocketAddr,
+        limits: Pool,
+        timeouts: &Timeouts,
+        stats: Rc<EndpointStats>,
+    ) -> Self {
         EndpointPool {
             addr,
             limits,

@@ -69,7 +69,11 @@ impl Table {
                 ))
             })
             .collect();
-        let share = if config.steer_client_ip { 1 } else { shards.max(1) };
+        let share = if config.steer_client_ip {
+            1
+        } else {
+            shards.max(1)
+        };
         let routes = config
             .routes
             .iter()
@@ -121,7 +125,7 @@ fn route_view(
         name: Arc::from(r.name.as_str()),
         cluster: r.cluster.map(|i| clusters[i].clone()),
         limiter,
-        limit_header: r.rate_limit.as_ref().map_or(0, |l| burst_of(l)),
+        limit_header: r.rate_limit.as_ref().map_or(0, burst_of),
         budget,
         stats: stats.route(&r.name),
         response_drop,
