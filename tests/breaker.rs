@@ -120,6 +120,77 @@ fn opens_after_consecutive_failures_probes_after_the_timeout_and_closes() {
     }
 }
 
+/// Half-open lets `half_open_requests` probes through at a time: while the one probe is held at
+/// the endpoint every other request goes elsewhere; it closes only after `successes` good probes.
+#[test]
+fn half_open_admits_one_probe_at_a_time_and_closes_after_successes() {
+    let good = Backend::start("good");
+    let bad = Backend::with_status("bad", 503);
+    let file = temp_file(
+        "breaker-halfopen",
+        &config(
+            &[good.addr, bad.addr],
+            "",
+            "failures = 3\nopen_timeout = \"300ms\"\nhalf_open_requests = 1\nsuccesses = 2\n",
+        ),
+    );
+    let proxy = Proxy::start(&["--config", file.path(), "--shards", "1"]);
+    until_hits(&mut proxy.connect(), &bad, 3, Duration::from_secs(3));
+    bad.set_status(200);
+    bad.hold();
+    // New connections until one is the probe, held at the endpoint.
+    let mut probe = None;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while probe.is_none() {
+        assert!(Instant::now() < deadline, "no probe after the open timeout");
+        let mut c = proxy.connect();
+        c.send(&get("/")).unwrap();
+        c.set_timeout(Duration::from_millis(50));
+        match c.read_response() {
+            Ok(r) => assert_eq!(who(&r), "good"),
+            Err(_) if bad.hits() == 4 => probe = Some(c),
+            Err(e) => {
+                c.set_timeout(Duration::from_secs(5));
+                let r = c
+                    .read_response()
+                    .unwrap_or_else(|_| panic!("no answer: {e}"));
+                assert_eq!(who(&r), "good");
+            }
+        }
+    }
+    let mut probe = probe.unwrap();
+    assert_eq!(state(&proxy, bad.addr), 2.0, "half-open");
+    // The probe slot is taken: nothing else goes to the endpoint.
+    let during: Vec<String> = (0..10)
+        .map(|_| who(&fetch(proxy.addr, &get("/"))))
+        .collect();
+    assert!(during.iter().all(|w| w == "good"), "{during:?}");
+    assert_eq!(bad.hits(), 4, "a second probe while the first is in flight");
+    bad.release();
+    probe.set_timeout(Duration::from_secs(5));
+    assert_eq!(who(&probe.read_response().unwrap()), "bad");
+    assert_eq!(
+        state(&proxy, bad.addr),
+        2.0,
+        "one success of two: still half-open"
+    );
+    let mut c = proxy.connect();
+    until_hits(&mut c, &bad, 5, Duration::from_secs(3));
+    let m = scrape_until(
+        &proxy,
+        Duration::from_secs(2),
+        "closed after the second success",
+        "shardgate_upstream_breaker",
+        |m| {
+            m.one(
+                "shardgate_upstream_breaker_state",
+                &[("endpoint", &bad.addr.to_string())],
+            ) == 0.0
+        },
+    );
+    assert_eq!(transitions(&m, bad.addr, "closed"), 1.0);
+}
+
 #[test]
 fn a_failed_probe_reopens_for_twice_as_long() {
     let good = Backend::start("good");

@@ -98,9 +98,9 @@ fn least_request_prefers_the_idle_endpoint() {
     let mut stuck = Vec::new();
     let mut answered = 0;
     for i in 0..20 {
+        let before = slow.hits();
         let mut c = proxy.connect();
         c.send(&get(&format!("/{i}"))).unwrap();
-        let before = slow.hits();
         c.set_timeout(Duration::from_millis(20));
         let deadline = Instant::now() + Duration::from_secs(3);
         loop {
