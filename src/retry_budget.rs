@@ -55,6 +55,15 @@ impl RetryBudget {
     /// true = a retry may be sent (and is counted); retries within the window stay <=
     /// ratio × requests + min_per_sec × window.
     pub fn try_retry(&self, now: Instant) -> bool {
+        let allowed = self.allows(now);
+        if allowed {
+            self.add(now, 0, 1);
+        }
+        allowed
+    }
+
+    /// Whether `try_retry(now)` would allow a retry; counts nothing.
+    pub fn allows(&self, now: Instant) -> bool {
         self.advance(now);
         let t = self.total.get();
         let earned = if t.requests == 0 {
@@ -62,11 +71,7 @@ impl RetryBudget {
         } else {
             self.ratio * t.requests as f64
         };
-        let allowed = (t.retries + 1) as f64 <= earned + self.reserve;
-        if allowed {
-            self.add(now, 0, 1);
-        }
-        allowed
+        (t.retries + 1) as f64 <= earned + self.reserve
     }
 
     fn add(&self, now: Instant, requests: u64, retries: u64) {

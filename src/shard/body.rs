@@ -54,7 +54,7 @@ where
 
 /// Relays a chunked body, validating its framing. Verbatim, or payload only when `dechunk`.
 /// Stops exactly at the end of the trailers; bytes after it stay in `buf`. Returns the bytes
-/// written; more than `limit` of them is `TooLarge`.
+/// written; more than `limit` bytes of payload (chunk data, not framing) is `TooLarge`.
 pub async fn chunked<R, W>(
     src: &mut R,
     buf: &mut Buf,
@@ -69,6 +69,7 @@ where
 {
     let mut dec = Decoder::default();
     let mut total = 0u64;
+    let mut body = 0u64;
     loop {
         let mut consumed = 0;
         let mut payload = 0;
@@ -77,6 +78,7 @@ where
             let step = dec
                 .feed(&buf.data()[consumed..])
                 .map_err(|_| RelayError::Framing)?;
+            body += step.data.len() as u64;
             if dechunk && !step.data.is_empty() {
                 // Move payload down over the framing already consumed; ranges only move left.
                 let from = start + consumed + step.data.start..start + consumed + step.data.end;
@@ -86,7 +88,7 @@ where
             consumed += step.consumed;
         }
         total += if dechunk { payload } else { consumed } as u64;
-        if total > limit {
+        if body > limit {
             return Err(RelayError::TooLarge);
         }
         if dechunk {

@@ -28,7 +28,7 @@ pub struct Limits<'t> {
     pub upstream: Duration,
     pub body: Duration,
     pub max_body: u64,
-    /// Response headers the route removes.
+    /// Response headers the route removes or replaces.
     pub remove: &'t [String],
 }
 
@@ -40,7 +40,7 @@ impl<'t> Limits<'t> {
             upstream: t.upstream.unwrap_or(base.upstream),
             body: t.body.unwrap_or(base.body),
             max_body: ctx.cfg.max_body.unwrap_or(u64::MAX),
-            remove: &ctx.cfg.response_headers.remove,
+            remove: &ctx.route.response_drop,
         }
     }
 }

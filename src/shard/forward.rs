@@ -104,11 +104,6 @@ async fn proxy(
     let budget = &ctx.route.budget;
     budget.on_request(Instant::now());
     let mut retries_left = if replayable { policy.attempts } else { 0 };
-    let retry_statuses: &[u16] = if retries_left > 0 {
-        &policy.on_status
-    } else {
-        &[]
-    };
     let mut avoid = None;
     let mut fresh_only = false;
     let cluster = ctx.cluster;
@@ -142,6 +137,11 @@ async fn proxy(
         };
         let reused = lease.reused;
         ep.in_flight.set(ep.in_flight.get() + 1);
+        // A status is held back for a retry only while one can be sent: with no attempt or
+        // budget left, the client gets the upstream's own answer.
+        let wants_status_retry = retries_left > 0 && !policy.on_status.is_empty();
+        let status_retry = wants_status_retry && budget.allows(Instant::now());
+        let retry_statuses: &[u16] = if status_retry { &policy.on_status } else { &[] };
         let sent = Instant::now();
         let result = attempt(c, req, lease.stream(), &limits, shard, retry_statuses, ex).await;
         ep.in_flight.set(ep.in_flight.get() - 1);
@@ -154,6 +154,10 @@ async fn proxy(
             }) => {
                 ep.ewma.observe(rtt, Instant::now());
                 account(shard, cluster, ep, status, rtt);
+                if wants_status_retry && !status_retry && policy.on_status.contains(&status) {
+                    let stats = &ctx.route.stats;
+                    stats.budget_exhausted.set(stats.budget_exhausted.get() + 1);
+                }
                 if reusable {
                     lease.release();
                 }
@@ -174,7 +178,8 @@ async fn proxy(
                     avoid = Some(i);
                     continue;
                 }
-                // Out of budget: the client still gets a response, just not this one.
+                // Another request spent the budget during this attempt: the client still gets
+                // a response, just not this one.
                 return Err(Failed::before(match status {
                     504 => UpstreamError::ResponseTimeout,
                     503 => UpstreamError::NoEndpoint,

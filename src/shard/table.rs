@@ -27,6 +27,9 @@ pub struct RouteView {
     pub limit_header: u32,
     pub budget: Rc<RetryBudget>,
     pub stats: Rc<RouteStats>,
+    /// Lower-case names dropped from upstream responses: the route's removals and the names it
+    /// adds (an added header replaces the upstream's).
+    pub response_drop: Vec<String>,
     /// The limiter's settings, to decide whether a reload keeps its buckets.
     limit_identity: Option<(RateLimit, usize)>,
     budget_identity: (f64, u32),
@@ -115,6 +118,9 @@ fn route_view(
             Duration::from_secs(10),
         )),
     };
+    let edits = &r.response_headers;
+    let mut response_drop = edits.remove.clone();
+    response_drop.extend(edits.add.iter().map(|(n, _)| n.to_ascii_lowercase()));
     RouteView {
         name: Arc::from(r.name.as_str()),
         cluster: r.cluster.map(|i| clusters[i].clone()),
@@ -122,6 +128,7 @@ fn route_view(
         limit_header: r.rate_limit.as_ref().map_or(0, burst_of),
         budget,
         stats: stats.route(&r.name),
+        response_drop,
         limit_identity: identity,
         budget_identity,
     }

@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod compose;
 pub mod message;
+pub mod policy;
 pub mod proxy;
 pub mod sys;
 pub mod upstream;
