@@ -42,6 +42,40 @@ fn is_hostname(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use crate::config::{self, Cluster, Endpoint};
+
+    fn with_endpoint(name: &str, addr: &str) -> crate::config::Config {
+        let mut c = crate::cli::Args::base_config();
+        c.clusters.push(Cluster::new(
+            "c",
+            vec![Endpoint {
+                name: name.to_string(),
+                addr: addr.parse().unwrap(),
+                weight: 1,
+            }],
+        ));
+        c
+    }
+
+    #[test]
+    fn a_hostname_that_now_resolves_elsewhere_gives_a_new_config() {
+        // The config remembers an address `localhost` does not resolve to: as if DNS changed.
+        let now = config::resolve("localhost:8080").unwrap();
+        let stale = if now.is_ipv4() { "127.0.0.2:8080" } else { "[::2]:8080" };
+        let c = with_endpoint("localhost:8080", stale);
+        assert!(super::interval(&c).is_some(), "hostnames are re-resolved");
+        let next = super::refresh(&c).expect("a changed address gives a new config");
+        assert_eq!(next.clusters[0].endpoints[0].addr, now);
+        assert!(super::refresh(&next).is_none(), "no change, no new config");
+    }
+
+    #[test]
+    fn ip_literal_endpoints_are_never_re_resolved() {
+        let c = with_endpoint("127.0.0.1:8080", "127.0.0.1:8080");
+        assert_eq!(super::interval(&c), None);
+        assert!(super::refresh(&c).is_none());
+    }
+
     #[test]
     fn ip_literals_are_not_hostnames() {
         assert!(!super::is_hostname("127.0.0.1:80"));
