@@ -118,7 +118,7 @@ async fn proxy(
         if !admitted {
             return Err(Failed::before(UpstreamError::NoEndpoint));
         }
-        let lease = acquire(cluster, ep, fresh_only, limits.connect).await;
+        let lease = acquire(cluster, ep, fresh_only, !replayable, limits.connect).await;
         let mut lease = match lease {
             Ok(l) => l,
             Err(e) => {
@@ -243,6 +243,7 @@ async fn acquire<'e>(
     cluster: &ClusterView,
     ep: &'e Endpoint,
     fresh_only: bool,
+    check: bool,
     connect: Option<Duration>,
 ) -> Result<super::pool::Lease<'e>, UpstreamError> {
     if cluster.max_connections > 0
@@ -255,7 +256,7 @@ async fn acquire<'e>(
         return Err(UpstreamError::PendingFull);
     }
     cluster.pending.set(cluster.pending.get() + 1);
-    let lease = ep.pool.acquire(fresh_only, connect).await;
+    let lease = ep.pool.acquire(fresh_only, check, connect).await;
     cluster.pending.set(cluster.pending.get() - 1);
     lease
 }

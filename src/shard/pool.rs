@@ -70,14 +70,18 @@ impl EndpointPool {
 
     /// A live idle connection (unless `fresh`), or a new one, waiting in the queue when the
     /// endpoint is at its cap. `connect_timeout` overrides the pool's (a route's timeout).
+    ///
+    /// `check` peeks at an idle connection before reuse (one `recv(MSG_PEEK)`), to find one the
+    /// upstream closed; a caller that can resend the request on a fresh connection skips it.
     pub async fn acquire(
         &self,
         fresh: bool,
+        check: bool,
         connect_timeout: Option<std::time::Duration>,
     ) -> Result<Lease<'_>, UpstreamError> {
         let mut deadline = None;
         loop {
-            if let Some(stream) = self.take_idle().filter(|_| !fresh) {
+            if let Some(stream) = (!fresh).then(|| self.take_idle(check)).flatten() {
                 bump(&self.stats.reuses);
                 return Ok(Lease {
                     pool: self,
@@ -116,11 +120,11 @@ impl EndpointPool {
         }
     }
 
-    fn take_idle(&self) -> Option<TcpStream> {
+    fn take_idle(&self, check: bool) -> Option<TcpStream> {
         let mut idle = self.idle.borrow_mut();
         while let Some(c) = idle.pop_back() {
             if c.since.elapsed() < self.limits.idle_timeout
-                && peek_liveness(c.stream.as_raw_fd()) == Liveness::Open
+                && (!check || peek_liveness(c.stream.as_raw_fd()) == Liveness::Open)
             {
                 return Some(c.stream);
             }
