@@ -105,7 +105,7 @@ impl Coordinator {
                         return Err(1);
                     }
                 },
-                recv(self.calls) -> call => if let Ok(call) = call { self.answer(call) },
+                recv(self.calls) -> call => self.call(call),
                 recv(self.signals) -> sig => {
                     eprintln!("{} during start-up: exiting", signals::name(sig.unwrap_or(libc::SIGTERM)));
                     return Err(1);
@@ -129,7 +129,11 @@ impl Coordinator {
                 break code;
             }
             select! {
-                recv(self.signals) -> sig => self.signal(sig.unwrap_or(libc::SIGTERM)),
+                recv(self.signals) -> sig => match sig {
+                    Ok(sig) => self.signal(sig),
+                    // The signal thread is gone (it never ends on its own): stop selecting on it.
+                    Err(_) => self.signals = never(),
+                },
                 recv(self.reports) -> msg => match msg {
                     Ok(m) => self.report(m),
                     Err(_) => {
@@ -137,7 +141,7 @@ impl Coordinator {
                         self.exit = Some(0);
                     }
                 },
-                recv(self.calls) -> call => if let Ok(call) = call { self.answer(call) },
+                recv(self.calls) -> call => self.call(call),
                 recv(self.progress) -> _ => self.print_progress(),
                 recv(self.give_up) -> _ => {
                     let conns: usize = self.shards.iter().map(|s| s.connections).sum();
@@ -343,6 +347,15 @@ impl Coordinator {
             }
         }
         got.into_iter().flatten().collect()
+    }
+
+    /// An admin call, or the admin side gone (off, or its thread ended): stop selecting on it, so
+    /// the loop does not spin on a disconnected channel.
+    fn call(&mut self, call: Result<AdminCall, crossbeam_channel::RecvError>) {
+        match call {
+            Ok(call) => self.answer(call),
+            Err(_) => self.calls = never(),
+        }
     }
 
     /// Answers one admin call.

@@ -61,7 +61,11 @@ mod tests {
     fn a_hostname_that_now_resolves_elsewhere_gives_a_new_config() {
         // The config remembers an address `localhost` does not resolve to: as if DNS changed.
         let now = config::resolve("localhost:8080").unwrap();
-        let stale = if now.is_ipv4() { "127.0.0.2:8080" } else { "[::2]:8080" };
+        let stale = if now.is_ipv4() {
+            "127.0.0.2:8080"
+        } else {
+            "[::2]:8080"
+        };
         let c = with_endpoint("localhost:8080", stale);
         assert!(super::interval(&c).is_some(), "hostnames are re-resolved");
         let next = super::refresh(&c).expect("a changed address gives a new config");
