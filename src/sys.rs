@@ -86,6 +86,15 @@ pub fn has_pending_connection(fd: RawFd) -> bool {
     n > 0 && pfd.revents & libc::POLLIN != 0
 }
 
+/// Shuts the receive side of a connected socket: a read waiting on it completes with 0 (EOF).
+/// A drain uses it to wake idle keep-alive connections without a cancel handle per read.
+pub fn shutdown_read(fd: RawFd) {
+    // SAFETY: shutdown takes an fd and a constant; on a closed or foreign fd it only fails.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RD);
+    }
+}
+
 // === reuseport steering (--steer client-ip) ===
 
 /// The odd 32-bit multiplier of the steering hash (2^32 / golden ratio).

@@ -333,7 +333,7 @@ pub fn process<'p>(
         out.extend_from_slice(h.value);
         out.extend_from_slice(b", ");
     }
-    let _ = write!(out, "{}", fwd.client_ip);
+    push_ip(out, fwd.client_ip);
     out.extend_from_slice(b"\r\nX-Forwarded-Proto: http\r\n");
     if let Some(h) = host {
         header(out, b"X-Forwarded-Host", h);
@@ -371,6 +371,29 @@ pub(crate) fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
+}
+
+/// Writes an address as text; IPv4 (the common case) without the formatting machinery.
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(a) => {
+            for (i, o) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if o >= 100 {
+                    out.push(b'0' + o / 100);
+                }
+                if o >= 10 {
+                    out.push(b'0' + o / 10 % 10);
+                }
+                out.push(b'0' + o % 10);
+            }
+        }
+        IpAddr::V6(_) => {
+            let _ = write!(out, "{ip}");
+        }
+    }
 }
 
 fn hex32(v: u128) -> [u8; 32] {
@@ -426,6 +449,23 @@ mod tests {
             out.ends_with("Connection: upgrade\r\nUpgrade: websocket\r\n\r\n"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn ipv4_text_matches_display() {
+        for ip in [
+            "0.0.0.0",
+            "10.1.2.3",
+            "127.0.0.1",
+            "255.255.255.255",
+            "1.20.100.9",
+            "::1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = Vec::new();
+            push_ip(&mut out, ip);
+            assert_eq!(String::from_utf8(out).unwrap(), ip.to_string());
+        }
     }
 
     #[test]

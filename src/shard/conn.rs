@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::SystemTime;
 
 use monoio::buf::IoBufMut;
-use monoio::io::CancelableAsyncReadRent;
+use monoio::io::AsyncReadRent;
 use monoio::net::TcpStream;
 use monoio::time::Instant;
 
@@ -38,6 +38,17 @@ pub struct Client {
     /// The response head sent to the client.
     pub out: Vec<u8>,
     pub scratch: Scratch,
+    /// This connection's slot in the drain's registry of idle sockets.
+    slot: usize,
+}
+
+/// Frees the connection's drain slot when the task ends, however it ends.
+struct Slot<'a>(&'a Shard, usize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.drain.release(self.1);
+    }
 }
 
 /// Serves one accepted connection until it closes.
@@ -47,6 +58,10 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr, proxy_
     accepted.set(accepted.get() + 1);
     let _ = stream.set_nodelay(true);
     let size = shard.base.shards.buffer_size;
+    let slot = shard
+        .drain
+        .register(std::os::fd::AsRawFd::as_raw_fd(&stream));
+    let _slot = Slot(&shard, slot);
     let mut c = Client {
         stream,
         peer,
@@ -56,6 +71,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr, proxy_
         head: Vec::with_capacity(1024),
         out: Vec::with_capacity(1024),
         scratch: Scratch::default(),
+        slot,
     };
     if proxy_header && !read_proxy_header(&shard, &mut c).await {
         return;
@@ -302,16 +318,18 @@ async fn wait_for_request(shard: &Shard, c: &mut Client) -> bool {
     }
     let v = std::mem::take(&mut c.buf.v);
     let cap = v.capacity();
-    let read = c
-        .stream
-        .cancelable_read(v.slice_mut(0..cap), shard.drain.idle_read_handle());
-    monoio::select! {
+    // A drain wakes this read by shutting the socket's receive side (see Drain::start).
+    shard.drain.set_idle(c.slot, true);
+    let read = c.stream.read(v.slice_mut(0..cap));
+    let got = monoio::select! {
         (res, slice) = read => {
             c.buf.v = slice.into_inner();
             matches!(res, Ok(n) if n > 0)
         }
         _ = monoio::time::sleep(shard.base.timeouts.idle) => false,
-    }
+    };
+    shard.drain.set_idle(c.slot, false);
+    got
 }
 
 /// Reads until a whole head is buffered, validated and admitted; answers when refused and returns

@@ -7,15 +7,18 @@ use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
-use monoio::io::{CancelHandle, Canceller};
+use std::os::fd::RawFd;
 
 #[derive(Default)]
 pub struct Drain {
     draining: Cell<bool>,
     connections: Cell<usize>,
     requests: Cell<usize>,
-    /// Cancels idle keep-alive reads (a read that already got bytes still returns them).
-    idle_reads: RefCell<Canceller>,
+    /// Each open connection's socket and whether it is waiting for its next request; a drain
+    /// shuts the receive side of the idle ones, so their reads end (bytes already read are
+    /// still served). Slots are reused; a connection holds one for its lifetime.
+    idle: RefCell<Vec<(RawFd, bool)>>,
+    free: RefCell<Vec<usize>>,
     /// The control task waiting for connections to reach zero, or the accept loop for a free slot.
     waiters: RefCell<Vec<Waker>>,
 }
@@ -38,13 +41,38 @@ impl Drain {
         if self.draining.replace(true) {
             return;
         }
-        let c = self.idle_reads.replace(Canceller::new());
-        c.cancel();
+        for &(fd, idle) in self.idle.borrow().iter() {
+            if idle {
+                crate::sys::shutdown_read(fd);
+            }
+        }
         self.wake_all();
     }
 
-    pub fn idle_read_handle(&self) -> CancelHandle {
-        self.idle_reads.borrow().handle()
+    /// Registers a connection's socket; `release` it when the connection ends.
+    pub fn register(&self, fd: RawFd) -> usize {
+        let mut idle = self.idle.borrow_mut();
+        match self.free.borrow_mut().pop() {
+            Some(slot) => {
+                idle[slot] = (fd, false);
+                slot
+            }
+            None => {
+                idle.push((fd, false));
+                idle.len() - 1
+            }
+        }
+    }
+
+    pub fn release(&self, slot: usize) {
+        self.idle.borrow_mut()[slot] = (-1, false);
+        self.free.borrow_mut().push(slot);
+    }
+
+    /// Marks the connection as waiting for its next request (or not).
+    #[inline]
+    pub fn set_idle(&self, slot: usize, idle: bool) {
+        self.idle.borrow_mut()[slot].1 = idle;
     }
 
     /// Counts a connection until the guard drops.

@@ -102,13 +102,16 @@ async fn proxy(
         && matches!(req.body, BodyFraming::None | BodyFraming::Length(0))
         && !req.upgrade;
     let budget = &ctx.route.budget;
-    budget.on_request(Instant::now());
+    // One clock read for the first attempt's decisions, one when it ends.
+    let start = Instant::now();
+    budget.on_request(start);
+    let mut first = Some(start);
     let mut retries_left = if replayable { policy.attempts } else { 0 };
     let mut avoid = None;
     let mut fresh_only = false;
     let cluster = ctx.cluster;
     loop {
-        let now = Instant::now();
+        let now = first.take().unwrap_or_else(Instant::now);
         let i = pick(cluster, &c.scratch.key, now, avoid)
             .ok_or(Failed::before(UpstreamError::NoEndpoint))?;
         let ep = &cluster.endpoints[i];
@@ -140,20 +143,21 @@ async fn proxy(
         // A status is held back for a retry only while one can be sent: with no attempt or
         // budget left, the client gets the upstream's own answer.
         let wants_status_retry = retries_left > 0 && !policy.on_status.is_empty();
-        let status_retry = wants_status_retry && budget.allows(Instant::now());
+        let status_retry = wants_status_retry && budget.allows(now);
         let retry_statuses: &[u16] = if status_retry { &policy.on_status } else { &[] };
-        let sent = Instant::now();
         let result = attempt(c, req, lease.stream(), &limits, shard, retry_statuses, ex).await;
         ep.in_flight.set(ep.in_flight.get() - 1);
-        let rtt = ex.upstream_time.unwrap_or_else(|| sent.elapsed());
+        // Set whenever a response head arrived, which is when `rtt` is used.
+        let rtt = ex.upstream_time.unwrap_or_default();
         match result {
             Ok(Done::Response {
                 status,
                 reusable,
                 close_client,
             }) => {
-                ep.ewma.observe(rtt, Instant::now());
-                account(shard, cluster, ep, status, rtt);
+                let done = Instant::now();
+                ep.ewma.observe(rtt, done);
+                account(shard, cluster, ep, status, rtt, done);
                 if wants_status_retry && !status_retry && policy.on_status.contains(&status) {
                     let stats = &ctx.route.stats;
                     stats.budget_exhausted.set(stats.budget_exhausted.get() + 1);
@@ -168,11 +172,11 @@ async fn proxy(
                 });
             }
             Ok(Done::Switched) => {
-                account(shard, cluster, ep, 101, rtt);
+                account(shard, cluster, ep, 101, rtt, Instant::now());
                 return Ok(Outcome::Tunnel(lease.detach()));
             }
             Ok(Done::RetryStatus(status)) => {
-                account(shard, cluster, ep, status, rtt);
+                account(shard, cluster, ep, status, rtt, Instant::now());
                 drop(lease);
                 if retry(ctx, &mut retries_left, now) {
                     avoid = Some(i);
@@ -277,12 +281,18 @@ fn retry(ctx: &Ctx<'_>, left: &mut u32, now: Instant) -> bool {
 }
 
 /// A response came back: statistics, and the breaker learns whether it counts as a failure.
-fn account(shard: &Shard, cluster: &ClusterView, ep: &Endpoint, status: u16, rtt: Duration) {
+fn account(
+    shard: &Shard,
+    cluster: &ClusterView,
+    ep: &Endpoint,
+    status: u16,
+    rtt: Duration,
+    now: Instant,
+) {
     let s = &ep.stats;
     let c = &s.requests[class_of(status)];
     c.set(c.get() + 1);
     s.upstream_latency.record(rtt);
-    let now = Instant::now();
     let t = if cluster.failure_statuses.contains(&status) {
         s.failures.set(s.failures.get() + 1);
         ep.breaker.on_failure(now)
