@@ -101,6 +101,8 @@ pub enum ToCoordinator {
     Drained { id: usize },
     /// An endpoint changed state on this shard: relay to the others.
     Health(HealthNews),
+    /// This shard serves new requests with the config it was sent (`ToShard::Config`).
+    ConfigApplied { id: usize },
     /// The answer to `ToShard::Stats`.
     Stats {
         id: usize,

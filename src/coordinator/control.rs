@@ -21,6 +21,8 @@ pub type Reloader = Box<dyn Fn() -> Result<Config, String> + Send>;
 
 /// How long shards may take to bind and report ready.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a config broadcast waits for every shard to apply it.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a scrape waits for every shard's snapshot.
 const STATS_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -210,13 +212,14 @@ impl Coordinator {
         }
         next.shards = self.config.shards.clone();
         next.listeners = self.relisten(&next.listeners)?;
-        eprintln!(
+        let line = format!(
             "reloaded {}: {} routes, {} clusters",
             next.source.as_deref().unwrap_or("config"),
             next.routes.len(),
             next.clusters.len()
         );
         self.broadcast_config(Arc::new(next));
+        eprintln!("{line}");
         Ok(())
     }
 
@@ -270,11 +273,29 @@ impl Coordinator {
         Ok(now)
     }
 
+    /// Sends a config version to every shard and waits (bounded) until each serves with it, so a
+    /// reload that was reported done is what the next request sees.
     fn broadcast_config(&mut self, config: Arc<Config>) {
         for link in &self.links {
             link.send(ToShard::Config(config.clone()));
         }
         self.config = config;
+        let mut applied = vec![false; self.links.len()];
+        let deadline = after(APPLY_TIMEOUT);
+        while applied.iter().any(|a| !a) {
+            select! {
+                recv(self.reports) -> msg => match msg {
+                    Ok(ToCoordinator::ConfigApplied { id }) => applied[id] = true,
+                    Ok(other) => self.report(other),
+                    Err(_) => return,
+                },
+                recv(deadline) -> _ => {
+                    let late: Vec<usize> = (0..applied.len()).filter(|&i| !applied[i]).collect();
+                    eprintln!("config sent; shards {late:?} had not applied it after {APPLY_TIMEOUT:?}");
+                    return;
+                }
+            }
+        }
     }
 
     fn report(&mut self, msg: ToCoordinator) {
@@ -306,7 +327,9 @@ impl Coordinator {
                     self.exit = Some(0);
                 }
             }
-            ToCoordinator::Stats { .. } | ToCoordinator::Ready { .. } => {}
+            ToCoordinator::Stats { .. }
+            | ToCoordinator::Ready { .. }
+            | ToCoordinator::ConfigApplied { .. } => {}
         }
     }
 

@@ -31,7 +31,10 @@ pub async fn run(
     let mut accepting = accepting;
     loop {
         match mailbox.recv().await {
-            Some(ToShard::Config(config)) => shard.apply_config(config),
+            Some(ToShard::Config(config)) => {
+                shard.apply_config(config);
+                let _ = reports.send(ToCoordinator::ConfigApplied { id: shard.id });
+            }
             Some(ToShard::Health(news)) => shard.apply_health(&news),
             Some(ToShard::Stats) => {
                 let _ = reports.send(snapshot(&shard, driver, core));
@@ -96,7 +99,10 @@ async fn serve_during_drain(
                 let _ = reports.send(snapshot(shard, driver, core));
             }
             ToShard::Health(news) => shard.apply_health(&news),
-            ToShard::Config(config) => shard.apply_config(config),
+            ToShard::Config(config) => {
+                shard.apply_config(config);
+                let _ = reports.send(ToCoordinator::ConfigApplied { id: shard.id });
+            }
             ToShard::Drain | ToShard::Listen(_) | ToShard::Unlisten(_) => {}
         }
     }
