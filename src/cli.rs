@@ -228,6 +228,9 @@ impl Args {
             }
         }
         if let Some(every) = self.health_interval {
+            if every.is_zero() {
+                return Err("--health-interval: must be greater than 0".into());
+            }
             if self.health_check.is_none() && cfg.clusters.iter().all(|c| c.health.is_none()) {
                 return Err("--health-interval: needs --health-check".into());
             }

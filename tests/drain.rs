@@ -289,3 +289,36 @@ fn drain_under_load_loses_no_request() {
     );
     assert!(complete >= 40, "only {complete} complete responses");
 }
+
+/// A connection still in the listen queue when the drain starts is accepted and its first
+/// request answered (with `Connection: close`), not closed unread.
+#[test]
+fn a_queued_connection_gets_its_request_answered() {
+    let up = Upstream::slow(ms(600), "slow");
+    let mut proxy = Proxy::to(&[up.addr], &["--shards", "1", "--max-connections", "1"]);
+    // The only slot: a request in flight until the upstream answers.
+    let busy = keepalive_get(proxy.addr, "/busy");
+    up.wait_for("the busy request", ms(3000), |s| s.requests.len() == 1);
+    // The next connection waits in the kernel's queue (the shard is at max-connections).
+    let mut queued = Conn::connect(proxy.addr);
+    queued.send(&get("/queued")).unwrap();
+    proxy.sigterm();
+    let r = queued
+        .read_response()
+        .expect("the queued connection's request is answered");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close")),
+        "answered during a drain: Connection: close"
+    );
+    let (first, closed) = busy.join().unwrap();
+    assert_eq!(first.status, 200);
+    assert!(closed.is_ok());
+    assert_eq!(
+        proxy.wait_exit(ms(5000)).and_then(|s| s.code()),
+        Some(0),
+        "{:?}",
+        proxy.stderr_lines()
+    );
+}

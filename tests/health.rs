@@ -228,3 +228,42 @@ fn each_endpoint_is_probed_by_exactly_one_shard() {
     }
     drop(proxy);
 }
+
+#[test]
+fn a_reload_that_rebuilds_endpoints_keeps_their_health_verdict() {
+    let (a, b) = (Backend::start("a"), Backend::start("b"));
+    b.set_health(500);
+    let text = config(&[a.addr, b.addr], "http:/hc", "");
+    let file = temp_file("health-reload", &text);
+    let proxy = Proxy::start(&["--config", file.path(), "--shards", "1"]);
+    // Down: b's first probe fails (fall = 1), after which it gets no traffic.
+    poll(Duration::from_secs(3), "b probed down", || {
+        (b.probes() > 0).then_some(())
+    });
+    let after_down = |label: &str| {
+        let before = b.hits();
+        for i in 0..10 {
+            assert_eq!(fetch(proxy.addr, &get(&format!("/{label}{i}"))).status, 200);
+        }
+        assert_eq!(b.hits(), before, "{label}: the down endpoint got traffic");
+    };
+    // The verdict lands once the probe's answer is read: wait until a round misses b.
+    let mut round = 0;
+    poll(Duration::from_secs(3), "b out of rotation", || {
+        round += 1;
+        let before = b.hits();
+        for i in 0..4 {
+            let r = fetch(proxy.addr, &get(&format!("/settle{round}-{i}")));
+            assert_eq!(r.status, 200);
+        }
+        (b.hits() == before).then_some(())
+    });
+    after_down("before");
+    // A new [pool] setting rebuilds every endpoint (new pools); b must stay out.
+    std::fs::write(&file.0, format!("{text}\n[pool]\nmax_idle = 7\n")).unwrap();
+    support::sys::signal(proxy.pid(), libc::SIGHUP);
+    proxy
+        .wait_stderr(Duration::from_secs(5), "reloaded ")
+        .expect("reloaded");
+    after_down("after");
+}

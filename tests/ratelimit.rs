@@ -452,3 +452,52 @@ fn unsteered_keep_alive_client_gets_half_the_limit() {
         );
     }
 }
+
+#[test]
+fn a_client_cannot_pick_its_bucket_by_sending_many_forwarded_for_lines() {
+    let up = Upstream::fixed("ok");
+    let proxy = Proxy::to(
+        &[up.addr],
+        &[
+            "--shards",
+            "1",
+            "--rate-limit",
+            "5/m",
+            "--rate-burst",
+            "2",
+            "--trusted-proxy",
+            "127.0.0.1",
+        ],
+    );
+    let mut c = proxy.connect();
+    // The trusted load balancer appends the real client last, after whatever the client sent.
+    let spoofed: Vec<String> = (0..8)
+        .map(|i| format!("X-Forwarded-For: 198.51.100.{i}"))
+        .chain(["X-Forwarded-For: 203.0.113.9".to_string()])
+        .collect();
+    let spoofed: Vec<&str> = spoofed.iter().map(String::as_str).collect();
+    let (allowed, _) = until_limited(&mut c, &spoofed, 20);
+    assert_eq!(allowed.len(), 2);
+    let r = c.exchange(&request("GET", "/", &["X-Forwarded-For: 203.0.113.9"], b""));
+    assert_eq!(
+        r.status, 429,
+        "the bucket is the last hop's (203.0.113.9), not one the client wrote in front"
+    );
+}
+
+#[test]
+fn a_direct_route_obeys_its_rate_limit_and_header_edits() {
+    let file = temp_file(
+        "direct-limit",
+        "listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9\"]\n[shards]\ncount = 1\n\
+         [[routes]]\nname = \"hc\"\npath_prefix = \"/\"\ndirect = { status = 200, body = \"ok\" }\n\
+         rate_limit = { rate = \"5/m\", burst = 2 }\n\
+         response_headers_add = { \"x-served-by\" = \"edge\" }\n",
+    );
+    let proxy = Proxy::start(&["--config", file.path()]);
+    let mut c = proxy.connect();
+    let (allowed, limited) = until_limited(&mut c, &[], 10);
+    assert_eq!(allowed.len(), 2, "the burst of a direct route");
+    assert_eq!(allowed[0].header("x-served-by"), Some("edge"));
+    assert_eq!(limited.status, 429);
+}

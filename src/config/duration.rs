@@ -24,12 +24,26 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             ))
         }
     };
+    if d > MAX {
+        return Err(format!("duration {text:?} is too long (at most 7 days)"));
+    }
     Ok(d)
 }
+
+/// The longest duration accepted: far beyond any sensible timeout, and `Instant + MAX` never
+/// overflows on the request path.
+pub const MAX: Duration = Duration::from_secs(7 * 24 * 3600);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn too_long_is_rejected() {
+        assert!(parse("168h").is_ok());
+        assert!(parse("169h").unwrap_err().contains("too long"));
+        assert!(parse("99999999999999999h").is_err());
+    }
 
     #[test]
     fn units() {

@@ -528,4 +528,19 @@ mod tests {
         let e = err("listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9\"]\ntrusted_proxies = [\"10.0.0.1/8\"]\n");
         assert_eq!((e.field.as_str(), e.line), ("trusted_proxies", 3), "{e}");
     }
+
+    #[test]
+    fn zero_or_huge_values_that_would_break_the_proxy_are_rejected() {
+        let cases: &[(&str, &str)] = &[
+            ("[[clusters]]\nname = \"z\"\nendpoints = [\"127.0.0.1:4\"]\nmax_pending = 0\n", "clusters[2].max_pending"),
+            ("[[clusters]]\nname = \"z\"\nendpoints = [\"127.0.0.1:4\"]\nresolve_interval = \"0\"\n", "clusters[2].resolve_interval"),
+            ("[[clusters]]\nname = \"z\"\nendpoints = [\"127.0.0.1:4\"]\n[clusters.health_check]\ncheck = \"tcp\"\ninterval = \"0\"\n", "clusters[2].health_check.interval"),
+            ("[[routes]]\ncluster = \"a\"\ntimeouts = { upstream = \"0\" }\n", "routes[0].timeouts.upstream"),
+            ("[[routes]]\ncluster = \"a\"\ntimeouts = { body = \"200h\" }\n", "routes[0].timeouts.body"),
+        ];
+        for (tail, field) in cases {
+            let e = err(&format!("{TWO_CLUSTERS}{tail}"));
+            assert_eq!(e.field, *field, "{tail}: {e}");
+        }
+    }
 }

@@ -33,7 +33,7 @@ pub struct RawCluster {
     endpoints: Spanned<Vec<Spanned<String>>>,
     lb: S<String>,
     max_connections: Option<usize>,
-    max_pending: Option<usize>,
+    max_pending: S<usize>,
     resolve_interval: S<String>,
     failure_statuses: S<Vec<u16>>,
     max_ejection_percent: S<u8>,
@@ -136,6 +136,22 @@ fn dur(
     }
 }
 
+/// A duration that must be greater than zero.
+fn positive(
+    v: S<String>,
+    field: impl Fn() -> String,
+) -> Result<Option<std::time::Duration>, EntryError> {
+    let span = v.as_ref().map(|v| v.span());
+    match dur(v, &field)? {
+        Some(d) if d.is_zero() => Err((
+            span.unwrap_or(0..0),
+            field(),
+            "must be greater than 0".into(),
+        )),
+        d => Ok(d),
+    }
+}
+
 pub fn listener(i: usize, raw: RawListener) -> Result<Listener, EntryError> {
     let addr = parse_listen(raw.addr.get_ref())
         .map_err(|m| (raw.addr.span(), format!("listeners[{i}].addr"), m))?;
@@ -178,9 +194,12 @@ pub fn cluster(i: usize, raw: RawCluster) -> Result<Cluster, EntryError> {
         c.max_connections = n;
     }
     if let Some(n) = raw.max_pending {
-        c.max_pending = n;
+        if *n.get_ref() == 0 {
+            return err(n.span(), f("max_pending"), "must be at least 1");
+        }
+        c.max_pending = n.into_inner();
     }
-    if let Some(d) = dur(raw.resolve_interval, || f("resolve_interval"))? {
+    if let Some(d) = positive(raw.resolve_interval, || f("resolve_interval"))? {
         c.resolve_interval = d;
     }
     if let Some(s) = raw.failure_statuses {
@@ -229,10 +248,10 @@ pub fn cluster(i: usize, raw: RawCluster) -> Result<Cluster, EntryError> {
         let kind = HealthCheck::parse_kind(h.check.get_ref())
             .map_err(|m| (h.check.span(), f("health_check.check"), m))?;
         let mut hc = HealthCheck::new(kind);
-        if let Some(d) = dur(h.interval, || f("health_check.interval"))? {
+        if let Some(d) = positive(h.interval, || f("health_check.interval"))? {
             hc.interval = d;
         }
-        if let Some(d) = dur(h.timeout, || f("health_check.timeout"))? {
+        if let Some(d) = positive(h.timeout, || f("health_check.timeout"))? {
             hc.timeout = d;
         }
         for (slot, v, k) in [
@@ -494,9 +513,9 @@ pub fn route(
     };
     let mut timeouts = RouteTimeouts::default();
     if let Some(t) = raw.timeouts {
-        timeouts.connect = dur(t.connect, || f("timeouts.connect"))?;
-        timeouts.upstream = dur(t.upstream, || f("timeouts.upstream"))?;
-        timeouts.body = dur(t.body, || f("timeouts.body"))?;
+        timeouts.connect = positive(t.connect, || f("timeouts.connect"))?;
+        timeouts.upstream = positive(t.upstream, || f("timeouts.upstream"))?;
+        timeouts.body = positive(t.body, || f("timeouts.body"))?;
     }
     let rate_limit = match raw.rate_limit {
         None => None,

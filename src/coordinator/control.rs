@@ -207,10 +207,22 @@ impl Coordinator {
             return Err("no config file was given (--config): nothing to reload".into());
         }
         let mut next = (self.reload)()?;
-        if next.shards != self.config.shards {
-            eprintln!("reload: [shards] settings need a restart; the rest is applied");
+        // What a running process cannot change: it keeps the values it started with.
+        let cur = &self.config;
+        for (changed, what) in [
+            (next.shards != cur.shards, "[shards]"),
+            (next.steer_client_ip != cur.steer_client_ip, "steer"),
+            (next.admin != cur.admin, "admin"),
+            (next.access_log != cur.access_log, "access_log"),
+        ] {
+            if changed {
+                eprintln!("reload: {what} needs a restart; the running value is kept");
+            }
         }
-        next.shards = self.config.shards.clone();
+        next.shards = cur.shards.clone();
+        next.steer_client_ip = cur.steer_client_ip;
+        next.admin = cur.admin;
+        next.access_log = cur.access_log.clone();
         next.listeners = self.relisten(&next.listeners)?;
         let line = format!(
             "reloaded {}: {} routes, {} clusters",
@@ -280,7 +292,8 @@ impl Coordinator {
             link.send(ToShard::Config(config.clone()));
         }
         self.config = config;
-        let mut applied = vec![false; self.links.len()];
+        // A drained shard has stopped reading its mailbox.
+        let mut applied: Vec<bool> = self.shards.iter().map(|s| s.drained).collect();
         let deadline = after(APPLY_TIMEOUT);
         while applied.iter().any(|a| !a) {
             select! {

@@ -239,6 +239,9 @@ pub fn process<'p>(
     if conn.must_refuse() {
         return Err(Reject::BadRequest);
     }
+    if !target_is_safe(target.as_bytes(), host) {
+        return Err(Reject::BadRequest);
+    }
     // An empty Host (HTTP/1.0 only) is replaced like a missing one; a listed X-Request-Id is
     // dropped as hop-by-hop, so a new one is generated.
     let host = host.filter(|h| !h.is_empty());
@@ -373,6 +376,55 @@ pub(crate) fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// A target routing can trust: no dot-segment (`/./`, `/../`, also %2e-encoded) or encoded slash
+/// that an upstream could resolve into a path outside the route that matched, and an
+/// absolute-form target only when its authority is the Host header (routes match the authority,
+/// the upstream gets Host).
+fn target_is_safe(target: &[u8], host: Option<&[u8]>) -> bool {
+    let mut path = target;
+    for scheme in [&b"http://"[..], b"https://"] {
+        if target.len() > scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let rest = &target[scheme.len()..];
+            let end = rest
+                .iter()
+                .position(|&b| b == b'/' || b == b'?')
+                .unwrap_or(rest.len());
+            let authority = &rest[..end];
+            let authority = match authority.iter().rposition(|&b| b == b'@') {
+                Some(at) => &authority[at + 1..],
+                None => authority,
+            };
+            if host.is_some_and(|h| !h.eq_ignore_ascii_case(authority)) {
+                return false;
+            }
+            path = &rest[end..];
+        }
+    }
+    let path = &path[..path
+        .iter()
+        .position(|&b| b == b'?' || b == b'#')
+        .unwrap_or(path.len())];
+    if path.windows(3).any(|w| w.eq_ignore_ascii_case(b"%2f")) {
+        return false;
+    }
+    !path.split(|&b| b == b'/').any(|segment| {
+        // "." or "..", each dot possibly written %2e.
+        let mut dots = 0;
+        let mut rest = segment;
+        while !rest.is_empty() {
+            if rest[0] == b'.' {
+                rest = &rest[1..];
+            } else if rest.len() >= 3 && rest[..3].eq_ignore_ascii_case(b"%2e") {
+                rest = &rest[3..];
+            } else {
+                return false;
+            }
+            dots += 1;
+        }
+        (1..=2).contains(&dots)
+    })
+}
+
 /// Writes an address as text; IPv4 (the common case) without the formatting machinery.
 fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
@@ -449,6 +501,23 @@ mod tests {
             out.ends_with("Connection: upgrade\r\nUpgrade: websocket\r\n\r\n"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn safe_targets_pass() {
+        for (target, host) in [
+            (&b"/a/b.c/..d/...?x=/../"[..], Some(&b"h"[..])),
+            (b"/.well-known/x", Some(b"h")),
+            (b"http://h/x", Some(b"H")),
+            (b"http://user@h:80/x", Some(b"h:80")),
+            (b"*", Some(b"h")),
+        ] {
+            assert!(
+                target_is_safe(target, host),
+                "{}",
+                String::from_utf8_lossy(target)
+            );
+        }
     }
 
     #[test]
@@ -545,6 +614,13 @@ mod tests {
             ("connection lists content-length", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: Content-Length\r\n\r\nhello", Reject::BadRequest),
             ("connection lists transfer-encoding", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: transfer-encoding\r\n\r\n", Reject::BadRequest),
             ("connection lists host", b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Host\r\n\r\n", Reject::BadRequest),
+            ("dot-dot segment", b"GET /public/../admin HTTP/1.1\r\nHost: a\r\n\r\n", Reject::BadRequest),
+            ("dot segment", b"GET /a/./b HTTP/1.1\r\nHost: a\r\n\r\n", Reject::BadRequest),
+            ("trailing dot-dot", b"GET /a/.. HTTP/1.1\r\nHost: a\r\n\r\n", Reject::BadRequest),
+            ("encoded dot-dot", b"GET /a/%2e%2E/b HTTP/1.1\r\nHost: a\r\n\r\n", Reject::BadRequest),
+            ("half-encoded dot-dot", b"GET /a/.%2e/b HTTP/1.1\r\nHost: a\r\n\r\n", Reject::BadRequest),
+            ("encoded slash", b"GET /a%2F..%2fb HTTP/1.1\r\nHost: a\r\n\r\n", Reject::BadRequest),
+            ("absolute form, other host", b"GET http://public.ex/x HTTP/1.1\r\nHost: admin.ex\r\n\r\n", Reject::BadRequest),
         ];
         for (name, input, want) in cases {
             assert_eq!(reject(input), *want, "case {name}");

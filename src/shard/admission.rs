@@ -79,10 +79,6 @@ pub fn admit<'t>(
     };
     let cfg = &table.config.routes[i];
     let view = &table.routes[i];
-    if cfg.direct.is_some() {
-        let (plan, v) = local(Verdict::Direct);
-        return (plan, Some(i), v);
-    }
     if let (Some(max), Some(len)) = (cfg.max_body, p.content_length) {
         if len > max {
             let (plan, v) = local(Verdict::TooLarge);
@@ -121,6 +117,10 @@ pub fn admit<'t>(
     }
     for (n, v) in &cfg.response_headers.add {
         let _ = write!(s.extra, "{n}: {v}\r\n");
+    }
+    if cfg.direct.is_some() {
+        let (plan, v) = local(Verdict::Direct);
+        return (plan, Some(i), v);
     }
     if let Some(cluster) = cfg.cluster {
         if let Algorithm::Hash(on) = &table.config.clusters[cluster].lb {
@@ -167,19 +167,20 @@ fn real_client(table: &Table, peer: IpAddr, p: &Parsed<'_>) -> IpAddr {
     if table.trusted.is_empty() || !table.trusted.contains(peer) {
         return peer;
     }
+    // The last hops are the ones a trusted proxy appended: keep the last 8 header lines, in order.
     let mut values: [&[u8]; 8] = [b""; 8];
     let mut n = 0;
     for h in p
         .headers
         .iter()
+        .rev()
         .filter(|h| name_is(h.name, "x-forwarded-for"))
+        .take(values.len())
     {
-        if n < values.len() {
-            values[n] = h.value;
-            n += 1;
-        }
+        n += 1;
+        values[values.len() - n] = h.value;
     }
-    crate::trusted::client_ip(peer, &table.trusted, &values[..n])
+    crate::trusted::client_ip(peer, &table.trusted, &values[values.len() - n..])
 }
 
 fn header_value<'b>(p: &Parsed<'b>, name: &str) -> Option<&'b [u8]> {

@@ -52,8 +52,13 @@ impl Drop for Slot<'_> {
 }
 
 /// Serves one accepted connection until it closes.
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr, proxy_header: bool) {
-    let _open = shard.drain.connection();
+pub async fn serve(
+    shard: Rc<Shard>,
+    _open: super::drain::ConnectionGuard,
+    stream: TcpStream,
+    peer: SocketAddr,
+    proxy_header: bool,
+) {
     let accepted = &shard.stats.accepted;
     accepted.set(accepted.get() + 1);
     let _ = stream.set_nodelay(true);
@@ -76,10 +81,12 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr, proxy_
     if proxy_header && !read_proxy_header(&shard, &mut c).await {
         return;
     }
+    let mut first = true;
     loop {
-        if c.buf.is_empty() && !wait_for_request(&shard, &mut c).await {
+        if c.buf.is_empty() && !wait_for_request(&shard, &mut c, first).await {
             return;
         }
+        first = false;
         let _in_flight = shard.drain.request();
         let started = Instant::now();
         let table = shard.table();
@@ -100,7 +107,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr, proxy_
                 let pending = c.buf.len();
                 let mut up = upstream;
                 if pending > 0
-                    && write_buf(&mut up, &mut c.buf, pending, shard.base.timeouts.body)
+                    && write_buf(&mut up, &mut c.buf, pending, table.config.timeouts.body)
                         .await
                         .is_err()
                 {
@@ -131,7 +138,7 @@ async fn respond(
         upstream: None,
         upstream_time: None,
     };
-    let idle = shard.base.timeouts.body;
+    let idle = table.config.timeouts.body;
     let (status, content_type, body): (u16, &str, &[u8]) = match verdict {
         Verdict::Forward => {
             let i = route.unwrap_or(0);
@@ -274,11 +281,12 @@ fn record_refused(shard: &Shard, c: &Client, status: u16, started: Instant) {
 
 /// Reads the PROXY protocol header a load balancer sends first. False: refuse the connection.
 async fn read_proxy_header(shard: &Shard, c: &mut Client) -> bool {
-    let trusted = shard.table().trusted.is_empty() || shard.table().trusted.contains(c.peer.ip());
-    if !trusted {
+    let table = shard.table();
+    if !table.trusted.is_empty() && !table.trusted.contains(c.peer.ip()) {
         return false;
     }
-    let deadline = Instant::now() + shard.base.timeouts.header;
+    let t = table.config.timeouts;
+    let deadline = Instant::now() + t.header;
     loop {
         match proxy_protocol::parse(c.buf.data()) {
             Ok(proxy_protocol::Parsed::Complete {
@@ -299,12 +307,7 @@ async fn read_proxy_header(shard: &Shard, c: &mut Client) -> bool {
                 }
             }
             Err(_) => {
-                refuse(
-                    &mut c.stream,
-                    canned::response(400),
-                    shard.base.timeouts.body,
-                )
-                .await;
+                refuse(&mut c.stream, canned::response(400), t.body).await;
                 return false;
             }
         }
@@ -312,10 +315,15 @@ async fn read_proxy_header(shard: &Shard, c: &mut Client) -> bool {
 }
 
 /// Waits for the first bytes of the next request. False: close (EOF, idle timeout, drain).
-async fn wait_for_request(shard: &Shard, c: &mut Client) -> bool {
-    if shard.drain.is_draining() {
-        return false;
-    }
+/// A connection accepted from the queue while draining still gets its first request read (and
+/// answered with `Connection: close`), within the header timeout.
+async fn wait_for_request(shard: &Shard, c: &mut Client, first: bool) -> bool {
+    let t = shard.table().config.timeouts;
+    let wait = match (shard.drain.is_draining(), first) {
+        (false, _) => t.idle,
+        (true, true) => t.header,
+        (true, false) => return false,
+    };
     let v = std::mem::take(&mut c.buf.v);
     let cap = v.capacity();
     // A drain wakes this read by shutting the socket's receive side (see Drain::start).
@@ -326,7 +334,7 @@ async fn wait_for_request(shard: &Shard, c: &mut Client) -> bool {
             c.buf.v = slice.into_inner();
             matches!(res, Ok(n) if n > 0)
         }
-        _ = monoio::time::sleep(shard.base.timeouts.idle) => false,
+        _ = monoio::time::sleep(wait) => false,
     };
     shard.drain.set_idle(c.slot, false);
     got
@@ -340,7 +348,8 @@ async fn read_head(
     c: &mut Client,
 ) -> Result<(Request, Option<usize>, Verdict), Option<u16>> {
     let limits = &shard.base.shards;
-    let deadline = Instant::now() + shard.base.timeouts.header;
+    let t = table.config.timeouts;
+    let deadline = Instant::now() + t.header;
     let fwd = Forwarding {
         client_ip: c.client.ip(),
         request_id: shard.next_request_id(),
@@ -369,12 +378,7 @@ async fn read_head(
             Ok(Head::Partial) => match read_more_until(&mut c.stream, &mut c.buf, deadline).await {
                 Ok(_) => {}
                 Err(IoFail::TimedOut) => {
-                    refuse(
-                        &mut c.stream,
-                        canned::response(408),
-                        shard.base.timeouts.body,
-                    )
-                    .await;
+                    refuse(&mut c.stream, canned::response(408), t.body).await;
                     return Err(Some(408));
                 }
                 Err(_) => return Err(None),
@@ -387,12 +391,7 @@ async fn read_head(
                     Reject::NotImplemented => 501,
                     Reject::ExpectationFailed => 417,
                 };
-                refuse(
-                    &mut c.stream,
-                    canned::response(status),
-                    shard.base.timeouts.body,
-                )
-                .await;
+                refuse(&mut c.stream, canned::response(status), t.body).await;
                 return Err(Some(status));
             }
         }

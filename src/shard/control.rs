@@ -62,6 +62,8 @@ pub async fn run(
                     }
                     !gone
                 });
+                // A loop parked at max_connections re-checks and sees it was closed.
+                shard.drain.wake();
             }
             Some(ToShard::Drain) => {
                 shard.drain.start();

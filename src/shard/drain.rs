@@ -100,6 +100,11 @@ impl Drain {
         .await
     }
 
+    /// Wakes every waiter to re-check its condition (a listener was closed by a reload).
+    pub fn wake(&self) {
+        self.wake_all();
+    }
+
     fn wake_all(&self) {
         let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
         for w in waiters {

@@ -73,7 +73,7 @@ pub async fn exchange(shard: &Shard, c: &mut Client, req: &Request, ctx: &Ctx<'_
                     ProxyError::Client(ClientError::Io(_)) => (0, &[][..]),
                 };
                 if status != 0 {
-                    refuse(&mut c.stream, bytes, shard.base.timeouts.body).await;
+                    refuse(&mut c.stream, bytes, ctx.table.config.timeouts.body).await;
                     ex.status = status;
                     ex.bytes_out = bytes.len() as u64;
                 }

@@ -54,7 +54,7 @@ pub async fn accept_loop(
         if shard.drain.connections() >= max {
             shard
                 .drain
-                .wait_until(|d| d.connections() < max || d.is_draining())
+                .wait_until(|d| d.connections() < max || d.is_draining() || ctl.closing.get())
                 .await;
             continue;
         }
@@ -62,7 +62,9 @@ pub async fn accept_loop(
         match listener.cancelable_accept(handle).await {
             // A connection that won the race against a cancel is served all the same.
             Ok((stream, peer)) => {
-                monoio::spawn(conn::serve(shard.clone(), stream, peer, proxy_header));
+                // Counted at accept, so the next turn of the loop sees it (max_connections).
+                let open = shard.drain.connection();
+                monoio::spawn(conn::serve(shard.clone(), open, stream, peer, proxy_header));
             }
             Err(_) if ctl.stopped(&shard) => break,
             // EMFILE, ENFILE, ENOBUFS: back off briefly instead of spinning.
@@ -73,7 +75,9 @@ pub async fn accept_loop(
     while has_pending_connection(listener.as_raw_fd()) {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                monoio::spawn(conn::serve(shard.clone(), stream, peer, proxy_header));
+                // Counted at accept, so the next turn of the loop sees it (max_connections).
+                let open = shard.drain.connection();
+                monoio::spawn(conn::serve(shard.clone(), open, stream, peer, proxy_header));
             }
             Err(_) => break,
         }

@@ -89,6 +89,13 @@ impl EndpointPool {
                     reused: true,
                 });
             }
+            let at_cap =
+                self.limits.max_connections != 0 && self.open.get() >= self.limits.max_connections;
+            // A fresh-only request cannot use an idle connection: it closes one to take its slot
+            // (else a slot handed over through the idle list would sit unused).
+            if fresh && at_cap && self.idle.borrow_mut().pop_front().is_some() {
+                self.open.set(self.open.get() - 1);
+            }
             if self.limits.max_connections == 0 || self.open.get() < self.limits.max_connections {
                 self.open.set(self.open.get() + 1);
                 bump(&self.stats.connects);

@@ -132,11 +132,16 @@ impl ClusterView {
                         .iter()
                         .find(|x| *x.name == *e.name && x.addr == e.addr && x.identity == identity)
                 });
+                // A rebuilt endpoint of the same name keeps its health verdicts: the prober only
+                // reports changes, and another shard's ejection still runs its course.
+                let same_name = old.and_then(|o| o.endpoints.iter().find(|x| *x.name == *e.name));
+                let probe_up = same_name.is_none_or(|x| x.probe_up.get());
+                let ejected_until = same_name.and_then(|x| x.ejected_until.get());
                 match kept {
                     Some(k) => k.clone(),
                     None => {
                         let stats = stats.endpoint(&c.name, &e.name);
-                        stats.healthy.set(true);
+                        stats.healthy.set(probe_up);
                         Rc::new(Endpoint {
                             cluster: name.clone(),
                             name: Arc::from(e.name.as_str()),
@@ -145,8 +150,8 @@ impl ClusterView {
                             breaker: Breaker::new(c.breaker.clone()),
                             ewma: PeakEwma::new(Duration::from_secs(10), Duration::from_millis(1)),
                             in_flight: Cell::new(0),
-                            probe_up: Cell::new(true),
-                            ejected_until: Cell::new(None),
+                            probe_up: Cell::new(probe_up),
+                            ejected_until: Cell::new(ejected_until),
                             stats,
                             identity,
                         })
