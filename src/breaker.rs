@@ -71,6 +71,9 @@ pub struct Breaker {
     until: Cell<Option<Instant>>,
     /// The open timeout now in force: doubles on each failed probe, reset on closing.
     timeout: Cell<Duration>,
+    /// Bumped on every state change: a request remembers it at admission (`ticket`), so the
+    /// late result of a request admitted before the current HalfOpen is not taken for a probe's.
+    epoch: Cell<u32>,
     cfg: BreakerConfig,
 }
 
@@ -90,7 +93,45 @@ impl Breaker {
             probes: Cell::new(0),
             until: Cell::new(None),
             timeout: Cell::new(cfg.open_timeout),
+            epoch: Cell::new(0),
             cfg,
+        }
+    }
+
+    /// What a request keeps from its admission; see `on_success_for` and friends.
+    #[inline]
+    pub fn ticket(&self) -> u32 {
+        self.epoch.get()
+    }
+
+    /// A result of a request admitted before this HalfOpen began: not a probe's.
+    #[inline]
+    fn stale(&self, ticket: u32) -> bool {
+        self.state.get() == State::HalfOpen && ticket != self.epoch.get()
+    }
+
+    /// `on_success` for a request admitted with `ticket` (ignored if it is not a probe of the
+    /// current HalfOpen).
+    #[inline]
+    pub fn on_success_for(&self, ticket: u32, now: Instant) -> Option<Transition> {
+        if self.stale(ticket) {
+            return None;
+        }
+        self.on_success(now)
+    }
+
+    /// `on_failure` for a request admitted with `ticket`.
+    pub fn on_failure_for(&self, ticket: u32, now: Instant) -> Option<Transition> {
+        if self.stale(ticket) {
+            return None;
+        }
+        self.on_failure(now)
+    }
+
+    /// `on_abandoned` for a request admitted with `ticket`.
+    pub fn on_abandoned_for(&self, ticket: u32) {
+        if !self.stale(ticket) {
+            self.on_abandoned();
         }
     }
 
@@ -213,6 +254,7 @@ impl Breaker {
     }
 
     fn set(&self, state: State, count: u32) {
+        self.epoch.set(self.epoch.get().wrapping_add(1));
         self.state.set(state);
         self.count.set(count);
         self.probes.set(0);
@@ -251,6 +293,28 @@ mod tests {
             assert_eq!(b.on_failure(t), None);
         }
         assert_eq!(b.on_failure(t), Some(Transition::Opened));
+    }
+
+    #[test]
+    fn a_late_result_from_before_half_open_is_not_a_probe() {
+        let b = breaker();
+        let t0 = Instant::now();
+        assert!(b.admit(t0).0);
+        let early = b.ticket();
+        opened(&b, t0);
+        let t1 = t0 + 10 * S;
+        assert_eq!(b.admit(t1), (true, Some(Transition::HalfOpened)));
+        let probe = b.ticket();
+        // The request admitted while Closed ends now: it neither frees the probe slot nor counts.
+        assert_eq!(b.on_success_for(early, t1), None);
+        assert_eq!(b.on_failure_for(early, t1), None);
+        b.on_abandoned_for(early);
+        assert!(!b.usable(t1), "the one probe slot is still taken");
+        assert_eq!(b.state(), State::HalfOpen);
+        // The probe's own results do count.
+        assert_eq!(b.on_success_for(probe, t1), None);
+        assert!(b.admit(t1).0);
+        assert_eq!(b.on_success_for(b.ticket(), t1), Some(Transition::Closed));
     }
 
     #[test]

@@ -121,14 +121,15 @@ async fn proxy(
         if !admitted {
             return Err(Failed::before(UpstreamError::NoEndpoint));
         }
+        let ticket = ep.breaker.ticket();
         let lease = acquire(cluster, ep, fresh_only, !replayable, limits.connect).await;
         let mut lease = match lease {
             Ok(l) => l,
             Err(e) => {
                 if e.is_endpoint_fault() {
-                    fail(shard, ep);
+                    fail(shard, ep, ticket);
                 } else {
-                    ep.breaker.on_abandoned();
+                    ep.breaker.on_abandoned_for(ticket);
                 }
                 let again = policy.on_connect && e.is_endpoint_fault();
                 if again && retry(ctx, &mut retries_left, now) {
@@ -157,7 +158,7 @@ async fn proxy(
             }) => {
                 let done = Instant::now();
                 ep.ewma.observe(rtt, done);
-                account(shard, cluster, ep, status, rtt, done);
+                account(shard, cluster, ep, ticket, status, rtt, done);
                 if wants_status_retry && !status_retry && policy.on_status.contains(&status) {
                     let stats = &ctx.route.stats;
                     stats.budget_exhausted.set(stats.budget_exhausted.get() + 1);
@@ -172,11 +173,11 @@ async fn proxy(
                 });
             }
             Ok(Done::Switched) => {
-                account(shard, cluster, ep, 101, rtt, Instant::now());
+                account(shard, cluster, ep, ticket, 101, rtt, Instant::now());
                 return Ok(Outcome::Tunnel(lease.detach()));
             }
             Ok(Done::RetryStatus(status)) => {
-                account(shard, cluster, ep, status, rtt, Instant::now());
+                account(shard, cluster, ep, ticket, status, rtt, Instant::now());
                 drop(lease);
                 if retry(ctx, &mut retries_left, now) {
                     avoid = Some(i);
@@ -193,15 +194,15 @@ async fn proxy(
             // A pooled connection the upstream had closed: not the endpoint's fault, and safe
             // to send again on a fresh connection (once).
             Err(f) if f.retryable && reused && !fresh_only && replayable => {
-                ep.breaker.on_abandoned();
+                ep.breaker.on_abandoned_for(ticket);
                 fresh_only = true;
             }
             Err(f) => {
                 let upstream_fault = matches!(f.error, ProxyError::Upstream(_));
                 if upstream_fault {
-                    fail(shard, ep);
+                    fail(shard, ep, ticket);
                 } else {
-                    ep.breaker.on_abandoned();
+                    ep.breaker.on_abandoned_for(ticket);
                 }
                 let again = !f.answered
                     && match f.error {
@@ -285,6 +286,7 @@ fn account(
     shard: &Shard,
     cluster: &ClusterView,
     ep: &Endpoint,
+    ticket: u32,
     status: u16,
     rtt: Duration,
     now: Instant,
@@ -295,18 +297,18 @@ fn account(
     s.upstream_latency.record(rtt);
     let t = if cluster.failure_statuses.contains(&status) {
         s.failures.set(s.failures.get() + 1);
-        ep.breaker.on_failure(now)
+        ep.breaker.on_failure_for(ticket, now)
     } else {
-        ep.breaker.on_success(now)
+        ep.breaker.on_success_for(ticket, now)
     };
     publish(shard, ep, ep.note(t));
 }
 
 /// The endpoint failed (connect error, timeout, reset, malformed response).
-fn fail(shard: &Shard, ep: &Endpoint) {
+fn fail(shard: &Shard, ep: &Endpoint, ticket: u32) {
     let s = &ep.stats;
     s.failures.set(s.failures.get() + 1);
-    let t = ep.breaker.on_failure(Instant::now());
+    let t = ep.breaker.on_failure_for(ticket, Instant::now());
     publish(shard, ep, ep.note(t));
 }
 
