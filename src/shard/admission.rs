@@ -93,12 +93,14 @@ pub fn admit<'t>(
         };
         match limiter.take(rate_key(&rl.key, client, header), Instant::now()) {
             Decision::Allowed { remaining, reset } => {
-                let _ = write!(
-                    s.extra,
-                    "RateLimit-Limit: {}\r\nRateLimit-Remaining: {remaining}\r\nRateLimit-Reset: {}\r\n",
-                    view.limit_header,
-                    ceil_secs(reset)
-                );
+                let e = &mut s.extra;
+                e.extend_from_slice(b"RateLimit-Limit: ");
+                push_u64(e, u64::from(view.limit_header));
+                e.extend_from_slice(b"\r\nRateLimit-Remaining: ");
+                push_u64(e, u64::from(remaining));
+                e.extend_from_slice(b"\r\nRateLimit-Reset: ");
+                push_u64(e, ceil_secs(reset));
+                e.extend_from_slice(b"\r\n");
             }
             Decision::Limited { retry_after, reset } => {
                 let stats = &view.stats;
@@ -115,9 +117,7 @@ pub fn admit<'t>(
             }
         }
     }
-    for (n, v) in &cfg.response_headers.add {
-        let _ = write!(s.extra, "{n}: {v}\r\n");
-    }
+    s.extra.extend_from_slice(&view.response_add);
     if cfg.direct.is_some() {
         let (plan, v) = local(Verdict::Direct);
         return (plan, Some(i), v);
@@ -155,6 +155,21 @@ pub fn admit<'t>(
     plan.span_id = ids.0;
     plan.new_trace = ids.1;
     (plan, Some(i), Verdict::Forward)
+}
+
+/// Decimal digits without the formatting machinery (per-request headers).
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Whole seconds, rounded up (the unit of Retry-After and RateLimit-Reset).

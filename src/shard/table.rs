@@ -30,6 +30,8 @@ pub struct RouteView {
     /// Lower-case names dropped from upstream responses: the route's removals and the names it
     /// adds (an added header replaces the upstream's).
     pub response_drop: Vec<String>,
+    /// The route's added response header lines, rendered once (`Name: value\r\n` each).
+    pub response_add: Vec<u8>,
     /// The limiter's settings, to decide whether a reload keeps its buckets.
     limit_identity: Option<(RateLimit, usize)>,
     budget_identity: (f64, u32),
@@ -129,6 +131,13 @@ fn route_view(
         budget,
         stats: stats.route(&r.name),
         response_drop,
+        response_add: edits
+            .add
+            .iter()
+            .flat_map(|(n, v)| [n.as_bytes(), b": ", v.as_bytes(), b"\r\n"])
+            .flatten()
+            .copied()
+            .collect(),
         limit_identity: identity,
         budget_identity,
     }
