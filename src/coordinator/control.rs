@@ -397,11 +397,7 @@ impl Coordinator {
     /// Answers one admin call.
     fn answer(&mut self, call: AdminCall) {
         let ready = self.shards.iter().all(|s| s.ready);
-        let text = |status, body: &str| Reply {
-            status,
-            content_type: "text/plain; charset=utf-8",
-            body: body.to_string(),
-        };
+        let text = |status, body: &str| Reply::text(status, body);
         let reply = match call.ask {
             Ask::Healthz if self.draining => text(503, "draining\n"),
             Ask::Healthz => text(200, "ok\n"),
@@ -415,11 +411,7 @@ impl Coordinator {
                 let snaps = self.gather();
                 let mut body = String::with_capacity(16 * 1024);
                 crate::stats::render(&snaps, &mut body);
-                Reply {
-                    status: 200,
-                    content_type: "text/plain; version=0.0.4; charset=utf-8",
-                    body,
-                }
+                Reply::metrics(body)
             }
             Ask::Config => Reply {
                 status: 200,
@@ -430,11 +422,7 @@ impl Coordinator {
                 if ready {
                     self.gather();
                 }
-                Reply {
-                    status: 200,
-                    content_type: "application/json",
-                    body: self.shards_json(),
-                }
+                Reply::json(200, self.shards_json())
             }
             Ask::Drain => {
                 self.start_drain("POST /drain");
