@@ -1,4 +1,4 @@
-//! Retry budget of one cluster on one shard: retries may add at most `ratio` of the recent
+//! Retry budget of one route on one shard: retries may add at most `ratio` of the recent
 //! request load plus a small reserve, so that retries cannot multiply an overload. Runs on a shard
 //! thread; counters are plain `Cell`s in a fixed ring, time is passed in.
 //!

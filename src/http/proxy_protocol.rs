@@ -34,7 +34,7 @@ pub enum Parsed {
     Partial,
 }
 
-/// Why the connection must be closed without a response.
+/// Why the header is refused (the proxy answers 400 and closes the connection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProxyError {
     /// Not a PROXY header, or one that breaks the specification.

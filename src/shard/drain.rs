@@ -1,6 +1,7 @@
 //! One shard's drain state: open connections and in-flight requests (counted by guards), the
-//! cancellers that pull accept and idle keep-alive reads out of the kernel, and the wake-up the
-//! control task waits on. Shard thread only: `Cell`/`RefCell`, no atomics.
+//! registry of idle keep-alive sockets whose reads a drain ends (by shutting their receive side),
+//! and the wake-up the control task and accept loops wait on. Shard thread only: `Cell`/`RefCell`,
+//! no atomics.
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
