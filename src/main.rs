@@ -6,6 +6,12 @@ use clap::Parser;
 use shardgate::cli::Args;
 use shardgate::{config, coordinator, sys};
 
+#[cfg(feature = "alloc-count")]
+mod alloc_count;
+#[cfg(feature = "alloc-count")]
+#[global_allocator]
+static ALLOC: alloc_count::Counting = alloc_count::Counting;
+
 fn main() {
     let args = Args::parse();
     let cfg = match build_config(&args) {
@@ -20,7 +26,12 @@ fn main() {
         return;
     }
     sys::raise_nofile_limit();
-    std::process::exit(coordinator::run(cfg));
+    #[cfg(feature = "alloc-count")]
+    alloc_count::report_on_sigusr1();
+    let code = coordinator::run(cfg);
+    #[cfg(feature = "alloc-count")]
+    alloc_count::report();
+    std::process::exit(code);
 }
 
 /// The config file (if any) with flags applied on top, checked as a whole.
