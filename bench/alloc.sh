@@ -21,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 BENCH=$ROOT/bench
-BENCH_NAME=alloc
+BENCH_NAME=alloc # lib.sh names its temp dir and messages after it
 REQUESTS=${REQUESTS:-100000}
 CONNECTIONS=${CONNECTIONS:-8}
 WARMUP_REQUESTS=${WARMUP_REQUESTS:-20000}

@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 BENCH=$ROOT/bench
-BENCH_NAME=mem
+BENCH_NAME=mem # lib.sh names its temp dir and messages after it
 TARGETS=${TARGETS:-shardgate nginx haproxy}
 CONNS=${CONNS:-10000}
 SOURCES=${SOURCES:-10}
@@ -124,7 +124,7 @@ measure() {
     local client=$!
     PIDS+=("$client")
     local deadline=$((SECONDS + 180))
-    until grep -q '^ready' "$TMP/hold-$t.out"; do
+    until grep -qs "^ready" "$TMP/hold-$t.out"; do
         if ! kill -0 "$client" 2>/dev/null; then
             cat "$TMP/hold-$t.err" >&2
             die "$t: the client failed to open $CONNS connections"
@@ -145,8 +145,17 @@ measure() {
 
     # REQUESTS keep-alive requests.
     before=$(rss_kb $workers)
-    STOP_AFTER=$REQUESTS taskset -c 1 wrk -t1 -c"$WRK_CONNECTIONS" -d"${MAX_WRK_SECONDS}s" \
-        -s "$BENCH/stop_after.lua" "http://$HOST:$port/" >"$TMP/wrk-$t.txt" 2>&1 || true
+    rm -f "$TMP/stop-mark"
+    STOP_AFTER=$REQUESTS STOP_MARK=$TMP/stop-mark taskset -c 1 wrk -t1 -c"$WRK_CONNECTIONS" \
+        -d"${MAX_WRK_SECONDS}s" -s "$BENCH/stop_after.lua" "http://$HOST:$port/" >"$TMP/wrk-$t.txt" 2>&1 &
+    local wrk_pid=$!
+    PIDS+=("$wrk_pid")
+    # wrk sleeps for its whole -d even when its thread stopped: end it with SIGINT (it still prints
+    # its figures) once the count is reached.
+    while kill -0 "$wrk_pid" 2>/dev/null && [[ ! -e $TMP/stop-mark ]]; do sleep 0.1; done
+    kill -INT "$wrk_pid" 2>/dev/null || true
+    wait "$wrk_pid" || true
+    stop_pids "$wrk_pid"
     sleep 1
     after=$(rss_kb $workers)
     n=$(awk '/ requests in / {print $1}' "$TMP/wrk-$t.txt")

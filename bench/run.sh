@@ -34,7 +34,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 BENCH=$ROOT/bench
-BENCH_NAME=bench
+BENCH_NAME=bench # lib.sh names its temp dir and messages after it
 
 SHARDS=${SHARDS:-1}
 # SHARDS="1 2": one full run per value (the same arguments), then how req/s scales.
