@@ -100,6 +100,7 @@ read_client "done"
 count
 b=$COUNT b_bytes=$BYTES
 # The client closes its connections and exits.
+echo close >&"$CLIENT_IN"
 deadline=$((SECONDS + 10))
 while kill -0 "$CLIENT_PIDNUM" 2>/dev/null; do
     ((SECONDS < deadline)) || die "the client did not exit"

@@ -11,7 +11,8 @@
       connection, no pipelining), checks every answer is 200 with a Content-Length body, and prints
       "done COUNT requests in T s (R req/s)". Exits 1 on any error or on --timeout (default 300 s).
       With --warmup W, it first sends W requests on the same connections, prints "warm" and waits
-      for a line on standard input before sending the COUNT measured ones.
+      for a line on standard input before sending the COUNT measured ones, and for another one
+      before closing its connections.
 
 Both raise RLIMIT_NOFILE to the hard limit first.
 """
@@ -131,6 +132,8 @@ def requests(args):
     run_requests(sel, conns, req, args.count, deadline)
     took = time.monotonic() - started
     print(f"done {args.count} requests in {took:.2f} s ({args.count / took:.0f} req/s)", flush=True)
+    if args.warmup > 0:
+        sys.stdin.readline()  # closing is a step of its own too (end of input also closes)
     for s in conns:
         s.close()
     return 0
