@@ -15,7 +15,7 @@
 # Environment: REQUESTS=100000  CONNECTIONS=8  WARMUP_REQUESTS=20000  IDLE=2  PATH_=/ (or /64k)
 #   NOKA=1 (proxy to the upstream that closes after every response: a connect per request)
 #   SHARDGATE_ARGS="" (extra flags)  NO_BUILD=1 (use the binary already built)  KEEP_TMP=1
-# Takes about 30 s after the build (the first build of the feature takes about 2 minutes).
+# Takes about 10 s after the build (the first build of the feature takes 1-2 minutes).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -16,7 +16,7 @@
 # Environment: TARGETS="shardgate nginx haproxy"  CONNS=10000  SOURCES=10  REQUESTS=1000000
 #   WRK_CONNECTIONS=64  MAX_WRK_SECONDS=120 (bound on the request run)  SHARDGATE_ARGS=""
 #   SHARDGATE=$CARGO_TARGET_DIR/release/shardgate  NO_BUILD=1  KEEP_TMP=1
-# Takes about 1 minute per proxy (most of it the 1 million requests).
+# Takes about 25 s per proxy (most of it the 1 million requests).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

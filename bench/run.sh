@@ -87,7 +87,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 WARMUP=${WARMUP:-1s}
-[[ $SHARDS =~ ^[1-9][0-9]*$ ]] || die "SHARDS must be a positive integer (or a list like \"1 2\")"
+[[ $SHARDS =~ ^[1-9][0-9]*$ ]] || { echo "bench: error: SHARDS must be a positive integer (or a list like \"1 2\")" >&2; exit 1; }
 if ((SHARDS == 1)); then
     PROXY_CPU=${PROXY_CPU:-0}
     LOAD_CPU=${LOAD_CPU:-1}
@@ -151,7 +151,7 @@ NOKA=0
 
 # ---- tools: install what is missing from Debian -----------------------------------------------
 [[ $EUID == 0 ]] || die "run as root (packages may need installing; nginx/haproxy run as root here)"
-need_tools nginx:nginx haproxy:haproxy wrk:wrk taskset:util-linux
+need_tools nginx:nginx haproxy:haproxy wrk:wrk taskset:util-linux curl:curl
 
 # ---- build shardgate (into CARGO_TARGET_DIR, else target/) ------------------------------------
 if uses_shardgate && [[ ${NO_BUILD:-0} != 1 ]]; then
