@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: shardgate, nginx and HAProxy as reverse proxies to the same upstream
-# (nginx answering "ok" and a 64 KiB file), each proxy with 1 worker/thread/shard pinned to the
-# same CPU, wrk and the upstream pinned to the other. Also the direct path wrk -> upstream as the
-# ceiling. Prints, per scenario, the medians over interleaved rounds of: requests/s, p50 and p99
-# latency, CPU time per request of the proxy (utime+stime from /proc/PID/stat, before/after each
-# run) and of the upstream, each with its ratio to nginx. See bench/README.md.
+# (nginx answering "ok" and a 64 KiB file, with keep-alive, and a second server of it that closes
+# after every response), each proxy with 1 worker/thread/shard pinned to the same CPU, wrk and the
+# upstream pinned to the other (SHARDS=2: 2 workers/threads/shards, one per CPU, everything
+# sharing both CPUs). Also the direct path wrk -> upstream as the ceiling. Prints, per scenario,
+# the medians over interleaved rounds of: requests/s, p50 and p99 latency, CPU time per request of
+# the proxy (utime+stime from /proc/PID/stat, before/after each run) and of the upstream, each with
+# its ratio to nginx, and the proxy's CPU against the floor (twice the upstream's own CPU per
+# request, measured on the direct path). See bench/README.md.
 #
 # Usage (as root, from anywhere in the repository):
-#   bench/run.sh [SCENARIO...]        SCENARIO: keepalive (default) close 64k post1k all
+#   bench/run.sh [SCENARIO...]        SCENARIO: keepalive (default) close 64k post1k noka all
 # Environment (all optional):
 #   SCENARIOS="keepalive close"  same as the arguments       TARGETS="direct nginx haproxy shardgate"
-#   ROUNDS=3  DURATION=10s  CONNECTIONS=64  WRK_THREADS=1  WARMUP=1s
-#   PROXY_CPU=0  LOAD_CPU=1 (upstream and wrk)
-#   UPSTREAM_PORT=9100  SHARDGATE_PORT=8101  NGINX_PORT=8102  HAPROXY_PORT=8103
-#   SHARDGATE=target/release/shardgate  SHARDGATE_ARGS="--buffer-size 65536" (extra flags)
+#   ROUNDS=3  DURATION=10s  CONNECTIONS=64  WRK_THREADS=1 (SHARDS)  WARMUP=1s
+#   SHARDS=1: workers/threads/shards per proxy: 1 (proxies on PROXY_CPU, upstream and wrk on
+#     LOAD_CPU) or 2 (both on CPUs 0,1, upstream with 2 workers, wrk -t2); "1 2" runs both, one
+#     after the other, and prints how each target's req/s scales
+#   PROXY_CPU=0  LOAD_CPU=1 (upstream and wrk)  UPSTREAM_WORKERS=1 (SHARDS)
+#   UPSTREAM_PORT=9100  UPSTREAM_NOKA_PORT=9101  SHARDGATE_PORT=8101  NGINX_PORT=8102
+#   HAPROXY_PORT=8103  NOKA_OFFSET=100 (the proxies' ports for `noka` are these + 100)
+#   SHARDGATE=$CARGO_TARGET_DIR/release/shardgate  SHARDGATE_ARGS="--buffer-size 65536" (extra flags)
+#   SHARDGATE_VARIANTS="b64k=--buffer-size 65536;u256=--uring-entries 256": more shardgate
+#     targets (shardgate-b64k, ...), each its own process with those extra flags, measured in the
+#     same interleaved rounds (ports SHARDGATE_PORT+11, +12, ...)
 #   NO_BUILD=1 (skip cargo build)  KEEP_TMP=1 (keep the temp dir)
 #   OTHER_MAX=15  RETRIES=2  QUIET_TIMEOUT=60: before each run wait up to QUIET_TIMEOUT s for other
 #     work on the machine to use at most OTHER_MAX % of a CPU; a run during which it used more is
@@ -24,30 +34,82 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 BENCH=$ROOT/bench
+BENCH_NAME=bench # lib.sh names its temp dir and messages after it
+
+SHARDS=${SHARDS:-1}
+# SHARDS="1 2": one full run per value (the same arguments), then how req/s scales.
+if [[ $SHARDS == *" "* ]]; then
+    SCALE_DIR=$(mktemp -d /tmp/shardgate-bench-scale.XXXXXX)
+    child=
+    # shellcheck disable=SC2317  # invoked through the trap
+    stop_child() { [[ -n $child ]] && kill -TERM "$child" 2>/dev/null; wait; rm -rf "$SCALE_DIR"; exit 143; }
+    trap stop_child INT TERM
+    status=0
+    first=1
+    for n in $SHARDS; do
+        ((first)) || echo
+        first=0
+        SHARDS=$n SUMMARY_OUT=$SCALE_DIR/$n.tsv "${BASH_SOURCE[0]}" "$@" &
+        child=$!
+        wait "$child" || status=$?
+        child=
+        NO_BUILD=1 # build once
+        export NO_BUILD
+    done
+    echo
+    echo "Scaling: median req/s per shard count, and its ratio to the first count ($SHARDS)"
+    for n in $SHARDS; do
+        [[ -s $SCALE_DIR/$n.tsv ]] && awk -v n="$n" '{print $0 "\t" n}' "$SCALE_DIR/$n.tsv"
+    done >"$SCALE_DIR/all.tsv"
+    awk -F'\t' -v counts="$SHARDS" '
+        { k = $1 SUBSEP $2; if (!(k in seen)) { seen[k] = 1; keys[++nk] = k } rps[$NF SUBSEP k] = $3 }
+        END {
+            nc = split(counts, c, " ")
+            printf "%-10s %-18s", "scenario", "target"
+            for (i = 1; i <= nc; i++) printf " %10s %6s", c[i] " shards", "x"
+            printf "\n"
+            for (j = 1; j <= nk; j++) {
+                split(keys[j], st, SUBSEP)
+                printf "%-10s %-18s", st[1], st[2]
+                base = rps[c[1] SUBSEP keys[j]]
+                for (i = 1; i <= nc; i++) {
+                    v = rps[c[i] SUBSEP keys[j]]
+                    printf " %10s %6s", (v == "" ? "-" : sprintf("%.0f", v)), (v == "" || base <= 0 ? "-" : sprintf("%.2f", v / base))
+                }
+                printf "\n"
+            }
+        }' "$SCALE_DIR/all.tsv"
+    rm -rf "$SCALE_DIR"
+    exit "$status"
+fi
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
-WRK_THREADS=${WRK_THREADS:-1}
 WARMUP=${WARMUP:-1s}
-PROXY_CPU=${PROXY_CPU:-0}
-LOAD_CPU=${LOAD_CPU:-1}
-UPSTREAM_PORT=${UPSTREAM_PORT:-9100}
-SHARDGATE_PORT=${SHARDGATE_PORT:-8101}
-NGINX_PORT=${NGINX_PORT:-8102}
-HAPROXY_PORT=${HAPROXY_PORT:-8103}
-SHARDGATE=${SHARDGATE:-target/release/shardgate}
+[[ $SHARDS =~ ^[1-9][0-9]*$ ]] || { echo "bench: error: SHARDS must be a positive integer (or a list like \"1 2\")" >&2; exit 1; }
+if ((SHARDS == 1)); then
+    PROXY_CPU=${PROXY_CPU:-0}
+    LOAD_CPU=${LOAD_CPU:-1}
+else
+    # Every process on every one of the first SHARDS CPUs: wrk and the upstream share them.
+    ALL=$(seq -s, 0 $((SHARDS - 1)))
+    PROXY_CPU=${PROXY_CPU:-$ALL}
+    LOAD_CPU=${LOAD_CPU:-$ALL}
+fi
+WRK_THREADS=${WRK_THREADS:-$SHARDS}
+UPSTREAM_WORKERS=${UPSTREAM_WORKERS:-$SHARDS}
 SHARDGATE_ARGS=${SHARDGATE_ARGS:-}
+SHARDGATE_VARIANTS=${SHARDGATE_VARIANTS:-}
 TARGETS=${TARGETS:-direct nginx haproxy shardgate}
 OTHER_MAX=${OTHER_MAX:-15}
 RETRIES=${RETRIES:-2}
 QUIET_TIMEOUT=${QUIET_TIMEOUT:-60}
-HOST=127.0.0.1
-ALL_SCENARIOS="keepalive close 64k post1k"
-
-log() { printf '==> %s\n' "$*"; }
-warn() { printf 'WARNING: %s\n' "$*" >&2; }
-die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+ALL_SCENARIOS="keepalive close 64k post1k noka"
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
+SHARDGATE=${SHARDGATE:-$(target_dir)/release/shardgate}
+((SHARDS <= $(nproc))) || die "SHARDS=$SHARDS but this machine has $(nproc) CPUs"
 
 # Scenarios: arguments, else $SCENARIOS, else keepalive; "all" means every one.
 if (($# > 0)); then SCENARIO_LIST="$*"; else SCENARIO_LIST=${SCENARIOS:-keepalive}; fi
@@ -58,109 +120,47 @@ done
 for t in $TARGETS; do
     [[ " direct nginx haproxy shardgate " == *" $t "* ]] || die "unknown target '$t'"
 done
+# Variants: "name=flags;name=flags" -> targets shardgate-name with their own flags and port.
+declare -A VARIANT_ARGS=()
+declare -A PORT=([direct]=$UPSTREAM_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [shardgate]=$SHARDGATE_PORT)
+declare -A NOKA_PORT=([direct]=$UPSTREAM_NOKA_PORT [nginx]=$NGINX_NOKA_PORT [haproxy]=$HAPROXY_NOKA_PORT [shardgate]=$((SHARDGATE_PORT + NOKA_OFFSET)))
+VARIANT_ARGS[shardgate]=$SHARDGATE_ARGS
+if [[ -n $SHARDGATE_VARIANTS ]]; then
+    i=0
+    IFS=';' read -r -a variants <<<"$SHARDGATE_VARIANTS"
+    for v in "${variants[@]}"; do
+        [[ -n ${v// /} ]] || continue
+        name=${v%%=*}
+        [[ $v == *=* && $name =~ ^[A-Za-z0-9_.-]+$ ]] || die "SHARDGATE_VARIANTS: '$v' is not name=flags"
+        i=$((i + 1))
+        t=shardgate-$name
+        VARIANT_ARGS[$t]="$SHARDGATE_ARGS ${v#*=}"
+        PORT[$t]=$((SHARDGATE_PORT + 10 + i))
+        NOKA_PORT[$t]=$((SHARDGATE_PORT + 10 + i + NOKA_OFFSET))
+        TARGETS="$TARGETS $t"
+    done
+fi
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
-for v in OTHER_MAX RETRIES QUIET_TIMEOUT CONNECTIONS WRK_THREADS; do
+for v in OTHER_MAX RETRIES QUIET_TIMEOUT CONNECTIONS WRK_THREADS UPSTREAM_WORKERS; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer"
 done
+is_shardgate() { [[ $1 == shardgate || $1 == shardgate-* ]]; }
+uses_shardgate() { local t; for t in $TARGETS; do is_shardgate "$t" && return 0; done; return 1; }
+NOKA=0
+[[ " $SCENARIO_LIST " == *" noka "* ]] && NOKA=1
 
 # ---- tools: install what is missing from Debian -----------------------------------------------
 [[ $EUID == 0 ]] || die "run as root (packages may need installing; nginx/haproxy run as root here)"
-export PATH=$PATH:/usr/sbin:/sbin
-missing=()
-command -v nginx >/dev/null || missing+=(nginx)
-command -v haproxy >/dev/null || missing+=(haproxy)
-command -v wrk >/dev/null || missing+=(wrk)
-command -v taskset >/dev/null || missing+=(util-linux)
-if ((${#missing[@]} > 0)); then
-    log "installing ${missing[*]} with apt-get"
-    export DEBIAN_FRONTEND=noninteractive
-    # Keep the packages' init scripts from starting system-wide nginx/haproxy services: a
-    # policy-rc.d that denies every start, only for the install, only if there is none already.
-    policy=/usr/sbin/policy-rc.d
-    made_policy=0
-    if [[ ! -e $policy ]]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy"
-        chmod +x "$policy"
-        made_policy=1
-    fi
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    if [[ $made_policy == 1 ]]; then rm -f "$policy"; fi
-fi
+need_tools nginx:nginx haproxy:haproxy wrk:wrk taskset:util-linux curl:curl
 
-# ---- build shardgate (default target dir) -----------------------------------------------------
-if [[ " $TARGETS " == *" shardgate "* && ${NO_BUILD:-0} != 1 ]]; then
+# ---- build shardgate (into CARGO_TARGET_DIR, else target/) ------------------------------------
+if uses_shardgate && [[ ${NO_BUILD:-0} != 1 ]]; then
     command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain first"
     log "cargo build --release"
     cargo build --release
 fi
 
-# ---- process bookkeeping: every process started is stopped by pid on exit ---------------------
-PIDS=()
-TMP=$(mktemp -d /tmp/shardgate-bench.XXXXXX)
-# nginx workers run as www-data and must read the 64 KiB file: make the temp dir traversable.
-chmod 755 "$TMP"
-# shellcheck disable=SC2317  # invoked through the trap
-cleanup() {
-    local status=$?
-    trap - EXIT INT TERM
-    local pid _ alive
-    # Children (nginx workers) are listed too, so nothing outlives its master.
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for _ in $(seq 100); do
-        alive=0
-        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-        [[ $alive == 0 ]] && break
-        sleep 0.1
-    done
-    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    if [[ ${KEEP_TMP:-0} == 1 ]]; then echo "temp dir kept: $TMP" >&2; else rm -rf "$TMP"; fi
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Is something listening on 127.0.0.1:$1?
-listening() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
-
-# Direct children of pid $1 (nginx workers), read from /proc.
-children_of() {
-    local file stat rest
-    local -a f
-    for file in /proc/[0-9]*/stat; do
-        stat=$(cat "$file" 2>/dev/null) || continue
-        rest=${stat##*) }
-        read -r -a f <<<"$rest"
-        if [[ ${f[1]} == "$1" ]]; then echo "${stat%% *}"; fi
-    done
-}
-
-# Wait (bounded, 10 s) until nginx master $1 has forked its worker; print master and worker pids.
-nginx_pids() {
-    local kids deadline=$((SECONDS + 10))
-    until kids=$(children_of "$1") && [[ -n $kids ]]; do
-        ((SECONDS < deadline)) || die "nginx (pid $1) started no worker"
-        sleep 0.05
-    done
-    echo "$1" "${kids//$'\n'/ }"
-}
-
-# Sum of utime+stime, in clock ticks, of the given pids (all their threads).
-ticks() {
-    local pid stat rest total=0
-    local -a f
-    for pid in "$@"; do
-        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
-        rest=${stat##*) }
-        read -r -a f <<<"$rest"
-        total=$((total + f[11] + f[12]))
-    done
-    echo "$total"
-}
-CLK_TCK=$(getconf CLK_TCK)
-
-# Busy time of the whole machine (all CPUs), in clock ticks, from /proc/stat.
+# Machine-wide busy time (all CPUs), in clock ticks, from /proc/stat.
 machine_ticks() {
     local _ user nice system irq softirq steal
     read -r _ user nice system _ _ irq softirq steal _ </proc/stat
@@ -177,112 +177,87 @@ children_ticks() {
     echo $((f[13] + f[14]))
 }
 
-# Start a process in the background pinned to CPU $2; output in $TMP/$1.{out,err}; pid in LAST_PID.
-start() {
-    local name=$1 cpu=$2
-    shift 2
-    taskset -c "$cpu" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
-    LAST_PID=$!
-    PIDS+=("$LAST_PID")
-}
-
-# Wait (bounded, 20 s) until pid $1 is listening on port $2 (and, if $3 is given, printed it on
-# stdout $TMP/$4.out); fail with its output if it exits first.
-wait_ready() {
-    local pid=$1 port=$2 pattern=${3:-} name=$4
-    local deadline=$((SECONDS + 20))
-    while :; do
-        if [[ -n $pattern ]]; then
-            grep -q -- "$pattern" "$TMP/$name.out" 2>/dev/null && listening "$port" && return 0
-        else
-            listening "$port" && return 0
-        fi
-        if ! kill -0 "$pid" 2>/dev/null; then
-            cat "$TMP/$name.out" "$TMP/$name.err" >&2 2>/dev/null || true
-            die "$name exited during start-up"
-        fi
-        ((SECONDS < deadline)) || die "$name not ready on port $port within 20s"
-        sleep 0.05
-    done
-}
-
-# One request with bash's /dev/tcp: prints the status line of GET $2 on port $1.
-status_line() {
-    local line
-    if ! exec 3<>"/dev/tcp/$HOST/$1"; then
-        echo "(connect failed)"
-        return 0
-    fi
-    printf 'GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$2" "$HOST" >&3
-    IFS= read -r -t 5 line <&3 || line="(no answer)"
-    exec 3<&- 3>&-
-    printf '%s\n' "${line%$'\r'}"
-}
-
-render() { # render TEMPLATE OUTPUT: fill in the @PLACEHOLDERS@
-    sed -e "s|@TMP@|$TMP|g" -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" \
-        -e "s|@NGINX_PORT@|$NGINX_PORT|g" -e "s|@HAPROXY_PORT@|$HAPROXY_PORT|g" "$1" >"$2"
-}
-
 # ---- start the upstream and the proxies -------------------------------------------------------
 # Open-file limit as high as allowed (the configs need about 2 x 8192 at most).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-for port in "$UPSTREAM_PORT" "$SHARDGATE_PORT" "$NGINX_PORT" "$HAPROXY_PORT"; do
+ports=("$UPSTREAM_PORT" "$UPSTREAM_NOKA_PORT")
+for t in $TARGETS; do
+    [[ $t == direct ]] && continue
+    ports+=("${PORT[$t]}" "${NOKA_PORT[$t]}")
+done
+for port in "${ports[@]}"; do
     if listening "$port"; then die "port $port on $HOST is already in use"; fi
 done
 
-declare -A DEAD=() # targets that died: no more runs
-declare -A PORT=([direct]=$UPSTREAM_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [shardgate]=$SHARDGATE_PORT)
-declare -A CPU_PIDS # target -> pids whose CPU time is the target's
+declare -A DEAD=()      # targets that died: no more runs
+declare -A CPU_PIDS     # target -> pids whose CPU time is the target's
+declare -A NOKA_PIDS=() # target -> the same for the `noka` scenario (shardgate: its second process)
+declare -A MAIN_PID     # target -> the pids that must stay alive ("pid" or "pid pid")
 
-# Upstream: nginx, 1 worker, on the load CPU, with a 64 KiB static file.
-mkdir -p "$TMP/www"
-head -c 65536 /dev/zero | tr '\0' 'x' >"$TMP/www/64k"
-chmod -R a+rX "$TMP/www"
-render "$BENCH/nginx-upstream.conf.tmpl" "$TMP/upstream.conf"
-start upstream "$LOAD_CPU" nginx -e "$TMP/upstream.error.log" -p "$TMP" -c "$TMP/upstream.conf"
-UPSTREAM_PID=$LAST_PID
-wait_ready "$UPSTREAM_PID" "$UPSTREAM_PORT" "" upstream
-UPSTREAM_PIDS=$(nginx_pids "$UPSTREAM_PID")
-for pid in $UPSTREAM_PIDS; do [[ $pid == "$UPSTREAM_PID" ]] || PIDS+=("$pid"); done
+# Upstream: nginx, UPSTREAM_WORKERS workers, on the load CPU(s), with a 64 KiB static file.
+start_upstream "$LOAD_CPU" "$UPSTREAM_WORKERS"
 CPU_PIDS[direct]=$UPSTREAM_PIDS
-declare -A MAIN_PID=([direct]=$UPSTREAM_PID)
+MAIN_PID[direct]=$UPSTREAM_PID
+
+# start_shardgate TARGET NAME PORT UPSTREAM_PORT: one shardgate process; pid in LAST_PID.
+start_shardgate() {
+    [[ -x $SHARDGATE ]] || die "$SHARDGATE not found (build it, or set SHARDGATE=)"
+    # shellcheck disable=SC2086  # the flags are split on purpose
+    start "$2" "$PROXY_CPU" "$SHARDGATE" --admin off --listen "$HOST:$3" --upstream "$HOST:$4" \
+        --shards "$SHARDS" --cpus "$PROXY_CPU" ${VARIANT_ARGS[$1]}
+    wait_ready "$LAST_PID" "$3" "^ready:" "$2"
+}
 
 for target in $TARGETS; do
     case $target in
         nginx)
-            render "$BENCH/nginx.conf.tmpl" "$TMP/nginx.conf"
+            render "$BENCH/nginx.conf.tmpl" "$TMP/nginx.conf" "$SHARDS"
             start nginx "$PROXY_CPU" nginx -e "$TMP/nginx.error.log" -p "$TMP" -c "$TMP/nginx.conf"
             wait_ready "$LAST_PID" "$NGINX_PORT" "" nginx
-            CPU_PIDS[nginx]=$(nginx_pids "$LAST_PID")
+            CPU_PIDS[nginx]=$(nginx_pids "$LAST_PID" "$SHARDS")
             for pid in ${CPU_PIDS[nginx]}; do [[ $pid == "$LAST_PID" ]] || PIDS+=("$pid"); done
+            MAIN_PID[nginx]=$LAST_PID
             ;;
         haproxy)
-            render "$BENCH/haproxy.cfg.tmpl" "$TMP/haproxy.cfg"
+            render "$BENCH/haproxy.cfg.tmpl" "$TMP/haproxy.cfg" "$SHARDS"
             start haproxy "$PROXY_CPU" haproxy -db -f "$TMP/haproxy.cfg"
             wait_ready "$LAST_PID" "$HAPROXY_PORT" "" haproxy
             CPU_PIDS[haproxy]=$LAST_PID
+            MAIN_PID[haproxy]=$LAST_PID
             ;;
-        shardgate)
-            [[ -x $SHARDGATE ]] || die "$SHARDGATE not found (build it, or set SHARDGATE=)"
-            # shellcheck disable=SC2086  # SHARDGATE_ARGS is split into flags on purpose
-            start shardgate "$PROXY_CPU" "$SHARDGATE" --listen "$HOST:$SHARDGATE_PORT" \
-                --upstream "$HOST:$UPSTREAM_PORT" --shards 1 --cpus "$PROXY_CPU" $SHARDGATE_ARGS
-            wait_ready "$LAST_PID" "$SHARDGATE_PORT" "^ready:" shardgate
-            CPU_PIDS[shardgate]=$LAST_PID
+        shardgate*)
+            start_shardgate "$target" "$target" "${PORT[$target]}" "$UPSTREAM_PORT"
+            CPU_PIDS[$target]=$LAST_PID
+            MAIN_PID[$target]=$LAST_PID
+            # A second process in front of the upstream without keep-alive (one upstream cluster
+            # per process); idle but for the `noka` runs.
+            if ((NOKA)); then
+                start_shardgate "$target" "$target-noka" "${NOKA_PORT[$target]}" "$UPSTREAM_NOKA_PORT"
+                NOKA_PIDS[$target]=$LAST_PID
+                MAIN_PID[$target]="${MAIN_PID[$target]} $LAST_PID"
+            fi
             ;;
-        direct) continue ;;
     esac
-    MAIN_PID[$target]=$LAST_PID
 done
 
-# Every target must answer 200 on / and /64k before anything is measured.
+# port_of TARGET SCENARIO / pids_of TARGET SCENARIO: where the scenario's load goes, whose CPU counts.
+port_of() { if [[ $2 == noka ]]; then echo "${NOKA_PORT[$1]}"; else echo "${PORT[$1]}"; fi; }
+pids_of() { if [[ $2 == noka && -n ${NOKA_PIDS[$1]:-} ]]; then echo "${NOKA_PIDS[$1]}"; else echo "${CPU_PIDS[$1]}"; fi; }
+
+# Every target must answer 200 on / and /64k (and so must its `noka` side) before anything is
+# measured; the upstream without keep-alive must say `Connection: close`.
 for target in $TARGETS; do
-    for path in / /64k; do
-        line=$(status_line "${PORT[$target]}" "$path")
-        [[ $line == "HTTP/1."[01]" 200 "* ]] || die "$target: GET $path answered '$line'"
+    for port in "${PORT[$target]}" $( ((NOKA)) && echo "${NOKA_PORT[$target]}"); do
+        for path in / /64k; do
+            line=$(status_line "$port" "$path")
+            [[ $line == "HTTP/1."[01]" 200 "* ]] || die "$target: GET $path on port $port answered '$line'"
+        done
     done
 done
+if ((NOKA)); then
+    curl -sS -o /dev/null -D - "http://$HOST:$UPSTREAM_NOKA_PORT/" | grep -qi '^connection: close' ||
+        die "the upstream on port $UPSTREAM_NOKA_PORT does not answer with Connection: close"
+fi
 
 # ---- waiting for a quiet machine -------------------------------------------------------------
 # Busy time of the whole machine over one second, in % of one CPU (our idle processes add ~0).
@@ -332,15 +307,17 @@ wrk_args() {
         close) WRK_ARGS+=(-H "Connection: close") ;;
         64k) WRK_PATH=/64k ;;
         post1k) WRK_ARGS+=(-s "$BENCH/post1k.lua") ;;
+        noka) ;;
     esac
 }
 
 # run SCENARIO TARGET ROUND: warm up, then measure one wrk run and append a line to $RESULTS.
 run() {
     local scenario=$1 target=$2 round=$3
-    local url out p0 p1 u0 u1 m0 m1 c0 c1 t0 t1 other requests rps p50 p99 sockerr non2xx
+    local url out p0 p1 u0 u1 m0 m1 c0 c1 t0 t1 other requests rps p50 p99 sockerr non2xx pids
     wrk_args "$scenario"
-    url="http://$HOST:${PORT[$target]}$WRK_PATH"
+    url="http://$HOST:$(port_of "$target" "$scenario")$WRK_PATH"
+    pids=$(pids_of "$target" "$scenario")
     out=$TMP/wrk-$scenario-$target-$round.txt
     # Warm-up (connections, upstream pools, caches); not measured.
     taskset -c "$LOAD_CPU" wrk "${WRK_ARGS[@]}" -d"$WARMUP" "$url" >"$out.warmup" 2>&1 || true
@@ -349,10 +326,10 @@ run() {
         t0=$EPOCHREALTIME
         m0=$(machine_ticks)
         c0=$(children_ticks)
-        p0=$(ticks ${CPU_PIDS[$target]})
+        p0=$(ticks $pids)
         u0=$(ticks $UPSTREAM_PIDS)
         taskset -c "$LOAD_CPU" wrk "${WRK_ARGS[@]}" -d"$DURATION" "$url" >"$out" 2>&1 || true
-        p1=$(ticks ${CPU_PIDS[$target]})
+        p1=$(ticks $pids)
         u1=$(ticks $UPSTREAM_PIDS)
         c1=$(children_ticks)
         m1=$(machine_ticks)
@@ -386,7 +363,7 @@ run() {
         -v rps="$rps" -v p50="$p50" -v p99="$p99" -v n="$requests" -v pt="$((p1 - p0))" \
         -v ut="$((u1 - u0))" -v e="$sockerr" -v x="$non2xx" -v o="$other" 'BEGIN {
         cpu = n > 0 ? pt * 1e6 / tck / n : 0; ucpu = n > 0 ? ut * 1e6 / tck / n : 0
-        printf "  round %d/%d %-9s %-9s %10.0f req/s  p50 %8.3f ms  p99 %8.3f ms  cpu %6.2f us/req  upstream %6.2f us/req  other %3d%%", r, R, s, t, rps, p50 / 1000, p99 / 1000, (t == "direct" ? ucpu : cpu), ucpu, o
+        printf "  round %d/%d %-9s %-14s %9.0f req/s  p50 %8.3f ms  p99 %8.3f ms  cpu %6.2f us/req  upstream %6.2f us/req  other %3d%%", r, R, s, t, rps, p50 / 1000, p99 / 1000, (t == "direct" ? ucpu : cpu), ucpu, o
         if (e > 0 || x > 0) printf "  ERRORS: socket %d, non-2xx %d", e, x
         printf "\n" }'
     if ((sockerr > 0 || non2xx > 0)); then
@@ -403,34 +380,39 @@ check_alive() {
         die "the upstream nginx died"
     fi
     [[ $target == direct ]] && return 0
-    if ! kill -0 "${MAIN_PID[$target]}" 2>/dev/null; then
-        local status=0
-        wait "${MAIN_PID[$target]}" || status=$?
-        warn "$target (pid ${MAIN_PID[$target]}) died with exit status $status during the run; last output:"
-        tail -n 20 "$TMP/$target.out" "$TMP/$target.err" >&2 || true
+    local pid status
+    for pid in ${MAIN_PID[$target]}; do
+        kill -0 "$pid" 2>/dev/null && continue
+        status=0
+        wait "$pid" || status=$?
+        warn "$target (pid $pid) died with exit status $status during the run; last output:"
+        tail -n 20 "$TMP/$target"*.out "$TMP/$target"*.err >&2 || true
         DEAD[$target]=1
         FAILED=1
-    fi
+    done
 }
 
 # ---- header: what, where, with what -----------------------------------------------------------
 echo "# shardgate bench: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-echo "# machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), kernel $(uname -r)"
-echo "# $(nginx -v 2>&1); $(haproxy -v 2>&1 | head -n 1); $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2)"
-if [[ " $TARGETS " == *" shardgate "* ]]; then
-    rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit')
-    if [[ -n $(git -C "$ROOT" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null) ]]; then
-        rev="$rev + uncommitted changes"
-    fi
+describe_machine
+if uses_shardgate; then
     if [[ ${NO_BUILD:-0} == 1 ]]; then
-        echo "# shardgate: $SHARDGATE ${SHARDGATE_ARGS:+$SHARDGATE_ARGS }(NO_BUILD: not rebuilt; the tree is at $rev)"
+        echo "# shardgate: $SHARDGATE ${SHARDGATE_ARGS:+$SHARDGATE_ARGS }(NO_BUILD: not rebuilt; the tree is at $(revision))"
     else
-        echo "# shardgate: $SHARDGATE ${SHARDGATE_ARGS:+$SHARDGATE_ARGS }(built from $rev)"
+        echo "# shardgate: $SHARDGATE ${SHARDGATE_ARGS:+$SHARDGATE_ARGS }(built from $(revision))"
     fi
+    for t in $TARGETS; do
+        [[ $t == shardgate-* ]] && echo "# $t: shardgate with${VARIANT_ARGS[$t]}"
+    done
 fi
 echo "# scenarios: $SCENARIO_LIST; targets: $TARGETS; rounds $ROUNDS x $DURATION (warm-up $WARMUP each), $CONNECTIONS connections, wrk -t$WRK_THREADS"
 echo "# quiet machine: other work <= $OTHER_MAX% of a CPU (wait up to ${QUIET_TIMEOUT}s before a run, repeat a disturbed run up to $RETRIES times)"
-echo "# CPUs: proxies on $PROXY_CPU; upstream nginx (1 worker) and wrk on $LOAD_CPU"
+if ((SHARDS == 1)); then
+    echo "# CPUs: proxies (1 worker/thread/shard) on $PROXY_CPU; upstream nginx ($UPSTREAM_WORKERS worker) and wrk on $LOAD_CPU"
+else
+    echo "# CPUs: SHARDS=$SHARDS: proxies with $SHARDS workers/threads/shards, one pinned per CPU of $PROXY_CPU;"
+    echo "#       the upstream nginx ($UPSTREAM_WORKERS workers) and wrk (-t$WRK_THREADS) SHARE THE SAME CPUs ($LOAD_CPU): no core is the proxy's alone"
+fi
 # Other work on the machine skews every figure: say so when the load average shows some.
 read -r load1 load5 _ </proc/loadavg
 echo "# load average before the runs: $load1 (1 min), $load5 (5 min)"
@@ -463,9 +445,11 @@ done
 
 # ---- summary: medians per scenario and target, ratios to nginx --------------------------------
 echo
-echo "Medians over $ROUNDS rounds ($DURATION each, $CONNECTIONS connections). cpu = proxy CPU time per request"
-echo "(direct: the upstream's own); x = ratio to nginx (req/s: higher is better; latency, cpu: lower is better)."
-sort -t$'\t' -k1,1 -k2,2 -k3,3n "$RESULTS" | awk -F'\t' -v tck="$CLK_TCK" -v order="$SCENARIO_LIST" -v torder="$TARGETS" '
+echo "Medians over $ROUNDS rounds ($DURATION each, $CONNECTIONS connections, SHARDS=$SHARDS). cpu = proxy CPU time"
+echo "per request (direct: the upstream's own); x = ratio to nginx (req/s: higher is better; latency, cpu:"
+echo "lower is better); /floor = cpu / (2 x the upstream's own CPU per request, from the direct row)."
+sort -t$'\t' -k1,1 -k2,2 -k3,3n "$RESULTS" | awk -F'\t' -v tck="$CLK_TCK" -v order="$SCENARIO_LIST" \
+    -v torder="$TARGETS" -v out="${SUMMARY_OUT:-}" '
 function median(list,    a, n, i, j, t) {
     n = split(list, a, " ")
     for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
@@ -487,17 +471,21 @@ END {
         s = sc[i]
         if (!(s in has)) continue
         printf "\n%s\n", s
-        printf "%-10s %10s %6s %10s %6s %10s %6s %9s %6s %11s %6s %8s\n", "target", "req/s", "x", "p50 ms", "x", "p99 ms", "x", "cpu us/req", "x", "upstream us", "other", "errors"
+        printf "%-15s %9s %6s %8s %6s %8s %6s %10s %6s %6s %11s %6s %7s\n", "target", "req/s", "x", "p50 ms", "x", "p99 ms", "x", "cpu us/req", "x", "/floor", "upstream us", "other", "errors"
         b = s SUBSEP "nginx"
         brps = (b in seen) ? median(rps[b]) : 0; bp50 = (b in seen) ? median(p50[b]) : 0
         bp99 = (b in seen) ? median(p99[b]) : 0; bcpu = (b in seen) ? median(cpu[b]) : 0
+        d = s SUBSEP "direct"
+        floor = (d in seen) ? 2 * median(ucpu[d]) : 0
         nt = split(torder, ts, " ")
         for (j = 1; j <= nt; j++) {
             t = ts[j]; k = s SUBSEP t
             if (!(k in seen)) continue
             r = median(rps[k]); a = median(p50[k]); z = median(p99[k]); c = median(cpu[k]); u = median(ucpu[k])
-            printf "%-10s %10.0f %6s %10.3f %6s %10.3f %6s %9.2f %6s %11.2f %5d%% %8s\n", t, r, ratio(r, brps), a / 1000, ratio(a, bp50), z / 1000, ratio(z, bp99), (t == "direct" ? u : c), (t == "direct" ? "-" : ratio(c, bcpu)), u, median(oth[k]), (err[k] + non[k] > 0 ? err[k] "/" non[k] : "0")
+            printf "%-15s %9.0f %6s %8.3f %6s %8.3f %6s %10.2f %6s %6s %11.2f %5d%% %7s\n", t, r, ratio(r, brps), a / 1000, ratio(a, bp50), z / 1000, ratio(z, bp99), (t == "direct" ? u : c), (t == "direct" ? "-" : ratio(c, bcpu)), (t == "direct" ? "-" : ratio(c, floor)), u, median(oth[k]), (err[k] + non[k] > 0 ? err[k] "/" non[k] : "0")
+            if (out != "") printf "%s\t%s\t%.0f\t%.1f\t%.1f\t%.3f\t%.3f\n", s, t, r, a, z, c, u > out
         }
+        if (floor > 0) printf "floor = 2 x %.2f us = %.2f us of proxy CPU per request (the upstream'"'"'s own CPU per request, direct)\n", floor / 2, floor
     }
 }'
 echo

@@ -113,7 +113,7 @@ start upstream2 "$BIN/demo-upstream" --listen "$HOST:$UPSTREAM_PORT_2"
 wait_for_line "$LAST_PID" upstream2 "^listening on"
 log "demo upstreams listening on $HOST:$UPSTREAM_PORT_1 and $HOST:$UPSTREAM_PORT_2"
 
-start shardgate "$BIN/shardgate" --listen "$HOST:$PROXY_PORT" \
+start shardgate "$BIN/shardgate" --admin 127.0.0.1:0 --listen "$HOST:$PROXY_PORT" \
     --upstream "$HOST:$UPSTREAM_PORT_1" --upstream "$HOST:$UPSTREAM_PORT_2"
 PROXY_PID=$LAST_PID
 wait_for_line "$PROXY_PID" shardgate "^ready:"

@@ -6,6 +6,12 @@ use clap::Parser;
 use shardgate::cli::Args;
 use shardgate::{config, coordinator, sys};
 
+#[cfg(feature = "alloc-count")]
+mod alloc_count;
+#[cfg(feature = "alloc-count")]
+#[global_allocator]
+static ALLOC: alloc_count::Counting = alloc_count::Counting;
+
 fn main() {
     let args = Args::parse();
     let cfg = match build_config(&args) {
@@ -22,7 +28,13 @@ fn main() {
     sys::raise_nofile_limit();
     // A reload reads the file again and applies the same flags on top, as at start.
     let reload: coordinator::Reloader = Box::new(move || build_config(&args));
-    std::process::exit(coordinator::run(cfg, reload));
+    // The bench-only counter also answers SIGUSR1 (next to the access log's reopen).
+    #[cfg(feature = "alloc-count")]
+    alloc_count::report_on_sigusr1();
+    let code = coordinator::run(cfg, reload);
+    #[cfg(feature = "alloc-count")]
+    alloc_count::report();
+    std::process::exit(code);
 }
 
 /// The config file (if any) with flags applied on top, checked as a whole.
