@@ -243,6 +243,19 @@ impl ShardStats {
         c.entry(endpoint.to_owned()).or_default().clone()
     }
 
+    /// Drops the counters of routes and endpoints no routing table uses any more (after a reload
+    /// removed them), so `/metrics` stops exporting their last values.
+    pub fn forget_unused(&self) {
+        self.routes
+            .borrow_mut()
+            .retain(|_, r| Rc::strong_count(r) > 1);
+        let mut clusters = self.endpoints.borrow_mut();
+        for eps in clusters.values_mut() {
+            eps.retain(|_, e| Rc::strong_count(e) > 1);
+        }
+        clusters.retain(|_, eps| !eps.is_empty());
+    }
+
     /// An owned copy of every counter and histogram. Call it on the shard's thread: it reads that
     /// thread's CPU time.
     pub fn snapshot(&self, meta: ShardMeta) -> Snapshot {

@@ -816,3 +816,51 @@ fn admin_off_prints_no_admin_line_and_opens_no_admin_socket() {
         assert_eq!(fetch(proxy, "/").status, 200, "{how}: the proxy serves");
     }
 }
+
+#[test]
+fn metrics_forget_endpoints_and_routes_a_reload_removed() {
+    let (a, b) = (Upstream::fixed("a"), Upstream::fixed("b"));
+    let conf = |eps: &[SocketAddr], route: &str| {
+        let list: Vec<String> = eps.iter().map(|e| format!("\"{e}\"")).collect();
+        format!(
+            "listen = [\"127.0.0.1:0\"]\nupstreams = [{}]\n[shards]\ncount = 1\n\
+             [[routes]]\nname = \"{route}\"\n",
+            list.join(", ")
+        )
+    };
+    let file = temp_file("admin-forget", &conf(&[a.addr, b.addr], "old"));
+    let proxy = Proxy::start(&["--config", file.path()]);
+    for _ in 0..4 {
+        assert_eq!(proxy.connect().exchange(&get("/")).status, 200);
+    }
+    let m = scrape(&proxy);
+    let b_name = b.addr.to_string();
+    assert!(!m
+        .select(
+            "shardgate_upstream_connects_total",
+            &[("endpoint", &b_name)]
+        )
+        .is_empty());
+    assert!(!m
+        .select("shardgate_route_requests_total", &[("route", "old")])
+        .is_empty());
+
+    std::fs::write(&file.0, conf(&[a.addr], "new")).unwrap();
+    assert_eq!(admin(&proxy, "POST", "/reload").status, 200);
+    assert_eq!(proxy.connect().exchange(&get("/")).status, 200);
+    let m = scrape(&proxy);
+    assert!(
+        m.select(
+            "shardgate_upstream_connects_total",
+            &[("endpoint", &b_name)]
+        )
+        .is_empty(),
+        "the removed endpoint is no longer exported"
+    );
+    assert!(m
+        .select("shardgate_route_requests_total", &[("route", "old")])
+        .is_empty());
+    assert!(!m
+        .select("shardgate_route_requests_total", &[("route", "new")])
+        .is_empty());
+}

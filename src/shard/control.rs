@@ -112,6 +112,8 @@ async fn serve_during_drain(
 
 /// This shard's statistics, with pool gauges brought up to date.
 fn snapshot(shard: &Shard, driver: Driver, core: Option<usize>) -> ToCoordinator {
+    // Counters of routes and endpoints whose last user (an old table) has gone since the reload.
+    shard.stats.forget_unused();
     let table = shard.table();
     for c in &table.clusters {
         for e in &c.endpoints {

@@ -78,6 +78,8 @@ pub async fn run(shard: Rc<Shard>) {
             }
         }
         probes.borrow_mut().retain(|k, _| live.contains(k));
+        // Not held while napping: a reload's old table (and its statistics) can go at once.
+        drop(table);
         monoio::time::sleep(nap.max(Duration::from_millis(5))).await;
     }
 }

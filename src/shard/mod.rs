@@ -105,6 +105,9 @@ impl Shard {
             }
         }
         *self.table.borrow_mut() = Rc::new(table);
+        drop(old);
+        // In-flight requests may still hold the old table: what they use is pruned next time.
+        self.stats.forget_unused();
     }
 
     /// Applies an endpoint verdict from a probe or another shard.
