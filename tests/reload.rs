@@ -203,3 +203,29 @@ fn reloads_under_wrk_load_fail_no_request() {
     );
     assert_eq!(version(&proxy).as_deref(), Some("10"));
 }
+
+#[test]
+fn a_reload_that_leaves_a_cluster_alone_keeps_its_balancer() {
+    let (a, b) = (Upstream::fixed("A"), Upstream::fixed("B"));
+    let conf = |tag: &str| {
+        format!(
+            "listen = [\"127.0.0.1:0\"]\nupstreams = [\"{}\", \"{}\"]\n[shards]\ncount = 1\n\n\
+             [[routes]]\nname = \"all\"\nresponse_headers_add = {{ \"x-version\" = \"{tag}\" }}\n",
+            a.addr, b.addr
+        )
+    };
+    let file = temp_file("reload-rr", &conf("one"));
+    let proxy = Proxy::start(&["--config", file.path()]);
+    let body = || proxy.connect().exchange(&get("/")).text();
+    let first = body();
+    std::fs::write(&file.0, conf("two")).unwrap();
+    hup(&proxy);
+    proxy
+        .wait_stderr(Duration::from_secs(5), "reloaded ")
+        .expect("reloaded");
+    let second = body();
+    assert_ne!(
+        first, second,
+        "round-robin goes on to the other endpoint across a reload that left the cluster alone"
+    );
+}

@@ -52,6 +52,9 @@ pub struct Coordinator {
     progress: Receiver<Instant>,
     /// Set when the process should exit with this code (after answering the current call).
     exit: Option<i32>,
+    /// Re-resolution of endpoint hostnames: the shortest interval of the current config.
+    resolve_every: Option<Duration>,
+    resolve_tick: Receiver<Instant>,
 }
 
 impl Coordinator {
@@ -78,6 +81,8 @@ impl Coordinator {
             give_up: never(),
             progress: never(),
             exit: None,
+            resolve_every: None,
+            resolve_tick: never(),
         }
     }
 
@@ -124,8 +129,8 @@ impl Coordinator {
 
     /// Runs until the process should exit; returns the exit code.
     pub fn run(mut self) -> i32 {
-        let resolve_every = resolve::interval(&self.config);
-        let resolve_tick = resolve_every.map_or(never(), tick);
+        self.resolve_every = resolve::interval(&self.config);
+        self.resolve_tick = self.resolve_every.map_or(never(), tick);
         let code = loop {
             if let Some(code) = self.exit {
                 break code;
@@ -150,7 +155,7 @@ impl Coordinator {
                     eprintln!("drain deadline passed: {conns} connections left");
                     self.exit = Some(1);
                 }
-                recv(resolve_tick) -> _ => {
+                recv(self.resolve_tick) -> _ => {
                     if let Some(next) = resolve::refresh(&self.config) {
                         eprintln!("endpoints re-resolved: new addresses sent to shards");
                         self.broadcast_config(Arc::new(next));
@@ -292,6 +297,11 @@ impl Coordinator {
             link.send(ToShard::Config(config.clone()));
         }
         self.config = config;
+        let every = resolve::interval(&self.config);
+        if every != self.resolve_every {
+            self.resolve_every = every;
+            self.resolve_tick = every.map_or(never(), tick);
+        }
         // A drained shard has stopped reading its mailbox.
         let mut applied: Vec<bool> = self.shards.iter().map(|s| s.drained).collect();
         let deadline = after(APPLY_TIMEOUT);

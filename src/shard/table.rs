@@ -61,6 +61,9 @@ impl Table {
             .enumerate()
             .map(|(i, c)| {
                 let prev = old.and_then(|o| o.clusters.iter().find(|x| *x.name == *c.name));
+                if let Some(p) = prev.filter(|p| p.built_from(c, config.pool, &config.timeouts)) {
+                    return p.clone();
+                }
                 Rc::new(ClusterView::build(
                     c,
                     config.pool,

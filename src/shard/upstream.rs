@@ -73,6 +73,9 @@ pub struct ClusterView {
     pub max_pending: usize,
     pub pending: Cell<usize>,
     pub open_timeout: Duration,
+    /// What this view was built from: an identical cluster on reload keeps the whole view
+    /// (balancer cursors, Maglev table, EWMA), not only its endpoints.
+    source: (Cluster, config::Pool, Duration),
 }
 
 /// A cluster's endpoints as the balancer sees them at one instant.
@@ -171,7 +174,13 @@ impl ClusterView {
             max_pending: c.max_pending,
             pending: Cell::new(0),
             open_timeout: c.breaker.open_timeout,
+            source: (c.clone(), pool, timeouts.connect),
         }
+    }
+
+    /// Whether this view was built from exactly these settings.
+    pub fn built_from(&self, c: &Cluster, pool: config::Pool, timeouts: &Timeouts) -> bool {
+        self.source.0 == *c && self.source.1 == pool && self.source.2 == timeouts.connect
     }
 
     pub fn find(&self, endpoint: &str) -> Option<&Rc<Endpoint>> {
