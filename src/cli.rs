@@ -86,6 +86,10 @@ pub struct Args {
     /// Read buffer per connection in bytes = largest request head (431 beyond) [default: 16384]
     #[arg(long, value_name = "BYTES")]
     pub buffer_size: Option<usize>,
+    /// Upstream-side buffer per connection in bytes = largest response head (502 beyond) and the
+    /// chunk large bodies move in [default: 65536]
+    #[arg(long, value_name = "BYTES")]
+    pub upstream_buffer_size: Option<usize>,
     /// Longest request line in bytes (414 beyond) [default: 8192]
     #[arg(long, value_name = "BYTES")]
     pub max_request_line: Option<usize>,
@@ -194,6 +198,7 @@ impl Args {
         set(&mut s.backlog, self.backlog);
         set(&mut s.max_connections, self.max_connections);
         set(&mut s.buffer_size, self.buffer_size);
+        set(&mut s.upstream_buffer_size, self.upstream_buffer_size);
         set(&mut s.max_request_line, self.max_request_line);
         let p = &mut cfg.pool;
         set(&mut p.max_idle, self.pool_max_idle);

@@ -271,6 +271,26 @@ fn head_limits_follow_flags() {
     assert_eq!(up.request_count(), 1);
 }
 
+/// A response head larger than `--upstream-buffer-size` is a 502; one that fits is relayed.
+#[test]
+fn upstream_head_limit_follows_its_flag() {
+    let filler = "h".repeat(5000);
+    let big = response(200, &[("X-Fill", filler.as_str())], b"ok");
+    let up = Upstream::raw_reply(&big);
+    let small = Proxy::to(&[up.addr], &["--upstream-buffer-size", "4096"]);
+    let mut c = small.connect();
+    c.send(&get("/")).unwrap();
+    expect_canned_then_close(
+        &mut c,
+        502,
+        "5 KB response head with --upstream-buffer-size 4096",
+    );
+    let roomy = Proxy::to(&[up.addr], &["--upstream-buffer-size", "8192"]);
+    let r = roomy.connect().exchange(&get("/"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-fill").map(str::len), Some(5000));
+}
+
 /// Upstream responses are parsed as strictly: a malformed one becomes a canned 502.
 #[test]
 fn malformed_upstream_responses_are_502() {

@@ -73,6 +73,7 @@ struct RawShards {
     backlog: S<u64>,
     max_connections: S<u64>,
     buffer_size: S<u64>,
+    upstream_buffer_size: S<u64>,
     max_request_line: S<u64>,
 }
 
@@ -330,6 +331,11 @@ impl Builder<'_> {
             )?;
             shards.buffer_size =
                 self.num("shards.buffer_size", s.buffer_size, shards.buffer_size)?;
+            shards.upstream_buffer_size = self.num(
+                "shards.upstream_buffer_size",
+                s.upstream_buffer_size,
+                shards.upstream_buffer_size,
+            )?;
             shards.max_request_line = self.num(
                 "shards.max_request_line",
                 s.max_request_line,

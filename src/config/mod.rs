@@ -64,6 +64,9 @@ pub struct Shards {
     pub max_connections: usize,
     /// Per-connection read buffer: also the largest request or response head (431 / 502 beyond).
     pub buffer_size: usize,
+    /// Per-connection buffer for the upstream side: the largest response head (502 beyond) and
+    /// the chunk a response body moves in (bigger moves large bodies in fewer reads and writes).
+    pub upstream_buffer_size: usize,
     /// Longest request line (414 beyond).
     pub max_request_line: usize,
 }
@@ -136,6 +139,7 @@ impl Shards {
             backlog: 1024,
             max_connections: 10_000,
             buffer_size: 16 * 1024,
+            upstream_buffer_size: 64 * 1024,
             max_request_line: 8 * 1024,
         }
     }
@@ -196,6 +200,12 @@ pub fn check_limits(c: &Config) -> Result<(), (&'static str, String)> {
         return Err((
             "shards.buffer_size",
             format!("{} is out of range 1024..=1048576", s.buffer_size),
+        ));
+    }
+    if !(1024..=1 << 20).contains(&s.upstream_buffer_size) {
+        return Err((
+            "shards.upstream_buffer_size",
+            format!("{} is out of range 1024..=1048576", s.upstream_buffer_size),
         ));
     }
     if s.max_request_line < 64 || s.max_request_line > s.buffer_size {

@@ -72,7 +72,7 @@ pub async fn serve(
         peer,
         client: peer,
         buf: Buf::with_capacity(size),
-        up_buf: Buf::with_capacity(size),
+        up_buf: Buf::with_capacity(shard.base.shards.upstream_buffer_size),
         head: Vec::with_capacity(1024),
         out: Vec::with_capacity(1024),
         scratch: Scratch::default(),
