@@ -378,8 +378,8 @@ pub(crate) fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 
 /// A target routing can trust: no dot-segment (`/./`, `/../`, also %2e-encoded) or encoded slash
 /// that an upstream could resolve into a path outside the route that matched, and an
-/// absolute-form target only when its authority is the Host header (routes match the authority,
-/// the upstream gets Host).
+/// absolute-form target only when it comes with a Host header equal to its authority (routes
+/// match the authority, the upstream gets Host).
 fn target_is_safe(target: &[u8], host: Option<&[u8]>) -> bool {
     let mut path = target;
     for scheme in [&b"http://"[..], b"https://"] {
@@ -394,7 +394,8 @@ fn target_is_safe(target: &[u8], host: Option<&[u8]>) -> bool {
                 Some(at) => &authority[at + 1..],
                 None => authority,
             };
-            if host.is_some_and(|h| !h.eq_ignore_ascii_case(authority)) {
+            // Without a Host (HTTP/1.0) the upstream would get the fallback host, not this one.
+            if !host.is_some_and(|h| h.eq_ignore_ascii_case(authority)) {
                 return false;
             }
             path = &rest[end..];
@@ -621,6 +622,7 @@ mod tests {
             ("half-encoded dot-dot", b"GET /a/.%2e/b HTTP/1.1\r\nHost: a\r\n\r\n", Reject::BadRequest),
             ("encoded slash", b"GET /a%2F..%2fb HTTP/1.1\r\nHost: a\r\n\r\n", Reject::BadRequest),
             ("absolute form, other host", b"GET http://public.ex/x HTTP/1.1\r\nHost: admin.ex\r\n\r\n", Reject::BadRequest),
+            ("absolute form, no host", b"OPT http://`/b HTTP/1.0\r\n\r\n", Reject::BadRequest),
         ];
         for (name, input, want) in cases {
             assert_eq!(reject(input), *want, "case {name}");
