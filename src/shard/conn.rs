@@ -21,7 +21,6 @@ use super::{tunnel, Shard};
 use crate::http::proxy_protocol;
 use crate::http::request::{self, Forwarding, Reject, Request};
 use crate::http::{canned, BodyFraming, Head};
-use crate::stats::class_of;
 
 /// Everything one client connection owns; buffers are reused for every request on it.
 pub struct Client {
@@ -220,11 +219,11 @@ fn record(
     let name: &str = match route {
         Some(i) => {
             let s = &table.routes[i].stats;
-            if ex.status != 0 {
-                let n = &s.requests[class_of(ex.status)];
-                n.set(n.get() + 1);
+            match ex.status {
+                // The client went away before any response: only its time is counted.
+                0 => s.latency.record(total),
+                status => s.record(status, total),
             }
-            s.latency.record(total);
             &table.routes[i].name
         }
         None => "",

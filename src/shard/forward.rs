@@ -20,7 +20,6 @@ use crate::config::Route;
 use crate::error::{ClientError, ProxyError, UpstreamError};
 use crate::http::request::Request;
 use crate::http::{canned, chunked, BodyFraming};
-use crate::stats::class_of;
 
 /// What the connection task does after an exchange.
 pub enum Outcome {
@@ -292,9 +291,7 @@ fn account(
     now: Instant,
 ) {
     let s = &ep.stats;
-    let c = &s.requests[class_of(status)];
-    c.set(c.get() + 1);
-    s.upstream_latency.record(rtt);
+    s.record(status, rtt);
     let t = if cluster.failure_statuses.contains(&status) {
         s.failures.set(s.failures.get() + 1);
         ep.breaker.on_failure_for(ticket, now)

@@ -12,7 +12,7 @@ use super::pool::EndpointPool;
 use crate::balance::{Balancer, Candidates, PeakEwma};
 use crate::breaker::{Breaker, State, Transition};
 use crate::config::{self, Cluster, Timeouts};
-use crate::stats::{EndpointStats, ShardStats};
+use crate::stats::{EndpointStats, ShardStats, BREAKER_CLOSED, BREAKER_HALF_OPEN, BREAKER_OPEN};
 
 /// One upstream endpoint on this shard. Kept across reloads while its settings are unchanged.
 pub struct Endpoint {
@@ -43,18 +43,11 @@ impl Endpoint {
 
     /// Records a breaker transition in the statistics; returns it for outlier publishing.
     pub fn note(&self, t: Option<Transition>) -> Option<Transition> {
-        if let Some(t) = &t {
-            let i = match t {
-                Transition::Opened => 0,
-                Transition::HalfOpened => 1,
-                Transition::Closed => 2,
-            };
-            let c = &self.stats.breaker_transitions[i];
-            c.set(c.get() + 1);
-            self.stats.breaker_state.set(match self.breaker.state() {
-                State::Closed => 0,
-                State::Open => 1,
-                State::HalfOpen => 2,
+        if t.is_some() {
+            self.stats.set_breaker(match self.breaker.state() {
+                State::Closed => BREAKER_CLOSED,
+                State::Open => BREAKER_OPEN,
+                State::HalfOpen => BREAKER_HALF_OPEN,
             });
         }
         t
