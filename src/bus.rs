@@ -67,14 +67,15 @@ pub enum HealthEvent {
 /// Which I/O driver a shard's runtime got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Driver {
-    IoUring,
+    /// io_uring, with the setup flags its ring got.
+    IoUring(crate::config::UringSetup),
     Epoll,
 }
 
 impl Driver {
     pub fn name(self) -> &'static str {
         match self {
-            Driver::IoUring => "io_uring",
+            Driver::IoUring(_) => "io_uring",
             Driver::Epoll => "epoll",
         }
     }

@@ -77,6 +77,11 @@ pub struct Args {
     /// io_uring submission queue entries per shard [default: 1024]
     #[arg(long, value_name = "N")]
     pub uring_entries: Option<u32>,
+    /// io_uring completion mode per shard: defer-taskrun (batched, Linux 6.1+), coop-taskrun,
+    /// plain, or sqpoll:MS (a kernel polling thread); falls back to plain when refused
+    /// [default: defer-taskrun]
+    #[arg(long, value_name = "MODE")]
+    pub uring_setup: Option<String>,
     /// Listen backlog per shard [default: 1024]
     #[arg(long, value_name = "N")]
     pub backlog: Option<u32>,
@@ -195,6 +200,11 @@ impl Args {
             s.pin = false;
         }
         set(&mut s.uring_entries, self.uring_entries);
+        if let Some(u) = &self.uring_setup {
+            s.uring_setup = crate::config::UringSetup::parse(u).ok_or_else(|| {
+                format!("--uring-setup: {u:?}: use {}", crate::config::UringSetup::HELP)
+            })?;
+        }
         set(&mut s.backlog, self.backlog);
         set(&mut s.max_connections, self.max_connections);
         set(&mut s.buffer_size, self.buffer_size);

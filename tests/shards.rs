@@ -91,7 +91,7 @@ fn driver_line_follows_environment() {
         assert!(line.ends_with("driver epoll"), "{FORCE_LEGACY}=1: {line:?}");
     } else if uring_enabled() {
         assert!(
-            line.ends_with("driver io_uring"),
+            line.ends_with("driver io_uring (defer-taskrun)"),
             "io_uring is enabled here: {line:?}"
         );
     } else {
@@ -109,7 +109,7 @@ fn each_driver_serves_keepalive_requests() {
     let up = Upstream::echo();
     let mut variants = vec![(Some("1"), "driver epoll")];
     if uring_enabled() {
-        variants.push((None, "driver io_uring"));
+        variants.push((None, "driver io_uring (defer-taskrun)"));
     }
     for (env, want) in variants {
         let args = [
@@ -131,4 +131,52 @@ fn each_driver_serves_keepalive_requests() {
             assert_eq!(r.text(), body);
         }
     }
+}
+
+/// Every `--uring-setup` mode gets the ring it names (this kernel has them all) and serves
+/// keep-alive requests, pipelined requests and bodies on it.
+#[test]
+fn each_uring_setup_serves_requests() {
+    if !uring_enabled() || std::env::var(FORCE_LEGACY).is_ok_and(|v| v == "1") {
+        return; // the epoll driver has no ring to set up; `driver_line_follows_environment` covers it
+    }
+    let up = Upstream::echo();
+    for mode in ["defer-taskrun", "coop-taskrun", "plain", "sqpoll:50"] {
+        let addr = up.addr.to_string();
+        let args = [
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &addr,
+            "--shards",
+            "1",
+            "--uring-setup",
+            mode,
+        ];
+        let proxy = Proxy::start_with_env(&args, &[]);
+        let line = &shard_lines(&proxy, 1)[0];
+        assert!(line.ends_with(&format!("driver io_uring ({mode})")), "{mode}: {line:?}");
+        let mut c = proxy.connect();
+        for i in 0..3 {
+            let body = format!("{mode} {i}");
+            let r = c.exchange(&request("POST", "/", &[], body.as_bytes()));
+            assert_eq!(r.text(), body, "{mode}");
+        }
+        c.send(&[get("/a"), get("/b")].concat()).unwrap();
+        for _ in 0..2 {
+            assert_eq!(c.read_response().unwrap().status, 200, "{mode}: pipelined");
+        }
+    }
+}
+
+/// A mode that is not one of the four is refused with the flag's name, exit code 2.
+#[test]
+fn bad_uring_setup_is_refused() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shardgate"))
+        .args(["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9", "--uring-setup", "turbo"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--uring-setup: \"turbo\""), "{err}");
 }

@@ -70,6 +70,7 @@ struct RawShards {
     cpus: S<Vec<u64>>,
     pin: S<bool>,
     uring_entries: S<u64>,
+    uring_setup: S<String>,
     backlog: S<u64>,
     max_connections: S<u64>,
     buffer_size: S<u64>,
@@ -323,6 +324,12 @@ impl Builder<'_> {
                 s.uring_entries,
                 shards.uring_entries,
             )?;
+            if let Some(u) = s.uring_setup {
+                shards.uring_setup = super::UringSetup::parse(u.get_ref()).ok_or_else(|| {
+                    let msg = format!("{:?}: use {}", u.get_ref(), super::UringSetup::HELP);
+                    self.error(u.span(), "shards.uring_setup", msg)
+                })?;
+            }
             shards.backlog = self.num("shards.backlog", s.backlog, shards.backlog)?;
             shards.max_connections = self.num(
                 "shards.max_connections",
@@ -442,6 +449,24 @@ mod tests {
         let e = err("listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9\"]\n[timeouts]\nconnect = \"3x\"\n");
         assert_eq!((e.line, e.field.as_str()), (4, "timeouts.connect"));
         assert!(e.message.contains("invalid duration"), "{e}");
+    }
+
+    #[test]
+    fn uring_setup_modes_and_a_bad_one() {
+        let base = "listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9\"]\n[shards]\n";
+        for (text, want) in [
+            ("plain", super::super::UringSetup::Plain),
+            ("coop-taskrun", super::super::UringSetup::CoopTaskrun),
+            ("defer-taskrun", super::super::UringSetup::DeferTaskrun),
+            ("sqpoll:20", super::super::UringSetup::Sqpoll(20)),
+        ] {
+            let c = full(&format!("{base}uring_setup = \"{text}\"\n")).unwrap();
+            assert_eq!(c.shards.uring_setup, want);
+            assert_eq!(want.to_string(), text);
+        }
+        let e = err(&format!("{base}uring_setup = \"sqpoll\"\n"));
+        assert_eq!((e.line, e.field.as_str()), (4, "shards.uring_setup"));
+        assert!(e.message.contains("defer-taskrun, coop-taskrun"), "{e}");
     }
 
     #[test]

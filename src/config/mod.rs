@@ -51,6 +51,49 @@ pub struct Listener {
     pub proxy_protocol: bool,
 }
 
+/// io_uring setup flags of each shard's ring. Each falls back to `Plain` on a kernel that
+/// refuses it (the shard's startup line says which one runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UringSetup {
+    /// No flags: completion work may interrupt the shard at any time (kernel default).
+    Plain,
+    /// `COOP_TASKRUN | TASKRUN_FLAG`: completion work waits for the shard's next ring entry.
+    CoopTaskrun,
+    /// `SINGLE_ISSUER | DEFER_TASKRUN`: completion work runs only when the shard waits for
+    /// completions, batched (Linux 6.1+).
+    DeferTaskrun,
+    /// `SQPOLL` with this idle time in milliseconds: a kernel thread polls the submission queue
+    /// (costs a core's share; worth it only with spare cores).
+    Sqpoll(u32),
+}
+
+impl UringSetup {
+    pub const HELP: &'static str = "defer-taskrun, coop-taskrun, plain or sqpoll:MS";
+
+    pub fn parse(s: &str) -> Option<UringSetup> {
+        Some(match s {
+            "plain" => UringSetup::Plain,
+            "coop-taskrun" => UringSetup::CoopTaskrun,
+            "defer-taskrun" => UringSetup::DeferTaskrun,
+            _ => {
+                let ms = s.strip_prefix("sqpoll:")?.parse().ok()?;
+                UringSetup::Sqpoll(ms)
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for UringSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UringSetup::Plain => f.write_str("plain"),
+            UringSetup::CoopTaskrun => f.write_str("coop-taskrun"),
+            UringSetup::DeferTaskrun => f.write_str("defer-taskrun"),
+            UringSetup::Sqpoll(ms) => write!(f, "sqpoll:{ms}"),
+        }
+    }
+}
+
 /// Per-core tuning: how many shards, where they run, and what each may hold.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Shards {
@@ -59,6 +102,8 @@ pub struct Shards {
     pub cpus: Vec<usize>,
     pub pin: bool,
     pub uring_entries: u32,
+    /// How each shard's io_uring runs completion work (see `UringSetup`).
+    pub uring_setup: UringSetup,
     pub backlog: u32,
     /// Downstream connections one shard holds at once; more wait in the kernel's backlog.
     pub max_connections: usize,
@@ -136,6 +181,7 @@ impl Shards {
             cpus,
             pin: true,
             uring_entries: 1024,
+            uring_setup: UringSetup::DeferTaskrun,
             backlog: 1024,
             max_connections: 10_000,
             buffer_size: 16 * 1024,

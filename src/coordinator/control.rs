@@ -98,7 +98,12 @@ impl Coordinator {
                 recv(self.reports) -> msg => match msg {
                     Ok(ToCoordinator::Ready { id, driver, core }) => {
                         let shown = core.map_or("none".to_string(), |c| c.to_string());
-                        eprintln!("shard {id}: core {shown}, driver {}", driver.name());
+                        match driver {
+                            Driver::IoUring(setup) => {
+                                eprintln!("shard {id}: core {shown}, driver io_uring ({setup})")
+                            }
+                            Driver::Epoll => eprintln!("shard {id}: core {shown}, driver epoll"),
+                        }
                         let s = &mut self.shards[id];
                         (s.ready, s.driver, s.core) = (true, Some(driver), core);
                     }

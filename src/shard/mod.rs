@@ -15,6 +15,7 @@ mod health;
 mod io;
 mod listener;
 mod pool;
+mod runtime;
 mod table;
 mod tunnel;
 mod upstream;
@@ -188,11 +189,7 @@ pub fn spawn(
                     return;
                 }
             }
-            let runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-                .with_entries(config.shards.uring_entries)
-                .enable_timer()
-                .build();
-            let mut runtime = match runtime {
+            let (mut runtime, setup) = match runtime::build(&config.shards) {
                 Ok(r) => r,
                 Err(e) => {
                     let _ = reports.send(ToCoordinator::Failed {
@@ -205,7 +202,8 @@ pub fn spawn(
             // A bug must not leave a silent dead shard: report it and let the coordinator exit.
             let panic_reports = reports.clone();
             let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                runtime.block_on(run(id, config, listen, core, log, mailbox, reports))
+                let driver = setup.map_or(Driver::Epoll, Driver::IoUring);
+                runtime.block_on(run(id, config, listen, core, driver, log, mailbox, reports))
             }));
             if served.is_err() {
                 let error = "panicked (see the message above)".to_string();
@@ -219,6 +217,7 @@ async fn run(
     config: Arc<Config>,
     listen: Vec<std::net::TcpListener>,
     core: Option<usize>,
+    driver: Driver,
     log: ShardLog,
     mailbox: Mailbox,
     reports: Reports,
@@ -236,11 +235,6 @@ async fn run(
     }
     let proxy_flags: Vec<bool> = config.listeners.iter().map(|l| l.proxy_protocol).collect();
     let shard = Rc::new(Shard::new(id, config, log, reports.clone()));
-    let driver = if monoio::utils::is_legacy() {
-        Driver::Epoll
-    } else {
-        Driver::IoUring
-    };
     let accepting: Vec<_> = listeners
         .into_iter()
         .zip(proxy_flags)
