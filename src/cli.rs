@@ -98,6 +98,15 @@ pub struct Args {
     /// Longest request line in bytes (414 beyond) [default: 8192]
     #[arg(long, value_name = "BYTES")]
     pub max_request_line: Option<usize>,
+    /// How long a keep-alive client connection waiting for its next request keeps its buffers
+    /// before giving them back (memory per idle connection); 0 = at once, at the cost of one
+    /// more io_uring op per request [default: 1s]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub idle_buffer_time: Option<Duration>,
+    /// Above this many client connections on a shard, idle keep-alive connections give their
+    /// buffers back at once (as with --idle-buffer-time 0) [default: 256]
+    #[arg(long, value_name = "N")]
+    pub lean_above: Option<usize>,
 
     /// Idle keep-alive connections kept per upstream endpoint per shard [default: 64]
     #[arg(long, value_name = "N")]
@@ -202,7 +211,10 @@ impl Args {
         set(&mut s.uring_entries, self.uring_entries);
         if let Some(u) = &self.uring_setup {
             s.uring_setup = crate::config::UringSetup::parse(u).ok_or_else(|| {
-                format!("--uring-setup: {u:?}: use {}", crate::config::UringSetup::HELP)
+                format!(
+                    "--uring-setup: {u:?}: use {}",
+                    crate::config::UringSetup::HELP
+                )
             })?;
         }
         set(&mut s.backlog, self.backlog);
@@ -210,6 +222,8 @@ impl Args {
         set(&mut s.buffer_size, self.buffer_size);
         set(&mut s.upstream_buffer_size, self.upstream_buffer_size);
         set(&mut s.max_request_line, self.max_request_line);
+        set(&mut s.idle_buffer_time, self.idle_buffer_time);
+        set(&mut s.lean_above, self.lean_above);
         let p = &mut cfg.pool;
         set(&mut p.max_idle, self.pool_max_idle);
         set(&mut p.idle_timeout, self.pool_idle_timeout);

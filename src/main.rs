@@ -26,6 +26,9 @@ fn main() {
         return;
     }
     sys::raise_nofile_limit();
+    // Connection buffers come from their own mappings, so the kits idle connections give back
+    // return their memory to the OS instead of staying resident in the allocator's heap.
+    sys::map_large_allocations(cfg.shards.buffer_size.min(cfg.shards.upstream_buffer_size));
     // A reload reads the file again and applies the same flags on top, as at start.
     let reload: coordinator::Reloader = Box::new(move || build_config(&args));
     // The bench-only counter also answers SIGUSR1 (next to the access log's reopen).

@@ -194,8 +194,10 @@ impl EndpointStats {
 pub struct ShardStats {
     /// Downstream connections with a request in progress.
     pub downstream_active: Cell<u64>,
-    /// Downstream keep-alive connections waiting for their next request.
+    /// Downstream keep-alive connections waiting for their next request, buffers in hand.
     pub downstream_idle: Cell<u64>,
+    /// Downstream keep-alive connections waiting without buffers (idle past idle_buffer_time).
+    pub downstream_asleep: Cell<u64>,
     /// Requests between head read and response finished.
     pub in_flight: Cell<u64>,
     /// Downstream connections accepted since start.
@@ -269,6 +271,7 @@ impl ShardStats {
             cpu_seconds: thread_cpu_seconds(),
             downstream_active: self.downstream_active.get(),
             downstream_idle: self.downstream_idle.get(),
+            downstream_asleep: self.downstream_asleep.get(),
             in_flight: self.in_flight.get(),
             accepted: self.accepted.get(),
             log_dropped: self.log_dropped.get(),
@@ -344,12 +347,15 @@ mod tests {
         e.set_breaker(BREAKER_OPEN);
         e.set_breaker(BREAKER_OPEN);
         e.set_breaker(BREAKER_HALF_OPEN);
-        // Burn a little CPU so the thread's CPU time is visibly positive.
+        // Burn CPU until the thread's CPU time is visibly positive (the kernel may count it in
+        // scheduler ticks; a release build does a fixed loop faster than one tick).
         let mut x = 0u64;
-        for i in 0..2_000_000u64 {
-            x = x.wrapping_mul(31).wrapping_add(i);
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while crate::sys::thread_cpu_seconds() == 0.0 && std::time::Instant::now() < until {
+            for i in 0..100_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
         }
-        std::hint::black_box(x);
         let snap = s.snapshot(meta(3));
         let rc = &snap.routes["api"];
         assert_eq!(rc.requests, [0, 1, 0, 0, 1]);

@@ -264,6 +264,18 @@ pub fn thread_cpu_seconds() -> f64 {
     secs(ru.ru_utime) + secs(ru.ru_stime)
 }
 
+/// Allocations of `bytes` or more get a mapping of their own (glibc's mmap threshold, fixed
+/// instead of adaptive), which a free unmaps. No-op on other C libraries.
+pub fn map_large_allocations(bytes: usize) {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes an allocator tunable; called once at start, before any thread.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, bytes.min(32 << 20) as libc::c_int);
+    }
+    #[cfg(not(target_env = "gnu"))]
+    let _ = bytes;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -489,6 +489,8 @@ fn printed_shards(proxy: &Proxy) -> Vec<(u64, String, String)> {
             let rest = l.strip_prefix("shard ")?;
             let (id, rest) = rest.split_once(": core ")?;
             let (core, driver) = rest.split_once(", driver ")?;
+            // `io_uring (defer-taskrun)`: the driver, then the ring's setup mode.
+            let driver = driver.split(' ').next()?;
             Some((id.parse().ok()?, core.to_string(), driver.to_string()))
         })
         .collect()

@@ -155,7 +155,10 @@ fn each_uring_setup_serves_requests() {
         ];
         let proxy = Proxy::start_with_env(&args, &[]);
         let line = &shard_lines(&proxy, 1)[0];
-        assert!(line.ends_with(&format!("driver io_uring ({mode})")), "{mode}: {line:?}");
+        assert!(
+            line.ends_with(&format!("driver io_uring ({mode})")),
+            "{mode}: {line:?}"
+        );
         let mut c = proxy.connect();
         for i in 0..3 {
             let body = format!("{mode} {i}");
@@ -173,7 +176,14 @@ fn each_uring_setup_serves_requests() {
 #[test]
 fn bad_uring_setup_is_refused() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_shardgate"))
-        .args(["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9", "--uring-setup", "turbo"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "127.0.0.1:9",
+            "--uring-setup",
+            "turbo",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -76,6 +76,8 @@ struct RawShards {
     buffer_size: S<u64>,
     upstream_buffer_size: S<u64>,
     max_request_line: S<u64>,
+    idle_buffer_time: S<String>,
+    lean_above: S<u64>,
 }
 
 #[derive(Deserialize)]
@@ -348,6 +350,12 @@ impl Builder<'_> {
                 s.max_request_line,
                 shards.max_request_line,
             )?;
+            shards.idle_buffer_time = self.dur(
+                "shards.idle_buffer_time",
+                s.idle_buffer_time,
+                shards.idle_buffer_time,
+            )?;
+            shards.lean_above = self.num("shards.lean_above", s.lean_above, shards.lean_above)?;
         }
 
         let mut timeouts = Timeouts::default();

@@ -114,6 +114,13 @@ pub struct Shards {
     pub upstream_buffer_size: usize,
     /// Longest request line (414 beyond).
     pub max_request_line: usize,
+    /// How long a keep-alive connection waiting for its next request keeps its buffers; after
+    /// that it gives them back and waits for readiness alone (zero: at once, one more io_uring op
+    /// per request).
+    pub idle_buffer_time: Duration,
+    /// Above this many client connections on a shard, a connection gives its buffers back as
+    /// soon as it has no request to serve (as if `idle_buffer_time` were zero).
+    pub lean_above: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -187,6 +194,8 @@ impl Shards {
             buffer_size: 16 * 1024,
             upstream_buffer_size: 64 * 1024,
             max_request_line: 8 * 1024,
+            idle_buffer_time: Duration::from_secs(1),
+            lean_above: 256,
         }
     }
 

@@ -4,29 +4,32 @@
 //! line, and loop for keep-alive and pipelining until either side closes. Runs on the shard that
 //! accepted the connection.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use monoio::buf::IoBufMut;
-use monoio::io::AsyncReadRent;
+use monoio::io::{AsyncReadRent, CancelableAsyncReadRent, Canceller};
 use monoio::net::TcpStream;
 use monoio::time::Instant;
 
 use super::admission::{self, Scratch, Verdict};
+use super::boxes::Pooled;
 use super::forward::{self, Ctx, Exchanged, Outcome};
 use super::io::{read_more_until, write_buf, write_static, Buf, IoFail};
+use super::kit::Kit;
 use super::table::Table;
-use super::{tunnel, Shard};
+use super::{idle, tunnel, Shard};
 use crate::http::proxy_protocol;
 use crate::http::request::{self, Forwarding, Reject, Request};
 use crate::http::{canned, BodyFraming, Head};
 
-/// Everything one client connection owns; buffers are reused for every request on it.
+/// A client connection while it serves requests: its socket and a kit of buffers, reused for
+/// every request until the connection goes idle long enough to give the kit back.
 pub struct Client {
     pub stream: TcpStream,
-    pub peer: SocketAddr,
-    /// The client as the PROXY header names it, else the peer.
+    /// The client: the peer, or the source a PROXY header names.
     pub client: SocketAddr,
     /// Bytes read from the client: request heads, bodies, pipelined requests.
     pub buf: Buf,
@@ -37,84 +40,188 @@ pub struct Client {
     /// The response head sent to the client.
     pub out: Vec<u8>,
     pub scratch: Scratch,
+    /// Cancels the keep-alive read that waited `idle_buffer_time` (the kit goes back then).
+    cancel: Canceller,
     /// This connection's slot in the drain's registry of idle sockets.
     slot: usize,
 }
 
-/// Frees the connection's drain slot when the task ends, however it ends.
-struct Slot<'a>(&'a Shard, usize);
+/// What a connection keeps while it has given its kit back: the socket and who is on it.
+struct Link {
+    stream: TcpStream,
+    client: SocketAddr,
+}
 
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.0.drain.release(self.1);
+impl Client {
+    fn assemble(l: Link, k: Kit, slot: usize) -> Client {
+        Client {
+            stream: l.stream,
+            client: l.client,
+            buf: k.buf,
+            up_buf: k.up_buf,
+            head: k.head,
+            out: k.out,
+            scratch: k.scratch,
+            cancel: k.cancel,
+            slot,
+        }
+    }
+
+    fn disassemble(self) -> (Link, Kit) {
+        let link = Link {
+            stream: self.stream,
+            client: self.client,
+        };
+        let kit = Kit {
+            buf: self.buf,
+            up_buf: self.up_buf,
+            head: self.head,
+            out: self.out,
+            scratch: self.scratch,
+            cancel: self.cancel,
+        };
+        (link, kit)
     }
 }
 
-/// Serves one accepted connection until it closes.
-pub async fn serve(
+/// Frees the connection's drain slot when the task ends, however it ends.
+struct Slot(Rc<super::drain::Drain>, usize);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.release(self.1);
+    }
+}
+
+/// Why a connection is about to read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    /// Just accepted.
+    First,
+    /// Readiness after an idle wait without the kit.
+    Woken,
+    /// After a response on a keep-alive connection.
+    Again,
+}
+
+/// How a run of requests with a kit ended.
+enum Next {
+    Close,
+    /// Idle past `idle_buffer_time`: give the kit back and wait for readiness this long.
+    Sleep(Duration),
+    /// The upstream switched protocols: tunnel bytes both ways until either side closes.
+    Tunnel(TcpStream),
+}
+
+/// Serves one accepted connection until it closes. The serving state (kit and the exchange's
+/// futures, some KiB) lives in a box that is dropped while the connection sleeps between requests,
+/// so an idle connection costs a few hundred bytes.
+pub fn serve(
     shard: Rc<Shard>,
-    _open: super::drain::ConnectionGuard,
+    open: super::drain::ConnectionGuard,
     stream: TcpStream,
     peer: SocketAddr,
     proxy_header: bool,
-) {
+) -> impl Future<Output = ()> {
     let accepted = &shard.stats.accepted;
     accepted.set(accepted.get() + 1);
     let _ = stream.set_nodelay(true);
-    let size = shard.base.shards.buffer_size;
     let slot = shard
         .drain
         .register(std::os::fd::AsRawFd::as_raw_fd(&stream));
-    let _slot = Slot(&shard, slot);
-    let mut c = Client {
+    let slot = Slot(shard.drain.clone(), slot);
+    let link = Link {
         stream,
-        peer,
         client: peer,
-        buf: Buf::with_capacity(size),
-        up_buf: Buf::with_capacity(shard.base.shards.upstream_buffer_size),
-        head: Vec::with_capacity(1024),
-        out: Vec::with_capacity(1024),
-        scratch: Scratch::default(),
-        slot,
     };
-    if proxy_header && !read_proxy_header(&shard, &mut c).await {
-        return;
-    }
-    let mut first = true;
-    loop {
-        if c.buf.is_empty() && !wait_for_request(&shard, &mut c, first).await {
-            return;
+    // Only what a sleeping connection needs is captured here, once (an `async fn` would keep its
+    // arguments twice): the task stays small.
+    let mut link = link;
+    async move {
+        // Whole guards are moved in (a closure would capture only the fields it uses).
+        let (_open, slot) = (&open, &slot);
+        let mut wake = Wake::First;
+        loop {
+            let left = {
+                let (next, l) = awake(&shard, link, slot.1, wake, proxy_header).await;
+                link = l;
+                match next {
+                    Next::Close => return,
+                    Next::Tunnel(up) => return Box::pin(tunnel::run(link.stream, up)).await,
+                    Next::Sleep(left) => left,
+                }
+            };
+            // Asleep without the kit until readable (a request, EOF, or a drain or the reaper
+            // shutting the receive side); written out here, as a wrapper future would add bytes.
+            if !idle::fall_asleep(&shard.drain, slot.1, left) {
+                return;
+            }
+            let ready = link.stream.readable(false).await.is_ok();
+            if !shard.drain.wake_up(slot.1) || !ready {
+                return;
+            }
+            wake = Wake::Woken;
         }
-        first = false;
+    }
+}
+
+/// The connection with a kit, serving requests until it closes or idles past `idle_buffer_time`;
+/// in a pooled block, so the sleeping connection's task does not carry its size.
+fn awake(
+    shard: &Shard,
+    link: Link,
+    slot: usize,
+    wake: Wake,
+    proxy_header: bool,
+) -> Pooled<'_, impl Future<Output = (Next, Link)> + '_> {
+    shard.boxes.pin(async move {
+        let mut c = Client::assemble(link, shard.kits.take(), slot);
+        let next = serve_requests(shard, &mut c, wake, proxy_header).await;
+        let (link, kit) = c.disassemble();
+        shard.kits.give(kit);
+        (next, link)
+    })
+}
+
+async fn serve_requests(shard: &Shard, c: &mut Client, mut wake: Wake, proxy_header: bool) -> Next {
+    if wake == Wake::First && proxy_header && !read_proxy_header(shard, c).await {
+        return Next::Close;
+    }
+    loop {
+        if c.buf.is_empty() {
+            match wait_for_request(shard, c, wake).await {
+                Waited::Request => {}
+                Waited::Close => return Next::Close,
+                Waited::Sleep(left) => return Next::Sleep(left),
+            }
+        }
+        wake = Wake::Again;
         let _in_flight = shard.drain.request();
         let started = Instant::now();
         let table = shard.table();
-        let (req, route, verdict) = match read_head(&shard, &table, &mut c).await {
+        let (req, route, verdict) = match read_head(shard, &table, c).await {
             Ok(r) => r,
             Err(Some(status)) => {
-                record_refused(&shard, &c, status, started);
-                return;
+                record_refused(shard, c, status, started);
+                return Next::Close;
             }
-            Err(None) => return,
+            Err(None) => return Next::Close,
         };
-        let ex = respond(&shard, &table, &mut c, &req, route, verdict).await;
-        record(&shard, &table, &c, &req, route, &ex, started);
+        let ex = respond(shard, &table, c, &req, route, verdict).await;
+        record(shard, &table, c, &req, route, &ex, started);
         match ex.outcome {
             Outcome::KeepAlive => {}
-            Outcome::Close => return,
-            Outcome::Tunnel(upstream) => {
+            Outcome::Close => return Next::Close,
+            Outcome::Tunnel(mut up) => {
                 let pending = c.buf.len();
-                let mut up = upstream;
                 if pending > 0
                     && write_buf(&mut up, &mut c.buf, pending, table.config.timeouts.body)
                         .await
                         .is_err()
                 {
-                    return;
+                    return Next::Close;
                 }
-                drop(_in_flight);
-                tunnel::run(c.stream, up).await;
-                return;
+                return Next::Tunnel(up);
             }
         }
     }
@@ -281,7 +388,8 @@ fn record_refused(shard: &Shard, c: &Client, status: u16, started: Instant) {
 /// Reads the PROXY protocol header a load balancer sends first. False: refuse the connection.
 async fn read_proxy_header(shard: &Shard, c: &mut Client) -> bool {
     let table = shard.table();
-    if !table.trusted.is_empty() && !table.trusted.contains(c.peer.ip()) {
+    // Before the header is read, the client is the peer (the load balancer).
+    if !table.trusted.is_empty() && !table.trusted.contains(c.client.ip()) {
         return false;
     }
     let t = table.config.timeouts;
@@ -313,30 +421,78 @@ async fn read_proxy_header(shard: &Shard, c: &mut Client) -> bool {
     }
 }
 
-/// Waits for the first bytes of the next request. False: close (EOF, idle timeout, drain).
-/// A connection accepted from the queue while draining still gets its first request read (and
-/// answered with `Connection: close`), within the header timeout.
-async fn wait_for_request(shard: &Shard, c: &mut Client, first: bool) -> bool {
+/// What waiting for the next request came to.
+enum Waited {
+    Request,
+    Close,
+    /// No request within `idle_buffer_time`: sleep without the kit for the rest of the idle time.
+    Sleep(Duration),
+}
+
+/// Waits for the first bytes of the next request, holding the kit for at most
+/// `idle_buffer_time` (then the read is cancelled; bytes it got in the meantime are kept).
+/// A connection accepted from the queue while draining, or woken from its sleep, still gets its
+/// request read (and answered with `Connection: close`), within the header timeout.
+async fn wait_for_request(shard: &Shard, c: &mut Client, wake: Wake) -> Waited {
     let t = shard.table().config.timeouts;
-    let wait = match (shard.drain.is_draining(), first) {
+    let draining = shard.drain.is_draining();
+    let wait = match (draining, wake) {
         (false, _) => t.idle,
-        (true, true) => t.header,
-        (true, false) => return false,
+        (true, Wake::First | Wake::Woken) => t.header,
+        (true, Wake::Again) => return Waited::Close,
     };
+    // Woken by readiness, the bytes are there: read them whatever `idle_buffer_time` says.
+    let s = &shard.base.shards;
+    let keep = if draining || wake == Wake::Woken {
+        wait
+    } else if shard.drain.connections() > s.lean_above {
+        Duration::ZERO
+    } else {
+        s.idle_buffer_time.min(wait)
+    };
+    if keep.is_zero() {
+        return Waited::Sleep(wait);
+    }
     let v = std::mem::take(&mut c.buf.v);
     let cap = v.capacity();
     // A drain wakes this read by shutting the socket's receive side (see Drain::start).
     shard.drain.set_idle(c.slot, true);
-    let read = c.stream.read(v.slice_mut(0..cap));
-    let got = monoio::select! {
-        (res, slice) = read => {
-            c.buf.v = slice.into_inner();
-            matches!(res, Ok(n) if n > 0)
+    if keep >= wait {
+        // The idle timeout comes first: nothing to cancel, the connection closes then.
+        let read = c.stream.read(v.slice_mut(0..cap));
+        let got = monoio::select! {
+            r = read => Some(r),
+            _ = monoio::time::sleep(wait) => None,
+        };
+        shard.drain.set_idle(c.slot, false);
+        let Some((res, slice)) = got else {
+            return Waited::Close;
+        };
+        c.buf.v = slice.into_inner();
+        return match res {
+            Ok(n) if n > 0 => Waited::Request,
+            _ => Waited::Close,
+        };
+    }
+    let read = c
+        .stream
+        .cancelable_read(v.slice_mut(0..cap), c.cancel.handle());
+    let mut read = std::pin::pin!(read);
+    let (res, slice) = monoio::select! {
+        r = &mut read => r,
+        _ = monoio::time::sleep(keep) => {
+            // Bytes that arrived before the cancel took effect are returned, not lost.
+            c.cancel = std::mem::take(&mut c.cancel).cancel();
+            read.await
         }
-        _ = monoio::time::sleep(wait) => false,
     };
     shard.drain.set_idle(c.slot, false);
-    got
+    c.buf.v = slice.into_inner();
+    match res {
+        Ok(n) if n > 0 => Waited::Request,
+        Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => Waited::Sleep(wait - keep),
+        _ => Waited::Close,
+    }
 }
 
 /// Reads until a whole head is buffered, validated and admitted; answers when refused and returns

@@ -129,7 +129,12 @@ fn snapshot(shard: &Shard, driver: Driver, core: Option<usize>) -> ToCoordinator
         shard.drain.requests() as u64,
     );
     shard.stats.downstream_active.set(reqs);
-    shard.stats.downstream_idle.set(conns.saturating_sub(reqs));
+    let asleep = shard.drain.asleep() as u64;
+    shard
+        .stats
+        .downstream_idle
+        .set(conns.saturating_sub(reqs + asleep));
+    shard.stats.downstream_asleep.set(asleep);
     shard.stats.in_flight.set(reqs);
     shard.stats.log_dropped.set(shard.log.dropped());
     let meta = ShardMeta {

@@ -9,6 +9,26 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 
 use std::os::fd::RawFd;
+use std::time::Instant;
+
+#[derive(Clone, Copy)]
+struct Slot {
+    fd: RawFd,
+    idle: bool,
+    /// Asleep until then (the rest of its idle timeout); `None` when awake.
+    until: Option<Instant>,
+    /// The idle timeout passed while asleep: the socket's receive side was shut to wake it.
+    expired: bool,
+}
+
+impl Slot {
+    const FREE: Slot = Slot {
+        fd: -1,
+        idle: false,
+        until: None,
+        expired: false,
+    };
+}
 
 #[derive(Default)]
 pub struct Drain {
@@ -18,8 +38,10 @@ pub struct Drain {
     /// Each open connection's socket and whether it is waiting for its next request; a drain
     /// shuts the receive side of the idle ones, so their reads end (bytes already read are
     /// still served). Slots are reused; a connection holds one for its lifetime.
-    idle: RefCell<Vec<(RawFd, bool)>>,
+    idle: RefCell<Vec<Slot>>,
     free: RefCell<Vec<usize>>,
+    /// Connections asleep without their kit (see `sleep`); `reap` ends those past their time.
+    asleep: Cell<usize>,
     /// The control task waiting for connections to reach zero, or the accept loop for a free slot.
     waiters: RefCell<Vec<Waker>>,
 }
@@ -37,14 +59,19 @@ impl Drain {
         self.requests.get()
     }
 
+    /// Connections asleep without their kit.
+    pub fn asleep(&self) -> usize {
+        self.asleep.get()
+    }
+
     /// Starts the drain: stop accepting, wake idle connections so they close.
     pub fn start(&self) {
         if self.draining.replace(true) {
             return;
         }
-        for &(fd, idle) in self.idle.borrow().iter() {
-            if idle {
-                crate::sys::shutdown_read(fd);
+        for s in self.idle.borrow().iter() {
+            if s.idle {
+                crate::sys::shutdown_read(s.fd);
             }
         }
         self.wake_all();
@@ -53,27 +80,67 @@ impl Drain {
     /// Registers a connection's socket; `release` it when the connection ends.
     pub fn register(&self, fd: RawFd) -> usize {
         let mut idle = self.idle.borrow_mut();
+        let s = Slot { fd, ..Slot::FREE };
         match self.free.borrow_mut().pop() {
             Some(slot) => {
-                idle[slot] = (fd, false);
+                idle[slot] = s;
                 slot
             }
             None => {
-                idle.push((fd, false));
+                idle.push(s);
                 idle.len() - 1
             }
         }
     }
 
     pub fn release(&self, slot: usize) {
-        self.idle.borrow_mut()[slot] = (-1, false);
+        self.idle.borrow_mut()[slot] = Slot::FREE;
         self.free.borrow_mut().push(slot);
     }
 
     /// Marks the connection as waiting for its next request (or not).
     #[inline]
     pub fn set_idle(&self, slot: usize, idle: bool) {
-        self.idle.borrow_mut()[slot].1 = idle;
+        self.idle.borrow_mut()[slot].idle = idle;
+    }
+
+    /// The connection sleeps without its kit until `until` (its idle timeout): idle for the
+    /// drain, and due for `reap` then. One timer for all sleepers instead of one each.
+    pub fn sleep(&self, slot: usize, until: Instant) {
+        let mut idle = self.idle.borrow_mut();
+        idle[slot] = Slot {
+            idle: true,
+            until: Some(until),
+            expired: false,
+            ..idle[slot]
+        };
+        self.asleep.set(self.asleep.get() + 1);
+    }
+
+    /// The sleeper woke; false if it woke because its idle timeout passed.
+    pub fn wake_up(&self, slot: usize) -> bool {
+        let mut idle = self.idle.borrow_mut();
+        let s = &mut idle[slot];
+        let timely = !s.expired;
+        *s = Slot {
+            fd: s.fd,
+            ..Slot::FREE
+        };
+        self.asleep.set(self.asleep.get() - 1);
+        timely
+    }
+
+    /// Wakes the sleepers whose idle timeout passed (by shutting their receive side; they close).
+    pub fn reap(&self, now: Instant) {
+        if self.asleep.get() == 0 {
+            return;
+        }
+        for s in self.idle.borrow_mut().iter_mut() {
+            if !s.expired && s.until.is_some_and(|u| u <= now) {
+                s.expired = true;
+                crate::sys::shutdown_read(s.fd);
+            }
+        }
     }
 
     /// Counts a connection until the guard drops.

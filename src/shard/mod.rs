@@ -6,13 +6,16 @@
 
 mod admission;
 mod body;
+mod boxes;
 mod conn;
 mod control;
 mod drain;
 mod exchange;
 mod forward;
 mod health;
+mod idle;
 mod io;
+mod kit;
 mod listener;
 mod pool;
 mod runtime;
@@ -45,6 +48,10 @@ pub struct Shard {
     pub stats: ShardStats,
     pub log: ShardLog,
     pub drain: Rc<Drain>,
+    /// Buffers for connections that are serving (idle ones give theirs back).
+    pub kits: kit::Kits,
+    /// Blocks for the serving futures of connections that wake up.
+    pub boxes: boxes::BoxPool,
     reports: Reports,
     /// Host sent upstream for HTTP/1.0 requests that carry none.
     pub fallback_host: String,
@@ -62,6 +69,10 @@ impl Shard {
         let stats = ShardStats::new();
         let shards = config.shards.count;
         let table = Table::build(config.clone(), shards, None, &stats, seed);
+        let kits = kit::Kits::new(
+            config.shards.buffer_size,
+            config.shards.upstream_buffer_size,
+        );
         Shard {
             id,
             shards,
@@ -70,6 +81,8 @@ impl Shard {
             stats,
             log,
             drain: Rc::default(),
+            kits,
+            boxes: boxes::BoxPool::default(),
             reports,
             fallback_host,
             request_seed: seed,
@@ -203,7 +216,15 @@ pub fn spawn(
             let panic_reports = reports.clone();
             let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let driver = setup.map_or(Driver::Epoll, Driver::IoUring);
-                runtime.block_on(run(id, config, listen, core, driver, log, mailbox, reports))
+                runtime.block_on(run(
+                    id,
+                    config,
+                    listen,
+                    (core, driver),
+                    log,
+                    mailbox,
+                    reports,
+                ))
             }));
             if served.is_err() {
                 let error = "panicked (see the message above)".to_string();
@@ -216,8 +237,7 @@ async fn run(
     id: usize,
     config: Arc<Config>,
     listen: Vec<std::net::TcpListener>,
-    core: Option<usize>,
-    driver: Driver,
+    (core, driver): (Option<usize>, Driver),
     log: ShardLog,
     mailbox: Mailbox,
     reports: Reports,
@@ -241,6 +261,7 @@ async fn run(
         .map(|(l, pp)| start_accepting(&shard, l, pp))
         .collect();
     monoio::spawn(sweep_pools(shard.clone()));
+    monoio::spawn(idle::reap(shard.drain.clone()));
     monoio::spawn(health::run(shard.clone()));
     let _ = reports.send(ToCoordinator::Ready { id, driver, core });
     control::run(shard, accepting, mailbox, reports, driver, core).await;
@@ -278,5 +299,7 @@ async fn sweep_pools(shard: Rc<Shard>) {
             }
         }
         shard.log.flush();
+        shard.kits.freed(shard.boxes.take_freed());
+        shard.kits.trim();
     }
 }

@@ -21,7 +21,9 @@ pub fn build(s: &Shards) -> std::io::Result<(Runtime, Option<UringSetup>)> {
     let runtime = match attempt(s.uring_setup) {
         Ok(r) => (r, s.uring_setup),
         // An older kernel refuses newer flags (EINVAL): the plain ring works everywhere.
-        Err(_) if s.uring_setup != UringSetup::Plain => (attempt(UringSetup::Plain)?, UringSetup::Plain),
+        Err(_) if s.uring_setup != UringSetup::Plain => {
+            (attempt(UringSetup::Plain)?, UringSetup::Plain)
+        }
         Err(e) => return Err(e),
     };
     let setup = match &runtime.0 {

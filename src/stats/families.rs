@@ -145,9 +145,10 @@ pub(super) fn shard_families() -> Vec<Family<ShardGauges>> {
     vec![
         gauge(
             "shardgate_downstream_connections",
-            "Downstream connections now, by shard: active (a request in progress) or idle.",
-            Value::Split("state", &["active", "idle"], |s, i| {
-                [s.downstream_active, s.downstream_idle][i]
+            "Downstream connections now, by shard: active (a request in progress), idle (waiting \
+             for a request, buffers in hand) or asleep (idle past idle_buffer_time, no buffers).",
+            Value::Split("state", &["active", "idle", "asleep"], |s, i| {
+                [s.downstream_active, s.downstream_idle, s.downstream_asleep][i]
             }),
         ),
         counter(

@@ -38,6 +38,7 @@ pub struct ShardGauges {
     pub cpu_seconds: f64,
     pub downstream_active: u64,
     pub downstream_idle: u64,
+    pub downstream_asleep: u64,
     pub in_flight: u64,
     pub accepted: u64,
     pub log_dropped: u64,

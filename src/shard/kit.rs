@@ -1,0 +1,146 @@
+//! The per-shard pool of connection kits: the buffers a client connection needs only while it is
+//! serving requests (client-side and upstream-side read buffers, the rewritten heads, admission
+//! scratch). A connection idle past `idle_buffer_time` gives its kit back; the next request takes
+//! one. Bounded: kits beyond the bound are freed, and the shard's sweeper hands freed memory back
+//! to the OS (`trim`). Shard thread only.
+
+use std::cell::{Cell, RefCell};
+
+use monoio::io::Canceller;
+
+use super::admission::Scratch;
+use super::io::Buf;
+
+/// Kits kept for reuse per shard; more are freed when given back.
+const KEEP: usize = 64;
+/// Freed kit memory (bytes of capacity) that makes the sweeper return memory to the OS.
+const TRIM_AFTER: usize = 8 << 20;
+
+/// Everything a connection holds only while serving.
+pub struct Kit {
+    /// Bytes read from the client: request heads, bodies, pipelined requests.
+    pub buf: Buf,
+    /// Bytes read from the upstream of the current exchange.
+    pub up_buf: Buf,
+    /// The rewritten request head sent upstream (kept for a retry).
+    pub head: Vec<u8>,
+    /// The response head sent to the client.
+    pub out: Vec<u8>,
+    pub scratch: Scratch,
+    /// Cancels a keep-alive read that waited too long.
+    pub cancel: Canceller,
+}
+
+impl Kit {
+    fn capacity(&self) -> usize {
+        self.buf.v.capacity()
+            + self.up_buf.v.capacity()
+            + self.head.capacity()
+            + self.out.capacity()
+    }
+}
+
+pub struct Kits {
+    buffer_size: usize,
+    upstream_buffer_size: usize,
+    free: RefCell<Vec<Kit>>,
+    /// Capacity freed since the last trim.
+    freed: Cell<usize>,
+}
+
+impl Kits {
+    pub fn new(buffer_size: usize, upstream_buffer_size: usize) -> Kits {
+        Kits {
+            buffer_size,
+            upstream_buffer_size,
+            free: RefCell::new(Vec::new()),
+            freed: Cell::new(0),
+        }
+    }
+
+    pub fn take(&self) -> Kit {
+        self.free.borrow_mut().pop().unwrap_or_else(|| Kit {
+            buf: Buf::with_capacity(self.buffer_size),
+            up_buf: Buf::with_capacity(self.upstream_buffer_size),
+            head: Vec::with_capacity(1024),
+            out: Vec::with_capacity(1024),
+            scratch: Scratch::default(),
+            cancel: Canceller::new(),
+        })
+    }
+
+    /// Takes a kit back, empty (a connection that gives its kit back has no bytes pending).
+    pub fn give(&self, mut kit: Kit) {
+        let mut free = self.free.borrow_mut();
+        // An I/O op abandoned by a timeout keeps the buffer it was lent: such a kit is not whole.
+        let whole = kit.buf.v.capacity() >= self.buffer_size
+            && kit.up_buf.v.capacity() >= self.upstream_buffer_size;
+        if free.len() >= KEEP || !whole {
+            self.freed.set(self.freed.get() + kit.capacity());
+            return;
+        }
+        kit.buf.consume(kit.buf.len());
+        kit.up_buf.consume(kit.up_buf.len());
+        kit.head.clear();
+        kit.out.clear();
+        free.push(kit);
+    }
+
+    /// Counts other serving state a connection freed (its boxed futures) towards the next trim.
+    pub fn freed(&self, bytes: usize) {
+        self.freed.set(self.freed.get() + bytes);
+    }
+
+    /// Called by the shard's sweeper: after many kits were freed (a crowd of connections went
+    /// idle), asks the allocator to give the freed pages back to the OS.
+    pub fn trim(&self) {
+        if self.freed.get() < TRIM_AFTER {
+            return;
+        }
+        self.freed.set(0);
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only releases free memory of the allocator; no pointer is touched.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+
+    #[cfg(test)]
+    fn kept(&self) -> usize {
+        self.free.borrow().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kits_are_reused_empty_and_bounded() {
+        let kits = Kits::new(1024, 4096);
+        let mut k = kits.take();
+        k.buf.v.extend_from_slice(b"GET / HTTP/1.1\r\n");
+        k.head.extend_from_slice(b"head");
+        let ptr = k.buf.v.as_ptr();
+        kits.give(k);
+        let k = kits.take();
+        assert_eq!(k.buf.v.as_ptr(), ptr, "the same buffer comes back");
+        assert!(k.buf.is_empty() && k.head.is_empty());
+        assert_eq!(k.up_buf.v.capacity(), 4096);
+        let many: Vec<Kit> = (0..KEEP + 10).map(|_| kits.take()).collect();
+        for k in many {
+            kits.give(k);
+        }
+        assert_eq!(kits.kept(), KEEP);
+        assert!(kits.freed.get() >= 10 * (1024 + 4096));
+        kits.give(k);
+        assert_eq!(kits.kept(), KEEP);
+        // A buffer lost to an abandoned read makes the kit unfit for reuse.
+        let kits = Kits::new(1024, 4096);
+        let mut k = kits.take();
+        k.up_buf.v = Vec::new();
+        kits.give(k);
+        assert_eq!(kits.kept(), 0);
+        assert_eq!(kits.take().up_buf.v.capacity(), 4096);
+    }
+}
