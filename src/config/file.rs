@@ -478,6 +478,19 @@ mod tests {
     }
 
     #[test]
+    fn idle_buffer_time_and_lean_above() {
+        let base = "listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9\"]\n[shards]\n";
+        let c = full(&format!("{base}idle_buffer_time = \"0\"\nlean_above = 10\n")).unwrap();
+        assert_eq!(c.shards.idle_buffer_time, std::time::Duration::ZERO);
+        assert_eq!(c.shards.lean_above, 10);
+        let c = full(base).unwrap();
+        assert_eq!(c.shards.idle_buffer_time, std::time::Duration::from_secs(1));
+        assert_eq!(c.shards.lean_above, 256);
+        let e = err(&format!("{base}idle_buffer_time = \"soon\"\n"));
+        assert_eq!((e.line, e.field.as_str()), (4, "shards.idle_buffer_time"));
+    }
+
+    #[test]
     fn unknown_field() {
         let e = err("listen = [\"127.0.0.1:0\"]\n[pool]\nmax_idel = 3\n");
         assert_eq!((e.line, e.field.as_str()), (3, "pool.max_idel"));
