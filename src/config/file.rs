@@ -480,7 +480,10 @@ mod tests {
     #[test]
     fn idle_buffer_time_and_lean_above() {
         let base = "listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9\"]\n[shards]\n";
-        let c = full(&format!("{base}idle_buffer_time = \"0\"\nlean_above = 10\n")).unwrap();
+        let c = full(&format!(
+            "{base}idle_buffer_time = \"0\"\nlean_above = 10\n"
+        ))
+        .unwrap();
         assert_eq!(c.shards.idle_buffer_time, std::time::Duration::ZERO);
         assert_eq!(c.shards.lean_above, 10);
         let c = full(base).unwrap();

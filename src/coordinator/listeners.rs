@@ -41,13 +41,35 @@ pub fn open(
     Ok((bound, per_shard))
 }
 
-/// A non-blocking listening socket with SO_REUSEPORT and SO_REUSEADDR (as monoio expects).
+/// A non-blocking listening socket with SO_REUSEPORT and SO_REUSEADDR (as monoio expects), and
+/// TCP_NODELAY, which Linux copies to every accepted connection (no setsockopt per connection).
 fn reuseport_listener(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_nonblocking(true)?;
+    socket.set_nodelay(true)?;
     socket.set_reuse_port(true)?;
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
     socket.listen(backlog.min(i32::MAX as u32) as i32)?;
     Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Accepted connections inherit TCP_NODELAY from the listener: the shards never set it.
+    #[test]
+    fn accepted_connections_have_nodelay() {
+        let l = reuseport_listener("127.0.0.1:0".parse().unwrap(), 8).unwrap();
+        let _client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let accepted = loop {
+            match l.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        assert!(accepted.nodelay().unwrap());
+    }
 }

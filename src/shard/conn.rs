@@ -125,7 +125,6 @@ pub fn serve(
 ) -> impl Future<Output = ()> {
     let accepted = &shard.stats.accepted;
     accepted.set(accepted.get() + 1);
-    let _ = stream.set_nodelay(true);
     let slot = shard
         .drain
         .register(std::os::fd::AsRawFd::as_raw_fd(&stream));
