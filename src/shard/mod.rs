@@ -16,6 +16,7 @@ mod io;
 mod listener;
 mod pool;
 mod runtime;
+mod splice;
 mod table;
 mod tunnel;
 mod upstream;
