@@ -3,7 +3,8 @@
 //! the same pooled pipe, on the same upstream connection); until-close bodies; an upstream that
 //! closes or stalls mid-body closes the client connection short; a client that goes away
 //! mid-body takes the pipe (and the bytes left in it) with it; bodies under the threshold and
-//! threshold 0 never open a pipe. Pipes are counted in /proc/PID/fd.
+//! threshold 0 (flag or config file) never open a pipe; `bytes_out` counts spliced bodies.
+//! Pipes are counted in /proc/PID/fd.
 
 mod support;
 
@@ -361,4 +362,36 @@ fn client_gone_mid_body_closes_the_pipe_io_uring() {
 #[test]
 fn client_gone_mid_body_closes_the_pipe_epoll() {
     client_gone_mid_body(true);
+}
+
+// === statistics ===
+
+/// `bytes_out` of a spliced response counts its body like a buffered one: head plus body.
+#[test]
+fn spliced_bodies_count_in_bytes_out() {
+    let up = bodies_upstream();
+    let proxy = start(&up, false, &["--access-log", "stdout"]);
+    let base = pipe_count(proxy.pid());
+    let mut c = proxy.connect();
+    c.set_timeout(ms(10_000));
+    let mut sent = Vec::new();
+    for target in [format!("/len/{MIB}"), format!("/eof/{}", 2 * MIB)] {
+        let r = c.exchange(&get(&target));
+        assert_eq!(r.status, 200);
+        sent.push((target, r.head.raw.len() + r.body.len()));
+    }
+    wait_pipes(&proxy, base + 2, "both bodies spliced");
+    for (target, bytes) in sent {
+        let want = format!("\"path\":\"{target}\"");
+        let line = proxy
+            .stdout
+            .wait(ms(5000), |l| l.contains(&want))
+            .unwrap_or_else(|| panic!("no access log line for {target}"));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            v["bytes_out"].as_u64(),
+            Some(bytes as u64),
+            "{target}: bytes_out = the bytes the client received: {line}"
+        );
+    }
 }
