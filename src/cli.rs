@@ -95,6 +95,10 @@ pub struct Args {
     /// chunk large bodies move in [default: 65536]
     #[arg(long, value_name = "BYTES")]
     pub upstream_buffer_size: Option<usize>,
+    /// Response bodies with at least this many bytes left after the head move upstream -> client
+    /// with splice (zero-copy, through a pipe), 0 = never [default: 16384]
+    #[arg(long, value_name = "BYTES")]
+    pub splice_threshold: Option<u64>,
     /// Longest request line in bytes (414 beyond) [default: 8192]
     #[arg(long, value_name = "BYTES")]
     pub max_request_line: Option<usize>,
@@ -221,6 +225,7 @@ impl Args {
         set(&mut s.max_connections, self.max_connections);
         set(&mut s.buffer_size, self.buffer_size);
         set(&mut s.upstream_buffer_size, self.upstream_buffer_size);
+        set(&mut s.splice_threshold, self.splice_threshold);
         set(&mut s.max_request_line, self.max_request_line);
         set(&mut s.idle_buffer_time, self.idle_buffer_time);
         set(&mut s.lean_above, self.lean_above);

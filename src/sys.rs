@@ -1,12 +1,12 @@
 //! The only `unsafe` in shardgate: thin libc calls (affinity mask, rlimits, socket peeks, the
-//! reuseport steering program) and the systemd readiness message.
+//! reuseport steering program, pipes and splice) and the systemd readiness message.
 //! Called from the main thread at start, from the coordinator thread (listeners, sd_notify) and
 //! from shard threads on their own sockets.
 
 use std::ffi::OsStr;
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 /// CPUs this process may run on (the affinity mask set by taskset or a cgroup), ascending.
 pub fn allowed_cpus() -> Vec<usize> {
@@ -93,6 +93,69 @@ pub fn shutdown_read(fd: RawFd) {
     unsafe {
         libc::shutdown(fd, libc::SHUT_RD);
     }
+}
+
+// === splice (zero-copy response bodies, shard/splice.rs) ===
+
+/// A new pipe, both ends non-blocking and close-on-exec: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two fds into the array we own; on success we own both.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just created and belong to nothing else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Sets a pipe's capacity (F_SETPIPE_SZ; the kernel rounds up to a power-of-two number of
+/// pages); returns the capacity it now has.
+pub fn set_pipe_size(fd: RawFd, bytes: usize) -> io::Result<usize> {
+    let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: fcntl with an int argument on an fd the caller owns.
+    let rc = unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, bytes) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc as usize)
+}
+
+/// Makes a socket's own operations non-blocking (FIONBIO: only O_NONBLOCK changes), so a direct
+/// splice on it never blocks the shard. Harmless for the rest of a connection's life: monoio
+/// moves TcpStream bytes with io_uring RECV/SEND, which take blocking from their own flags and
+/// ignore O_NONBLOCK (epoll sockets have it anyway). io_uring READ/WRITE/SPLICE would honour it
+/// and return EAGAIN: shardgate issues none of those on sockets.
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    let mut on: libc::c_int = 1;
+    // SAFETY: FIONBIO reads one int we own; fd is a socket the caller owns.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONBIO, &mut on) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Moves up to `len` bytes from `from` to `to` (one of them a pipe) without copying them through
+/// user space; non-blocking (`WouldBlock` when `from` has nothing or `to` has no room). `Ok(0)`
+/// from a socket is EOF.
+pub fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    // SAFETY: null offsets (both fds are pipes or sockets); the kernel moves page references
+    // between two fds the caller owns and touches no user memory.
+    let n = unsafe {
+        libc::splice(
+            from,
+            std::ptr::null_mut(),
+            to,
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
 }
 
 // === reuseport steering (--steer client-ip) ===

@@ -227,6 +227,12 @@ fn check_reports_each_error_with_location() {
             line: 5,
         },
         Bad {
+            name: "negative_splice_threshold",
+            text: "[shards]\nsplice_threshold = -1\n",
+            field: "shards.splice_threshold",
+            line: 5,
+        },
+        Bad {
             name: "negative_pool_size",
             text: "[pool]\nmax_idle = -1\n",
             field: "pool.max_idle",

@@ -75,6 +75,7 @@ struct RawShards {
     max_connections: S<u64>,
     buffer_size: S<u64>,
     upstream_buffer_size: S<u64>,
+    splice_threshold: S<u64>,
     max_request_line: S<u64>,
     idle_buffer_time: S<String>,
     lean_above: S<u64>,
@@ -344,6 +345,11 @@ impl Builder<'_> {
                 "shards.upstream_buffer_size",
                 s.upstream_buffer_size,
                 shards.upstream_buffer_size,
+            )?;
+            shards.splice_threshold = self.num(
+                "shards.splice_threshold",
+                s.splice_threshold,
+                shards.splice_threshold,
             )?;
             shards.max_request_line = self.num(
                 "shards.max_request_line",

@@ -112,6 +112,9 @@ pub struct Shards {
     /// Per-connection buffer for the upstream side: the largest response head (502 beyond) and
     /// the chunk a response body moves in (bigger moves large bodies in fewer reads and writes).
     pub upstream_buffer_size: usize,
+    /// A response body with at least this many bytes left after its head moves upstream socket
+    /// -> pipe -> client socket with splice(2), never through user space; 0 = never.
+    pub splice_threshold: u64,
     /// Longest request line (414 beyond).
     pub max_request_line: usize,
     /// How long a keep-alive connection waiting for its next request keeps its buffers; after
@@ -193,6 +196,7 @@ impl Shards {
             max_connections: 10_000,
             buffer_size: 16 * 1024,
             upstream_buffer_size: 64 * 1024,
+            splice_threshold: 16 * 1024,
             max_request_line: 8 * 1024,
             idle_buffer_time: Duration::from_secs(1),
             lean_above: 256,

@@ -88,8 +88,8 @@ pub fn render(c: &Config) -> String {
     }
     let s = &c.shards;
     let cpus: Vec<String> = s.cpus.iter().map(|c| c.to_string()).collect();
-    let _ = writeln!(o, "\n[shards]\ncount = {}\ncpus = [{}]\npin = {}\nuring_entries = {}\nuring_setup = \"{}\"\nbacklog = {}\nmax_connections = {}\nbuffer_size = {}\nupstream_buffer_size = {}\nmax_request_line = {}\nidle_buffer_time = {}\nlean_above = {}",
-        s.count, cpus.join(", "), s.pin, s.uring_entries, s.uring_setup, s.backlog, s.max_connections, s.buffer_size, s.upstream_buffer_size, s.max_request_line, dur(s.idle_buffer_time), s.lean_above);
+    let _ = writeln!(o, "\n[shards]\ncount = {}\ncpus = [{}]\npin = {}\nuring_entries = {}\nuring_setup = \"{}\"\nbacklog = {}\nmax_connections = {}\nbuffer_size = {}\nupstream_buffer_size = {}\nsplice_threshold = {}\nmax_request_line = {}\nidle_buffer_time = {}\nlean_above = {}",
+        s.count, cpus.join(", "), s.pin, s.uring_entries, s.uring_setup, s.backlog, s.max_connections, s.buffer_size, s.upstream_buffer_size, s.splice_threshold, s.max_request_line, dur(s.idle_buffer_time), s.lean_above);
     let t = &c.timeouts;
     let _ = writeln!(
         o,

@@ -12,14 +12,15 @@ use super::body::{self, RelayError};
 use super::conn::Client;
 use super::forward::{Ctx, Exchanged};
 use super::io::{read_more_until, write_buf, write_static, write_vec, Buf, IoFail};
-use super::Shard;
+use super::{splice, Shard};
 use crate::config::Timeouts;
 use crate::error::{ClientError, ProxyError, UpstreamError};
 use crate::http::request::{Method, Request};
 use crate::http::response::{self, Kind, ResponseCtx};
 use crate::http::{canned, BodyFraming, Head};
 
-/// Bytes of body appended to a head so both go out in one write.
+/// Bytes of body appended to a head so both go out in one write. Also the most a response head
+/// read takes when splice is on: what comes with the head goes out with it, the rest is spliced.
 const COALESCE_LIMIT: usize = 16 * 1024;
 
 /// The route's effective timeouts and limits for this exchange.
@@ -144,6 +145,9 @@ pub async fn attempt(
     let sent_at = Instant::now();
 
     // --- response head, after any 1xx ---
+    // With splice on, a head read starting on an empty buffer takes at most what goes out with the
+    // head in one write: the rest of a large body stays in the socket for splice.
+    let splice_at = shard.base.shards.splice_threshold;
     c.up_buf.consume(c.up_buf.len());
     let deadline = sent_at + limits.upstream;
     let mut seen_bytes = false;
@@ -193,7 +197,12 @@ pub async fn attempt(
                 }
             }
             Ok(Head::Partial) => {
-                if let Err(e) = read_more_until(up, &mut c.up_buf, deadline).await {
+                let read = if splice_at > 0 && c.up_buf.is_empty() {
+                    splice::read_head(up, &mut c.up_buf, deadline, COALESCE_LIMIT).await
+                } else {
+                    read_more_until(up, &mut c.up_buf, deadline).await
+                };
+                if let Err(e) = read {
                     let mut f = retryable(e);
                     f.retryable &= !seen_bytes && c.up_buf.is_empty();
                     return Err(f);
@@ -211,8 +220,15 @@ pub async fn attempt(
     write_vec(&mut c.stream, &mut c.out, limits.body)
         .await
         .map_err(|e| Failed::answered(client_io(e)))?;
+    let fill = shard.base.shards.upstream_buffer_size;
     let relayed = match left {
         BodyFraming::None | BodyFraming::Length(0) => Ok(0),
+        // Large: the part not read yet goes upstream -> pipe -> client, never through `up_buf`.
+        BodyFraming::Length(n)
+            if splice_at > 0 && n.saturating_sub(c.up_buf.len() as u64) >= splice_at =>
+        {
+            splice::length(up, &mut c.up_buf, &mut c.stream, n, limits.body, fill).await
+        }
         BodyFraming::Length(n) => {
             body::length(up, &mut c.up_buf, &mut c.stream, n, limits.body).await
         }
@@ -226,6 +242,9 @@ pub async fn attempt(
                 limits.body,
             )
             .await
+        }
+        BodyFraming::UntilClose if splice_at > 0 => {
+            splice::until_close(up, &mut c.up_buf, &mut c.stream, limits.body, fill).await
         }
         BodyFraming::UntilClose => {
             body::until_close(up, &mut c.up_buf, &mut c.stream, limits.body).await

@@ -19,6 +19,7 @@ mod kit;
 mod listener;
 mod pool;
 mod runtime;
+mod splice;
 mod table;
 mod tunnel;
 mod upstream;

@@ -1,7 +1,7 @@
 //! The few things std cannot do for the tests, through libc: sending a signal to the proxy,
 //! resetting a connection (SO_LINGER 0), and a loopback listener whose accept queue is full so a
 //! connect to it hangs (the only local way to make an upstream connect time out). Also reads a
-//! process's peak memory and its listening sockets from /proc.
+//! process's peak memory, its listening sockets and its open pipes from /proc.
 
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -130,4 +130,15 @@ pub fn listening_addrs(pid: u32) -> Vec<SocketAddr> {
         out.push(SocketAddr::from((ip.to_ne_bytes(), port)));
     }
     out
+}
+
+/// How many pipe fds process `pid` holds open now (from /proc/PID/fd).
+pub fn pipe_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy().starts_with("pipe:["))
+        })
+        .count()
 }
