@@ -15,8 +15,9 @@
 //! per-request policy decisions `route`, `balance`, `breaker`, `ratelimit`, `retry_budget`,
 //! `trusted` (pure, `Cell` state, unit-tested without a runtime); `stats` and `access_log` hold the
 //! per-shard halves of metrics and logging. What one pinned core owns is in `shard`; the control
-//! thread is `coordinator`; `bus` holds the only messages that cross threads; `sys` holds the only
-//! `unsafe`. Shards share nothing mutable: the request path takes no lock and touches no atomic.
+//! thread is `coordinator`; `bus` holds the only messages that cross threads; `sys` holds the libc
+//! `unsafe` (the only other is `shard::boxes`, a pool of heap blocks for futures, and the
+//! bench-only counting allocators). Shards share nothing mutable: the request path takes no lock and touches no atomic.
 
 pub mod access_log;
 pub mod balance;

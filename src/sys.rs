@@ -1,5 +1,6 @@
-//! The only `unsafe` in shardgate: thin libc calls (affinity mask, rlimits, socket peeks, the
-//! reuseport steering program, pipes and splice) and the systemd readiness message.
+//! Every libc `unsafe` in shardgate (the other is `shard/boxes.rs`' block pool): thin calls
+//! (affinity mask, rlimits, socket peeks, the reuseport steering program, pipes and splice, the
+//! allocator's mmap threshold) and the systemd readiness message.
 //! Called from the main thread at start, from the coordinator thread (listeners, sd_notify) and
 //! from shard threads on their own sockets.
 

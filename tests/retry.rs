@@ -204,3 +204,36 @@ fn the_retry_budget_caps_retries_in_an_outage() {
         "every request wanted a retry: the rest were refused by the budget"
     );
 }
+
+/// A GET whose upstream answers too late is retried on another endpoint when the route retries
+/// on `timeout` (the attempt that timed out must leave the connection's buffers usable).
+#[test]
+fn a_response_timeout_is_retried_on_another_endpoint_when_the_route_says_so() {
+    let slow = Backend::start("slow");
+    slow.set_delay(ms(1500));
+    let good = Backend::start("good");
+    let route = "retry = { on = [\"timeout\"] }\ntimeouts = { upstream = \"200ms\" }";
+    let file = temp_file("retry-timeout", &config(&[slow.addr, good.addr], "", route));
+    // Both response-head reads: the plain one, and the short one that leaves bodies to splice.
+    for splice in ["0", "16384"] {
+        let args = [
+            "--config",
+            file.path(),
+            "--shards",
+            "1",
+            "--splice-threshold",
+            splice,
+        ];
+        let proxy = Proxy::start(&args);
+        let mut c = proxy.connect();
+        for i in 0..4 {
+            let r = c.exchange(&get(&format!("/{i}")));
+            assert_eq!(
+                (r.status, who(&r).as_str()),
+                (200, "good"),
+                "{splice}: request {i}"
+            );
+        }
+    }
+    assert!(slow.hits() >= 2, "the slow endpoint was tried");
+}

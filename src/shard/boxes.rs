@@ -5,7 +5,7 @@
 //! connections would leave the heap full of holes. Bounded; shard thread only.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::ptr::NonNull;
@@ -17,8 +17,6 @@ const KEEP: usize = 64;
 #[derive(Default)]
 pub struct BoxPool {
     free: RefCell<Vec<(NonNull<u8>, Layout)>>,
-    /// Bytes freed to the allocator since the last `take_freed`.
-    freed: Cell<usize>,
 }
 
 /// A future in a block of its pool; the block goes back to the pool when this drops.
@@ -54,15 +52,9 @@ impl BoxPool {
         if free.len() < KEEP {
             free.push((block, layout));
         } else {
-            self.freed.set(self.freed.get() + layout.size());
             // SAFETY: the block came from `alloc(layout)` and nothing refers to it any more.
             unsafe { dealloc(block.as_ptr(), layout) };
         }
-    }
-
-    /// Bytes freed to the allocator since the last call.
-    pub fn take_freed(&self) -> usize {
-        self.freed.replace(0)
     }
 }
 
@@ -126,7 +118,5 @@ mod tests {
         let many: Vec<_> = (0..KEEP + 3).map(|i| pool.pin(async move { i })).collect();
         drop(many);
         assert_eq!(pool.free.borrow().len(), KEEP);
-        assert!(pool.take_freed() >= 3);
-        assert_eq!(pool.take_freed(), 0);
     }
 }

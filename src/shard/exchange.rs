@@ -11,7 +11,9 @@ use monoio::time::Instant;
 use super::body::{self, RelayError};
 use super::conn::Client;
 use super::forward::{Ctx, Exchanged};
-use super::io::{read_more_until, write_buf, write_static, write_vec, Buf, IoFail};
+use super::io::{
+    read_at_most_until, read_more_until, write_buf, write_static, write_vec, Buf, IoFail,
+};
 use super::{splice, Shard};
 use crate::config::Timeouts;
 use crate::error::{ClientError, ProxyError, UpstreamError};
@@ -198,7 +200,7 @@ pub async fn attempt(
             }
             Ok(Head::Partial) => {
                 let read = if splice_at > 0 && c.up_buf.is_empty() {
-                    splice::read_head(up, &mut c.up_buf, deadline, COALESCE_LIMIT).await
+                    read_at_most_until(up, &mut c.up_buf, deadline, COALESCE_LIMIT).await
                 } else {
                     read_more_until(up, &mut c.up_buf, deadline).await
                 };

@@ -73,30 +73,49 @@ impl Buf {
     }
 }
 
-/// Appends whatever the socket has to `b`. `Ok(0)` is EOF (or no room, which callers avoid).
-pub async fn read_more<S: AsyncReadRent>(s: &mut S, b: &mut Buf) -> io::Result<usize> {
+/// Appends whatever the socket has to `b`, at most `max` bytes. `Ok(0)` is EOF (or no room,
+/// which callers avoid).
+async fn read_at_most<S: AsyncReadRent>(s: &mut S, b: &mut Buf, max: usize) -> io::Result<usize> {
     if b.v.len() == b.v.capacity() {
         b.compact();
     }
     let v = std::mem::take(&mut b.v);
     let (len, cap) = (v.len(), v.capacity());
-    let (res, slice) = s.read(v.slice_mut(len..cap)).await;
+    let end = cap.min(len.saturating_add(max));
+    let (res, slice) = s.read(v.slice_mut(len..end)).await;
     b.v = slice.into_inner();
     res
 }
 
-/// `read_more` with a deadline; EOF is an error here.
+/// `read_more_until` reading at most `max` bytes (a response head read that leaves a large body
+/// in the socket for splice).
+pub async fn read_at_most_until<S: AsyncReadRent>(
+    s: &mut S,
+    b: &mut Buf,
+    deadline: Instant,
+    max: usize,
+) -> Result<usize, IoFail> {
+    let cap = b.v.capacity();
+    match timeout_at(deadline, read_at_most(s, b, max)).await {
+        Ok(Ok(0)) => Err(IoFail::Eof),
+        Ok(Ok(n)) => Ok(n),
+        Ok(Err(e)) => Err(IoFail::Err(e.kind())),
+        Err(_) => {
+            // The abandoned read keeps the buffer it was lent: give `b` a new one of the same
+            // size, so that a retry on this connection can read (its live bytes are gone anyway).
+            *b = Buf::with_capacity(cap);
+            Err(IoFail::TimedOut)
+        }
+    }
+}
+
+/// Appends whatever the socket has to `b` before `deadline`; EOF is an error here.
 pub async fn read_more_until<S: AsyncReadRent>(
     s: &mut S,
     b: &mut Buf,
     deadline: Instant,
 ) -> Result<usize, IoFail> {
-    match timeout_at(deadline, read_more(s, b)).await {
-        Ok(Ok(0)) => Err(IoFail::Eof),
-        Ok(Ok(n)) => Ok(n),
-        Ok(Err(e)) => Err(IoFail::Err(e.kind())),
-        Err(_) => Err(IoFail::TimedOut),
-    }
+    read_at_most_until(s, b, deadline, usize::MAX).await
 }
 
 /// `read_more` with an idle timeout; EOF is an error here.

@@ -1,10 +1,10 @@
 //! The per-shard pool of connection kits: the buffers a client connection needs only while it is
 //! serving requests (client-side and upstream-side read buffers, the rewritten heads, admission
 //! scratch). A connection idle past `idle_buffer_time` gives its kit back; the next request takes
-//! one. Bounded: kits beyond the bound are freed, and the shard's sweeper hands freed memory back
-//! to the OS (`trim`). Shard thread only.
+//! one. Bounded: kits beyond the bound are freed (their large buffers have mappings of their own,
+//! `sys::map_large_allocations`, so freeing them returns the memory). Shard thread only.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 
 use monoio::io::Canceller;
 
@@ -13,8 +13,6 @@ use super::io::Buf;
 
 /// Kits kept for reuse per shard; more are freed when given back.
 const KEEP: usize = 64;
-/// Freed kit memory (bytes of capacity) that makes the sweeper return memory to the OS.
-const TRIM_AFTER: usize = 8 << 20;
 
 /// Everything a connection holds only while serving.
 pub struct Kit {
@@ -31,21 +29,10 @@ pub struct Kit {
     pub cancel: Canceller,
 }
 
-impl Kit {
-    fn capacity(&self) -> usize {
-        self.buf.v.capacity()
-            + self.up_buf.v.capacity()
-            + self.head.capacity()
-            + self.out.capacity()
-    }
-}
-
 pub struct Kits {
     buffer_size: usize,
     upstream_buffer_size: usize,
     free: RefCell<Vec<Kit>>,
-    /// Capacity freed since the last trim.
-    freed: Cell<usize>,
 }
 
 impl Kits {
@@ -54,7 +41,6 @@ impl Kits {
             buffer_size,
             upstream_buffer_size,
             free: RefCell::new(Vec::new()),
-            freed: Cell::new(0),
         }
     }
 
@@ -76,7 +62,6 @@ impl Kits {
         let whole = kit.buf.v.capacity() >= self.buffer_size
             && kit.up_buf.v.capacity() >= self.upstream_buffer_size;
         if free.len() >= KEEP || !whole {
-            self.freed.set(self.freed.get() + kit.capacity());
             return;
         }
         kit.buf.consume(kit.buf.len());
@@ -84,25 +69,6 @@ impl Kits {
         kit.head.clear();
         kit.out.clear();
         free.push(kit);
-    }
-
-    /// Counts other serving state a connection freed (its boxed futures) towards the next trim.
-    pub fn freed(&self, bytes: usize) {
-        self.freed.set(self.freed.get() + bytes);
-    }
-
-    /// Called by the shard's sweeper: after many kits were freed (a crowd of connections went
-    /// idle), asks the allocator to give the freed pages back to the OS.
-    pub fn trim(&self) {
-        if self.freed.get() < TRIM_AFTER {
-            return;
-        }
-        self.freed.set(0);
-        #[cfg(target_env = "gnu")]
-        // SAFETY: malloc_trim only releases free memory of the allocator; no pointer is touched.
-        unsafe {
-            libc::malloc_trim(0);
-        }
     }
 
     #[cfg(test)]
@@ -132,7 +98,6 @@ mod tests {
             kits.give(k);
         }
         assert_eq!(kits.kept(), KEEP);
-        assert!(kits.freed.get() >= 10 * (1024 + 4096));
         kits.give(k);
         assert_eq!(kits.kept(), KEEP);
         // A buffer lost to an abandoned read makes the kit unfit for reuse.

@@ -300,7 +300,5 @@ async fn sweep_pools(shard: Rc<Shard>) {
             }
         }
         shard.log.flush();
-        shard.kits.freed(shard.boxes.take_freed());
-        shard.kits.trim();
     }
 }

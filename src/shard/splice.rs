@@ -12,10 +12,8 @@ use std::io::{self, ErrorKind};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use monoio::buf::IoBufMut;
-use monoio::io::AsyncReadRent;
 use monoio::net::TcpStream;
-use monoio::time::{timeout, timeout_at, Instant};
+use monoio::time::timeout;
 
 use super::body::{self, RelayError};
 use super::io::{write_buf, Buf, IoFail};
@@ -117,33 +115,6 @@ fn pool_counts() -> (usize, usize) {
         let p = p.borrow();
         (p.idle.len(), p.open)
     })
-}
-
-/// Reads the first bytes of a response head into an empty `buf`: at most `limit` of them, so that
-/// little of a large body is copied into user space before it can be spliced. EOF is an error.
-pub async fn read_head(
-    up: &mut TcpStream,
-    buf: &mut Buf,
-    deadline: Instant,
-    limit: usize,
-) -> Result<usize, IoFail> {
-    debug_assert!(buf.is_empty() && buf.pos == 0);
-    let v = std::mem::take(&mut buf.v);
-    let cap = v.capacity();
-    let (res, slice) = match timeout_at(deadline, up.read(v.slice_mut(0..cap.min(limit)))).await {
-        Ok(r) => r,
-        Err(_) => {
-            // The cancelled read keeps the buffer: start a new one of the same size.
-            buf.v = Vec::with_capacity(cap);
-            return Err(IoFail::TimedOut);
-        }
-    };
-    buf.v = slice.into_inner();
-    match res {
-        Ok(0) => Err(IoFail::Eof),
-        Ok(n) => Ok(n),
-        Err(e) => Err(IoFail::Err(e.kind())),
-    }
 }
 
 /// Relays exactly `n` body bytes to the client: first what `buf` holds, then the rest spliced,
