@@ -200,7 +200,10 @@ render() {
 start_upstream() {
     local cpus=$1 workers=${2:-1} pid
     mkdir -p "$TMP/www"
-    head -c 65536 /dev/zero | tr '\0' 'x' >"$TMP/www/64k"
+    local kib
+    for kib in 12 20 32 64 128 1024; do
+        head -c $((kib * 1024)) /dev/zero | tr '\0' 'x' >"$TMP/www/${kib}k"
+    done
     chmod -R a+rX "$TMP/www"
     render "$BENCH/nginx-upstream.conf.tmpl" "$TMP/upstream.conf" "$workers"
     start upstream "$cpus" nginx -e "$TMP/upstream.error.log" -p "$TMP" -c "$TMP/upstream.conf"
