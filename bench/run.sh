@@ -24,7 +24,9 @@
 #   SHARDGATE=$CARGO_TARGET_DIR/release/shardgate  SHARDGATE_ARGS="--buffer-size 65536" (extra flags)
 #   SHARDGATE_VARIANTS="b64k=--buffer-size 65536;u256=--uring-entries 256": more shardgate
 #     targets (shardgate-b64k, ...), each its own process with those extra flags, measured in the
-#     same interleaved rounds (ports SHARDGATE_PORT+11, +12, ...)
+#     same interleaved rounds (ports SHARDGATE_PORT+11, +12, ...); flags that start with
+#     `bin:PATH` run another shardgate binary (e.g. the build before a change:
+#     SHARDGATE_VARIANTS="before=bin:/tmp/old/shardgate"), so before and after share one run
 #   NO_BUILD=1 (skip cargo build)  KEEP_TMP=1 (keep the temp dir)
 #   OTHER_MAX=15  RETRIES=2  QUIET_TIMEOUT=60: before each run wait up to QUIET_TIMEOUT s for other
 #     work on the machine to use at most OTHER_MAX % of a CPU; a run during which it used more is
@@ -126,6 +128,7 @@ for t in $TARGETS; do
 done
 # Variants: "name=flags;name=flags" -> targets shardgate-name with their own flags and port.
 declare -A VARIANT_ARGS=()
+declare -A VARIANT_BIN=() # target -> its binary when not $SHARDGATE
 declare -A PORT=([direct]=$UPSTREAM_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [shardgate]=$SHARDGATE_PORT)
 declare -A NOKA_PORT=([direct]=$UPSTREAM_NOKA_PORT [nginx]=$NGINX_NOKA_PORT [haproxy]=$HAPROXY_NOKA_PORT [shardgate]=$((SHARDGATE_PORT + NOKA_OFFSET)))
 VARIANT_ARGS[shardgate]=$SHARDGATE_ARGS
@@ -138,7 +141,13 @@ if [[ -n $SHARDGATE_VARIANTS ]]; then
         [[ $v == *=* && $name =~ ^[A-Za-z0-9_.-]+$ ]] || die "SHARDGATE_VARIANTS: '$v' is not name=flags"
         i=$((i + 1))
         t=shardgate-$name
-        VARIANT_ARGS[$t]="$SHARDGATE_ARGS ${v#*=}"
+        flags=${v#*=}
+        if [[ $flags =~ ^[[:space:]]*bin:([^[:space:]]+)(.*)$ ]]; then
+            VARIANT_BIN[$t]=${BASH_REMATCH[1]}
+            flags=${BASH_REMATCH[2]}
+            [[ -x ${VARIANT_BIN[$t]} ]] || die "SHARDGATE_VARIANTS: ${VARIANT_BIN[$t]} is not an executable"
+        fi
+        VARIANT_ARGS[$t]="$SHARDGATE_ARGS $flags"
         PORT[$t]=$((SHARDGATE_PORT + 10 + i))
         NOKA_PORT[$t]=$((SHARDGATE_PORT + 10 + i + NOKA_OFFSET))
         TARGETS="$TARGETS $t"
@@ -205,9 +214,10 @@ MAIN_PID[direct]=$UPSTREAM_PID
 
 # start_shardgate TARGET NAME PORT UPSTREAM_PORT: one shardgate process; pid in LAST_PID.
 start_shardgate() {
-    [[ -x $SHARDGATE ]] || die "$SHARDGATE not found (build it, or set SHARDGATE=)"
+    local bin=${VARIANT_BIN[$1]:-$SHARDGATE}
+    [[ -x $bin ]] || die "$bin not found (build it, or set SHARDGATE=)"
     # shellcheck disable=SC2086  # the flags are split on purpose
-    start "$2" "$PROXY_CPU" "$SHARDGATE" --admin off --listen "$HOST:$3" --upstream "$HOST:$4" \
+    start "$2" "$PROXY_CPU" "$bin" --admin off --listen "$HOST:$3" --upstream "$HOST:$4" \
         --shards "$SHARDS" --cpus "$PROXY_CPU" ${VARIANT_ARGS[$1]}
     wait_ready "$LAST_PID" "$3" "^ready:" "$2"
 }
@@ -406,7 +416,7 @@ if uses_shardgate; then
         echo "# shardgate: $SHARDGATE ${SHARDGATE_ARGS:+$SHARDGATE_ARGS }(built from $(revision))"
     fi
     for t in $TARGETS; do
-        [[ $t == shardgate-* ]] && echo "# $t: shardgate with${VARIANT_ARGS[$t]}"
+        [[ $t == shardgate-* ]] && echo "# $t: ${VARIANT_BIN[$t]:-shardgate} with${VARIANT_ARGS[$t]}"
     done
 fi
 echo "# scenarios: $SCENARIO_LIST; targets: $TARGETS; rounds $ROUNDS x $DURATION (warm-up $WARMUP each), $CONNECTIONS connections, wrk -t$WRK_THREADS"
