@@ -152,7 +152,7 @@ impl Conn {
     /// Reads once more from the socket into the buffer.
     fn fill(&mut self) -> Result<(), WireError> {
         let mut tmp = [0u8; 65536];
-        match self.stream.read(&mut tmp) {
+        match self.read_restarting(&mut tmp) {
             Ok(0) => Err(WireError::Closed {
                 got: self.got + self.buf.len(),
                 preview: self.err_preview(),
@@ -168,6 +168,33 @@ impl Conn {
         }
     }
 
+    /// One `read`, restarted when interrupted: a blocking read with `SO_RCVTIMEO` fails with EINTR
+    /// whenever the thread is interrupted (signal(7)), even by a handler with SA_RESTART; that is
+    /// not a timeout. The restarted read waits only for what is left of the read timeout.
+    fn read_restarting(&mut self, tmp: &mut [u8]) -> io::Result<usize> {
+        let started = Instant::now();
+        let first = self.stream.read(tmp);
+        if !matches!(&first, Err(e) if e.kind() == io::ErrorKind::Interrupted) {
+            return first;
+        }
+        let timeout = self.stream.read_timeout()?;
+        let r = loop {
+            if let Some(t) = timeout {
+                let left = t.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    break Err(io::ErrorKind::TimedOut.into());
+                }
+                self.stream.set_read_timeout(Some(left))?;
+            }
+            match self.stream.read(tmp) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => break r,
+            }
+        };
+        self.stream.set_read_timeout(timeout)?;
+        r
+    }
+
     fn classify(&self, e: io::Error) -> WireError {
         let got = self.got + self.buf.len();
         let preview = self.err_preview();
@@ -178,7 +205,6 @@ impl Conn {
             io::ErrorKind::ConnectionReset
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::BrokenPipe => WireError::Reset { got, preview },
-            io::ErrorKind::Interrupted => WireError::Timeout { got, preview },
             _ => WireError::Io(e),
         }
     }
