@@ -5,12 +5,19 @@
 pub mod canned;
 pub mod chunked;
 mod framing;
+pub mod head_rules;
+mod host;
 pub mod proxy_protocol;
 pub mod request;
 pub mod response;
+mod target;
 pub mod trace;
 
+#[cfg(test)]
+mod hardening_tests;
+
 pub use framing::BodyFraming;
+pub use head_rules::{HeadRules, Underscores};
 
 /// Headers httparse may fill per head; more is answered 431 (request) or 502 (response).
 pub const MAX_HEADERS: usize = 128;
