@@ -1,4 +1,5 @@
-//! Sans-IO HTTP/1.1: head parsing and validation (httparse + RFC 9112 framing rules), header
+//! Sans-IO HTTP/1.1: head parsing and validation (httparse + RFC 9112 framing rules; Host and
+//! request-target syntax in `host` and `target`; operator head rules in `head_rules`), header
 //! rewriting into a reused output buffer, the chunked codec and canned responses.
 //! Pure code: no runtime, no threads; the shard's connection task calls it.
 
