@@ -139,6 +139,16 @@ impl Breaker {
         self.state.get()
     }
 
+    /// The state as a scrape reports it at `now`, with no side effect: an Open breaker whose
+    /// open timeout has passed is HalfOpen (the next request is let through as a probe), although
+    /// the breaker itself moves only when that request comes.
+    pub fn state_at(&self, now: Instant) -> State {
+        match self.state.get() {
+            State::Open if self.passed(now) => State::HalfOpen,
+            s => s,
+        }
+    }
+
     /// No side effect: Closed; Open whose timeout passed; HalfOpen with a free probe slot.
     #[inline]
     pub fn usable(&self, now: Instant) -> bool {
@@ -350,6 +360,18 @@ mod tests {
         assert_eq!(b.admit(t + 5 * S), (false, None));
         assert_eq!(b.admit(t + 10 * S), (true, Some(Transition::HalfOpened)));
         assert_eq!(b.state(), State::HalfOpen);
+    }
+
+    #[test]
+    fn state_at_reports_an_expired_open_as_half_open_without_changing_it() {
+        let (b, t) = (breaker(), Instant::now());
+        assert_eq!(b.state_at(t), State::Closed);
+        opened(&b, t);
+        assert_eq!(b.state_at(t + 9 * S), State::Open);
+        assert_eq!(b.state_at(t + 10 * S), State::HalfOpen);
+        assert_eq!(b.state(), State::Open, "state_at has no side effect");
+        assert_eq!(b.admit(t + 10 * S), (true, Some(Transition::HalfOpened)));
+        assert_eq!(b.state_at(t + 10 * S), State::HalfOpen);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use monoio::task::JoinHandle;
 
 use super::listener::ListenerCtl;
+use super::upstream::breaker_code;
 use super::Shard;
 use crate::bus::{Driver, Mailbox, Reports, ToCoordinator, ToShard};
 use crate::stats::ShardMeta;
@@ -145,11 +146,26 @@ fn snapshot(shard: &Shard, driver: Driver, core: Option<usize>) -> ToCoordinator
         connections: shard.drain.connections() as u64,
         requests: shard.drain.requests() as u64,
     };
+    let mut snap = shard.stats.snapshot(meta);
+    // Breakers as of now: an Open one whose timeout has passed is reported half-open, so an
+    // alert on `open` ends with the timeout even when no request arrives to move the breaker.
+    let now = std::time::Instant::now();
+    for c in &table.clusters {
+        for e in &c.endpoints {
+            let (was, is) = (e.breaker.state(), e.breaker.state_at(now));
+            if was != is {
+                let key = (c.name.to_string(), e.name.to_string());
+                if let Some(counts) = snap.endpoints.get_mut(&key) {
+                    counts.report_breaker(breaker_code(is));
+                }
+            }
+        }
+    }
     ToCoordinator::Stats {
         id: shard.id,
         connections: conns as usize,
         requests: reqs as usize,
-        snapshot: Box::new(shard.stats.snapshot(meta)),
+        snapshot: Box::new(snap),
     }
 }
 

@@ -121,8 +121,10 @@ async fn probe_and_report(
             endpoint: key.1.clone(),
             event,
         };
-        shard.apply_health(&news);
+        // Published first: the coordinator hears the verdict before the breaker closings it
+        // causes here (`apply_health`), and logs them in that order.
         shard.publish_health(&key.0, &key.1, event);
+        shard.apply_health(&news);
     }
 }
 

@@ -125,7 +125,10 @@ impl Shard {
         self.stats.forget_unused();
     }
 
-    /// Applies an endpoint verdict from a probe or another shard.
+    /// Applies an endpoint verdict from a probe or another shard. A verdict turning healthy also
+    /// ends passive ejection on this shard (Envoy's default): the breaker closes (reported as
+    /// `Readmitted`, once per shard whose breaker was not closed) and another shard's outlier
+    /// ejection is lifted, so traffic returns with the health check, not after the open timeout.
     pub fn apply_health(&self, news: &HealthNews) {
         let table = self.table();
         let Some(cluster) = table.clusters.iter().find(|c| *c.name == *news.cluster) else {
@@ -136,7 +139,13 @@ impl Shard {
         };
         let now = Instant::now();
         match news.event {
-            HealthEvent::ProbeUp => ep.probe_up.set(true),
+            HealthEvent::ProbeUp => {
+                ep.probe_up.set(true);
+                ep.ejected_until.set(None);
+                if ep.note(ep.breaker.force_close()).is_some() {
+                    self.publish_health(&ep.cluster, &ep.name, HealthEvent::Readmitted);
+                }
+            }
             HealthEvent::ProbeDown => ep.probe_up.set(false),
             HealthEvent::Ejected if news.from != self.id => {
                 cluster.eject_remote(ep, now);

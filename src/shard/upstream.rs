@@ -44,13 +44,18 @@ impl Endpoint {
     /// Records a breaker transition in the statistics; returns it for outlier publishing.
     pub fn note(&self, t: Option<Transition>) -> Option<Transition> {
         if t.is_some() {
-            self.stats.set_breaker(match self.breaker.state() {
-                State::Closed => BREAKER_CLOSED,
-                State::Open => BREAKER_OPEN,
-                State::HalfOpen => BREAKER_HALF_OPEN,
-            });
+            self.stats.set_breaker(breaker_code(self.breaker.state()));
         }
         t
+    }
+}
+
+/// A breaker state as the statistics number it (`BREAKER_*`).
+pub fn breaker_code(s: State) -> u8 {
+    match s {
+        State::Closed => BREAKER_CLOSED,
+        State::Open => BREAKER_OPEN,
+        State::HalfOpen => BREAKER_HALF_OPEN,
     }
 }
 

@@ -130,6 +130,13 @@ impl EndpointCounts {
         self.idle += o.idle;
     }
 
+    /// One shard's snapshot: reports its breaker in `state` (a `BREAKER_*`), the state as of the
+    /// scrape, instead of the one its statistics last recorded.
+    pub fn report_breaker(&mut self, state: u8) {
+        self.breaker_shards = [0; 3];
+        self.breaker_shards[usize::from(state).min(2)] = 1;
+    }
+
     /// Up only when every shard that knows the endpoint considers it healthy.
     pub fn healthy(&self) -> bool {
         self.healthy_shards == self.shards
