@@ -60,6 +60,8 @@ pub enum HealthEvent {
     ProbeDown,
     /// Passive outlier detection: the shard's breaker opened.
     Ejected,
+    /// The shard's breaker let a probe through after its open timeout (logged, not relayed).
+    HalfOpened,
     /// The shard's breaker closed again.
     Readmitted,
 }

@@ -10,9 +10,10 @@ use crossbeam_channel::{after, never, select, tick, Receiver};
 use signal_hook::consts::{SIGHUP, SIGUSR1};
 
 use super::admin::{AdminCall, Ask, Reply};
+use super::state_log::StateLog;
 use super::{listeners, resolve, signals};
 use crate::access_log::Writer;
-use crate::bus::{Driver, Handoff, ShardLink, ToCoordinator, ToShard};
+use crate::bus::{Driver, Handoff, HealthEvent, ShardLink, ToCoordinator, ToShard};
 use crate::config::{Config, Listener};
 use crate::stats::Snapshot;
 
@@ -55,6 +56,8 @@ pub struct Coordinator {
     /// Re-resolution of endpoint hostnames: the shortest interval of the current config.
     resolve_every: Option<Duration>,
     resolve_tick: Receiver<Instant>,
+    /// Endpoint state changes written to stderr, rate-limited per endpoint.
+    state_log: StateLog,
 }
 
 impl Coordinator {
@@ -83,6 +86,7 @@ impl Coordinator {
             exit: None,
             resolve_every: None,
             resolve_tick: never(),
+            state_log: StateLog::default(),
         }
     }
 
@@ -140,6 +144,7 @@ impl Coordinator {
             if let Some(code) = self.exit {
                 break code;
             }
+            let state_due = self.state_log.timer();
             select! {
                 recv(self.signals) -> sig => match sig {
                     Ok(sig) => self.signal(sig),
@@ -160,6 +165,7 @@ impl Coordinator {
                     eprintln!("drain deadline passed: {conns} connections left");
                     self.exit = Some(1);
                 }
+                recv(state_due) -> _ => write_lines(self.state_log.flush(Instant::now(), false)),
                 recv(self.resolve_tick) -> _ => {
                     if let Some(next) = resolve::refresh(&self.config) {
                         eprintln!("endpoints re-resolved: new addresses sent to shards");
@@ -168,6 +174,7 @@ impl Coordinator {
                 }
             }
         };
+        write_lines(self.state_log.flush(Instant::now(), true));
         if let Some(log) = self.log.take() {
             log.stop();
         }
@@ -333,6 +340,10 @@ impl Coordinator {
                 self.exit = Some(1);
             }
             ToCoordinator::Health(news) => {
+                write_lines(self.state_log.note(&news, Instant::now()));
+                if news.event == HealthEvent::HalfOpened {
+                    return;
+                }
                 for (id, link) in self.links.iter().enumerate() {
                     if id != news.from {
                         link.send(ToShard::Health(news.clone()));
@@ -472,5 +483,12 @@ impl Coordinator {
             })
             .collect();
         format!("[{}]\n", items.join(","))
+    }
+}
+
+/// Writes state-change lines to stderr.
+fn write_lines(lines: Vec<String>) {
+    for line in lines {
+        eprintln!("{line}");
     }
 }

@@ -1,8 +1,8 @@
 //! The coordinator thread (the main thread after start-up): opens every shard's listener, starts
 //! the access-log writer, the admin listener and one shard per core, waits for each to report
-//! ready, then runs the control loop: signals, admin calls, health news relayed between shards,
-//! statistics merged from shard snapshots, config reload, periodic re-resolution of endpoint
-//! hostnames, and the drain barrier.
+//! ready, then runs the control loop: signals, admin calls, health news relayed between shards
+//! and logged as state changes (`state_log`), statistics merged from shard snapshots, config
+//! reload, periodic re-resolution of endpoint hostnames, and the drain barrier.
 //!
 //! Phases and what each signal means in them:
 //! - starting (shards binding, until every one reported `Ready`): TERM/INT exit 1 at once;
@@ -16,6 +16,7 @@ mod control;
 mod listeners;
 mod resolve;
 mod signals;
+mod state_log;
 
 use std::sync::Arc;
 

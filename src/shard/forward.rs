@@ -309,12 +309,15 @@ fn fail(shard: &Shard, ep: &Endpoint, ticket: u32) {
     publish(shard, ep, ep.note(t));
 }
 
-/// Tells the other shards when this one ejects or readmits an endpoint (passive outlier detection).
+/// Tells the coordinator of a breaker transition (one message per transition, never per
+/// request): it logs each one and relays ejections and readmissions to the other shards
+/// (passive outlier detection).
 fn publish(shard: &Shard, ep: &Endpoint, t: Option<Transition>) {
     let event = match t {
         Some(Transition::Opened) => crate::bus::HealthEvent::Ejected,
+        Some(Transition::HalfOpened) => crate::bus::HealthEvent::HalfOpened,
         Some(Transition::Closed) => crate::bus::HealthEvent::Readmitted,
-        _ => return,
+        None => return,
     };
     shard.publish_health(&ep.cluster, &ep.name, event);
 }

@@ -1,0 +1,220 @@
+//! Endpoint state changes as stderr lines: health verdicts (unhealthy, healthy) and breaker
+//! transitions on each shard (open, half-open, closed), one line each as the shards report them
+//! over the bus. Rate-limited per endpoint and kind (health, breaker): at most one line a second,
+//! then one `N more ... suppressed` line for what that second held. Coordinator thread only:
+//! shards send an event on a transition and never write these lines themselves.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{at, never, Receiver};
+
+use crate::bus::{HealthEvent, HealthNews};
+
+/// At most one line per endpoint and kind in this long.
+const WINDOW: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Health,
+    Breaker,
+}
+
+impl Kind {
+    fn of(e: HealthEvent) -> Kind {
+        match e {
+            HealthEvent::ProbeUp | HealthEvent::ProbeDown => Kind::Health,
+            HealthEvent::Ejected | HealthEvent::HalfOpened | HealthEvent::Readmitted => {
+                Kind::Breaker
+            }
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Health => "health",
+            Kind::Breaker => "breaker",
+        }
+    }
+}
+
+/// One endpoint and kind: when its last line was written and what came since.
+struct Window {
+    printed: Instant,
+    suppressed: u32,
+    /// The latest suppressed change, for the summary line.
+    last: String,
+}
+
+type Key = (Arc<str>, Arc<str>, Kind);
+
+#[derive(Default)]
+pub struct StateLog {
+    windows: HashMap<Key, Window>,
+}
+
+impl StateLog {
+    /// Takes one event; returns the lines to write now (none when it is suppressed).
+    pub fn note(&mut self, news: &HealthNews, now: Instant) -> Vec<String> {
+        let kind = Kind::of(news.event);
+        let (state, change) = describe(news);
+        let key = (news.cluster.clone(), news.endpoint.clone(), kind);
+        let mut out = Vec::new();
+        match self.windows.get_mut(&key) {
+            Some(w) if now < w.printed + WINDOW => {
+                w.suppressed += 1;
+                w.last = state;
+            }
+            Some(w) => {
+                // A summary the timer has not written yet comes first.
+                if let Some(line) = summary(&key, w) {
+                    out.push(line);
+                }
+                w.printed = now;
+                out.push(line(&key, &change));
+            }
+            None => {
+                out.push(line(&key, &change));
+                let w = Window {
+                    printed: now,
+                    suppressed: 0,
+                    last: String::new(),
+                };
+                self.windows.insert(key, w);
+            }
+        }
+        out
+    }
+
+    /// Fires when a window with suppressed lines ends (`never` when none has).
+    pub fn timer(&self) -> Receiver<Instant> {
+        self.windows
+            .values()
+            .filter(|w| w.suppressed > 0)
+            .map(|w| w.printed + WINDOW)
+            .min()
+            .map_or_else(never, at)
+    }
+
+    /// The summary lines of every window that has ended (all of them with `all`), and forgets
+    /// windows with nothing left to say.
+    pub fn flush(&mut self, now: Instant, all: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        for (key, w) in &mut self.windows {
+            if all || now >= w.printed + WINDOW {
+                out.extend(summary(key, w));
+            }
+        }
+        self.windows
+            .retain(|_, w| w.suppressed > 0 || now < w.printed + WINDOW);
+        out.sort();
+        out
+    }
+}
+
+/// `upstream CLUSTER ENDPOINT: CHANGE`.
+fn line(key: &Key, change: &str) -> String {
+    format!("upstream {} {}: {change}", key.0, key.1)
+}
+
+/// The `N more ... suppressed` line of a window, once; `None` when nothing was suppressed.
+fn summary(key: &Key, w: &mut Window) -> Option<String> {
+    if w.suppressed == 0 {
+        return None;
+    }
+    let n = std::mem::take(&mut w.suppressed);
+    let what = format!(
+        "{n} more {} changes suppressed (last: {})",
+        key.2.noun(),
+        w.last
+    );
+    Some(line(key, &what))
+}
+
+/// The change as a short state (`unhealthy`, `open on shard 1`) and as its line's text.
+fn describe(news: &HealthNews) -> (String, String) {
+    let breaker = |state: &str| {
+        let state = format!("{state} on shard {}", news.from);
+        (state.clone(), format!("breaker {state}"))
+    };
+    match news.event {
+        HealthEvent::ProbeDown => ("unhealthy".into(), "unhealthy (health check failed)".into()),
+        HealthEvent::ProbeUp => ("healthy".into(), "healthy (health check passed)".into()),
+        HealthEvent::Ejected => breaker("open"),
+        HealthEvent::HalfOpened => breaker("half-open"),
+        HealthEvent::Readmitted => breaker("closed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn news(from: usize, endpoint: &str, event: HealthEvent) -> HealthNews {
+        HealthNews {
+            from,
+            cluster: Arc::from("web"),
+            endpoint: Arc::from(endpoint),
+            event,
+        }
+    }
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn one_line_per_endpoint_and_kind_a_second_then_a_summary() {
+        let mut log = StateLog::default();
+        let t = Instant::now();
+        let a = "10.0.0.1:80";
+        assert_eq!(
+            log.note(&news(0, a, HealthEvent::ProbeDown), t),
+            ["upstream web 10.0.0.1:80: unhealthy (health check failed)"]
+        );
+        // Another kind and another endpoint have their own windows.
+        assert_eq!(log.note(&news(1, a, HealthEvent::Ejected), t).len(), 1);
+        assert_eq!(
+            log.note(&news(0, "b:80", HealthEvent::ProbeDown), t).len(),
+            1
+        );
+        assert!(log
+            .note(&news(0, a, HealthEvent::ProbeUp), t + 100 * MS)
+            .is_empty());
+        assert!(log
+            .note(&news(0, a, HealthEvent::ProbeDown), t + 200 * MS)
+            .is_empty());
+        assert!(log
+            .note(&news(0, a, HealthEvent::ProbeUp), t + 300 * MS)
+            .is_empty());
+        assert!(log.flush(t + 999 * MS, false).is_empty());
+        assert!(log.timer().recv_deadline(t).is_err(), "due at t + 1s");
+        assert_eq!(
+            log.flush(t + 1000 * MS, false),
+            ["upstream web 10.0.0.1:80: 3 more health changes suppressed (last: healthy)"]
+        );
+        assert!(log.flush(t + 2000 * MS, false).is_empty(), "said once");
+        // A new second: the next change is written at once.
+        assert_eq!(
+            log.note(&news(0, a, HealthEvent::ProbeDown), t + 2100 * MS)
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_pending_summary_comes_before_the_next_line() {
+        let mut log = StateLog::default();
+        let t = Instant::now();
+        let a = "10.0.0.1:80";
+        log.note(&news(0, a, HealthEvent::Ejected), t);
+        log.note(&news(0, a, HealthEvent::HalfOpened), t + 10 * MS);
+        assert_eq!(
+            log.note(&news(0, a, HealthEvent::Readmitted), t + 1500 * MS),
+            [
+                "upstream web 10.0.0.1:80: 1 more breaker changes suppressed (last: half-open on shard 0)",
+                "upstream web 10.0.0.1:80: breaker closed on shard 0",
+            ]
+        );
+        assert_eq!(log.flush(t, true), Vec::<String>::new());
+    }
+}
