@@ -1,8 +1,10 @@
 //! Endpoint state changes as stderr lines: health verdicts (unhealthy, healthy) and breaker
 //! transitions on each shard (open, half-open, closed), one line each as the shards report them
-//! over the bus. Rate-limited per endpoint and kind (health, breaker): at most one line a second,
-//! then one `N more ... suppressed` line for what that second held. Coordinator thread only:
-//! shards send an event on a transition and never write these lines themselves.
+//! over the bus. Rate-limited per endpoint and kind (health, breaker): one line a second, with a
+//! burst of two so that an upstream that goes down and comes back within a second shows both
+//! lines at once; what goes past the limit is counted, and one `N more ... suppressed` line says so
+//! when the next line is allowed. Coordinator thread only: shards send an event on a transition
+//! and never write these lines themselves.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,8 +14,10 @@ use crossbeam_channel::{at, never, Receiver};
 
 use crate::bus::{HealthEvent, HealthNews};
 
-/// At most one line per endpoint and kind in this long.
+/// One line per endpoint and kind in this long, on average.
 const WINDOW: Duration = Duration::from_secs(1);
+/// Lines an endpoint and kind may write at once after a quiet spell.
+const BURST: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
@@ -39,12 +43,32 @@ impl Kind {
     }
 }
 
-/// One endpoint and kind: when its last line was written and what came since.
+/// One endpoint and kind: a token bucket of lines (GCRA) and what it held back.
 struct Window {
-    printed: Instant,
+    /// When the bucket is full again; a line is allowed while `tat` is at most `(BURST - 1)`
+    /// windows ahead of now.
+    tat: Instant,
     suppressed: u32,
     /// The latest suppressed change, for the summary line.
     last: String,
+}
+
+impl Window {
+    /// When the next line is allowed.
+    fn next_line(&self) -> Instant {
+        self.tat
+            .checked_sub(WINDOW * (BURST - 1))
+            .unwrap_or(self.tat)
+    }
+
+    /// Takes a line's token if one is left.
+    fn take(&mut self, now: Instant) -> bool {
+        if now < self.next_line() {
+            return false;
+        }
+        self.tat = self.tat.max(now) + WINDOW;
+        true
+    }
 }
 
 type Key = (Arc<str>, Arc<str>, Kind);
@@ -60,54 +84,45 @@ impl StateLog {
         let kind = Kind::of(news.event);
         let (state, change) = describe(news);
         let key = (news.cluster.clone(), news.endpoint.clone(), kind);
+        let w = self.windows.entry(key.clone()).or_insert(Window {
+            tat: now,
+            suppressed: 0,
+            last: String::new(),
+        });
         let mut out = Vec::new();
-        match self.windows.get_mut(&key) {
-            Some(w) if now < w.printed + WINDOW => {
-                w.suppressed += 1;
-                w.last = state;
-            }
-            Some(w) => {
-                // A summary the timer has not written yet comes first.
-                if let Some(line) = summary(&key, w) {
-                    out.push(line);
-                }
-                w.printed = now;
-                out.push(line(&key, &change));
-            }
-            None => {
-                out.push(line(&key, &change));
-                let w = Window {
-                    printed: now,
-                    suppressed: 0,
-                    last: String::new(),
-                };
-                self.windows.insert(key, w);
-            }
+        // A summary the timer has not written yet comes first (and takes its own token).
+        if w.suppressed > 0 && w.take(now) {
+            out.extend(summary(&key, w));
+        }
+        if w.suppressed == 0 && w.take(now) {
+            out.push(line(&key, &change));
+        } else {
+            w.suppressed += 1;
+            w.last = state;
         }
         out
     }
 
-    /// Fires when a window with suppressed lines ends (`never` when none has).
+    /// Fires when a window with suppressed lines may write its summary (`never` when none has).
     pub fn timer(&self) -> Receiver<Instant> {
         self.windows
             .values()
             .filter(|w| w.suppressed > 0)
-            .map(|w| w.printed + WINDOW)
+            .map(Window::next_line)
             .min()
             .map_or_else(never, at)
     }
 
-    /// The summary lines of every window that has ended (all of them with `all`), and forgets
-    /// windows with nothing left to say.
+    /// The summary lines that may be written now (all of them with `all`), and forgets windows
+    /// whose bucket is full again with nothing held back.
     pub fn flush(&mut self, now: Instant, all: bool) -> Vec<String> {
         let mut out = Vec::new();
         for (key, w) in &mut self.windows {
-            if all || now >= w.printed + WINDOW {
+            if w.suppressed > 0 && (w.take(now) || all) {
                 out.extend(summary(key, w));
             }
         }
-        self.windows
-            .retain(|_, w| w.suppressed > 0 || now < w.printed + WINDOW);
+        self.windows.retain(|_, w| w.suppressed > 0 || now < w.tat);
         out.sort();
         out
     }
@@ -163,7 +178,7 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     #[test]
-    fn one_line_per_endpoint_and_kind_a_second_then_a_summary() {
+    fn two_lines_at_once_then_one_a_second_and_a_summary() {
         let mut log = StateLog::default();
         let t = Instant::now();
         let a = "10.0.0.1:80";
@@ -171,31 +186,37 @@ mod tests {
             log.note(&news(0, a, HealthEvent::ProbeDown), t),
             ["upstream web 10.0.0.1:80: unhealthy (health check failed)"]
         );
-        // Another kind and another endpoint have their own windows.
+        // Down and back within a second: both written.
+        assert_eq!(
+            log.note(&news(0, a, HealthEvent::ProbeUp), t + 100 * MS),
+            ["upstream web 10.0.0.1:80: healthy (health check passed)"]
+        );
+        // Another kind and another endpoint have their own buckets.
         assert_eq!(log.note(&news(1, a, HealthEvent::Ejected), t).len(), 1);
         assert_eq!(
             log.note(&news(0, "b:80", HealthEvent::ProbeDown), t).len(),
             1
         );
-        assert!(log
-            .note(&news(0, a, HealthEvent::ProbeUp), t + 100 * MS)
-            .is_empty());
+        // Flapping: held back until a token is back, one second after the first line.
         assert!(log
             .note(&news(0, a, HealthEvent::ProbeDown), t + 200 * MS)
             .is_empty());
         assert!(log
             .note(&news(0, a, HealthEvent::ProbeUp), t + 300 * MS)
             .is_empty());
+        assert!(log
+            .note(&news(0, a, HealthEvent::ProbeDown), t + 400 * MS)
+            .is_empty());
         assert!(log.flush(t + 999 * MS, false).is_empty());
         assert!(log.timer().recv_deadline(t).is_err(), "due at t + 1s");
         assert_eq!(
             log.flush(t + 1000 * MS, false),
-            ["upstream web 10.0.0.1:80: 3 more health changes suppressed (last: healthy)"]
+            ["upstream web 10.0.0.1:80: 3 more health changes suppressed (last: unhealthy)"]
         );
-        assert!(log.flush(t + 2000 * MS, false).is_empty(), "said once");
-        // A new second: the next change is written at once.
+        assert!(log.flush(t + 3000 * MS, false).is_empty(), "said once");
+        // Quiet again: the next change is written at once.
         assert_eq!(
-            log.note(&news(0, a, HealthEvent::ProbeDown), t + 2100 * MS)
+            log.note(&news(0, a, HealthEvent::ProbeUp), t + 3100 * MS)
                 .len(),
             1
         );
@@ -208,13 +229,34 @@ mod tests {
         let a = "10.0.0.1:80";
         log.note(&news(0, a, HealthEvent::Ejected), t);
         log.note(&news(0, a, HealthEvent::HalfOpened), t + 10 * MS);
+        log.note(&news(0, a, HealthEvent::Ejected), t + 20 * MS);
         assert_eq!(
-            log.note(&news(0, a, HealthEvent::Readmitted), t + 1500 * MS),
+            log.note(&news(0, a, HealthEvent::Readmitted), t + 2500 * MS),
             [
-                "upstream web 10.0.0.1:80: 1 more breaker changes suppressed (last: half-open on shard 0)",
+                "upstream web 10.0.0.1:80: 1 more breaker changes suppressed (last: open on shard 0)",
                 "upstream web 10.0.0.1:80: breaker closed on shard 0",
             ]
         );
         assert_eq!(log.flush(t, true), Vec::<String>::new());
+    }
+
+    #[test]
+    fn flush_all_writes_what_is_held_back() {
+        let mut log = StateLog::default();
+        let t = Instant::now();
+        for (i, e) in [
+            HealthEvent::Ejected,
+            HealthEvent::Readmitted,
+            HealthEvent::Ejected,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            log.note(&news(0, "a:1", e), t + i as u32 * MS);
+        }
+        assert_eq!(
+            log.flush(t, true),
+            ["upstream web a:1: 1 more breaker changes suppressed (last: open on shard 0)"]
+        );
     }
 }
