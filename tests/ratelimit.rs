@@ -96,6 +96,58 @@ fn burst_then_429_with_retry_after_and_ratelimit_headers() {
     assert_eq!(r.text(), "ok");
 }
 
+/// draft-ietf-httpapi-ratelimit-headers-06: `RateLimit-Limit` is the quota of the policy (20 for
+/// `20/s`), not the burst; `RateLimit-Policy` names quota, window and burst; `Remaining` counts the
+/// burst down; on the 429 it is 0 and `Reset` says when the bucket is full again.
+#[test]
+fn ratelimit_fields_state_the_quota_its_window_and_the_burst() {
+    let up = Upstream::fixed("ok");
+    let proxy = Proxy::to(
+        &[up.addr],
+        &["--shards", "1", "--rate-limit", "20/s", "--rate-burst", "5"],
+    );
+    let mut c = proxy.connect();
+    let (allowed, limited) = until_limited(&mut c, &[], 100);
+    assert!(
+        allowed.len() >= 5,
+        "the burst of 5 passes: {}",
+        allowed.len()
+    );
+    for (i, r) in allowed.iter().enumerate() {
+        assert_eq!(header_num(r, "ratelimit-limit"), 20, "answer {i}");
+        assert_eq!(
+            r.header("ratelimit-policy"),
+            Some("20;w=1;burst=5"),
+            "answer {i}"
+        );
+        assert!(header_num(r, "ratelimit-remaining") <= 4, "answer {i}");
+        assert!(header_num(r, "ratelimit-reset") <= 1, "answer {i}");
+    }
+    assert_eq!(
+        header_num(&allowed[0], "ratelimit-remaining"),
+        4,
+        "one of the full bucket of 5 spent"
+    );
+    assert_eq!(header_num(&limited, "ratelimit-limit"), 20);
+    assert_eq!(limited.header("ratelimit-policy"), Some("20;w=1;burst=5"));
+    assert_eq!(header_num(&limited, "ratelimit-remaining"), 0);
+    assert_eq!(
+        header_num(&limited, "retry-after"),
+        1,
+        "a token every 50 ms"
+    );
+    assert_eq!(
+        header_num(&limited, "ratelimit-reset"),
+        1,
+        "full within 250 ms"
+    );
+    assert_eq!(
+        up.request_count(),
+        allowed.len(),
+        "the 429 never reached the upstream"
+    );
+}
+
 #[test]
 fn each_client_address_has_its_own_bucket() {
     let up = Upstream::fixed("ok");
@@ -133,7 +185,9 @@ fn header_key_limits_per_api_key() {
     let mut c = proxy.connect();
     let (allowed, limited) = until_limited(&mut c, &["X-Api-Key: k1"], 20);
     assert_eq!(allowed.len(), 3, "key k1");
-    assert_eq!(header_num(&limited, "ratelimit-limit"), 3);
+    // The policy: 5 a minute (the quota), a bucket of 3.
+    assert_eq!(header_num(&limited, "ratelimit-limit"), 5);
+    assert_eq!(limited.header("ratelimit-policy"), Some("5;w=60;burst=3"));
     // Same client, another key: its own bucket.
     let (allowed, _) = until_limited(&mut c, &["X-Api-Key: k2"], 20);
     assert_eq!(allowed.len(), 3, "key k2 from the same address");

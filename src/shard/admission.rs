@@ -86,32 +86,21 @@ pub fn admit<'t>(
         }
     }
     let client = real_client(table, client, p);
-    if let (Some(limiter), Some(rl)) = (&view.limiter, &cfg.rate_limit) {
+    if let (Some(limiter), Some(rl), Some(fields)) =
+        (&view.limiter, &cfg.rate_limit, &view.rate_headers)
+    {
         let header = match &rl.key {
             RateKey::Header(name) => header_value(p, name),
             RateKey::ClientIp => None,
         };
         match limiter.take(rate_key(&rl.key, client, header), Instant::now()) {
             Decision::Allowed { remaining, reset } => {
-                let e = &mut s.extra;
-                e.extend_from_slice(b"RateLimit-Limit: ");
-                push_u64(e, u64::from(view.limit_header));
-                e.extend_from_slice(b"\r\nRateLimit-Remaining: ");
-                push_u64(e, u64::from(remaining));
-                e.extend_from_slice(b"\r\nRateLimit-Reset: ");
-                push_u64(e, ceil_secs(reset));
-                e.extend_from_slice(b"\r\n");
+                fields.allowed(&mut s.extra, remaining, reset)
             }
             Decision::Limited { retry_after, reset } => {
                 let stats = &view.stats;
                 stats.rate_limited.set(stats.rate_limited.get() + 1);
-                let _ = write!(
-                    s.extra,
-                    "Retry-After: {}\r\nRateLimit-Limit: {}\r\nRateLimit-Remaining: 0\r\nRateLimit-Reset: {}\r\n",
-                    ceil_secs(retry_after),
-                    view.limit_header,
-                    ceil_secs(reset)
-                );
+                fields.limited(&mut s.extra, retry_after, reset);
                 let (plan, v) = local(Verdict::Limited { retry_after });
                 return (plan, Some(i), v);
             }
@@ -155,26 +144,6 @@ pub fn admit<'t>(
     plan.span_id = ids.0;
     plan.new_trace = ids.1;
     (plan, Some(i), Verdict::Forward)
-}
-
-/// Decimal digits without the formatting machinery (per-request headers).
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
-}
-
-/// Whole seconds, rounded up (the unit of Retry-After and RateLimit-Reset).
-fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 /// The client address policy sees: the peer, or X-Forwarded-For when the peer is trusted.

@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::upstream::ClusterView;
 use crate::config::{Config, RateKey, RateLimit, Route};
 use crate::ratelimit::{Limiter, Rate};
+use crate::ratelimit_headers::RateLimitHeaders;
 use crate::retry_budget::RetryBudget;
 use crate::route::Router;
 use crate::stats::{RouteStats, ShardStats};
@@ -23,8 +24,8 @@ pub struct RouteView {
     pub name: Arc<str>,
     pub cluster: Option<Rc<ClusterView>>,
     pub limiter: Option<Rc<Limiter>>,
-    /// What `RateLimit-Limit` says: the configured burst (whole process).
-    pub limit_header: u32,
+    /// The route's RateLimit-* fields (the process-wide policy), rendered once.
+    pub rate_headers: Option<RateLimitHeaders>,
     pub budget: Rc<RetryBudget>,
     pub stats: Rc<RouteStats>,
     /// Lower-case names dropped from upstream responses: the route's removals and the names it
@@ -130,7 +131,10 @@ fn route_view(
         name: Arc::from(r.name.as_str()),
         cluster: r.cluster.map(|i| clusters[i].clone()),
         limiter,
-        limit_header: r.rate_limit.as_ref().map_or(0, burst_of),
+        rate_headers: r
+            .rate_limit
+            .as_ref()
+            .map(|l| RateLimitHeaders::new(l, burst_of(l))),
         budget,
         stats: stats.route(&r.name),
         response_drop,
