@@ -2,6 +2,7 @@
 //! every connection (connects are refused), `revive` listens on the same port again. Answers
 //! every request `200` with the body `NAME` (health probes too). Included with
 //! `#[path = "support/revive.rs"] mod revive;` by the tests that need it (recovery, state_log).
+#![allow(dead_code)]
 
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
