@@ -196,7 +196,7 @@ impl Limiter {
         }
     }
 
-    /// The bucket size, for RateLimit-Limit.
+    /// The bucket size (this shard's burst; `RateLimit-Policy` states the process-wide one).
     pub fn limit(&self) -> u32 {
         self.burst
     }
