@@ -9,6 +9,7 @@ pub mod proxy_protocol;
 pub mod request;
 pub mod response;
 pub mod trace;
+pub mod upgrade;
 
 pub use framing::BodyFraming;
 
