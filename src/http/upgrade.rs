@@ -61,10 +61,20 @@ mod tests {
         let both = "Connection: upgrade\r\nUpgrade: websocket\r\n";
         for (name, value, allowed, want) in [
             ("websocket", "websocket", &ws[..], Some(both)),
-            ("case", "WebSocket", &ws[..], Some("Connection: upgrade\r\nUpgrade: WebSocket\r\n")),
+            (
+                "case",
+                "WebSocket",
+                &ws[..],
+                Some("Connection: upgrade\r\nUpgrade: WebSocket\r\n"),
+            ),
             ("h2c alone", "h2c", &ws[..], None),
             ("h2c first", "h2c, websocket", &ws[..], Some(both)),
-            ("versioned", "websocket/13", &ws[..], Some("Connection: upgrade\r\nUpgrade: websocket/13\r\n")),
+            (
+                "versioned",
+                "websocket/13",
+                &ws[..],
+                Some("Connection: upgrade\r\nUpgrade: websocket/13\r\n"),
+            ),
             ("other version", "foo/2", &["foo/1"][..], None),
             ("empty list", "websocket", &[][..], None),
             ("blank items", " , ,", &ws[..], None),

@@ -9,8 +9,8 @@ use monoio::net::TcpStream;
 use monoio::time::Instant;
 
 use super::body::{self, RelayError};
-use super::expect::{self, Continue, WaitError};
 use super::conn::Client;
+use super::expect::{self, Continue, WaitError};
 use super::forward::{Ctx, Exchanged};
 use super::io::{
     read_at_most_until, read_more_until, write_buf, write_static, write_vec, Buf, IoFail,
