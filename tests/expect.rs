@@ -221,3 +221,40 @@ fn route_key_overrides_the_flag_and_bad_values_are_refused() {
     assert_eq!(run.status.code(), Some(2), "{}", run.stderr);
     assert!(run.stderr.contains("--expect-continue"), "{}", run.stderr);
 }
+
+/// curl uploading 20 MB (it sends `Expect: 100-continue` and waits for the answer): the upstream's
+/// early 405 reaches curl and not one body byte reaches the upstream.
+#[test]
+fn curl_upload_refused_early_sends_no_body_upstream() {
+    let up = Upstream::start(|p| {
+        if p.next_head().is_none() {
+            return;
+        }
+        p.write(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 5\r\n\r\nnope\n");
+        p.wait_close();
+    });
+    let proxy = Proxy::to(&[up.addr], &["--shards", "1"]);
+    let file = temp_file("expect-upload", &"x".repeat(TWENTY_MB));
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-T",
+            file.path(),
+        ])
+        .arg(format!("http://{}/upload", proxy.addr))
+        .output()
+        .expect("curl (scripts/test.sh installs it)");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "405", "{out:?}");
+    let seen = up.wait_for("the proxy to close upstream", ms(3000), |s| {
+        s.peer_closed == 1
+    });
+    assert_eq!(
+        after_first_head(&seen),
+        0,
+        "body bytes reached the upstream"
+    );
+}

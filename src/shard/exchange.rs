@@ -122,7 +122,8 @@ pub async fn attempt(
     sent.map_err(retryable)?;
     let mut early = false;
     if req.expect_forwarded {
-        let waited = expect::await_continue(c, up, limits.body, &mut ex.bytes_out).await;
+        let waited =
+            expect::await_continue(c, up, req.upgrade, limits.body, &mut ex.bytes_out).await;
         early = waited.map_err(|e| match e {
             WaitError::Upstream(e) => retryable(e),
             WaitError::Client(e) => Failed::before(client_io(e)),

@@ -42,12 +42,13 @@ pub enum WaitError {
 pub async fn await_continue(
     c: &mut Client,
     up: &mut TcpStream,
+    upgrade: bool,
     idle: Duration,
     bytes_out: &mut u64,
 ) -> Result<Continue, WaitError> {
     let deadline = Instant::now() + WAIT;
     loop {
-        let ctx = ResponseCtx::plain(false, false, true, false);
+        let ctx = ResponseCtx::plain(false, false, true, upgrade);
         let mut out = std::mem::take(&mut c.out);
         let parsed = response::process(c.up_buf.data(), c.up_buf.is_full(), ctx, &mut out);
         c.out = out;
