@@ -57,6 +57,8 @@ struct RawFile {
     trace: S<bool>,
     upgrades: S<Vec<String>>,
     expect_continue: S<String>,
+    strict_http: S<bool>,
+    underscores_in_headers: S<String>,
     listeners: Option<Vec<RawListener>>,
     clusters: Option<Vec<Spanned<RawCluster>>>,
     routes: Option<Vec<Spanned<RawRoute>>>,
@@ -325,6 +327,17 @@ impl Builder<'_> {
             Some(e) => super::ExpectMode::parse(e.get_ref())
                 .map_err(|m| self.error(e.span(), "expect_continue", m))?,
         };
+        let mut head_rules = crate::http::HeadRules {
+            strict: raw.strict_http.is_some_and(|t| t.into_inner()),
+            ..Default::default()
+        };
+        if let Some(u) = raw.underscores_in_headers {
+            head_rules.underscores =
+                crate::http::Underscores::parse(u.get_ref()).ok_or_else(|| {
+                    let msg = format!("{:?}: use {}", u.get_ref(), crate::http::Underscores::HELP);
+                    self.error(u.span(), "underscores_in_headers", msg)
+                })?;
+        }
 
         let mut shards = Shards::for_this_process();
         if let Some(s) = raw.shards {
@@ -423,6 +436,7 @@ impl Builder<'_> {
             trace_start,
             upgrades,
             expect_continue,
+            head_rules,
             source: Some(self.file.to_string()),
         })
     }
@@ -611,6 +625,24 @@ mod tests {
         assert_eq!(c.trusted_proxies.len(), 1);
         let e = err("listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9\"]\ntrusted_proxies = [\"10.0.0.1/8\"]\n");
         assert_eq!((e.field.as_str(), e.line), ("trusted_proxies", 3), "{e}");
+    }
+
+    #[test]
+    fn head_rules_settings() {
+        let base = "listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9\"]\n";
+        let c = full(base).unwrap();
+        assert_eq!(c.head_rules, crate::http::HeadRules::default());
+        let c = full(&format!(
+            "{base}strict_http = true\nunderscores_in_headers = \"reject\"\n"
+        ))
+        .unwrap();
+        assert!(c.head_rules.strict);
+        assert_eq!(c.head_rules.underscores, crate::http::Underscores::Reject);
+        let e = err(&format!("{base}underscores_in_headers = \"allow\"\n"));
+        assert_eq!((e.line, e.field.as_str()), (3, "underscores_in_headers"));
+        assert!(e.message.contains("drop, pass or reject"), "{e}");
+        let e = err(&format!("{base}strict_http = \"yes\"\n"));
+        assert_eq!((e.line, e.field.as_str()), (3, "strict_http"), "{e}");
     }
 
     #[test]

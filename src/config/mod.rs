@@ -45,6 +45,8 @@ pub struct Config {
     pub upgrades: Vec<String>,
     /// Who answers `Expect: 100-continue`; a route's own setting overrides it.
     pub expect_continue: ExpectMode,
+    /// Underscored header names (`underscores_in_headers`) and `strict_http`; reloadable.
+    pub head_rules: crate::http::HeadRules,
     /// The file this came from, for reloads (`None` = flags only).
     pub source: Option<String>,
 }

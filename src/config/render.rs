@@ -84,6 +84,12 @@ pub fn render(c: &Config) -> String {
     let _ = writeln!(o, "trace = {}", c.trace_start);
     let _ = writeln!(o, "upgrades = [{}]", list(&c.upgrades));
     let _ = writeln!(o, "expect_continue = {}", q(c.expect_continue.name()));
+    let _ = writeln!(o, "strict_http = {}", c.head_rules.strict);
+    let _ = writeln!(
+        o,
+        "underscores_in_headers = {}",
+        q(c.head_rules.underscores.name())
+    );
     for l in &c.listeners {
         let _ = writeln!(
             o,
