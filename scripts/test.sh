@@ -2,8 +2,8 @@
 # The whole test suite, as CI and the README run it:
 #   lint (fmt, clippy) → unit + integration tests on io_uring → integration tests again on the epoll
 #   fallback (MONOIO_FORCE_LEGACY_DRIVER=1) → a short bounded fuzz run (FUZZ_SECONDS=0 skips it).
-# Installs what the tests need first (curl and wrk from Debian; cargo-fuzz from crates.io via
-# scripts/fuzz.sh).
+# Installs what the tests need first (curl and wrk from Debian; hypercorn from PyPI for
+# tests/h2c.rs; cargo-fuzz from crates.io via scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +20,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     exit 1
   fi
 fi
+# tests/h2c.rs runs a real h2c-capable upstream: hypercorn (PyPI) under python3.
+python3 -c 'import hypercorn' 2>/dev/null || python3 -m pip install -q hypercorn
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
 # --- lint ------------------------------------------------------------------------------------

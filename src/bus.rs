@@ -99,6 +99,8 @@ pub enum ToCoordinator {
         id: usize,
         connections: usize,
         requests: usize,
+        /// Connections that are tunnels (WebSockets), among `connections`.
+        tunnels: usize,
     },
     /// Every connection of this shard is closed.
     Drained { id: usize },

@@ -153,6 +153,23 @@ pub struct Args {
     /// Longest graceful drain; exit 1 when it passes [default: 30s]
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub drain_timeout: Option<Duration>,
+    /// Close a tunnel (WebSocket after a 101) when no byte moves either way for this long
+    /// [default: 1h]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub tunnel_idle_timeout: Option<Duration>,
+    /// During a drain, close open tunnels once in-flight requests have finished, or after this
+    /// long at most [default: 5s]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub tunnel_drain_grace: Option<Duration>,
+
+    /// Upgrade protocols forwarded, comma-separated, or none (h2c is refused); a route's
+    /// `upgrades` overrides it. Other upgrades are forwarded as plain requests [default: websocket]
+    #[arg(long, value_name = "LIST|none")]
+    pub upgrades: Option<String>,
+    /// Who answers `Expect: 100-continue`: forward (the upstream's 100 or early answer is
+    /// relayed) or local (the proxy says 100 at once) [default: forward]
+    #[arg(long, value_name = "MODE")]
+    pub expect_continue: Option<String>,
 }
 
 impl Args {
@@ -170,6 +187,8 @@ impl Args {
             admin: Some(config::DEFAULT_ADMIN),
             access_log: "off".to_string(),
             trace_start: false,
+            upgrades: config::default_upgrades(),
+            expect_continue: config::ExpectMode::Forward,
             head_rules: crate::http::HeadRules::default(),
             source: None,
         }
@@ -250,6 +269,11 @@ impl Args {
         set(&mut t.idle, self.idle_timeout);
         set(&mut t.body, self.body_timeout);
         set(&mut t.drain, self.drain_timeout);
+        if self.tunnel_idle_timeout.is_some_and(|d| d.is_zero()) {
+            return Err("--tunnel-idle-timeout: must be greater than 0".into());
+        }
+        set(&mut t.tunnel_idle, self.tunnel_idle_timeout);
+        set(&mut t.tunnel_drain_grace, self.tunnel_drain_grace);
         Ok(())
     }
 
@@ -324,6 +348,14 @@ impl Args {
         }
         if self.trace {
             cfg.trace_start = true;
+        }
+        if let Some(u) = &self.upgrades {
+            cfg.upgrades =
+                config::parse_upgrades_flag(u).map_err(|e| format!("--upgrades: {e}"))?;
+        }
+        if let Some(e) = &self.expect_continue {
+            cfg.expect_continue =
+                config::ExpectMode::parse(e).map_err(|e| format!("--expect-continue: {e}"))?;
         }
         if self.strict_http {
             cfg.head_rules.strict = true;

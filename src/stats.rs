@@ -198,6 +198,8 @@ pub struct ShardStats {
     pub downstream_idle: Cell<u64>,
     /// Downstream keep-alive connections waiting without buffers (idle past idle_buffer_time).
     pub downstream_asleep: Cell<u64>,
+    /// Downstream connections that are tunnels (after a 101: WebSockets).
+    pub downstream_tunnel: Cell<u64>,
     /// Requests between head read and response finished.
     pub in_flight: Cell<u64>,
     /// Downstream connections accepted since start.
@@ -272,6 +274,7 @@ impl ShardStats {
             downstream_active: self.downstream_active.get(),
             downstream_idle: self.downstream_idle.get(),
             downstream_asleep: self.downstream_asleep.get(),
+            downstream_tunnel: self.downstream_tunnel.get(),
             in_flight: self.in_flight.get(),
             accepted: self.accepted.get(),
             log_dropped: self.log_dropped.get(),

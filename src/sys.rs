@@ -96,6 +96,15 @@ pub fn shutdown_read(fd: RawFd) {
     }
 }
 
+/// Shuts both directions of a socket: its pending reads end, its writes fail (a drain ending a
+/// tunnel). Never blocks.
+pub fn shutdown_both(fd: RawFd) {
+    // SAFETY: shutdown takes an fd and a constant; on a closed or foreign fd it only fails.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RDWR);
+    }
+}
+
 // === splice (zero-copy response bodies, shard/splice.rs) ===
 
 /// A new pipe, both ends non-blocking and close-on-exec: (read end, write end).

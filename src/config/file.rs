@@ -55,6 +55,8 @@ struct RawFile {
     admin: S<String>,
     access_log: S<String>,
     trace: S<bool>,
+    upgrades: S<Vec<String>>,
+    expect_continue: S<String>,
     strict_http: S<bool>,
     underscores_in_headers: S<String>,
     listeners: Option<Vec<RawListener>>,
@@ -92,6 +94,8 @@ struct RawTimeouts {
     idle: S<String>,
     body: S<String>,
     drain: S<String>,
+    tunnel_idle: S<String>,
+    tunnel_drain_grace: S<String>,
 }
 
 #[derive(Deserialize)]
@@ -313,6 +317,16 @@ impl Builder<'_> {
             .access_log
             .map_or_else(|| "off".to_string(), |a| a.into_inner());
         let trace_start = raw.trace.is_some_and(|t| t.into_inner());
+        let upgrades = match raw.upgrades {
+            None => super::default_upgrades(),
+            Some(u) => super::parse_upgrades(u.get_ref())
+                .map_err(|m| self.error(u.span(), "upgrades", m))?,
+        };
+        let expect_continue = match raw.expect_continue {
+            None => super::ExpectMode::default(),
+            Some(e) => super::ExpectMode::parse(e.get_ref())
+                .map_err(|m| self.error(e.span(), "expect_continue", m))?,
+        };
         let mut head_rules = crate::http::HeadRules {
             strict: raw.strict_http.is_some_and(|t| t.into_inner()),
             ..Default::default()
@@ -385,6 +399,13 @@ impl Builder<'_> {
             timeouts.idle = self.dur("timeouts.idle", t.idle, timeouts.idle)?;
             timeouts.body = self.dur("timeouts.body", t.body, timeouts.body)?;
             timeouts.drain = self.dur("timeouts.drain", t.drain, timeouts.drain)?;
+            timeouts.tunnel_idle =
+                self.dur("timeouts.tunnel_idle", t.tunnel_idle, timeouts.tunnel_idle)?;
+            timeouts.tunnel_drain_grace = self.dur(
+                "timeouts.tunnel_drain_grace",
+                t.tunnel_drain_grace,
+                timeouts.tunnel_drain_grace,
+            )?;
         }
 
         let mut pool = Pool::default();
@@ -413,6 +434,8 @@ impl Builder<'_> {
             admin,
             access_log,
             trace_start,
+            upgrades,
+            expect_continue,
             head_rules,
             source: Some(self.file.to_string()),
         })

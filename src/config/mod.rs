@@ -5,6 +5,7 @@ mod cluster;
 mod duration;
 mod file;
 mod policy_file;
+mod protocols;
 mod render;
 mod route;
 
@@ -12,6 +13,7 @@ pub use check_limits as check;
 pub use cluster::{parse_endpoint, resolve, Cluster, Endpoint, HealthCheck, ProbeKind};
 pub use duration::parse as parse_duration;
 pub use file::{load, parse, ConfigError, Loaded};
+pub use protocols::{default_upgrades, parse_upgrades, parse_upgrades_flag, ExpectMode};
 pub use render::render;
 pub use route::{Direct, HeaderEdits, RateKey, RateLimit, RetryPolicy, Route, RouteTimeouts};
 
@@ -39,6 +41,10 @@ pub struct Config {
     pub access_log: String,
     /// Start a W3C trace (traceparent) for requests that carry none.
     pub trace_start: bool,
+    /// `Upgrade` protocols forwarded (lower-case; never `h2c`); a route's own list overrides it.
+    pub upgrades: Vec<String>,
+    /// Who answers `Expect: 100-continue`; a route's own setting overrides it.
+    pub expect_continue: ExpectMode,
     /// Underscored header names (`underscores_in_headers`) and `strict_http`; reloadable.
     pub head_rules: crate::http::HeadRules,
     /// The file this came from, for reloads (`None` = flags only).
@@ -142,6 +148,10 @@ pub struct Timeouts {
     pub body: Duration,
     /// How long a drain may take before the process exits 1.
     pub drain: Duration,
+    /// A tunnel (after a 101) with no byte moving either way for this long is closed.
+    pub tunnel_idle: Duration,
+    /// A drain closes open tunnels once in-flight requests have finished, or after this long.
+    pub tunnel_drain_grace: Duration,
 }
 
 /// Upstream keep-alive pools, one per endpoint per shard.
@@ -168,6 +178,8 @@ impl Default for Timeouts {
             idle: Duration::from_secs(60),
             body: Duration::from_secs(30),
             drain: Duration::from_secs(30),
+            tunnel_idle: Duration::from_secs(3600),
+            tunnel_drain_grace: Duration::from_secs(5),
         }
     }
 }
@@ -253,6 +265,9 @@ pub fn check_limits(c: &Config) -> Result<(), (&'static str, String)> {
             "shards.backlog",
             format!("{} is out of range 1..=65535", s.backlog),
         ));
+    }
+    if c.timeouts.tunnel_idle.is_zero() {
+        return Err(("timeouts.tunnel_idle", "must be greater than 0".into()));
     }
     if s.max_connections == 0 {
         return Err(("shards.max_connections", "must be at least 1".into()));

@@ -84,6 +84,9 @@ pub struct RawRoute {
     timeouts: Option<RawRouteTimeouts>,
     rate_limit: Option<Spanned<RawRateLimit>>,
     retry: Option<RawRetry>,
+    upgrades: S<Vec<String>>,
+    expect: S<String>,
+    tunnel_idle_timeout: S<String>,
 }
 
 #[derive(Deserialize)]
@@ -561,6 +564,19 @@ pub fn route(
             retry.budget_min_per_sec = m.into_inner();
         }
     }
+    let upgrades = match raw.upgrades {
+        None => None,
+        Some(u) => {
+            Some(super::parse_upgrades(u.get_ref()).map_err(|m| (u.span(), f("upgrades"), m))?)
+        }
+    };
+    let expect = match raw.expect {
+        None => None,
+        Some(e) => {
+            Some(super::ExpectMode::parse(e.get_ref()).map_err(|m| (e.span(), f("expect"), m))?)
+        }
+    };
+    let tunnel_idle_timeout = positive(raw.tunnel_idle_timeout, || f("tunnel_idle_timeout"))?;
     Ok(Route {
         name,
         matches: MatchSpec {
@@ -588,5 +604,8 @@ pub fn route(
         direct,
         rate_limit,
         retry,
+        upgrades,
+        expect,
+        tunnel_idle_timeout,
     })
 }

@@ -42,6 +42,10 @@ fn q(s: &str) -> String {
     out
 }
 
+fn list(items: &[String]) -> String {
+    items.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ")
+}
+
 fn dur(d: std::time::Duration) -> String {
     q(&format!("{}ms", d.as_millis()))
 }
@@ -78,6 +82,8 @@ pub fn render(c: &Config) -> String {
     );
     let _ = writeln!(o, "access_log = {}", q(&c.access_log));
     let _ = writeln!(o, "trace = {}", c.trace_start);
+    let _ = writeln!(o, "upgrades = [{}]", list(&c.upgrades));
+    let _ = writeln!(o, "expect_continue = {}", q(c.expect_continue.name()));
     let _ = writeln!(o, "strict_http = {}", c.head_rules.strict);
     let _ = writeln!(
         o,
@@ -99,13 +105,15 @@ pub fn render(c: &Config) -> String {
     let t = &c.timeouts;
     let _ = writeln!(
         o,
-        "\n[timeouts]\nconnect = {}\nheader = {}\nupstream = {}\nidle = {}\nbody = {}\ndrain = {}",
+        "\n[timeouts]\nconnect = {}\nheader = {}\nupstream = {}\nidle = {}\nbody = {}\ndrain = {}\ntunnel_idle = {}\ntunnel_drain_grace = {}",
         dur(t.connect),
         dur(t.header),
         dur(t.upstream),
         dur(t.idle),
         dur(t.body),
-        dur(t.drain)
+        dur(t.drain),
+        dur(t.tunnel_idle),
+        dur(t.tunnel_drain_grace)
     );
     let p = &c.pool;
     let _ = writeln!(o, "\n[pool]\nmax_idle = {}\nidle_timeout = {}\nmax_connections = {}\nqueue = {}\nqueue_timeout = {}",
@@ -219,6 +227,15 @@ fn route(o: &mut String, c: &Config, _i: usize, r: &Route) {
     .collect();
     if !parts.is_empty() {
         let _ = writeln!(o, "timeouts = {{ {} }}", parts.join(", "));
+    }
+    if let Some(u) = &r.upgrades {
+        let _ = writeln!(o, "upgrades = [{}]", list(u));
+    }
+    if let Some(e) = r.expect {
+        let _ = writeln!(o, "expect = {}", q(e.name()));
+    }
+    if let Some(d) = r.tunnel_idle_timeout {
+        let _ = writeln!(o, "tunnel_idle_timeout = {}", dur(d));
     }
     if let Some(rl) = &r.rate_limit {
         let key = match &rl.key {

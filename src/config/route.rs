@@ -25,6 +25,12 @@ pub struct Route {
     pub direct: Option<Direct>,
     pub rate_limit: Option<RateLimit>,
     pub retry: RetryPolicy,
+    /// `Upgrade` protocols forwarded on this route; `None` = the process-wide list.
+    pub upgrades: Option<Vec<String>>,
+    /// Who answers `Expect: 100-continue` on this route; `None` = the process-wide setting.
+    pub expect: Option<super::ExpectMode>,
+    /// Idle time that closes this route's tunnels; `None` = `timeouts.tunnel_idle`.
+    pub tunnel_idle_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -138,6 +144,22 @@ impl RetryPolicy {
 }
 
 impl Route {
+    /// The upgrade allow-list in force on this route.
+    pub fn upgrades_in<'a>(&'a self, global: &'a super::Config) -> &'a [String] {
+        self.upgrades.as_deref().unwrap_or(&global.upgrades)
+    }
+
+    /// Whether `Expect: 100-continue` goes upstream on this route.
+    pub fn forwards_expect(&self, global: &super::Config) -> bool {
+        self.expect.unwrap_or(global.expect_continue) == super::ExpectMode::Forward
+    }
+
+    /// The idle time that closes this route's tunnels.
+    pub fn tunnel_idle(&self, global: &super::Config) -> Duration {
+        self.tunnel_idle_timeout
+            .unwrap_or(global.timeouts.tunnel_idle)
+    }
+
     /// The route used when the file has none: everything to cluster 0.
     pub fn catch_all(cluster: usize) -> Route {
         Route {
@@ -157,6 +179,9 @@ impl Route {
             direct: None,
             rate_limit: None,
             retry: RetryPolicy::default(),
+            upgrades: None,
+            expect: None,
+            tunnel_idle_timeout: None,
         }
     }
 }

@@ -35,6 +35,8 @@ struct ShardInfo {
     core: Option<usize>,
     connections: usize,
     requests: usize,
+    /// Tunnels among `connections` (as of the last drain progress report).
+    tunnels: usize,
     drained: bool,
 }
 
@@ -354,13 +356,15 @@ impl Coordinator {
                 id,
                 connections,
                 requests,
+                tunnels,
             } => {
                 self.shards[id].connections = connections;
                 self.shards[id].requests = requests;
+                self.shards[id].tunnels = tunnels;
             }
             ToCoordinator::Drained { id } => {
                 let s = &mut self.shards[id];
-                (s.drained, s.connections, s.requests) = (true, 0, 0);
+                (s.drained, s.connections, s.requests, s.tunnels) = (true, 0, 0, 0);
                 if self.shards.iter().all(|s| s.drained) {
                     eprintln!("drained");
                     self.exit = Some(0);
@@ -379,8 +383,8 @@ impl Coordinator {
             .enumerate()
             .map(|(id, s)| {
                 format!(
-                    "shard {id}: {} connections, {} requests",
-                    s.connections, s.requests
+                    "shard {id}: {} connections, {} requests, {} tunnels",
+                    s.connections, s.requests, s.tunnels
                 )
             })
             .collect();

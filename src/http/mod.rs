@@ -13,6 +13,7 @@ pub mod request;
 pub mod response;
 mod target;
 pub mod trace;
+pub mod upgrade;
 
 #[cfg(test)]
 mod hardening_tests;

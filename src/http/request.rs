@@ -63,10 +63,12 @@ pub struct Request {
     pub body: BodyFraming,
     /// The client asked to keep the connection open after this exchange.
     pub keep_alive: bool,
-    /// A protocol upgrade (WebSocket) was requested: tunnel after a 101.
+    /// A protocol upgrade the route allows (WebSocket) went upstream: tunnel after a 101.
     pub upgrade: bool,
-    /// `Expect: 100-continue`: the proxy answers 100 itself before reading the body.
+    /// `Expect: 100-continue` on a request with a body, from an HTTP/1.1 client.
     pub expect_continue: bool,
+    /// The expectation went upstream (route `expect = "forward"`): its 100 is awaited.
+    pub expect_forwarded: bool,
     /// The plan said to answer locally: no upstream head was written.
     pub answer_locally: bool,
     /// The request id sent upstream (the client's, up to 64 bytes, or the generated one).
@@ -119,6 +121,10 @@ pub struct Plan<'p> {
     /// Headers set on the request (replacing same-named ones) and removed (lower-case names).
     pub add: &'p [(String, String)],
     pub remove: &'p [String],
+    /// `Upgrade` protocols forwarded (lower-case; see http/upgrade.rs).
+    pub upgrades: &'p [String],
+    /// Send `Expect: 100-continue` upstream instead of answering it here.
+    pub forward_expect: bool,
     /// Start a trace when the request carries no valid `traceparent`.
     pub trace_start: bool,
     /// The span id this hop forwards with, and the trace id a started trace gets.
@@ -135,6 +141,8 @@ impl Plan<'_> {
             prefix: b"",
             add: &[],
             remove: &[],
+            upgrades: &[],
+            forward_expect: false,
             trace_start: false,
             span_id: 1,
             new_trace: 1,
@@ -277,6 +285,8 @@ pub fn process<'p>(
         FramingError::UnknownCoding => Reject::NotImplemented,
     })?;
     let upgrade = !http10 && conn.upgrade && upgrade_value.is_some();
+    let expect_continue =
+        expect_continue && !http10 && !matches!(body, BodyFraming::None | BodyFraming::Length(0));
     let keep_alive = if http10 {
         conn.keep_alive && !conn.close
     } else {
@@ -305,8 +315,9 @@ pub fn process<'p>(
         http10,
         body,
         keep_alive,
-        upgrade,
+        upgrade: false,
         expect_continue,
+        expect_forwarded: false,
         answer_locally: plan.answer_locally,
         request_id,
         trace_id: None,
@@ -332,6 +343,7 @@ pub fn process<'p>(
             || (name_is(n, "host") && host.is_none())
             || name_is(n, "upgrade")
             || name_is(n, "expect")
+            || name_is(n, "http2-settings")
             || name_is(n, "x-forwarded-for")
             || name_is(n, "x-forwarded-proto")
             || name_is(n, "x-forwarded-host");
@@ -376,8 +388,11 @@ pub fn process<'p>(
         );
     }
     if let (true, Some(u)) = (upgrade, upgrade_value) {
-        out.extend_from_slice(b"Connection: upgrade\r\n");
-        header(out, b"Upgrade", u);
+        done.upgrade = super::upgrade::write_allowed(out, u, plan.upgrades);
+    }
+    if expect_continue && plan.forward_expect {
+        out.extend_from_slice(b"Expect: 100-continue\r\n");
+        done.expect_forwarded = true;
     }
     out.extend_from_slice(b"\r\n");
     Ok(Head::Complete(done))
@@ -435,7 +450,12 @@ mod tests {
             rules: HeadRules::default(),
         };
         let mut out = Vec::new();
-        let r = process(input, false, 8192, &fwd, |_| Plan::forward(), &mut out);
+        let ws = vec!["websocket".to_string()];
+        let plan = |_: &Parsed<'_>| Plan {
+            upgrades: &ws,
+            ..Plan::forward()
+        };
+        let r = process(input, false, 8192, &fwd, plan, &mut out);
         (r, String::from_utf8(out).unwrap())
     }
 

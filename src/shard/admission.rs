@@ -140,6 +140,8 @@ pub fn admit<'t>(
     }
     plan.add = &cfg.request_headers.add;
     plan.remove = &cfg.request_headers.remove;
+    plan.upgrades = cfg.upgrades_in(&table.config);
+    plan.forward_expect = cfg.forwards_expect(&table.config);
     plan.trace_start = table.config.trace_start;
     plan.span_id = ids.0;
     plan.new_trace = ids.1;

@@ -110,8 +110,9 @@ enum Next {
     Close,
     /// Idle past `idle_buffer_time`: give the kit back and wait for readiness this long.
     Sleep(Duration),
-    /// The upstream switched protocols: tunnel bytes both ways until either side closes.
-    Tunnel(TcpStream),
+    /// The upstream switched protocols: tunnel bytes both ways until either side closes or
+    /// nothing moves for this long.
+    Tunnel(TcpStream, Duration),
 }
 
 /// Serves one accepted connection until it closes. The serving state (kit and the exchange's
@@ -146,7 +147,13 @@ pub fn serve(
                 link = l;
                 match next {
                     Next::Close => return,
-                    Next::Tunnel(up) => return Box::pin(tunnel::run(link.stream, up)).await,
+                    Next::Tunnel(up, idle) => {
+                        let fd = std::os::fd::AsRawFd::as_raw_fd(&up);
+                        if !shard.drain.open_tunnel(slot.1, fd) {
+                            return;
+                        }
+                        return Box::pin(tunnel::run(link.stream, up, idle)).await;
+                    }
                     Next::Sleep(left) => left,
                 }
             };
@@ -220,7 +227,8 @@ async fn serve_requests(shard: &Shard, c: &mut Client, mut wake: Wake, proxy_hea
                 {
                     return Next::Close;
                 }
-                return Next::Tunnel(up);
+                let cfg = &table.config.routes[route.unwrap_or(0)];
+                return Next::Tunnel(up, cfg.tunnel_idle(&table.config));
             }
         }
     }

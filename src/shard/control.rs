@@ -131,11 +131,13 @@ fn snapshot(shard: &Shard, driver: Driver, core: Option<usize>) -> ToCoordinator
     );
     shard.stats.downstream_active.set(reqs);
     let asleep = shard.drain.asleep() as u64;
+    let tunnels = shard.drain.tunnels() as u64;
     shard
         .stats
         .downstream_idle
-        .set(conns.saturating_sub(reqs + asleep));
+        .set(conns.saturating_sub(reqs + asleep + tunnels));
     shard.stats.downstream_asleep.set(asleep);
+    shard.stats.downstream_tunnel.set(tunnels);
     shard.stats.in_flight.set(reqs);
     shard.stats.log_dropped.set(shard.log.dropped());
     let meta = ShardMeta {
@@ -170,12 +172,20 @@ fn snapshot(shard: &Shard, driver: Driver, core: Option<usize>) -> ToCoordinator
 }
 
 /// Waits for every connection to close, reporting progress; the coordinator owns the deadline.
+/// Tunnels are closed once no request is in flight, or when `tunnel_drain_grace` has passed.
 async fn drain(shard: &Shard, reports: &Reports) {
+    let grace = shard.table().config.timeouts.tunnel_drain_grace;
+    let started = std::time::Instant::now();
     loop {
+        let d = &shard.drain;
+        if d.requests() == 0 || started.elapsed() >= grace {
+            d.close_tunnels();
+        }
         let report = ToCoordinator::Progress {
             id: shard.id,
-            connections: shard.drain.connections(),
-            requests: shard.drain.requests(),
+            connections: d.connections(),
+            requests: d.requests(),
+            tunnels: d.tunnels(),
         };
         let _ = reports.send(report);
         if shard.drain.connections() == 0 {

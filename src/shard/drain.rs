@@ -19,6 +19,8 @@ struct Slot {
     until: Option<Instant>,
     /// The idle timeout passed while asleep: the socket's receive side was shut to wake it.
     expired: bool,
+    /// A tunnel's upstream socket (-1: not a tunnel); a drain shuts it and `fd` to end the tunnel.
+    tunnel_up: RawFd,
 }
 
 impl Slot {
@@ -27,6 +29,7 @@ impl Slot {
         idle: false,
         until: None,
         expired: false,
+        tunnel_up: -1,
     };
 }
 
@@ -42,6 +45,10 @@ pub struct Drain {
     free: RefCell<Vec<usize>>,
     /// Connections asleep without their kit (see `sleep`); `reap` ends those past their time.
     asleep: Cell<usize>,
+    /// Connections that became tunnels (after a 101), and whether the drain has closed them (a
+    /// tunnel opened after that closes at once).
+    tunnels: Cell<usize>,
+    tunnels_closed: Cell<bool>,
     /// The control task waiting for connections to reach zero, or the accept loop for a free slot.
     waiters: RefCell<Vec<Waker>>,
 }
@@ -62,6 +69,34 @@ impl Drain {
     /// Connections asleep without their kit.
     pub fn asleep(&self) -> usize {
         self.asleep.get()
+    }
+
+    /// Connections that are tunnels.
+    pub fn tunnels(&self) -> usize {
+        self.tunnels.get()
+    }
+
+    /// The connection in `slot` becomes a tunnel to `up_fd`. False: the drain already closed the
+    /// tunnels, do not open this one.
+    pub fn open_tunnel(&self, slot: usize, up_fd: RawFd) -> bool {
+        if self.tunnels_closed.get() {
+            return false;
+        }
+        self.idle.borrow_mut()[slot].tunnel_up = up_fd;
+        self.tunnels.set(self.tunnels.get() + 1);
+        true
+    }
+
+    /// Ends every tunnel (both sockets shut: their relays see EOF and close) and any opened later.
+    /// The drain calls it once in-flight requests have finished or its grace has passed.
+    pub fn close_tunnels(&self) {
+        if self.tunnels_closed.replace(true) {
+            return;
+        }
+        for s in self.idle.borrow().iter().filter(|s| s.tunnel_up >= 0) {
+            crate::sys::shutdown_both(s.fd);
+            crate::sys::shutdown_both(s.tunnel_up);
+        }
     }
 
     /// Starts the drain: stop accepting, wake idle connections so they close.
@@ -94,7 +129,12 @@ impl Drain {
     }
 
     pub fn release(&self, slot: usize) {
-        self.idle.borrow_mut()[slot] = Slot::FREE;
+        let mut idle = self.idle.borrow_mut();
+        if idle[slot].tunnel_up >= 0 {
+            self.tunnels.set(self.tunnels.get() - 1);
+        }
+        idle[slot] = Slot::FREE;
+        drop(idle);
         self.free.borrow_mut().push(slot);
     }
 

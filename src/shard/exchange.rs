@@ -10,6 +10,7 @@ use monoio::time::Instant;
 
 use super::body::{self, RelayError};
 use super::conn::Client;
+use super::expect::{self, Continue, WaitError};
 use super::forward::{Ctx, Exchanged};
 use super::io::{
     read_at_most_until, read_more_until, write_buf, write_static, write_vec, Buf, IoFail,
@@ -105,16 +106,32 @@ pub async fn attempt(
     };
 
     // --- request: head (with the body's first bytes when small), then the rest by its framing ---
+    c.up_buf.consume(c.up_buf.len());
     // The head is kept in `c.head` across attempts of a retry: write a copy's worth by length.
     let head_len = c.head.len();
-    let left = coalesce(&mut c.head, &mut c.buf, req.body);
+    // A forwarded expectation: the head goes alone, the body only after the upstream's 100.
+    let left = if req.expect_forwarded {
+        req.body
+    } else {
+        coalesce(&mut c.head, &mut c.buf, req.body)
+    };
     // Body bytes that go out with the head were read from the client like the rest.
     ex.bytes_in += (c.head.len() - head_len) as u64;
     let sent = write_vec(up, &mut c.head, limits.upstream).await;
     c.head.truncate(head_len);
     sent.map_err(retryable)?;
-    if !matches!(left, BodyFraming::None | BodyFraming::Length(0)) {
-        if req.expect_continue && !req.http10 {
+    let mut early = false;
+    if req.expect_forwarded {
+        let waited =
+            expect::await_continue(c, up, req.upgrade, limits.body, &mut ex.bytes_out).await;
+        early = waited.map_err(|e| match e {
+            WaitError::Upstream(e) => retryable(e),
+            WaitError::Client(e) => Failed::before(client_io(e)),
+            WaitError::Malformed => Failed::before(UpstreamError::Malformed),
+        })? == Continue::Final;
+    }
+    if !early && !matches!(left, BodyFraming::None | BodyFraming::Length(0)) {
+        if req.expect_continue && !req.expect_forwarded {
             write_static(&mut c.stream, canned::CONTINUE, limits.body)
                 .await
                 .map_err(|e| Failed::before(client_io(e)))?;
@@ -150,7 +167,6 @@ pub async fn attempt(
     // With splice on, a head read starting on an empty buffer takes at most what goes out with the
     // head in one write: the rest of a large body stays in the socket for splice.
     let splice_at = shard.base.shards.splice_threshold;
-    c.up_buf.consume(c.up_buf.len());
     let deadline = sent_at + limits.upstream;
     let mut seen_bytes = false;
     let resp = loop {
@@ -158,7 +174,8 @@ pub async fn attempt(
         let ctx = ResponseCtx {
             head_request: req.method == Method::Head,
             client_http10: req.http10,
-            client_keep_alive: req.keep_alive && !shard.drain.is_draining(),
+            // After an early answer the client's unsent body is still due: close.
+            client_keep_alive: req.keep_alive && !early && !shard.drain.is_draining(),
             upgrade_requested: req.upgrade,
             remove: limits.remove,
             extra: &c.scratch.extra,
@@ -261,7 +278,8 @@ pub async fn attempt(
     })?;
     Ok(Done::Response {
         status: resp.status,
-        reusable: resp.upstream_reusable && c.up_buf.is_empty(),
+        // An upstream that answered early may still wait for the body it was announced.
+        reusable: resp.upstream_reusable && c.up_buf.is_empty() && !early,
         close_client: resp.close_client,
     })
 }

@@ -11,6 +11,7 @@ mod conn;
 mod control;
 mod drain;
 mod exchange;
+mod expect;
 mod forward;
 mod health;
 mod idle;

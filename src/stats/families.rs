@@ -146,9 +146,15 @@ pub(super) fn shard_families() -> Vec<Family<ShardGauges>> {
         gauge(
             "shardgate_downstream_connections",
             "Downstream connections now, by shard: active (a request in progress), idle (waiting \
-             for a request, buffers in hand) or asleep (idle past idle_buffer_time, no buffers).",
-            Value::Split("state", &["active", "idle", "asleep"], |s, i| {
-                [s.downstream_active, s.downstream_idle, s.downstream_asleep][i]
+             for a request, buffers in hand), asleep (idle past idle_buffer_time, no buffers) or \
+             tunnel (after a 101: a WebSocket).",
+            Value::Split("state", &["active", "idle", "asleep", "tunnel"], |s, i| {
+                [
+                    s.downstream_active,
+                    s.downstream_idle,
+                    s.downstream_asleep,
+                    s.downstream_tunnel,
+                ][i]
             }),
         ),
         counter(

@@ -39,6 +39,7 @@ pub struct ShardGauges {
     pub downstream_active: u64,
     pub downstream_idle: u64,
     pub downstream_asleep: u64,
+    pub downstream_tunnel: u64,
     pub in_flight: u64,
     pub accepted: u64,
     pub log_dropped: u64,
