@@ -419,7 +419,7 @@ mod tests {
         let c = parse("t.toml", text)?;
         match super::super::check(&c) {
             Ok(()) => Ok(c),
-            Err(e) => Err(match e.origin {
+            Err(e) => Err(match e.origin.map(|o| *o) {
                 Some(Origin::File {
                     file,
                     line,

@@ -69,7 +69,7 @@ impl Origins {
     /// An error about `field`, located at its origin. `source` is the config file, if any.
     pub fn invalid(&self, source: Option<&str>, field: &str, message: String) -> Invalid {
         Invalid {
-            origin: self.of(field).cloned(),
+            origin: self.of(field).cloned().map(Box::new),
             source: source.map(str::to_string),
             field: field.to_string(),
             message,
@@ -102,7 +102,7 @@ fn is_under(k: &str, field: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
     /// `None`: the value is a default (or missing), so only the field can be named.
-    pub origin: Option<Origin>,
+    pub origin: Option<Box<Origin>>,
     /// The config file, if any; named when the value has no line of its own.
     pub source: Option<String>,
     /// The config field checked (`shards.count`, `listeners[1]`).

@@ -6,6 +6,9 @@ use std::net::{SocketAddr, TcpListener};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+/// The bound addresses (ports resolved) and `listeners[shard][address]`.
+pub type Opened = (Vec<SocketAddr>, Vec<Vec<TcpListener>>);
+
 /// `shards` listeners per address, in shard order: `result[shard][address]`, plus the bound
 /// addresses (ports resolved). An error says which address (its index in `addrs`) failed.
 /// With `steer`, a BPF program on each address's reuseport group sends every client address to
@@ -15,7 +18,7 @@ pub fn open(
     shards: usize,
     backlog: u32,
     steer: bool,
-) -> Result<(Vec<SocketAddr>, Vec<Vec<TcpListener>>), (usize, String)> {
+) -> Result<Opened, (usize, String)> {
     let mut per_shard: Vec<Vec<TcpListener>> = (0..shards).map(|_| Vec::new()).collect();
     let mut bound = Vec::with_capacity(addrs.len());
     for (i, &addr) in addrs.iter().enumerate() {
