@@ -133,6 +133,28 @@ fn flag_errors_name_the_flag_even_over_a_file() {
 }
 
 #[test]
+fn a_default_broken_by_a_flag_is_named_by_its_flag() {
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "127.0.0.1:9",
+        "--buffer-size",
+        "2048",
+        "--admin",
+        "off",
+        "--check",
+    ];
+    let err = error_line(&run_as_is(&[], &args), "--buffer-size 2048");
+    assert!(
+        err.starts_with(
+            "error: --max-request-line (default): 8192 must be between 64 and buffer_size (2048)"
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn unknown_keys_and_bad_values_share_one_key_path_style() {
     let base =
         "listen = [\"127.0.0.1:0\"]\n[[clusters]]\nname = \"a\"\nendpoints = [\"127.0.0.1:9\"]\n\

@@ -3,7 +3,7 @@
 //! Main thread, at start and at each reload. A new flag adds one `flag!` row to `FLAG_FIELDS`.
 
 use super::Args;
-use crate::config::{Config, Origin};
+use crate::config::{Config, Invalid, Origin};
 
 impl Args {
     /// Which config fields each flag sets, so that an error about a field a flag set names the
@@ -11,6 +11,20 @@ impl Args {
     /// field lists the fields it touches anyway.
     pub fn flag_fields() -> &'static [FlagFields] {
         FLAG_FIELDS
+    }
+
+    /// Without a config file, an error about a default value names the flag that would set it
+    /// (`--max-request-line (default): …` after `--buffer-size 2048`).
+    pub fn name_default(&self, mut e: Invalid) -> Invalid {
+        if e.origin.is_none() && e.source.is_none() {
+            if let Some(row) = FLAG_FIELDS
+                .iter()
+                .find(|r| r.fields.contains(&e.field.as_str()))
+            {
+                e.origin = Some(Box::new(Origin::Default(row.flag)));
+            }
+        }
+        e
     }
 
     /// Marks the fields of every given flag as coming from that flag, in `FLAG_FIELDS` order

@@ -12,6 +12,8 @@ use std::fmt;
 pub enum Origin {
     /// A command-line flag, like `--shards`.
     Flag(&'static str),
+    /// Not given: the default of the flag that would set it (flags-only configs).
+    Default(&'static str),
     /// A value in the config file: its position and its key path (`routes[1].name`).
     File {
         file: String,
@@ -26,6 +28,7 @@ impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Origin::Flag(flag) => f.write_str(flag),
+            Origin::Default(flag) => write!(f, "{flag} (default)"),
             Origin::File {
                 file,
                 line,
@@ -81,6 +84,7 @@ impl Origins {
     pub fn describe(&self, field: &str) -> String {
         match self.of(field) {
             Some(Origin::Flag(flag)) => flag.to_string(),
+            Some(Origin::Default(flag)) => format!("{flag} (default)"),
             Some(Origin::File {
                 file,
                 line,
