@@ -62,6 +62,13 @@ pub struct Args {
     /// Start a W3C trace (traceparent) for requests that arrive without one
     #[arg(long)]
     pub trace: bool,
+    /// Refuse (400) what RFC 9112 only tolerates: bare LF line endings, empty lines before the
+    /// request line, request-target bytes outside RFC 3986 or a #fragment
+    #[arg(long)]
+    pub strict_http: bool,
+    /// Header names with `_`: drop (silently), pass, or reject (400) [default: drop]
+    #[arg(long, value_name = "drop|pass|reject")]
+    pub underscores_in_headers: Option<String>,
     /// TOML config file (see docs/CONTRACT.md); flags override it
     #[arg(long, value_name = "FILE")]
     pub config: Option<String>,
@@ -167,6 +174,7 @@ impl Args {
             admin: Some(config::DEFAULT_ADMIN),
             access_log: "off".to_string(),
             trace_start: false,
+            head_rules: crate::http::HeadRules::default(),
             source: None,
             origins: config::Origins::default(),
         }
@@ -323,6 +331,17 @@ impl Args {
         }
         if self.trace {
             cfg.trace_start = true;
+        }
+        if self.strict_http {
+            cfg.head_rules.strict = true;
+        }
+        if let Some(u) = &self.underscores_in_headers {
+            cfg.head_rules.underscores = crate::http::Underscores::parse(u).ok_or_else(|| {
+                format!(
+                    "--underscores-in-headers: {u:?}: use {}",
+                    crate::http::Underscores::HELP
+                )
+            })?;
         }
         Ok(())
     }

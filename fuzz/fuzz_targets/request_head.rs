@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use libfuzzer_sys::fuzz_target;
 use shardgate::http::request::{process, Forwarding, Plan, Reject, Request};
-use shardgate::http::{BodyFraming, Head};
+use shardgate::http::{BodyFraming, Head, HeadRules, Underscores};
 
 #[path = "common.rs"]
 mod common;
@@ -28,11 +28,48 @@ fuzz_target!(|data: &[u8]| {
         },
         request_id: (n as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835),
         fallback_host: FALLBACK_HOSTS[n % 3],
+        rules: HeadRules {
+            underscores: [Underscores::Drop, Underscores::Pass, Underscores::Reject][n % 3],
+            strict: false,
+        },
     };
     for max_line in [8192, 40] {
         check(data, max_line, &fwd);
     }
+    // `--strict-http` only ever refuses more: what it accepts, the lenient mode writes the same.
+    let strict = Forwarding {
+        rules: HeadRules { strict: true, ..fwd.rules },
+        ..fwd
+    };
+    let mut out_strict = Vec::new();
+    if let Ok(Head::Complete(r)) = process(data, false, 8192, &strict, |_| Plan::forward(), &mut out_strict) {
+        let mut out = Vec::new();
+        let lenient = process(data, false, 8192, &fwd, |_| Plan::forward(), &mut out);
+        assert_eq!(lenient, Ok(Head::Complete(r)), "strict accepted what lenient did not\ninput: {}", esc(data));
+        assert_eq!(out, out_strict, "strict wrote another head\ninput: {}", esc(data));
+        check(data, 8192, &strict);
+    }
 });
+
+/// The target the upstream receives: an absolute-form target's path and query (`/` when the path
+/// is empty, `*` for OPTIONS with neither), any other target as it came.
+fn origin_form<'a>(method: &str, target: &'a str) -> (&'static str, &'a str) {
+    let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
+    let skip = if lower.starts_with("http://") {
+        7
+    } else if lower.starts_with("https://") {
+        8
+    } else {
+        return ("", target);
+    };
+    let rest = &target[skip..];
+    let path = &rest[rest.find(['/', '?', '#']).unwrap_or(rest.len())..];
+    match (path.starts_with('/'), path.is_empty() && method == "OPTIONS") {
+        (true, _) => ("", path),
+        (false, true) => ("*", path),
+        (false, false) => ("/", path),
+    }
+}
 
 fn check(data: &[u8], max_line: usize, fwd: &Forwarding<'_>) {
     let mut out = Vec::new();
@@ -73,7 +110,8 @@ fn check(data: &[u8], max_line: usize, fwd: &Forwarding<'_>) {
     let target = in_req.path.unwrap();
 
     // The written head, byte by byte.
-    let line = [method.as_bytes(), b" ", target.as_bytes(), b" HTTP/1.1\r\n"].concat();
+    let (lead, origin) = origin_form(method, target);
+    let line = [method.as_bytes(), b" ", lead.as_bytes(), origin.as_bytes(), b" HTTP/1.1\r\n"].concat();
     assert!(out.starts_with(&line), "head does not start with the request line\ninput: {}\nhead: {}", esc(data), esc(&out));
     assert_wire_head(&out, data);
 
@@ -88,7 +126,17 @@ fn check(data: &[u8], max_line: usize, fwd: &Forwarding<'_>) {
         esc(data),
         esc(&out)
     );
-    assert_eq!((up.method, up.path, up.version), (Some(method), Some(target), Some(1)));
+    let written = format!("{lead}{origin}");
+    assert_eq!((up.method, up.path, up.version), (Some(method), Some(written.as_str()), Some(1)));
+    // No header name with `_` reaches the upstream unless underscores pass.
+    if fwd.rules.underscores != Underscores::Pass {
+        assert!(
+            up.headers.iter().all(|h| !h.name.contains('_')),
+            "an underscored name was forwarded\ninput: {}\nhead: {}",
+            esc(data),
+            esc(&out)
+        );
+    }
 
     // Framing: the upstream must delimit the body exactly as the proxy relays it.
     let w = WireFraming::of(up.headers);

@@ -54,6 +54,8 @@ struct RawFile {
     admin: S<String>,
     access_log: S<String>,
     trace: S<bool>,
+    strict_http: S<bool>,
+    underscores_in_headers: S<String>,
     listeners: Option<Vec<RawListener>>,
     clusters: Option<Vec<Spanned<RawCluster>>>,
     routes: Option<Vec<Spanned<RawRoute>>>,
@@ -306,6 +308,17 @@ impl Builder<'_> {
             }
         };
         let trace_start = raw.trace.is_some_and(|t| t.into_inner());
+        let mut head_rules = crate::http::HeadRules {
+            strict: raw.strict_http.is_some_and(|t| t.into_inner()),
+            ..Default::default()
+        };
+        if let Some(u) = raw.underscores_in_headers {
+            head_rules.underscores =
+                crate::http::Underscores::parse(u.get_ref()).ok_or_else(|| {
+                    let msg = format!("{:?}: use {}", u.get_ref(), crate::http::Underscores::HELP);
+                    self.error(u.span(), "underscores_in_headers", msg)
+                })?;
+        }
 
         let mut shards = Shards::for_this_process();
         if let Some(s) = raw.shards {
@@ -395,6 +408,7 @@ impl Builder<'_> {
             admin,
             access_log,
             trace_start,
+            head_rules,
             source: Some(self.file.to_string()),
             origins: std::mem::take(&mut self.origins),
         })
@@ -620,6 +634,24 @@ mod tests {
         assert_eq!(c.trusted_proxies.len(), 1);
         let e = err("listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9\"]\ntrusted_proxies = [\"10.0.0.1/8\"]\n");
         assert_eq!((e.field.as_str(), e.line), ("trusted_proxies[0]", 3), "{e}");
+    }
+
+    #[test]
+    fn head_rules_settings() {
+        let base = "listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9\"]\n";
+        let c = full(base).unwrap();
+        assert_eq!(c.head_rules, crate::http::HeadRules::default());
+        let c = full(&format!(
+            "{base}strict_http = true\nunderscores_in_headers = \"reject\"\n"
+        ))
+        .unwrap();
+        assert!(c.head_rules.strict);
+        assert_eq!(c.head_rules.underscores, crate::http::Underscores::Reject);
+        let e = err(&format!("{base}underscores_in_headers = \"allow\"\n"));
+        assert_eq!((e.line, e.field.as_str()), (3, "underscores_in_headers"));
+        assert!(e.message.contains("drop, pass or reject"), "{e}");
+        let e = err(&format!("{base}strict_http = \"yes\"\n"));
+        assert_eq!((e.line, e.field.as_str()), (3, "strict_http"), "{e}");
     }
 
     #[test]

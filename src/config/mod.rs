@@ -42,6 +42,8 @@ pub struct Config {
     pub access_log: String,
     /// Start a W3C trace (traceparent) for requests that carry none.
     pub trace_start: bool,
+    /// Underscored header names (`underscores_in_headers`) and `strict_http`; reloadable.
+    pub head_rules: crate::http::HeadRules,
     /// The file this came from, for reloads (`None` = flags only).
     pub source: Option<String>,
     /// Where each setting was written (flag or file:line:col), for errors found after merging.

@@ -78,6 +78,12 @@ pub fn render(c: &Config) -> String {
     );
     let _ = writeln!(o, "access_log = {}", q(&c.access_log));
     let _ = writeln!(o, "trace = {}", c.trace_start);
+    let _ = writeln!(o, "strict_http = {}", c.head_rules.strict);
+    let _ = writeln!(
+        o,
+        "underscores_in_headers = {}",
+        q(c.head_rules.underscores.name())
+    );
     for l in &c.listeners {
         let _ = writeln!(
             o,

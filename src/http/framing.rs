@@ -34,9 +34,13 @@ pub struct FramingScan {
     /// The final transfer coding seen so far is `chunked`.
     te_chunked_last: bool,
     te_error: Option<FramingError>,
+    /// A coding other than `chunked` was named (allowed in responses, 501 in requests).
+    te_other: bool,
 }
 
-/// Codings that may precede a final `chunked` (relayed as they are).
+/// Codings that may precede a final `chunked` in a response (relayed as they are). A request
+/// naming any of them is answered 501: the proxy would relay a body whose end it did not check
+/// against the coding the upstream decodes.
 const KNOWN_CODINGS: [&str; 4] = ["gzip", "x-gzip", "deflate", "compress"];
 
 impl FramingScan {
@@ -72,14 +76,18 @@ impl FramingScan {
                 .any(|k| coding.eq_ignore_ascii_case(k.as_bytes()))
             {
                 self.te_chunked_last = false;
+                self.te_other = true;
             } else {
                 self.te_chunked_last = false;
+                self.te_other = true;
                 self.te_error = Some(FramingError::UnknownCoding);
             }
         }
     }
 
-    /// Request framing: TE and CL together, bad CL, or TE not ending in chunked are errors.
+    /// Request framing: TE and CL together, bad CL, or TE not ending in chunked are errors (400,
+    /// RFC 9112 §6.3); any coding besides the one final `chunked`, across all Transfer-Encoding
+    /// fields, is 501 (RFC 9112 §6.1), so nothing reaches the upstream.
     pub fn request(&self, http10: bool) -> Result<BodyFraming, FramingError> {
         if self.te_seen {
             if let Some(e) = self.te_error {
@@ -87,6 +95,9 @@ impl FramingScan {
             }
             if self.content_length_count > 0 || !self.te_chunked_last || http10 {
                 return Err(FramingError::Invalid);
+            }
+            if self.te_other {
+                return Err(FramingError::UnknownCoding);
             }
             return Ok(BodyFraming::Chunked);
         }
@@ -232,7 +243,7 @@ mod tests {
             (
                 "gzip then chunked",
                 &[("Transfer-Encoding", "gzip, chunked")],
-                Ok(Chunked),
+                Err(UnknownCoding),
             ),
             (
                 "split te headers",
@@ -240,7 +251,17 @@ mod tests {
                     ("Transfer-Encoding", "gzip"),
                     ("Transfer-Encoding", "chunked"),
                 ],
+                Err(UnknownCoding),
+            ),
+            (
+                "chunked in two fields",
+                &[("Transfer-Encoding", ""), ("Transfer-Encoding", "chunked")],
                 Ok(Chunked),
+            ),
+            (
+                "deflate, gzip then chunked",
+                &[("Transfer-Encoding", "deflate,gzip , chunked")],
+                Err(UnknownCoding),
             ),
             (
                 "cl and te",
@@ -295,6 +316,17 @@ mod tests {
         let mut s = FramingScan::default();
         s.header("Transfer-Encoding", b"chunked");
         assert_eq!(s.request(true), Err(FramingError::Invalid));
+    }
+
+    /// Responses keep the RFC 9112 §6.3 reading: known codings before a final chunked are relayed.
+    #[test]
+    fn response_relays_known_codings_before_chunked() {
+        let mut s = FramingScan::default();
+        s.header("Transfer-Encoding", b"gzip, chunked");
+        assert_eq!(s.response(), Ok(BodyFraming::Chunked));
+        let mut s = FramingScan::default();
+        s.header("Transfer-Encoding", b"gzip");
+        assert_eq!(s.response(), Err(FramingError::Invalid));
     }
 
     #[test]

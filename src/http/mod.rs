@@ -1,16 +1,24 @@
-//! Sans-IO HTTP/1.1: head parsing and validation (httparse + RFC 9112 framing rules), header
+//! Sans-IO HTTP/1.1: head parsing and validation (httparse + RFC 9112 framing rules; Host and
+//! request-target syntax in `host` and `target`; operator head rules in `head_rules`), header
 //! rewriting into a reused output buffer, the chunked codec and canned responses.
 //! Pure code: no runtime, no threads; the shard's connection task calls it.
 
 pub mod canned;
 pub mod chunked;
 mod framing;
+pub mod head_rules;
+mod host;
 pub mod proxy_protocol;
 pub mod request;
 pub mod response;
+mod target;
 pub mod trace;
 
+#[cfg(test)]
+mod hardening_tests;
+
 pub use framing::BodyFraming;
+pub use head_rules::{HeadRules, Underscores};
 
 /// Headers httparse may fill per head; more is answered 431 (request) or 502 (response).
 pub const MAX_HEADERS: usize = 128;

@@ -508,6 +508,7 @@ async fn read_head(
         client_ip: c.client.ip(),
         request_id: shard.next_request_id(),
         fallback_host: shard.fallback_host.as_bytes(),
+        rules: table.config.head_rules,
     };
     let log = shard.log.enabled();
     loop {
