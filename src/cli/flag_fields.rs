@@ -98,6 +98,12 @@ const FLAG_FIELDS: &[FlagFields] = &[
     flag!("--admin", admin, "admin"),
     flag!("--access-log", access_log, "access_log"),
     flag!("--trace", trace, "trace"),
+    flag!("--strict-http", strict_http, "head_rules.strict"),
+    flag!(
+        "--underscores-in-headers",
+        underscores_in_headers,
+        "head_rules.underscores"
+    ),
     flag!("--cpus", cpus, "shards.cpus", "shards.count"),
     flag!("--shards", shards, "shards.count"),
     flag!("--no-pin", no_pin, "shards.pin"),
