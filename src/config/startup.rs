@@ -40,16 +40,21 @@ pub fn check(c: &Config) -> Result<(), (String, String)> {
 }
 
 /// Two sockets cannot both bind these (port 0 picks a free port, so never clashes). A wildcard
-/// address covers every address of its family; `[::]` also covers IPv4 (Linux's dual-stack
-/// default).
+/// address covers every address of its family; `[::]` also covers IPv4 unless
+/// net.ipv6.bindv6only is set (the listeners leave IPV6_V6ONLY at that default).
 fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
     if a.port() == 0 || a.port() != b.port() {
         return false;
     }
     let covers = |w: SocketAddr, x: SocketAddr| {
-        w.ip().is_unspecified() && (w.is_ipv6() || w.is_ipv4() == x.is_ipv4())
+        w.ip().is_unspecified() && (w.is_ipv4() == x.is_ipv4() || (w.is_ipv6() && dual_stack()))
     };
     a.ip() == b.ip() || covers(a, b) || covers(b, a)
+}
+
+/// IPv6 wildcard sockets also take IPv4 (net.ipv6.bindv6only = 0, Linux's default).
+fn dual_stack() -> bool {
+    std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only").map_or(true, |s| s.trim() == "0")
 }
 
 /// A port the kernel reserves for privileged processes needs CAP_NET_BIND_SERVICE in the
@@ -133,7 +138,8 @@ mod tests {
             ("127.0.0.1:80", "127.0.0.1:80", true),
             ("0.0.0.0:80", "127.0.0.1:80", true),
             ("127.0.0.1:80", "0.0.0.0:80", true),
-            ("[::]:80", "127.0.0.1:80", true),
+            ("[::]:80", "127.0.0.1:80", super::dual_stack()),
+            ("[::]:80", "[::1]:80", true),
             ("[::1]:80", "127.0.0.1:80", false),
             ("0.0.0.0:80", "[::1]:80", false),
             ("127.0.0.1:80", "127.0.0.2:80", false),
