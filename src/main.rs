@@ -1,5 +1,6 @@
 //! The `shardgate` binary: flags → config (file, then flags) → `--check` or the coordinator.
-//! Exit codes: 0 clean (or drained), 1 runtime failure or drain deadline, 2 invalid config or flags.
+//! Exit codes: 0 clean (or drained), 1 runtime failure or drain deadline, 2 invalid config or flags
+//! (also an address or access log the config names that cannot be had at start).
 
 use clap::Parser;
 
