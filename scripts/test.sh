@@ -2,8 +2,8 @@
 # The whole test suite, as CI and the README run it:
 #   lint (fmt, clippy) → unit + integration tests on io_uring → integration tests again on the epoll
 #   fallback (MONOIO_FORCE_LEGACY_DRIVER=1) → a short bounded fuzz run (FUZZ_SECONDS=0 skips it).
-# Installs what the tests need first (curl and wrk from Debian; hypercorn from PyPI for
-# tests/h2c.rs; cargo-fuzz from crates.io via scripts/fuzz.sh).
+# Installs what the tests need first (curl, wrk and util-linux's setpriv from Debian; hypercorn
+# from PyPI for tests/h2c.rs; cargo-fuzz from crates.io via scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,8 @@ missing=()
 for tool in curl wrk; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
+# setpriv drops capabilities for tests/config_sources.rs (privileged port, unwritable log dir).
+command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

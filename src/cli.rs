@@ -9,6 +9,10 @@ use crate::config::{
     Shards, Timeouts,
 };
 
+mod flag_fields;
+
+pub use flag_fields::{FlagFields, Given};
+
 /// shardgate: a thread-per-core HTTP/1.1 reverse proxy on io_uring.
 ///
 /// Flags override the config file (policy flags apply to every cluster or route of the file).
@@ -191,11 +195,14 @@ impl Args {
             expect_continue: config::ExpectMode::Forward,
             head_rules: crate::http::HeadRules::default(),
             source: None,
+            origins: config::Origins::default(),
         }
     }
 
-    /// Applies every flag that was given on top of `cfg`. Errors name the flag.
+    /// Applies every flag that was given on top of `cfg` and records it in `cfg.origins`.
+    /// Errors name the flag.
     pub fn apply(&self, cfg: &mut Config) -> Result<(), String> {
+        self.record_origins(cfg);
         if !self.listen.is_empty() {
             cfg.listeners = self
                 .listen

@@ -1,5 +1,6 @@
 //! The `shardgate` binary: flags → config (file, then flags) → `--check` or the coordinator.
-//! Exit codes: 0 clean (or drained), 1 runtime failure or drain deadline, 2 invalid config or flags.
+//! Exit codes: 0 clean (or drained), 1 runtime failure or drain deadline, 2 invalid config or flags
+//! (also an address or access log the config names that cannot be had at start).
 
 use clap::Parser;
 
@@ -40,22 +41,15 @@ fn main() {
     std::process::exit(code);
 }
 
-/// The config file (if any) with flags applied on top, checked as a whole.
+/// The one way a config is built, for `--check`, start and every reload alike: the config file
+/// (if any), flags applied on top, then `config::check` (limits and start-up checks), whose error
+/// names the flag or the file:line:col the bad value came from.
 fn build_config(args: &Args) -> Result<config::Config, String> {
-    match &args.config {
-        Some(path) => {
-            let loaded = config::load(path).map_err(|e| e.to_string())?;
-            let mut cfg = loaded.config.clone();
-            cfg.source = Some(path.clone());
-            args.apply(&mut cfg)?;
-            loaded.check(&cfg).map_err(|e| e.to_string())?;
-            Ok(cfg)
-        }
-        None => {
-            let mut cfg = Args::base_config();
-            args.apply(&mut cfg)?;
-            config::check(&cfg).map_err(|(field, msg)| format!("{field}: {msg}"))?;
-            Ok(cfg)
-        }
-    }
+    let mut cfg = match &args.config {
+        Some(path) => config::load(path).map_err(|e| e.to_string())?,
+        None => Args::base_config(),
+    };
+    args.apply(&mut cfg)?;
+    config::check(&cfg).map_err(|e| args.name_default(e).to_string())?;
+    Ok(cfg)
 }

@@ -1,6 +1,6 @@
 //! Every libc `unsafe` in shardgate (the other is `shard/boxes.rs`' block pool): thin calls
 //! (affinity mask, rlimits, socket peeks, the reuseport steering program, pipes and splice, the
-//! allocator's mmap threshold) and the systemd readiness message.
+//! allocator's mmap threshold, access checks) and the systemd readiness message.
 //! Called from the main thread at start, from the coordinator thread (listeners, sd_notify) and
 //! from shard threads on their own sockets.
 
@@ -286,6 +286,21 @@ fn steering_program(ipv6: bool, n: u32) -> Vec<libc::sock_filter> {
 }
 
 // === systemd ===
+
+/// Whether this process may access `path` with `mode` (`libc::W_OK`…): faccessat(2) with the
+/// effective ids and capabilities, as open(2) would judge them.
+pub fn may_access(path: &std::path::Path, mode: i32) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `c` is a valid NUL-terminated path that outlives the call; no memory is written.
+    let rc = unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), mode, libc::AT_EACCESS) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
 
 /// Sends `state` (e.g. `READY=1`, `STOPPING=1`) to systemd's notification socket, as
 /// sd_notify(3) does. Ok(false) when `$NOTIFY_SOCKET` is unset or empty (not run by systemd with

@@ -1,7 +1,6 @@
 //! The TOML config file: read, deserialized into raw spanned types, then checked field by field
 //! into a `Config`. The only place that says "invalid config"; every error names file, line and field.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 
@@ -10,8 +9,8 @@ use toml::Spanned;
 
 use super::policy_file::{self, EntryError, RawCluster, RawListener, RawRoute};
 use super::{
-    check_limits, parse_duration, parse_endpoint, parse_listen, Cluster, Config, Listener, Pool,
-    Route, Shards, Timeouts,
+    key_path, parse_duration, parse_endpoint, parse_listen, Cluster, Config, Listener, Origin,
+    Origins, Pool, Route, Shards, Timeouts,
 };
 
 /// A config file that cannot be used, pointing at the offending place.
@@ -21,7 +20,7 @@ pub struct ConfigError {
     /// 1-based line and column; 0 when the file could not be read at all.
     pub line: usize,
     pub col: usize,
-    /// Dotted key path, e.g. `timeouts.connect`.
+    /// Key path, e.g. `timeouts.connect`, `routes[1].name`, `listen[0]`.
     pub field: String,
     pub message: String,
 }
@@ -108,36 +107,8 @@ struct RawPool {
     queue_timeout: S<String>,
 }
 
-/// A parsed config file: its settings, and where each was written, so that checks made after the
-/// flags were applied can still point at the line.
-pub struct Loaded {
-    pub config: Config,
-    file: String,
-    text: String,
-    spans: HashMap<&'static str, Range<usize>>,
-}
-
-impl Loaded {
-    /// Checks the final settings (file + flags); a field written in the file is reported at its line.
-    pub fn check(&self, cfg: &Config) -> Result<(), ConfigError> {
-        check_limits(cfg).map_err(|(field, message)| {
-            let (line, col) = match self.spans.get(field) {
-                Some(span) => line_col(&self.text, span.start),
-                None => (1, 1),
-            };
-            ConfigError {
-                file: self.file.clone(),
-                line,
-                col,
-                field: field.to_string(),
-                message,
-            }
-        })
-    }
-}
-
-/// Reads and parses `path`; call `Loaded::check` once flags are applied.
-pub fn load(path: &str) -> Result<Loaded, ConfigError> {
+/// Reads and parses `path`; `config::check` the result once flags are applied.
+pub fn load(path: &str) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: path.to_string(),
         line: 0,
@@ -149,31 +120,25 @@ pub fn load(path: &str) -> Result<Loaded, ConfigError> {
 }
 
 /// Validates the text of a config file named `file` (the name is only used in errors).
-pub fn parse(file: &str, text: &str) -> Result<Loaded, ConfigError> {
+pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
     let mut b = Builder {
         file,
         text,
-        spans: HashMap::new(),
+        origins: Origins::default(),
     };
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
-        let field = key_at(text, span.start);
+        let field = key_path::at(text, span.start);
         b.error(span, &field, e.message().trim().to_string())
     })?;
-    let config = b.build(raw)?;
-    Ok(Loaded {
-        config,
-        file: file.to_string(),
-        text: text.to_string(),
-        spans: b.spans,
-    })
+    b.build(raw)
 }
 
 /// Turns raw spanned values into a `Config`, remembering where each field was written.
 struct Builder<'a> {
     file: &'a str,
     text: &'a str,
-    spans: HashMap<&'static str, Range<usize>>,
+    origins: Origins,
 }
 
 impl Builder<'_> {
@@ -188,6 +153,18 @@ impl Builder<'_> {
         }
     }
 
+    /// Records that config field `field` was written at `span` under key path `key`.
+    fn written(&mut self, field: &str, span: Range<usize>, key: &str) {
+        let (line, col) = line_col(self.text, span.start);
+        let origin = Origin::File {
+            file: self.file.to_string(),
+            line,
+            col,
+            key: key.to_string(),
+        };
+        self.origins.set(field, origin);
+    }
+
     fn entry(&self, e: EntryError) -> ConfigError {
         self.error(e.0, &e.1, e.2)
     }
@@ -199,7 +176,7 @@ impl Builder<'_> {
         default: T,
     ) -> Result<T, ConfigError> {
         let Some(v) = v else { return Ok(default) };
-        self.spans.insert(field, v.span());
+        self.written(field, v.span(), field);
         let span = v.span();
         T::try_from(*v.get_ref())
             .map_err(|_| self.error(span, field, format!("{} is too large", v.get_ref())))
@@ -212,17 +189,23 @@ impl Builder<'_> {
         default: std::time::Duration,
     ) -> Result<std::time::Duration, ConfigError> {
         let Some(v) = v else { return Ok(default) };
-        self.spans.insert(field, v.span());
+        self.written(field, v.span(), field);
         parse_duration(v.get_ref()).map_err(|m| self.error(v.span(), field, m))
     }
 
     fn build(&mut self, raw: RawFile) -> Result<Config, ConfigError> {
         let mut listeners = Vec::new();
         if let Some(list) = raw.listen {
-            self.spans.insert("listen", list.span());
-            for item in list.into_inner() {
-                let addr = parse_listen(item.get_ref())
-                    .map_err(|m| self.error(item.span(), "listen", m))?;
+            self.written("listen", list.span(), "listen");
+            for (i, item) in list.into_inner().into_iter().enumerate() {
+                let key = format!("listen[{i}]");
+                let addr =
+                    parse_listen(item.get_ref()).map_err(|m| self.error(item.span(), &key, m))?;
+                self.written(
+                    &format!("listeners[{}]", listeners.len()),
+                    item.span(),
+                    &key,
+                );
                 listeners.push(Listener {
                     addr,
                     proxy_protocol: false,
@@ -230,17 +213,23 @@ impl Builder<'_> {
             }
         }
         for (i, l) in raw.listeners.into_iter().flatten().enumerate() {
+            let key = format!("listeners[{i}].addr");
+            self.written(
+                &format!("listeners[{}]", listeners.len()),
+                l.addr_span(),
+                &key,
+            );
             listeners.push(policy_file::listener(i, l).map_err(|e| self.entry(e))?);
         }
 
         let mut clusters = Vec::new();
         if let Some(list) = raw.upstreams {
-            self.spans.insert("upstreams", list.span());
+            self.written("upstreams", list.span(), "upstreams");
             let mut endpoints = Vec::new();
-            for item in list.into_inner() {
+            for (i, item) in list.into_inner().into_iter().enumerate() {
                 endpoints.push(
                     parse_endpoint(item.get_ref())
-                        .map_err(|m| self.error(item.span(), "upstreams", m))?,
+                        .map_err(|m| self.error(item.span(), &format!("upstreams[{i}]"), m))?,
                 );
             }
             let mut c = Cluster::new("default", endpoints);
@@ -291,10 +280,11 @@ impl Builder<'_> {
 
         let mut trusted_proxies = Vec::new();
         if let Some(list) = raw.trusted_proxies {
-            for item in list.into_inner() {
+            for (i, item) in list.into_inner().into_iter().enumerate() {
                 trusted_proxies.push(item.get_ref().parse().map_err(
                     |m: crate::trusted::CidrError| {
-                        self.error(item.span(), "trusted_proxies", m.to_string())
+                        let key = format!("trusted_proxies[{i}]");
+                        self.error(item.span(), &key, m.to_string())
                     },
                 )?);
             }
@@ -310,12 +300,17 @@ impl Builder<'_> {
         let admin = match raw.admin {
             None => Some(super::DEFAULT_ADMIN),
             Some(a) => {
+                self.written("admin", a.span(), "admin");
                 super::parse_admin(a.get_ref()).map_err(|m| self.error(a.span(), "admin", m))?
             }
         };
-        let access_log = raw
-            .access_log
-            .map_or_else(|| "off".to_string(), |a| a.into_inner());
+        let access_log = match raw.access_log {
+            None => "off".to_string(),
+            Some(a) => {
+                self.written("access_log", a.span(), "access_log");
+                a.into_inner()
+            }
+        };
         let trace_start = raw.trace.is_some_and(|t| t.into_inner());
         let upgrades = match raw.upgrades {
             None => super::default_upgrades(),
@@ -343,7 +338,7 @@ impl Builder<'_> {
         if let Some(s) = raw.shards {
             shards.count = self.num("shards.count", s.count, shards.count)?;
             if let Some(cpus) = s.cpus {
-                self.spans.insert("shards.cpus", cpus.span());
+                self.written("shards.cpus", cpus.span(), "shards.cpus");
                 shards.cpus = cpus.into_inner().into_iter().map(|c| c as usize).collect();
             }
             if let Some(pin) = s.pin {
@@ -438,6 +433,7 @@ impl Builder<'_> {
             expect_continue,
             head_rules,
             source: Some(self.file.to_string()),
+            origins: std::mem::take(&mut self.origins),
         })
     }
 }
@@ -451,37 +447,37 @@ fn line_col(text: &str, at: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// The dotted key written on the line holding `at` (`table.key`), for errors toml reports by span.
-fn key_at(text: &str, at: usize) -> String {
-    let at = at.min(text.len());
-    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
-    let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
-    let line = &text[start..end];
-    let table = text[..start]
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('[') && l.ends_with(']'))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
-    let key = line
-        .split_once('=')
-        .map(|(k, _)| k.trim().trim_matches('"').to_string());
-    match (table, key) {
-        (Some(t), Some(k)) => format!("{t}.{k}"),
-        (None, Some(k)) => k,
-        (Some(t), None) => t,
-        (None, None) => "(file)".to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Parsed and checked; a check error is turned back into a located `ConfigError`.
     fn full(text: &str) -> Result<Config, ConfigError> {
-        let l = parse("t.toml", text)?;
-        l.check(&l.config)?;
-        Ok(l.config)
+        let c = parse("t.toml", text)?;
+        match super::super::check(&c) {
+            Ok(()) => Ok(c),
+            Err(e) => Err(match e.origin.map(|o| *o) {
+                Some(Origin::File {
+                    file,
+                    line,
+                    col,
+                    key,
+                }) => ConfigError {
+                    file,
+                    line,
+                    col,
+                    field: key,
+                    message: e.message,
+                },
+                _ => ConfigError {
+                    file: "t.toml".into(),
+                    line: 0,
+                    col: 0,
+                    field: e.field,
+                    message: e.message,
+                },
+            }),
+        }
     }
 
     fn err(text: &str) -> ConfigError {
@@ -543,6 +539,42 @@ mod tests {
         assert!(e.message.contains("unknown field"), "{e}");
     }
 
+    /// Unknown keys and invalid values name a key the same way: `routes[1].x`, `listen[1]`.
+    #[test]
+    fn one_key_path_style() {
+        let cases: &[(&str, &str, usize)] = &[
+            ("[[routes]]\ncluster = \"a\"\n[[routes]]\ncluster = \"b\"\nnmae = \"x\"\n", "routes[1].nmae", 16),
+            ("[[routes]]\ncluster = \"a\"\nrate_limit = { rate = \"1/s\", burt = 2 }\n", "routes[0].rate_limit.burt", 14),
+            ("[[routes]]\ncluster = \"a\"\nmax_body = \"big\"\n", "routes[0].max_body", 14),
+            ("[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:5\"]\n[clusters.breaker]\nfailurs = 1\n", "clusters[2].breaker.failurs", 16),
+        ];
+        for (tail, field, line) in cases {
+            let e = err(&format!("{TWO_CLUSTERS}{tail}"));
+            assert_eq!((e.field.as_str(), e.line), (*field, *line), "{tail}: {e}");
+        }
+        let e = err("listen = [\"127.0.0.1:0\",\n  \"nope\"]\nupstreams = [\"127.0.0.1:9\"]\n");
+        assert_eq!((e.field.as_str(), e.line), ("listen[1]", 2), "{e}");
+        let e = err("listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9\", 7]\n");
+        assert_eq!((e.field.as_str(), e.line), ("upstreams[1]", 2), "{e}");
+    }
+
+    /// Start-up checks on file values point at the value that cannot be had.
+    #[test]
+    fn duplicate_listen_and_admin_clash_name_the_second_entry() {
+        let e = err("listen = [\"127.0.0.1:7001\"]\nupstreams = [\"127.0.0.1:9\"]\n[[listeners]]\naddr = \"0.0.0.0:7001\"\n");
+        assert_eq!((e.field.as_str(), e.line), ("listeners[0].addr", 4), "{e}");
+        assert!(
+            e.message
+                .contains("overlaps 127.0.0.1:7001 (also listen[0] at t.toml:1:11)"),
+            "{e}"
+        );
+        let e = err("listen = [\"127.0.0.1:7001\"]\nupstreams = [\"127.0.0.1:9\"]\nadmin = \"127.0.0.1:7001\"\n");
+        assert_eq!((e.field.as_str(), e.line), ("admin", 3), "{e}");
+        let e = err("listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9\"]\naccess_log = \"/nonexistent-dir/a.log\"\n");
+        assert_eq!((e.field.as_str(), e.line), ("access_log", 3), "{e}");
+        assert!(e.message.contains("/nonexistent-dir does not exist"), "{e}");
+    }
+
     #[test]
     fn wrong_type() {
         let e = err("[shards]\ncount = \"two\"\n");
@@ -552,7 +584,7 @@ mod tests {
     #[test]
     fn bad_listen_and_limits() {
         let e = err("listen = [\"nope\"]\nupstreams = [\"127.0.0.1:9\"]\n");
-        assert_eq!((e.line, e.field.as_str()), (1, "listen"));
+        assert_eq!((e.line, e.field.as_str()), (1, "listen[0]"));
         let e = err("listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9\"]\n[shards]\nbuffer_size = 10\n");
         assert_eq!((e.line, e.field.as_str()), (4, "shards.buffer_size"));
     }
@@ -624,7 +656,7 @@ mod tests {
         assert!(c.steer_client_ip && c.trace_start);
         assert_eq!(c.trusted_proxies.len(), 1);
         let e = err("listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9\"]\ntrusted_proxies = [\"10.0.0.1/8\"]\n");
-        assert_eq!((e.field.as_str(), e.line), ("trusted_proxies", 3), "{e}");
+        assert_eq!((e.field.as_str(), e.line), ("trusted_proxies[0]", 3), "{e}");
     }
 
     #[test]

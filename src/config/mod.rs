@@ -4,15 +4,18 @@
 mod cluster;
 mod duration;
 mod file;
+mod key_path;
+mod origin;
 mod policy_file;
 mod protocols;
 mod render;
 mod route;
+mod startup;
 
-pub use check_limits as check;
 pub use cluster::{parse_endpoint, resolve, Cluster, Endpoint, HealthCheck, ProbeKind};
 pub use duration::parse as parse_duration;
-pub use file::{load, parse, ConfigError, Loaded};
+pub use file::{load, parse, ConfigError};
+pub use origin::{Invalid, Origin, Origins};
 pub use protocols::{default_upgrades, parse_upgrades, parse_upgrades_flag, ExpectMode};
 pub use render::render;
 pub use route::{Direct, HeaderEdits, RateKey, RateLimit, RetryPolicy, Route, RouteTimeouts};
@@ -49,6 +52,8 @@ pub struct Config {
     pub head_rules: crate::http::HeadRules,
     /// The file this came from, for reloads (`None` = flags only).
     pub source: Option<String>,
+    /// Where each setting was written (flag or file:line:col), for errors found after merging.
+    pub origins: Origins,
 }
 
 /// One listening address and what it expects first on each connection.
@@ -220,6 +225,22 @@ impl Shards {
     /// The core shard `id` is pinned to, if pinning is on.
     pub fn core_of(&self, id: usize) -> Option<usize> {
         (self.pin && !self.cpus.is_empty()).then(|| self.cpus[id % self.cpus.len()])
+    }
+}
+
+/// Everything that can be known about a merged config (file + flags) without binding: the
+/// limits, then the start-up checks (addresses, access log, privileged ports). `--check`, start
+/// and reload all pass through here; the error names the flag or file:line:col of the value.
+pub fn check(c: &Config) -> Result<(), Invalid> {
+    let source = c.source.as_deref();
+    check_limits(c).map_err(|(field, msg)| c.origins.invalid(source, field, msg))?;
+    startup::check(c).map_err(|(field, msg)| c.origins.invalid(source, &field, msg))
+}
+
+impl Config {
+    /// The error for `field` of this config, located at where it was written.
+    pub fn invalid(&self, field: &str, message: String) -> Invalid {
+        self.origins.invalid(self.source.as_deref(), field, message)
     }
 }
 

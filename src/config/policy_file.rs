@@ -155,6 +155,13 @@ fn positive(
     }
 }
 
+impl RawListener {
+    /// Where the entry's address is written.
+    pub fn addr_span(&self) -> Range<usize> {
+        self.addr.span()
+    }
+}
+
 pub fn listener(i: usize, raw: RawListener) -> Result<Listener, EntryError> {
     let addr = parse_listen(raw.addr.get_ref())
         .map_err(|m| (raw.addr.span(), format!("listeners[{i}].addr"), m))?;

@@ -242,7 +242,7 @@ impl Coordinator {
         next.steer_client_ip = cur.steer_client_ip;
         next.admin = cur.admin;
         next.access_log = cur.access_log.clone();
-        next.listeners = self.relisten(&next.listeners)?;
+        next.listeners = self.relisten(&next)?;
         let line = format!(
             "reloaded {}: {} routes, {} clusters",
             next.source.as_deref().unwrap_or("config"),
@@ -255,21 +255,28 @@ impl Coordinator {
     }
 
     /// Opens listeners the new config adds and closes those it removes; returns the listeners
-    /// now open (a listener whose only change is its PROXY setting keeps the old one).
-    fn relisten(&mut self, wanted: &[Listener]) -> Result<Vec<Listener>, String> {
+    /// now open (a listener whose only change is its PROXY setting keeps the old one). A bind
+    /// that fails names the flag or file:line of the address in `next`.
+    fn relisten(&mut self, next: &Config) -> Result<Vec<Listener>, String> {
+        let wanted = &next.listeners;
         let old = &self.config.listeners;
-        let added: Vec<&Listener> = wanted
+        let added: Vec<(usize, &Listener)> = wanted
             .iter()
-            .filter(|w| !old.iter().any(|o| o.addr == w.addr))
+            .enumerate()
+            .filter(|(_, w)| !old.iter().any(|o| o.addr == w.addr))
             .collect();
-        let addrs: Vec<_> = added.iter().map(|l| l.addr).collect();
+        let addrs: Vec<_> = added.iter().map(|(_, l)| l.addr).collect();
         let n = self.links.len();
         let (bound, sockets) = listeners::open(
             &addrs,
             n,
             self.config.shards.backlog,
             self.config.steer_client_ip,
-        )?;
+        )
+        .map_err(|(i, msg)| {
+            let field = format!("listeners[{}]", added[i].0);
+            next.invalid(&field, msg).to_string()
+        })?;
         let mut now: Vec<Listener> = Vec::new();
         for o in old {
             match wanted.iter().find(|w| w.addr == o.addr) {
@@ -290,11 +297,11 @@ impl Coordinator {
         for (id, mine) in sockets.into_iter().enumerate() {
             let with_flags = mine
                 .into_iter()
-                .zip(added.iter().map(|l| l.proxy_protocol))
+                .zip(added.iter().map(|(_, l)| l.proxy_protocol))
                 .collect();
             self.links[id].send(ToShard::Listen(Handoff::new(with_flags)));
         }
-        for (l, real) in added.iter().zip(bound) {
+        for ((_, l), real) in added.iter().zip(bound) {
             println!("listening on {real}");
             now.push(Listener {
                 addr: real,

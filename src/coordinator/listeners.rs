@@ -6,8 +6,11 @@ use std::net::{SocketAddr, TcpListener};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+/// The bound addresses (ports resolved) and `listeners[shard][address]`.
+pub type Opened = (Vec<SocketAddr>, Vec<Vec<TcpListener>>);
+
 /// `shards` listeners per address, in shard order: `result[shard][address]`, plus the bound
-/// addresses (ports resolved).
+/// addresses (ports resolved). An error says which address (its index in `addrs`) failed.
 /// With `steer`, a BPF program on each address's reuseport group sends every client address to
 /// one shard (the group's socket order is shard order).
 pub fn open(
@@ -15,11 +18,11 @@ pub fn open(
     shards: usize,
     backlog: u32,
     steer: bool,
-) -> Result<(Vec<SocketAddr>, Vec<Vec<TcpListener>>), String> {
+) -> Result<Opened, (usize, String)> {
     let mut per_shard: Vec<Vec<TcpListener>> = (0..shards).map(|_| Vec::new()).collect();
     let mut bound = Vec::with_capacity(addrs.len());
-    for &addr in addrs {
-        let fail = |e: std::io::Error| format!("cannot listen on {addr}: {e}");
+    for (i, &addr) in addrs.iter().enumerate() {
+        let fail = |e: std::io::Error| (i, format!("cannot listen on {addr}: {e}"));
         if addr.port() != 0 {
             // Without SO_REUSEPORT this fails when any other socket holds the port.
             drop(TcpListener::bind(addr).map_err(fail)?);
@@ -33,8 +36,12 @@ pub fn open(
         if steer {
             use std::os::fd::AsRawFd;
             let fd = per_shard[0].last().map(|l| l.as_raw_fd()).unwrap_or(-1);
-            crate::sys::attach_steering(fd, addr.is_ipv6(), shards as u32)
-                .map_err(|e| format!("cannot attach --steer client-ip program on {addr}: {e}"))?;
+            crate::sys::attach_steering(fd, addr.is_ipv6(), shards as u32).map_err(|e| {
+                (
+                    i,
+                    format!("cannot attach --steer client-ip program on {addr}: {e}"),
+                )
+            })?;
         }
         bound.push(real);
     }

@@ -43,25 +43,27 @@ pub fn run(config: Config, reload: Reloader) -> i32 {
         config.shards.backlog,
         config.steer_client_ip,
     );
+    // What the config asked for cannot be had: exit 2 naming the flag or file:line that asked.
     let (listen, mut sockets) = match opened {
         Ok(l) => l,
-        Err(msg) => {
-            eprintln!("error: {msg}");
-            return 1;
+        Err((i, msg)) => {
+            eprintln!("error: {}", config.invalid(&format!("listeners[{i}]"), msg));
+            return 2;
         }
     };
     let target: Target = match config.access_log.parse() {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: access log: {e}");
-            return 1;
+            eprintln!("error: {}", config.invalid("access_log", e));
+            return 2;
         }
     };
     let log = match Writer::start(target) {
         Ok(w) => w,
         Err(e) => {
-            eprintln!("error: cannot open access log {}: {e}", config.access_log);
-            return 1;
+            let msg = format!("cannot open access log {}: {e}", config.access_log);
+            eprintln!("error: {}", config.invalid("access_log", msg));
+            return 2;
         }
     };
     let (calls_tx, calls) = crossbeam_channel::unbounded();
@@ -73,8 +75,9 @@ pub fn run(config: Config, reload: Reloader) -> i32 {
             match bound {
                 Ok((real, _thread)) => Some(real),
                 Err(e) => {
-                    eprintln!("error: cannot listen on admin address {addr}: {e} (use --admin off or another address)");
-                    return 1;
+                    let msg = format!("cannot listen on admin address {addr}: {e} (use --admin off or another address)");
+                    eprintln!("error: {}", config.invalid("admin", msg));
+                    return 2;
                 }
             }
         }
