@@ -6,6 +6,8 @@
 #   bench/callgrind.sh                 # 20000 keep-alive GETs over 4 connections, 1 shard
 #   REQUESTS=5000 bench/callgrind.sh   # fewer
 #   SHARDGATE_ARGS="--lb ewma" bench/callgrind.sh
+#   MODE=close bench/callgrind.sh      # one connection per request (Connection: close)
+#   SHARDGATE_BIN=/tmp/old/shardgate bench/callgrind.sh   # another build (a change's before)
 #
 # valgrind does not follow io_uring's shared rings (the runtime hangs under it), so the shard runs
 # on the epoll driver here (MONOIO_FORCE_LEGACY_DRIVER=1): the count is shardgate's own user-space
@@ -17,6 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS="${REQUESTS:-20000}"
 CONNS="${CONNS:-4}"
+MODE="${MODE:-keepalive}"
+BIN="${SHARDGATE_BIN:-target/release/shardgate}"
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 cargo build --release --bins -q
 TMP="$(mktemp -d /tmp/shardgate-callgrind.XXXXXX)"
@@ -35,14 +39,28 @@ run() {
   port="$(free_port)"
   # shellcheck disable=SC2086
   MONOIO_FORCE_LEGACY_DRIVER=1 valgrind --tool=callgrind --callgrind-out-file="$out" --separate-threads=no \
-    target/release/shardgate --listen "127.0.0.1:$port" --upstream "127.0.0.1:$UP_PORT" \
+    "$BIN" --listen "127.0.0.1:$port" --upstream "127.0.0.1:$UP_PORT" \
     --shards 1 --no-pin --admin off ${SHARDGATE_ARGS:-} >"$TMP/stdout.$n" 2>"$TMP/stderr.$n" &
   local pid=$!
   for _ in $(seq 1 600); do grep -q '^ready:' "$TMP/stdout.$n" 2>/dev/null && break; sleep 0.1; done
   grep -q '^ready:' "$TMP/stdout.$n" || { cat "$TMP/stderr.$n" >&2; exit 1; }
-  python3 - "$port" "$n" "$CONNS" <<'PY'
+  python3 - "$port" "$n" "$CONNS" "$MODE" <<'PY'
 import socket, sys
-port, n, conns = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+port, n, conns, mode = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+if mode == "close":
+    req = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(req)
+        buf = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        assert buf.startswith(b"HTTP/1.1 200"), buf[:80]
+        s.close()
+    raise SystemExit(0)
 req = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
 socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(conns)]
 bufs = [b""] * conns

@@ -8,45 +8,50 @@ use std::net::Ipv6Addr;
 /// `[...]`, then an optional port of at most 65535 (an empty port after `:` is allowed by RFC
 /// 3986). The host itself may not be empty (RFC 9110 §4.2.1: an http URI has a host).
 pub fn is_valid(v: &[u8]) -> bool {
-    let (host, port) = if v.first() == Some(&b'[') {
-        let Some(close) = v.iter().position(|&b| b == b']') else {
-            return false;
-        };
-        let (literal, rest) = v.split_at(close + 1);
-        if !ip_literal(&literal[1..close]) {
-            return false;
-        }
-        match rest {
-            [] => return true,
-            [b':', port @ ..] => (literal, port),
-            _ => return false,
-        }
-    } else {
-        match v.iter().position(|&b| b == b':') {
-            Some(colon) => (&v[..colon], &v[colon + 1..]),
-            None => (v, &b""[..]),
-        }
+    if v.first() != Some(&b'[') {
+        return reg_name_and_port(v);
+    }
+    let Some(close) = v.iter().position(|&b| b == b']') else {
+        return false;
     };
-    !host.is_empty() && (host[0] == b'[' || reg_name(host)) && port_ok(port)
+    if !ip_literal(&v[1..close]) {
+        return false;
+    }
+    match &v[close + 1..] {
+        [] => true,
+        [b':', port @ ..] => port_ok(port),
+        _ => false,
+    }
 }
 
-/// `*( unreserved / pct-encoded / sub-delims )`, non-empty.
-fn reg_name(v: &[u8]) -> bool {
+/// `reg-name [":" port]` in one pass over the bytes (the common Host: a name, maybe a port).
+fn reg_name_and_port(v: &[u8]) -> bool {
     let mut i = 0;
     while i < v.len() {
-        match v[i] {
-            b'%' => {
-                if !(i + 2 < v.len() && is_hex(v[i + 1]) && is_hex(v[i + 2])) {
-                    return false;
-                }
-                i += 3;
-            }
-            b if unreserved(b) || sub_delim(b) => i += 1,
-            _ => return false,
+        let b = v[i];
+        if REG_NAME[usize::from(b)] {
+            i += 1;
+        } else if b == b':' {
+            return i > 0 && port_ok(&v[i + 1..]);
+        } else if b == b'%' && i + 2 < v.len() && is_hex(v[i + 1]) && is_hex(v[i + 2]) {
+            i += 3;
+        } else {
+            return false;
         }
     }
-    true
+    i > 0
 }
+
+/// The bytes a reg-name holds as they are: unreserved and sub-delims (`%` escapes aside).
+const REG_NAME: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = unreserved(b as u8) || sub_delim(b as u8);
+        b += 1;
+    }
+    t
+};
 
 /// `IPv6address / IPvFuture` between the brackets.
 fn ip_literal(v: &[u8]) -> bool {
@@ -79,11 +84,11 @@ fn is_hex(b: u8) -> bool {
     b.is_ascii_hexdigit()
 }
 
-fn unreserved(b: u8) -> bool {
+const fn unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-fn sub_delim(b: u8) -> bool {
+const fn sub_delim(b: u8) -> bool {
     matches!(
         b,
         b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='

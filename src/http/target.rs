@@ -120,6 +120,9 @@ impl<'b> Target<'b> {
 
 /// The rest after `http://` or `https://` (any case), for an absolute-form target.
 fn strip_scheme(target: &[u8]) -> Option<&[u8]> {
+    if target.first() == Some(&b'/') {
+        return None; // origin-form, nearly every request
+    }
     [&b"http://"[..], b"https://"].into_iter().find_map(|s| {
         (target.len() >= s.len() && target[..s.len()].eq_ignore_ascii_case(s))
             .then(|| &target[s.len()..])
