@@ -172,14 +172,26 @@ fn reloads_under_wrk_load_fail_no_request() {
             .output()
             .expect("run wrk")
     });
+    // Ten reloads spread over wrk's 3 s. Each waits for the previous one's line: SIGHUPs that
+    // arrive while one is pending merge into one (signal(7)), and the file is replaced by a
+    // rename, so a reload never reads it half-written.
+    let staged = format!("{}.next", file.path());
     for i in 1..=10 {
         std::thread::sleep(Duration::from_millis(200));
         std::fs::write(
-            &file.0,
+            &staged,
             config(&["127.0.0.1:0"], &up.addr.to_string(), &i.to_string()),
         )
         .unwrap();
+        std::fs::rename(&staged, &file.0).unwrap();
         hup(&proxy);
+        assert!(
+            proxy
+                .stderr
+                .wait_n(Duration::from_secs(5), i, |l| l.starts_with("reload")),
+            "reload {i} not reported: {:?}",
+            proxy.stderr_lines()
+        );
     }
     let out = wrk.join().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -69,7 +69,6 @@ pub struct Malformed;
 
 /// Parses the response head at the start of `buf`; on success `out` holds the client's head
 /// (empty for an interim response an HTTP/1.0 client must not see).
-#[inline]
 pub fn process(
     buf: &[u8],
     full: bool,

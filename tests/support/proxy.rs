@@ -85,6 +85,26 @@ impl Lines {
         }
     }
 
+    /// Waits until `n` lines satisfy `pred`; false on timeout or end of stream.
+    pub fn wait_n(&self, timeout: Duration, n: usize, pred: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut g = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if g.0.iter().filter(|l| pred(l)).count() >= n {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if g.1 || left.is_zero() {
+                return false;
+            }
+            g = self
+                .changed
+                .wait_timeout(g, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
     /// Waits until the stream is closed (the process exited), bounded.
     pub fn wait_end(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
