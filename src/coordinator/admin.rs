@@ -2,6 +2,7 @@
 //! connection at a time with blocking std sockets (2 s read and write timeouts, `Connection:
 //! close`). It only parses and maps requests; every answer comes from the coordinator thread, asked
 //! over a crossbeam channel (`AdminCall`) and awaited for at most 3 s (then 503 "coordinator busy").
+//! The coordinator's side, the answers themselves, is `answer.rs` beside this file.
 //!
 //! | request | ask |
 //! |---|---|
@@ -337,5 +338,6 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
+mod answer;
 #[cfg(test)]
 mod tests;

@@ -4,18 +4,28 @@
 //! and logged as state changes (`state_log`), statistics merged from shard snapshots, config
 //! reload, periodic re-resolution of endpoint hostnames, and the drain barrier.
 //!
-//! Phases and what each signal means in them:
+//! Files: `state` (what the coordinator holds), `phase` (the lifecycle `Phase`), `control` (the
+//! loop), `reload` and `relisten` (config versions, listeners across a reload), `gather` (stats
+//! for a scrape), `admin` (the admin thread) and `admin::answer` (its answers, on this thread).
+//!
+//! Phases (`phase::Phase`) and what each signal means in them:
 //! - starting (shards binding, until every one reported `Ready`): TERM/INT exit 1 at once;
 //! - running: TERM/INT (or `POST /drain`) start the drain; HUP (or `POST /reload`) reloads the
 //!   config file; USR1 reopens the access log;
 //! - draining (no new connections, in-flight requests finish, `/healthz` answers 503): a second
-//!   TERM/INT exits 1 at once; exit 0 when every shard drained, 1 at the deadline.
+//!   TERM/INT exits 1 at once; exit 0 when every shard drained, 1 at the deadline;
+//! - exiting (a code was decided): the loop ends after the event at hand.
 
 pub mod admin;
 mod control;
+mod gather;
 mod listeners;
+mod phase;
+mod relisten;
+mod reload;
 mod resolve;
 mod signals;
+mod state;
 mod state_log;
 
 use std::sync::Arc;
@@ -25,7 +35,7 @@ use crate::bus;
 use crate::config::Config;
 use crate::shard;
 
-pub use control::Reloader;
+pub use state::Reloader;
 
 /// Runs shardgate until it has drained; returns the process exit code.
 pub fn run(config: Config, reload: Reloader) -> i32 {
@@ -106,7 +116,7 @@ pub fn run(config: Config, reload: Reloader) -> i32 {
     }
     drop(reports_tx);
 
-    let mut co = control::Coordinator::new(config, links, reports, signals, calls, log, reload);
+    let mut co = state::Coordinator::new(config, links, reports, signals, calls, log, reload);
     if let Err(code) = co.wait_ready() {
         return code;
     }

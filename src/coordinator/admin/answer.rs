@@ -1,0 +1,87 @@
+//! The answers to admin calls (health, readiness, metrics, config, shards, drain, reload) and the
+//! `/shards` JSON. The admin thread only asks; the coordinator thread runs this.
+
+use super::{AdminCall, Ask, Reply};
+use crate::coordinator::state::Coordinator;
+
+impl Coordinator {
+    /// An admin call, or the admin side gone (off, or its thread ended): stop selecting on it, so
+    /// the loop does not spin on a disconnected channel.
+    pub(in crate::coordinator) fn call(
+        &mut self,
+        call: Result<AdminCall, crossbeam_channel::RecvError>,
+    ) {
+        match call {
+            Ok(call) => self.answer(call),
+            Err(_) => self.calls = crossbeam_channel::never(),
+        }
+    }
+
+    /// Answers one admin call.
+    fn answer(&mut self, call: AdminCall) {
+        let ready = self.shards.iter().all(|s| s.ready);
+        let draining = self.phase.is_draining();
+        let text = |status, body: &str| Reply::text(status, body);
+        let reply = match call.ask {
+            Ask::Healthz if draining => text(503, "draining\n"),
+            Ask::Healthz => text(200, "ok\n"),
+            Ask::Readyz if ready && !draining => text(200, "ready\n"),
+            Ask::Readyz if draining => text(503, "draining\n"),
+            Ask::Readyz => {
+                let n = self.shards.iter().filter(|s| s.ready).count();
+                text(503, &format!("{n} of {} shards ready\n", self.shards.len()))
+            }
+            Ask::Metrics => {
+                let snaps = self.gather();
+                let mut body = String::with_capacity(16 * 1024);
+                crate::stats::render(&snaps, &mut body);
+                Reply::metrics(body)
+            }
+            Ask::Config => Reply {
+                status: 200,
+                content_type: "application/toml; charset=utf-8",
+                body: crate::config::render(&self.config),
+            },
+            Ask::Shards => {
+                if ready {
+                    self.gather();
+                }
+                Reply::json(200, self.shards_json())
+            }
+            Ask::Drain => {
+                self.start_drain("POST /drain");
+                text(202, "draining\n")
+            }
+            Ask::Reload => match self.reload() {
+                Ok(()) => text(200, "reloaded\n"),
+                Err(e) => {
+                    eprintln!("reload failed, still serving the previous config: {e}");
+                    text(400, &format!("reload failed: {e}\n"))
+                }
+            },
+        };
+        let _ = call.reply.send(reply);
+    }
+
+    /// `/shards`: one object per shard, as of the last report (or the gather just done).
+    fn shards_json(&self) -> String {
+        let draining = self.phase.is_draining();
+        let items: Vec<String> = self
+            .shards
+            .iter()
+            .enumerate()
+            .map(|(id, s)| {
+                format!(
+                    "{{\"id\":{id},\"core\":{},\"driver\":{},\"ready\":{},\"connections\":{},\"requests_in_flight\":{},\"draining\":{}}}",
+                    s.core.map_or("null".to_string(), |c| c.to_string()),
+                    s.driver.map_or("null".to_string(), |d| format!("\"{}\"", d.name())),
+                    s.ready,
+                    s.connections,
+                    s.requests,
+                    draining
+                )
+            })
+            .collect();
+        format!("[{}]\n", items.join(","))
+    }
+}

@@ -1,0 +1,67 @@
+//! Listeners across a reload: opens (on every shard) the addresses the new config adds, closes
+//! those it removes and keeps the rest, so a reload never rebinds a port it already holds.
+//! Coordinator thread only.
+
+use super::listeners;
+use super::state::Coordinator;
+use crate::bus::{Handoff, ToShard};
+use crate::config::{Config, Listener};
+
+impl Coordinator {
+    /// Opens listeners the new config adds and closes those it removes; returns the listeners
+    /// now open (a listener whose only change is its PROXY setting keeps the old one). A bind
+    /// that fails names the flag or file:line of the address in `next`.
+    pub(super) fn relisten(&mut self, next: &Config) -> Result<Vec<Listener>, String> {
+        let wanted = &next.listeners;
+        let old = &self.config.listeners;
+        let added: Vec<(usize, &Listener)> = wanted
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| !old.iter().any(|o| o.addr == w.addr))
+            .collect();
+        let addrs: Vec<_> = added.iter().map(|(_, l)| l.addr).collect();
+        let n = self.links.len();
+        let (bound, sockets) = listeners::open(
+            &addrs,
+            n,
+            self.config.shards.backlog,
+            self.config.steer_client_ip,
+        )
+        .map_err(|(i, msg)| {
+            let field = format!("listeners[{}]", added[i].0);
+            next.invalid(&field, msg).to_string()
+        })?;
+        let mut now: Vec<Listener> = Vec::new();
+        for o in old {
+            match wanted.iter().find(|w| w.addr == o.addr) {
+                Some(w) => {
+                    if w.proxy_protocol != o.proxy_protocol {
+                        eprintln!("reload: proxy_protocol on {} needs a restart", o.addr);
+                    }
+                    now.push(o.clone());
+                }
+                None => {
+                    for link in &self.links {
+                        link.send(ToShard::Unlisten(o.addr));
+                    }
+                    println!("closed listener {}", o.addr);
+                }
+            }
+        }
+        for (id, mine) in sockets.into_iter().enumerate() {
+            let with_flags = mine
+                .into_iter()
+                .zip(added.iter().map(|(_, l)| l.proxy_protocol))
+                .collect();
+            self.links[id].send(ToShard::Listen(Handoff::new(with_flags)));
+        }
+        for ((_, l), real) in added.iter().zip(bound) {
+            println!("listening on {real}");
+            now.push(Listener {
+                addr: real,
+                proxy_protocol: l.proxy_protocol,
+            });
+        }
+        Ok(now)
+    }
+}

@@ -1,0 +1,84 @@
+//! Config versions: a reload (SIGHUP or `POST /reload`) reads and validates the file again, keeps
+//! what a running process cannot change, opens and closes listeners (`relisten`), and broadcasts
+//! the new version, waiting (bounded) until every shard serves with it; re-resolved endpoints are
+//! broadcast the same way. Coordinator thread only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{after, never, select, tick};
+
+use super::resolve;
+use super::state::Coordinator;
+use crate::bus::{ToCoordinator, ToShard};
+use crate::config::Config;
+
+/// How long a config broadcast waits for every shard to apply it.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Coordinator {
+    /// Reads, validates and broadcasts the config file; the old config serves on when it fails.
+    pub(super) fn reload(&mut self) -> Result<(), String> {
+        if self.config.source.is_none() {
+            return Err("no config file was given (--config): nothing to reload".into());
+        }
+        let mut next = (self.reload)()?;
+        // What a running process cannot change: it keeps the values it started with.
+        let cur = &self.config;
+        for (changed, what) in [
+            (next.shards != cur.shards, "[shards]"),
+            (next.steer_client_ip != cur.steer_client_ip, "steer"),
+            (next.admin != cur.admin, "admin"),
+            (next.access_log != cur.access_log, "access_log"),
+        ] {
+            if changed {
+                eprintln!("reload: {what} needs a restart; the running value is kept");
+            }
+        }
+        next.shards = cur.shards.clone();
+        next.steer_client_ip = cur.steer_client_ip;
+        next.admin = cur.admin;
+        next.access_log = cur.access_log.clone();
+        next.listeners = self.relisten(&next)?;
+        let line = format!(
+            "reloaded {}: {} routes, {} clusters",
+            next.source.as_deref().unwrap_or("config"),
+            next.routes.len(),
+            next.clusters.len()
+        );
+        self.broadcast_config(Arc::new(next));
+        eprintln!("{line}");
+        Ok(())
+    }
+
+    /// Sends a config version to every shard and waits (bounded) until each serves with it, so a
+    /// reload that was reported done is what the next request sees.
+    pub(super) fn broadcast_config(&mut self, config: Arc<Config>) {
+        for link in &self.links {
+            link.send(ToShard::Config(config.clone()));
+        }
+        self.config = config;
+        let every = resolve::interval(&self.config);
+        if every != self.resolve_every {
+            self.resolve_every = every;
+            self.resolve_tick = every.map_or(never(), tick);
+        }
+        // A drained shard has stopped reading its mailbox.
+        let mut applied: Vec<bool> = self.shards.iter().map(|s| s.drained).collect();
+        let deadline = after(APPLY_TIMEOUT);
+        while applied.iter().any(|a| !a) {
+            select! {
+                recv(self.reports) -> msg => match msg {
+                    Ok(ToCoordinator::ConfigApplied { id }) => applied[id] = true,
+                    Ok(other) => self.report(other),
+                    Err(_) => return,
+                },
+                recv(deadline) -> _ => {
+                    let late: Vec<usize> = (0..applied.len()).filter(|&i| !applied[i]).collect();
+                    eprintln!("config sent; shards {late:?} had not applied it after {APPLY_TIMEOUT:?}");
+                    return;
+                }
+            }
+        }
+    }
+}

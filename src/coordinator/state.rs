@@ -1,0 +1,84 @@
+//! What the coordinator holds: the current config, the shards' links and what each reported, the
+//! channels it selects on, the lifecycle `Phase` and the timers of the current config. The
+//! behaviour lives beside it, one concept a file (`control`, `reload`, `relisten`, `gather`,
+//! `admin::answer`). Coordinator thread only.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{never, Receiver};
+
+use super::admin::AdminCall;
+use super::phase::Phase;
+use super::state_log::StateLog;
+use crate::access_log::Writer;
+use crate::bus::{Driver, ShardLink, ToCoordinator};
+use crate::config::Config;
+
+/// Reads and validates the config again (file, then the same flags); the error names file/line.
+pub type Reloader = Box<dyn Fn() -> Result<Config, String> + Send>;
+
+/// What the coordinator knows of one shard.
+#[derive(Clone, Default)]
+pub(super) struct ShardInfo {
+    pub(super) ready: bool,
+    pub(super) driver: Option<Driver>,
+    pub(super) core: Option<usize>,
+    pub(super) connections: usize,
+    pub(super) requests: usize,
+    /// Tunnels among `connections` (as of the last drain progress report).
+    pub(super) tunnels: usize,
+    pub(super) drained: bool,
+}
+
+pub struct Coordinator {
+    /// The config every shard serves with (the last one broadcast).
+    pub(super) config: Arc<Config>,
+    pub(super) links: Vec<ShardLink>,
+    pub(super) reports: Receiver<ToCoordinator>,
+    pub(super) signals: Receiver<i32>,
+    pub(super) calls: Receiver<AdminCall>,
+    pub(super) log: Option<Writer>,
+    pub(super) reload: Reloader,
+    pub(super) shards: Vec<ShardInfo>,
+    /// Starting, running, draining (with the drain's timers) or exiting (with the exit code, set
+    /// when the process should exit after answering the current call).
+    pub(super) phase: Phase,
+    /// Re-resolution of endpoint hostnames: the shortest interval of the current config.
+    pub(super) resolve_every: Option<Duration>,
+    pub(super) resolve_tick: Receiver<Instant>,
+    /// Endpoint state changes written to stderr, rate-limited per endpoint.
+    pub(super) state_log: StateLog,
+}
+
+impl Coordinator {
+    pub fn new(
+        config: Arc<Config>,
+        links: Vec<ShardLink>,
+        reports: Receiver<ToCoordinator>,
+        signals: Receiver<i32>,
+        calls: Receiver<AdminCall>,
+        log: Writer,
+        reload: Reloader,
+    ) -> Coordinator {
+        let n = links.len();
+        Coordinator {
+            config,
+            links,
+            reports,
+            signals,
+            calls,
+            log: Some(log),
+            reload,
+            shards: vec![ShardInfo::default(); n],
+            phase: Phase::Starting,
+            resolve_every: None,
+            resolve_tick: never(),
+            state_log: StateLog::default(),
+        }
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.links.len()
+    }
+}
