@@ -1,4 +1,4 @@
-//! The admin listener (coordinator/admin.rs answered by coordinator/control.rs): `/healthz` and
+//! The admin listener (coordinator/admin.rs answered by coordinator/admin/answer.rs): `/healthz` and
 //! `/readyz` (503 once a drain starts), `/metrics` in the Prometheus text format with every
 //! family the stats catalogue declares and counters that follow real traffic, `/config` as TOML
 //! with secrets redacted, `/shards` as JSON with each shard's core, driver and load, `POST /drain`
