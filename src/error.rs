@@ -190,7 +190,11 @@ mod tests {
             assert_eq!(e.status(), want, "{e:?}");
             assert_eq!(status_of(e.response()), want, "{e:?}");
             let p = ProxyError::from(e);
-            assert_eq!((p.status(), p.response()), (Some(want), e.response()), "{e:?}");
+            assert_eq!(
+                (p.status(), p.response()),
+                (Some(want), e.response()),
+                "{e:?}"
+            );
         }
         // A 503 names its reason when the proxy knows it.
         assert_eq!(NoEndpoint.response(), canned::NO_ENDPOINT);
@@ -204,7 +208,12 @@ mod tests {
         for e in [NoEndpoint, PoolFull, PoolTimeout, ClusterFull, PendingFull] {
             assert!(!e.is_endpoint_fault(), "{e:?}");
         }
-        for e in [Connect(ConnectionRefused), ConnectTimeout, ResponseTimeout, Closed] {
+        for e in [
+            Connect(ConnectionRefused),
+            ConnectTimeout,
+            ResponseTimeout,
+            Closed,
+        ] {
             assert!(e.is_endpoint_fault(), "{e:?}");
         }
         for e in [Io(ConnectionReset), Malformed, BodyTimeout] {

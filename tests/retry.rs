@@ -281,11 +281,22 @@ fn a_retry_the_budget_spent_meanwhile_relays_the_upstreams_own_answer() {
             &config(&[up.addr], "failure_statuses = [500]", &route),
         );
         let log = temp_path("retry-budget-race", "log");
-        let args = ["--config", file.path(), "--shards", "1", "--access-log", log.path()];
+        let args = [
+            "--config",
+            file.path(),
+            "--shards",
+            "1",
+            "--access-log",
+            log.path(),
+        ];
         let proxy = Proxy::start(&args);
         for i in 0..9 {
             let r = fetch(proxy.addr, &get(&format!("/warm{i}")));
-            assert_eq!((r.status, r.text()), (200, "retried\n".into()), "{status}: warm-up {i}");
+            assert_eq!(
+                (r.status, r.text()),
+                (200, "retried\n".into()),
+                "{status}: warm-up {i}"
+            );
         }
         // One retry left: `/late` reaches its upstream while the budget still allows it...
         let mut late = proxy.connect();
@@ -295,7 +306,11 @@ fn a_retry_the_budget_spent_meanwhile_relays_the_upstreams_own_answer() {
         });
         // ...and `/b` spends it before `/late`'s answer arrives.
         let r = fetch(proxy.addr, &get("/b"));
-        assert_eq!((r.status, r.text()), (200, "retried\n".into()), "{status}: /b");
+        assert_eq!(
+            (r.status, r.text()),
+            (200, "retried\n".into()),
+            "{status}: /b"
+        );
         gate.open();
         let r = late.read_response().unwrap();
         assert_eq!(
@@ -319,7 +334,13 @@ fn a_retry_the_budget_spent_meanwhile_relays_the_upstreams_own_answer() {
         assert_eq!(t.get("/late"), Some(&1), "{status}: /late was sent once");
         assert_eq!(t.get("/b"), Some(&2), "{status}: /b was retried");
         let lines = wait_log_lines(log.path().as_ref(), 11, ms(5000));
-        let line = lines.iter().find(|l| l["path"] == "/late").expect("a line for /late");
-        assert_eq!(line["status"], status, "{status}: the access log of /late: {line}");
+        let line = lines
+            .iter()
+            .find(|l| l["path"] == "/late")
+            .expect("a line for /late");
+        assert_eq!(
+            line["status"], status,
+            "{status}: the access log of /late: {line}"
+        );
     }
 }

@@ -629,7 +629,10 @@ mod tests {
         for (r, want) in cases {
             assert_eq!(r.status(), want, "{r:?}");
             let text = std::str::from_utf8(r.response()).unwrap();
-            assert!(text.starts_with(&format!("HTTP/1.1 {want} ")), "{r:?}: {text}");
+            assert!(
+                text.starts_with(&format!("HTTP/1.1 {want} ")),
+                "{r:?}: {text}"
+            );
         }
     }
 }
