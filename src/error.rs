@@ -1,7 +1,11 @@
 //! Why an exchange failed, by side: the client or the upstream (`ProxyError`'s variant). The side
 //! picks the response status, whether a retry is allowed, and (later) what logs and metrics say.
+//! Each error type says its own status here (`status()`), and the bytes that carry it
+//! (`response()`); callers never map a failure to a status themselves. Pure code, any thread.
 
 use std::io;
+
+use crate::http::canned;
 
 /// The client went away or broke framing mid-body: nothing more can be sent to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +18,18 @@ pub enum ClientError {
     BadBody,
     /// A chunked request body beyond the route's `max_body`.
     TooLarge,
+}
+
+impl ClientError {
+    /// The status the client gets, if it can still be answered (`None`: it went away).
+    pub fn status(self) -> Option<u16> {
+        match self {
+            ClientError::Io(_) => None,
+            ClientError::BadBody => Some(400),
+            ClientError::BodyTimeout => Some(408),
+            ClientError::TooLarge => Some(413),
+        }
+    }
 }
 
 /// The upstream failed; before the response head reached the client this becomes 502/503/504.
@@ -56,13 +72,15 @@ impl UpstreamError {
             | UpstreamError::PoolTimeout
             | UpstreamError::ClusterFull
             | UpstreamError::PendingFull => 503,
-            _ => 502,
+            UpstreamError::Connect(_)
+            | UpstreamError::Closed
+            | UpstreamError::Io(_)
+            | UpstreamError::Malformed => 502,
         }
     }
 
     /// The canned response the client gets, naming the reason for a 503.
     pub fn response(self) -> &'static [u8] {
-        use crate::http::canned;
         match self {
             UpstreamError::NoEndpoint => canned::NO_ENDPOINT,
             UpstreamError::ClusterFull => canned::CLUSTER_FULL,
@@ -91,6 +109,24 @@ pub enum ProxyError {
     Upstream(UpstreamError),
 }
 
+impl ProxyError {
+    /// The status the client gets when no response byte was sent yet (`None`: nobody to answer).
+    pub fn status(self) -> Option<u16> {
+        match self {
+            ProxyError::Client(e) => e.status(),
+            ProxyError::Upstream(e) => Some(e.status()),
+        }
+    }
+
+    /// The canned response carrying `status()` (empty when there is none).
+    pub fn response(self) -> &'static [u8] {
+        match self {
+            ProxyError::Client(e) => e.status().map_or(&[][..], canned::response),
+            ProxyError::Upstream(e) => e.response(),
+        }
+    }
+}
+
 impl From<ClientError> for ProxyError {
     fn from(e: ClientError) -> Self {
         ProxyError::Client(e)
@@ -100,5 +136,88 @@ impl From<ClientError> for ProxyError {
 impl From<UpstreamError> for ProxyError {
     fn from(e: UpstreamError) -> Self {
         ProxyError::Upstream(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use io::ErrorKind::{ConnectionRefused, ConnectionReset, UnexpectedEof};
+
+    /// The status line of a canned response.
+    fn status_of(bytes: &[u8]) -> u16 {
+        std::str::from_utf8(&bytes[9..12]).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn each_client_error_has_one_status_and_its_response_carries_it() {
+        let cases = [
+            (ClientError::Io(UnexpectedEof), None),
+            (ClientError::Io(ConnectionReset), None),
+            (ClientError::BadBody, Some(400)),
+            (ClientError::BodyTimeout, Some(408)),
+            (ClientError::TooLarge, Some(413)),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.status(), want, "{e:?}");
+            let p = ProxyError::from(e);
+            assert_eq!(p.status(), want, "{e:?} as ProxyError");
+            match want {
+                None => assert!(p.response().is_empty(), "{e:?}: nothing to send"),
+                Some(s) => assert_eq!(status_of(p.response()), s, "{e:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn each_upstream_error_has_one_status_and_its_response_carries_it() {
+        use UpstreamError::*;
+        let cases = [
+            (Connect(ConnectionRefused), 502),
+            (ConnectTimeout, 504),
+            (ResponseTimeout, 504),
+            (Closed, 502),
+            (Io(ConnectionReset), 502),
+            (Malformed, 502),
+            (BodyTimeout, 504),
+            (NoEndpoint, 503),
+            (PoolFull, 503),
+            (PoolTimeout, 503),
+            (ClusterFull, 503),
+            (PendingFull, 503),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.status(), want, "{e:?}");
+            assert_eq!(status_of(e.response()), want, "{e:?}");
+            let p = ProxyError::from(e);
+            assert_eq!(
+                (p.status(), p.response()),
+                (Some(want), e.response()),
+                "{e:?}"
+            );
+        }
+        // A 503 names its reason when the proxy knows it.
+        assert_eq!(NoEndpoint.response(), canned::NO_ENDPOINT);
+        assert_eq!(ClusterFull.response(), canned::CLUSTER_FULL);
+        assert_eq!(PendingFull.response(), canned::PENDING_FULL);
+    }
+
+    #[test]
+    fn only_endpoint_failures_count_against_the_breaker() {
+        use UpstreamError::*;
+        for e in [NoEndpoint, PoolFull, PoolTimeout, ClusterFull, PendingFull] {
+            assert!(!e.is_endpoint_fault(), "{e:?}");
+        }
+        for e in [
+            Connect(ConnectionRefused),
+            ConnectTimeout,
+            ResponseTimeout,
+            Closed,
+        ] {
+            assert!(e.is_endpoint_fault(), "{e:?}");
+        }
+        for e in [Io(ConnectionReset), Malformed, BodyTimeout] {
+            assert!(e.is_endpoint_fault(), "{e:?}");
+        }
     }
 }

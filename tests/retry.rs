@@ -7,6 +7,7 @@ mod support;
 
 use std::net::SocketAddr;
 
+use support::admin::{temp_path, wait_log_lines};
 use support::policy::*;
 use support::*;
 
@@ -236,4 +237,110 @@ fn a_response_timeout_is_retried_on_another_endpoint_when_the_route_says_so() {
         }
     }
     assert!(slow.hits() >= 2, "the slow endpoint was tried");
+}
+
+/// The budget has one retry left and two requests may want it: `/late`, whose retryable answer is
+/// held by its upstream, and `/b`, which spends the last retry meanwhile. `/late` is then not
+/// retried, and its client gets the upstream's own answer (status, headers, body), not one the
+/// proxy makes up for a status it held back (502 "upstream failed", 503 "no healthy upstream",
+/// 504 "upstream timed out").
+#[test]
+fn a_retry_the_budget_spent_meanwhile_relays_the_upstreams_own_answer() {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    for status in [502, 503, 504] {
+        let tries = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
+        let gate = Arc::new(Gate::default());
+        let up = {
+            let (tries, gate) = (tries.clone(), gate.clone());
+            Upstream::start(move |p| {
+                p.serve(|r| {
+                    let mut t = tries.lock().unwrap_or_else(|e| e.into_inner());
+                    let n = t.entry(r.target.clone()).or_insert(0);
+                    *n += 1;
+                    let first = *n == 1;
+                    drop(t);
+                    if r.target == "/late" {
+                        gate.wait(ms(10_000));
+                        return response(status, &[("X-Own", "late")], b"the upstream's own\n");
+                    }
+                    if first {
+                        response(status, &[], b"first try\n")
+                    } else {
+                        response(200, &[], b"retried\n")
+                    }
+                })
+            })
+        };
+        // No earned share: the reserve, 1/s over the 10 s window, allows 10 retries.
+        let route = format!(
+            "retry = {{ on = [\"{status}\"], budget_ratio = 0.0, budget_min_per_sec = 1 }}"
+        );
+        let file = temp_file(
+            "retry-budget-race",
+            &config(&[up.addr], "failure_statuses = [500]", &route),
+        );
+        let log = temp_path("retry-budget-race", "log");
+        let args = [
+            "--config",
+            file.path(),
+            "--shards",
+            "1",
+            "--access-log",
+            log.path(),
+        ];
+        let proxy = Proxy::start(&args);
+        for i in 0..9 {
+            let r = fetch(proxy.addr, &get(&format!("/warm{i}")));
+            assert_eq!(
+                (r.status, r.text()),
+                (200, "retried\n".into()),
+                "{status}: warm-up {i}"
+            );
+        }
+        // One retry left: `/late` reaches its upstream while the budget still allows it...
+        let mut late = proxy.connect();
+        late.send(&get("/late")).unwrap();
+        up.wait_for("/late", ms(5000), |s| {
+            s.requests.iter().any(|r| r.target == "/late")
+        });
+        // ...and `/b` spends it before `/late`'s answer arrives.
+        let r = fetch(proxy.addr, &get("/b"));
+        assert_eq!(
+            (r.status, r.text()),
+            (200, "retried\n".into()),
+            "{status}: /b"
+        );
+        gate.open();
+        let r = late.read_response().unwrap();
+        assert_eq!(
+            (r.status, r.header("X-Own"), r.text()),
+            (status, Some("late"), "the upstream's own\n".into()),
+            "{status}: the client of /late got a made-up answer"
+        );
+        let m = scrape_until(
+            &proxy,
+            ms(2000),
+            "retry counters",
+            "shardgate_route_r",
+            |m| route_counter(m, "shardgate_route_retry_budget_exhausted_total") >= 1.0,
+        );
+        assert_eq!(route_counter(&m, "shardgate_route_retries_total"), 10.0);
+        assert_eq!(
+            route_counter(&m, "shardgate_route_retry_budget_exhausted_total"),
+            1.0
+        );
+        let t = tries.lock().unwrap_or_else(|e| e.into_inner());
+        assert_eq!(t.get("/late"), Some(&1), "{status}: /late was sent once");
+        assert_eq!(t.get("/b"), Some(&2), "{status}: /b was retried");
+        let lines = wait_log_lines(log.path().as_ref(), 11, ms(5000));
+        let line = lines
+            .iter()
+            .find(|l| l["path"] == "/late")
+            .expect("a line for /late");
+        assert_eq!(
+            line["status"], status,
+            "{status}: the access log of /late: {line}"
+        );
+    }
 }

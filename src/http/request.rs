@@ -160,6 +160,24 @@ pub enum Reject {
     ExpectationFailed,
 }
 
+impl Reject {
+    /// The status the client gets before the connection closes.
+    pub fn status(self) -> u16 {
+        match self {
+            Reject::BadRequest => 400,
+            Reject::UriTooLong => 414,
+            Reject::HeadersTooLarge => 431,
+            Reject::NotImplemented => 501,
+            Reject::ExpectationFailed => 417,
+        }
+    }
+
+    /// The canned response carrying `status()`.
+    pub fn response(self) -> &'static [u8] {
+        super::canned::response(self.status())
+    }
+}
+
 /// Per-request facts the rewritten head carries.
 pub struct Forwarding<'a> {
     pub client_ip: IpAddr,
@@ -596,6 +614,25 @@ mod tests {
         ];
         for (name, input, want) in cases {
             assert_eq!(reject(input), *want, "case {name}");
+        }
+    }
+
+    #[test]
+    fn each_reject_has_one_status_and_its_response_carries_it() {
+        let cases = [
+            (Reject::BadRequest, 400),
+            (Reject::UriTooLong, 414),
+            (Reject::HeadersTooLarge, 431),
+            (Reject::NotImplemented, 501),
+            (Reject::ExpectationFailed, 417),
+        ];
+        for (r, want) in cases {
+            assert_eq!(r.status(), want, "{r:?}");
+            let text = std::str::from_utf8(r.response()).unwrap();
+            assert!(
+                text.starts_with(&format!("HTTP/1.1 {want} ")),
+                "{r:?}: {text}"
+            );
         }
     }
 }

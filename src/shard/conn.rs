@@ -23,7 +23,7 @@ use super::kit::Kit;
 use super::table::Table;
 use super::{idle, tunnel, Shard};
 use crate::http::proxy_protocol;
-use crate::http::request::{self, Forwarding, Reject, Request};
+use crate::http::request::{self, Forwarding, Request};
 use crate::http::{canned, BodyFraming, Head};
 
 /// A client connection while it serves requests: its socket and a kit of buffers, reused for
@@ -547,15 +547,8 @@ async fn read_head(
                 Err(_) => return Err(None),
             },
             Err(reject) => {
-                let status = match reject {
-                    Reject::BadRequest => 400,
-                    Reject::UriTooLong => 414,
-                    Reject::HeadersTooLarge => 431,
-                    Reject::NotImplemented => 501,
-                    Reject::ExpectationFailed => 417,
-                };
-                refuse(&mut c.stream, canned::response(status), t.body).await;
-                return Err(Some(status));
+                refuse(&mut c.stream, reject.response(), t.body).await;
+                return Err(Some(reject.status()));
             }
         }
     }

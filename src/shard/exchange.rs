@@ -56,8 +56,9 @@ pub enum Done {
         close_client: bool,
     },
     Switched,
-    /// A final status the route retries on; nothing was sent to the client.
-    RetryStatus(u16),
+    /// A final status the route retries on, and the retry was granted (attempt and budget
+    /// spent) when it arrived; nothing was sent to the client.
+    Retried(u16),
 }
 
 /// An attempt that failed; `answered` says whether the client already has response bytes.
@@ -92,7 +93,7 @@ pub async fn attempt(
     up: &mut TcpStream,
     limits: &Limits<'_>,
     shard: &Shard,
-    retry_statuses: &[u16],
+    mut retry_status: impl FnMut(u16) -> bool,
     ex: &mut Exchanged,
 ) -> Result<Done, Failed> {
     let retryable = |e: IoFail| Failed {
@@ -208,9 +209,11 @@ pub async fn attempt(
                             .map_err(|e| Failed::answered(client_io(e)))?;
                         return Ok(Done::Switched);
                     }
-                    Kind::Final if retry_statuses.contains(&r.status) => {
+                    // Asked when the head arrives, so that nothing spends the budget between
+                    // the grant and the retry; refused, this answer is relayed like any other.
+                    Kind::Final if retry_status(r.status) => {
                         ex.upstream_time = Some(sent_at.elapsed());
-                        return Ok(Done::RetryStatus(r.status));
+                        return Ok(Done::Retried(r.status));
                     }
                     Kind::Final => break r,
                 }

@@ -19,7 +19,7 @@ use crate::breaker::Transition;
 use crate::config::Route;
 use crate::error::{ClientError, ProxyError, UpstreamError};
 use crate::http::request::Request;
-use crate::http::{canned, chunked, BodyFraming};
+use crate::http::{chunked, BodyFraming};
 
 /// What the connection task does after an exchange.
 pub enum Outcome {
@@ -63,19 +63,11 @@ pub async fn exchange(shard: &Shard, c: &mut Client, req: &Request, ctx: &Ctx<'_
     match proxy(shard, c, req, ctx, &mut ex).await {
         Ok(o) => ex.outcome = o,
         Err(f) => {
-            if !f.answered {
-                let (status, bytes) = match f.error {
-                    ProxyError::Upstream(e) => (e.status(), e.response()),
-                    ProxyError::Client(ClientError::BadBody) => (400, canned::response(400)),
-                    ProxyError::Client(ClientError::BodyTimeout) => (408, canned::response(408)),
-                    ProxyError::Client(ClientError::TooLarge) => (413, canned::response(413)),
-                    ProxyError::Client(ClientError::Io(_)) => (0, &[][..]),
-                };
-                if status != 0 {
-                    refuse(&mut c.stream, bytes, ctx.table.config.timeouts.body).await;
-                    ex.status = status;
-                    ex.bytes_out = bytes.len() as u64;
-                }
+            if let Some(status) = f.error.status().filter(|_| !f.answered) {
+                let bytes = f.error.response();
+                refuse(&mut c.stream, bytes, ctx.table.config.timeouts.body).await;
+                ex.status = status;
+                ex.bytes_out = bytes.len() as u64;
             }
             ex.outcome = Outcome::Close;
         }
@@ -140,12 +132,13 @@ async fn proxy(
         };
         let reused = lease.reused;
         ep.in_flight.set(ep.in_flight.get() + 1);
-        // A status is held back for a retry only while one can be sent: with no attempt or
-        // budget left, the client gets the upstream's own answer.
-        let wants_status_retry = retries_left > 0 && !policy.on_status.is_empty();
-        let status_retry = wants_status_retry && budget.allows(now);
-        let retry_statuses: &[u16] = if status_retry { &policy.on_status } else { &[] };
-        let result = attempt(c, req, lease.stream(), &limits, shard, retry_statuses, ex).await;
+        // A status the route retries on is held back only when a retry is granted the moment it
+        // arrives (attempt and budget spent then, with no await in between): with no attempt or
+        // budget left, the client gets the upstream's own answer, even when another request
+        // spent the budget while this attempt was waiting.
+        let left = &mut retries_left;
+        let grant = |status| policy.on_status.contains(&status) && retry(ctx, left, Instant::now());
+        let result = attempt(c, req, lease.stream(), &limits, shard, grant, ex).await;
         ep.in_flight.set(ep.in_flight.get() - 1);
         // Set whenever a response head arrived, which is when `rtt` is used.
         let rtt = ex.upstream_time.unwrap_or_default();
@@ -158,10 +151,6 @@ async fn proxy(
                 let done = Instant::now();
                 ep.ewma.observe(rtt, done);
                 account(shard, cluster, ep, ticket, status, rtt, done);
-                if wants_status_retry && !status_retry && policy.on_status.contains(&status) {
-                    let stats = &ctx.route.stats;
-                    stats.budget_exhausted.set(stats.budget_exhausted.get() + 1);
-                }
                 if reusable {
                     lease.release();
                 }
@@ -175,20 +164,10 @@ async fn proxy(
                 account(shard, cluster, ep, ticket, 101, rtt, Instant::now());
                 return Ok(Outcome::Tunnel(lease.detach()));
             }
-            Ok(Done::RetryStatus(status)) => {
+            Ok(Done::Retried(status)) => {
                 account(shard, cluster, ep, ticket, status, rtt, Instant::now());
                 drop(lease);
-                if retry(ctx, &mut retries_left, now) {
-                    avoid = Some(i);
-                    continue;
-                }
-                // Another request spent the budget during this attempt: the client still gets
-                // a response, just not this one.
-                return Err(Failed::before(match status {
-                    504 => UpstreamError::ResponseTimeout,
-                    503 => UpstreamError::NoEndpoint,
-                    _ => UpstreamError::Malformed,
-                }));
+                avoid = Some(i);
             }
             // A pooled connection the upstream had closed: not the endpoint's fault, and safe
             // to send again on a fresh connection (once).
