@@ -285,7 +285,11 @@ fn a_reload_moves_the_host_sent_for_http10_requests_without_one() {
         "after the reload: the new config's endpoint, not {}",
         a.addr
     );
-    assert_eq!(a.request_count(), 1, "nothing more went to the removed endpoint");
+    assert_eq!(
+        a.request_count(),
+        1,
+        "nothing more went to the removed endpoint"
+    );
 }
 
 /// After a reload that shortens `pool.idle_timeout`, an idle upstream connection is closed within
@@ -310,9 +314,11 @@ fn a_reload_that_shortens_the_pool_idle_timeout_speeds_up_the_sweep() {
         .wait_stderr(Duration::from_secs(5), "reloaded ")
         .expect("a `reloaded` line on stderr");
     // The pool settings changed, so the reload closed the start config's idle connection.
-    up.wait_for("the old pool's idle connection to be closed", ms(2000), |s| {
-        s.peer_closed == 1
-    });
+    up.wait_for(
+        "the old pool's idle connection to be closed",
+        ms(2000),
+        |s| s.peer_closed == 1,
+    );
     // The first idle connection may wait out a sweep that was already asleep (up to 500 ms); the
     // ones after it start right after a sweep, so each must close within the new timeout's pace.
     for round in 1..=3 {
@@ -328,5 +334,9 @@ fn a_reload_that_shortens_the_pool_idle_timeout_speeds_up_the_sweep() {
             "round {round}: closed after {waited:?}, before the 40ms idle timeout"
         );
     }
-    assert_eq!(up.accepted(), 4, "one connection before the reload, one per round");
+    assert_eq!(
+        up.accepted(),
+        4,
+        "one connection before the reload, one per round"
+    );
 }

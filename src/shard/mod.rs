@@ -33,20 +33,25 @@ use std::time::{Duration, Instant};
 
 use crate::access_log::ShardLog;
 use crate::bus::{Driver, HealthEvent, HealthNews, Mailbox, Reports, ToCoordinator};
-use crate::config::Config;
+use crate::config::{Config, Shards};
 use crate::stats::ShardStats;
 use drain::Drain;
 use table::Table;
+
+/// The settings a reload keeps (they need a restart, see docs/CONTRACT.md): `[shards]`, i.e.
+/// buffer sizes, connection limits, idle buffering, the ring and the shard count.
+pub struct Fixed {
+    pub shards: Shards,
+}
 
 /// Per-shard state shared by the shard's tasks (never by threads).
 pub struct Shard {
     pub id: usize,
     /// How many shards run (each holds its share of a rate limit unless clients are steered).
     pub shards: usize,
-    /// The config the shard started with, read only for `[shards]` (buffer sizes, connection
-    /// limits, idle buffering): a reload keeps those (they need a restart). Everything a reload
-    /// may change is read from the current table's config.
-    pub base: Arc<Config>,
+    /// What a reload cannot change, fixed at start. Everything else is read from the current
+    /// table's config (`table().config`), the one config of this shard.
+    pub base: Fixed,
     /// The current routing table and its config; a request keeps the one it started with.
     table: RefCell<Rc<Table>>,
     pub stats: ShardStats,
@@ -77,7 +82,9 @@ impl Shard {
         Shard {
             id,
             shards,
-            base: config,
+            base: Fixed {
+                shards: config.shards.clone(),
+            },
             table: RefCell::new(Rc::new(table)),
             stats,
             log,
