@@ -1,7 +1,8 @@
 //! Hot reload (SIGHUP): a valid file is applied to new requests at once, an invalid one is
 //! rejected with its error while the old config serves on, listeners a reload adds or removes are
 //! opened or closed, upstream pools of unchanged endpoints stay warm, and a reload under wrk load
-//! fails no request.
+//! fails no request. What is derived from the config (the Host sent for HTTP/1.0 requests without
+//! one, the pool sweep's pace) follows a reload.
 
 mod support;
 
@@ -239,5 +240,103 @@ fn a_reload_that_leaves_a_cluster_alone_keeps_its_balancer() {
     assert_ne!(
         first, second,
         "round-robin goes on to the other endpoint across a reload that left the cluster alone"
+    );
+}
+
+/// An HTTP/1.0 request without Host goes upstream with the first cluster's first endpoint as its
+/// Host: after a reload that names another endpoint first, the new one, not the start config's.
+#[test]
+fn a_reload_moves_the_host_sent_for_http10_requests_without_one() {
+    let (a, b) = (Upstream::echo_head(), Upstream::echo_head());
+    let file = temp_file(
+        "reload-fallback-host",
+        &config(&["127.0.0.1:0"], &a.addr.to_string(), "one"),
+    );
+    let proxy = Proxy::start(&["--config", file.path(), "--shards", "1"]);
+    let ask = || {
+        let mut c = proxy.connect();
+        let r = c.exchange(b"GET /old-client HTTP/1.0\r\n\r\n");
+        assert_eq!(r.status, 200);
+    };
+    ask();
+    let first = a.wait_for("the first request", ms(2000), |s| s.requests.len() == 1);
+    assert_eq!(
+        first.requests[0].head.all("host"),
+        [a.addr.to_string()],
+        "before the reload: the start config's endpoint"
+    );
+
+    std::fs::write(
+        &file.0,
+        config(&["127.0.0.1:0"], &b.addr.to_string(), "two"),
+    )
+    .unwrap();
+    hup(&proxy);
+    proxy
+        .wait_stderr(Duration::from_secs(5), "reloaded ")
+        .expect("a `reloaded` line on stderr");
+    ask();
+    let seen = b.wait_for("the request after the reload", ms(2000), |s| {
+        s.requests.len() == 1
+    });
+    assert_eq!(
+        seen.requests[0].head.all("host"),
+        [b.addr.to_string()],
+        "after the reload: the new config's endpoint, not {}",
+        a.addr
+    );
+    assert_eq!(
+        a.request_count(),
+        1,
+        "nothing more went to the removed endpoint"
+    );
+}
+
+/// After a reload that shortens `pool.idle_timeout`, an idle upstream connection is closed within
+/// the new timeout: the sweep follows the current config, not the one the shard started with
+/// (whose 60 s timeout sweeps only every 500 ms).
+#[test]
+fn a_reload_that_shortens_the_pool_idle_timeout_speeds_up_the_sweep() {
+    let up = Upstream::fixed("ok");
+    let conf = |idle: &str| {
+        format!(
+            "{}\n[pool]\nidle_timeout = \"{idle}\"\n",
+            config(&["127.0.0.1:0"], &up.addr.to_string(), idle)
+        )
+    };
+    let file = temp_file("reload-pool-idle", &conf("60s"));
+    let proxy = Proxy::start(&["--config", file.path(), "--shards", "1"]);
+    assert_eq!(version(&proxy).as_deref(), Some("60s"));
+
+    std::fs::write(&file.0, conf("40ms")).unwrap();
+    hup(&proxy);
+    proxy
+        .wait_stderr(Duration::from_secs(5), "reloaded ")
+        .expect("a `reloaded` line on stderr");
+    // The pool settings changed, so the reload closed the start config's idle connection.
+    up.wait_for(
+        "the old pool's idle connection to be closed",
+        ms(2000),
+        |s| s.peer_closed == 1,
+    );
+    // The first idle connection may wait out a sweep that was already asleep (up to 500 ms); the
+    // ones after it start right after a sweep, so each must close within the new timeout's pace.
+    for round in 1..=3 {
+        assert_eq!(version(&proxy).as_deref(), Some("40ms"));
+        let idle_since = std::time::Instant::now();
+        let bound = if round == 1 { ms(2000) } else { ms(300) };
+        up.wait_for("the idle pooled connection to be closed", bound, |s| {
+            s.peer_closed == round + 1
+        });
+        let waited = idle_since.elapsed();
+        assert!(
+            waited >= ms(30),
+            "round {round}: closed after {waited:?}, before the 40ms idle timeout"
+        );
+    }
+    assert_eq!(
+        up.accepted(),
+        4,
+        "one connection before the reload, one per round"
     );
 }

@@ -515,7 +515,7 @@ async fn read_head(
     let fwd = Forwarding {
         client_ip: c.client.ip(),
         request_id: shard.next_request_id(),
-        fallback_host: shard.fallback_host.as_bytes(),
+        fallback_host: &table.fallback_host,
         rules: table.config.head_rules,
     };
     let log = shard.log.enabled();

@@ -33,19 +33,26 @@ use std::time::{Duration, Instant};
 
 use crate::access_log::ShardLog;
 use crate::bus::{Driver, HealthEvent, HealthNews, Mailbox, Reports, ToCoordinator};
-use crate::config::Config;
+use crate::config::{Config, Shards};
 use crate::stats::ShardStats;
 use drain::Drain;
 use table::Table;
+
+/// The settings a reload keeps (they need a restart, see docs/CONTRACT.md): `[shards]`, i.e.
+/// buffer sizes, connection limits, idle buffering, the ring and the shard count.
+pub struct Fixed {
+    pub shards: Shards,
+}
 
 /// Per-shard state shared by the shard's tasks (never by threads).
 pub struct Shard {
     pub id: usize,
     /// How many shards run (each holds its share of a rate limit unless clients are steered).
     pub shards: usize,
-    /// The config the shard started with: listeners, buffer sizes and connection limits.
-    pub base: Arc<Config>,
-    /// The current routing table; a request keeps the one it started with.
+    /// What a reload cannot change, fixed at start. Everything else is read from the current
+    /// table's config (`table().config`), the one config of this shard.
+    pub base: Fixed,
+    /// The current routing table and its config; a request keeps the one it started with.
     table: RefCell<Rc<Table>>,
     pub stats: ShardStats,
     pub log: ShardLog,
@@ -55,15 +62,12 @@ pub struct Shard {
     /// Blocks for the serving futures of connections that wake up.
     pub boxes: boxes::BoxPool,
     reports: Reports,
-    /// Host sent upstream for HTTP/1.0 requests that carry none.
-    pub fallback_host: String,
     request_seed: u64,
     request_counter: Cell<u64>,
 }
 
 impl Shard {
     fn new(id: usize, config: Arc<Config>, log: ShardLog, reports: Reports) -> Shard {
-        let fallback_host = config.clusters[0].endpoints[0].name.clone();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
@@ -78,7 +82,9 @@ impl Shard {
         Shard {
             id,
             shards,
-            base: config,
+            base: Fixed {
+                shards: config.shards.clone(),
+            },
             table: RefCell::new(Rc::new(table)),
             stats,
             log,
@@ -86,7 +92,6 @@ impl Shard {
             kits,
             boxes: boxes::BoxPool::default(),
             reports,
-            fallback_host,
             request_seed: seed,
             request_counter: Cell::new(0),
         }
@@ -295,11 +300,11 @@ fn start_accepting(
 }
 
 /// Closes idle upstream connections that timed out or that the upstream closed, and flushes the
-/// access log buffer.
+/// access log buffer. Each turn sleeps a quarter of the current config's `pool.idle_timeout`
+/// (10 ms to 500 ms), so a reload's new timeout sets the pace from the next turn on.
 async fn sweep_pools(shard: Rc<Shard>) {
-    let every = (shard.base.pool.idle_timeout / 4)
-        .clamp(Duration::from_millis(10), Duration::from_millis(500));
     loop {
+        let every = sweep_period(shard.table().config.pool.idle_timeout);
         monoio::time::sleep(every).await;
         let table = shard.table();
         for c in &table.clusters {
@@ -311,4 +316,9 @@ async fn sweep_pools(shard: Rc<Shard>) {
         }
         shard.log.flush();
     }
+}
+
+/// How often the pools are swept for an idle timeout: a quarter of it, 10 ms to 500 ms.
+fn sweep_period(idle_timeout: Duration) -> Duration {
+    (idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_millis(500))
 }

@@ -44,6 +44,9 @@ pub struct Table {
     pub routes: Vec<RouteView>,
     pub clusters: Vec<Rc<ClusterView>>,
     pub trusted: Trusted,
+    /// Host sent upstream for HTTP/1.0 requests that carry none: the first cluster's first
+    /// endpoint, as this config names it (so it follows a reload).
+    pub fallback_host: Box<[u8]>,
 }
 
 impl Table {
@@ -89,9 +92,15 @@ impl Table {
             })
             .collect();
         let specs: Vec<_> = config.routes.iter().map(|r| r.matches.clone()).collect();
+        let fallback_host = config
+            .clusters
+            .first()
+            .and_then(|c| c.endpoints.first())
+            .map_or(Box::default(), |e| e.name.as_bytes().into());
         Table {
             router: Router::new(&specs),
             trusted: Trusted::new(config.trusted_proxies.clone()),
+            fallback_host,
             routes,
             clusters,
             config,
