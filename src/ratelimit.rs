@@ -19,7 +19,7 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::balance::{fold_mul, hash_bytes};
+use crate::hash::{fold_mul, hash_bytes};
 
 // === Rate ===
 
