@@ -29,9 +29,8 @@ pub enum Verdict {
     Direct,
     /// Content-Length beyond the route's `max_body`.
     TooLarge,
-    Limited {
-        retry_after: Duration,
-    },
+    /// Over the route's rate limit (429).
+    Limited,
 }
 
 /// Per-request scratch the admission fills, owned by the connection and reused.
@@ -102,7 +101,7 @@ pub fn admit<'t>(
                 let stats = &view.stats;
                 stats.rate_limited.set(stats.rate_limited.get() + 1);
                 fields.limited(&mut s.extra, retry_after, reset);
-                let (plan, v) = local(Verdict::Limited { retry_after });
+                let (plan, v) = local(Verdict::Limited);
                 return (plan, Some(i), v);
             }
         }
