@@ -72,8 +72,9 @@ fn breaker(nows: &[Instant]) {
     bench("breaker usable+admit+on_success (closed)", |i| {
         let (b, now) = (black_box(&b), black_box(nows[i & 4095]));
         let ok = b.usable(now) && b.admit(now).0;
+        let ticket = b.ticket();
         black_box(ok);
-        black_box(b.on_success(now));
+        black_box(b.on_success_for(ticket, now));
     });
 }
 

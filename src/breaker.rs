@@ -8,9 +8,10 @@
 //!                                  └──── any failure (timeout doubled) ─┘
 //! ```
 //!
-//! The caller reports every admitted request exactly once: `on_success`, `on_failure`, or
-//! `on_abandoned` when it ended without a verdict (client gone). A probe nobody reports is
-//! presumed lost after the current open timeout, so a shard cannot stay half-open for ever.
+//! The caller takes a [`Breaker::ticket`] when it admits a request and reports that request
+//! exactly once with it: `on_success_for`, `on_failure_for`, or `on_abandoned_for` when it ended
+//! without a verdict (client gone). A probe nobody reports is presumed lost after the current
+//! open timeout, so a shard cannot stay half-open for ever.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -98,7 +99,7 @@ impl Breaker {
         }
     }
 
-    /// What a request keeps from its admission; see `on_success_for` and friends.
+    /// What a request keeps from its admission and reports its result with.
     #[inline]
     pub fn ticket(&self) -> u32 {
         self.epoch.get()
@@ -110,28 +111,31 @@ impl Breaker {
         self.state.get() == State::HalfOpen && ticket != self.epoch.get()
     }
 
-    /// `on_success` for a request admitted with `ticket` (ignored if it is not a probe of the
-    /// current HalfOpen).
+    /// The request admitted with `ticket` succeeded: HalfOpen closes after `successes` of them,
+    /// Closed forgets its failure run. Ignored if it was admitted before the current HalfOpen.
     #[inline]
-    pub fn on_success_for(&self, ticket: u32, now: Instant) -> Option<Transition> {
+    pub fn on_success_for(&self, ticket: u32, _now: Instant) -> Option<Transition> {
         if self.stale(ticket) {
             return None;
         }
-        self.on_success(now)
+        self.succeeded()
     }
 
-    /// `on_failure` for a request admitted with `ticket`.
+    /// The request admitted with `ticket` failed: Closed opens after `failures` CONSECUTIVE
+    /// failures; HalfOpen reopens at once with the open timeout doubled (capped); an Open breaker
+    /// ignores late failures. Ignored if it was admitted before the current HalfOpen.
     pub fn on_failure_for(&self, ticket: u32, now: Instant) -> Option<Transition> {
         if self.stale(ticket) {
             return None;
         }
-        self.on_failure(now)
+        self.failed(now)
     }
 
-    /// `on_abandoned` for a request admitted with `ticket`.
+    /// The request admitted with `ticket` ended with no verdict on the endpoint: frees its probe
+    /// slot. Ignored if it was admitted before the current HalfOpen.
     pub fn on_abandoned_for(&self, ticket: u32) {
         if !self.stale(ticket) {
-            self.on_abandoned();
+            self.abandoned();
         }
     }
 
@@ -197,9 +201,8 @@ impl Breaker {
         }
     }
 
-    /// HalfOpen closes after `successes` successes; Closed forgets its failure run.
     #[inline]
-    pub fn on_success(&self, _now: Instant) -> Option<Transition> {
+    fn succeeded(&self) -> Option<Transition> {
         match self.state.get() {
             State::Closed => {
                 self.count.set(0);
@@ -215,9 +218,7 @@ impl Breaker {
         }
     }
 
-    /// Closed opens after `failures` CONSECUTIVE failures; HalfOpen reopens at once with the
-    /// open timeout doubled (capped); an Open breaker ignores late failures.
-    pub fn on_failure(&self, now: Instant) -> Option<Transition> {
+    fn failed(&self, now: Instant) -> Option<Transition> {
         match self.state.get() {
             State::Closed => {
                 let failed = self.count.get().saturating_add(1);
@@ -233,19 +234,14 @@ impl Breaker {
         }
     }
 
-    /// A request admitted earlier ended with no verdict on the endpoint: frees its probe slot.
-    pub fn on_abandoned(&self) {
+    fn abandoned(&self) {
         if self.state.get() == State::HalfOpen {
             self.probes.set(self.probes.get().saturating_sub(1));
         }
     }
 
-    /// An outlier event from another shard: open now (an Open breaker keeps its deadline).
-    pub fn force_open(&self, now: Instant) -> Option<Transition> {
-        (self.state.get() != State::Open).then(|| self.open(now))
-    }
-
-    /// Close now, as a fresh breaker.
+    /// Close now, as a fresh breaker: a health probe found the endpoint up again
+    /// (`Shard::apply_health`), so passive ejection ends with it.
     pub fn force_close(&self) -> Option<Transition> {
         (self.state.get() != State::Closed).then(|| self.close())
     }
@@ -297,12 +293,26 @@ mod tests {
         })
     }
 
+    /// Reports a request admitted in the breaker's current state (so its ticket is the current
+    /// one): a success, a failure, no verdict.
+    fn ok(b: &Breaker, t: Instant) -> Option<Transition> {
+        b.on_success_for(b.ticket(), t)
+    }
+
+    fn fail(b: &Breaker, t: Instant) -> Option<Transition> {
+        b.on_failure_for(b.ticket(), t)
+    }
+
+    fn gone(b: &Breaker) {
+        b.on_abandoned_for(b.ticket())
+    }
+
     /// Drives a fresh breaker from Closed to Open at `t`.
     fn opened(b: &Breaker, t: Instant) {
         for _ in 0..2 {
-            assert_eq!(b.on_failure(t), None);
+            assert_eq!(fail(b, t), None);
         }
-        assert_eq!(b.on_failure(t), Some(Transition::Opened));
+        assert_eq!(fail(b, t), Some(Transition::Opened));
     }
 
     #[test]
@@ -337,15 +347,15 @@ mod tests {
     #[test]
     fn opens_only_after_consecutive_failures() {
         let (b, t) = (breaker(), Instant::now());
-        b.on_failure(t);
-        b.on_failure(t);
-        b.on_success(t);
-        assert_eq!(b.on_failure(t), None, "a success resets the run");
-        assert_eq!(b.on_failure(t), None);
+        fail(&b, t);
+        fail(&b, t);
+        ok(&b, t);
+        assert_eq!(fail(&b, t), None, "a success resets the run");
+        assert_eq!(fail(&b, t), None);
         assert_eq!(b.state(), State::Closed);
-        assert_eq!(b.on_failure(t), Some(Transition::Opened));
+        assert_eq!(fail(&b, t), Some(Transition::Opened));
         assert_eq!(b.state(), State::Open);
-        assert_eq!(b.on_failure(t), None, "late failures change nothing");
+        assert_eq!(fail(&b, t), None, "late failures change nothing");
     }
 
     #[test]
@@ -382,10 +392,10 @@ mod tests {
         b.admit(t);
         assert!(!b.usable(t));
         assert_eq!(b.admit(t), (false, None));
-        b.on_abandoned();
+        gone(&b);
         assert!(b.usable(t), "an abandoned probe frees its slot");
         assert_eq!(b.admit(t), (true, None));
-        assert_eq!(b.on_success(t), None);
+        assert_eq!(ok(&b, t), None);
         assert_eq!(b.admit(t), (true, None), "a reported probe frees its slot");
     }
 
@@ -395,9 +405,9 @@ mod tests {
         opened(&b, t);
         let t = t + 10 * S;
         b.admit(t);
-        assert_eq!(b.on_success(t), None);
+        assert_eq!(ok(&b, t), None);
         b.admit(t);
-        assert_eq!(b.on_success(t), Some(Transition::Closed));
+        assert_eq!(ok(&b, t), Some(Transition::Closed));
         assert_eq!(b.state(), State::Closed);
         assert_eq!(b.admit(t), (true, None));
     }
@@ -409,19 +419,15 @@ mod tests {
         let mut t = t0 + 10 * S;
         for want in [20 * S, 35 * S, 35 * S] {
             assert_eq!(b.admit(t).1, Some(Transition::HalfOpened));
-            assert_eq!(
-                b.on_failure(t),
-                Some(Transition::Opened),
-                "one failure reopens"
-            );
+            assert_eq!(fail(&b, t), Some(Transition::Opened), "one failure reopens");
             assert!(!b.usable(t + want - Duration::from_millis(1)), "{want:?}");
             assert!(b.usable(t + want), "{want:?}");
             t += want;
         }
         b.admit(t);
-        b.on_success(t);
+        ok(&b, t);
         b.admit(t);
-        assert_eq!(b.on_success(t), Some(Transition::Closed));
+        assert_eq!(ok(&b, t), Some(Transition::Closed));
         opened(&b, t);
         assert!(b.usable(t + 10 * S), "backoff reset to the open timeout");
     }
@@ -437,24 +443,29 @@ mod tests {
     }
 
     #[test]
-    fn forced_transitions() {
+    fn force_close_closes_as_fresh_and_keeps_a_closed_run() {
         let (b, t) = (breaker(), Instant::now());
         assert_eq!(b.force_close(), None);
-        assert_eq!(b.force_open(t), Some(Transition::Opened));
-        assert_eq!(b.force_open(t + 5 * S), None);
-        assert!(
-            !b.usable(t + 9 * S),
-            "a second outlier event keeps the first deadline"
-        );
-        assert!(b.usable(t + 10 * S));
+        opened(&b, t);
         assert_eq!(b.force_close(), Some(Transition::Closed));
         assert_eq!(b.state(), State::Closed);
+        assert!(b.usable(t));
+        // From HalfOpen too, and a failed probe's doubled timeout goes back to the open timeout.
+        opened(&b, t);
+        let t = t + 10 * S;
+        assert_eq!(b.admit(t).1, Some(Transition::HalfOpened));
+        assert_eq!(fail(&b, t), Some(Transition::Opened));
+        assert_eq!(b.admit(t + 20 * S).1, Some(Transition::HalfOpened));
+        assert_eq!(b.force_close(), Some(Transition::Closed));
+        opened(&b, t);
+        assert!(b.usable(t + 10 * S), "backoff reset to the open timeout");
+        assert_eq!(b.force_close(), Some(Transition::Closed));
         b.admit(t);
-        b.on_failure(t);
-        b.on_failure(t);
+        fail(&b, t);
+        fail(&b, t);
         assert_eq!(b.force_close(), None);
         assert_eq!(
-            b.on_failure(t),
+            fail(&b, t),
             Some(Transition::Opened),
             "force_close of Closed keeps the run"
         );
@@ -470,7 +481,7 @@ mod tests {
             successes: 0,
         });
         let t = Instant::now();
-        assert_eq!(b.on_failure(t), Some(Transition::Opened));
+        assert_eq!(fail(&b, t), Some(Transition::Opened));
         assert!(
             !b.usable(t + 1000 * S),
             "an unrepresentable deadline never passes"
@@ -482,8 +493,8 @@ mod tests {
             half_open_requests: 0,
             ..BreakerConfig::default()
         });
-        b.on_failure(t);
+        fail(&b, t);
         assert_eq!(b.admit(t + 30 * S), (true, Some(Transition::HalfOpened)));
-        assert_eq!(b.on_success(t), Some(Transition::Closed));
+        assert_eq!(ok(&b, t), Some(Transition::Closed));
     }
 }

@@ -13,7 +13,8 @@
 //!
 //! Code that only computes sits at the top level: `config`, `http` (sans-IO HTTP/1.1), and the
 //! per-request policy decisions `route`, `balance`, `breaker`, `ratelimit` (with
-//! `ratelimit_headers`, its response fields), `retry_budget`, `trusted` (pure, `Cell` state, unit-tested without a runtime); `stats` and `access_log` hold the
+//! `ratelimit_headers`, its response fields), `retry_budget`, `trusted`, and `hash`, the hash
+//! they share (pure, `Cell` state, unit-tested without a runtime); `stats` and `access_log` hold the
 //! per-shard halves of metrics and logging. What one pinned core owns is in `shard`; the control
 //! thread is `coordinator`; `bus` holds the only messages that cross threads; `sys` holds the libc
 //! `unsafe` (the only other is `shard::boxes`, a pool of heap blocks for futures, and the
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod coordinator;
 pub mod error;
+mod hash;
 pub mod http;
 pub mod ratelimit;
 pub mod ratelimit_headers;

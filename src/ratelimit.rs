@@ -19,7 +19,7 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::balance::{fold_mul, hash_bytes};
+use crate::hash::{fold_mul, hash_bytes};
 
 // === Rate ===
 
@@ -73,19 +73,6 @@ pub fn ip_key(ip: IpAddr) -> u128 {
             Some(v4) => u128::from(v4.to_ipv6_mapped()),
             None => u128::from(v6),
         },
-    }
-}
-
-/// [`ip_key`] of the network around an IPv6 address (e.g. `/64`, which one client usually
-/// holds whole), so that a client cannot dodge its limit by rotating addresses. IPv4 is kept
-/// whole.
-pub fn ip_prefix_key(ip: IpAddr, v6_prefix: u8) -> u128 {
-    let key = ip_key(ip);
-    let v4 = matches!(ip, IpAddr::V4(_)) || key >> 32 == 0xffff;
-    if v4 || v6_prefix >= 128 {
-        key
-    } else {
-        key & !(u128::MAX >> v6_prefix)
     }
 }
 
@@ -476,16 +463,6 @@ mod tests {
         assert_eq!(ip_key(ip("10.1.2.3")), ip_key(ip("::ffff:10.1.2.3")));
         assert_ne!(ip_key(ip("10.1.2.3")), ip_key(ip("10.1.2.4")));
         assert_ne!(ip_key(ip("10.1.2.3")), ip_key(ip("::10.1.2.3")));
-        let net = |s: &str| ip_prefix_key(ip(s), 64);
-        assert_eq!(net("2001:db8:1:2:aaaa::1"), net("2001:db8:1:2:bbbb::2"));
-        assert_ne!(net("2001:db8:1:2::1"), net("2001:db8:1:3::1"));
-        assert_eq!(net("10.1.2.3"), ip_key(ip("10.1.2.3")));
-        assert_eq!(net("::ffff:10.1.2.3"), ip_key(ip("10.1.2.3")));
-        assert_eq!(ip_prefix_key(ip("2001:db8::1"), 0), 0);
-        assert_eq!(
-            ip_prefix_key(ip("2001:db8::1"), 200),
-            ip_key(ip("2001:db8::1"))
-        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use crate::balance::{hash_bytes, hash_bytes_lower, lower8};
+use crate::hash::{hash_bytes, hash_bytes_lower, lower8};
 
 // === patterns ===
 

@@ -1,7 +1,8 @@
 //! `--lb`: round-robin splits evenly, `weighted` follows `weight=`, `least-request` keeps away from
 //! an endpoint holding requests, `ewma` from a slower one, `random` uses every endpoint, and the
 //! hash balancers (`hash:client-ip`, `hash:header:NAME`, `hash:cookie:NAME`) keep one key on one
-//! endpoint on every shard and move only the keys of an endpoint that went down.
+//! endpoint on every shard and move only the keys of an endpoint that went down; a cookie is
+//! found only as RFC 6265 writes it.
 
 mod support;
 
@@ -268,6 +269,58 @@ fn hash_cookie_keeps_each_session_on_one_endpoint() {
         })
         .count();
     assert_eq!(moved, 0, "the bare cookie maps like the one among others");
+}
+
+/// The cookie is read as RFC 6265 §4.2.1 writes it (src/http/lookup.rs): found in any `Cookie`
+/// line (HTTP/2 clients split them), whitespace around a pair ignored, but `session = K` (spaces
+/// around `=`) is not the `session` cookie, so such requests have no key and go round-robin.
+#[test]
+fn hash_cookie_reads_every_cookie_line_and_only_exact_pairs() {
+    let (a, b, c) = (
+        Backend::start("a"),
+        Backend::start("b"),
+        Backend::start("c"),
+    );
+    let proxy = Proxy::to(
+        &addrs(&[&a, &b, &c]),
+        &["--shards", "2", "--lb", "hash:cookie:session"],
+    );
+    let keys: Vec<String> = (0..24).map(|n| format!("s{n:04}")).collect();
+    let m = by_key(3, &keys, |k, i| {
+        let h = format!("Cookie: session={k}");
+        fetch(proxy.addr, &request("GET", &format!("/{i}"), &[&h], b""))
+    });
+    let home = assert_sticky_and_spread(&m, "hash:cookie:session");
+    let moved: Vec<&String> = keys
+        .iter()
+        .filter(|k| {
+            let lines = [
+                "Cookie: theme=dark".to_string(),
+                format!("Cookie: \t session={k} ;x=1"),
+            ];
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            who(&fetch(proxy.addr, &request("GET", "/", &lines, b""))) != home[*k]
+        })
+        .collect();
+    assert!(
+        moved.is_empty(),
+        "the second Cookie line, padded, maps alike: {moved:?}"
+    );
+    // One key, written with spaces around `=`: no key, so round-robin uses all three.
+    let spaced = format!("Cookie: session = {}", keys[0]);
+    let got: Vec<String> = (0..12)
+        .map(|i| {
+            who(&fetch(
+                proxy.addr,
+                &request("GET", &format!("/{i}"), &[&spaced], b""),
+            ))
+        })
+        .collect();
+    assert_eq!(
+        counts(&got).len(),
+        3,
+        "`session = K` is not cookie `session`: {got:?}"
+    );
 }
 
 /// Consistent hashing: when one of three endpoints goes down (failing its health check), only

@@ -1,6 +1,7 @@
 //! Sans-IO HTTP/1.1: head parsing and validation (httparse + RFC 9112 framing rules; Host and
 //! request-target syntax in `host` and `target`; operator head rules in `head_rules`), header
-//! rewriting into a reused output buffer, the chunked codec and canned responses.
+//! rewriting into a reused output buffer, header and cookie lookup (`lookup`), the chunked codec
+//! and canned responses.
 //! Pure code: no runtime, no threads; the shard's connection task calls it.
 
 pub mod canned;
@@ -8,6 +9,7 @@ pub mod chunked;
 mod framing;
 pub mod head_rules;
 mod host;
+pub mod lookup;
 pub mod proxy_protocol;
 pub mod request;
 pub mod response;

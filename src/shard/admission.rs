@@ -14,6 +14,7 @@ use super::io::{write_vec, IoFail};
 use super::table::{rate_key, Table};
 use crate::balance::{Algorithm, HashOn};
 use crate::config::RateKey;
+use crate::http::lookup::{cookie_value, header_value};
 use crate::http::request::{Parsed, Plan};
 use crate::http::{canned, name_is};
 use crate::ratelimit::Decision;
@@ -28,9 +29,8 @@ pub enum Verdict {
     Direct,
     /// Content-Length beyond the route's `max_body`.
     TooLarge,
-    Limited {
-        retry_after: Duration,
-    },
+    /// Over the route's rate limit (429).
+    Limited,
 }
 
 /// Per-request scratch the admission fills, owned by the connection and reused.
@@ -90,7 +90,7 @@ pub fn admit<'t>(
         (&view.limiter, &cfg.rate_limit, &view.rate_headers)
     {
         let header = match &rl.key {
-            RateKey::Header(name) => header_value(p, name),
+            RateKey::Header(name) => header_value(p.headers, name),
             RateKey::ClientIp => None,
         };
         match limiter.take(rate_key(&rl.key, client, header), Instant::now()) {
@@ -101,7 +101,7 @@ pub fn admit<'t>(
                 let stats = &view.stats;
                 stats.rate_limited.set(stats.rate_limited.get() + 1);
                 fields.limited(&mut s.extra, retry_after, reset);
-                let (plan, v) = local(Verdict::Limited { retry_after });
+                let (plan, v) = local(Verdict::Limited);
                 return (plan, Some(i), v);
             }
         }
@@ -119,12 +119,12 @@ pub fn admit<'t>(
                     IpAddr::V6(a) => s.key.extend_from_slice(&a.octets()),
                 },
                 HashOn::Header(name) => {
-                    if let Some(v) = header_value(p, name) {
+                    if let Some(v) = header_value(p.headers, name) {
                         s.key.extend_from_slice(v);
                     }
                 }
                 HashOn::Cookie(name) => {
-                    if let Some(v) = cookie_value(p, name) {
+                    if let Some(v) = cookie_value(p.headers, name) {
                         s.key.extend_from_slice(v);
                     }
                 }
@@ -167,27 +167,6 @@ fn real_client(table: &Table, peer: IpAddr, p: &Parsed<'_>) -> IpAddr {
         values[values.len() - n] = h.value;
     }
     crate::trusted::client_ip(peer, &table.trusted, &values[values.len() - n..])
-}
-
-fn header_value<'b>(p: &Parsed<'b>, name: &str) -> Option<&'b [u8]> {
-    p.headers
-        .iter()
-        .find(|h| name_is(h.name, name))
-        .map(|h| h.value)
-}
-
-fn cookie_value<'b>(p: &Parsed<'b>, name: &str) -> Option<&'b [u8]> {
-    for h in p.headers.iter().filter(|h| name_is(h.name, "cookie")) {
-        for pair in h.value.split(|&b| b == b';') {
-            let pair = pair.trim_ascii();
-            if let Some(eq) = pair.iter().position(|&b| b == b'=') {
-                if &pair[..eq] == name.as_bytes() {
-                    return Some(&pair[eq + 1..]);
-                }
-            }
-        }
-    }
-    None
 }
 
 /// Writes a response the proxy gives itself; `extra` are whole header lines. Returns the bytes.

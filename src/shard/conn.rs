@@ -278,7 +278,7 @@ async fn respond(
             return ex;
         }
         Verdict::NotFound => (404, "text/plain", b"not found\n"),
-        Verdict::Limited { .. } => (429, "text/plain", b"too many requests\n"),
+        Verdict::Limited => (429, "text/plain", b"too many requests\n"),
         Verdict::Direct => {
             let d = table.config.routes[route.unwrap_or(0)]
                 .direct
