@@ -1,14 +1,15 @@
 //! shardgate: a thread-per-core HTTP/1.1 reverse proxy on io_uring.
 //!
 //! ```text
-//!   SIGTERM/SIGINT/SIGHUP/SIGUSR1 ──► coordinator thread (coordinator/) ──► admin listener thread
-//!                          │   ▲                                         access-log writer thread
-//!   ToShard: Drain | Config | Health | Stats | Listen | Unlisten          (bus.rs)
-//!   ToCoordinator: Ready | Failed | Progress | Drained | Health | Stats
+//!   signals thread ──TERM/INT/HUP/USR1──► coordinator thread ◄──admin calls──► admin thread
+//!                          │   ▲           (coordinator/: phase, reload, stats, health relay)
+//!   ToShard: Drain | Config | Health | Stats | Listen | Unlisten                        (bus.rs)
+//!   ToCoordinator: Ready | Failed | Progress | Drained | Health | ConfigApplied | Stats
 //!                          ▼   │
-//!   shard-0 (core 0) … shard-N-1 (core N-1)   (shard/)
-//!     each: monoio runtime · SO_REUSEPORT listeners · connections · routing table (routes,
-//!     clusters, pools, breakers, rate-limit buckets) · health probes · statistics · log buffer
+//!   shard-0 (core 0) … shard-N-1 (core N-1)  (shard/) ──full log buffers──► access-log thread
+//!     each: monoio runtime · accept loops on SO_REUSEPORT listeners · one task per client
+//!     connection · routing table (routes, clusters, pools, breakers, rate-limit buckets) ·
+//!     control task (mailbox) · pool sweep · idle reaper · health probes · statistics
 //! ```
 //!
 //! Code that only computes sits at the top level: `config`, `http` (sans-IO HTTP/1.1), and the
