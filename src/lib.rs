@@ -17,9 +17,12 @@
 //! `ratelimit_headers`, its response fields), `retry_budget`, `trusted`, and `hash`, the hash
 //! they share (pure, `Cell` state, unit-tested without a runtime); `stats` and `access_log` hold the
 //! per-shard halves of metrics and logging. What one pinned core owns is in `shard`; the control
-//! thread is `coordinator`; `bus` holds the only messages that cross threads; `sys` holds the libc
+//! thread is `coordinator`; `bus` holds the messages between shards and the coordinator (admin
+//! calls, signals and access-log buffers have channels of their own); `sys` holds the libc
 //! `unsafe` (the only other is `shard::boxes`, a pool of heap blocks for futures, and the
 //! bench-only counting allocators). Shards share nothing mutable: the request path takes no lock and touches no atomic.
+
+#![deny(unsafe_code)]
 
 pub mod access_log;
 pub mod balance;
@@ -37,5 +40,6 @@ pub mod retry_budget;
 pub mod route;
 pub mod shard;
 pub mod stats;
+#[allow(unsafe_code)] // libc calls and the steering BPF program
 pub mod sys;
 pub mod trusted;

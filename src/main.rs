@@ -2,12 +2,15 @@
 //! Exit codes: 0 clean (or drained), 1 runtime failure or drain deadline, 2 invalid config or flags
 //! (also an address or access log the config names that cannot be had at start).
 
+#![deny(unsafe_code)]
+
 use clap::Parser;
 
 use shardgate::cli::Args;
 use shardgate::{config, coordinator, sys};
 
 #[cfg(feature = "alloc-count")]
+#[allow(unsafe_code)] // the counting GlobalAlloc of bench/alloc.sh
 mod alloc_count;
 #[cfg(feature = "alloc-count")]
 #[global_allocator]

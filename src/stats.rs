@@ -16,6 +16,7 @@
 //! stay registered for the shard's lifetime, so a reload never makes a counter go backwards.
 
 #[cfg(test)]
+#[allow(unsafe_code)] // a counting GlobalAlloc, tests only
 pub(crate) mod alloc_probe;
 mod families;
 mod render;

@@ -6,6 +6,7 @@
 
 mod admission;
 mod body;
+#[allow(unsafe_code)] // a pool of heap blocks for futures (see its module doc)
 mod boxes;
 mod conn;
 mod control;
