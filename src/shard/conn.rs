@@ -11,79 +11,21 @@ use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, CancelableAsyncReadRent, Canceller};
+use monoio::io::{AsyncReadRent, CancelableAsyncReadRent};
 use monoio::net::TcpStream;
 use monoio::time::Instant;
 
-use super::admission::{self, Scratch, Verdict};
+use super::admission::{self, Verdict};
 use super::boxes::Pooled;
-use super::forward::{self, Ctx, Exchanged, Outcome};
-use super::io::{read_more_until, write_buf, write_static, Buf, IoFail};
-use super::kit::Kit;
+use super::client::{refuse, Client, Link};
+use super::exchanged::{Ctx, Exchanged, Outcome};
+use super::forward;
+use super::io::{read_more_until, write_buf, IoFail};
 use super::table::Table;
 use super::{idle, tunnel, Shard};
 use crate::http::proxy_protocol;
 use crate::http::request::{self, Forwarding, Request};
 use crate::http::{canned, BodyFraming, Head};
-
-/// A client connection while it serves requests: its socket and a kit of buffers, reused for
-/// every request until the connection goes idle long enough to give the kit back.
-pub struct Client {
-    pub stream: TcpStream,
-    /// The client: the peer, or the source a PROXY header names.
-    pub client: SocketAddr,
-    /// Bytes read from the client: request heads, bodies, pipelined requests.
-    pub buf: Buf,
-    /// Bytes read from the upstream of the current exchange.
-    pub up_buf: Buf,
-    /// The rewritten request head sent upstream (kept for a retry).
-    pub head: Vec<u8>,
-    /// The response head sent to the client.
-    pub out: Vec<u8>,
-    pub scratch: Scratch,
-    /// Cancels the keep-alive read that waited `idle_buffer_time` (the kit goes back then).
-    cancel: Canceller,
-    /// This connection's slot in the drain's registry of idle sockets.
-    slot: usize,
-}
-
-/// What a connection keeps while it has given its kit back: the socket and who is on it.
-struct Link {
-    stream: TcpStream,
-    client: SocketAddr,
-}
-
-impl Client {
-    fn assemble(l: Link, k: Kit, slot: usize) -> Client {
-        Client {
-            stream: l.stream,
-            client: l.client,
-            buf: k.buf,
-            up_buf: k.up_buf,
-            head: k.head,
-            out: k.out,
-            scratch: k.scratch,
-            cancel: k.cancel,
-            slot,
-        }
-    }
-
-    fn disassemble(self) -> (Link, Kit) {
-        let link = Link {
-            stream: self.stream,
-            client: self.client,
-        };
-        let kit = Kit {
-            buf: self.buf,
-            up_buf: self.up_buf,
-            head: self.head,
-            out: self.out,
-            scratch: self.scratch,
-            cancel: self.cancel,
-        };
-        (link, kit)
-    }
-}
 
 /// Frees the connection's drain slot when the task ends, however it ends.
 struct Slot(Rc<super::drain::Drain>, usize);
@@ -552,13 +494,4 @@ async fn read_head(
             }
         }
     }
-}
-
-/// Answers with a canned error before the connection closes; a failed write changes nothing then.
-pub(super) async fn refuse(
-    stream: &mut TcpStream,
-    bytes: &'static [u8],
-    idle: std::time::Duration,
-) {
-    let _ = write_static(stream, bytes, idle).await;
 }

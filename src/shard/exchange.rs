@@ -9,9 +9,9 @@ use monoio::net::TcpStream;
 use monoio::time::Instant;
 
 use super::body::{self, RelayError};
-use super::conn::Client;
+use super::client::Client;
+use super::exchanged::{Ctx, Exchanged};
 use super::expect::{self, Continue, WaitError};
-use super::forward::{Ctx, Exchanged};
 use super::io::{
     read_at_most_until, read_more_until, write_buf, write_static, write_vec, Buf, IoFail,
 };

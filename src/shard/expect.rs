@@ -11,7 +11,7 @@ use std::time::Duration;
 use monoio::net::TcpStream;
 use monoio::time::Instant;
 
-use super::conn::Client;
+use super::client::Client;
 use super::io::{read_more_until, write_static, write_vec, IoFail};
 use crate::http::response::{self, Kind, ResponseCtx};
 use crate::http::{canned, Head};

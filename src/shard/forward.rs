@@ -3,52 +3,20 @@
 //! run the attempt (exchange.rs), account the outcome to the breaker, EWMA and statistics, and
 //! retry elsewhere when the route's policy and retry budget allow. Failures are classified by side.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use monoio::net::TcpStream;
 use std::time::Instant;
 
-use super::conn::{refuse, Client};
+use super::client::{refuse, Client};
 use super::exchange::{attempt, Done, Failed, Limits};
-use super::table::{RouteView, Table};
+use super::exchanged::{Ctx, Exchanged, Outcome};
 use super::upstream::{ClusterView, Endpoint};
 use super::Shard;
 use crate::balance::Candidates;
 use crate::breaker::Transition;
-use crate::config::Route;
 use crate::error::{ClientError, ProxyError, UpstreamError};
 use crate::http::request::Request;
 use crate::http::{chunked, BodyFraming};
-
-/// What the connection task does after an exchange.
-pub enum Outcome {
-    /// Read the next request.
-    KeepAlive,
-    Close,
-    /// The upstream switched protocols: tunnel bytes both ways until either side closes.
-    Tunnel(TcpStream),
-}
-
-/// An exchange as the access log and statistics see it.
-pub struct Exchanged {
-    pub outcome: Outcome,
-    /// The status the client got (0: none, the client went away).
-    pub status: u16,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub upstream: Option<SocketAddr>,
-    /// From sending the request to the response head, on the last attempt.
-    pub upstream_time: Option<Duration>,
-}
-
-/// Everything one exchange reads from the table.
-pub struct Ctx<'t> {
-    pub table: &'t Table,
-    pub route: &'t RouteView,
-    pub cfg: &'t Route,
-    pub cluster: &'t ClusterView,
-}
 
 /// Runs one exchange. The client gets a canned error when no response head could be relayed.
 pub async fn exchange(shard: &Shard, c: &mut Client, req: &Request, ctx: &Ctx<'_>) -> Exchanged {

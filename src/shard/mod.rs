@@ -8,10 +8,12 @@ mod admission;
 mod body;
 #[allow(unsafe_code)] // a pool of heap blocks for futures (see its module doc)
 mod boxes;
+mod client;
 mod conn;
 mod control;
 mod drain;
 mod exchange;
+mod exchanged;
 mod expect;
 mod forward;
 mod health;

@@ -1,0 +1,78 @@
+//! A client connection's state while it serves requests (`Client`: its socket and a kit of
+//! buffers) and while it sleeps without the kit (`Link`), and the canned answer before a close
+//! (`refuse`). Used by the connection loop (conn.rs) and the exchange below it (forward.rs,
+//! exchange.rs, expect.rs), which import this file, never conn.rs. Shard thread.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use monoio::io::Canceller;
+use monoio::net::TcpStream;
+
+use super::admission::Scratch;
+use super::io::{write_static, Buf};
+use super::kit::Kit;
+
+/// A client connection while it serves requests: its socket and a kit of buffers, reused for
+/// every request until the connection goes idle long enough to give the kit back.
+pub struct Client {
+    pub stream: TcpStream,
+    /// The client: the peer, or the source a PROXY header names.
+    pub client: SocketAddr,
+    /// Bytes read from the client: request heads, bodies, pipelined requests.
+    pub buf: Buf,
+    /// Bytes read from the upstream of the current exchange.
+    pub up_buf: Buf,
+    /// The rewritten request head sent upstream (kept for a retry).
+    pub head: Vec<u8>,
+    /// The response head sent to the client.
+    pub out: Vec<u8>,
+    pub scratch: Scratch,
+    /// Cancels the keep-alive read that waited `idle_buffer_time` (the kit goes back then).
+    pub(super) cancel: Canceller,
+    /// This connection's slot in the drain's registry of idle sockets.
+    pub(super) slot: usize,
+}
+
+/// What a connection keeps while it has given its kit back: the socket and who is on it.
+pub(super) struct Link {
+    pub(super) stream: TcpStream,
+    pub(super) client: SocketAddr,
+}
+
+impl Client {
+    pub(super) fn assemble(l: Link, k: Kit, slot: usize) -> Client {
+        Client {
+            stream: l.stream,
+            client: l.client,
+            buf: k.buf,
+            up_buf: k.up_buf,
+            head: k.head,
+            out: k.out,
+            scratch: k.scratch,
+            cancel: k.cancel,
+            slot,
+        }
+    }
+
+    pub(super) fn disassemble(self) -> (Link, Kit) {
+        let link = Link {
+            stream: self.stream,
+            client: self.client,
+        };
+        let kit = Kit {
+            buf: self.buf,
+            up_buf: self.up_buf,
+            head: self.head,
+            out: self.out,
+            scratch: self.scratch,
+            cancel: self.cancel,
+        };
+        (link, kit)
+    }
+}
+
+/// Answers with a canned error before the connection closes; a failed write changes nothing then.
+pub(super) async fn refuse(stream: &mut TcpStream, bytes: &'static [u8], idle: Duration) {
+    let _ = write_static(stream, bytes, idle).await;
+}
