@@ -1,4 +1,5 @@
 //! Unit tests of `route` (table-driven, no runtime).
+use super::index::{same_bytes, same_bytes_nocase};
 use super::*;
 
 fn spec(host: &str, path: PathPattern) -> MatchSpec {
