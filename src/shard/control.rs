@@ -8,7 +8,7 @@ use std::time::Duration;
 use monoio::task::JoinHandle;
 
 use super::listener::ListenerCtl;
-use super::upstream::breaker_code;
+use super::upstream::cluster::breaker_code;
 use super::Shard;
 use crate::bus::{Driver, Mailbox, Reports, ToCoordinator, ToShard};
 use crate::stats::ShardMeta;

@@ -1,12 +1,32 @@
-//! Rent-style I/O helpers for the shard's connection tasks: one reused buffer per connection side
-//! (`Buf`), moved into each read/write op and back, with deadlines. Runs on the shard thread.
+//! Rent-style I/O for the shard's connection tasks: the streams the HTTP/1.1 code runs over
+//! (`Wire`: any monoio rent-I/O stream; splice only where both ends are plain TCP), one reused
+//! buffer per connection side (`Buf`) moved into each read/write op and back, with deadlines.
+//! Runs on the shard thread.
 
 use std::io;
 use std::time::Duration;
 
 use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
 use monoio::time::{timeout, timeout_at, Instant};
+
+/// A byte stream the HTTP/1.1 code runs over, on either side: any monoio rent-I/O stream (plain
+/// TCP today; TLS streams next). Splice is a capability, not an assumption: only a stream that
+/// is a plain TCP socket offers one, and a body is spliced only when both ends do.
+pub trait Wire: AsyncReadRent + AsyncWriteRent {
+    /// The plain TCP socket bytes may be spliced to or from; `None` for any other stream.
+    fn as_tcp(&mut self) -> Option<&mut TcpStream> {
+        None
+    }
+}
+
+impl Wire for TcpStream {
+    #[inline]
+    fn as_tcp(&mut self) -> Option<&mut TcpStream> {
+        Some(self)
+    }
+}
 
 /// A read buffer whose live bytes are `v[pos..]`; reads append after them.
 pub struct Buf {

@@ -8,8 +8,8 @@ use std::cell::RefCell;
 
 use monoio::io::Canceller;
 
-use super::admission::Scratch;
 use super::io::Buf;
+use super::pipeline::admission::Scratch;
 
 /// Kits kept for reuse per shard; more are freed when given back.
 const KEEP: usize = 64;

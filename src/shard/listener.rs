@@ -11,7 +11,8 @@ use std::time::Duration;
 use monoio::io::Canceller;
 use monoio::net::TcpListener;
 
-use super::{conn, Shard};
+use super::downstream::conn;
+use super::Shard;
 use crate::sys::has_pending_connection;
 
 /// Stops one accept loop (drain, or the listener left the config).

@@ -6,29 +6,22 @@
 //! wires the shard's thread and tasks (spawn, run, accept loops, pool sweep); the state they
 //! share is `Shard`, in state.rs.
 
-mod admission;
-mod body;
 #[allow(unsafe_code)] // a pool of heap blocks for futures (see its module doc)
 mod boxes;
-mod client;
-mod conn;
 mod control;
+#[cfg(test)]
+#[allow(unsafe_code)] // reads the bytes of a monoio `IoBuf` (test double only)
+mod double;
+mod downstream;
 mod drain;
-mod exchange;
-mod exchanged;
-mod expect;
-mod forward;
 mod health;
-mod idle;
 mod io;
 mod kit;
 mod listener;
-mod pool;
+mod pipeline;
 mod runtime;
-mod splice;
 mod state;
 mod table;
-mod tunnel;
 mod upstream;
 
 use std::rc::Rc;
@@ -124,7 +117,7 @@ async fn run(
         .map(|(l, pp)| start_accepting(&shard, l, pp))
         .collect();
     monoio::spawn(sweep_pools(shard.clone()));
-    monoio::spawn(idle::reap(shard.drain.clone()));
+    monoio::spawn(downstream::idle::reap(shard.drain.clone()));
     monoio::spawn(health::run(shard.clone()));
     let _ = reports.send(ToCoordinator::Ready { id, driver, core });
     control::run(shard, accepting, mailbox, reports, driver, core).await;

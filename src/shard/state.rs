@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::drain::Drain;
+use super::pipeline::Context;
 use super::table::Table;
 use super::{boxes, kit};
 use crate::access_log::ShardLog;
-use crate::bus::{HealthEvent, HealthNews, Reports, ToCoordinator};
+use crate::bus::{HealthEvent, HealthNews, Reports};
 use crate::config::{Config, Shards};
 use crate::stats::ShardStats;
 
@@ -142,12 +143,21 @@ impl Shard {
 
     /// Tells the coordinator (and so every other shard) about an endpoint's new state.
     pub fn publish_health(&self, cluster: &Arc<str>, endpoint: &Arc<str>, event: HealthEvent) {
-        let _ = self.reports.send(ToCoordinator::Health(HealthNews {
-            from: self.id,
-            cluster: cluster.clone(),
-            endpoint: endpoint.clone(),
-            event,
-        }));
+        self.pipeline().publish(cluster, endpoint, event);
+    }
+
+    /// What the request pipeline may read of this shard.
+    #[inline]
+    pub fn pipeline(&self) -> Context<'_> {
+        let s = &self.base.shards;
+        Context {
+            shard: self.id,
+            log: &self.log,
+            drain: &self.drain,
+            reports: &self.reports,
+            splice_at: s.splice_threshold,
+            fill: s.upstream_buffer_size,
+        }
     }
 
     /// A request id unique to this process: a per-shard random seed and a mixed counter.

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::upstream::ClusterView;
+use super::upstream::cluster::ClusterView;
 use crate::config::{Config, RateKey, RateLimit, Route};
 use crate::ratelimit::{Limiter, Rate};
 use crate::ratelimit_headers::RateLimitHeaders;

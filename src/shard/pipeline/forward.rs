@@ -1,41 +1,39 @@
-//! One request/response exchange with a route's cluster, on the connection task that owns the
-//! client: pick a usable endpoint (balancer over health and breakers), lease a pooled connection,
-//! run the attempt (exchange.rs), account the outcome to the breaker, EWMA and statistics, and
-//! retry elsewhere when the route's policy and retry budget allow. Failures are classified by side.
+//! One request/response exchange with a route's cluster, on the task that carries the request:
+//! pick a usable endpoint (balancer over health and breakers), lease a pooled connection, run the
+//! attempt through the client's side (`Downstream::attempt`), account the outcome to the breaker,
+//! EWMA and statistics, and retry elsewhere when the route's policy and retry budget allow.
+//! Failures are classified by side and answered by their own status. Shard thread.
 
 use std::time::Duration;
 
 use std::time::Instant;
 
-use super::client::{refuse, Client};
-use super::exchange::{attempt, Done, Failed, Limits};
 use super::exchanged::{Ctx, Exchanged, Outcome};
-use super::upstream::{ClusterView, Endpoint};
-use super::Shard;
+use super::{Context, Downstream};
 use crate::balance::Candidates;
 use crate::breaker::Transition;
-use crate::error::{ClientError, ProxyError, UpstreamError};
+use crate::error::{ProxyError, UpstreamError};
 use crate::http::request::Request;
-use crate::http::{chunked, BodyFraming};
+use crate::http::BodyFraming;
+use crate::shard::upstream::attempt::{Done, Failed, Limits};
+use crate::shard::upstream::cluster::{self, ClusterView, Endpoint};
+use crate::shard::upstream::pool::Lease;
 
 /// Runs one exchange. The client gets a canned error when no response head could be relayed.
-pub async fn exchange(shard: &Shard, c: &mut Client, req: &Request, ctx: &Ctx<'_>) -> Exchanged {
-    let mut ex = Exchanged {
-        outcome: Outcome::Close,
-        status: 0,
-        bytes_in: req.head_len as u64,
-        bytes_out: 0,
-        upstream: None,
-        upstream_time: None,
-    };
-    match proxy(shard, c, req, ctx, &mut ex).await {
+pub async fn exchange<D: Downstream>(
+    cx: &Context<'_>,
+    d: &mut D,
+    req: &Request,
+    ctx: &Ctx<'_>,
+) -> Exchanged {
+    let mut ex = Exchanged::new(req.head_len);
+    match proxy(cx, d, req, ctx, &mut ex).await {
         Ok(o) => ex.outcome = o,
         Err(f) => {
             if let Some(status) = f.error.status().filter(|_| !f.answered) {
-                let bytes = f.error.response();
-                refuse(&mut c.stream, bytes, ctx.table.config.timeouts.body).await;
-                ex.status = status;
-                ex.bytes_out = bytes.len() as u64;
+                let idle = ctx.table.config.timeouts.body;
+                ex.tally.status = status;
+                ex.tally.bytes_out = d.refuse(f.error.response(), idle).await;
             }
             ex.outcome = Outcome::Close;
         }
@@ -43,20 +41,34 @@ pub async fn exchange(shard: &Shard, c: &mut Client, req: &Request, ctx: &Ctx<'_
     ex
 }
 
-async fn proxy(
-    shard: &Shard,
-    c: &mut Client,
+/// The route's effective timeouts and limits for this exchange.
+fn limits<'t>(cx: &'t Context<'_>, ctx: &Ctx<'t>) -> Limits<'t> {
+    let base = &ctx.table.config.timeouts;
+    let t = &ctx.cfg.timeouts;
+    Limits {
+        connect: t.connect,
+        upstream: t.upstream.unwrap_or(base.upstream),
+        body: t.body.unwrap_or(base.body),
+        max_body: ctx.cfg.max_body.unwrap_or(u64::MAX),
+        remove: &ctx.route.response_drop,
+        splice_at: cx.splice_at,
+        fill: cx.fill,
+        drain: cx.drain,
+    }
+}
+
+async fn proxy<D: Downstream>(
+    cx: &Context<'_>,
+    d: &mut D,
     req: &Request,
     ctx: &Ctx<'_>,
     ex: &mut Exchanged,
 ) -> Result<Outcome, Failed> {
-    c.buf.consume(req.head_len);
-    if req.body == BodyFraming::Chunked && chunked::check_prefix(c.buf.data()).is_err() {
-        // The framing is already broken in what arrived with the head: the upstream sees nothing.
-        return Err(Failed::before(ClientError::BadBody));
-    }
+    // A body whose framing is already broken in what arrived with the head: the upstream sees
+    // nothing.
+    d.begin_body(req).map_err(Failed::before)?;
     let policy = &ctx.cfg.retry;
-    let limits = Limits::of(ctx, &ctx.table.config.timeouts);
+    let limits = limits(cx, ctx);
     let replayable = req.method.is_idempotent()
         && matches!(req.body, BodyFraming::None | BodyFraming::Length(0))
         && !req.upgrade;
@@ -71,12 +83,12 @@ async fn proxy(
     let cluster = ctx.cluster;
     loop {
         let now = first.take().unwrap_or_else(Instant::now);
-        let i = pick(cluster, &c.scratch.key, now, avoid)
+        let i = pick(cluster, &d.scratch().key, now, avoid)
             .ok_or(Failed::before(UpstreamError::NoEndpoint))?;
         let ep = &cluster.endpoints[i];
         ex.upstream = Some(ep.addr);
         let (admitted, t) = ep.breaker.admit(now);
-        publish(shard, ep, ep.note(t));
+        publish(cx, ep, ep.note(t));
         if !admitted {
             return Err(Failed::before(UpstreamError::NoEndpoint));
         }
@@ -86,7 +98,7 @@ async fn proxy(
             Ok(l) => l,
             Err(e) => {
                 if e.is_endpoint_fault() {
-                    fail(shard, ep, ticket);
+                    fail(cx, ep, ticket);
                 } else {
                     ep.breaker.on_abandoned_for(ticket);
                 }
@@ -106,10 +118,12 @@ async fn proxy(
         // spent the budget while this attempt was waiting.
         let left = &mut retries_left;
         let grant = |status| policy.on_status.contains(&status) && retry(ctx, left, Instant::now());
-        let result = attempt(c, req, lease.stream(), &limits, shard, grant, ex).await;
+        let result = d
+            .attempt(req, lease.stream(), &limits, grant, &mut ex.tally)
+            .await;
         ep.in_flight.set(ep.in_flight.get() - 1);
         // Set whenever a response head arrived, which is when `rtt` is used.
-        let rtt = ex.upstream_time.unwrap_or_default();
+        let rtt = ex.tally.upstream_time.unwrap_or_default();
         match result {
             Ok(Done::Response {
                 status,
@@ -118,7 +132,7 @@ async fn proxy(
             }) => {
                 let done = Instant::now();
                 ep.ewma.observe(rtt, done);
-                account(shard, cluster, ep, ticket, status, rtt, done);
+                account(cx, cluster, ep, ticket, status, rtt, done);
                 if reusable {
                     lease.release();
                 }
@@ -129,11 +143,11 @@ async fn proxy(
                 });
             }
             Ok(Done::Switched) => {
-                account(shard, cluster, ep, ticket, 101, rtt, Instant::now());
+                account(cx, cluster, ep, ticket, 101, rtt, Instant::now());
                 return Ok(Outcome::Tunnel(lease.detach()));
             }
             Ok(Done::Retried(status)) => {
-                account(shard, cluster, ep, ticket, status, rtt, Instant::now());
+                account(cx, cluster, ep, ticket, status, rtt, Instant::now());
                 drop(lease);
                 avoid = Some(i);
             }
@@ -146,7 +160,7 @@ async fn proxy(
             Err(f) => {
                 let upstream_fault = matches!(f.error, ProxyError::Upstream(_));
                 if upstream_fault {
-                    fail(shard, ep, ticket);
+                    fail(cx, ep, ticket);
                 } else {
                     ep.breaker.on_abandoned_for(ticket);
                 }
@@ -172,13 +186,13 @@ async fn proxy(
 /// The balancer's choice, avoiding the endpoint a retry left when another is usable.
 fn pick(cluster: &ClusterView, key: &[u8], now: Instant, avoid: Option<usize>) -> Option<usize> {
     let key = (!key.is_empty()).then_some(key);
-    let view = super::upstream::View {
+    let view = cluster::View {
         cluster,
         now,
         avoid,
     };
     cluster.balancer.pick(&view, key, now).or_else(|| {
-        let all = super::upstream::View {
+        let all = cluster::View {
             cluster,
             now,
             avoid: None,
@@ -196,7 +210,7 @@ async fn acquire<'e>(
     fresh_only: bool,
     check: bool,
     connect: Option<Duration>,
-) -> Result<super::pool::Lease<'e>, UpstreamError> {
+) -> Result<Lease<'e>, UpstreamError> {
     if cluster.max_connections > 0
         && (fresh_only || ep.pool.idle_count() == 0)
         && cluster.open_connections() >= cluster.max_connections
@@ -229,7 +243,7 @@ fn retry(ctx: &Ctx<'_>, left: &mut u32, now: Instant) -> bool {
 
 /// A response came back: statistics, and the breaker learns whether it counts as a failure.
 fn account(
-    shard: &Shard,
+    cx: &Context<'_>,
     cluster: &ClusterView,
     ep: &Endpoint,
     ticket: u32,
@@ -245,26 +259,26 @@ fn account(
     } else {
         ep.breaker.on_success_for(ticket, now)
     };
-    publish(shard, ep, ep.note(t));
+    publish(cx, ep, ep.note(t));
 }
 
 /// The endpoint failed (connect error, timeout, reset, malformed response).
-fn fail(shard: &Shard, ep: &Endpoint, ticket: u32) {
+fn fail(cx: &Context<'_>, ep: &Endpoint, ticket: u32) {
     let s = &ep.stats;
     s.failures.set(s.failures.get() + 1);
     let t = ep.breaker.on_failure_for(ticket, Instant::now());
-    publish(shard, ep, ep.note(t));
+    publish(cx, ep, ep.note(t));
 }
 
 /// Tells the coordinator of a breaker transition (one message per transition, never per
 /// request): it logs each one and relays ejections and readmissions to the other shards
 /// (passive outlier detection).
-fn publish(shard: &Shard, ep: &Endpoint, t: Option<Transition>) {
+fn publish(cx: &Context<'_>, ep: &Endpoint, t: Option<Transition>) {
     let event = match t {
         Some(Transition::Opened) => crate::bus::HealthEvent::Ejected,
         Some(Transition::HalfOpened) => crate::bus::HealthEvent::HalfOpened,
         Some(Transition::Closed) => crate::bus::HealthEvent::Readmitted,
         None => return,
     };
-    shard.publish_health(&ep.cluster, &ep.name, event);
+    cx.publish(&ep.cluster, &ep.name, event);
 }

@@ -1,24 +1,19 @@
 //! Admission of one parsed request, before anything reaches an upstream: the route (404 when none
 //! matches), the route's body limit (413), its rate limit (429 with Retry-After and RateLimit-*),
-//! a direct response, and the rewrite plan for the upstream head. Also writes the answers the
-//! proxy gives itself. Shard thread, inside `request::process`.
+//! a direct response, and the rewrite plan for the upstream head. Sans-IO: a front-end calls it
+//! once the request's head is parsed (inside `request::process` for HTTP/1.1). Shard thread.
 
-use std::io::Write;
 use std::net::IpAddr;
-use std::time::Duration;
-
-use monoio::net::TcpStream;
 use std::time::Instant;
 
-use super::io::{write_vec, IoFail};
-use super::table::{rate_key, Table};
 use crate::balance::{Algorithm, HashOn};
 use crate::config::RateKey;
 use crate::http::lookup::{cookie_value, header_value};
+use crate::http::name_is;
 use crate::http::request::{Parsed, Plan};
-use crate::http::{canned, name_is};
 use crate::ratelimit::Decision;
 use crate::route::{strip_prefix_len, RouteInput};
+use crate::shard::table::{rate_key, Table};
 
 /// What happens to a request once its head is valid.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -167,38 +162,4 @@ fn real_client(table: &Table, peer: IpAddr, p: &Parsed<'_>) -> IpAddr {
         values[values.len() - n] = h.value;
     }
     crate::trusted::client_ip(peer, &table.trusted, &values[values.len() - n..])
-}
-
-/// Writes a response the proxy gives itself; `extra` are whole header lines. Returns the bytes.
-#[allow(clippy::too_many_arguments)]
-pub async fn answer(
-    stream: &mut TcpStream,
-    out: &mut Vec<u8>,
-    status: u16,
-    content_type: &str,
-    body: &[u8],
-    extra: &[u8],
-    head_only: bool,
-    keep_alive: bool,
-    idle: Duration,
-) -> Result<u64, IoFail> {
-    out.clear();
-    let _ = write!(
-        out,
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
-        canned::reason(status),
-        body.len()
-    );
-    out.extend_from_slice(extra);
-    out.extend_from_slice(if keep_alive {
-        b"\r\n".as_slice()
-    } else {
-        b"Connection: close\r\n\r\n".as_slice()
-    });
-    if !head_only {
-        out.extend_from_slice(body);
-    }
-    let n = out.len() as u64;
-    write_vec(stream, out, idle).await?;
-    Ok(n)
 }

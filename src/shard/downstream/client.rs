@@ -1,7 +1,6 @@
-//! A client connection's state while it serves requests (`Client`: its socket and a kit of
-//! buffers) and while it sleeps without the kit (`Link`), and the canned answer before a close
-//! (`refuse`). Used by the connection loop (conn.rs) and the exchange below it (forward.rs,
-//! exchange.rs, expect.rs), which import this file, never conn.rs. Shard thread.
+//! An HTTP/1.1 client connection's state while it serves requests (`Client`: its stream and a kit
+//! of buffers, over any `Wire`) and while a TCP connection sleeps without the kit (`Link`), and
+//! the canned answer before a close (`refuse`). Shard thread.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,14 +8,14 @@ use std::time::Duration;
 use monoio::io::Canceller;
 use monoio::net::TcpStream;
 
-use super::admission::Scratch;
-use super::io::{write_static, Buf};
-use super::kit::Kit;
+use crate::shard::io::{write_static, Buf, Wire};
+use crate::shard::kit::Kit;
+use crate::shard::pipeline::admission::Scratch;
 
-/// A client connection while it serves requests: its socket and a kit of buffers, reused for
+/// A client connection while it serves requests: its stream and a kit of buffers, reused for
 /// every request until the connection goes idle long enough to give the kit back.
-pub struct Client {
-    pub stream: TcpStream,
+pub struct Client<S = TcpStream> {
+    pub stream: S,
     /// The client: the peer, or the source a PROXY header names.
     pub client: SocketAddr,
     /// Bytes read from the client: request heads, bodies, pipelined requests.
@@ -40,11 +39,12 @@ pub(super) struct Link {
     pub(super) client: SocketAddr,
 }
 
-impl Client {
-    pub(super) fn assemble(l: Link, k: Kit, slot: usize) -> Client {
+impl<S> Client<S> {
+    /// A connection on `stream` with a kit; `slot` is its place in the drain's registry.
+    pub(super) fn new(stream: S, client: SocketAddr, k: Kit, slot: usize) -> Client<S> {
         Client {
-            stream: l.stream,
-            client: l.client,
+            stream,
+            client,
             buf: k.buf,
             up_buf: k.up_buf,
             head: k.head,
@@ -53,6 +53,12 @@ impl Client {
             cancel: k.cancel,
             slot,
         }
+    }
+}
+
+impl Client {
+    pub(super) fn assemble(l: Link, k: Kit, slot: usize) -> Client {
+        Client::new(l.stream, l.client, k, slot)
     }
 
     pub(super) fn disassemble(self) -> (Link, Kit) {
@@ -73,6 +79,6 @@ impl Client {
 }
 
 /// Answers with a canned error before the connection closes; a failed write changes nothing then.
-pub(super) async fn refuse(stream: &mut TcpStream, bytes: &'static [u8], idle: Duration) {
+pub(super) async fn refuse<S: Wire>(stream: &mut S, bytes: &'static [u8], idle: Duration) {
     let _ = write_static(stream, bytes, idle).await;
 }

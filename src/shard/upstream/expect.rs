@@ -8,13 +8,12 @@
 
 use std::time::Duration;
 
-use monoio::net::TcpStream;
 use monoio::time::Instant;
 
-use super::client::Client;
-use super::io::{read_more_until, write_static, write_vec, IoFail};
+use super::relay::Relay;
 use crate::http::response::{self, Kind, ResponseCtx};
 use crate::http::{canned, Head};
+use crate::shard::io::{read_more_until, write_static, write_vec, IoFail, Wire};
 
 /// How long the upstream may think before the proxy says 100 itself.
 pub const WAIT: Duration = Duration::from_secs(1);
@@ -39,9 +38,9 @@ pub enum WaitError {
 
 /// Waits for the upstream's answer to the expectation; adds what the client was sent to
 /// `bytes_out`. Interim responses other than 100 (103 Early Hints) are relayed on the way.
-pub async fn await_continue(
-    c: &mut Client,
-    up: &mut TcpStream,
+pub async fn await_continue<S: Wire, U: Wire>(
+    c: &mut Relay<'_, S>,
+    up: &mut U,
     upgrade: bool,
     idle: Duration,
     bytes_out: &mut u64,
@@ -49,9 +48,9 @@ pub async fn await_continue(
     let deadline = Instant::now() + WAIT;
     loop {
         let ctx = ResponseCtx::plain(false, false, true, upgrade);
-        let mut out = std::mem::take(&mut c.out);
+        let mut out = std::mem::take(c.out);
         let parsed = response::process(c.up_buf.data(), c.up_buf.is_full(), ctx, &mut out);
-        c.out = out;
+        *c.out = out;
         match parsed {
             Ok(Head::Complete(r)) if r.kind == Kind::Interim && r.status == 100 => {
                 c.up_buf.consume(r.head_len);
@@ -59,14 +58,14 @@ pub async fn await_continue(
             }
             Ok(Head::Complete(r)) if r.kind == Kind::Interim => {
                 c.up_buf.consume(r.head_len);
-                write_vec(&mut c.stream, &mut c.out, idle)
+                write_vec(&mut *c.stream, &mut *c.out, idle)
                     .await
                     .map_err(WaitError::Client)?;
                 *bytes_out += c.out.len() as u64;
             }
             // A final head (or a 101): the exchange reads it again from `up_buf`.
             Ok(Head::Complete(_)) => return Ok(Continue::Final),
-            Ok(Head::Partial) => match read_more_until(up, &mut c.up_buf, deadline).await {
+            Ok(Head::Partial) => match read_more_until(up, &mut *c.up_buf, deadline).await {
                 Ok(_) => {}
                 Err(IoFail::TimedOut) => {
                     return say_continue(c, idle, bytes_out).await;
@@ -78,12 +77,12 @@ pub async fn await_continue(
     }
 }
 
-async fn say_continue(
-    c: &mut Client,
+async fn say_continue<S: Wire>(
+    c: &mut Relay<'_, S>,
     idle: Duration,
     bytes_out: &mut u64,
 ) -> Result<Continue, WaitError> {
-    write_static(&mut c.stream, canned::CONTINUE, idle)
+    write_static(&mut *c.stream, canned::CONTINUE, idle)
         .await
         .map_err(WaitError::Client)?;
     *bytes_out += canned::CONTINUE.len() as u64;

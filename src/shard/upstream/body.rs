@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
-use super::io::{read_more_within, write_buf, Buf, IoFail};
 use crate::http::chunked::Decoder;
+use crate::shard::io::{read_more_within, write_buf, Buf, IoFail};
 
 /// Where a relay stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

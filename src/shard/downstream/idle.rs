@@ -5,7 +5,7 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::drain::Drain;
+use crate::shard::drain::Drain;
 
 /// How often sleepers past their idle timeout are found: the precision of idle timeouts longer
 /// than `idle_buffer_time` (shorter ones are timed exactly, while the kit is held).

@@ -16,7 +16,7 @@ use monoio::net::TcpStream;
 use monoio::time::timeout;
 
 use super::body::{self, RelayError};
-use super::io::{write_buf, Buf, IoFail};
+use crate::shard::io::{write_buf, Buf, IoFail};
 use crate::sys;
 
 /// Idle pipes a shard keeps for the next bodies (2 fds each); more are closed when returned.

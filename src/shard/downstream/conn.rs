@@ -1,0 +1,162 @@
+//! An HTTP/1.1 client connection's task: read a PROXY header when the listener expects one, wait
+//! for a request (wait.rs), read and admit its head (head.rs), hand it to the pipeline (local
+//! answer or exchange, statistics, access log), and loop for keep-alive and pipelining until
+//! either side closes; between requests, give the buffers back and sleep without them (idle.rs)
+//! once idle past `idle_buffer_time`; after a `101`, tunnel. Runs on the shard that accepted the
+//! connection.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use monoio::net::TcpStream;
+use monoio::time::Instant;
+
+use super::client::{Client, Link};
+use super::head::{read_head, read_proxy_header, record_refused};
+use super::wait::{wait_for_request, Waited, Wake};
+use super::{idle, tunnel};
+use crate::shard::boxes::Pooled;
+use crate::shard::drain::{ConnectionGuard, Drain};
+use crate::shard::io::write_buf;
+use crate::shard::pipeline::{self, exchanged::Outcome};
+use crate::shard::Shard;
+
+/// Frees the connection's drain slot when the task ends, however it ends.
+struct Slot(Rc<Drain>, usize);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.release(self.1);
+    }
+}
+
+/// How a run of requests with a kit ended.
+enum Next {
+    Close,
+    /// Idle past `idle_buffer_time`: give the kit back and wait for readiness this long.
+    Sleep(Duration),
+    /// The upstream switched protocols: tunnel bytes both ways until either side closes or
+    /// nothing moves for this long.
+    Tunnel(TcpStream, Duration),
+}
+
+/// Serves one accepted connection until it closes. The serving state (kit and the exchange's
+/// futures, some KiB) lives in a pooled block that is given back while the connection sleeps
+/// between requests, so an idle connection costs a few hundred bytes.
+pub fn serve(
+    shard: Rc<Shard>,
+    open: ConnectionGuard,
+    stream: TcpStream,
+    peer: SocketAddr,
+    proxy_header: bool,
+) -> impl Future<Output = ()> {
+    let accepted = &shard.stats.accepted;
+    accepted.set(accepted.get() + 1);
+    let slot = shard
+        .drain
+        .register(std::os::fd::AsRawFd::as_raw_fd(&stream));
+    let slot = Slot(shard.drain.clone(), slot);
+    // Only what a sleeping connection needs is captured here, once (an `async fn` would keep its
+    // arguments twice): the task stays small (248 bytes).
+    let mut link = Link {
+        stream,
+        client: peer,
+    };
+    async move {
+        // Whole guards are moved in (a closure would capture only the fields it uses).
+        let (_open, slot) = (&open, &slot);
+        let mut wake = Wake::First;
+        loop {
+            let left = {
+                let (next, l) = awake(&shard, link, slot.1, wake, proxy_header).await;
+                link = l;
+                match next {
+                    Next::Close => return,
+                    Next::Tunnel(up, idle) => {
+                        let fd = std::os::fd::AsRawFd::as_raw_fd(&up);
+                        if !shard.drain.open_tunnel(slot.1, fd) {
+                            return;
+                        }
+                        return Box::pin(tunnel::run(link.stream, up, idle)).await;
+                    }
+                    Next::Sleep(left) => left,
+                }
+            };
+            // Asleep without the kit until readable (a request, EOF, or a drain or the reaper
+            // shutting the receive side); written out here, as a wrapper future would add bytes.
+            if !idle::fall_asleep(&shard.drain, slot.1, left) {
+                return;
+            }
+            let ready = link.stream.readable(false).await.is_ok();
+            if !shard.drain.wake_up(slot.1) || !ready {
+                return;
+            }
+            wake = Wake::Woken;
+        }
+    }
+}
+
+/// The connection with a kit, serving requests until it closes or idles past `idle_buffer_time`;
+/// in a pooled block, so the sleeping connection's task does not carry its size.
+fn awake(
+    shard: &Shard,
+    link: Link,
+    slot: usize,
+    wake: Wake,
+    proxy_header: bool,
+) -> Pooled<'_, impl Future<Output = (Next, Link)> + '_> {
+    shard.boxes.pin(async move {
+        let mut c = Client::assemble(link, shard.kits.take(), slot);
+        let next = serve_requests(shard, &mut c, wake, proxy_header).await;
+        let (link, kit) = c.disassemble();
+        shard.kits.give(kit);
+        (next, link)
+    })
+}
+
+async fn serve_requests(shard: &Shard, c: &mut Client, mut wake: Wake, proxy_header: bool) -> Next {
+    if wake == Wake::First && proxy_header && !read_proxy_header(shard, c).await {
+        return Next::Close;
+    }
+    loop {
+        if c.buf.is_empty() {
+            match wait_for_request(shard, c, wake).await {
+                Waited::Request => {}
+                Waited::Close => return Next::Close,
+                Waited::Sleep(left) => return Next::Sleep(left),
+            }
+        }
+        wake = Wake::Again;
+        let _in_flight = shard.drain.request();
+        let started = Instant::now();
+        let table = shard.table();
+        let (req, route, verdict) = match read_head(shard, &table, c).await {
+            Ok(r) => r,
+            Err(Some(status)) => {
+                record_refused(shard, c, status, started);
+                return Next::Close;
+            }
+            Err(None) => return Next::Close,
+        };
+        let cx = shard.pipeline();
+        let ex = pipeline::handle(&cx, &table, c, &req, route, verdict, started).await;
+        match ex.outcome {
+            Outcome::KeepAlive => {}
+            Outcome::Close => return Next::Close,
+            Outcome::Tunnel(mut up) => {
+                let pending = c.buf.len();
+                if pending > 0
+                    && write_buf(&mut up, &mut c.buf, pending, table.config.timeouts.body)
+                        .await
+                        .is_err()
+                {
+                    return Next::Close;
+                }
+                let cfg = &table.config.routes[route.unwrap_or(0)];
+                return Next::Tunnel(up, cfg.tunnel_idle(&table.config));
+            }
+        }
+    }
+}

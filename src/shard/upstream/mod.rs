@@ -1,0 +1,14 @@
+//! The upstream layer of the request path: this shard's view of the clusters (endpoints with
+//! their pools, breakers, EWMA and health), keep-alive pools with their connection caps and
+//! waiting queue, and the HTTP/1.1 client side of one attempt (head and body out, response back
+//! to the client's side, `Expect` handling, splice for large bodies between plain TCP sockets).
+//! It imports neither the pipeline above it nor the protocol front-ends. Shard thread only.
+
+pub mod attempt;
+pub mod body;
+pub mod cluster;
+pub mod expect;
+pub mod h1;
+pub mod pool;
+pub mod relay;
+pub mod splice;
