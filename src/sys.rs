@@ -105,7 +105,7 @@ pub fn shutdown_both(fd: RawFd) {
     }
 }
 
-// === splice (zero-copy response bodies, shard/splice.rs) ===
+// === splice (zero-copy response bodies, shard/upstream/splice.rs) ===
 
 /// A new pipe, both ends non-blocking and close-on-exec: (read end, write end).
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
