@@ -305,10 +305,12 @@ impl Builder<'_> {
             }
         };
         let access_log = match raw.access_log {
-            None => "off".to_string(),
+            None => super::AccessLogTarget::Off,
             Some(a) => {
                 self.written("access_log", a.span(), "access_log");
-                a.into_inner()
+                a.get_ref()
+                    .parse()
+                    .map_err(|m| self.error(a.span(), "access_log", m))?
             }
         };
         let trace_start = raw.trace.is_some_and(|t| t.into_inner());
@@ -652,7 +654,7 @@ mod tests {
     fn operations_settings() {
         let c = full("listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9\"]\nadmin = \"off\"\naccess_log = \"stdout\"\nsteer = \"client-ip\"\ntrusted_proxies = [\"10.0.0.0/8\"]\ntrace = true\n").unwrap();
         assert_eq!(c.admin, None);
-        assert_eq!(c.access_log, "stdout");
+        assert_eq!(c.access_log, super::super::AccessLogTarget::Stdout);
         assert!(c.steer_client_ip && c.trace_start);
         assert_eq!(c.trusted_proxies.len(), 1);
         let e = err("listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9\"]\ntrusted_proxies = [\"10.0.0.1/8\"]\n");
