@@ -7,7 +7,6 @@ mod file;
 mod key_path;
 mod log_target;
 mod origin;
-mod policy_file;
 mod protocols;
 mod render;
 mod route;

@@ -105,7 +105,7 @@ fn access_log(target: &AccessLogTarget) -> Result<(), String> {
         ));
     }
     if path.exists() {
-        return crate::sys::may_access(&path, libc::W_OK)
+        return crate::sys::may_access(path, libc::W_OK)
             .map_err(|e| format!("cannot write {}: {e}", path.display()));
     }
     let dir = match path.parent() {
