@@ -20,7 +20,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -28,34 +27,14 @@ use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::config::AccessLogTarget;
+
 /// Bytes per buffer handed to the writer.
 const BUF_SIZE: usize = 64 * 1024;
 /// Buffers one shard may own, in hand, queued or being written.
 const BUFFERS: usize = 8;
 /// Messages the writer's queue holds (preallocated): room for `BUFFERS` from 128 shards.
 const QUEUE: usize = 1024;
-
-/// Where access-log lines go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    Off,
-    Stdout,
-    File(PathBuf),
-}
-
-impl FromStr for Target {
-    type Err = String;
-
-    /// `off`, `stdout`, or a file path.
-    fn from_str(s: &str) -> Result<Target, String> {
-        match s {
-            "" => Err("access log: expected off, stdout or a file path".into()),
-            "off" => Ok(Target::Off),
-            "stdout" => Ok(Target::Stdout),
-            path => Ok(Target::File(PathBuf::from(path))),
-        }
-    }
-}
 
 /// What one request leaves in the log.
 #[derive(Debug, Clone)]
@@ -96,18 +75,18 @@ pub struct Writer {
 
 impl Writer {
     /// Opens the target (so a bad path fails here, at start) and starts the writer thread.
-    pub fn start(target: Target) -> io::Result<Writer> {
+    pub fn start(target: &AccessLogTarget) -> io::Result<Writer> {
         let dropped = Arc::default();
         let sink = match target {
-            Target::Off => {
+            AccessLogTarget::Off => {
                 return Ok(Writer {
                     tx: None,
                     thread: None,
                     dropped,
                 })
             }
-            Target::Stdout => Sink::Stdout,
-            Target::File(path) => Sink::File(open(&path)?, path),
+            AccessLogTarget::Stdout => Sink::Stdout,
+            AccessLogTarget::File(path) => Sink::File(open(path)?, path.clone()),
         };
         let (tx, rx) = crossbeam_channel::bounded(QUEUE);
         let thread = std::thread::Builder::new()

@@ -189,7 +189,7 @@ impl Args {
             trusted_proxies: Vec::new(),
             steer_client_ip: false,
             admin: Some(config::DEFAULT_ADMIN),
-            access_log: "off".to_string(),
+            access_log: config::AccessLogTarget::Off,
             trace_start: false,
             upgrades: config::default_upgrades(),
             expect_continue: config::ExpectMode::Forward,
@@ -348,10 +348,7 @@ impl Args {
             cfg.admin = config::parse_admin(a).map_err(|e| format!("--admin: {e}"))?;
         }
         if let Some(a) = &self.access_log {
-            if a.is_empty() {
-                return Err("--access-log: use stdout, off or a file path".into());
-            }
-            cfg.access_log = a.clone();
+            cfg.access_log = a.parse().map_err(|e| format!("--access-log: {e}"))?;
         }
         if self.trace {
             cfg.trace_start = true;

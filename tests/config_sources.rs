@@ -257,6 +257,58 @@ fn the_admin_address_on_a_listen_address_is_refused() {
     );
 }
 
+/// `access_log` is parsed when the config is built: an empty value is refused by the flag and
+/// by the file (at its line), before anything starts, with or without `--check`.
+#[test]
+fn an_empty_access_log_is_refused_by_flag_and_by_file() {
+    let file = temp_file(
+        "empty-log",
+        "listen = [\"127.0.0.1:0\"]\nupstreams = [\"127.0.0.1:9\"]\naccess_log = \"\"\n",
+    );
+    for extra in [&["--check"][..], &[]] {
+        let mut args = vec!["--config", file.path(), "--admin", "off"];
+        args.extend(extra);
+        let err = error_line(&run_as_is(&[], &args), &format!("{args:?}"));
+        let want = format!(
+            "error: {}:3:14: access_log: use stdout, off or a file path",
+            file.path()
+        );
+        assert_eq!(err, want, "{args:?}");
+    }
+    for extra in [&["--check"][..], &[]] {
+        let mut args = vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "127.0.0.1:9",
+            "--admin",
+            "off",
+            "--access-log",
+            "",
+        ];
+        args.extend(extra);
+        let err = error_line(&run_as_is(&[], &args), &format!("{args:?}"));
+        assert_eq!(err, "error: --access-log: use stdout, off or a file path");
+    }
+    // The flag overrides a bad file value only by being good itself.
+    let args = [
+        "--config",
+        file.path(),
+        "--admin",
+        "off",
+        "--access-log",
+        "off",
+        "--check",
+    ];
+    let out = run_as_is(&[], &args);
+    assert_eq!(
+        out.code,
+        Some(2),
+        "the file is parsed before flags: {:?}",
+        out.stderr
+    );
+}
+
 #[test]
 fn an_access_log_that_cannot_be_created_is_refused_before_start() {
     let dir = std::env::temp_dir().join(format!("shardgate-test-{}-nolog", std::process::id()));

@@ -10,6 +10,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
+use support::admin::{temp_path, wait_log_lines};
 use support::*;
 
 fn config(listen: &[&str], upstream: &str, route_header: &str) -> String {
@@ -339,4 +340,58 @@ fn a_reload_that_shortens_the_pool_idle_timeout_speeds_up_the_sweep() {
         4,
         "one connection before the reload, one per round"
     );
+}
+
+/// `access_log` needs a restart: a reload that changes it says so, applies the rest of the file,
+/// and the lines keep going to the file the process started with; a reload with an empty
+/// `access_log` is refused at its line while the old config serves on.
+#[test]
+fn a_reload_keeps_the_running_access_log_and_refuses_an_empty_one() {
+    let up = Upstream::fixed("ok");
+    let (first, second) = (
+        temp_path("reload-log-a", "log"),
+        temp_path("reload-log-b", "log"),
+    );
+    let conf = |log: &str, version: &str| {
+        format!(
+            "access_log = \"{log}\"\n{}",
+            config(&["127.0.0.1:0"], &up.addr.to_string(), version)
+        )
+    };
+    let file = temp_file("reload-log", &conf(first.path(), "one"));
+    let proxy = Proxy::start(&["--config", file.path(), "--shards", "1"]);
+    assert_eq!(version(&proxy).as_deref(), Some("one"));
+
+    std::fs::write(&file.0, conf(second.path(), "two")).unwrap();
+    hup(&proxy);
+    proxy
+        .wait_stderr(
+            Duration::from_secs(5),
+            "reload: access_log needs a restart; the running value is kept",
+        )
+        .expect("the restart notice on stderr");
+    proxy
+        .wait_stderr(Duration::from_secs(5), "reloaded ")
+        .expect("a `reloaded` line on stderr");
+    assert_eq!(version(&proxy).as_deref(), Some("two"));
+    let lines = wait_log_lines(&first.0, 2, Duration::from_secs(5));
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        !second.0.exists(),
+        "the reloaded path is not opened before a restart"
+    );
+
+    std::fs::write(&file.0, conf("", "three")).unwrap();
+    hup(&proxy);
+    let line = proxy
+        .wait_stderr(Duration::from_secs(5), "reload failed")
+        .expect("a `reload failed` line on stderr");
+    assert!(
+        line.contains(&format!(
+            "{}:1:14: access_log: use stdout, off or a file path",
+            file.path()
+        )),
+        "the error names file, line and field: {line}"
+    );
+    assert_eq!(version(&proxy).as_deref(), Some("two"));
 }

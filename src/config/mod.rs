@@ -5,8 +5,8 @@ mod cluster;
 mod duration;
 mod file;
 mod key_path;
+mod log_target;
 mod origin;
-mod policy_file;
 mod protocols;
 mod render;
 mod route;
@@ -15,6 +15,7 @@ mod startup;
 pub use cluster::{parse_endpoint, resolve, Cluster, Endpoint, HealthCheck, ProbeKind};
 pub use duration::parse as parse_duration;
 pub use file::{load, parse, ConfigError};
+pub use log_target::AccessLogTarget;
 pub use origin::{Invalid, Origin, Origins};
 pub use protocols::{default_upgrades, parse_upgrades, parse_upgrades_flag, ExpectMode};
 pub use render::render;
@@ -40,8 +41,8 @@ pub struct Config {
     pub steer_client_ip: bool,
     /// The admin listener (metrics, health, drain, reload); `None` = off.
     pub admin: Option<SocketAddr>,
-    /// `off`, `stdout` or a file path.
-    pub access_log: String,
+    /// Where access-log lines go (`off`, `stdout` or a file path).
+    pub access_log: AccessLogTarget,
     /// Start a W3C trace (traceparent) for requests that carry none.
     pub trace_start: bool,
     /// `Upgrade` protocols forwarded (lower-case; never `h2c`); a route's own list overrides it.

@@ -80,7 +80,7 @@ pub fn render(c: &Config) -> String {
         "admin = {}",
         q(&c.admin.map_or("off".to_string(), |a| a.to_string()))
     );
-    let _ = writeln!(o, "access_log = {}", q(&c.access_log));
+    let _ = writeln!(o, "access_log = {}", q(&c.access_log.to_string()));
     let _ = writeln!(o, "trace = {}", c.trace_start);
     let _ = writeln!(o, "upgrades = [{}]", list(&c.upgrades));
     let _ = writeln!(o, "expect_continue = {}", q(c.expect_continue.name()));

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use super::Config;
+use super::{AccessLogTarget, Config};
 
 /// The first problem found, as (config field, message).
 pub fn check(c: &Config) -> Result<(), (String, String)> {
@@ -94,10 +94,9 @@ fn can_bind_privileged() -> bool {
 }
 
 /// A file access log must be creatable (or, if present, writable) by this process.
-fn access_log(target: &str) -> Result<(), String> {
-    let path = match target.parse::<crate::access_log::Target>()? {
-        crate::access_log::Target::File(p) => p,
-        _ => return Ok(()),
+fn access_log(target: &AccessLogTarget) -> Result<(), String> {
+    let AccessLogTarget::File(path) = target else {
+        return Ok(());
     };
     if path.is_dir() {
         return Err(format!(
@@ -106,7 +105,7 @@ fn access_log(target: &str) -> Result<(), String> {
         ));
     }
     if path.exists() {
-        return crate::sys::may_access(&path, libc::W_OK)
+        return crate::sys::may_access(path, libc::W_OK)
             .map_err(|e| format!("cannot write {}: {e}", path.display()));
     }
     let dir = match path.parent() {

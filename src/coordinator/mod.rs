@@ -30,7 +30,7 @@ mod state_log;
 
 use std::sync::Arc;
 
-use crate::access_log::{Target, Writer};
+use crate::access_log::Writer;
 use crate::bus;
 use crate::config::Config;
 use crate::shard;
@@ -61,14 +61,7 @@ pub fn run(config: Config, reload: Reloader) -> i32 {
             return 2;
         }
     };
-    let target: Target = match config.access_log.parse() {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {}", config.invalid("access_log", e));
-            return 2;
-        }
-    };
-    let log = match Writer::start(target) {
+    let log = match Writer::start(&config.access_log) {
         Ok(w) => w,
         Err(e) => {
             let msg = format!("cannot open access log {}: {e}", config.access_log);

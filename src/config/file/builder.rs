@@ -1,0 +1,329 @@
+//! Raw spanned tables → a validated `Config`: each top-level key and section checked in turn, the
+//! entries through `listeners`/`clusters`/`routes`, and where each field was written recorded in
+//! `Origins` (so errors found after flags are merged still name file:line:col). Main thread.
+
+use std::ops::Range;
+
+use super::entry::{EntryError, S};
+use super::error::{line_col, ConfigError};
+use super::raw::RawFile;
+use super::{clusters, listeners, routes};
+use crate::config::{
+    self, parse_duration, parse_endpoint, parse_listen, Cluster, Config, Listener, Origin, Origins,
+    Pool, Route, Shards, Timeouts,
+};
+
+/// Turns raw spanned values into a `Config`, remembering where each field was written.
+pub(super) struct Builder<'a> {
+    file: &'a str,
+    text: &'a str,
+    origins: Origins,
+}
+
+impl<'a> Builder<'a> {
+    /// A builder for the text of file `file` (the name is only used in errors and origins).
+    pub fn new(file: &'a str, text: &'a str) -> Builder<'a> {
+        Builder {
+            file,
+            text,
+            origins: Origins::default(),
+        }
+    }
+
+    pub fn error(&self, span: Range<usize>, field: &str, message: String) -> ConfigError {
+        let (line, col) = line_col(self.text, span.start);
+        ConfigError {
+            file: self.file.to_string(),
+            line,
+            col,
+            field: field.to_string(),
+            message,
+        }
+    }
+
+    /// Records that config field `field` was written at `span` under key path `key`.
+    fn written(&mut self, field: &str, span: Range<usize>, key: &str) {
+        let (line, col) = line_col(self.text, span.start);
+        let origin = Origin::File {
+            file: self.file.to_string(),
+            line,
+            col,
+            key: key.to_string(),
+        };
+        self.origins.set(field, origin);
+    }
+
+    fn entry(&self, e: EntryError) -> ConfigError {
+        self.error(e.0, &e.1, e.2)
+    }
+
+    fn num<T: TryFrom<u64>>(
+        &mut self,
+        field: &'static str,
+        v: S<u64>,
+        default: T,
+    ) -> Result<T, ConfigError> {
+        let Some(v) = v else { return Ok(default) };
+        self.written(field, v.span(), field);
+        let span = v.span();
+        T::try_from(*v.get_ref())
+            .map_err(|_| self.error(span, field, format!("{} is too large", v.get_ref())))
+    }
+
+    fn dur(
+        &mut self,
+        field: &'static str,
+        v: S<String>,
+        default: std::time::Duration,
+    ) -> Result<std::time::Duration, ConfigError> {
+        let Some(v) = v else { return Ok(default) };
+        self.written(field, v.span(), field);
+        parse_duration(v.get_ref()).map_err(|m| self.error(v.span(), field, m))
+    }
+
+    pub fn build(&mut self, raw: RawFile) -> Result<Config, ConfigError> {
+        let mut listeners = Vec::new();
+        if let Some(list) = raw.listen {
+            self.written("listen", list.span(), "listen");
+            for (i, item) in list.into_inner().into_iter().enumerate() {
+                let key = format!("listen[{i}]");
+                let addr =
+                    parse_listen(item.get_ref()).map_err(|m| self.error(item.span(), &key, m))?;
+                self.written(
+                    &format!("listeners[{}]", listeners.len()),
+                    item.span(),
+                    &key,
+                );
+                listeners.push(Listener {
+                    addr,
+                    proxy_protocol: false,
+                });
+            }
+        }
+        for (i, l) in raw.listeners.into_iter().flatten().enumerate() {
+            let key = format!("listeners[{i}].addr");
+            self.written(
+                &format!("listeners[{}]", listeners.len()),
+                l.addr_span(),
+                &key,
+            );
+            listeners.push(listeners::listener(i, l).map_err(|e| self.entry(e))?);
+        }
+
+        let mut clusters = Vec::new();
+        if let Some(list) = raw.upstreams {
+            self.written("upstreams", list.span(), "upstreams");
+            let mut endpoints = Vec::new();
+            for (i, item) in list.into_inner().into_iter().enumerate() {
+                endpoints.push(
+                    parse_endpoint(item.get_ref())
+                        .map_err(|m| self.error(item.span(), &format!("upstreams[{i}]"), m))?,
+                );
+            }
+            let mut c = Cluster::new("default", endpoints);
+            if let Some(lb) = raw.lb {
+                c.lb = lb
+                    .get_ref()
+                    .parse()
+                    .map_err(|m| self.error(lb.span(), "lb", m))?;
+            }
+            clusters.push(c);
+        } else if let Some(lb) = raw.lb {
+            return Err(self.error(
+                lb.span(),
+                "lb",
+                "`lb` sets the `upstreams` cluster's algorithm; use clusters[].lb".into(),
+            ));
+        }
+        for (i, c) in raw.clusters.into_iter().flatten().enumerate() {
+            let span = c.span();
+            let c = clusters::cluster(i, c.into_inner()).map_err(|e| self.entry(e))?;
+            if clusters.iter().any(|o: &Cluster| o.name == c.name) {
+                return Err(self.error(
+                    span,
+                    &format!("clusters[{i}].name"),
+                    format!("cluster {:?} is defined twice", c.name),
+                ));
+            }
+            clusters.push(c);
+        }
+        let names: Vec<String> = clusters.iter().map(|c| c.name.clone()).collect();
+        let mut routes: Vec<Route> = Vec::new();
+        for (i, r) in raw.routes.into_iter().flatten().enumerate() {
+            let span = r.span();
+            let r = routes::route(i, r.into_inner(), span.clone(), &names)
+                .map_err(|e| self.entry(e))?;
+            if routes.iter().any(|o| o.name == r.name) {
+                return Err(self.error(
+                    span,
+                    &format!("routes[{i}].name"),
+                    format!("route {:?} is defined twice", r.name),
+                ));
+            }
+            routes.push(r);
+        }
+        if routes.is_empty() && !clusters.is_empty() {
+            routes.push(Route::catch_all(0));
+        }
+
+        let mut trusted_proxies = Vec::new();
+        if let Some(list) = raw.trusted_proxies {
+            for (i, item) in list.into_inner().into_iter().enumerate() {
+                trusted_proxies.push(item.get_ref().parse().map_err(
+                    |m: crate::trusted::CidrError| {
+                        let key = format!("trusted_proxies[{i}]");
+                        self.error(item.span(), &key, m.to_string())
+                    },
+                )?);
+            }
+        }
+        let steer_client_ip = match raw.steer {
+            None => false,
+            Some(s) => match s.get_ref().as_str() {
+                "client-ip" => true,
+                "none" => false,
+                _ => return Err(self.error(s.span(), "steer", "use client-ip or none".into())),
+            },
+        };
+        let admin = match raw.admin {
+            None => Some(config::DEFAULT_ADMIN),
+            Some(a) => {
+                self.written("admin", a.span(), "admin");
+                config::parse_admin(a.get_ref()).map_err(|m| self.error(a.span(), "admin", m))?
+            }
+        };
+        let access_log = match raw.access_log {
+            None => config::AccessLogTarget::Off,
+            Some(a) => {
+                self.written("access_log", a.span(), "access_log");
+                a.get_ref()
+                    .parse()
+                    .map_err(|m| self.error(a.span(), "access_log", m))?
+            }
+        };
+        let trace_start = raw.trace.is_some_and(|t| t.into_inner());
+        let upgrades = match raw.upgrades {
+            None => config::default_upgrades(),
+            Some(u) => config::parse_upgrades(u.get_ref())
+                .map_err(|m| self.error(u.span(), "upgrades", m))?,
+        };
+        let expect_continue = match raw.expect_continue {
+            None => config::ExpectMode::default(),
+            Some(e) => config::ExpectMode::parse(e.get_ref())
+                .map_err(|m| self.error(e.span(), "expect_continue", m))?,
+        };
+        let mut head_rules = crate::http::HeadRules {
+            strict: raw.strict_http.is_some_and(|t| t.into_inner()),
+            ..Default::default()
+        };
+        if let Some(u) = raw.underscores_in_headers {
+            head_rules.underscores =
+                crate::http::Underscores::parse(u.get_ref()).ok_or_else(|| {
+                    let msg = format!("{:?}: use {}", u.get_ref(), crate::http::Underscores::HELP);
+                    self.error(u.span(), "underscores_in_headers", msg)
+                })?;
+        }
+
+        let mut shards = Shards::for_this_process();
+        if let Some(s) = raw.shards {
+            shards.count = self.num("shards.count", s.count, shards.count)?;
+            if let Some(cpus) = s.cpus {
+                self.written("shards.cpus", cpus.span(), "shards.cpus");
+                shards.cpus = cpus.into_inner().into_iter().map(|c| c as usize).collect();
+            }
+            if let Some(pin) = s.pin {
+                shards.pin = pin.into_inner();
+            }
+            shards.uring_entries = self.num(
+                "shards.uring_entries",
+                s.uring_entries,
+                shards.uring_entries,
+            )?;
+            if let Some(u) = s.uring_setup {
+                shards.uring_setup = config::UringSetup::parse(u.get_ref()).ok_or_else(|| {
+                    let msg = format!("{:?}: use {}", u.get_ref(), config::UringSetup::HELP);
+                    self.error(u.span(), "shards.uring_setup", msg)
+                })?;
+            }
+            shards.backlog = self.num("shards.backlog", s.backlog, shards.backlog)?;
+            shards.max_connections = self.num(
+                "shards.max_connections",
+                s.max_connections,
+                shards.max_connections,
+            )?;
+            shards.buffer_size =
+                self.num("shards.buffer_size", s.buffer_size, shards.buffer_size)?;
+            shards.upstream_buffer_size = self.num(
+                "shards.upstream_buffer_size",
+                s.upstream_buffer_size,
+                shards.upstream_buffer_size,
+            )?;
+            shards.splice_threshold = self.num(
+                "shards.splice_threshold",
+                s.splice_threshold,
+                shards.splice_threshold,
+            )?;
+            shards.max_request_line = self.num(
+                "shards.max_request_line",
+                s.max_request_line,
+                shards.max_request_line,
+            )?;
+            shards.idle_buffer_time = self.dur(
+                "shards.idle_buffer_time",
+                s.idle_buffer_time,
+                shards.idle_buffer_time,
+            )?;
+            shards.lean_above = self.num("shards.lean_above", s.lean_above, shards.lean_above)?;
+        }
+
+        let mut timeouts = Timeouts::default();
+        if let Some(t) = raw.timeouts {
+            timeouts.connect = self.dur("timeouts.connect", t.connect, timeouts.connect)?;
+            timeouts.header = self.dur("timeouts.header", t.header, timeouts.header)?;
+            timeouts.upstream = self.dur("timeouts.upstream", t.upstream, timeouts.upstream)?;
+            timeouts.idle = self.dur("timeouts.idle", t.idle, timeouts.idle)?;
+            timeouts.body = self.dur("timeouts.body", t.body, timeouts.body)?;
+            timeouts.drain = self.dur("timeouts.drain", t.drain, timeouts.drain)?;
+            timeouts.tunnel_idle =
+                self.dur("timeouts.tunnel_idle", t.tunnel_idle, timeouts.tunnel_idle)?;
+            timeouts.tunnel_drain_grace = self.dur(
+                "timeouts.tunnel_drain_grace",
+                t.tunnel_drain_grace,
+                timeouts.tunnel_drain_grace,
+            )?;
+        }
+
+        let mut pool = Pool::default();
+        if let Some(p) = raw.pool {
+            pool.max_idle = self.num("pool.max_idle", p.max_idle, pool.max_idle)?;
+            pool.idle_timeout = self.dur("pool.idle_timeout", p.idle_timeout, pool.idle_timeout)?;
+            pool.max_connections = self.num(
+                "pool.max_connections",
+                p.max_connections,
+                pool.max_connections,
+            )?;
+            pool.queue = self.num("pool.queue", p.queue, pool.queue)?;
+            pool.queue_timeout =
+                self.dur("pool.queue_timeout", p.queue_timeout, pool.queue_timeout)?;
+        }
+
+        Ok(Config {
+            listeners,
+            clusters,
+            routes,
+            shards,
+            timeouts,
+            pool,
+            trusted_proxies,
+            steer_client_ip,
+            admin,
+            access_log,
+            trace_start,
+            upgrades,
+            expect_continue,
+            head_rules,
+            source: Some(self.file.to_string()),
+            origins: std::mem::take(&mut self.origins),
+        })
+    }
+}

@@ -1,0 +1,188 @@
+//! The `[[clusters]]` entries of the config file: raw spanned tables (with `breaker` and
+//! `health_check`) checked into a `Cluster`; errors name the entry (`clusters[1].lb`) and the
+//! line. Main thread.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::entry::{dur, err, positive, EntryError, S};
+use crate::config::{parse_endpoint, Cluster, HealthCheck, ProbeKind};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    name: Spanned<String>,
+    endpoints: Spanned<Vec<Spanned<String>>>,
+    lb: S<String>,
+    max_connections: Option<usize>,
+    max_pending: S<usize>,
+    resolve_interval: S<String>,
+    failure_statuses: S<Vec<u16>>,
+    max_ejection_percent: S<u8>,
+    breaker: Option<RawBreaker>,
+    health_check: Option<RawHealth>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBreaker {
+    failures: S<u32>,
+    open_timeout: S<String>,
+    max_open_timeout: S<String>,
+    half_open_requests: S<u32>,
+    successes: S<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    check: Spanned<String>,
+    interval: S<String>,
+    timeout: S<String>,
+    rise: S<u32>,
+    fall: S<u32>,
+    expect: S<String>,
+}
+
+pub fn cluster(i: usize, raw: RawCluster) -> Result<Cluster, EntryError> {
+    let f = |k: &str| format!("clusters[{i}].{k}");
+    let name = raw.name.get_ref().clone();
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return err(
+            raw.name.span(),
+            f("name"),
+            "use letters, digits, '-', '_' or '.'",
+        );
+    }
+    let mut endpoints = Vec::new();
+    for e in raw.endpoints.get_ref() {
+        endpoints.push(parse_endpoint(e.get_ref()).map_err(|m| (e.span(), f("endpoints"), m))?);
+    }
+    if endpoints.is_empty() {
+        return err(
+            raw.endpoints.span(),
+            f("endpoints"),
+            "at least one endpoint is required",
+        );
+    }
+    let mut c = Cluster::new(&name, endpoints);
+    if let Some(lb) = raw.lb {
+        c.lb = lb.get_ref().parse().map_err(|m| (lb.span(), f("lb"), m))?;
+    }
+    if let Some(n) = raw.max_connections {
+        c.max_connections = n;
+    }
+    if let Some(n) = raw.max_pending {
+        if *n.get_ref() == 0 {
+            return err(n.span(), f("max_pending"), "must be at least 1");
+        }
+        c.max_pending = n.into_inner();
+    }
+    if let Some(d) = positive(raw.resolve_interval, || f("resolve_interval"))? {
+        c.resolve_interval = d;
+    }
+    if let Some(s) = raw.failure_statuses {
+        if let Some(bad) = s.get_ref().iter().find(|s| !(500..=599).contains(*s)) {
+            return err(
+                s.span(),
+                f("failure_statuses"),
+                format!("{bad} is not a 5xx status"),
+            );
+        }
+        c.failure_statuses = s.into_inner();
+    }
+    if let Some(p) = raw.max_ejection_percent {
+        if *p.get_ref() > 100 {
+            return err(p.span(), f("max_ejection_percent"), "must be 0..=100");
+        }
+        c.max_ejection_percent = p.into_inner();
+    }
+    if let Some(b) = raw.breaker {
+        let bc = &mut c.breaker;
+        for (slot, v, k) in [
+            (&mut bc.failures, b.failures, "breaker.failures"),
+            (
+                &mut bc.half_open_requests,
+                b.half_open_requests,
+                "breaker.half_open_requests",
+            ),
+            (&mut bc.successes, b.successes, "breaker.successes"),
+        ] {
+            if let Some(v) = v {
+                if *v.get_ref() == 0 {
+                    return err(v.span(), f(k), "must be at least 1");
+                }
+                *slot = v.into_inner();
+            }
+        }
+        if let Some(d) = dur(b.open_timeout, || f("breaker.open_timeout"))? {
+            bc.open_timeout = d;
+        }
+        if let Some(d) = dur(b.max_open_timeout, || f("breaker.max_open_timeout"))? {
+            bc.max_open_timeout = d;
+        }
+        bc.max_open_timeout = bc.max_open_timeout.max(bc.open_timeout);
+    }
+    if let Some(h) = raw.health_check {
+        let kind = HealthCheck::parse_kind(h.check.get_ref())
+            .map_err(|m| (h.check.span(), f("health_check.check"), m))?;
+        let mut hc = HealthCheck::new(kind);
+        if let Some(d) = positive(h.interval, || f("health_check.interval"))? {
+            hc.interval = d;
+        }
+        if let Some(d) = positive(h.timeout, || f("health_check.timeout"))? {
+            hc.timeout = d;
+        }
+        for (slot, v, k) in [
+            (&mut hc.rise, h.rise, "health_check.rise"),
+            (&mut hc.fall, h.fall, "health_check.fall"),
+        ] {
+            if let Some(v) = v {
+                if *v.get_ref() == 0 {
+                    return err(v.span(), f(k), "must be at least 1");
+                }
+                *slot = v.into_inner();
+            }
+        }
+        if let Some(e) = h.expect {
+            let range = parse_status_range(e.get_ref())
+                .map_err(|m| (e.span(), f("health_check.expect"), m))?;
+            match &mut hc.kind {
+                ProbeKind::Http { expect, .. } => *expect = range,
+                ProbeKind::Tcp => {
+                    return err(
+                        e.span(),
+                        f("health_check.expect"),
+                        "only http checks have a status",
+                    )
+                }
+            }
+        }
+        c.health = Some(hc);
+    }
+    Ok(c)
+}
+
+/// `200`, `2xx`, or `200-399`.
+fn parse_status_range(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("{s:?}: use a status (200), a class (2xx) or a range (200-399)");
+    let num = |t: &str| t.parse::<u16>().ok().filter(|n| (100..=599).contains(n));
+    if let Some(c) = s.strip_suffix("xx") {
+        let c = c
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (1..=5).contains(c))
+            .ok_or_else(bad)?;
+        return Ok((c * 100, c * 100 + 99));
+    }
+    if let Some((a, b)) = s.split_once('-') {
+        let (a, b) = (num(a).ok_or_else(bad)?, num(b).ok_or_else(bad)?);
+        return if a <= b { Ok((a, b)) } else { Err(bad()) };
+    }
+    let n = num(s).ok_or_else(bad)?;
+    Ok((n, n))
+}

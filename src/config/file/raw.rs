@@ -1,0 +1,75 @@
+//! The top level of the config file as deserialized, every value with its span: the keys, the
+//! `[shards]`, `[timeouts]` and `[pool]` tables, and the entry arrays (`listeners.rs`,
+//! `clusters.rs`, `routes.rs` hold their raw types). Unknown keys are refused here. Main thread.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::clusters::RawCluster;
+use super::entry::S;
+use super::listeners::RawListener;
+use super::routes::RawRoute;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFile {
+    pub listen: S<Vec<Spanned<String>>>,
+    pub upstreams: S<Vec<Spanned<String>>>,
+    pub lb: S<String>,
+    pub trusted_proxies: S<Vec<Spanned<String>>>,
+    pub steer: S<String>,
+    pub admin: S<String>,
+    pub access_log: S<String>,
+    pub trace: S<bool>,
+    pub upgrades: S<Vec<String>>,
+    pub expect_continue: S<String>,
+    pub strict_http: S<bool>,
+    pub underscores_in_headers: S<String>,
+    pub listeners: Option<Vec<RawListener>>,
+    pub clusters: Option<Vec<Spanned<RawCluster>>>,
+    pub routes: Option<Vec<Spanned<RawRoute>>>,
+    pub shards: Option<RawShards>,
+    pub timeouts: Option<RawTimeouts>,
+    pub pool: Option<RawPool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawShards {
+    pub count: S<u64>,
+    pub cpus: S<Vec<u64>>,
+    pub pin: S<bool>,
+    pub uring_entries: S<u64>,
+    pub uring_setup: S<String>,
+    pub backlog: S<u64>,
+    pub max_connections: S<u64>,
+    pub buffer_size: S<u64>,
+    pub upstream_buffer_size: S<u64>,
+    pub splice_threshold: S<u64>,
+    pub max_request_line: S<u64>,
+    pub idle_buffer_time: S<String>,
+    pub lean_above: S<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTimeouts {
+    pub connect: S<String>,
+    pub header: S<String>,
+    pub upstream: S<String>,
+    pub idle: S<String>,
+    pub body: S<String>,
+    pub drain: S<String>,
+    pub tunnel_idle: S<String>,
+    pub tunnel_drain_grace: S<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPool {
+    pub max_idle: S<u64>,
+    pub idle_timeout: S<String>,
+    pub max_connections: S<u64>,
+    pub queue: S<u64>,
+    pub queue_timeout: S<String>,
+}
