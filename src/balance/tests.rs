@@ -1,4 +1,7 @@
 //! Unit tests of `balance` (table-driven, no runtime).
+use std::time::Duration;
+
+use super::algorithm::CHOICES;
 use super::*;
 
 /// Endpoints as a test sees them: usable flags, in-flight counts, costs.
