@@ -4,6 +4,7 @@
 //! connection's stream and buffers to the upstream's HTTP/1.1 side (`Relay`). Over any `Wire`.
 //! Shard thread, on the connection's task.
 
+use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -78,15 +79,15 @@ impl<S: Wire> Downstream for Client<S> {
         Some((n, keep))
     }
 
-    async fn attempt<U: Wire>(
-        &mut self,
-        req: &Request,
-        up: &mut U,
-        limits: &Limits<'_>,
-        retry_status: impl FnMut(u16) -> bool,
-        tally: &mut Tally,
-    ) -> Result<Done, Failed> {
-        let mut relay = Relay {
+    fn attempt<'a, U: Wire>(
+        &'a mut self,
+        req: &'a Request,
+        up: &'a mut U,
+        limits: &'a Limits<'a>,
+        retry_status: impl FnMut(u16) -> bool + 'a,
+        tally: &'a mut Tally,
+    ) -> impl Future<Output = Result<Done, Failed>> + 'a {
+        let relay = Relay {
             stream: &mut self.stream,
             buf: &mut self.buf,
             up_buf: &mut self.up_buf,
@@ -94,6 +95,6 @@ impl<S: Wire> Downstream for Client<S> {
             out: &mut self.out,
             extra: &self.scratch.extra,
         };
-        h1::attempt(&mut relay, req, up, limits, retry_status, tally).await
+        h1::attempt(relay, req, up, limits, retry_status, tally)
     }
 }

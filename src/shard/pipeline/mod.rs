@@ -12,6 +12,7 @@ pub mod exchanged;
 mod forward;
 pub mod record;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,18 +90,22 @@ pub trait Downstream {
     /// One attempt on a leased upstream connection: the request goes out with its body from
     /// this side, the response comes back to it. `retry_status` grants a retry on a final status
     /// the moment it arrives; what moved is added to `tally`.
-    async fn attempt<U: Wire>(
-        &mut self,
-        req: &Request,
-        up: &mut U,
-        limits: &Limits<'_>,
-        retry_status: impl FnMut(u16) -> bool,
-        tally: &mut Tally,
-    ) -> Result<Done, Failed>;
+    ///
+    /// Not an `async fn`: an implementation returns the protocol's attempt future itself, so the
+    /// request's future nests one level less (each level moves the whole inner future once).
+    fn attempt<'a, U: Wire>(
+        &'a mut self,
+        req: &'a Request,
+        up: &'a mut U,
+        limits: &'a Limits<'a>,
+        retry_status: impl FnMut(u16) -> bool + 'a,
+        tally: &'a mut Tally,
+    ) -> impl Future<Output = Result<Done, Failed>> + 'a;
 }
 
 /// Runs one admitted request to its end (local answer or exchange), then records it; `started`
-/// is when its head began to arrive. Returns what the front-end does next.
+/// is when its head began to arrive. Returns what the front-end does next. (One `async fn` for
+/// both: each nested level would move the whole exchange future once more.)
 pub async fn handle<D: Downstream>(
     cx: &Context<'_>,
     table: &Table,
@@ -110,72 +115,62 @@ pub async fn handle<D: Downstream>(
     verdict: Verdict,
     started: Instant,
 ) -> Exchanged {
-    let ex = respond(cx, table, d, req, route, verdict).await;
-    record::request(cx, table, d, req, route, &ex, started);
-    ex
-}
-
-/// Runs the exchange, or gives the answer admission decided on.
-async fn respond<D: Downstream>(
-    cx: &Context<'_>,
-    table: &Table,
-    d: &mut D,
-    req: &Request,
-    route: Option<usize>,
-    verdict: Verdict,
-) -> Exchanged {
-    let mut ex = Exchanged::new(req.head_len);
-    let idle = table.config.timeouts.body;
-    let local = match verdict {
-        Verdict::Forward => {
-            let i = route.unwrap_or(0);
-            let view = &table.routes[i];
-            let Some(cluster) = view.cluster.as_deref() else {
-                ex.tally.status = 500;
-                ex.tally.bytes_out = d.refuse(canned::response(500), idle).await;
-                return ex;
-            };
-            let ctx = Ctx {
-                table,
-                route: view,
-                cfg: &table.config.routes[i],
-                cluster,
-            };
-            return forward::exchange(cx, d, req, &ctx).await;
-        }
-        Verdict::TooLarge => {
-            ex.tally.status = 413;
-            ex.tally.bytes_out = d.refuse(canned::response(413), idle).await;
-            return ex;
-        }
-        Verdict::NotFound => Local {
-            status: 404,
-            content_type: "text/plain",
-            body: b"not found\n",
-        },
-        Verdict::Limited => Local {
-            status: 429,
-            content_type: "text/plain",
-            body: b"too many requests\n",
-        },
-        Verdict::Direct => {
-            let d = table.config.routes[route.unwrap_or(0)]
-                .direct
-                .as_ref()
-                .expect("a direct verdict has a direct response");
-            Local {
-                status: d.status,
-                content_type: d.content_type.as_str(),
-                body: d.body.as_bytes(),
+    let ex = 'done: {
+        let mut ex = Exchanged::new(req.head_len);
+        let idle = table.config.timeouts.body;
+        let local = match verdict {
+            Verdict::Forward => {
+                let i = route.unwrap_or(0);
+                let view = &table.routes[i];
+                let Some(cluster) = view.cluster.as_deref() else {
+                    ex.tally.status = 500;
+                    ex.tally.bytes_out = d.refuse(canned::response(500), idle).await;
+                    break 'done ex;
+                };
+                let ctx = Ctx {
+                    table,
+                    route: view,
+                    cfg: &table.config.routes[i],
+                    cluster,
+                };
+                break 'done forward::exchange(cx, d, req, &ctx).await;
+            }
+            Verdict::TooLarge => {
+                ex.tally.status = 413;
+                ex.tally.bytes_out = d.refuse(canned::response(413), idle).await;
+                break 'done ex;
+            }
+            Verdict::NotFound => Local {
+                status: 404,
+                content_type: "text/plain",
+                body: b"not found\n",
+            },
+            Verdict::Limited => Local {
+                status: 429,
+                content_type: "text/plain",
+                body: b"too many requests\n",
+            },
+            Verdict::Direct => {
+                let d = table.config.routes[route.unwrap_or(0)]
+                    .direct
+                    .as_ref()
+                    .expect("a direct verdict has a direct response");
+                Local {
+                    status: d.status,
+                    content_type: d.content_type.as_str(),
+                    body: d.body.as_bytes(),
+                }
+            }
+        };
+        if let Some((n, keep)) = d.answer(req, &local, cx.drain.is_draining(), idle).await {
+            ex.tally.status = local.status;
+            ex.tally.bytes_out = n;
+            if keep {
+                ex.outcome = Outcome::KeepAlive;
             }
         }
+        ex
     };
-    if let Some((n, keep)) = d.answer(req, &local, cx.drain.is_draining(), idle).await {
-        ex.tally.status = local.status;
-        ex.tally.bytes_out = n;
-        if keep {
-            ex.outcome = Outcome::KeepAlive;
-        }
-    }
+    record::request(cx, table, d, req, route, &ex, started);
     ex
 }

@@ -26,13 +26,14 @@ const COALESCE_LIMIT: usize = 16 * 1024;
 /// One attempt: `retry_status` is asked when a final head arrives whether the route retries on
 /// its status (and grants the retry at once); what moved is added to `ex`.
 pub async fn attempt<S: Wire, U: Wire>(
-    c: &mut Relay<'_, S>,
+    mut relay: Relay<'_, S>,
     req: &Request,
     up: &mut U,
     limits: &Limits<'_>,
     mut retry_status: impl FnMut(u16) -> bool,
     ex: &mut Tally,
 ) -> Result<Done, Failed> {
+    let c = &mut relay;
     let retryable = Failed::sending;
 
     // --- request: head (with the body's first bytes when small), then the rest by its framing ---

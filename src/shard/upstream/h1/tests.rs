@@ -65,7 +65,7 @@ fn run(
         .build()
         .unwrap()
         .block_on(async {
-            let mut relay = Relay {
+            let relay = Relay {
                 stream: &mut client,
                 buf: &mut buf,
                 up_buf: &mut up_buf,
@@ -73,7 +73,7 @@ fn run(
                 out: &mut out,
                 extra: b"X-Added: 1\r\n",
             };
-            attempt(&mut relay, &req, &mut up, &limits, |_| false, &mut tally).await
+            attempt(relay, &req, &mut up, &limits, |_| false, &mut tally).await
         });
     (result, tally, client, up)
 }
