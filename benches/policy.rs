@@ -7,10 +7,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use shardgate::balance::{Algorithm, Balancer, Candidates, PeakEwma};
-use shardgate::breaker::{Breaker, BreakerConfig};
-use shardgate::ratelimit::{ip_key, Limiter, Rate};
-use shardgate::route::{HostPattern, MatchSpec, PathPattern, RouteInput, Router};
+use shardgate::policy::balance::{Algorithm, Balancer, Candidates, PeakEwma};
+use shardgate::policy::breaker::{Breaker, BreakerConfig};
+use shardgate::policy::ratelimit::{ip_key, Limiter, Rate};
+use shardgate::policy::route::{HostPattern, MatchSpec, PathPattern, RouteInput, Router};
 
 /// Timed runs of ~10 ms per benchmark; the machine is shared, so the best run is the one least
 /// disturbed by other processes, and the median shows the disturbance.

@@ -287,7 +287,8 @@ impl Args {
     /// The one-cluster flags, applied to every cluster / route, and the operations flags.
     fn apply_policy(&self, cfg: &mut Config) -> Result<(), String> {
         if let Some(lb) = &self.lb {
-            let alg: crate::balance::Algorithm = lb.parse().map_err(|e| format!("--lb: {e}"))?;
+            let alg: crate::policy::balance::Algorithm =
+                lb.parse().map_err(|e| format!("--lb: {e}"))?;
             cfg.clusters.iter_mut().for_each(|c| c.lb = alg.clone());
         }
         if let Some(kind) = &self.health_check {
@@ -340,8 +341,9 @@ impl Args {
         }
         for t in &self.trusted_proxy {
             cfg.trusted_proxies.push(
-                t.parse()
-                    .map_err(|e: crate::trusted::CidrError| format!("--trusted-proxy: {e}"))?,
+                t.parse().map_err(|e: crate::policy::trusted::CidrError| {
+                    format!("--trusted-proxy: {e}")
+                })?,
             );
         }
         if let Some(a) = &self.admin {

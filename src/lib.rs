@@ -12,34 +12,31 @@
 //!     control task (mailbox) · pool sweep · idle reaper · health probes · statistics
 //! ```
 //!
-//! Code that only computes sits at the top level: `config`, `http` (sans-IO HTTP/1.1), and the
-//! per-request policy decisions `route`, `balance`, `breaker`, `ratelimit` (with
-//! `ratelimit_headers`, its response fields), `retry_budget`, `trusted`, and `hash`, the hash
-//! they share (pure, `Cell` state, unit-tested without a runtime); `stats` and `access_log` hold the
-//! per-shard halves of metrics and logging. What one pinned core owns is in `shard`; the control
-//! thread is `coordinator`; `bus` holds the messages between shards and the coordinator (admin
-//! calls, signals and access-log buffers have channels of their own); `sys` holds the libc
-//! `unsafe` (the only other is `shard::boxes`, a pool of heap blocks for futures, and the
-//! bench-only counting allocators). Shards share nothing mutable: the request path takes no lock and touches no atomic.
+//! `ls src/` reads as the picture above. Pure code (no I/O, no runtime): `config` (TOML and flags
+//! into a validated `Config`), `http` (sans-IO HTTP/1.1), `policy` (the per-request decisions:
+//! `route`, `balance`, `breaker`, `ratelimit`, `retry_budget`, `trusted`, with `Cell` state owned
+//! by the shard that calls them), `error` (failures by side, each with its status); `stats` and
+//! `access_log` hold the per-shard halves of metrics and logging. What one pinned core owns is in
+//! `shard`, its request path in three layers with one-way imports: `shard::downstream` (protocol
+//! front-ends: the HTTP/1.1 connection, tunnels) → `shard::pipeline` (one request, protocol-neutral,
+//! driven through its `Downstream` trait) → `shard::upstream` (clusters, pools, the HTTP/1.1
+//! client side, splice). The control thread is `coordinator`; `bus` holds the messages between
+//! shards and the coordinator (admin calls, signals and access-log buffers have channels of their
+//! own); `sys` holds the libc `unsafe` (the only other is `shard::boxes`, a pool of heap blocks
+//! for futures, plus the bench-only counting allocators and a test-only stream double). Shards
+//! share nothing mutable: the request path takes no lock and touches no atomic.
 
 #![deny(unsafe_code)]
 
 pub mod access_log;
-pub mod balance;
-pub mod breaker;
 pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod coordinator;
 pub mod error;
-mod hash;
 pub mod http;
-pub mod ratelimit;
-pub mod ratelimit_headers;
-pub mod retry_budget;
-pub mod route;
+pub mod policy;
 pub mod shard;
 pub mod stats;
 #[allow(unsafe_code)] // libc calls and the steering BPF program
 pub mod sys;
-pub mod trusted;

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::balance::Algorithm;
-use crate::breaker::BreakerConfig;
+use crate::policy::balance::Algorithm;
+use crate::policy::breaker::BreakerConfig;
 
 /// A named pool of interchangeable endpoints.
 #[derive(Debug, Clone, PartialEq)]

@@ -36,7 +36,7 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub pool: Pool,
     /// Peers whose X-Forwarded-For / PROXY header is believed for the client address.
-    pub trusted_proxies: Vec<crate::trusted::Cidr>,
+    pub trusted_proxies: Vec<crate::policy::trusted::Cidr>,
     /// Pin each client address to one shard with a SO_REUSEPORT BPF program.
     pub steer_client_ip: bool,
     /// The admin listener (metrics, health, drain, reload); `None` = off.

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::{Config, HeaderEdits, ProbeKind, RateKey, Route};
-use crate::route::{HeaderPattern, HostPattern, PathPattern};
+use crate::policy::route::{HeaderPattern, HostPattern, PathPattern};
 
 /// Header names whose configured values are never shown.
 fn secret(name: &str) -> bool {

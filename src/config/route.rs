@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::ratelimit::Rate;
-use crate::route::MatchSpec;
+use crate::policy::ratelimit::Rate;
+use crate::policy::route::MatchSpec;
 
 /// One route; the first whose `matches` accepts a request takes it.
 #[derive(Debug, Clone)]
@@ -165,8 +165,8 @@ impl Route {
         Route {
             name: "default".to_string(),
             matches: MatchSpec {
-                host: crate::route::HostPattern::Any,
-                path: crate::route::PathPattern::Any,
+                host: crate::policy::route::HostPattern::Any,
+                path: crate::policy::route::PathPattern::Any,
                 methods: Vec::new(),
                 headers: Vec::new(),
             },

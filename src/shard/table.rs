@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use super::upstream::cluster::ClusterView;
 use crate::config::{Config, RateKey, RateLimit, Route};
-use crate::ratelimit::{Limiter, Rate};
-use crate::ratelimit_headers::RateLimitHeaders;
-use crate::retry_budget::RetryBudget;
-use crate::route::Router;
+use crate::policy::ratelimit::{Limiter, Rate};
+use crate::policy::ratelimit_headers::RateLimitHeaders;
+use crate::policy::retry_budget::RetryBudget;
+use crate::policy::route::Router;
+use crate::policy::trusted::Trusted;
 use crate::stats::{RouteStats, ShardStats};
-use crate::trusted::Trusted;
 
 /// Buckets one route's limiter keeps per shard before it evicts.
 const MAX_BUCKETS: usize = 65_536;
@@ -177,7 +177,7 @@ fn shard_share(l: &RateLimit, share: usize) -> (Rate, u32) {
 /// The bucket key of a request under `key`.
 pub fn rate_key(key: &RateKey, client: std::net::IpAddr, header: Option<&[u8]>) -> u128 {
     match (key, header) {
-        (RateKey::Header(_), Some(v)) => crate::ratelimit::bytes_key(v),
-        _ => crate::ratelimit::ip_key(client),
+        (RateKey::Header(_), Some(v)) => crate::policy::ratelimit::bytes_key(v),
+        _ => crate::policy::ratelimit::ip_key(client),
     }
 }

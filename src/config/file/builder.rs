@@ -170,7 +170,7 @@ impl<'a> Builder<'a> {
         if let Some(list) = raw.trusted_proxies {
             for (i, item) in list.into_inner().into_iter().enumerate() {
                 trusted_proxies.push(item.get_ref().parse().map_err(
-                    |m: crate::trusted::CidrError| {
+                    |m: crate::policy::trusted::CidrError| {
                         let key = format!("trusted_proxies[{i}]");
                         self.error(item.span(), &key, m.to_string())
                     },

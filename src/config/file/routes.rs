@@ -13,7 +13,7 @@ use super::headers::{edits, header_name_ok, header_value_ok};
 use crate::config::{
     parse_upgrades, Direct, ExpectMode, RateKey, RateLimit, RetryPolicy, Route, RouteTimeouts,
 };
-use crate::route::{HeaderPattern, HostPattern, MatchSpec, PathPattern};
+use crate::policy::route::{HeaderPattern, HostPattern, MatchSpec, PathPattern};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

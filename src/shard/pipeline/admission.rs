@@ -6,13 +6,13 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
-use crate::balance::{Algorithm, HashOn};
 use crate::config::RateKey;
 use crate::http::lookup::{cookie_value, header_value};
 use crate::http::name_is;
 use crate::http::request::{Parsed, Plan};
-use crate::ratelimit::Decision;
-use crate::route::{strip_prefix_len, RouteInput};
+use crate::policy::balance::{Algorithm, HashOn};
+use crate::policy::ratelimit::Decision;
+use crate::policy::route::{strip_prefix_len, RouteInput};
 use crate::shard::table::{rate_key, Table};
 
 /// What happens to a request once its head is valid.
@@ -161,5 +161,5 @@ fn real_client(table: &Table, peer: IpAddr, p: &Parsed<'_>) -> IpAddr {
         n += 1;
         values[values.len() - n] = h.value;
     }
-    crate::trusted::client_ip(peer, &table.trusted, &values[values.len() - n..])
+    crate::policy::trusted::client_ip(peer, &table.trusted, &values[values.len() - n..])
 }

@@ -10,11 +10,11 @@ use std::time::Instant;
 
 use super::exchanged::{Ctx, Exchanged, Outcome};
 use super::{Context, Downstream};
-use crate::balance::Candidates;
-use crate::breaker::Transition;
 use crate::error::{ProxyError, UpstreamError};
 use crate::http::request::Request;
 use crate::http::BodyFraming;
+use crate::policy::balance::Candidates;
+use crate::policy::breaker::Transition;
 use crate::shard::upstream::attempt::{Done, Failed, Limits};
 use crate::shard::upstream::cluster::{self, ClusterView, Endpoint};
 use crate::shard::upstream::pool::Lease;

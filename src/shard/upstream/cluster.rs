@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::pool::EndpointPool;
-use crate::balance::{Balancer, Candidates, PeakEwma};
-use crate::breaker::{Breaker, State, Transition};
 use crate::config::{self, Cluster, Timeouts};
+use crate::policy::balance::{Balancer, Candidates, PeakEwma};
+use crate::policy::breaker::{Breaker, State, Transition};
 use crate::stats::{EndpointStats, ShardStats, BREAKER_CLOSED, BREAKER_HALF_OPEN, BREAKER_OPEN};
 
 /// One upstream endpoint on this shard. Kept across reloads while its settings are unchanged.
@@ -29,7 +29,11 @@ pub struct Endpoint {
     pub ejected_until: Cell<Option<Instant>>,
     pub stats: Rc<EndpointStats>,
     /// The settings this endpoint was built with, to decide whether a reload can keep it.
-    identity: (config::Pool, Duration, crate::breaker::BreakerConfig),
+    identity: (
+        config::Pool,
+        Duration,
+        crate::policy::breaker::BreakerConfig,
+    ),
 }
 
 impl Endpoint {

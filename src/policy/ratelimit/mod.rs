@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 pub use key::{bytes_key, ip_key};
 pub use rate::Rate;
 
-use crate::hash::fold_mul;
+use crate::policy::hash::fold_mul;
 
 // === Limiter ===
 

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::hash::{hash_bytes, hash_bytes_lower, lower8};
+use crate::policy::hash::{hash_bytes, hash_bytes_lower, lower8};
 /// `a == b` for the short strings of paths, eight bytes at a time and inline, where a call to
 /// `memcmp` would cost more than the comparison.
 #[inline(always)]

@@ -6,7 +6,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
-use crate::hash::hash_bytes;
+use crate::policy::hash::hash_bytes;
 
 /// The key of a client address; v4 and v4-mapped v6 give the same key.
 pub fn ip_key(ip: IpAddr) -> u128 {

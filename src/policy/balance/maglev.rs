@@ -3,7 +3,7 @@
 //! per request; every shard builds the same table from the same ids, so a key maps alike on all.
 
 use super::Candidates;
-use crate::hash::hash_bytes;
+use crate::policy::hash::hash_bytes;
 
 /// Maglev consistent hashing (Eisenbud et al., NSDI 2016): each endpoint walks its own
 /// permutation of a prime-sized table, claiming free slots in turn (`weight` slots per turn), so

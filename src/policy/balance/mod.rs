@@ -20,7 +20,7 @@ pub use algorithm::{Algorithm, HashOn};
 pub use ewma::PeakEwma;
 pub use round_robin::RoundRobin;
 
-use crate::hash::fold_mul;
+use crate::policy::hash::fold_mul;
 use maglev::Maglev;
 use round_robin::smooth_weighted;
 
