@@ -98,3 +98,6 @@ impl<S: Wire> Downstream for Client<S> {
         h1::attempt(relay, req, up, limits, retry_status, tally)
     }
 }
+
+#[cfg(test)]
+mod tests;
