@@ -32,6 +32,7 @@ fuzz_target!(|data: &[u8]| {
             underscores: [Underscores::Drop, Underscores::Pass, Underscores::Reject][n % 3],
             strict: false,
         },
+        https: n % 5 == 0,
     };
     for max_line in [8192, 40] {
         check(data, max_line, &fwd);

@@ -22,6 +22,14 @@ macro_rules! canned {
 
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
+/// Plain HTTP sent to a TLS listener (as nginx answers it), before the connection closes.
+pub const PLAIN_HTTP_TO_TLS: &[u8] = canned!(
+    "400",
+    "Bad Request",
+    "52",
+    "plain HTTP request sent to a TLS port: use https://\n"
+);
+
 /// 503s that say why: every endpoint is unhealthy or its breaker open.
 pub const NO_ENDPOINT: &[u8] = canned!("503", "Service Unavailable", "20", "no healthy upstream\n");
 /// The cluster's per-shard connection limit is reached.
@@ -114,7 +122,12 @@ mod tests {
             );
             assert!(head.contains("Connection: close"));
         }
-        for bytes in [super::NO_ENDPOINT, super::CLUSTER_FULL, super::PENDING_FULL] {
+        for bytes in [
+            super::NO_ENDPOINT,
+            super::CLUSTER_FULL,
+            super::PENDING_FULL,
+            super::PLAIN_HTTP_TO_TLS,
+        ] {
             let text = std::str::from_utf8(bytes).unwrap();
             let (head, body) = text.split_once("\r\n\r\n").unwrap();
             assert!(

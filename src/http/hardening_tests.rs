@@ -13,6 +13,7 @@ fn run(rules: HeadRules, input: &[u8]) -> Result<String, Reject> {
         request_id: 0xabc,
         fallback_host: b"up:80",
         rules,
+        https: false,
     };
     let mut out = Vec::new();
     match process(input, false, 8192, &fwd, |_| Plan::forward(), &mut out)? {

@@ -187,6 +187,8 @@ pub struct Forwarding<'a> {
     pub fallback_host: &'a [u8],
     /// Underscored header names and `--strict-http` (from the request's config version).
     pub rules: HeadRules,
+    /// The client spoke TLS to us: `X-Forwarded-Proto: https`.
+    pub https: bool,
 }
 
 /// Parses and validates the head at the start of `buf`, asks `plan` (routing) what to do with it,
@@ -382,7 +384,11 @@ pub fn process<'p>(
         out.extend_from_slice(b", ");
     }
     push_ip(out, fwd.client_ip);
-    out.extend_from_slice(b"\r\nX-Forwarded-Proto: http\r\n");
+    out.extend_from_slice(if fwd.https {
+        b"\r\nX-Forwarded-Proto: https\r\n".as_slice()
+    } else {
+        b"\r\nX-Forwarded-Proto: http\r\n".as_slice()
+    });
     if let Some(h) = host {
         header(out, b"X-Forwarded-Host", h);
     }
@@ -466,6 +472,7 @@ mod tests {
             request_id: 0xabc,
             fallback_host: b"up:80",
             rules: HeadRules::default(),
+            https: false,
         };
         let mut out = Vec::new();
         let ws = vec!["websocket".to_string()];
@@ -574,6 +581,7 @@ mod tests {
             request_id: 1,
             fallback_host: b"",
             rules: HeadRules::default(),
+            https: false,
         };
         let long = [b"GET /".as_slice(), &[b'a'; 200]].concat();
         assert_eq!(

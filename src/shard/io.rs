@@ -19,6 +19,11 @@ pub trait Wire: AsyncReadRent + AsyncWriteRent {
     fn as_tcp(&mut self) -> Option<&mut TcpStream> {
         None
     }
+
+    /// The peer spoke TLS to us (requests go upstream with `X-Forwarded-Proto: https`).
+    fn secure(&self) -> bool {
+        false
+    }
 }
 
 impl Wire for TcpStream {

@@ -7,6 +7,8 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod admin;
+pub mod certs;
+pub mod tls_client;
 pub mod compose;
 pub mod message;
 pub mod policy;

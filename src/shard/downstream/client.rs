@@ -56,16 +56,9 @@ impl<S> Client<S> {
     }
 }
 
-impl Client {
-    pub(super) fn assemble(l: Link, k: Kit, slot: usize) -> Client {
-        Client::new(l.stream, l.client, k, slot)
-    }
-
-    pub(super) fn disassemble(self) -> (Link, Kit) {
-        let link = Link {
-            stream: self.stream,
-            client: self.client,
-        };
+impl<S> Client<S> {
+    /// The stream and the kit, apart again (the kit goes back to the shard's pool).
+    pub(super) fn into_parts(self) -> (S, Kit) {
         let kit = Kit {
             buf: self.buf,
             up_buf: self.up_buf,
@@ -74,7 +67,19 @@ impl Client {
             scratch: self.scratch,
             cancel: self.cancel,
         };
-        (link, kit)
+        (self.stream, kit)
+    }
+}
+
+impl Client {
+    pub(super) fn assemble(l: Link, k: Kit, slot: usize) -> Client {
+        Client::new(l.stream, l.client, k, slot)
+    }
+
+    pub(super) fn disassemble(self) -> (Link, Kit) {
+        let client = self.client;
+        let (stream, kit) = self.into_parts();
+        (Link { stream, client }, kit)
     }
 }
 

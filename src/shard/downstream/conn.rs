@@ -15,7 +15,7 @@ use monoio::time::Instant;
 
 use super::client::{Client, Link};
 use super::head::{read_head, read_proxy_header, record_refused};
-use super::wait::{wait_for_request, Waited, Wake};
+use super::wait::{Wait, Waited, Wake};
 use super::{idle, tunnel};
 use crate::shard::boxes::Pooled;
 use crate::shard::drain::{ConnectionGuard, Drain};
@@ -24,7 +24,14 @@ use crate::shard::pipeline::{self, exchanged::Outcome};
 use crate::shard::Shard;
 
 /// Frees the connection's drain slot when the task ends, however it ends.
-struct Slot(Rc<Drain>, usize);
+pub(super) struct Slot(Rc<Drain>, pub(super) usize);
+
+impl Slot {
+    /// Registers a new connection's socket with the drain.
+    pub(super) fn new(drain: &Rc<Drain>, fd: std::os::fd::RawFd) -> Slot {
+        Slot(drain.clone(), drain.register(fd))
+    }
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
@@ -33,7 +40,7 @@ impl Drop for Slot {
 }
 
 /// How a run of requests with a kit ended.
-enum Next {
+pub(super) enum Next {
     Close,
     /// Idle past `idle_buffer_time`: give the kit back and wait for readiness this long.
     Sleep(Duration),
@@ -54,10 +61,7 @@ pub fn serve(
 ) -> impl Future<Output = ()> {
     let accepted = &shard.stats.accepted;
     accepted.set(accepted.get() + 1);
-    let slot = shard
-        .drain
-        .register(std::os::fd::AsRawFd::as_raw_fd(&stream));
-    let slot = Slot(shard.drain.clone(), slot);
+    let slot = Slot::new(&shard.drain, std::os::fd::AsRawFd::as_raw_fd(&stream));
     // Only what a sleeping connection needs is captured here, once (an `async fn` would keep its
     // arguments twice): the task stays small (248 bytes).
     let mut link = Link {
@@ -116,13 +120,20 @@ fn awake(
     })
 }
 
-async fn serve_requests(shard: &Shard, c: &mut Client, mut wake: Wake, proxy_header: bool) -> Next {
+/// Serves requests on a connection holding its kit until it closes, sleeps or tunnels; over any
+/// stream that knows how to wait for the next request (plain TCP, TLS).
+pub(super) async fn serve_requests<S: Wait>(
+    shard: &Shard,
+    c: &mut Client<S>,
+    mut wake: Wake,
+    proxy_header: bool,
+) -> Next {
     if wake == Wake::First && proxy_header && !read_proxy_header(shard, c).await {
         return Next::Close;
     }
     loop {
         if c.buf.is_empty() {
-            match wait_for_request(shard, c, wake).await {
+            match S::wait_for_request(shard, c, wake).await {
                 Waited::Request => {}
                 Waited::Close => return Next::Close,
                 Waited::Sleep(left) => return Next::Sleep(left),

@@ -88,6 +88,7 @@ pub(super) async fn read_head<S: Wire>(
         request_id: shard.next_request_id(),
         fallback_host: &table.fallback_host,
         rules: table.config.head_rules,
+        https: c.stream.secure(),
     };
     let log = shard.log.enabled();
     loop {

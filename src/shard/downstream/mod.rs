@@ -9,5 +9,6 @@ pub mod conn;
 mod h1;
 mod head;
 pub mod idle;
+pub mod tls;
 mod tunnel;
 mod wait;

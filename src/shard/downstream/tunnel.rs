@@ -15,7 +15,12 @@ const CHUNK: usize = 16 * 1024;
 
 /// Relays until both directions have finished (each side's EOF is passed on as a FIN), or until
 /// nothing moved for `idle`; then both sockets close.
-pub async fn run(client: TcpStream, upstream: TcpStream, idle: Duration) {
+pub async fn run<C>(client: C, upstream: TcpStream, idle: Duration)
+where
+    C: Splitable,
+    C::OwnedRead: AsyncReadRent,
+    C::OwnedWrite: AsyncWriteRent,
+{
     let last = Cell::new(Instant::now());
     let (mut client_rd, mut client_wr) = client.into_split();
     let (mut up_rd, mut up_wr) = upstream.into_split();

@@ -1,15 +1,66 @@
-//! Waiting for the next request on a keep-alive HTTP/1.1 connection: hold the kit for at most
-//! `idle_buffer_time` (the read is then cancelled, bytes it got are kept), or less when the shard
-//! holds many connections (`lean_above`); past that, the connection sleeps without it (idle.rs).
-//! A drain wakes the read by shutting the receive side. Shard thread, on the connection's task.
+//! Waiting for the next request on a keep-alive HTTP/1.1 connection (`Wait`, per stream type). On
+//! plain TCP: hold the kit for at most `idle_buffer_time` (the read is then cancelled, bytes it
+//! got are kept), or less when the shard holds many connections (`lean_above`); past that, the
+//! connection sleeps without it (idle.rs). A stream that keeps state of its own (TLS) waits
+//! holding its kit for the whole idle timeout. A drain wakes either read by shutting the receive
+//! side. Shard thread, on the connection's task.
 
+use std::future::Future;
 use std::time::Duration;
 
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, CancelableAsyncReadRent};
+use monoio::net::TcpStream;
+use monoio::time::Instant;
 
 use super::client::Client;
+use crate::shard::io::{read_more_until, Wire};
 use crate::shard::Shard;
+
+/// How a connection's stream waits for the next request.
+pub(super) trait Wait: Wire + Sized {
+    fn wait_for_request(
+        shard: &Shard,
+        c: &mut Client<Self>,
+        wake: Wake,
+    ) -> impl Future<Output = Waited>;
+}
+
+impl Wait for TcpStream {
+    fn wait_for_request(
+        shard: &Shard,
+        c: &mut Client<Self>,
+        wake: Wake,
+    ) -> impl Future<Output = Waited> {
+        wait_for_request(shard, c, wake)
+    }
+}
+
+/// How long a connection may wait for its next request, or `None`: close now (a drain started
+/// and this connection already had a response).
+fn patience(shard: &Shard, wake: Wake) -> Option<Duration> {
+    let t = shard.table().config.timeouts;
+    match (shard.drain.is_draining(), wake) {
+        (false, _) => Some(t.idle),
+        (true, Wake::First | Wake::Woken) => Some(t.header),
+        (true, Wake::Again) => None,
+    }
+}
+
+/// Waits for the next request holding the kit for the whole idle timeout (streams with state of
+/// their own, e.g. TLS: their buffers cannot be given back between requests).
+pub(super) async fn wait_holding<S: Wire>(shard: &Shard, c: &mut Client<S>, wake: Wake) -> Waited {
+    let Some(wait) = patience(shard, wake) else {
+        return Waited::Close;
+    };
+    shard.drain.set_idle(c.slot, true);
+    let read = read_more_until(&mut c.stream, &mut c.buf, Instant::now() + wait).await;
+    shard.drain.set_idle(c.slot, false);
+    match read {
+        Ok(_) => Waited::Request,
+        Err(_) => Waited::Close,
+    }
+}
 
 /// Why a connection is about to read.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -34,14 +85,11 @@ pub(super) enum Waited {
 /// `idle_buffer_time` (then the read is cancelled; bytes it got in the meantime are kept).
 /// A connection accepted from the queue while draining, or woken from its sleep, still gets its
 /// request read (and answered with `Connection: close`), within the header timeout.
-pub(super) async fn wait_for_request(shard: &Shard, c: &mut Client, wake: Wake) -> Waited {
-    let t = shard.table().config.timeouts;
-    let draining = shard.drain.is_draining();
-    let wait = match (draining, wake) {
-        (false, _) => t.idle,
-        (true, Wake::First | Wake::Woken) => t.header,
-        (true, Wake::Again) => return Waited::Close,
+async fn wait_for_request(shard: &Shard, c: &mut Client, wake: Wake) -> Waited {
+    let Some(wait) = patience(shard, wake) else {
+        return Waited::Close;
     };
+    let draining = shard.drain.is_draining();
     // Woken by readiness, the bytes are there: read them whatever `idle_buffer_time` says.
     let s = &shard.base.shards;
     let keep = if draining || wake == Wake::Woken {

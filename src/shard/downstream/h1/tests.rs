@@ -30,6 +30,7 @@ fn client(raw: &[u8]) -> (Client<Scripted>, Request) {
         request_id: 1,
         fallback_host: b"h",
         rules: Default::default(),
+        https: false,
     };
     let req = match request::process(raw, false, 8192, &fwd, |_| Plan::forward(), &mut c.head) {
         Ok(Head::Complete(r)) => r,

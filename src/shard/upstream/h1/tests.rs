@@ -20,6 +20,7 @@ fn parse(raw: &[u8], forward_expect: bool) -> (Request, Buf, Vec<u8>) {
         request_id: 7,
         fallback_host: b"fallback",
         rules: Default::default(),
+        https: false,
     };
     let mut head = Vec::new();
     let plan = |_: &request::Parsed<'_>| {
