@@ -26,7 +26,10 @@ impl Material {
                 .key_provider
                 .load_private_key(c.key.to_private_key())
                 .map_err(|e| TlsError::file(&c.path, format!("unsupported private key: {e}")))?;
-            keys.push((Arc::new(CertifiedKey::new(der_chain(&c.chain), signing)), &c.names[..]));
+            keys.push((
+                Arc::new(CertifiedKey::new(der_chain(&c.chain), signing)),
+                &c.names[..],
+            ));
         }
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
