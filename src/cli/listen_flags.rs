@@ -42,6 +42,11 @@ impl Args {
                     tls: Some(ListenerTls::new(pairs.clone())),
                 });
             }
+            if pairs.is_some() && self.listen_tls.is_empty() {
+                return Err(
+                    "--tls-cert: needs --listen-tls (--listen addresses are plain HTTP)".into(),
+                );
+            }
             cfg.listeners = listeners;
             return Ok(());
         }

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use super::{AccessLogTarget, Config, ListenerTls};
+use crate::tls::FileRole;
 
 /// The first problem found, as (config field, message).
 pub fn check(c: &Config) -> Result<(), (String, String)> {
@@ -50,26 +51,12 @@ pub fn check(c: &Config) -> Result<(), (String, String)> {
 /// file (so its flag or file:line) and says `FILE: message`.
 fn tls(i: usize, t: &ListenerTls) -> Result<(), (String, String)> {
     let material = crate::tls::Material::load(t).map_err(|e| {
-        let path = e.path();
-        let field = t
-            .certificates
-            .iter()
-            .enumerate()
-            .find_map(|(j, p)| {
-                let which = if Some(p.cert.as_path()) == path {
-                    "cert"
-                } else if Some(p.key.as_path()) == path {
-                    "key"
-                } else {
-                    return None;
-                };
-                Some(format!("listeners[{i}].tls.certificates[{j}].{which}"))
-            })
-            .or_else(|| {
-                (path.is_some() && t.client_ca.as_deref() == path)
-                    .then(|| format!("listeners[{i}].tls.client_ca"))
-            })
-            .unwrap_or_else(|| format!("listeners[{i}].tls"));
+        let field = match e.role() {
+            Some(FileRole::Cert(j)) => format!("listeners[{i}].tls.certificates[{j}].cert"),
+            Some(FileRole::Key(j)) => format!("listeners[{i}].tls.certificates[{j}].key"),
+            Some(FileRole::ClientCa) => format!("listeners[{i}].tls.client_ca"),
+            None => format!("listeners[{i}].tls"),
+        };
         (field, e.to_string())
     })?;
     for w in material.expiry_warnings(std::time::SystemTime::now()) {

@@ -34,7 +34,10 @@ impl Coordinator {
         })?;
         let mut now: Vec<Listener> = Vec::new();
         for o in old {
-            match wanted.iter().find(|w| w.addr == o.addr) {
+            // Port 0 may be written more than once: a TLS listener keeps matching a TLS one.
+            let same_kind = |w: &&Listener| w.tls.is_some() == o.tls.is_some();
+            let kept = wanted.iter().filter(|w| w.addr == o.addr);
+            match kept.clone().find(same_kind).or_else(|| kept.clone().next()) {
                 Some(w) => {
                     if w.proxy_protocol != o.proxy_protocol {
                         eprintln!("reload: proxy_protocol on {} needs a restart", o.addr);

@@ -3,7 +3,7 @@
 //! bundle. Loaded on the main/coordinator thread at `--check`, start and each reload; held as DER
 //! bytes only, never rustls objects, so every shard builds its own (`server_config`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -14,7 +14,7 @@ use rustls_pki_types::CertificateDer;
 
 use super::names;
 use super::pem::{self, KeyDer};
-use super::TlsError;
+use super::{FileRole, TlsError};
 use crate::config::{ClientAuth, ListenerTls};
 
 /// A certificate this close to its notAfter (or past it) is warned about at load.
@@ -59,40 +59,15 @@ impl Material {
     pub fn load(tls: &ListenerTls) -> Result<Material, TlsError> {
         let provider = provider();
         let mut certificates = Vec::with_capacity(tls.certificates.len());
-        for pair in &tls.certificates {
-            let chain = pem::certificates(&pair.cert)?;
-            let facts = names::facts(&pair.cert, &chain[0])?;
-            let key = pem::private_key(&pair.key)?;
-            let signing = provider
-                .key_provider
-                .load_private_key(key.to_private_key())
-                .map_err(|e| TlsError::file(&pair.key, format!("unsupported private key: {e}")))?;
-            let certified = CertifiedKey::new(der_chain(&chain), signing);
-            match certified.keys_match() {
-                Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => {}
-                Err(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
-                    let msg = format!(
-                        "key does not match the certificate in {}",
-                        pair.cert.display()
-                    );
-                    return Err(TlsError::file(&pair.key, msg));
-                }
-                Err(e) => return Err(TlsError::file(&pair.cert, e.to_string())),
-            }
-            certificates.push(Certificate {
-                path: pair.cert.clone(),
-                chain,
-                key,
-                names: facts.names,
-                not_after: facts.not_after,
-                not_after_text: facts.not_after_text,
-            });
+        for (j, pair) in tls.certificates.iter().enumerate() {
+            certificates.push(certificate(&provider, &pair.cert, &pair.key, j)?);
         }
         let client_ca = match &tls.client_ca {
             None => None,
             Some(path) => {
-                let cas = pem::certificates(path)?;
-                roots(&cas).map_err(|m| TlsError::file(path, m))?;
+                let at_ca = |e: TlsError| e.at(FileRole::ClientCa);
+                let cas = pem::certificates(path).map_err(at_ca)?;
+                roots(&cas).map_err(|m| at_ca(TlsError::file(path, m)))?;
                 Some(cas)
             }
         };
@@ -145,6 +120,46 @@ impl Material {
         }
         out
     }
+}
+
+/// Reads pair `j`: the chain in `cert`, the key in `key`, checked against each other.
+fn certificate(
+    provider: &CryptoProvider,
+    cert: &Path,
+    key_path: &Path,
+    j: usize,
+) -> Result<Certificate, TlsError> {
+    let at_cert = |e: TlsError| e.at(FileRole::Cert(j));
+    let at_key = |e: TlsError| e.at(FileRole::Key(j));
+    let chain = pem::certificates(cert).map_err(at_cert)?;
+    let facts = names::facts(cert, &chain[0]).map_err(at_cert)?;
+    let key = pem::private_key(key_path).map_err(at_key)?;
+    let signing = provider
+        .key_provider
+        .load_private_key(key.to_private_key())
+        .map_err(|e| {
+            at_key(TlsError::file(
+                key_path,
+                format!("unsupported private key: {e}"),
+            ))
+        })?;
+    let certified = CertifiedKey::new(der_chain(&chain), signing);
+    match certified.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => {}
+        Err(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
+            let msg = format!("key does not match the certificate in {}", cert.display());
+            return Err(at_key(TlsError::file(key_path, msg)));
+        }
+        Err(e) => return Err(at_cert(TlsError::file(cert, e.to_string()))),
+    }
+    Ok(Certificate {
+        path: cert.to_path_buf(),
+        chain,
+        key,
+        names: facts.names,
+        not_after: facts.not_after,
+        not_after_text: facts.not_after_text,
+    })
 }
 
 impl Certificate {

@@ -24,9 +24,24 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TlsError {
     /// A file is missing, unreadable, or does not hold what it should: `FILE: message`.
-    File { path: PathBuf, message: String },
+    File {
+        path: PathBuf,
+        message: String,
+        /// Which configured file it is (`None` until the loader knows).
+        role: Option<FileRole>,
+    },
     /// rustls refused the assembled configuration (no file to blame).
     Config(String),
+}
+
+/// Which of a listener's files an error is about (the same path may be given twice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileRole {
+    /// `certificates[i].cert`
+    Cert(usize),
+    /// `certificates[i].key`
+    Key(usize),
+    ClientCa,
 }
 
 impl TlsError {
@@ -34,6 +49,27 @@ impl TlsError {
         TlsError::File {
             path: path.to_path_buf(),
             message: message.into(),
+            role: None,
+        }
+    }
+
+    /// The same error, said to be about the file in `role`.
+    pub(crate) fn at(self, role: FileRole) -> TlsError {
+        match self {
+            TlsError::File { path, message, .. } => TlsError::File {
+                path,
+                message,
+                role: Some(role),
+            },
+            other => other,
+        }
+    }
+
+    /// Which configured file the error is about, if any.
+    pub fn role(&self) -> Option<FileRole> {
+        match self {
+            TlsError::File { role, .. } => *role,
+            TlsError::Config(_) => None,
         }
     }
 
@@ -49,7 +85,7 @@ impl TlsError {
 impl fmt::Display for TlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TlsError::File { path, message } => write!(f, "{}: {message}", path.display()),
+            TlsError::File { path, message, .. } => write!(f, "{}: {message}", path.display()),
             TlsError::Config(m) => write!(f, "TLS configuration: {m}"),
         }
     }
