@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 # --- what the tests need ---------------------------------------------------------------------
 missing=()
-for tool in curl wrk; do
+for tool in curl wrk openssl; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 # setpriv drops capabilities for tests/config_sources.rs (privileged port, unwritable log dir).

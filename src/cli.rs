@@ -5,11 +5,12 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::config::{
-    self, parse_duration, Cluster, Config, HealthCheck, Listener, Pool, RateKey, RateLimit, Route,
-    Shards, Timeouts,
+    self, parse_duration, Cluster, Config, HealthCheck, Pool, RateKey, RateLimit, Route, Shards,
+    Timeouts,
 };
 
 mod flag_fields;
+mod listen_flags;
 
 pub use flag_fields::{FlagFields, Given};
 
@@ -24,10 +25,22 @@ pub struct Args {
     /// Address to listen on, as IP:port (repeatable; port 0 picks a free port)
     #[arg(long, value_name = "ADDR")]
     pub listen: Vec<String>,
+    /// HTTPS address to listen on, as IP:port (repeatable); serves the --tls-cert/--tls-key pairs
+    #[arg(long, value_name = "ADDR")]
+    pub listen_tls: Vec<String>,
+    /// Certificate chain (PEM, leaf first) for the TLS listeners (repeatable, paired in order with
+    /// --tls-key; the first pair is the default, the others are chosen by SNI from their names)
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Vec<String>,
+    /// Private key (PEM: PKCS#8, SEC1 or PKCS#1) of the --tls-cert at the same position
+    /// (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Vec<String>,
     /// Upstream endpoint as HOST:PORT or "HOST:PORT weight=N" (repeatable; the `default` cluster)
     #[arg(long, value_name = "HOST:PORT")]
     pub upstream: Vec<String>,
-    /// Expect a PROXY protocol v1/v2 header on every connection to the --listen addresses
+    /// Expect a PROXY protocol v1/v2 header on every connection to the --listen and --listen-tls
+    /// addresses
     #[arg(long)]
     pub proxy_protocol: bool,
     /// Load balancing: round-robin, weighted, least-request, ewma, random, hash:client-ip,
@@ -165,6 +178,10 @@ pub struct Args {
     /// long at most [default: 5s]
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub tunnel_drain_grace: Option<Duration>,
+    /// Close a TLS connection whose handshake has not finished this long after accept
+    /// [default: 10s]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub tls_handshake_timeout: Option<Duration>,
 
     /// Upgrade protocols forwarded, comma-separated, or none (h2c is refused); a route's
     /// `upgrades` overrides it. Other upgrades are forwarded as plain requests [default: websocket]
@@ -203,23 +220,7 @@ impl Args {
     /// Errors name the flag.
     pub fn apply(&self, cfg: &mut Config) -> Result<(), String> {
         self.record_origins(cfg);
-        if !self.listen.is_empty() {
-            cfg.listeners = self
-                .listen
-                .iter()
-                .map(|l| {
-                    let addr = config::parse_listen(l).map_err(|e| format!("--listen: {e}"))?;
-                    Ok(Listener {
-                        addr,
-                        proxy_protocol: self.proxy_protocol,
-                    })
-                })
-                .collect::<Result<_, String>>()?;
-        } else if self.proxy_protocol {
-            cfg.listeners
-                .iter_mut()
-                .for_each(|l| l.proxy_protocol = true);
-        }
+        self.apply_listeners(cfg)?;
         if !self.upstream.is_empty() {
             let endpoints = self
                 .upstream
@@ -281,6 +282,10 @@ impl Args {
         }
         set(&mut t.tunnel_idle, self.tunnel_idle_timeout);
         set(&mut t.tunnel_drain_grace, self.tunnel_drain_grace);
+        if self.tls_handshake_timeout.is_some_and(|d| d.is_zero()) {
+            return Err("--tls-handshake-timeout: must be greater than 0".into());
+        }
+        set(&mut t.tls_handshake, self.tls_handshake_timeout);
         Ok(())
     }
 

@@ -16,7 +16,8 @@
 //! into a validated `Config`), `http` (sans-IO HTTP/1.1), `policy` (the per-request decisions:
 //! `route`, `balance`, `breaker`, `ratelimit`, `retry_budget`, `trusted`, with `Cell` state owned
 //! by the shard that calls them), `error` (failures by side, each with its status); `stats` and
-//! `access_log` hold the per-shard halves of metrics and logging. What one pinned core owns is in
+//! `access_log` hold the per-shard halves of metrics and logging; `tls` reads certificates and
+//! builds each shard's rustls config. What one pinned core owns is in
 //! `shard`, its request path in three layers with one-way imports: `shard::downstream` (protocol
 //! front-ends: the HTTP/1.1 connection, tunnels) → `shard::pipeline` (one request, protocol-neutral,
 //! driven through its `Downstream` trait) → `shard::upstream` (clusters, pools, the HTTP/1.1
@@ -40,3 +41,4 @@ pub mod shard;
 pub mod stats;
 #[allow(unsafe_code)] // libc calls and the steering BPF program
 pub mod sys;
+pub mod tls;

@@ -30,6 +30,10 @@ const FLAGS: &[&str] = &[
     "--idle-timeout",
     "--body-timeout",
     "--drain-timeout",
+    "--listen-tls",
+    "--tls-cert",
+    "--tls-key",
+    "--tls-handshake-timeout",
 ];
 
 #[test]

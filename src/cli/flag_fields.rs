@@ -78,6 +78,9 @@ macro_rules! flag {
 /// The flags' config fields (see `Args::flag_fields`). A new flag adds one row here.
 const FLAG_FIELDS: &[FlagFields] = &[
     flag!("--listen", listen, "listeners"),
+    flag!("--listen-tls", listen_tls, "listeners"),
+    flag!("--tls-cert", tls_cert, "listeners.tls.certificates"),
+    flag!("--tls-key", tls_key, "listeners.tls.certificates"),
     flag!("--upstream", upstream, "upstreams"),
     flag!(
         "--proxy-protocol",
@@ -169,6 +172,11 @@ const FLAG_FIELDS: &[FlagFields] = &[
         "--tunnel-drain-grace",
         tunnel_drain_grace,
         "timeouts.tunnel_drain_grace"
+    ),
+    flag!(
+        "--tls-handshake-timeout",
+        tls_handshake_timeout,
+        "timeouts.tls_handshake"
     ),
     flag!("--upgrades", upgrades, "upgrades"),
     flag!("--expect-continue", expect_continue, "expect_continue"),

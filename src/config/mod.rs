@@ -5,6 +5,7 @@ mod cluster;
 mod duration;
 mod file;
 mod key_path;
+mod listener_tls;
 mod log_target;
 mod origin;
 mod protocols;
@@ -15,6 +16,7 @@ mod startup;
 pub use cluster::{parse_endpoint, resolve, Cluster, Endpoint, HealthCheck, ProbeKind};
 pub use duration::parse as parse_duration;
 pub use file::{load, parse, ConfigError};
+pub use listener_tls::{check_alpn, default_alpn, CertPaths, ClientAuth, ListenerTls};
 pub use log_target::AccessLogTarget;
 pub use origin::{Invalid, Origin, Origins};
 pub use protocols::{default_upgrades, parse_upgrades, parse_upgrades_flag, ExpectMode};
@@ -63,6 +65,8 @@ pub struct Listener {
     pub addr: SocketAddr,
     /// Each connection starts with a PROXY protocol v1/v2 header (from a trusted load balancer).
     pub proxy_protocol: bool,
+    /// Terminate TLS on this address (HTTPS); `None` = plain HTTP.
+    pub tls: Option<ListenerTls>,
 }
 
 /// io_uring setup flags of each shard's ring. Each falls back to `Plain` on a kernel that
@@ -158,6 +162,8 @@ pub struct Timeouts {
     pub tunnel_idle: Duration,
     /// A drain closes open tunnels once in-flight requests have finished, or after this long.
     pub tunnel_drain_grace: Duration,
+    /// From a TLS connection's accept to the end of its handshake (closed when it passes).
+    pub tls_handshake: Duration,
 }
 
 /// Upstream keep-alive pools, one per endpoint per shard.
@@ -186,6 +192,7 @@ impl Default for Timeouts {
             drain: Duration::from_secs(30),
             tunnel_idle: Duration::from_secs(3600),
             tunnel_drain_grace: Duration::from_secs(5),
+            tls_handshake: Duration::from_secs(10),
         }
     }
 }
@@ -322,6 +329,7 @@ pub fn check_limits(c: &Config) -> Result<(), (&'static str, String)> {
         ("timeouts.upstream", t.upstream),
         ("timeouts.idle", t.idle),
         ("timeouts.body", t.body),
+        ("timeouts.tls_handshake", t.tls_handshake),
         ("pool.queue_timeout", c.pool.queue_timeout),
     ] {
         if d.is_zero() {

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::{Config, HeaderEdits, ProbeKind, RateKey, Route};
+use super::{Config, HeaderEdits, ListenerTls, ProbeKind, RateKey, Route};
 use crate::policy::route::{HeaderPattern, HostPattern, PathPattern};
 
 /// Header names whose configured values are never shown.
@@ -97,6 +97,9 @@ pub fn render(c: &Config) -> String {
             q(&l.addr.to_string()),
             l.proxy_protocol
         );
+        if let Some(t) = &l.tls {
+            tls(&mut o, t);
+        }
     }
     let s = &c.shards;
     let cpus: Vec<String> = s.cpus.iter().map(|c| c.to_string()).collect();
@@ -105,7 +108,7 @@ pub fn render(c: &Config) -> String {
     let t = &c.timeouts;
     let _ = writeln!(
         o,
-        "\n[timeouts]\nconnect = {}\nheader = {}\nupstream = {}\nidle = {}\nbody = {}\ndrain = {}\ntunnel_idle = {}\ntunnel_drain_grace = {}",
+        "\n[timeouts]\nconnect = {}\nheader = {}\nupstream = {}\nidle = {}\nbody = {}\ndrain = {}\ntunnel_idle = {}\ntunnel_drain_grace = {}\ntls_handshake = {}",
         dur(t.connect),
         dur(t.header),
         dur(t.upstream),
@@ -113,7 +116,8 @@ pub fn render(c: &Config) -> String {
         dur(t.body),
         dur(t.drain),
         dur(t.tunnel_idle),
-        dur(t.tunnel_drain_grace)
+        dur(t.tunnel_drain_grace),
+        dur(t.tls_handshake)
     );
     let p = &c.pool;
     let _ = writeln!(o, "\n[pool]\nmax_idle = {}\nidle_timeout = {}\nmax_connections = {}\nqueue = {}\nqueue_timeout = {}",
@@ -145,6 +149,23 @@ pub fn render(c: &Config) -> String {
         route(&mut o, c, i, r);
     }
     o
+}
+
+/// A listener's `tls = { … }` inline table (paths only; nothing secret is read here).
+fn tls(o: &mut String, t: &ListenerTls) {
+    let path = |p: &std::path::Path| q(&p.to_string_lossy());
+    let certs: Vec<String> = t
+        .certificates
+        .iter()
+        .map(|c| format!("{{ cert = {}, key = {} }}", path(&c.cert), path(&c.key)))
+        .collect();
+    let mut parts = vec![format!("certificates = [{}]", certs.join(", "))];
+    if let Some(ca) = &t.client_ca {
+        parts.push(format!("client_ca = {}", path(ca)));
+        parts.push(format!("client_auth = {}", q(t.client_auth.name())));
+    }
+    parts.push(format!("alpn = [{}]", list(&t.alpn)));
+    let _ = writeln!(o, "tls = {{ {} }}", parts.join(", "));
 }
 
 fn route(o: &mut String, c: &Config, _i: usize, r: &Route) {

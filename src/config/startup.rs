@@ -1,13 +1,15 @@
 //! What would make a valid-looking config fail at start, found without binding anything: the same
 //! address twice (also `0.0.0.0:P` beside `127.0.0.1:P`), the admin address on a listen address,
 //! an access log whose directory is missing or not writable, a port below the kernel's
-//! unprivileged start without CAP_NET_BIND_SERVICE. Main thread, in `config::check` (so at
-//! `--check`, start and reload alike).
+//! unprivileged start without CAP_NET_BIND_SERVICE, a TLS listener whose certificate, key or
+//! client CA cannot be used (`FILE: message`; certificates near expiry are warned about on
+//! stderr). Main thread, in `config::check` (so at `--check`, start and reload alike).
 
 use std::net::SocketAddr;
 use std::path::Path;
 
-use super::{AccessLogTarget, Config};
+use super::{AccessLogTarget, Config, ListenerTls};
+use crate::tls::FileRole;
 
 /// The first problem found, as (config field, message).
 pub fn check(c: &Config) -> Result<(), (String, String)> {
@@ -36,7 +38,31 @@ pub fn check(c: &Config) -> Result<(), (String, String)> {
         }
         privileged(admin).map_err(|m| ("admin".to_string(), m))?;
     }
-    access_log(&c.access_log).map_err(|m| ("access_log".to_string(), m))
+    access_log(&c.access_log).map_err(|m| ("access_log".to_string(), m))?;
+    for (i, l) in c.listeners.iter().enumerate() {
+        if let Some(t) = &l.tls {
+            tls(i, t)?;
+        }
+    }
+    Ok(())
+}
+
+/// Loads listener `i`'s TLS files as a shard would; the error names the field that gave the
+/// file (so its flag or file:line) and says `FILE: message`.
+fn tls(i: usize, t: &ListenerTls) -> Result<(), (String, String)> {
+    let material = crate::tls::Material::load(t).map_err(|e| {
+        let field = match e.role() {
+            Some(FileRole::Cert(j)) => format!("listeners[{i}].tls.certificates[{j}].cert"),
+            Some(FileRole::Key(j)) => format!("listeners[{i}].tls.certificates[{j}].key"),
+            Some(FileRole::ClientCa) => format!("listeners[{i}].tls.client_ca"),
+            None => format!("listeners[{i}].tls"),
+        };
+        (field, e.to_string())
+    })?;
+    for w in material.expiry_warnings(std::time::SystemTime::now()) {
+        eprintln!("warning: {w}");
+    }
+    Ok(())
 }
 
 /// Two sockets cannot both bind these (port 0 picks a free port, so never clashes). A wildcard

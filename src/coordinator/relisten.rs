@@ -9,7 +9,8 @@ use crate::config::{Config, Listener};
 
 impl Coordinator {
     /// Opens listeners the new config adds and closes those it removes; returns the listeners
-    /// now open (a listener whose only change is its PROXY setting keeps the old one). A bind
+    /// now open (a listener whose only change is its PROXY setting keeps the old one; one that
+    /// stays TLS takes the new certificates). A bind
     /// that fails names the flag or file:line of the address in `next`.
     pub(super) fn relisten(&mut self, next: &Config) -> Result<Vec<Listener>, String> {
         let wanted = &next.listeners;
@@ -33,12 +34,25 @@ impl Coordinator {
         })?;
         let mut now: Vec<Listener> = Vec::new();
         for o in old {
-            match wanted.iter().find(|w| w.addr == o.addr) {
+            // Port 0 may be written more than once: a TLS listener keeps matching a TLS one.
+            let same_kind = |w: &&Listener| w.tls.is_some() == o.tls.is_some();
+            let kept = wanted.iter().filter(|w| w.addr == o.addr);
+            match kept.clone().find(same_kind).or_else(|| kept.clone().next()) {
                 Some(w) => {
                     if w.proxy_protocol != o.proxy_protocol {
                         eprintln!("reload: proxy_protocol on {} needs a restart", o.addr);
                     }
-                    now.push(o.clone());
+                    // Certificates, client CA and ALPN reload; TLS on or off needs a restart.
+                    let tls = match (&o.tls, &w.tls) {
+                        (Some(_), Some(new)) => Some(new.clone()),
+                        (old, new) => {
+                            if old.is_some() != new.is_some() {
+                                eprintln!("reload: tls on or off for {} needs a restart", o.addr);
+                            }
+                            old.clone()
+                        }
+                    };
+                    now.push(Listener { tls, ..o.clone() });
                 }
                 None => {
                     for link in &self.links {
@@ -59,7 +73,7 @@ impl Coordinator {
             println!("listening on {real}");
             now.push(Listener {
                 addr: real,
-                proxy_protocol: l.proxy_protocol,
+                ..(*l).clone()
             });
         }
         Ok(now)

@@ -97,6 +97,7 @@ impl<'a> Builder<'a> {
                 listeners.push(Listener {
                     addr,
                     proxy_protocol: false,
+                    tls: None,
                 });
             }
         }
@@ -107,7 +108,12 @@ impl<'a> Builder<'a> {
                 l.addr_span(),
                 &key,
             );
-            listeners.push(listeners::listener(i, l).map_err(|e| self.entry(e))?);
+            let (l, files) = listeners::listener(i, l).map_err(|e| self.entry(e))?;
+            for (sub, span) in files {
+                let field = format!("listeners[{}].{sub}", listeners.len());
+                self.written(&field, span, &format!("listeners[{i}].{sub}"));
+            }
+            listeners.push(l);
         }
 
         let mut clusters = Vec::new();
@@ -290,6 +296,11 @@ impl<'a> Builder<'a> {
                 "timeouts.tunnel_drain_grace",
                 t.tunnel_drain_grace,
                 timeouts.tunnel_drain_grace,
+            )?;
+            timeouts.tls_handshake = self.dur(
+                "timeouts.tls_handshake",
+                t.tls_handshake,
+                timeouts.tls_handshake,
             )?;
         }
 

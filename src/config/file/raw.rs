@@ -62,6 +62,7 @@ pub(super) struct RawTimeouts {
     pub drain: S<String>,
     pub tunnel_idle: S<String>,
     pub tunnel_drain_grace: S<String>,
+    pub tls_handshake: S<String>,
 }
 
 #[derive(Deserialize)]

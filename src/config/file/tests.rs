@@ -268,3 +268,28 @@ fn zero_or_huge_values_that_would_break_the_proxy_are_rejected() {
         assert_eq!(e.field, *field, "{tail}: {e}");
     }
 }
+
+/// The `tls` table parses with its defaults, and `/config` writes it back so that it parses to
+/// the same listener (paths only: the files are not read by `parse`).
+#[test]
+fn tls_listener_parses_and_renders_back() {
+    let text = "upstreams = [\"127.0.0.1:9\"]\n[[listeners]]\naddr = \"127.0.0.1:8443\"\n\
+                tls = { certificates = [{ cert = \"a.pem\", key = \"a.key\" }, { cert = \"b.pem\", key = \"b.key\" }], client_ca = \"ca.pem\" }\n\
+                [timeouts]\ntls_handshake = \"2s\"\n";
+    let c = parse("t.toml", text).unwrap();
+    let tls = c.listeners[0].tls.as_ref().unwrap();
+    assert_eq!(tls.certificates.len(), 2);
+    assert_eq!(tls.certificates[1].key, std::path::PathBuf::from("b.key"));
+    assert_eq!(tls.client_auth, crate::config::ClientAuth::Required);
+    assert_eq!(tls.alpn, ["http/1.1"]);
+    assert_eq!(c.timeouts.tls_handshake, std::time::Duration::from_secs(2));
+    assert_eq!(
+        Timeouts::default().tls_handshake,
+        std::time::Duration::from_secs(10)
+    );
+    let again = parse("r.toml", &crate::config::render(&c)).unwrap();
+    assert_eq!(again.listeners, c.listeners);
+    assert_eq!(again.timeouts, c.timeouts);
+    let plain = parse("t.toml", "[[listeners]]\naddr = \"127.0.0.1:80\"\n").unwrap();
+    assert_eq!(plain.listeners[0].tls, None);
+}

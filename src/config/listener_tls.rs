@@ -1,0 +1,93 @@
+//! What a TLS listener is configured with (`[[listeners]] tls = {…}`, or `--listen-tls` with
+//! `--tls-cert`/`--tls-key`): certificate and key files, the client CA for mTLS, ALPN. Paths
+//! only; `tls::Material::load` reads them (at `--check`, start and every reload). Main thread
+//! builds it; every thread reads it inside `Config`.
+
+use std::path::PathBuf;
+
+/// The TLS side of one listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerTls {
+    /// Never empty; the first pair is the default certificate (no SNI, or no name matched).
+    pub certificates: Vec<CertPaths>,
+    /// CA bundle that client certificates must chain to; `None` = no client certificates asked.
+    pub client_ca: Option<PathBuf>,
+    /// Whether a client certificate is required or only verified when sent (with `client_ca`).
+    pub client_auth: ClientAuth,
+    /// ALPN protocol ids offered, in preference order.
+    pub alpn: Vec<String>,
+}
+
+/// One certificate chain (PEM, leaf first) and its private key (PEM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertPaths {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// mTLS mode of a listener with a `client_ca`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    /// A handshake without a certificate that chains to `client_ca` fails.
+    #[default]
+    Required,
+    /// A certificate is verified when the client sends one; none is also accepted.
+    Optional,
+}
+
+impl ClientAuth {
+    pub const HELP: &'static str = "required or optional";
+
+    pub fn parse(s: &str) -> Option<ClientAuth> {
+        match s {
+            "required" => Some(ClientAuth::Required),
+            "optional" => Some(ClientAuth::Optional),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientAuth::Required => "required",
+            ClientAuth::Optional => "optional",
+        }
+    }
+}
+
+/// ALPN offered when none is configured.
+pub fn default_alpn() -> Vec<String> {
+    vec!["http/1.1".to_string()]
+}
+
+/// The ALPN ids a TLS listener can serve today (`h2` joins once HTTP/2 is served).
+pub const SERVED_ALPN: &[&str] = &["http/1.1"];
+
+/// Checks a configured ALPN list: known ids only, none twice, not empty.
+pub fn check_alpn(alpn: &[String]) -> Result<(), String> {
+    if alpn.is_empty() {
+        return Err("at least one protocol is required (like [\"http/1.1\"])".into());
+    }
+    for (i, a) in alpn.iter().enumerate() {
+        if !SERVED_ALPN.contains(&a.as_str()) {
+            return Err(format!(
+                "{a:?} is not served over TLS (use {SERVED_ALPN:?})"
+            ));
+        }
+        if alpn[..i].contains(a) {
+            return Err(format!("{a:?} is listed twice"));
+        }
+    }
+    Ok(())
+}
+
+impl ListenerTls {
+    /// A listener with these certificates, no client certificates, ALPN `http/1.1`.
+    pub fn new(certificates: Vec<CertPaths>) -> ListenerTls {
+        ListenerTls {
+            certificates,
+            client_ca: None,
+            client_auth: ClientAuth::Required,
+            alpn: default_alpn(),
+        }
+    }
+}
