@@ -28,16 +28,34 @@ pub enum ToShard {
     Unlisten(SocketAddr),
 }
 
-/// Listening sockets handed to one shard: (socket, expects a PROXY header). Taken once.
+/// What a listening socket serves: whether each connection starts with a PROXY header, and for
+/// HTTPS the TLS listener it belongs to (the address its config writes, the key of the shard's
+/// acceptor for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerKind {
+    pub proxy_header: bool,
+    pub tls: Option<SocketAddr>,
+}
+
+impl ListenerKind {
+    pub fn of(l: &crate::config::Listener) -> ListenerKind {
+        ListenerKind {
+            proxy_header: l.proxy_protocol,
+            tls: l.tls.as_ref().map(|_| l.addr),
+        }
+    }
+}
+
+/// Listening sockets handed to one shard, with what each serves. Taken once.
 #[derive(Debug, Clone, Default)]
-pub struct Handoff(Arc<Mutex<Vec<(std::net::TcpListener, bool)>>>);
+pub struct Handoff(Arc<Mutex<Vec<(std::net::TcpListener, ListenerKind)>>>);
 
 impl Handoff {
-    pub fn new(sockets: Vec<(std::net::TcpListener, bool)>) -> Handoff {
+    pub fn new(sockets: Vec<(std::net::TcpListener, ListenerKind)>) -> Handoff {
         Handoff(Arc::new(Mutex::new(sockets)))
     }
 
-    pub fn take(&self) -> Vec<(std::net::TcpListener, bool)> {
+    pub fn take(&self) -> Vec<(std::net::TcpListener, ListenerKind)> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }

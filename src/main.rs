@@ -53,6 +53,6 @@ fn build_config(args: &Args) -> Result<config::Config, String> {
         None => Args::base_config(),
     };
     args.apply(&mut cfg)?;
-    config::check(&cfg).map_err(|e| args.name_default(e).to_string())?;
+    config::check(&mut cfg).map_err(|e| args.name_default(e).to_string())?;
     Ok(cfg)
 }

@@ -75,25 +75,25 @@ pub fn peek_liveness(fd: RawFd) -> Liveness {
     }
 }
 
-/// The first byte waiting on a socket, without consuming it (MSG_PEEK | MSG_DONTWAIT): `Ok(None)`
-/// when the peer closed, `WouldBlock` when nothing arrived yet. A TLS listener looks at it before
-/// the handshake to tell a ClientHello (0x16) from plain HTTP sent to the wrong port.
-pub fn peek_first_byte(fd: RawFd) -> std::io::Result<Option<u8>> {
-    let mut byte = 0u8;
-    // SAFETY: recv writes at most 1 byte into `byte`, which outlives the call; fd is a socket the
-    // caller owns for the duration of the call.
+/// Copies the bytes waiting on a socket into `buf` without consuming them (MSG_PEEK |
+/// MSG_DONTWAIT): `Ok(0)` when the peer closed, `WouldBlock` when nothing arrived yet. A TLS
+/// listener looks before the handshake: a ClientHello starts 0x16, plain HTTP a method, and a
+/// PROXY header comes first and is taken by its exact length.
+pub fn peek(fd: RawFd, buf: &mut [u8]) -> std::io::Result<usize> {
+    // SAFETY: recv writes at most `buf.len()` bytes into `buf`, which outlives the call; fd is a
+    // socket the caller owns for the duration of the call.
     let n = unsafe {
         libc::recv(
             fd,
-            (&mut byte as *mut u8).cast(),
-            1,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
             libc::MSG_PEEK | libc::MSG_DONTWAIT,
         )
     };
-    match n {
-        0 => Ok(None),
-        n if n > 0 => Ok(Some(byte)),
-        _ => Err(std::io::Error::last_os_error()),
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
     }
 }
 

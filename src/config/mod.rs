@@ -5,7 +5,6 @@ mod cluster;
 mod duration;
 mod file;
 mod key_path;
-mod listener_tls;
 mod log_target;
 mod origin;
 mod protocols;
@@ -13,10 +12,10 @@ mod render;
 mod route;
 mod startup;
 
+pub use crate::tls::settings::{check_alpn, default_alpn, CertPaths, ClientAuth, ListenerTls};
 pub use cluster::{parse_endpoint, resolve, Cluster, Endpoint, HealthCheck, ProbeKind};
 pub use duration::parse as parse_duration;
 pub use file::{load, parse, ConfigError};
-pub use listener_tls::{check_alpn, default_alpn, CertPaths, ClientAuth, ListenerTls};
 pub use log_target::AccessLogTarget;
 pub use origin::{Invalid, Origin, Origins};
 pub use protocols::{default_upgrades, parse_upgrades, parse_upgrades_flag, ExpectMode};
@@ -239,10 +238,9 @@ impl Shards {
 /// Everything that can be known about a merged config (file + flags) without binding: the
 /// limits, then the start-up checks (addresses, access log, privileged ports). `--check`, start
 /// and reload all pass through here; the error names the flag or file:line:col of the value.
-pub fn check(c: &Config) -> Result<(), Invalid> {
-    let source = c.source.as_deref();
-    check_limits(c).map_err(|(field, msg)| c.origins.invalid(source, field, msg))?;
-    startup::check(c).map_err(|(field, msg)| c.origins.invalid(source, &field, msg))
+pub fn check(c: &mut Config) -> Result<(), Invalid> {
+    check_limits(c).map_err(|(field, msg)| c.invalid(field, msg))?;
+    startup::check(c).map_err(|(field, msg)| c.invalid(&field, msg))
 }
 
 impl Config {

@@ -9,10 +9,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use super::{AccessLogTarget, Config, ListenerTls};
-use crate::tls::FileRole;
+use std::sync::Arc;
 
-/// The first problem found, as (config field, message).
-pub fn check(c: &Config) -> Result<(), (String, String)> {
+use crate::tls::{FileRole, Material};
+
+/// The first problem found, as (config field, message). TLS listeners keep the material their
+/// files gave (`ListenerTls::material`).
+pub fn check(c: &mut Config) -> Result<(), (String, String)> {
     let mut taken: Vec<(SocketAddr, String)> = Vec::new();
     for (i, l) in c.listeners.iter().enumerate() {
         let field = format!("listeners[{i}]");
@@ -39,9 +42,9 @@ pub fn check(c: &Config) -> Result<(), (String, String)> {
         privileged(admin).map_err(|m| ("admin".to_string(), m))?;
     }
     access_log(&c.access_log).map_err(|m| ("access_log".to_string(), m))?;
-    for (i, l) in c.listeners.iter().enumerate() {
-        if let Some(t) = &l.tls {
-            tls(i, t)?;
+    for (i, l) in c.listeners.iter_mut().enumerate() {
+        if let Some(t) = &mut l.tls {
+            t.material = Some(Arc::new(tls(i, t)?));
         }
     }
     Ok(())
@@ -49,7 +52,7 @@ pub fn check(c: &Config) -> Result<(), (String, String)> {
 
 /// Loads listener `i`'s TLS files as a shard would; the error names the field that gave the
 /// file (so its flag or file:line) and says `FILE: message`.
-fn tls(i: usize, t: &ListenerTls) -> Result<(), (String, String)> {
+fn tls(i: usize, t: &ListenerTls) -> Result<Material, (String, String)> {
     let material = crate::tls::Material::load(t).map_err(|e| {
         let field = match e.role() {
             Some(FileRole::Cert(j)) => format!("listeners[{i}].tls.certificates[{j}].cert"),
@@ -62,7 +65,7 @@ fn tls(i: usize, t: &ListenerTls) -> Result<(), (String, String)> {
     for w in material.expiry_warnings(std::time::SystemTime::now()) {
         eprintln!("warning: {w}");
     }
-    Ok(())
+    Ok(material)
 }
 
 /// Two sockets cannot both bind these (port 0 picks a free port, so never clashes). A wildcard

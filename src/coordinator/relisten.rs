@@ -4,7 +4,7 @@
 
 use super::listeners;
 use super::state::Coordinator;
-use crate::bus::{Handoff, ToShard};
+use crate::bus::{Handoff, ListenerKind, ToShard};
 use crate::config::{Config, Listener};
 
 impl Coordinator {
@@ -65,7 +65,7 @@ impl Coordinator {
         for (id, mine) in sockets.into_iter().enumerate() {
             let with_flags = mine
                 .into_iter()
-                .zip(added.iter().map(|(_, l)| l.proxy_protocol))
+                .zip(added.iter().map(|(_, l)| ListenerKind::of(l)))
                 .collect();
             self.links[id].send(ToShard::Listen(Handoff::new(with_flags)));
         }

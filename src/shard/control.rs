@@ -41,9 +41,9 @@ pub async fn run(
                 let _ = reports.send(snapshot(&shard, driver, core));
             }
             Some(ToShard::Listen(handoff)) => {
-                for (l, proxy_header) in handoff.take() {
+                for (l, kind) in handoff.take() {
                     match monoio::net::TcpListener::from_std(l) {
-                        Ok(l) => accepting.push(super::start_accepting(&shard, l, proxy_header)),
+                        Ok(l) => accepting.push(super::start_accepting(&shard, l, kind)),
                         Err(e) => {
                             let error = format!("cannot register a reloaded listener: {e}");
                             let _ = reports.send(ToCoordinator::Failed {

@@ -11,8 +11,11 @@ use std::time::Duration;
 use monoio::io::Canceller;
 use monoio::net::TcpListener;
 
-use super::downstream::conn;
+use monoio::net::TcpStream;
+
+use super::downstream::{conn, tls};
 use super::Shard;
+use crate::bus::ListenerKind;
 use crate::sys::has_pending_connection;
 
 /// Stops one accept loop (drain, or the listener left the config).
@@ -43,11 +46,36 @@ impl ListenerCtl {
     }
 }
 
+/// Starts serving one accepted connection: plain HTTP, or HTTPS with the current config's
+/// acceptor for its listener. Counted at accept, so the loop's next turn sees it (max_connections).
+fn serve(shard: &Rc<Shard>, stream: TcpStream, peer: SocketAddr, kind: ListenerKind) {
+    let open = shard.drain.connection();
+    match kind.tls {
+        None => {
+            monoio::spawn(conn::serve(
+                shard.clone(),
+                open,
+                stream,
+                peer,
+                kind.proxy_header,
+            ));
+        }
+        Some(addr) => {
+            let table = shard.table();
+            // None only when its rustls config failed to build (said on stderr): close.
+            if let Some(acceptor) = table.acceptor(addr) {
+                let (acceptor, pp) = (acceptor.clone(), kind.proxy_header);
+                monoio::spawn(tls::serve(shard.clone(), open, stream, peer, pp, acceptor));
+            }
+        }
+    }
+}
+
 /// Accepts until the drain or `ctl.close()`; returns once the listener is closed.
 pub async fn accept_loop(
     shard: Rc<Shard>,
     listener: TcpListener,
-    proxy_header: bool,
+    kind: ListenerKind,
     ctl: Rc<ListenerCtl>,
 ) {
     let max = shard.base.shards.max_connections;
@@ -62,11 +90,7 @@ pub async fn accept_loop(
         let handle = ctl.accept.borrow().handle();
         match listener.cancelable_accept(handle).await {
             // A connection that won the race against a cancel is served all the same.
-            Ok((stream, peer)) => {
-                // Counted at accept, so the next turn of the loop sees it (max_connections).
-                let open = shard.drain.connection();
-                monoio::spawn(conn::serve(shard.clone(), open, stream, peer, proxy_header));
-            }
+            Ok((stream, peer)) => serve(&shard, stream, peer, kind),
             Err(_) if ctl.stopped(&shard) => break,
             // EMFILE, ENFILE, ENOBUFS: back off briefly instead of spinning.
             Err(_) => monoio::time::sleep(Duration::from_millis(10)).await,
@@ -75,11 +99,7 @@ pub async fn accept_loop(
     // Closing a listener resets what is still in its queue: accept that first.
     while has_pending_connection(listener.as_raw_fd()) {
         match listener.accept().await {
-            Ok((stream, peer)) => {
-                // Counted at accept, so the next turn of the loop sees it (max_connections).
-                let open = shard.drain.connection();
-                monoio::spawn(conn::serve(shard.clone(), open, stream, peer, proxy_header));
-            }
+            Ok((stream, peer)) => serve(&shard, stream, peer, kind),
             Err(_) => break,
         }
     }

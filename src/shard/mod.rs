@@ -30,7 +30,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::access_log::ShardLog;
-use crate::bus::{Driver, Mailbox, Reports, ToCoordinator};
+use crate::bus::{Driver, ListenerKind, Mailbox, Reports, ToCoordinator};
 use crate::config::Config;
 
 pub use state::{Fixed, Shard};
@@ -109,12 +109,12 @@ async fn run(
             }
         }
     }
-    let proxy_flags: Vec<bool> = config.listeners.iter().map(|l| l.proxy_protocol).collect();
+    let kinds: Vec<ListenerKind> = config.listeners.iter().map(ListenerKind::of).collect();
     let shard = Rc::new(Shard::new(id, config, log, reports.clone()));
     let accepting: Vec<_> = listeners
         .into_iter()
-        .zip(proxy_flags)
-        .map(|(l, pp)| start_accepting(&shard, l, pp))
+        .zip(kinds)
+        .map(|(l, kind)| start_accepting(&shard, l, kind))
         .collect();
     monoio::spawn(sweep_pools(shard.clone()));
     monoio::spawn(downstream::idle::reap(shard.drain.clone()));
@@ -127,15 +127,10 @@ async fn run(
 fn start_accepting(
     shard: &Rc<Shard>,
     l: monoio::net::TcpListener,
-    proxy_header: bool,
+    kind: ListenerKind,
 ) -> (Rc<listener::ListenerCtl>, monoio::task::JoinHandle<()>) {
     let ctl = listener::ListenerCtl::new(l.local_addr().ok());
-    let task = monoio::spawn(listener::accept_loop(
-        shard.clone(),
-        l,
-        proxy_header,
-        ctl.clone(),
-    ));
+    let task = monoio::spawn(listener::accept_loop(shard.clone(), l, kind, ctl.clone()));
     (ctl, task)
 }
 

@@ -4,12 +4,15 @@
 //! a request holds the `Rc<Table>` it started with, so a reload never changes it halfway.
 //! Shard thread only.
 
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use monoio_rustls::TlsAcceptor;
+
 use super::upstream::cluster::ClusterView;
-use crate::config::{Config, RateKey, RateLimit, Route};
+use crate::config::{Config, ListenerTls, RateKey, RateLimit, Route};
 use crate::policy::ratelimit::{Limiter, Rate};
 use crate::policy::ratelimit_headers::RateLimitHeaders;
 use crate::policy::retry_budget::RetryBudget;
@@ -47,6 +50,29 @@ pub struct Table {
     /// Host sent upstream for HTTP/1.0 requests that carry none: the first cluster's first
     /// endpoint, as this config names it (so it follows a reload).
     pub fallback_host: Box<[u8]>,
+    /// This shard's TLS acceptor for each TLS listener (by the address the config gives it): its
+    /// own rustls config, so no handshake takes a lock another core holds.
+    pub tls: Vec<TlsListener>,
+}
+
+/// One TLS listener as this shard serves it.
+pub struct TlsListener {
+    /// The listener's address as written in the config (the key accept loops look it up by).
+    pub addr: SocketAddr,
+    pub acceptor: TlsAcceptor,
+    /// What the acceptor was built from: an unchanged listener keeps its acceptor (and session
+    /// cache) across a reload.
+    settings: ListenerTls,
+}
+
+impl Table {
+    /// The acceptor of the TLS listener configured at `addr`, as of this config version.
+    pub fn acceptor(&self, addr: SocketAddr) -> Option<&TlsAcceptor> {
+        self.tls
+            .iter()
+            .find(|t| t.addr == addr)
+            .map(|t| &t.acceptor)
+    }
 }
 
 impl Table {
@@ -97,7 +123,9 @@ impl Table {
             .first()
             .and_then(|c| c.endpoints.first())
             .map_or(Box::default(), |e| e.name.as_bytes().into());
+        let tls = tls_listeners(&config, old);
         Table {
+            tls,
             router: Router::new(&specs),
             trusted: Trusted::new(config.trusted_proxies.clone()),
             fallback_host,
@@ -106,6 +134,39 @@ impl Table {
             config,
         }
     }
+}
+
+/// Builds this shard's acceptor for every TLS listener, keeping those whose settings are unchanged.
+/// A material that gives no rustls config (it passed the checks, so only a bug) leaves that
+/// listener without an acceptor: its connections are closed, and stderr says why.
+fn tls_listeners(config: &Config, old: Option<&Table>) -> Vec<TlsListener> {
+    let mut out = Vec::new();
+    for l in &config.listeners {
+        let Some(t) = &l.tls else { continue };
+        let kept = old
+            .and_then(|o| o.tls.iter().find(|x| x.addr == l.addr && x.settings == *t))
+            .map(|x| x.acceptor.clone());
+        let acceptor = match (kept, &t.material) {
+            (Some(a), _) => a,
+            (None, Some(m)) => match m.server_config() {
+                Ok(c) => TlsAcceptor::from(c),
+                Err(e) => {
+                    eprintln!("error: tls listener {}: {e}", l.addr);
+                    continue;
+                }
+            },
+            (None, None) => {
+                eprintln!("error: tls listener {}: certificates not loaded", l.addr);
+                continue;
+            }
+        };
+        out.push(TlsListener {
+            addr: l.addr,
+            acceptor,
+            settings: t.clone(),
+        });
+    }
+    out
 }
 
 fn route_view(

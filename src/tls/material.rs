@@ -14,8 +14,8 @@ use rustls_pki_types::CertificateDer;
 
 use super::names;
 use super::pem::{self, KeyDer};
+use super::settings::{ClientAuth, ListenerTls};
 use super::{FileRole, TlsError};
-use crate::config::{ClientAuth, ListenerTls};
 
 /// A certificate this close to its notAfter (or past it) is warned about at load.
 pub const EXPIRY_WARNING: Duration = Duration::from_secs(7 * 24 * 3600);

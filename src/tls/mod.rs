@@ -10,6 +10,7 @@ mod names;
 mod pem;
 mod resolver;
 mod server;
+pub mod settings;
 
 #[cfg(test)]
 mod tests;

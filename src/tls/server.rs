@@ -12,8 +12,8 @@ use rustls::ServerConfig;
 
 use super::material::{der_chain, provider, roots};
 use super::resolver::SniResolver;
+use super::settings::ClientAuth;
 use super::{Material, TlsError};
-use crate::config::ClientAuth;
 
 impl Material {
     /// A fresh `ServerConfig` (new `CertifiedKey`s from the DER) for the calling shard.

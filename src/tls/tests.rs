@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use support::{handshake, path, Ca, Dir, Leaf};
 
+use super::settings::{CertPaths, ClientAuth, ListenerTls};
 use super::{name_matches, Material, TlsError};
-use crate::config::{CertPaths, ClientAuth, ListenerTls};
 
 const P256: &rcgen::SignatureAlgorithm = &rcgen::PKCS_ECDSA_P256_SHA256;
 

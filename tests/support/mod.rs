@@ -8,12 +8,12 @@
 
 pub mod admin;
 pub mod certs;
-pub mod tls_client;
 pub mod compose;
 pub mod message;
 pub mod policy;
 pub mod proxy;
 pub mod sys;
+pub mod tls_client;
 pub mod upstream;
 pub mod wire;
 

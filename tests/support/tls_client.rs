@@ -26,20 +26,25 @@ pub struct TlsResponse {
 impl TlsConn {
     /// Connects and completes the handshake for `name` (SNI), trusting only `ca`.
     pub fn connect(addr: SocketAddr, ca: &str, name: &str) -> std::io::Result<TlsConn> {
+        let sock = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        TlsConn::over(sock, ca, name)
+    }
+
+    /// The handshake on a connected socket (after a PROXY header, say).
+    pub fn over(sock: TcpStream, ca: &str, name: &str) -> std::io::Result<TlsConn> {
         let mut roots = RootCertStore::empty();
         for c in CertificateDer::pem_file_iter(ca).expect("read CA file") {
             roots.add(c.expect("CA PEM")).expect("CA certificate");
         }
-        let config = ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        #[allow(deprecated)] // the tests' client: the provider does not matter here
+        let provider = rustls::crypto::ring::default_provider();
+        let config = ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
         let name = ServerName::try_from(name.to_string()).expect("server name");
         let conn = ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
-        let sock = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
         sock.set_read_timeout(Some(Duration::from_secs(10)))?;
         let mut tls = StreamOwned::new(conn, sock);
         while tls.conn.is_handshaking() {
@@ -88,9 +93,18 @@ impl TlsConn {
         self.read_response()
     }
 
-    /// True when the server ends the connection (close_notify or EOF) within the read timeout.
-    pub fn closed(&mut self) -> bool {
+    /// True when the server ends the connection (close_notify, EOF or a reset) within `within`;
+    /// false when it stays open that long or sends bytes.
+    pub fn closed(&mut self, within: Duration) -> bool {
+        self.tls.sock.set_read_timeout(Some(within)).unwrap();
         let mut b = [0u8; 64];
-        matches!(self.tls.read(&mut b), Ok(0) | Err(_))
+        match self.tls.read(&mut b) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
     }
 }

@@ -130,5 +130,6 @@ fn tls(i: usize, raw: Spanned<RawTls>, spans: &mut FileSpans) -> Result<Listener
         client_ca,
         client_auth,
         alpn,
+        material: None,
     })
 }

@@ -6,8 +6,8 @@ use crate::config::{Origin, Timeouts};
 
 /// Parsed and checked; a check error is turned back into a located `ConfigError`.
 fn full(text: &str) -> Result<Config, ConfigError> {
-    let c = parse("t.toml", text)?;
-    match super::super::check(&c) {
+    let mut c = parse("t.toml", text)?;
+    match super::super::check(&mut c) {
         Ok(()) => Ok(c),
         Err(e) => Err(match e.origin.map(|o| *o) {
             Some(Origin::File {

@@ -12,16 +12,16 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
-use monoio::io::AsyncWriteRent;
+use monoio::io::{AsyncReadRentExt, AsyncWriteRent};
 use monoio::net::TcpStream;
-use monoio::time::timeout;
+use monoio::time::{timeout, timeout_at, Instant};
 use monoio_rustls::{ServerTlsStream, TlsAcceptor};
 
 use super::client::{refuse, Client};
 use super::conn::{serve_requests, Next, Slot};
 use super::tunnel;
 use super::wait::{wait_holding, Wait, Waited, Wake};
-use crate::http::canned;
+use crate::http::{canned, proxy_protocol};
 use crate::shard::drain::ConnectionGuard;
 use crate::shard::io::Wire;
 use crate::shard::Shard;
@@ -49,36 +49,57 @@ impl Wait for TlsStream {
 /// How long closing waits to hand close_notify to the kernel.
 const CLOSE_NOTIFY: Duration = Duration::from_secs(1);
 
+/// How long a partial PROXY header waits before the socket is looked at again.
+const PARTIAL_HEADER_PAUSE: Duration = Duration::from_millis(5);
+
 /// The first byte of a TLS record carrying a handshake message.
 const HANDSHAKE_RECORD: u8 = 0x16;
 
-/// Serves one accepted HTTPS connection until it closes.
+/// Serves one accepted HTTPS connection until it closes. With `proxy_header`, the PROXY header
+/// that precedes the TLS bytes is taken first (by its exact length, never a byte of the
+/// ClientHello).
 pub fn serve(
     shard: Rc<Shard>,
     open: ConnectionGuard,
     stream: TcpStream,
     peer: SocketAddr,
+    proxy_header: bool,
     acceptor: TlsAcceptor,
-    handshake: Duration,
 ) -> impl Future<Output = ()> {
     let accepted = &shard.stats.accepted;
     accepted.set(accepted.get() + 1);
     let slot = Slot::new(&shard.drain, stream.as_raw_fd());
     async move {
-        let _open = open;
+        // Whole guards are moved in (an async block would capture only the fields it uses).
+        let (_open, slot) = (open, slot);
         let mut stream = stream;
-        match timeout(handshake, first_byte(&shard, &stream, slot.1)).await {
-            Ok(Some(HANDSHAKE_RECORD)) => {}
-            Ok(Some(b)) if b.is_ascii_uppercase() => {
+        let mut peer = peer;
+        let handshake = shard.table().config.timeouts.tls_handshake;
+        let deadline = Instant::now() + handshake;
+        shard.drain.set_idle(slot.1, true);
+        let first = timeout_at(
+            deadline,
+            first_byte(&shard, &mut stream, &mut peer, proxy_header),
+        );
+        let first = first.await;
+        shard.drain.set_idle(slot.1, false);
+        match first {
+            Ok(Ok(HANDSHAKE_RECORD)) => {}
+            Ok(Ok(b)) if b.is_ascii_uppercase() => {
                 let idle = shard.table().config.timeouts.body;
                 refuse(&mut stream, canned::PLAIN_HTTP_TO_TLS, idle).await;
                 return;
             }
             // Not TLS and not HTTP: rustls answers it with an alert.
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => return,
+            Ok(Ok(_)) => {}
+            Ok(Err(Refused::BadProxyHeader)) => {
+                let idle = shard.table().config.timeouts.body;
+                refuse(&mut stream, canned::response(400), idle).await;
+                return;
+            }
+            Ok(Err(Refused::Closed)) | Err(_) => return,
         }
-        let stream = match timeout(handshake, acceptor.accept(stream)).await {
+        let stream = match timeout_at(deadline, acceptor.accept(stream)).await {
             Ok(Ok(s)) => s,
             _ => return,
         };
@@ -100,19 +121,62 @@ pub fn serve(
     }
 }
 
-/// Waits for the connection's first byte without taking it (`None`: closed, or a drain shut it).
-async fn first_byte(shard: &Shard, stream: &TcpStream, slot: usize) -> Option<u8> {
-    shard.drain.set_idle(slot, true);
-    let byte = loop {
-        if stream.readable(false).await.is_err() {
-            break None;
+/// Why a connection ended before its handshake.
+enum Refused {
+    /// The peer closed, a drain shut the socket, or it failed.
+    Closed,
+    /// A PROXY header that does not parse, or from a peer that is not a trusted proxy.
+    BadProxyHeader,
+}
+
+/// The connection's first byte after any PROXY header, left in the socket for rustls.
+async fn first_byte(
+    shard: &Shard,
+    stream: &mut TcpStream,
+    peer: &mut SocketAddr,
+    proxy_header: bool,
+) -> Result<u8, Refused> {
+    let mut buf = [0u8; proxy_protocol::V2_MAX_LEN];
+    let mut want_header = proxy_header;
+    if want_header {
+        let table = shard.table();
+        if !table.trusted.is_empty() && !table.trusted.contains(peer.ip()) {
+            return Err(Refused::BadProxyHeader);
         }
-        match sys::peek_first_byte(stream.as_raw_fd()) {
-            Ok(b) => break b,
+    }
+    loop {
+        stream.readable(false).await.map_err(|_| Refused::Closed)?;
+        let n = match sys::peek(stream.as_raw_fd(), &mut buf) {
+            Ok(0) => return Err(Refused::Closed),
+            Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => break None,
+            Err(_) => return Err(Refused::Closed),
+        };
+        if !want_header {
+            return Ok(buf[0]);
         }
-    };
-    shard.drain.set_idle(slot, false);
-    byte
+        match proxy_protocol::parse(&buf[..n]) {
+            Ok(proxy_protocol::Parsed::Complete {
+                consumed, source, ..
+            }) => {
+                take(stream, consumed).await?;
+                if let Some(s) = source {
+                    *peer = s;
+                }
+                want_header = false;
+            }
+            // The rest of the header is on its way: look again shortly (readiness would fire
+            // at once for the bytes already there); the handshake deadline bounds the wait.
+            Ok(proxy_protocol::Parsed::Partial) => {
+                monoio::time::sleep(PARTIAL_HEADER_PAUSE).await;
+            }
+            Err(_) => return Err(Refused::BadProxyHeader),
+        }
+    }
+}
+
+/// Reads and drops exactly `n` bytes that are already in the socket (a PROXY header).
+async fn take(stream: &mut TcpStream, n: usize) -> Result<(), Refused> {
+    let (res, _) = stream.read_exact(vec![0u8; n]).await;
+    res.map(|_| ()).map_err(|_| Refused::Closed)
 }

@@ -1,9 +1,13 @@
 //! What a TLS listener is configured with (`[[listeners]] tls = {…}`, or `--listen-tls` with
-//! `--tls-cert`/`--tls-key`): certificate and key files, the client CA for mTLS, ALPN. Paths
-//! only; `tls::Material::load` reads them (at `--check`, start and every reload). Main thread
-//! builds it; every thread reads it inside `Config`.
+//! `--tls-cert`/`--tls-key`): certificate and key files, the client CA for mTLS, ALPN, and the
+//! material read from those files once they passed `config::check` (at `--check`, start and every
+//! reload), so shards never read a file. The config re-exports these types (config imports tls,
+//! never the other way). Main thread builds it; every thread reads it inside `Config`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::Material;
 
 /// The TLS side of one listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +20,9 @@ pub struct ListenerTls {
     pub client_auth: ClientAuth,
     /// ALPN protocol ids offered, in preference order.
     pub alpn: Vec<String>,
+    /// The files above as read by `config::check` (DER, checked); `None` until then. Each shard
+    /// builds its own rustls config from it.
+    pub material: Option<Arc<Material>>,
 }
 
 /// One certificate chain (PEM, leaf first) and its private key (PEM).
@@ -88,6 +95,7 @@ impl ListenerTls {
             client_ca: None,
             client_auth: ClientAuth::Required,
             alpn: default_alpn(),
+            material: None,
         }
     }
 }
