@@ -2,16 +2,19 @@
 # The whole test suite, as CI and the README run it:
 #   lint (fmt, clippy) → unit + integration tests on io_uring → integration tests again on the epoll
 #   fallback (MONOIO_FORCE_LEGACY_DRIVER=1) → a short bounded fuzz run (FUZZ_SECONDS=0 skips it).
-# Installs what the tests need first (curl, wrk and util-linux's setpriv from Debian; hypercorn
+# Installs what the tests need first (curl, wrk, openssl, cmake + a C compiler for aws-lc-rs and
+# util-linux's setpriv from Debian; hypercorn
 # from PyPI for tests/h2c.rs; cargo-fuzz from crates.io via scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # --- what the tests need ---------------------------------------------------------------------
 missing=()
-for tool in curl wrk openssl; do
+for tool in curl wrk openssl cmake; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
+# aws-lc-rs (rustls' crypto provider) builds C code: cmake (above) and a C compiler.
+command -v cc >/dev/null 2>&1 || missing+=(gcc)
 # setpriv drops capabilities for tests/config_sources.rs (privileged port, unwritable log dir).
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -36,8 +36,7 @@ impl TlsConn {
         for c in CertificateDer::pem_file_iter(ca).expect("read CA file") {
             roots.add(c.expect("CA PEM")).expect("CA certificate");
         }
-        #[allow(deprecated)] // the tests' client: the provider does not matter here
-        let provider = rustls::crypto::ring::default_provider();
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
         let config = ClientConfig::builder_with_provider(Arc::new(provider))
             .with_safe_default_protocol_versions()
             .unwrap()
