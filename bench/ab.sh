@@ -5,6 +5,7 @@
 #
 #   bench/ab.sh target/release/shardgate /tmp/old/shardgate        # ROUNDS=4 DURATION=5s
 #
+#   BODY_SIZE=65536 bench/ab.sh A B                                   # 64 KiB responses
 # Prints one line per binary per round: req, user, sys and total µs of CPU per request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,7 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk 
 cargo build --release --bins -q
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 UP="127.0.0.1:$(free_port)"
-target/release/demo-upstream --listen "$UP" >/dev/null 2>&1 &
+target/release/demo-upstream --listen "$UP" ${BODY_SIZE:+--body-size "$BODY_SIZE"} >/dev/null 2>&1 &
 UPID=$!
 trap 'kill $UPID 2>/dev/null || true' EXIT
 sleep 0.3
