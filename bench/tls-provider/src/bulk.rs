@@ -3,7 +3,7 @@
 //! `write_tls`, `read_tls` + `process_new_packets` + `reader()`) or the unbuffered one
 //! (`UnbufferedServerConnection`: `WriteTraffic::encrypt` into a buffer we own,
 //! `process_tls_records` over a buffer we own). Only the server's calls are timed and their heap
-//! allocations counted; the buffered client on the other side is not.
+//! allocations counted (thread CPU time); the buffered client on the other side is not.
 
 use std::hint::black_box;
 use std::io::{ErrorKind, Read, Write};
@@ -15,6 +15,7 @@ use rustls::unbuffered::ConnectionState;
 use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
 
 use crate::alloc;
+use crate::clock::Span;
 
 pub const BODY: usize = 64 << 10;
 pub const RECORD: usize = 16 << 10;
@@ -144,20 +145,20 @@ fn buffered(server_cfg: &Arc<ServerConfig>, client_cfg: &Arc<ClientConfig>, dur:
             break;
         }
         // server encrypts the body
-        let (a, s) = (alloc::snapshot(), Instant::now());
+        let (a, s) = (alloc::snapshot(), Span::start());
         server.writer().write_all(&body).expect("server write");
         back.clear();
         while server.wants_write() {
             server.write_tls(&mut back).expect("server write_tls");
         }
-        let (enc_ns, enc_allocs) = (s.elapsed().as_nanos() as u64, alloc::snapshot() - a);
+        let (enc_ns, enc_allocs) = (s.ns(), alloc::snapshot() - a);
         let mut check = (t.rounds == 0).then(Vec::new);
         assert_eq!(feed_client(&back, &mut client, &mut scratch, check.as_mut()), BODY);
         assert!(check.is_none_or(|c| c == body), "client got another body");
 
         // server decrypts the client's body
         client_send(&mut client, &body, &mut wire);
-        let (a, s) = (alloc::snapshot(), Instant::now());
+        let (a, s) = (alloc::snapshot(), Span::start());
         let mut rd = &wire[..];
         let mut got = 0;
         while !rd.is_empty() {
@@ -172,7 +173,7 @@ fn buffered(server_cfg: &Arc<ServerConfig>, client_cfg: &Arc<ClientConfig>, dur:
                 }
             }
         }
-        let (dec_ns, dec_allocs) = (s.elapsed().as_nanos() as u64, alloc::snapshot() - a);
+        let (dec_ns, dec_allocs) = (s.ns(), alloc::snapshot() - a);
         assert_eq!(got, BODY);
         assert!(t.rounds > 0 || plain == body, "server got another body");
         if !warm {
@@ -246,7 +247,7 @@ fn unbuffered(server_cfg: &Arc<ServerConfig>, client_cfg: &Arc<ClientConfig>, du
             break;
         }
         // server encrypts the body, one 16 KiB record per call, into `outgoing`
-        let (a, s) = (alloc::snapshot(), Instant::now());
+        let (a, s) = (alloc::snapshot(), Span::start());
         let mut n = 0;
         match server.process_tls_records(&mut []).state.expect("server state") {
             ConnectionState::WriteTraffic(mut w) => {
@@ -256,14 +257,14 @@ fn unbuffered(server_cfg: &Arc<ServerConfig>, client_cfg: &Arc<ClientConfig>, du
             }
             other => panic!("expected WriteTraffic, got {other:?}"),
         }
-        let (enc_ns, enc_allocs) = (s.elapsed().as_nanos() as u64, alloc::snapshot() - a);
+        let (enc_ns, enc_allocs) = (s.ns(), alloc::snapshot() - a);
         let mut check = (t.rounds == 0).then(Vec::new);
         assert_eq!(feed_client(&outgoing[..n], &mut client, &mut scratch, check.as_mut()), BODY);
         assert!(check.is_none_or(|c| c == body), "client got another body");
 
         // server decrypts the client's body from `incoming`
         client_send(&mut client, &body, &mut incoming);
-        let (a, s) = (alloc::snapshot(), Instant::now());
+        let (a, s) = (alloc::snapshot(), Span::start());
         let (mut pos, mut got, mut sum) = (0, 0, 0u8);
         while pos < incoming.len() {
             let status = server.process_tls_records(&mut incoming[pos..]);
@@ -284,7 +285,7 @@ fn unbuffered(server_cfg: &Arc<ServerConfig>, client_cfg: &Arc<ClientConfig>, du
             pos += discard;
         }
         black_box(sum);
-        let (dec_ns, dec_allocs) = (s.elapsed().as_nanos() as u64, alloc::snapshot() - a);
+        let (dec_ns, dec_allocs) = (s.ns(), alloc::snapshot() - a);
         assert_eq!(got, BODY);
         if !warm {
             t.rounds += 1;

@@ -1,9 +1,11 @@
 //! Handshakes in memory: a buffered rustls client and server exchange flights through two
 //! reused `Vec`s until neither has anything to send. The server's calls are timed on their own
-//! (`server_ns`) so its CPU can be told apart from the client's.
+//! (`server_ns`, thread CPU time) so its CPU can be told apart from the client's.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::clock::Span;
 
 use rustls::{ClientConfig, ClientConnection, HandshakeKind, ServerConfig, ServerConnection};
 
@@ -31,25 +33,25 @@ fn pump_into_client(wire: &[u8], client: &mut ClientConnection) {
 }
 
 pub fn one(server_cfg: &Arc<ServerConfig>, client_cfg: &Arc<ClientConfig>, wire: &mut [Vec<u8>; 2]) -> Outcome {
-    let start = Instant::now();
+    let start = Span::start();
     let mut client =
         ClientConnection::new(client_cfg.clone(), "localhost".try_into().unwrap()).expect("client");
-    let t = Instant::now();
+    let t = Span::start();
     let mut server = ServerConnection::new(server_cfg.clone()).expect("server");
-    let mut server_ns = t.elapsed().as_nanos() as u64;
+    let mut server_ns = t.ns();
     loop {
         let [to_server, to_client] = wire;
         to_server.clear();
         while client.wants_write() {
             client.write_tls(to_server).expect("client write_tls");
         }
-        let t = Instant::now();
+        let t = Span::start();
         pump_into_server(to_server, &mut server);
         to_client.clear();
         while server.wants_write() {
             server.write_tls(to_client).expect("server write_tls");
         }
-        server_ns += t.elapsed().as_nanos() as u64;
+        server_ns += t.ns();
         pump_into_client(to_client, &mut client);
         if to_server.is_empty()
             && to_client.is_empty()
@@ -61,7 +63,7 @@ pub fn one(server_cfg: &Arc<ServerConfig>, client_cfg: &Arc<ClientConfig>, wire:
     }
     Outcome {
         server_ns,
-        total_ns: start.elapsed().as_nanos() as u64,
+        total_ns: start.ns(),
         resumed: server.handshake_kind() == Some(HandshakeKind::Resumed),
     }
 }

@@ -8,6 +8,7 @@
 mod alloc;
 mod bulk;
 mod certs;
+mod clock;
 mod handshake;
 mod provider;
 
@@ -23,6 +24,23 @@ fn report(case: &str, metric: &str, value: f64) {
     println!("RESULT {NAME} {case} {metric} {value:.3}");
 }
 
+/// Nanoseconds this thread spent waiting for a CPU while runnable (`/proc/thread-self/schedstat`,
+/// 2nd field): other work on a shared machine shows up here, and the script reports it per case.
+fn runqueue_wait_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Runs one case and reports the share of its wall time spent waiting for the CPU.
+fn measured(case: &str, f: impl FnOnce()) {
+    let (w, t) = (runqueue_wait_ns(), std::time::Instant::now());
+    f();
+    let waited = (runqueue_wait_ns() - w) as f64 / t.elapsed().as_nanos() as f64;
+    report(case, "wait_pct", waited * 100.0);
+}
+
 fn handshakes(pki: &certs::Pki, dur: Duration) {
     let cases: [(&str, SupportedCipherSuite, &certs::ServerCert, bool); 4] = [
         ("hs-tls13-ecdsa", suite::TLS13_AES_128_GCM_SHA256, &pki.ecdsa, false),
@@ -33,10 +51,12 @@ fn handshakes(pki: &certs::Pki, dur: Duration) {
     for (case, s, cert, resume) in cases {
         let server = provider::server(s, cert, resume);
         let client = provider::client(s, &pki.roots, resume);
-        let r = handshake::rate(&server, &client, dur, resume);
-        report(case, "server_per_s", r.server_per_s);
-        report(case, "both_per_s", r.both_per_s);
-        report(case, "count", r.count as f64);
+        measured(case, || {
+            let r = handshake::rate(&server, &client, dur, resume);
+            report(case, "server_per_s", r.server_per_s);
+            report(case, "both_per_s", r.both_per_s);
+            report(case, "count", r.count as f64);
+        });
     }
 }
 
@@ -50,13 +70,15 @@ fn bulk(pki: &certs::Pki, dur: Duration) {
         let server = provider::server(s, &pki.ecdsa, false);
         let client = provider::client(s, &pki.roots, false);
         for (api, tag) in [(bulk::Api::Buffered, "buffered"), (bulk::Api::Unbuffered, "unbuffered")] {
-            let f = bulk::run(api, &server, &client, dur);
             let case = format!("bulk-{name}-{tag}");
-            report(&case, "enc_mb_s", f.enc_mb_s);
-            report(&case, "dec_mb_s", f.dec_mb_s);
-            report(&case, "both_mb_s", f.both_mb_s);
-            report(&case, "enc_allocs_per_record", f.enc_allocs_per_record);
-            report(&case, "dec_allocs_per_record", f.dec_allocs_per_record);
+            measured(&case, || {
+                let f = bulk::run(api, &server, &client, dur);
+                report(&case, "enc_mb_s", f.enc_mb_s);
+                report(&case, "dec_mb_s", f.dec_mb_s);
+                report(&case, "both_mb_s", f.both_mb_s);
+                report(&case, "enc_allocs_per_record", f.enc_allocs_per_record);
+                report(&case, "dec_allocs_per_record", f.dec_allocs_per_record);
+            });
         }
     }
 }
@@ -64,6 +86,7 @@ fn bulk(pki: &certs::Pki, dur: Duration) {
 fn main() {
     let secs: f64 = std::env::args().nth(1).map_or(2.0, |s| s.parse().expect("SECONDS_PER_CASE"));
     let dur = Duration::from_secs_f64(secs);
+    report("clock", "overhead_ns", clock::calibrate() as f64);
     let pki = certs::make();
     handshakes(&pki, dur);
     bulk(&pki, dur);
