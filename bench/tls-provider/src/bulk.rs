@@ -60,7 +60,12 @@ impl Totals {
 
 /// Feeds TLS bytes to the client and drains its plaintext (rustls refuses to read more TLS
 /// while 16 KiB of plaintext wait). Returns the plaintext length; copies it into `check` if given.
-fn feed_client(wire: &[u8], client: &mut ClientConnection, scratch: &mut [u8], mut check: Option<&mut Vec<u8>>) -> usize {
+fn feed_client(
+    wire: &[u8],
+    client: &mut ClientConnection,
+    scratch: &mut [u8],
+    mut check: Option<&mut Vec<u8>>,
+) -> usize {
     let mut rd = wire;
     let mut got = 0;
     while !rd.is_empty() {
@@ -95,7 +100,12 @@ fn body() -> Vec<u8> {
     (0..BODY).map(|i| (i * 31 % 251) as u8).collect()
 }
 
-pub fn run(api: Api, server_cfg: &Arc<ServerConfig>, client_cfg: &Arc<ClientConfig>, dur: Duration) -> Figures {
+pub fn run(
+    api: Api,
+    server_cfg: &Arc<ServerConfig>,
+    client_cfg: &Arc<ClientConfig>,
+    dur: Duration,
+) -> Figures {
     match api {
         Api::Buffered => buffered(server_cfg, client_cfg, dur),
         Api::Unbuffered => unbuffered(server_cfg, client_cfg, dur),
@@ -108,12 +118,20 @@ fn new_client(cfg: &Arc<ClientConfig>) -> ClientConnection {
 
 // === buffered ===
 
-fn buffered(server_cfg: &Arc<ServerConfig>, client_cfg: &Arc<ClientConfig>, dur: Duration) -> Figures {
+fn buffered(
+    server_cfg: &Arc<ServerConfig>,
+    client_cfg: &Arc<ClientConfig>,
+    dur: Duration,
+) -> Figures {
     let mut client = new_client(client_cfg);
     let mut server = ServerConnection::new(server_cfg.clone()).expect("server");
     let mut wire = Vec::with_capacity(BODY + 4096);
     let mut back = Vec::with_capacity(BODY + 4096);
-    while client.is_handshaking() || server.is_handshaking() || client.wants_write() || server.wants_write() {
+    while client.is_handshaking()
+        || server.is_handshaking()
+        || client.wants_write()
+        || server.wants_write()
+    {
         wire.clear();
         while client.wants_write() {
             client.write_tls(&mut wire).unwrap();
@@ -153,7 +171,10 @@ fn buffered(server_cfg: &Arc<ServerConfig>, client_cfg: &Arc<ClientConfig>, dur:
         }
         let (enc_ns, enc_allocs) = (s.ns(), alloc::snapshot() - a);
         let mut check = (t.rounds == 0).then(Vec::new);
-        assert_eq!(feed_client(&back, &mut client, &mut scratch, check.as_mut()), BODY);
+        assert_eq!(
+            feed_client(&back, &mut client, &mut scratch, check.as_mut()),
+            BODY
+        );
         assert!(check.is_none_or(|c| c == body), "client got another body");
 
         // server decrypts the client's body
@@ -195,7 +216,11 @@ enum Step {
     Traffic,
 }
 
-fn unbuffered(server_cfg: &Arc<ServerConfig>, client_cfg: &Arc<ClientConfig>, dur: Duration) -> Figures {
+fn unbuffered(
+    server_cfg: &Arc<ServerConfig>,
+    client_cfg: &Arc<ClientConfig>,
+    dur: Duration,
+) -> Figures {
     let mut client = new_client(client_cfg);
     let mut server = UnbufferedServerConnection::new(server_cfg.clone()).expect("server");
     let mut incoming: Vec<u8> = Vec::with_capacity(BODY + 4096);
@@ -249,7 +274,11 @@ fn unbuffered(server_cfg: &Arc<ServerConfig>, client_cfg: &Arc<ClientConfig>, du
         // server encrypts the body, one 16 KiB record per call, into `outgoing`
         let (a, s) = (alloc::snapshot(), Span::start());
         let mut n = 0;
-        match server.process_tls_records(&mut []).state.expect("server state") {
+        match server
+            .process_tls_records(&mut [])
+            .state
+            .expect("server state")
+        {
             ConnectionState::WriteTraffic(mut w) => {
                 for chunk in body.chunks(RECORD) {
                     n += w.encrypt(chunk, &mut outgoing[n..]).expect("encrypt");
@@ -259,7 +288,10 @@ fn unbuffered(server_cfg: &Arc<ServerConfig>, client_cfg: &Arc<ClientConfig>, du
         }
         let (enc_ns, enc_allocs) = (s.ns(), alloc::snapshot() - a);
         let mut check = (t.rounds == 0).then(Vec::new);
-        assert_eq!(feed_client(&outgoing[..n], &mut client, &mut scratch, check.as_mut()), BODY);
+        assert_eq!(
+            feed_client(&outgoing[..n], &mut client, &mut scratch, check.as_mut()),
+            BODY
+        );
         assert!(check.is_none_or(|c| c == body), "client got another body");
 
         // server decrypts the client's body from `incoming`

@@ -32,7 +32,9 @@ pub fn make() -> Pki {
 
     let leaf = |key: KeyPair| {
         let params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
-        let cert = params.signed_by(&key, &ca, &ca_key).expect("leaf certificate");
+        let cert = params
+            .signed_by(&key, &ca, &ca_key)
+            .expect("leaf certificate");
         ServerCert {
             chain: vec![cert.der().clone()],
             key: PrivatePkcs8KeyDer::from(key.serialize_der()),

@@ -32,7 +32,11 @@ fn pump_into_client(wire: &[u8], client: &mut ClientConnection) {
     }
 }
 
-pub fn one(server_cfg: &Arc<ServerConfig>, client_cfg: &Arc<ClientConfig>, wire: &mut [Vec<u8>; 2]) -> Outcome {
+pub fn one(
+    server_cfg: &Arc<ServerConfig>,
+    client_cfg: &Arc<ClientConfig>,
+    wire: &mut [Vec<u8>; 2],
+) -> Outcome {
     let start = Span::start();
     let mut client =
         ClientConnection::new(client_cfg.clone(), "localhost".try_into().unwrap()).expect("client");
@@ -78,7 +82,12 @@ pub struct Rate {
 
 /// Runs handshakes for `dur` after a short warm-up. `want_resumed` checks each handshake was
 /// (or was not) resumed, so a silent fallback to full handshakes cannot pass for resumption.
-pub fn rate(server_cfg: &Arc<ServerConfig>, client_cfg: &Arc<ClientConfig>, dur: Duration, want_resumed: bool) -> Rate {
+pub fn rate(
+    server_cfg: &Arc<ServerConfig>,
+    client_cfg: &Arc<ClientConfig>,
+    dur: Duration,
+    want_resumed: bool,
+) -> Rate {
     let mut wire = [Vec::with_capacity(16 << 10), Vec::with_capacity(16 << 10)];
     // Warm-up; for resumption it also fills the client's ticket store.
     let warm = Instant::now();

@@ -43,10 +43,30 @@ fn measured(case: &str, f: impl FnOnce()) {
 
 fn handshakes(pki: &certs::Pki, dur: Duration) {
     let cases: [(&str, SupportedCipherSuite, &certs::ServerCert, bool); 4] = [
-        ("hs-tls13-ecdsa", suite::TLS13_AES_128_GCM_SHA256, &pki.ecdsa, false),
-        ("hs-tls12-ecdsa", suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, &pki.ecdsa, false),
-        ("hs-tls13-rsa2048", suite::TLS13_AES_128_GCM_SHA256, &pki.rsa, false),
-        ("hs-tls13-ecdsa-resumed", suite::TLS13_AES_128_GCM_SHA256, &pki.ecdsa, true),
+        (
+            "hs-tls13-ecdsa",
+            suite::TLS13_AES_128_GCM_SHA256,
+            &pki.ecdsa,
+            false,
+        ),
+        (
+            "hs-tls12-ecdsa",
+            suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            &pki.ecdsa,
+            false,
+        ),
+        (
+            "hs-tls13-rsa2048",
+            suite::TLS13_AES_128_GCM_SHA256,
+            &pki.rsa,
+            false,
+        ),
+        (
+            "hs-tls13-ecdsa-resumed",
+            suite::TLS13_AES_128_GCM_SHA256,
+            &pki.ecdsa,
+            true,
+        ),
     ];
     for (case, s, cert, resume) in cases {
         let server = provider::server(s, cert, resume);
@@ -69,7 +89,10 @@ fn bulk(pki: &certs::Pki, dur: Duration) {
     for (name, s) in suites {
         let server = provider::server(s, &pki.ecdsa, false);
         let client = provider::client(s, &pki.roots, false);
-        for (api, tag) in [(bulk::Api::Buffered, "buffered"), (bulk::Api::Unbuffered, "unbuffered")] {
+        for (api, tag) in [
+            (bulk::Api::Buffered, "buffered"),
+            (bulk::Api::Unbuffered, "unbuffered"),
+        ] {
             let case = format!("bulk-{name}-{tag}");
             measured(&case, || {
                 let f = bulk::run(api, &server, &client, dur);
@@ -84,7 +107,9 @@ fn bulk(pki: &certs::Pki, dur: Duration) {
 }
 
 fn main() {
-    let secs: f64 = std::env::args().nth(1).map_or(2.0, |s| s.parse().expect("SECONDS_PER_CASE"));
+    let secs: f64 = std::env::args()
+        .nth(1)
+        .map_or(2.0, |s| s.parse().expect("SECONDS_PER_CASE"));
     let dur = Duration::from_secs_f64(secs);
     report("clock", "overhead_ns", clock::calibrate() as f64);
     let pki = certs::make();

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use rustls::client::Resumption;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{NoServerSessionStorage, ProducesTickets};
-use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion};
+use rustls::{
+    ClientConfig, RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion,
+};
 
 use crate::certs::ServerCert;
 
@@ -67,7 +69,11 @@ pub fn server(suite: SupportedCipherSuite, cert: &ServerCert, tickets: bool) -> 
 
 /// Client side (not what we measure, but it shares the provider). `resume`: keep rustls' default
 /// in-memory ticket store; otherwise resumption is disabled.
-pub fn client(suite: SupportedCipherSuite, roots: &RootCertStore, resume: bool) -> Arc<ClientConfig> {
+pub fn client(
+    suite: SupportedCipherSuite,
+    roots: &RootCertStore,
+    resume: bool,
+) -> Arc<ClientConfig> {
     let mut c = ClientConfig::builder_with_provider(provider(suite))
         .with_protocol_versions(version_of(suite))
         .expect("versions")
