@@ -43,6 +43,7 @@ fn entry(path: &[u8]) -> Entry<'_> {
         trace_id: Some(b"trace-1"),
         shard: 1,
         route: "api",
+        tls: None,
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod material;
 mod names;
+mod negotiated;
 mod pem;
 mod resolver;
 mod server;
@@ -17,6 +18,7 @@ mod tests;
 
 pub use material::{Certificate, Material, EXPIRY_WARNING};
 pub use names::name_matches;
+pub use negotiated::{ClientCert, Negotiated};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -27,6 +27,7 @@ use crate::shard::drain::ConnectionGuard;
 use crate::shard::io::Wire;
 use crate::shard::Shard;
 use crate::sys;
+use crate::tls::Negotiated;
 
 /// The stream of an HTTPS client connection.
 pub type TlsStream = crate::shard::tls_stream::TlsStream<ServerConnection>;
@@ -109,6 +110,7 @@ pub fn serve(
             _ => return,
         }
         let mut c = Client::new(stream, peer, shard.kits.take(), slot.1);
+        c.tls = Some(Box::new(Negotiated::of(&c.stream.conn)));
         let next = Box::pin(serve_requests(&shard, &mut c, Wake::First, false)).await;
         let (mut stream, kit) = c.into_parts();
         shard.kits.give(kit);
