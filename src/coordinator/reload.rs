@@ -1,4 +1,5 @@
-//! Config versions: a reload (SIGHUP or `POST /reload`) reads and validates the file again, keeps
+//! Config versions: a reload (SIGHUP or `POST /reload`) reads and validates the file again (or,
+//! with no file, the TLS certificates alone: `cert_watch`), keeps
 //! what a running process cannot change, opens and closes listeners (`relisten`), and broadcasts
 //! the new version, waiting (bounded) until every shard serves with it; re-resolved endpoints are
 //! broadcast the same way. Coordinator thread only.
@@ -20,7 +21,15 @@ impl Coordinator {
     /// Reads, validates and broadcasts the config file; the old config serves on when it fails.
     pub(super) fn reload(&mut self) -> Result<(), String> {
         if self.config.source.is_none() {
-            return Err("no config file was given (--config): nothing to reload".into());
+            if !self.config.listeners.iter().any(|l| l.tls.is_some()) {
+                return Err("no config file was given (--config): nothing to reload".into());
+            }
+            // Flags only: what can change on disk is the certificates.
+            let changed = self.reload_certificates()?;
+            if changed.is_empty() {
+                eprintln!("reloaded certificates: unchanged");
+            }
+            return Ok(());
         }
         let mut next = (self.reload)()?;
         // What a running process cannot change: it keeps the values it started with.
@@ -51,6 +60,22 @@ impl Coordinator {
         Ok(())
     }
 
+    /// The timers of the current config (re-resolution, TLS file watch), restarted when their
+    /// interval changed.
+    pub(super) fn set_timers(&mut self) {
+        let every = resolve::interval(&self.config);
+        if every != self.resolve_every {
+            self.resolve_every = every;
+            self.resolve_tick = every.map_or(never(), tick);
+        }
+        let watched = self.config.listeners.iter().any(|l| l.tls.is_some());
+        let every = Some(self.config.tls_watch_interval).filter(|d| watched && !d.is_zero());
+        if every != self.cert_every {
+            self.cert_every = every;
+            self.cert_tick = every.map_or(never(), tick);
+        }
+    }
+
     /// Sends a config version to every shard and waits (bounded) until each serves with it, so a
     /// reload that was reported done is what the next request sees.
     pub(super) fn broadcast_config(&mut self, config: Arc<Config>) {
@@ -58,11 +83,7 @@ impl Coordinator {
             link.send(ToShard::Config(config.clone()));
         }
         self.config = config;
-        let every = resolve::interval(&self.config);
-        if every != self.resolve_every {
-            self.resolve_every = every;
-            self.resolve_tick = every.map_or(never(), tick);
-        }
+        self.set_timers();
         // A drained shard has stopped reading its mailbox.
         let mut applied: Vec<bool> = self.shards.iter().map(|s| s.drained).collect();
         let deadline = after(APPLY_TIMEOUT);
