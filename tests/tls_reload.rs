@@ -158,15 +158,25 @@ fn sighup_serves_the_new_certificate_to_new_handshakes_and_open_connections_go_o
     let new = file_serial(&second.cert);
     assert_ne!(new, old);
     s.replace_with(&second);
-    assert_eq!(s.served_serial(), old, "nothing is reloaded without a signal");
+    assert_eq!(
+        s.served_serial(),
+        old,
+        "nothing is reloaded without a signal"
+    );
     support::sys::signal(s.proxy.pid(), libc::SIGHUP);
     let line = s
         .proxy
         .wait_stderr(ms(5000), "certificates reloaded for ")
         .expect("a `certificates reloaded` line");
     assert!(line.contains("127.0.0.1:0"), "{line}");
-    assert_eq!(s.served_serial(), new, "a new handshake gets the new certificate");
-    let r = open.exchange(GET).expect("the open connection after the reload");
+    assert_eq!(
+        s.served_serial(),
+        new,
+        "a new handshake gets the new certificate"
+    );
+    let r = open
+        .exchange(GET)
+        .expect("the open connection after the reload");
     assert_eq!(r.status, 200, "{}", r.head);
     assert_eq!(s.connect().exchange(GET).expect("new").status, 200);
 }
@@ -181,7 +191,10 @@ fn a_broken_new_certificate_keeps_the_old_one_serving() {
     support::sys::signal(s.proxy.pid(), libc::SIGHUP);
     let line = s
         .proxy
-        .wait_stderr(ms(5000), "reload failed, still serving the previous config: ")
+        .wait_stderr(
+            ms(5000),
+            "reload failed, still serving the previous config: ",
+        )
         .expect("a `reload failed` line");
     let want = format!(
         "{}: key does not match the certificate in {}",
@@ -193,7 +206,8 @@ fn a_broken_new_certificate_keeps_the_old_one_serving() {
 
     std::fs::write(&s.live.cert, "not a certificate\n").unwrap();
     support::sys::signal(s.proxy.pid(), libc::SIGHUP);
-    let said = |l: &str| l.starts_with("reload failed") && l.contains(&format!("{}: ", s.live.cert()));
+    let said =
+        |l: &str| l.starts_with("reload failed") && l.contains(&format!("{}: ", s.live.cert()));
     assert!(
         s.proxy.stderr.wait(ms(5000), said).is_some(),
         "{:?}",
@@ -202,7 +216,10 @@ fn a_broken_new_certificate_keeps_the_old_one_serving() {
     assert_eq!(s.served_serial(), old);
     assert_eq!(s.connect().exchange(GET).expect("after").status, 200);
     assert!(
-        !s.proxy.stderr_lines().iter().any(|l| l.starts_with("certificates reloaded")),
+        !s.proxy
+            .stderr_lines()
+            .iter()
+            .any(|l| l.starts_with("certificates reloaded")),
         "{:?}",
         s.proxy.stderr_lines()
     );
@@ -215,13 +232,19 @@ fn replaced_files_are_served_without_a_signal() {
     let mut open = s.connect();
     assert_eq!(open.exchange(GET).expect("before").status, 200);
     let warned = |l: &str| l.starts_with(&format!("warning: {}: certificate for", s.live.cert()));
-    assert!(s.proxy.stderr.wait(ms(100), warned).is_some(), "a 2-day certificate is warned about at start");
+    assert!(
+        s.proxy.stderr.wait(ms(100), warned).is_some(),
+        "a 2-day certificate is warned about at start"
+    );
 
     let second = s.certs.leaf("second", NAMES);
     let new = file_serial(&second.cert);
     s.replace_with(&second);
     let got = until(ms(5000), &new, || s.served_serial());
-    assert_eq!(got, new, "the new certificate within a few intervals, no signal");
+    assert_eq!(
+        got, new,
+        "the new certificate within a few intervals, no signal"
+    );
     assert_ne!(new, old);
     assert!(
         s.proxy.stderr.wait_n(ms(2000), 2, warned),

@@ -127,9 +127,9 @@ impl Coordinator {
         }
         match self.reload_certificates() {
             Ok(_) => {}
-            Err(e) => eprintln!(
-                "certificate reload failed, still serving the previous certificates: {e}"
-            ),
+            Err(e) => {
+                eprintln!("certificate reload failed, still serving the previous certificates: {e}")
+            }
         }
     }
 
@@ -183,10 +183,8 @@ mod tests {
     }
 
     fn setup(tag: &str) -> (Dir, Config) {
-        let dir = std::env::temp_dir().join(format!(
-            "shardgate-cert-watch-{tag}-{}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("shardgate-cert-watch-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("a.pem"), "cert 1").unwrap();
         std::fs::write(dir.join("a.key"), "key 1").unwrap();
