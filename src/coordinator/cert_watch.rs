@@ -2,19 +2,17 @@
 //! never a shard) the certificate, key and client CA file of every TLS listener is looked at
 //! (mtime, size, inode: a `stat` each, symlinks followed as certbot's `live/` needs); a change that
 //! held still for one whole interval (so a file written in two steps is never read half-way)
-//! reloads the certificates alone: `config::check_tls` on the running config, then the usual
-//! config broadcast, in which shards rebuild only the acceptors whose material changed. A reload
-//! that fails says `FILE: message` once per change and the old certificates keep serving.
+//! reloads the certificates alone (`Coordinator::reload_certificates` in `reload`:
+//! `config::check_tls` on the running config, then the usual config broadcast, in which shards
+//! rebuild only the acceptors whose material changed). A reload that fails says `FILE: message`
+//! once per change and the old certificates keep serving. Also what the expiry gauge shows.
 //! Coordinator thread only.
 
-use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::state::Coordinator;
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::stats::CertificateExpiry;
 
 /// What a watched file looked like; `None` in a list when it could not be read.
@@ -115,44 +113,6 @@ pub(super) fn expiries(c: &Config) -> Vec<CertificateExpiry> {
         }
     }
     out
-}
-
-// === impl Coordinator ===
-
-impl Coordinator {
-    /// The watch's timer fired: reloads the certificates when the files changed and held still.
-    pub(super) fn watch_certificates(&mut self) {
-        if self.phase.is_draining() || !self.cert_watch.tick(&self.config) {
-            return;
-        }
-        match self.reload_certificates() {
-            Ok(_) => {}
-            Err(e) => {
-                eprintln!("certificate reload failed, still serving the previous certificates: {e}")
-            }
-        }
-    }
-
-    /// Reads every TLS listener's files again for the running config and, when any listener's
-    /// material changed, broadcasts a config version with it (shards rebuild those acceptors
-    /// alone; open connections keep the certificate they were made with). Returns the listeners
-    /// that changed; on an error (`FILE: message`, located) nothing changed.
-    pub(super) fn reload_certificates(&mut self) -> Result<Vec<SocketAddr>, String> {
-        let mut next = (*self.config).clone();
-        config::check_tls(&mut next).map_err(|e| e.to_string())?;
-        let changed: Vec<SocketAddr> = (next.listeners.iter())
-            .zip(&self.config.listeners)
-            .filter(|(n, o)| n.tls != o.tls)
-            .map(|(n, _)| n.addr)
-            .collect();
-        if changed.is_empty() {
-            return Ok(changed);
-        }
-        self.broadcast_config(Arc::new(next));
-        let shown: Vec<String> = changed.iter().map(|a| a.to_string()).collect();
-        eprintln!("certificates reloaded for {}", shown.join(", "));
-        Ok(changed)
-    }
 }
 
 #[cfg(test)]

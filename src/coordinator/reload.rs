@@ -4,6 +4,7 @@
 //! the new version, waiting (bounded) until every shard serves with it; re-resolved endpoints are
 //! broadcast the same way. Coordinator thread only.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use crossbeam_channel::{after, never, select, tick};
 use super::resolve;
 use super::state::Coordinator;
 use crate::bus::{ToCoordinator, ToShard};
-use crate::config::Config;
+use crate::config::{self, Config};
 
 /// How long a config broadcast waits for every shard to apply it.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -101,5 +102,36 @@ impl Coordinator {
                 }
             }
         }
+    }
+
+    /// The watch's timer fired: reloads the certificates when the files changed and held still.
+    pub(super) fn watch_certificates(&mut self) {
+        if self.phase.is_draining() || !self.cert_watch.tick(&self.config) {
+            return;
+        }
+        if let Err(e) = self.reload_certificates() {
+            eprintln!("certificate reload failed, still serving the previous certificates: {e}");
+        }
+    }
+
+    /// Reads every TLS listener's files again for the running config and, when any listener's
+    /// material changed, broadcasts a config version with it (shards rebuild those acceptors
+    /// alone; open connections keep the certificate they were made with). Returns the listeners
+    /// that changed; on an error (`FILE: message`, located) nothing changed.
+    pub(super) fn reload_certificates(&mut self) -> Result<Vec<SocketAddr>, String> {
+        let mut next = (*self.config).clone();
+        config::check_tls(&mut next).map_err(|e| e.to_string())?;
+        let changed: Vec<SocketAddr> = (next.listeners.iter())
+            .zip(&self.config.listeners)
+            .filter(|(n, o)| n.tls != o.tls)
+            .map(|(n, _)| n.addr)
+            .collect();
+        if changed.is_empty() {
+            return Ok(changed);
+        }
+        self.broadcast_config(Arc::new(next));
+        let shown: Vec<String> = changed.iter().map(|a| a.to_string()).collect();
+        eprintln!("certificates reloaded for {}", shown.join(", "));
+        Ok(changed)
     }
 }
