@@ -1,8 +1,8 @@
-//! Config versions: a reload (SIGHUP or `POST /reload`) reads and validates the file again (or,
-//! with no file, the TLS certificates alone: `cert_watch`), keeps
+//! Config versions: a reload (SIGHUP or `POST /reload`) reads and validates the file again, keeps
 //! what a running process cannot change, opens and closes listeners (`relisten`), and broadcasts
 //! the new version, waiting (bounded) until every shard serves with it; re-resolved endpoints are
-//! broadcast the same way. Coordinator thread only.
+//! broadcast the same way, and so are certificates read again alone (when a watched TLS file
+//! changed, `cert_watch`, or on SIGHUP without a config file). Coordinator thread only.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
