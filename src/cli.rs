@@ -182,6 +182,11 @@ pub struct Args {
     /// [default: 10s]
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub tls_handshake_timeout: Option<Duration>,
+    /// How often the TLS listeners' certificate, key and client CA files are checked for a
+    /// change (mtime, size); a changed file reloads the certificates alone; 0 = never
+    /// [default: 5s]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub tls_watch_interval: Option<Duration>,
 
     /// Upgrade protocols forwarded, comma-separated, or none (h2c is refused); a route's
     /// `upgrades` overrides it. Other upgrades are forwarded as plain requests [default: websocket]
@@ -211,6 +216,7 @@ impl Args {
             upgrades: config::default_upgrades(),
             expect_continue: config::ExpectMode::Forward,
             head_rules: crate::http::HeadRules::default(),
+            tls_watch_interval: config::DEFAULT_TLS_WATCH_INTERVAL,
             source: None,
             origins: config::Origins::default(),
         }
@@ -286,6 +292,7 @@ impl Args {
             return Err("--tls-handshake-timeout: must be greater than 0".into());
         }
         set(&mut t.tls_handshake, self.tls_handshake_timeout);
+        set(&mut cfg.tls_watch_interval, self.tls_watch_interval);
         Ok(())
     }
 

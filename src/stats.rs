@@ -18,6 +18,7 @@
 #[cfg(test)]
 #[allow(unsafe_code)] // a counting GlobalAlloc, tests only
 pub(crate) mod alloc_probe;
+mod certificates;
 mod families;
 mod render;
 mod snapshot;
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+pub use certificates::{render_certificates, CertificateExpiry};
 pub use render::render;
 pub use snapshot::{EndpointCounts, RouteCounts, ShardGauges, Snapshot};
 

@@ -178,6 +178,11 @@ const FLAG_FIELDS: &[FlagFields] = &[
         tls_handshake_timeout,
         "timeouts.tls_handshake"
     ),
+    flag!(
+        "--tls-watch-interval",
+        tls_watch_interval,
+        "tls_watch_interval"
+    ),
     flag!("--upgrades", upgrades, "upgrades"),
     flag!("--expect-continue", expect_continue, "expect_continue"),
 ];

@@ -90,6 +90,7 @@ pub fn render(c: &Config) -> String {
         "underscores_in_headers = {}",
         q(c.head_rules.underscores.name())
     );
+    let _ = writeln!(o, "tls_watch_interval = {}", dur(c.tls_watch_interval));
     for l in &c.listeners {
         let _ = writeln!(
             o,

@@ -230,6 +230,12 @@ impl<'a> Builder<'a> {
                 })?;
         }
 
+        let tls_watch_interval = self.dur(
+            "tls_watch_interval",
+            raw.tls_watch_interval,
+            config::DEFAULT_TLS_WATCH_INTERVAL,
+        )?;
+
         let mut shards = Shards::for_this_process();
         if let Some(s) = raw.shards {
             shards.count = self.num("shards.count", s.count, shards.count)?;
@@ -333,6 +339,7 @@ impl<'a> Builder<'a> {
             upgrades,
             expect_continue,
             head_rules,
+            tls_watch_interval,
             source: Some(self.file.to_string()),
             origins: std::mem::take(&mut self.origins),
         })

@@ -293,3 +293,25 @@ fn tls_listener_parses_and_renders_back() {
     let plain = parse("t.toml", "[[listeners]]\naddr = \"127.0.0.1:80\"\n").unwrap();
     assert_eq!(plain.listeners[0].tls, None);
 }
+
+/// `tls_watch_interval`: 5s unless written, `0` turns the watch off, `/config` writes it back,
+/// and a bad value names the key.
+#[test]
+fn tls_watch_interval_parses_and_renders_back() {
+    use std::time::Duration;
+    let base = "upstreams = [\"127.0.0.1:9\"]\nlisten = [\"127.0.0.1:80\"]\n";
+    let c = parse("t.toml", base).unwrap();
+    assert_eq!(c.tls_watch_interval, Duration::from_secs(5));
+    for (written, want) in [
+        ("\"200ms\"", Duration::from_millis(200)),
+        ("\"0\"", Duration::ZERO),
+    ] {
+        let text = format!("tls_watch_interval = {written}\n{base}");
+        let c = parse("t.toml", &text).unwrap();
+        assert_eq!(c.tls_watch_interval, want, "{written}");
+        let again = parse("r.toml", &crate::config::render(&c)).unwrap();
+        assert_eq!(again.tls_watch_interval, want, "{written} rendered back");
+    }
+    let e = parse("t.toml", &format!("tls_watch_interval = \"often\"\n{base}")).unwrap_err();
+    assert_eq!(e.field, "tls_watch_interval", "{e}");
+}
