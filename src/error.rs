@@ -267,7 +267,10 @@ mod tests {
         for f in TlsFailure::ALL.into_iter().filter(|f| f.is_certificate()) {
             assert_eq!(Tls(f).response(), canned::UPSTREAM_CERT_REJECTED, "{f:?}");
         }
-        assert_eq!(Tls(TlsFailure::Handshake).response(), canned::UPSTREAM_TLS_FAILED);
+        assert_eq!(
+            Tls(TlsFailure::Handshake).response(),
+            canned::UPSTREAM_TLS_FAILED
+        );
         for (i, f) in TlsFailure::ALL.into_iter().enumerate() {
             assert_eq!(f.index(), i);
         }

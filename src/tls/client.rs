@@ -59,6 +59,17 @@ impl ClientMaterial {
         })
     }
 
+    /// Trusts no CA: every handshake fails (a shard's fallback when a config cannot be built,
+    /// so a TLS cluster fails closed, never to plain TCP).
+    pub fn refusing() -> ClientMaterial {
+        ClientMaterial {
+            roots: Vec::new(),
+            system_roots: false,
+            verify: true,
+            client: None,
+        }
+    }
+
     /// A fresh `ClientConfig` for the calling shard: TLS 1.3 and 1.2, ALPN `http/1.1`, the
     /// roots (or no verification), the client certificate if any.
     pub fn client_config(&self) -> Result<Arc<ClientConfig>, TlsError> {
@@ -68,7 +79,8 @@ impl ClientMaterial {
             .map_err(|e| TlsError::Config(e.to_string()))?;
         let builder = if self.verify {
             let mut store = RootCertStore::empty();
-            store.add_parsable_certificates(self.roots.iter().map(|c| CertificateDer::from(&c[..])));
+            store
+                .add_parsable_certificates(self.roots.iter().map(|c| CertificateDer::from(&c[..])));
             builder.with_root_certificates(store)
         } else {
             builder
@@ -123,9 +135,7 @@ pub fn server_name(sni: Option<&str>, endpoint: &str) -> Result<ServerName<'stat
 /// Why a handshake failed, from the error monoio-rustls returns (rustls' error inside an
 /// `io::Error`).
 pub fn failure(e: &std::io::Error) -> TlsFailure {
-    let inner = e
-        .get_ref()
-        .and_then(|i| i.downcast_ref::<rustls::Error>());
+    let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
     match inner {
         Some(rustls::Error::InvalidCertificate(c)) => match c {
             CertificateError::UnknownIssuer => TlsFailure::UnknownIssuer,
@@ -170,7 +180,12 @@ impl ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -179,7 +194,12 @@ impl ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -197,7 +217,10 @@ mod tests {
         assert_eq!(name(None, "api.internal:443").unwrap(), "api.internal");
         assert_eq!(name(None, "127.0.0.1:8443").unwrap(), "127.0.0.1");
         assert_eq!(name(None, "[::1]:8443").unwrap(), "::1");
-        assert_eq!(name(Some("svc.example"), "10.0.0.1:443").unwrap(), "svc.example");
+        assert_eq!(
+            name(Some("svc.example"), "10.0.0.1:443").unwrap(),
+            "svc.example"
+        );
         assert!(matches!(
             server_name(None, "127.0.0.1:1"),
             Ok(ServerName::IpAddress(_))
@@ -207,14 +230,24 @@ mod tests {
 
     #[test]
     fn failures_are_named_by_the_certificate_error() {
-        let wrap = |e: rustls::Error| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, e)
-        };
+        let wrap = |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
         let cert = |c| wrap(rustls::Error::InvalidCertificate(c));
-        assert_eq!(failure(&cert(CertificateError::UnknownIssuer)), TlsFailure::UnknownIssuer);
-        assert_eq!(failure(&cert(CertificateError::NotValidForName)), TlsFailure::NameMismatch);
-        assert_eq!(failure(&cert(CertificateError::Expired)), TlsFailure::Expired);
-        assert_eq!(failure(&cert(CertificateError::BadSignature)), TlsFailure::BadCertificate);
+        assert_eq!(
+            failure(&cert(CertificateError::UnknownIssuer)),
+            TlsFailure::UnknownIssuer
+        );
+        assert_eq!(
+            failure(&cert(CertificateError::NotValidForName)),
+            TlsFailure::NameMismatch
+        );
+        assert_eq!(
+            failure(&cert(CertificateError::Expired)),
+            TlsFailure::Expired
+        );
+        assert_eq!(
+            failure(&cert(CertificateError::BadSignature)),
+            TlsFailure::BadCertificate
+        );
         let alert = wrap(rustls::Error::AlertReceived(
             rustls::AlertDescription::CertificateRequired,
         ));

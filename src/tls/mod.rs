@@ -21,6 +21,7 @@ mod tests;
 pub use client::{failure, server_name, ClientMaterial};
 pub use material::{Certificate, Material, EXPIRY_WARNING};
 pub use names::name_matches;
+pub use rustls_pki_types::ServerName;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -189,7 +189,11 @@ pub fn cluster(i: usize, raw: RawCluster) -> Result<(Cluster, FileSpans), EntryE
 
 /// The `tls` table: files must not be empty, `cert` and `key` come together, `sni` must be a name
 /// a certificate can be checked for, and `verify = false` takes no `ca`.
-fn tls(i: usize, raw: Spanned<RawUpstreamTls>, spans: &mut FileSpans) -> Result<UpstreamTls, EntryError> {
+fn tls(
+    i: usize,
+    raw: Spanned<RawUpstreamTls>,
+    spans: &mut FileSpans,
+) -> Result<UpstreamTls, EntryError> {
     let f = |k: &str| format!("clusters[{i}].tls.{k}");
     let span = raw.span();
     let raw = raw.into_inner();
