@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use support::certs::{Certs, Leaf};
-use support::tls_upstream::TlsUpstream;
+use support::tls_upstream::{After, TlsUpstream};
 use support::*;
 
 /// A config with one cluster `web` at `localhost:PORT` (so the SNI is `localhost`) whose `tls`
@@ -356,4 +356,43 @@ fn a_broken_ca_file_fails_the_check_naming_the_field() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn an_idle_tls_connection_the_upstream_closed_is_not_reused() {
+    let (certs, leaf) = server_certs();
+    let up = TlsUpstream::start_with(&leaf, None, After::Drop);
+    let (proxy, _f) = start(&config(up.addr, &format!("ca = {:?}", certs.ca()), ""));
+    let post = request("POST", "/p", &[], b"abc");
+    let r = proxy.connect().exchange(&post);
+    assert_eq!(r.status, 200, "{}", r.text());
+    wait_until(Duration::from_secs(3), "the upstream's close", || {
+        up.seen().closed == 1
+    });
+    // A POST is not sent again after a failure: it only succeeds because the pool saw the close
+    // (close_notify and FIN) on the TCP socket under TLS and opened a new connection.
+    let r = proxy.connect().exchange(&post);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "sni=localhost client_cert=no path=/p body=3");
+    let seen = up.seen();
+    assert_eq!((seen.accepted, seen.handshakes), (2, 2), "{seen:?}");
+}
+
+#[test]
+fn a_websocket_upgrade_tunnels_over_the_tls_upstream() {
+    let (certs, leaf) = server_certs();
+    let up = TlsUpstream::start(&leaf, None);
+    let (proxy, _f) = start(&config(up.addr, &format!("ca = {:?}", certs.ca()), ""));
+    let mut ws = proxy.connect();
+    ws.send(
+        b"GET /chat HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(ws.read_response().expect("101").status, 101);
+    for msg in [&b"ping"[..], b"over tls"] {
+        ws.send(msg).unwrap();
+        assert_eq!(ws.read_raw(msg.len()).expect("echo"), msg);
+    }
+    assert_eq!(up.seen().paths, ["/chat"]);
 }

@@ -1,7 +1,8 @@
 //! An HTTPS upstream for the tests (blocking rustls on std threads, one per connection): a
 //! certificate from `certs.rs`, optionally requiring client certificates from a CA. It serves
 //! keep-alive HTTP/1.1 GETs until the proxy closes, answering `200` with a body that says what
-//! it saw (`sni=NAME client_cert=yes|no path=/p`), and counts TCP connections, completed
+//! it saw (`sni=NAME client_cert=yes|no path=/p [body=N]`), tunnels after an `Upgrade`, or
+//! drops each connection after its response (`After::Drop`), and counts TCP connections, completed
 //! handshakes and requests, so a test can assert reuse (many requests, one handshake). A test
 //! that never made a TLS upstream would fail here: plain HTTP to it fails the handshake.
 
@@ -32,6 +33,8 @@ pub struct TlsSeen {
     pub paths: Vec<String>,
     /// The SNI of each completed handshake (`-` when none was sent).
     pub sni: Vec<String>,
+    /// Connections this upstream closed after a response.
+    pub closed: usize,
 }
 
 pub struct TlsUpstream {
@@ -40,9 +43,23 @@ pub struct TlsUpstream {
     stop: Arc<AtomicBool>,
 }
 
+/// What the upstream does after each response.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    /// Waits for the next request on the connection.
+    KeepAlive,
+    /// Says close_notify and closes, although the response did not announce it (an upstream
+    /// that drops idle connections at once).
+    Drop,
+}
+
 impl TlsUpstream {
     /// Serves `leaf`; with `client_ca`, a client certificate chaining to it is required.
     pub fn start(leaf: &Leaf, client_ca: Option<&str>) -> TlsUpstream {
+        TlsUpstream::start_with(leaf, client_ca, After::KeepAlive)
+    }
+
+    pub fn start_with(leaf: &Leaf, client_ca: Option<&str>, after: After) -> TlsUpstream {
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(leaf.cert())
             .expect("leaf PEM")
             .map(|c| c.expect("certificate"))
@@ -80,7 +97,7 @@ impl TlsUpstream {
                 let Ok(sock) = sock else { continue };
                 s.lock().unwrap().accepted += 1;
                 let (config, s) = (config.clone(), s.clone());
-                thread::spawn(move || serve(sock, config, &s));
+                thread::spawn(move || serve(sock, config, &s, after));
             }
         });
         TlsUpstream { addr, seen, stop }
@@ -98,8 +115,10 @@ impl Drop for TlsUpstream {
     }
 }
 
-/// One connection: the handshake, then GETs answered until EOF.
-fn serve(sock: TcpStream, config: Arc<ServerConfig>, seen: &Mutex<TlsSeen>) {
+/// One connection: the handshake, then requests answered until EOF (a request body, by its
+/// Content-Length, is read and its length reported); an `Upgrade` request gets a `101` and then
+/// every byte echoed back.
+fn serve(sock: TcpStream, config: Arc<ServerConfig>, seen: &Mutex<TlsSeen>, after: After) {
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let conn = ServerConnection::new(config).unwrap();
@@ -133,14 +152,52 @@ fn serve(sock: TcpStream, config: Arc<ServerConfig>, seen: &Mutex<TlsSeen>) {
         };
         let head = String::from_utf8_lossy(&buf[..end]).into_owned();
         buf.drain(..end + 4);
+        let lower = head.to_ascii_lowercase();
         let path = head.split(' ').nth(1).unwrap_or("").to_string();
         seen.lock().unwrap().paths.push(path.clone());
-        let body = format!("sni={sni} client_cert={client_cert} path={path}");
-        let close = head.to_ascii_lowercase().contains("connection: close");
+        if lower.contains("\r\nupgrade:") {
+            let _ = tls.write_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            );
+            let _ = tls.write_all(&buf);
+            loop {
+                match tls.read(&mut chunk) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if tls.write_all(&chunk[..n]).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        let len: usize = lower
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        while buf.len() < len {
+            match tls.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        buf.drain(..len);
+        let body = if len > 0 {
+            format!("sni={sni} client_cert={client_cert} path={path} body={len}")
+        } else {
+            format!("sni={sni} client_cert={client_cert} path={path}")
+        };
+        let close = lower.contains("connection: close") || after == After::Drop;
+        let announce = close && after == After::KeepAlive;
         let resp = format!(
             "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{}\r\n{body}",
             body.len(),
-            if close { "Connection: close\r\n" } else { "" }
+            if announce {
+                "Connection: close\r\n"
+            } else {
+                ""
+            }
         );
         if tls
             .write_all(resp.as_bytes())
@@ -150,6 +207,8 @@ fn serve(sock: TcpStream, config: Arc<ServerConfig>, seen: &Mutex<TlsSeen>) {
         {
             tls.conn.send_close_notify();
             let _ = tls.flush();
+            let _ = tls.sock.shutdown(std::net::Shutdown::Both);
+            seen.lock().unwrap().closed += 1;
             return;
         }
     }
