@@ -12,7 +12,9 @@ mod render;
 mod route;
 mod startup;
 
-pub use crate::tls::settings::{check_alpn, default_alpn, CertPaths, ClientAuth, ListenerTls};
+pub use crate::tls::settings::{
+    check_alpn, default_alpn, CertPaths, ClientAuth, ListenerTls, UpstreamTls,
+};
 pub use cluster::{parse_endpoint, resolve, Cluster, Endpoint, HealthCheck, ProbeKind};
 pub use duration::parse as parse_duration;
 pub use file::{load, parse, ConfigError};

@@ -191,7 +191,7 @@ mod tests {
     use super::super::{ShardMeta, ShardStats, BREAKER_OPEN};
     use super::*;
 
-    const FAMILIES: [(&str, &str); 29] = [
+    const FAMILIES: [(&str, &str); 31] = [
         ("shardgate_route_requests_total", "counter"),
         ("shardgate_request_duration_seconds", "histogram"),
         ("shardgate_request_duration_quantile_seconds", "gauge"),
@@ -204,6 +204,8 @@ mod tests {
         ("shardgate_upstream_connections", "gauge"),
         ("shardgate_upstream_connects_total", "counter"),
         ("shardgate_upstream_reuses_total", "counter"),
+        ("shardgate_upstream_tls_handshakes_total", "counter"),
+        ("shardgate_upstream_tls_failures_total", "counter"),
         ("shardgate_upstream_pool_waits_total", "counter"),
         ("shardgate_upstream_pool_overflows_total", "counter"),
         ("shardgate_upstream_failures_total", "counter"),

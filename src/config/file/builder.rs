@@ -143,7 +143,11 @@ impl<'a> Builder<'a> {
         }
         for (i, c) in raw.clusters.into_iter().flatten().enumerate() {
             let span = c.span();
-            let c = clusters::cluster(i, c.into_inner()).map_err(|e| self.entry(e))?;
+            let (c, files) = clusters::cluster(i, c.into_inner()).map_err(|e| self.entry(e))?;
+            for (sub, span) in files {
+                let field = format!("clusters[{}].{sub}", clusters.len());
+                self.written(&field, span, &format!("clusters[{i}].{sub}"));
+            }
             if clusters.iter().any(|o: &Cluster| o.name == c.name) {
                 return Err(self.error(
                     span,
