@@ -182,6 +182,11 @@ pub struct Args {
     /// [default: 10s]
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub tls_handshake_timeout: Option<Duration>,
+    /// Make a new TLS session-ticket key this often (1s to 7d): it seals new tickets, the
+    /// previous key still opens, so a session resumes on any shard for one to two periods
+    /// [default: 1h]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub tls_ticket_rotation: Option<Duration>,
 
     /// Upgrade protocols forwarded, comma-separated, or none (h2c is refused); a route's
     /// `upgrades` overrides it. Other upgrades are forwarded as plain requests [default: websocket]
@@ -203,6 +208,7 @@ impl Args {
             shards: Shards::for_this_process(),
             timeouts: Timeouts::default(),
             pool: Pool::default(),
+            tls: config::TlsOptions::default(),
             trusted_proxies: Vec::new(),
             steer_client_ip: false,
             admin: Some(config::DEFAULT_ADMIN),
@@ -286,6 +292,7 @@ impl Args {
             return Err("--tls-handshake-timeout: must be greater than 0".into());
         }
         set(&mut t.tls_handshake, self.tls_handshake_timeout);
+        set(&mut cfg.tls.ticket_rotation, self.tls_ticket_rotation);
         Ok(())
     }
 

@@ -178,6 +178,11 @@ const FLAG_FIELDS: &[FlagFields] = &[
         tls_handshake_timeout,
         "timeouts.tls_handshake"
     ),
+    flag!(
+        "--tls-ticket-rotation",
+        tls_ticket_rotation,
+        "tls.ticket_rotation"
+    ),
     flag!("--upgrades", upgrades, "upgrades"),
     flag!("--expect-continue", expect_continue, "expect_continue"),
 ];

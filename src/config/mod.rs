@@ -36,6 +36,8 @@ pub struct Config {
     pub shards: Shards,
     pub timeouts: Timeouts,
     pub pool: Pool,
+    /// Process-wide TLS settings (`[tls]`); a listener's own are in `Listener::tls`.
+    pub tls: TlsOptions,
     /// Peers whose X-Forwarded-For / PROXY header is believed for the client address.
     pub trusted_proxies: Vec<crate::policy::trusted::Cidr>,
     /// Pin each client address to one shard with a SO_REUSEPORT BPF program.
@@ -165,6 +167,23 @@ pub struct Timeouts {
     pub tls_handshake: Duration,
 }
 
+/// Process-wide TLS settings (`[tls]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TlsOptions {
+    /// How often the coordinator makes a new session-ticket key: it seals new tickets, the one
+    /// before still opens (a ticket resumes for one to two periods), and each ticket's lifetime
+    /// hint is this period. 1s to 7 days; reloadable.
+    pub ticket_rotation: Duration,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        TlsOptions {
+            ticket_rotation: Duration::from_secs(3600),
+        }
+    }
+}
+
 /// Upstream keep-alive pools, one per endpoint per shard.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pool {
@@ -291,6 +310,15 @@ pub fn check_limits(c: &Config) -> Result<(), (&'static str, String)> {
         return Err((
             "shards.backlog",
             format!("{} is out of range 1..=65535", s.backlog),
+        ));
+    }
+    let rotation = c.tls.ticket_rotation;
+    if rotation < Duration::from_secs(1) || rotation > crate::tls::MAX_TICKET_LIFETIME {
+        return Err((
+            "tls.ticket_rotation",
+            format!(
+                "{rotation:?} is out of range 1s..=7d (the longest ticket lifetime TLS 1.3 allows)"
+            ),
         ));
     }
     if c.timeouts.tunnel_idle.is_zero() {

@@ -119,6 +119,11 @@ pub fn render(c: &Config) -> String {
         dur(t.tunnel_drain_grace),
         dur(t.tls_handshake)
     );
+    let _ = writeln!(
+        o,
+        "\n[tls]\nticket_rotation = {}",
+        dur(c.tls.ticket_rotation)
+    );
     let p = &c.pool;
     let _ = writeln!(o, "\n[pool]\nmax_idle = {}\nidle_timeout = {}\nmax_connections = {}\nqueue = {}\nqueue_timeout = {}",
         p.max_idle, dur(p.idle_timeout), p.max_connections, p.queue, dur(p.queue_timeout));

@@ -11,6 +11,7 @@ use crossbeam_channel::{never, Receiver};
 use super::admin::AdminCall;
 use super::phase::Phase;
 use super::state_log::StateLog;
+use super::tickets::Tickets;
 use crate::access_log::Writer;
 use crate::bus::{Driver, ShardLink, ToCoordinator};
 use crate::config::Config;
@@ -49,6 +50,8 @@ pub struct Coordinator {
     pub(super) resolve_tick: Receiver<Instant>,
     /// Endpoint state changes written to stderr, rate-limited per endpoint.
     pub(super) state_log: StateLog,
+    /// The session-ticket keys every shard holds, and when they rotate.
+    pub(super) tickets: Tickets,
 }
 
 impl Coordinator {
@@ -58,7 +61,7 @@ impl Coordinator {
         reports: Receiver<ToCoordinator>,
         signals: Receiver<i32>,
         calls: Receiver<AdminCall>,
-        log: Writer,
+        (log, tickets): (Writer, Tickets),
         reload: Reloader,
     ) -> Coordinator {
         let n = links.len();
@@ -75,6 +78,7 @@ impl Coordinator {
             resolve_every: None,
             resolve_tick: never(),
             state_log: StateLog::default(),
+            tickets,
         }
     }
 

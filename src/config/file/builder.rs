@@ -10,7 +10,7 @@ use super::raw::RawFile;
 use super::{clusters, listeners, routes};
 use crate::config::{
     self, parse_duration, parse_endpoint, parse_listen, Cluster, Config, Listener, Origin, Origins,
-    Pool, Route, Shards, Timeouts,
+    Pool, Route, Shards, Timeouts, TlsOptions,
 };
 
 /// Turns raw spanned values into a `Config`, remembering where each field was written.
@@ -318,7 +318,17 @@ impl<'a> Builder<'a> {
                 self.dur("pool.queue_timeout", p.queue_timeout, pool.queue_timeout)?;
         }
 
+        let mut tls = TlsOptions::default();
+        if let Some(t) = raw.tls {
+            tls.ticket_rotation = self.dur(
+                "tls.ticket_rotation",
+                t.ticket_rotation,
+                tls.ticket_rotation,
+            )?;
+        }
+
         Ok(Config {
+            tls,
             listeners,
             clusters,
             routes,

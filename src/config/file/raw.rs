@@ -1,5 +1,5 @@
 //! The top level of the config file as deserialized, every value with its span: the keys, the
-//! `[shards]`, `[timeouts]` and `[pool]` tables, and the entry arrays (`listeners.rs`,
+//! `[shards]`, `[timeouts]`, `[pool]` and `[tls]` tables, and the entry arrays (`listeners.rs`,
 //! `clusters.rs`, `routes.rs` hold their raw types). Unknown keys are refused here. Main thread.
 
 use serde::Deserialize;
@@ -31,6 +31,13 @@ pub(super) struct RawFile {
     pub shards: Option<RawShards>,
     pub timeouts: Option<RawTimeouts>,
     pub pool: Option<RawPool>,
+    pub tls: Option<RawTls>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub ticket_rotation: S<String>,
 }
 
 #[derive(Deserialize)]
