@@ -182,7 +182,7 @@ pub struct Args {
     /// [default: 10s]
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub tls_handshake_timeout: Option<Duration>,
-    /// Make a new TLS session-ticket key this often (1s to 7d): it seals new tickets, the
+    /// Make a new TLS session-ticket key this often (1s to 168h): it seals new tickets, the
     /// previous key still opens, so a session resumes on any shard for one to two periods
     /// [default: 1h]
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]

@@ -171,8 +171,7 @@ pub struct Timeouts {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TlsOptions {
     /// How often the coordinator makes a new session-ticket key: it seals new tickets, the one
-    /// before still opens (a ticket resumes for one to two periods), and each ticket's lifetime
-    /// hint is this period. 1s to 7 days; reloadable.
+    /// before still opens (a ticket resumes for one to two periods; its lifetime hint is two). 1s to 168h (7 days); reloadable.
     pub ticket_rotation: Duration,
 }
 
@@ -317,7 +316,8 @@ pub fn check_limits(c: &Config) -> Result<(), (&'static str, String)> {
         return Err((
             "tls.ticket_rotation",
             format!(
-                "{rotation:?} is out of range 1s..=7d (the longest ticket lifetime TLS 1.3 allows)"
+                "{} is out of range 1s..=168h (7 days: the longest ticket lifetime TLS 1.3 allows)",
+                format_args!("{}ms", rotation.as_millis())
             ),
         ));
     }

@@ -3,8 +3,10 @@
 //! tickets) and hands a copy to every shard; each shard seals and opens tickets with its own
 //! `Ticketer` (rustls' `ProducesTickets`), shared by the rustls configs of that shard's listeners
 //! only. A ticket is `key id (8) | issued at (8, unix seconds) | nonce (12) | AES-256-GCM
-//! ciphertext and tag (16)`; the id and the issue time are authenticated, a ticket older than the
-//! lifetime is refused. `TicketKeys` are built on the coordinator; a `Ticketer` is used on its
+//! ciphertext and tag (16)`; the id and the issue time are authenticated. A key seals for one
+//! rotation period and opens for one more, so a ticket resumes for one to two periods after it
+//! was sealed; its lifetime (the hint clients get, and a hard limit here) is two periods, as
+//! rustls' own rotating ticketer does. `TicketKeys` are built on the coordinator; a `Ticketer` is used on its
 //! shard's thread only (rustls asks for `Sync`, so its keys sit behind a lock no other core takes).
 
 use std::fmt;
@@ -62,28 +64,34 @@ pub struct TicketKeys {
     pub generation: u64,
     current: TicketKey,
     previous: Option<TicketKey>,
+    /// Two rotation periods, at most 7 days.
     lifetime: Duration,
 }
 
+/// A ticket's lifetime for keys rotated every `rotation`: two periods, at most 7 days.
+fn lifetime_of(rotation: Duration) -> Duration {
+    rotation.saturating_mul(2).min(MAX_TICKET_LIFETIME)
+}
+
 impl TicketKeys {
-    /// Fresh keys (nothing before them) whose tickets live `lifetime` (at most 7 days).
-    pub fn generate(lifetime: Duration) -> Result<TicketKeys, TlsError> {
+    /// Fresh keys (nothing before them), to be rotated every `rotation`.
+    pub fn generate(rotation: Duration) -> Result<TicketKeys, TlsError> {
         Ok(TicketKeys {
             generation: 1,
             current: TicketKey::random(&SystemRandom::new())?,
             previous: None,
-            lifetime: lifetime.min(MAX_TICKET_LIFETIME),
+            lifetime: lifetime_of(rotation),
         })
     }
 
     /// The next generation: a new current key, the current one kept to open what it sealed,
-    /// the one before dropped (its tickets stop resuming). `lifetime` may change with a reload.
-    pub fn rotate(&self, lifetime: Duration) -> Result<TicketKeys, TlsError> {
+    /// the one before dropped (its tickets stop resuming). `rotation` may change with a reload.
+    pub fn rotate(&self, rotation: Duration) -> Result<TicketKeys, TlsError> {
         Ok(TicketKeys {
             generation: self.generation + 1,
             current: TicketKey::random(&SystemRandom::new())?,
             previous: Some(self.current.clone()),
-            lifetime: lifetime.min(MAX_TICKET_LIFETIME),
+            lifetime: lifetime_of(rotation),
         })
     }
 }
@@ -186,7 +194,7 @@ impl Ticketer {
     }
 
     /// Opens a ticket sealed by the current or the previous key and not older than the lifetime
-    /// at `now`; anything else (another key, tampered, expired, too short) is `None`.
+    /// (two periods) at `now`; anything else (another key, tampered, expired, too short) is `None`.
     fn open_at(&self, ticket: &[u8], now: u64) -> Option<Vec<u8>> {
         if ticket.len() < OVERHEAD {
             return None;
@@ -223,8 +231,8 @@ impl ProducesTickets for Ticketer {
         true
     }
 
-    /// The lifetime hint sent with each ticket: the rotation period (a key seals for one period
-    /// and opens for one more, so a ticket always outlives its hint).
+    /// The lifetime hint sent with each ticket: two rotation periods (the longest its key can
+    /// open it; a rotation may end it after one).
     fn lifetime(&self) -> u32 {
         u32::try_from(self.held().lifetime_secs).unwrap_or(u32::MAX)
     }

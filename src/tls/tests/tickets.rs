@@ -80,11 +80,18 @@ fn a_tampered_or_cut_ticket_does_not_open() {
 
 #[test]
 fn a_ticket_past_its_lifetime_does_not_open() {
+    // Rotated every minute: a key opens for two minutes at most.
     let t = Ticketer::new(&TicketKeys::generate(Duration::from_secs(60)).unwrap());
     let ticket = t.seal_at(b"state", NOW).unwrap();
-    assert!(t.open_at(&ticket, NOW + 60).is_some(), "at the lifetime");
-    assert_eq!(t.open_at(&ticket, NOW + 61), None, "one second past it");
-    assert_eq!(t.lifetime(), 60, "the hint sent with each ticket");
+    assert!(t.open_at(&ticket, NOW + 120).is_some(), "at the lifetime");
+    assert_eq!(t.open_at(&ticket, NOW + 121), None, "one second past it");
+    assert_eq!(t.lifetime(), 120, "the hint sent with each ticket");
+    let week = TicketKeys::generate(Duration::from_secs(7 * 24 * 3600)).unwrap();
+    assert_eq!(
+        Ticketer::new(&week).lifetime(),
+        7 * 24 * 3600,
+        "TLS 1.3's cap"
+    );
 }
 
 #[test]
