@@ -196,3 +196,49 @@ fn a_ticket_rotation_out_of_range_is_refused_naming_the_flag() {
         }
     }
 }
+
+#[test]
+fn a_reload_applies_a_new_rotation_period_and_sessions_still_resume() {
+    let certs = Certs::new("resume-reload");
+    let leaf = certs.leaf("server", &["localhost"]);
+    let up = Upstream::echo_head();
+    let text = |rotation: &str| {
+        format!(
+            "upstreams = [\"{}\"]\n[[listeners]]\naddr = \"127.0.0.1:0\"\n\
+             tls = {{ certificates = [{{ cert = \"{}\", key = \"{}\" }}] }}\n\
+             [shards]\ncount = 2\n[tls]\nticket_rotation = \"{rotation}\"\n",
+            up.addr,
+            leaf.cert(),
+            leaf.key()
+        )
+    };
+    let file = temp_file("resume-reload", &text("1h"));
+    let proxy = Proxy::start(&["--config", file.path()]);
+    let saved = temp_path("reload-session", "pem");
+    let out = s_client(&proxy, certs.ca(), "-tls1_3", ["-sess_out", saved.path()]);
+    assert!(session_line(&out).starts_with("New, "), "{out}");
+    assert_eq!(per_shard(&scrape(&proxy), GENERATION), [1.0, 1.0]);
+    // A reload keeps the keys (and so the sessions) while it changes the period.
+    std::fs::write(&file.0, text("1s")).unwrap();
+    support::sys::signal(proxy.pid(), libc::SIGHUP);
+    proxy
+        .wait_stderr(Duration::from_secs(5), "reloaded ")
+        .expect("a `reloaded` line");
+    let out = s_client(&proxy, certs.ca(), "-tls1_3", ["-sess_in", saved.path()]);
+    assert!(
+        session_line(&out).starts_with("Reused, TLSv1.3"),
+        "a reload dropped the ticket keys: {out}"
+    );
+    scrape_until(
+        &proxy,
+        Duration::from_secs(10),
+        "rotations every second after the reload",
+        GENERATION,
+        |m| per_shard(m, GENERATION).iter().all(|g| *g >= 3.0),
+    );
+    let running = admin(&proxy, "GET", "/config").text();
+    assert!(
+        running.contains("ticket_rotation = \"1000ms\""),
+        "{running}"
+    );
+}

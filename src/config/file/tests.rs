@@ -293,3 +293,33 @@ fn tls_listener_parses_and_renders_back() {
     let plain = parse("t.toml", "[[listeners]]\naddr = \"127.0.0.1:80\"\n").unwrap();
     assert_eq!(plain.listeners[0].tls, None);
 }
+
+/// `[tls] ticket_rotation` parses (1h when absent), `/config` writes it back, and a value out of
+/// range is refused at its file:line:col.
+#[test]
+fn tls_ticket_rotation_parses_renders_back_and_is_checked() {
+    let base = "listen = [\"127.0.0.1:80\"]\nupstreams = [\"127.0.0.1:9\"]\n";
+    let c = parse("t.toml", base).unwrap();
+    assert_eq!(c.tls.ticket_rotation, std::time::Duration::from_secs(3600));
+    let c = parse(
+        "t.toml",
+        &format!("{base}[tls]\nticket_rotation = \"15m\"\n"),
+    )
+    .unwrap();
+    assert_eq!(c.tls.ticket_rotation, std::time::Duration::from_secs(900));
+    let again = parse("r.toml", &crate::config::render(&c)).unwrap();
+    assert_eq!(again.tls, c.tls);
+    let mut short = parse(
+        "s.toml",
+        &format!("{base}[tls]\nticket_rotation = \"200ms\"\n"),
+    )
+    .unwrap();
+    let err = crate::config::check(&mut short).unwrap_err().to_string();
+    assert!(
+        err.contains("s.toml:4:") && err.contains("tls.ticket_rotation"),
+        "{err}"
+    );
+    assert!(err.contains("out of range 1s..=168h"), "{err}");
+    let unknown = parse("u.toml", &format!("{base}[tls]\nrotation = \"1h\"\n"));
+    assert!(unknown.is_err());
+}
