@@ -65,7 +65,7 @@ impl Coordinator {
     pub fn run(mut self) -> i32 {
         self.resolve_every = resolve::interval(&self.config);
         self.resolve_tick = self.resolve_every.map_or(never(), tick);
-        self.time_tickets();
+        self.tickets.time(self.config.tls.ticket_rotation);
         let code = loop {
             if let Some(code) = self.phase.exit_code() {
                 break code;
@@ -93,7 +93,7 @@ impl Coordinator {
                     self.phase.exit(1);
                 }
                 recv(state_due) -> _ => write_lines(self.state_log.flush(Instant::now(), false)),
-                recv(self.tickets.due) -> _ => self.rotate_tickets(),
+                recv(self.tickets.due) -> _ => self.tickets.rotate(&self.links),
                 recv(self.resolve_tick) -> _ => {
                     if let Some(next) = resolve::refresh(&self.config) {
                         eprintln!("endpoints re-resolved: new addresses sent to shards");

@@ -63,7 +63,7 @@ impl Coordinator {
             self.resolve_every = every;
             self.resolve_tick = every.map_or(never(), tick);
         }
-        self.time_tickets();
+        self.tickets.time(self.config.tls.ticket_rotation);
         // A drained shard has stopped reading its mailbox.
         let mut applied: Vec<bool> = self.shards.iter().map(|s| s.drained).collect();
         let deadline = after(APPLY_TIMEOUT);

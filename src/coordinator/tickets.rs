@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{never, tick, Receiver};
 
-use super::state::Coordinator;
-use crate::bus::ToShard;
+use crate::bus::{ShardLink, ToShard};
 use crate::tls::TicketKeys;
 
 /// The keys every shard holds and when the next ones are due.
@@ -35,25 +34,24 @@ impl Tickets {
     }
 }
 
-impl Coordinator {
-    /// Starts (or, after a reload changed the period, restarts) the rotation timer.
-    pub(super) fn time_tickets(&mut self) {
-        let every = self.config.tls.ticket_rotation;
-        if every != self.tickets.every {
-            self.tickets.every = every;
-            self.tickets.due = tick(every);
+impl Tickets {
+    /// Starts the rotation timer, or restarts it when a reload changed the period.
+    pub(super) fn time(&mut self, every: Duration) {
+        if every != self.every {
+            self.every = every;
+            self.due = tick(every);
         }
     }
 
     /// The next generation of keys, sent to every shard; the current keys stay when the OS
     /// gives no random bytes (said on stderr, tried again at the next tick).
-    pub(super) fn rotate_tickets(&mut self) {
-        match self.tickets.keys.rotate(self.tickets.every) {
+    pub(super) fn rotate(&mut self, links: &[ShardLink]) {
+        match self.keys.rotate(self.every) {
             Ok(next) => {
-                for link in &self.links {
+                for link in links {
                     link.send(ToShard::TicketKeys(next.clone()));
                 }
-                self.tickets.keys = next;
+                self.keys = next;
             }
             Err(e) => eprintln!("error: session-ticket keys not rotated: {e}"),
         }
