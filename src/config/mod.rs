@@ -171,7 +171,8 @@ pub struct Timeouts {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TlsOptions {
     /// How often the coordinator makes a new session-ticket key: it seals new tickets, the one
-    /// before still opens (a ticket resumes for one to two periods; its lifetime hint is two). 1s to 168h (7 days); reloadable.
+    /// before still opens (a ticket resumes for one to two periods; its lifetime hint is two).
+    /// 1s to 168h (7 days); reloadable.
     pub ticket_rotation: Duration,
 }
 

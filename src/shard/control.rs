@@ -1,6 +1,7 @@
 //! The shard's control task: waits on its mailbox for coordinator events and acts on them: a new
-//! config (swap the routing table), session-ticket keys of a rotation, endpoint health news, a statistics request (answer with a
-//! snapshot), and drain (with progress reports until the last connection closes). Shard thread.
+//! config (swap the routing table), session-ticket keys of a rotation, endpoint health news, a
+//! statistics request (answer with a snapshot), and drain (with progress reports until the last
+//! connection closes). Shard thread.
 
 use std::rc::Rc;
 use std::time::Duration;

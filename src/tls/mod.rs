@@ -3,7 +3,8 @@
 //! every reload); `Material::server_config` turns them into one rustls `ServerConfig` per shard
 //! (each shard calls it for itself, so no rustls lock is shared across cores), with a resolver
 //! that picks a certificate by SNI, and session tickets sealed with keys the coordinator makes
-//! and rotates (`TicketKeys`), opened by any shard's `Ticketer`. Pure: files in, values out; nothing here touches a socket.
+//! and rotates (`TicketKeys`), opened by any shard's `Ticketer`. Pure: files in, values out;
+//! nothing here touches a socket.
 //! rustls stays behind this module so a move to rustls 0.24 stays local.
 
 mod material;

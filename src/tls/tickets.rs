@@ -6,8 +6,9 @@
 //! ciphertext and tag (16)`; the id and the issue time are authenticated. A key seals for one
 //! rotation period and opens for one more, so a ticket resumes for one to two periods after it
 //! was sealed; its lifetime (the hint clients get, and a hard limit here) is two periods, as
-//! rustls' own rotating ticketer does. `TicketKeys` are built on the coordinator; a `Ticketer` is used on its
-//! shard's thread only (rustls asks for `Sync`, so its keys sit behind a lock no other core takes).
+//! rustls' own rotating ticketer does. `TicketKeys` are built on the coordinator; a `Ticketer` is
+//! used on its shard's thread only (rustls asks for `Sync`, so its keys sit behind a lock no other
+//! core takes).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -174,22 +175,25 @@ impl Ticketer {
         self.held.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Seals `plain` with the current key, stamped as issued at `now` (unix seconds).
+    /// Seals `plain` with the current key, stamped as issued at `now` (unix seconds): one
+    /// allocation, the ticket itself, sealed in place.
     fn seal_at(&self, plain: &[u8], now: u64) -> Option<Vec<u8>> {
         let held = self.held();
+        let mut head = [0u8; ID_LEN + TIME_LEN];
+        head[..ID_LEN].copy_from_slice(&held.current.id);
+        head[ID_LEN..].copy_from_slice(&now.to_be_bytes());
         let mut out = Vec::with_capacity(plain.len() + OVERHEAD);
-        out.extend_from_slice(&held.current.id);
-        out.extend_from_slice(&now.to_be_bytes());
-        let aad = Aad::from(<[u8; ID_LEN + TIME_LEN]>::try_from(&out[..]).ok()?);
-        let mut body = Vec::with_capacity(plain.len() + TAG_LEN);
-        body.extend_from_slice(plain);
-        let nonce = held
+        out.extend_from_slice(&head);
+        out.extend_from_slice(&[0; NONCE_LEN]);
+        out.extend_from_slice(plain);
+        let body = ID_LEN + TIME_LEN + NONCE_LEN;
+        let (nonce, tag) = held
             .current
             .key
-            .seal_in_place_append_tag(aad, &mut body)
+            .seal_in_place_separate_tag(Aad::from(head), &mut out[body..])
             .ok()?;
-        out.extend_from_slice(nonce.as_ref());
-        out.extend_from_slice(&body);
+        out[ID_LEN + TIME_LEN..body].copy_from_slice(nonce.as_ref());
+        out.extend_from_slice(tag.as_ref());
         Some(out)
     }
 

@@ -50,6 +50,12 @@ fn a_ticket_of_other_keys_does_not_open() {
     let (a, b) = (Ticketer::new(&keys()), Ticketer::new(&keys()));
     let ticket = a.seal_at(b"state", NOW).unwrap();
     assert_eq!(b.open_at(&ticket, NOW), None, "unknown key id");
+    // Through rustls' interface: refused, and not counted as a resumption.
+    assert_eq!(b.decrypt(&ticket), None);
+    assert_eq!(b.resumed(), 0);
+    let own = b.encrypt(b"state").unwrap();
+    assert_eq!(b.decrypt(&own).as_deref(), Some(&b"state"[..]));
+    assert_eq!(b.resumed(), 1);
     // The right id with another key's secret: the tag does not verify.
     let k = keys();
     let mut forged = k.clone();
