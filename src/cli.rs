@@ -187,6 +187,11 @@ pub struct Args {
     /// [default: 1h]
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub tls_ticket_rotation: Option<Duration>,
+    /// How often the TLS listeners' certificate, key and client CA files are checked for a
+    /// change (mtime, size); a changed file reloads the certificates alone; 0 = never
+    /// [default: 5s]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub tls_watch_interval: Option<Duration>,
 
     /// Upgrade protocols forwarded, comma-separated, or none (h2c is refused); a route's
     /// `upgrades` overrides it. Other upgrades are forwarded as plain requests [default: websocket]
@@ -208,7 +213,6 @@ impl Args {
             shards: Shards::for_this_process(),
             timeouts: Timeouts::default(),
             pool: Pool::default(),
-            tls: config::TlsOptions::default(),
             trusted_proxies: Vec::new(),
             steer_client_ip: false,
             admin: Some(config::DEFAULT_ADMIN),
@@ -217,6 +221,8 @@ impl Args {
             upgrades: config::default_upgrades(),
             expect_continue: config::ExpectMode::Forward,
             head_rules: crate::http::HeadRules::default(),
+            tls_watch_interval: config::DEFAULT_TLS_WATCH_INTERVAL,
+            tls_ticket_rotation: config::DEFAULT_TLS_TICKET_ROTATION,
             source: None,
             origins: config::Origins::default(),
         }
@@ -292,7 +298,8 @@ impl Args {
             return Err("--tls-handshake-timeout: must be greater than 0".into());
         }
         set(&mut t.tls_handshake, self.tls_handshake_timeout);
-        set(&mut cfg.tls.ticket_rotation, self.tls_ticket_rotation);
+        set(&mut cfg.tls_ticket_rotation, self.tls_ticket_rotation);
+        set(&mut cfg.tls_watch_interval, self.tls_watch_interval);
         Ok(())
     }
 

@@ -18,6 +18,7 @@
 #[cfg(test)]
 #[allow(unsafe_code)] // a counting GlobalAlloc, tests only
 pub(crate) mod alloc_probe;
+mod certificates;
 mod families;
 mod render;
 mod snapshot;
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+pub use certificates::{render_certificates, CertificateExpiry};
 pub use render::render;
 pub use snapshot::{EndpointCounts, RouteCounts, ShardGauges, Snapshot};
 
@@ -207,7 +209,7 @@ pub struct ShardStats {
     pub accepted: Cell<u64>,
     /// Access-log buffers dropped because the writer fell behind (copy of `ShardLog::dropped`).
     pub log_dropped: Cell<u64>,
-    /// TLS handshakes that resumed a session from a ticket (copy of `Ticketer::resumed`).
+    /// TLS handshakes that resumed a session (counted by the TLS front-end after each handshake).
     pub tls_resumed: Cell<u64>,
     /// Generation of the session-ticket keys this shard holds (copy of `Ticketer::generation`).
     pub tls_ticket_generation: Cell<u64>,

@@ -204,9 +204,9 @@ fn a_reload_applies_a_new_rotation_period_and_sessions_still_resume() {
     let up = Upstream::echo_head();
     let text = |rotation: &str| {
         format!(
-            "upstreams = [\"{}\"]\n[[listeners]]\naddr = \"127.0.0.1:0\"\n\
+            "tls_ticket_rotation = \"{rotation}\"\nupstreams = [\"{}\"]\n[[listeners]]\naddr = \"127.0.0.1:0\"\n\
              tls = {{ certificates = [{{ cert = \"{}\", key = \"{}\" }}] }}\n\
-             [shards]\ncount = 2\n[tls]\nticket_rotation = \"{rotation}\"\n",
+             [shards]\ncount = 2\n",
             up.addr,
             leaf.cert(),
             leaf.key()
@@ -238,7 +238,7 @@ fn a_reload_applies_a_new_rotation_period_and_sessions_still_resume() {
     );
     let running = admin(&proxy, "GET", "/config").text();
     assert!(
-        running.contains("ticket_rotation = \"1000ms\""),
+        running.contains("tls_ticket_rotation = \"1000ms\""),
         "{running}"
     );
 }

@@ -181,7 +181,12 @@ const FLAG_FIELDS: &[FlagFields] = &[
     flag!(
         "--tls-ticket-rotation",
         tls_ticket_rotation,
-        "tls.ticket_rotation"
+        "tls_ticket_rotation"
+    ),
+    flag!(
+        "--tls-watch-interval",
+        tls_watch_interval,
+        "tls_watch_interval"
     ),
     flag!("--upgrades", upgrades, "upgrades"),
     flag!("--expect-continue", expect_continue, "expect_continue"),

@@ -36,8 +36,6 @@ pub struct Config {
     pub shards: Shards,
     pub timeouts: Timeouts,
     pub pool: Pool,
-    /// Process-wide TLS settings (`[tls]`); a listener's own are in `Listener::tls`.
-    pub tls: TlsOptions,
     /// Peers whose X-Forwarded-For / PROXY header is believed for the client address.
     pub trusted_proxies: Vec<crate::policy::trusted::Cidr>,
     /// Pin each client address to one shard with a SO_REUSEPORT BPF program.
@@ -54,6 +52,13 @@ pub struct Config {
     pub expect_continue: ExpectMode,
     /// Underscored header names (`underscores_in_headers`) and `strict_http`; reloadable.
     pub head_rules: crate::http::HeadRules,
+    /// How often the coordinator looks at every TLS listener's certificate, key and client CA
+    /// files (mtime and size) and reloads the certificates alone when one changed; zero = never.
+    pub tls_watch_interval: Duration,
+    /// How often the coordinator makes a new session-ticket key: it seals new tickets, the one
+    /// before still opens (a ticket resumes for one to two periods; its lifetime hint is two).
+    /// 1s to 168h (7 days); reloadable.
+    pub tls_ticket_rotation: Duration,
     /// The file this came from, for reloads (`None` = flags only).
     pub source: Option<String>,
     /// Where each setting was written (flag or file:line:col), for errors found after merging.
@@ -167,23 +172,6 @@ pub struct Timeouts {
     pub tls_handshake: Duration,
 }
 
-/// Process-wide TLS settings (`[tls]`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TlsOptions {
-    /// How often the coordinator makes a new session-ticket key: it seals new tickets, the one
-    /// before still opens (a ticket resumes for one to two periods; its lifetime hint is two).
-    /// 1s to 168h (7 days); reloadable.
-    pub ticket_rotation: Duration,
-}
-
-impl Default for TlsOptions {
-    fn default() -> Self {
-        TlsOptions {
-            ticket_rotation: Duration::from_secs(3600),
-        }
-    }
-}
-
 /// Upstream keep-alive pools, one per endpoint per shard.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pool {
@@ -262,6 +250,13 @@ pub fn check(c: &mut Config) -> Result<(), Invalid> {
     startup::check(c).map_err(|(field, msg)| c.invalid(&field, msg))
 }
 
+/// The TLS part of `check` alone: reads every TLS listener's certificate, key and client CA
+/// files again into its `material` (expiry warnings on stderr as at start). The coordinator runs
+/// it on the running config when a watched file changed, or on SIGHUP without a config file.
+pub fn check_tls(c: &mut Config) -> Result<(), Invalid> {
+    startup::tls_material(c).map_err(|(field, msg)| c.invalid(&field, msg))
+}
+
 impl Config {
     /// The error for `field` of this config, located at where it was written.
     pub fn invalid(&self, field: &str, message: String) -> Invalid {
@@ -312,10 +307,10 @@ pub fn check_limits(c: &Config) -> Result<(), (&'static str, String)> {
             format!("{} is out of range 1..=65535", s.backlog),
         ));
     }
-    let rotation = c.tls.ticket_rotation;
+    let rotation = c.tls_ticket_rotation;
     if rotation < Duration::from_secs(1) || rotation > crate::tls::MAX_TICKET_LIFETIME {
         return Err((
-            "tls.ticket_rotation",
+            "tls_ticket_rotation",
             format!(
                 "{} is out of range 1s..=168h (7 days: the longest ticket lifetime TLS 1.3 allows)",
                 format_args!("{}ms", rotation.as_millis())
@@ -365,6 +360,12 @@ pub fn check_limits(c: &Config) -> Result<(), (&'static str, String)> {
     }
     Ok(())
 }
+
+/// How often TLS files are looked at unless configured otherwise.
+pub const DEFAULT_TLS_WATCH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How often session-ticket keys rotate unless configured otherwise.
+pub const DEFAULT_TLS_TICKET_ROTATION: Duration = Duration::from_secs(3600);
 
 /// The admin listener unless configured otherwise (loopback only).
 pub const DEFAULT_ADMIN: SocketAddr =

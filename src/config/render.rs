@@ -90,6 +90,8 @@ pub fn render(c: &Config) -> String {
         "underscores_in_headers = {}",
         q(c.head_rules.underscores.name())
     );
+    let _ = writeln!(o, "tls_watch_interval = {}", dur(c.tls_watch_interval));
+    let _ = writeln!(o, "tls_ticket_rotation = {}", dur(c.tls_ticket_rotation));
     for l in &c.listeners {
         let _ = writeln!(
             o,
@@ -118,11 +120,6 @@ pub fn render(c: &Config) -> String {
         dur(t.tunnel_idle),
         dur(t.tunnel_drain_grace),
         dur(t.tls_handshake)
-    );
-    let _ = writeln!(
-        o,
-        "\n[tls]\nticket_rotation = {}",
-        dur(c.tls.ticket_rotation)
     );
     let p = &c.pool;
     let _ = writeln!(o, "\n[pool]\nmax_idle = {}\nidle_timeout = {}\nmax_connections = {}\nqueue = {}\nqueue_timeout = {}",

@@ -42,10 +42,21 @@ pub fn check(c: &mut Config) -> Result<(), (String, String)> {
         privileged(admin).map_err(|m| ("admin".to_string(), m))?;
     }
     access_log(&c.access_log).map_err(|m| ("access_log".to_string(), m))?;
-    for (i, l) in c.listeners.iter_mut().enumerate() {
-        if let Some(t) = &mut l.tls {
-            t.material = Some(Arc::new(tls(i, t)?));
+    tls_material(c)
+}
+
+/// Reads every TLS listener's files (again) into its `material`; on an error no listener of `c`
+/// has changed. Also what the coordinator runs alone when a watched file changed.
+pub fn tls_material(c: &mut Config) -> Result<(), (String, String)> {
+    let mut loaded = Vec::new();
+    for (i, l) in c.listeners.iter().enumerate() {
+        if let Some(t) = &l.tls {
+            loaded.push(Arc::new(tls(i, t)?));
         }
+    }
+    let tls_listeners = c.listeners.iter_mut().filter_map(|l| l.tls.as_mut());
+    for (t, m) in tls_listeners.zip(loaded) {
+        t.material = Some(m);
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! Session-ticket keys: the coordinator makes them at start (random from the OS), hands a copy
-//! to every shard as it spawns, and every `tls.ticket_rotation` makes the next generation (a new
+//! to every shard as it spawns, and every `tls_ticket_rotation` makes the next generation (a new
 //! key seals, the one before still opens) and sends it to every shard (`ToShard::TicketKeys`),
 //! so a ticket any shard sealed resumes on every shard and no handshake takes a lock another
 //! core holds. A reload that changes the period restarts the timer with it. Coordinator thread.

@@ -144,7 +144,6 @@ fn snapshot(shard: &Shard, driver: Driver, core: Option<usize>) -> ToCoordinator
     shard.stats.downstream_tunnel.set(tunnels);
     shard.stats.in_flight.set(reqs);
     shard.stats.log_dropped.set(shard.log.dropped());
-    shard.stats.tls_resumed.set(shard.tickets.resumed());
     shard
         .stats
         .tls_ticket_generation

@@ -194,8 +194,8 @@ pub(super) fn shard_families() -> Vec<Family<ShardGauges>> {
         ),
         counter(
             "shardgate_tls_handshakes_resumed_total",
-            "TLS handshakes that resumed a session from a ticket, by shard (whichever shard \
-             sealed the ticket).",
+            "TLS handshakes that resumed a session, by shard (from a ticket whichever shard \
+             sealed it, or from the shard's session-id cache).",
             Value::Int(|s| s.tls_resumed),
         ),
         gauge(

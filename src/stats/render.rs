@@ -97,7 +97,7 @@ fn emit<T>(w: &mut Exposition, families: &[Family<T>], subjects: &[(Vec<(&str, &
 
 // === impl Exposition ===
 
-struct Exposition<'a>(&'a mut String);
+pub(super) struct Exposition<'a>(pub(super) &'a mut String);
 
 /// A sample value that is not an integer.
 struct Float(f64);
@@ -116,12 +116,12 @@ impl Display for Float {
 }
 
 impl Exposition<'_> {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
+    pub(super) fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = write!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
     }
 
     /// One `name{labels,extra} value` line; label values escaped (backslash, quote, newline).
-    fn sample(
+    pub(super) fn sample(
         &mut self,
         name: &str,
         labels: &[(&str, &str)],

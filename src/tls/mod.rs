@@ -9,6 +9,7 @@
 
 mod material;
 mod names;
+mod negotiated;
 mod pem;
 mod resolver;
 mod server;
@@ -20,6 +21,7 @@ mod tests;
 
 pub use material::{Certificate, Material, EXPIRY_WARNING};
 pub use names::name_matches;
+pub use negotiated::{ClientCert, Negotiated};
 pub use tickets::{TicketKeys, Ticketer, MAX_TICKET_LIFETIME};
 
 use std::fmt;

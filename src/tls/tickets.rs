@@ -1,5 +1,5 @@
 //! Session tickets that resume on any shard: the coordinator makes the keys (`TicketKeys`: random
-//! from the OS, rotated every `tls.ticket_rotation`, the key before the current one still opens
+//! from the OS, rotated every `tls_ticket_rotation`, the key before the current one still opens
 //! tickets) and hands a copy to every shard; each shard seals and opens tickets with its own
 //! `Ticketer` (rustls' `ProducesTickets`), shared by the rustls configs of that shard's listeners
 //! only. A ticket is `key id (8) | issued at (8, unix seconds) | nonce (12) | AES-256-GCM
@@ -11,7 +11,6 @@
 //! core takes).
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -137,8 +136,6 @@ impl Held {
 /// that use it stay as they are.
 pub struct Ticketer {
     held: RwLock<Held>,
-    /// Tickets opened (each one a resumed handshake), for `shardgate_tls_handshakes_resumed_total`.
-    opened: AtomicU64,
 }
 
 impl fmt::Debug for Ticketer {
@@ -151,7 +148,6 @@ impl Ticketer {
     pub fn new(keys: &TicketKeys) -> Arc<Ticketer> {
         Arc::new(Ticketer {
             held: RwLock::new(Held::of(keys)),
-            opened: AtomicU64::new(0),
         })
     }
 
@@ -164,11 +160,6 @@ impl Ticketer {
     /// The generation of the keys held now.
     pub fn generation(&self) -> u64 {
         self.held().generation
-    }
-
-    /// Tickets opened since start: handshakes that resumed a session.
-    pub fn resumed(&self) -> u64 {
-        self.opened.load(Ordering::Relaxed)
     }
 
     fn held(&self) -> std::sync::RwLockReadGuard<'_, Held> {
@@ -246,9 +237,7 @@ impl ProducesTickets for Ticketer {
     }
 
     fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
-        let plain = self.open_at(cipher, unix_now())?;
-        self.opened.fetch_add(1, Ordering::Relaxed);
-        Some(plain)
+        self.open_at(cipher, unix_now())
     }
 }
 

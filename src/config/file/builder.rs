@@ -10,7 +10,7 @@ use super::raw::RawFile;
 use super::{clusters, listeners, routes};
 use crate::config::{
     self, parse_duration, parse_endpoint, parse_listen, Cluster, Config, Listener, Origin, Origins,
-    Pool, Route, Shards, Timeouts, TlsOptions,
+    Pool, Route, Shards, Timeouts,
 };
 
 /// Turns raw spanned values into a `Config`, remembering where each field was written.
@@ -230,6 +230,17 @@ impl<'a> Builder<'a> {
                 })?;
         }
 
+        let tls_watch_interval = self.dur(
+            "tls_watch_interval",
+            raw.tls_watch_interval,
+            config::DEFAULT_TLS_WATCH_INTERVAL,
+        )?;
+        let tls_ticket_rotation = self.dur(
+            "tls_ticket_rotation",
+            raw.tls_ticket_rotation,
+            config::DEFAULT_TLS_TICKET_ROTATION,
+        )?;
+
         let mut shards = Shards::for_this_process();
         if let Some(s) = raw.shards {
             shards.count = self.num("shards.count", s.count, shards.count)?;
@@ -318,17 +329,7 @@ impl<'a> Builder<'a> {
                 self.dur("pool.queue_timeout", p.queue_timeout, pool.queue_timeout)?;
         }
 
-        let mut tls = TlsOptions::default();
-        if let Some(t) = raw.tls {
-            tls.ticket_rotation = self.dur(
-                "tls.ticket_rotation",
-                t.ticket_rotation,
-                tls.ticket_rotation,
-            )?;
-        }
-
         Ok(Config {
-            tls,
             listeners,
             clusters,
             routes,
@@ -343,6 +344,8 @@ impl<'a> Builder<'a> {
             upgrades,
             expect_continue,
             head_rules,
+            tls_watch_interval,
+            tls_ticket_rotation,
             source: Some(self.file.to_string()),
             origins: std::mem::take(&mut self.origins),
         })

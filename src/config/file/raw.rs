@@ -1,5 +1,5 @@
 //! The top level of the config file as deserialized, every value with its span: the keys, the
-//! `[shards]`, `[timeouts]`, `[pool]` and `[tls]` tables, and the entry arrays (`listeners.rs`,
+//! `[shards]`, `[timeouts]` and `[pool]` tables, and the entry arrays (`listeners.rs`,
 //! `clusters.rs`, `routes.rs` hold their raw types). Unknown keys are refused here. Main thread.
 
 use serde::Deserialize;
@@ -25,19 +25,14 @@ pub(super) struct RawFile {
     pub expect_continue: S<String>,
     pub strict_http: S<bool>,
     pub underscores_in_headers: S<String>,
+    pub tls_watch_interval: S<String>,
+    pub tls_ticket_rotation: S<String>,
     pub listeners: Option<Vec<RawListener>>,
     pub clusters: Option<Vec<Spanned<RawCluster>>>,
     pub routes: Option<Vec<Spanned<RawRoute>>>,
     pub shards: Option<RawShards>,
     pub timeouts: Option<RawTimeouts>,
     pub pool: Option<RawPool>,
-    pub tls: Option<RawTls>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawTls {
-    pub ticket_rotation: S<String>,
 }
 
 #[derive(Deserialize)]

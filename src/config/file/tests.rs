@@ -294,32 +294,46 @@ fn tls_listener_parses_and_renders_back() {
     assert_eq!(plain.listeners[0].tls, None);
 }
 
-/// `[tls] ticket_rotation` parses (1h when absent), `/config` writes it back, and a value out of
+/// `tls_ticket_rotation` parses (1h when absent), `/config` writes it back, and a value out of
 /// range is refused at its file:line:col.
 #[test]
 fn tls_ticket_rotation_parses_renders_back_and_is_checked() {
+    use std::time::Duration;
     let base = "listen = [\"127.0.0.1:80\"]\nupstreams = [\"127.0.0.1:9\"]\n";
     let c = parse("t.toml", base).unwrap();
-    assert_eq!(c.tls.ticket_rotation, std::time::Duration::from_secs(3600));
-    let c = parse(
-        "t.toml",
-        &format!("{base}[tls]\nticket_rotation = \"15m\"\n"),
-    )
-    .unwrap();
-    assert_eq!(c.tls.ticket_rotation, std::time::Duration::from_secs(900));
+    assert_eq!(c.tls_ticket_rotation, Duration::from_secs(3600));
+    let c = parse("t.toml", &format!("{base}tls_ticket_rotation = \"15m\"\n")).unwrap();
+    assert_eq!(c.tls_ticket_rotation, Duration::from_secs(900));
     let again = parse("r.toml", &crate::config::render(&c)).unwrap();
-    assert_eq!(again.tls, c.tls);
-    let mut short = parse(
-        "s.toml",
-        &format!("{base}[tls]\nticket_rotation = \"200ms\"\n"),
-    )
-    .unwrap();
+    assert_eq!(again.tls_ticket_rotation, c.tls_ticket_rotation);
+    let text = format!("{base}tls_ticket_rotation = \"200ms\"\n");
+    let mut short = parse("s.toml", &text).unwrap();
     let err = crate::config::check(&mut short).unwrap_err().to_string();
     assert!(
-        err.contains("s.toml:4:") && err.contains("tls.ticket_rotation"),
+        err.contains("s.toml:3:") && err.contains("tls_ticket_rotation"),
         "{err}"
     );
     assert!(err.contains("out of range 1s..=168h"), "{err}");
-    let unknown = parse("u.toml", &format!("{base}[tls]\nrotation = \"1h\"\n"));
-    assert!(unknown.is_err());
+}
+
+/// `tls_watch_interval`: 5s unless written, `0` turns the watch off, `/config` writes it back,
+/// and a bad value names the key.
+#[test]
+fn tls_watch_interval_parses_and_renders_back() {
+    use std::time::Duration;
+    let base = "upstreams = [\"127.0.0.1:9\"]\nlisten = [\"127.0.0.1:80\"]\n";
+    let c = parse("t.toml", base).unwrap();
+    assert_eq!(c.tls_watch_interval, Duration::from_secs(5));
+    for (written, want) in [
+        ("\"200ms\"", Duration::from_millis(200)),
+        ("\"0\"", Duration::ZERO),
+    ] {
+        let text = format!("tls_watch_interval = {written}\n{base}");
+        let c = parse("t.toml", &text).unwrap();
+        assert_eq!(c.tls_watch_interval, want, "{written}");
+        let again = parse("r.toml", &crate::config::render(&c)).unwrap();
+        assert_eq!(again.tls_watch_interval, want, "{written} rendered back");
+    }
+    let e = parse("t.toml", &format!("tls_watch_interval = \"often\"\n{base}")).unwrap_err();
+    assert_eq!(e.field, "tls_watch_interval", "{e}");
 }

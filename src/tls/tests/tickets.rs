@@ -50,12 +50,10 @@ fn a_ticket_of_other_keys_does_not_open() {
     let (a, b) = (Ticketer::new(&keys()), Ticketer::new(&keys()));
     let ticket = a.seal_at(b"state", NOW).unwrap();
     assert_eq!(b.open_at(&ticket, NOW), None, "unknown key id");
-    // Through rustls' interface: refused, and not counted as a resumption.
+    // Through rustls' interface the same.
     assert_eq!(b.decrypt(&ticket), None);
-    assert_eq!(b.resumed(), 0);
     let own = b.encrypt(b"state").unwrap();
     assert_eq!(b.decrypt(&own).as_deref(), Some(&b"state"[..]));
-    assert_eq!(b.resumed(), 1);
     // The right id with another key's secret: the tag does not verify.
     let k = keys();
     let mut forged = k.clone();
@@ -150,10 +148,9 @@ fn two_shards(dir: &Dir, keys: &TicketKeys) -> [(Arc<rustls::ServerConfig>, Arc<
 #[test]
 fn a_session_from_one_shard_resumes_on_the_other_tls13_and_tls12() {
     let dir = Dir::new("resume");
-    let [(a, ta), (b, tb)] = two_shards(&dir, &keys());
+    let [(a, _), (b, _)] = two_shards(&dir, &keys());
     for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
         let client = resuming_client(&[version]);
-        let (opened_a, opened_b) = (ta.resumed(), tb.resumed());
         assert_eq!(
             connect(a.clone(), &client, "r.test"),
             Ok(HandshakeKind::Full)
@@ -165,11 +162,6 @@ fn a_session_from_one_shard_resumes_on_the_other_tls13_and_tls12() {
         assert_eq!(
             connect(a.clone(), &client, "r.test"),
             Ok(HandshakeKind::Resumed)
-        );
-        assert_eq!(
-            (ta.resumed() - opened_a, tb.resumed() - opened_b),
-            (1, 1),
-            "{version:?}"
         );
     }
 }
