@@ -10,6 +10,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::config::Config;
 use crate::stats::Snapshot;
+use crate::tls::TicketKeys;
 
 /// Events a shard acts on.
 #[derive(Debug, Clone)]
@@ -26,6 +27,9 @@ pub enum ToShard {
     Listen(Handoff),
     /// Stop accepting on a listener a reload removed (queued connections are still served).
     Unlisten(SocketAddr),
+    /// Session-ticket keys of a rotation (every shard gets the same copy, so a ticket one shard
+    /// sealed resumes on any other).
+    TicketKeys(TicketKeys),
 }
 
 /// What a listening socket serves: whether each connection starts with a PROXY header, and for

@@ -190,6 +190,11 @@ pub struct Args {
     /// [default: 10s]
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub tls_handshake_timeout: Option<Duration>,
+    /// Make a new TLS session-ticket key this often (1s to 168h): it seals new tickets, the
+    /// previous key still opens, so a session resumes on any shard for one to two periods
+    /// [default: 1h]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub tls_ticket_rotation: Option<Duration>,
     /// How often the TLS listeners' certificate, key and client CA files are checked for a
     /// change (mtime, size); a changed file reloads the certificates alone; 0 = never
     /// [default: 5s]
@@ -225,6 +230,7 @@ impl Args {
             expect_continue: config::ExpectMode::Forward,
             head_rules: crate::http::HeadRules::default(),
             tls_watch_interval: config::DEFAULT_TLS_WATCH_INTERVAL,
+            tls_ticket_rotation: config::DEFAULT_TLS_TICKET_ROTATION,
             source: None,
             origins: config::Origins::default(),
         }
@@ -301,6 +307,7 @@ impl Args {
             return Err("--tls-handshake-timeout: must be greater than 0".into());
         }
         set(&mut t.tls_handshake, self.tls_handshake_timeout);
+        set(&mut cfg.tls_ticket_rotation, self.tls_ticket_rotation);
         set(&mut cfg.tls_watch_interval, self.tls_watch_interval);
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! ```text
 //!   signals thread ──TERM/INT/HUP/USR1──► coordinator thread ◄──admin calls──► admin thread
 //!                          │   ▲           (coordinator/: phase, reload, stats, health relay)
-//!   ToShard: Drain | Config | Health | Stats | Listen | Unlisten                        (bus.rs)
+//!   ToShard: Drain | Config | Health | Stats | Listen | Unlisten | TicketKeys           (bus.rs)
 //!   ToCoordinator: Ready | Failed | Progress | Drained | Health | ConfigApplied | Stats
 //!                          ▼   │
 //!   shard-0 (core 0) … shard-N-1 (core N-1)  (shard/) ──full log buffers──► access-log thread
@@ -17,7 +17,7 @@
 //! `route`, `balance`, `breaker`, `ratelimit`, `retry_budget`, `trusted`, with `Cell` state owned
 //! by the shard that calls them), `error` (failures by side, each with its status); `stats` and
 //! `access_log` hold the per-shard halves of metrics and logging; `tls` reads certificates and
-//! builds each shard's rustls config. What one pinned core owns is in
+//! builds each shard's rustls config and ticket sealer. What one pinned core owns is in
 //! `shard`, its request path in three layers with one-way imports: `shard::downstream` (protocol
 //! front-ends: the HTTP/1.1 connection, tunnels) → `shard::pipeline` (one request, protocol-neutral,
 //! driven through its `Downstream` trait) → `shard::upstream` (clusters, pools, the HTTP/1.1

@@ -215,6 +215,10 @@ pub struct ShardStats {
     pub accepted: Cell<u64>,
     /// Access-log buffers dropped because the writer fell behind (copy of `ShardLog::dropped`).
     pub log_dropped: Cell<u64>,
+    /// TLS handshakes that resumed a session (counted by the TLS front-end after each handshake).
+    pub tls_resumed: Cell<u64>,
+    /// Generation of the session-ticket keys this shard holds (copy of `Ticketer::generation`).
+    pub tls_ticket_generation: Cell<u64>,
     routes: RefCell<BTreeMap<String, Rc<RouteStats>>>,
     endpoints: RefCell<BTreeMap<String, BTreeMap<String, Rc<EndpointStats>>>>,
 }
@@ -287,6 +291,8 @@ impl ShardStats {
             in_flight: self.in_flight.get(),
             accepted: self.accepted.get(),
             log_dropped: self.log_dropped.get(),
+            tls_resumed: self.tls_resumed.get(),
+            tls_ticket_generation: self.tls_ticket_generation.get(),
         };
         let routes = self
             .routes

@@ -70,6 +70,7 @@ fn lines_are_json_with_every_field() {
             subject: "CN=client \"a\"".into(),
             xfcc: Box::from(&b"Hash=00"[..]),
         }),
+        resumed: false,
     };
     let mut first = entry(b"/a?b=c");
     first.tls = Some(&tls);

@@ -181,6 +181,11 @@ const FLAG_FIELDS: &[FlagFields] = &[
         "timeouts.tls_handshake"
     ),
     flag!(
+        "--tls-ticket-rotation",
+        tls_ticket_rotation,
+        "tls_ticket_rotation"
+    ),
+    flag!(
         "--tls-watch-interval",
         tls_watch_interval,
         "tls_watch_interval"

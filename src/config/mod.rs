@@ -57,6 +57,10 @@ pub struct Config {
     /// How often the coordinator looks at every TLS listener's certificate, key and client CA
     /// files (mtime and size) and reloads the certificates alone when one changed; zero = never.
     pub tls_watch_interval: Duration,
+    /// How often the coordinator makes a new session-ticket key: it seals new tickets, the one
+    /// before still opens (a ticket resumes for one to two periods; its lifetime hint is two).
+    /// 1s to 168h (7 days); reloadable.
+    pub tls_ticket_rotation: Duration,
     /// The file this came from, for reloads (`None` = flags only).
     pub source: Option<String>,
     /// Where each setting was written (flag or file:line:col), for errors found after merging.
@@ -305,6 +309,16 @@ pub fn check_limits(c: &Config) -> Result<(), (&'static str, String)> {
             format!("{} is out of range 1..=65535", s.backlog),
         ));
     }
+    let rotation = c.tls_ticket_rotation;
+    if rotation < Duration::from_secs(1) || rotation > crate::tls::MAX_TICKET_LIFETIME {
+        return Err((
+            "tls_ticket_rotation",
+            format!(
+                "{} is out of range 1s..=168h (7 days: the longest ticket lifetime TLS 1.3 allows)",
+                format_args!("{}ms", rotation.as_millis())
+            ),
+        ));
+    }
     if c.timeouts.tunnel_idle.is_zero() {
         return Err(("timeouts.tunnel_idle", "must be greater than 0".into()));
     }
@@ -351,6 +365,9 @@ pub fn check_limits(c: &Config) -> Result<(), (&'static str, String)> {
 
 /// How often TLS files are looked at unless configured otherwise.
 pub const DEFAULT_TLS_WATCH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How often session-ticket keys rotate unless configured otherwise.
+pub const DEFAULT_TLS_TICKET_ROTATION: Duration = Duration::from_secs(3600);
 
 /// The admin listener unless configured otherwise (loopback only).
 pub const DEFAULT_ADMIN: SocketAddr =

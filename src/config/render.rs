@@ -91,6 +91,7 @@ pub fn render(c: &Config) -> String {
         q(c.head_rules.underscores.name())
     );
     let _ = writeln!(o, "tls_watch_interval = {}", dur(c.tls_watch_interval));
+    let _ = writeln!(o, "tls_ticket_rotation = {}", dur(c.tls_ticket_rotation));
     for l in &c.listeners {
         let _ = writeln!(
             o,

@@ -1,5 +1,6 @@
 //! The coordinator's control loop: waits for every shard to be ready, then selects on signals,
-//! shard reports, admin calls, the drain's timers, the state-log flush and re-resolution, and turns
+//! shard reports, admin calls, the drain's timers, the state-log flush, re-resolution and the
+//! session-ticket rotation, and turns
 //! each into an action (drain, reload, log reopen, health news relayed between shards, the drain
 //! barrier, a look at the TLS files) until the phase says exit. Coordinator thread only.
 
@@ -92,6 +93,7 @@ impl Coordinator {
                     self.phase.exit(1);
                 }
                 recv(state_due) -> _ => write_lines(self.state_log.flush(Instant::now(), false)),
+                recv(self.tickets.due) -> _ => self.tickets.rotate(&self.links),
                 recv(self.resolve_tick) -> _ => {
                     if let Some(next) = resolve::refresh(&self.config) {
                         eprintln!("endpoints re-resolved: new addresses sent to shards");

@@ -2,12 +2,14 @@
 //! the access-log writer, the admin listener and one shard per core, waits for each to report
 //! ready, then runs the control loop: signals, admin calls, health news relayed between shards
 //! and logged as state changes (`state_log`), statistics merged from shard snapshots, config
-//! reload, periodic re-resolution of endpoint hostnames, and the drain barrier.
+//! reload, periodic re-resolution of endpoint hostnames, session-ticket key rotation, and the
+//! drain barrier.
 //!
 //! Files: `state` (what the coordinator holds), `phase` (the lifecycle `Phase`), `control` (the
 //! loop), `reload` and `relisten` (config versions, listeners across a reload), `cert_watch`
-//! (TLS files watched, certificates reloaded alone), `gather` (stats for a scrape), `admin` (the
-//! admin thread) and `admin::answer` (its answers, on this thread).
+//! (TLS files watched, certificates reloaded alone), `gather` (stats for a scrape), `tickets`
+//! (session-ticket keys), `admin` (the admin thread) and `admin::answer` (its answers, on this
+//! thread).
 //!
 //! Phases (`phase::Phase`) and what each signal means in them:
 //! - starting (shards binding, until every one reported `Ready`): TERM/INT exit 1 at once;
@@ -30,6 +32,7 @@ mod resolve;
 mod signals;
 mod state;
 mod state_log;
+mod tickets;
 
 use std::sync::Arc;
 
@@ -90,6 +93,13 @@ pub fn run(config: Config, reload: Reloader) -> i32 {
     };
     drop(calls_tx);
 
+    let tickets = match crate::tls::TicketKeys::generate(config.tls_ticket_rotation) {
+        Ok(k) => tickets::Tickets::idle(k),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
     let config = Arc::new(config);
     let (reports_tx, reports) = crossbeam_channel::unbounded();
     let mut links = Vec::new();
@@ -102,6 +112,7 @@ pub fn run(config: Config, reload: Reloader) -> i32 {
             config.clone(),
             shard_sockets,
             shard_log,
+            tickets.keys().clone(),
             mailbox,
             reports,
         ) {
@@ -112,7 +123,15 @@ pub fn run(config: Config, reload: Reloader) -> i32 {
     }
     drop(reports_tx);
 
-    let mut co = state::Coordinator::new(config, links, reports, signals, calls, log, reload);
+    let mut co = state::Coordinator::new(
+        config,
+        links,
+        reports,
+        signals,
+        calls,
+        (log, tickets),
+        reload,
+    );
     if let Err(code) = co.wait_ready() {
         return code;
     }

@@ -61,8 +61,8 @@ impl Coordinator {
         Ok(())
     }
 
-    /// The timers of the current config (re-resolution, TLS file watch), restarted when their
-    /// interval changed.
+    /// The timers of the current config (re-resolution, TLS file watch, session-ticket
+    /// rotation), restarted when their interval changed.
     pub(super) fn set_timers(&mut self) {
         let every = resolve::interval(&self.config);
         if every != self.resolve_every {
@@ -75,6 +75,7 @@ impl Coordinator {
             self.cert_every = every;
             self.cert_tick = every.map_or(never(), tick);
         }
+        self.tickets.time(self.config.tls_ticket_rotation);
     }
 
     /// Sends a config version to every shard and waits (bounded) until each serves with it, so a

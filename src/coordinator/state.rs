@@ -13,6 +13,7 @@ use super::admin::AdminCall;
 use super::cert_watch::CertWatch;
 use super::phase::Phase;
 use super::state_log::StateLog;
+use super::tickets::Tickets;
 use crate::access_log::Writer;
 use crate::bus::{Driver, ShardLink, ToCoordinator};
 use crate::config::Config;
@@ -51,6 +52,8 @@ pub struct Coordinator {
     pub(super) resolve_tick: Receiver<Instant>,
     /// Endpoint state changes written to stderr, rate-limited per endpoint.
     pub(super) state_log: StateLog,
+    /// The session-ticket keys every shard holds, and when they rotate.
+    pub(super) tickets: Tickets,
     /// The TLS listeners' files as last loaded, looked at on `cert_tick` (every
     /// `tls_watch_interval` of the current config; never when it is zero or nothing is TLS).
     pub(super) cert_watch: CertWatch,
@@ -65,7 +68,7 @@ impl Coordinator {
         reports: Receiver<ToCoordinator>,
         signals: Receiver<i32>,
         calls: Receiver<AdminCall>,
-        log: Writer,
+        (log, tickets): (Writer, Tickets),
         reload: Reloader,
     ) -> Coordinator {
         let n = links.len();
@@ -82,6 +85,7 @@ impl Coordinator {
             resolve_every: None,
             resolve_tick: never(),
             state_log: StateLog::default(),
+            tickets,
             cert_watch: CertWatch::default(),
             cert_every: None,
             cert_tick: never(),

@@ -1,6 +1,7 @@
 //! The shard's control task: waits on its mailbox for coordinator events and acts on them: a new
-//! config (swap the routing table), endpoint health news, a statistics request (answer with a
-//! snapshot), and drain (with progress reports until the last connection closes). Shard thread.
+//! config (swap the routing table), session-ticket keys of a rotation, endpoint health news, a
+//! statistics request (answer with a snapshot), and drain (with progress reports until the last
+//! connection closes). Shard thread.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -37,6 +38,7 @@ pub async fn run(
                 let _ = reports.send(ToCoordinator::ConfigApplied { id: shard.id });
             }
             Some(ToShard::Health(news)) => shard.apply_health(&news),
+            Some(ToShard::TicketKeys(keys)) => shard.apply_ticket_keys(&keys),
             Some(ToShard::Stats) => {
                 let _ = reports.send(snapshot(&shard, driver, core));
             }
@@ -102,6 +104,8 @@ async fn serve_during_drain(
                 let _ = reports.send(snapshot(shard, driver, core));
             }
             ToShard::Health(news) => shard.apply_health(&news),
+            // Connections still queued may handshake while draining.
+            ToShard::TicketKeys(keys) => shard.apply_ticket_keys(&keys),
             ToShard::Config(config) => {
                 shard.apply_config(config);
                 let _ = reports.send(ToCoordinator::ConfigApplied { id: shard.id });
@@ -140,6 +144,10 @@ fn snapshot(shard: &Shard, driver: Driver, core: Option<usize>) -> ToCoordinator
     shard.stats.downstream_tunnel.set(tunnels);
     shard.stats.in_flight.set(reqs);
     shard.stats.log_dropped.set(shard.log.dropped());
+    shard
+        .stats
+        .tls_ticket_generation
+        .set(shard.tickets.generation());
     let meta = ShardMeta {
         id: shard.id,
         core,

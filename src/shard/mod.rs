@@ -34,16 +34,19 @@ use std::time::Duration;
 use crate::access_log::ShardLog;
 use crate::bus::{Driver, ListenerKind, Mailbox, Reports, ToCoordinator};
 use crate::config::Config;
+use crate::tls::{TicketKeys, Ticketer};
 
 pub use state::{Fixed, Shard};
 
-/// Starts shard `id` on its own thread with the listeners the coordinator opened for it. It reports
-/// `Ready` or `Failed`, serves until drained, then the thread ends.
+/// Starts shard `id` on its own thread with the listeners the coordinator opened for it and a
+/// copy of the session-ticket keys. It reports `Ready` or `Failed`, serves until drained, then
+/// the thread ends.
 pub fn spawn(
     id: usize,
     config: Arc<Config>,
     listen: Vec<std::net::TcpListener>,
     log: ShardLog,
+    tickets: TicketKeys,
     mailbox: Mailbox,
     reports: Reports,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -79,7 +82,7 @@ pub fn spawn(
                     config,
                     listen,
                     (core, driver),
-                    log,
+                    (log, Ticketer::new(&tickets)),
                     mailbox,
                     reports,
                 ))
@@ -96,7 +99,7 @@ async fn run(
     config: Arc<Config>,
     listen: Vec<std::net::TcpListener>,
     (core, driver): (Option<usize>, Driver),
-    log: ShardLog,
+    (log, tickets): (ShardLog, Arc<Ticketer>),
     mailbox: Mailbox,
     reports: Reports,
 ) {
@@ -112,7 +115,7 @@ async fn run(
         }
     }
     let kinds: Vec<ListenerKind> = config.listeners.iter().map(ListenerKind::of).collect();
-    let shard = Rc::new(Shard::new(id, config, log, reports.clone()));
+    let shard = Rc::new(Shard::new(id, config, log, tickets, reports.clone()));
     let accepting: Vec<_> = listeners
         .into_iter()
         .zip(kinds)

@@ -16,6 +16,7 @@ use crate::access_log::ShardLog;
 use crate::bus::{HealthEvent, HealthNews, Reports};
 use crate::config::{Config, Shards};
 use crate::stats::ShardStats;
+use crate::tls::{TicketKeys, Ticketer};
 
 /// The settings a reload keeps (they need a restart, see docs/CONTRACT.md): `[shards]`, i.e.
 /// buffer sizes, connection limits, idle buffering, the ring and the shard count.
@@ -36,6 +37,9 @@ pub struct Shard {
     pub stats: ShardStats,
     pub log: ShardLog,
     pub drain: Rc<Drain>,
+    /// This shard's session-ticket sealer: every TLS listener's rustls config on this shard uses
+    /// it; a rotation from the coordinator replaces its keys in place.
+    pub tickets: Arc<Ticketer>,
     /// Buffers for connections that are serving (idle ones give theirs back).
     pub kits: kit::Kits,
     /// Blocks for the serving futures of connections that wake up.
@@ -46,14 +50,20 @@ pub struct Shard {
 }
 
 impl Shard {
-    pub(super) fn new(id: usize, config: Arc<Config>, log: ShardLog, reports: Reports) -> Shard {
+    pub(super) fn new(
+        id: usize,
+        config: Arc<Config>,
+        log: ShardLog,
+        tickets: Arc<Ticketer>,
+        reports: Reports,
+    ) -> Shard {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         let seed = mix(nanos ^ (u64::from(std::process::id()) << 32) ^ id as u64);
         let stats = ShardStats::new();
         let shards = config.shards.count;
-        let table = Table::build(config.clone(), shards, None, &stats, seed);
+        let table = Table::build(config.clone(), shards, None, &stats, seed, &tickets);
         let kits = kit::Kits::new(
             config.shards.buffer_size,
             config.shards.upstream_buffer_size,
@@ -68,6 +78,7 @@ impl Shard {
             stats,
             log,
             drain: Rc::default(),
+            tickets,
             kits,
             boxes: boxes::BoxPool::default(),
             reports,
@@ -91,6 +102,7 @@ impl Shard {
             Some(&old),
             &self.stats,
             self.request_seed,
+            &self.tickets,
         );
         // Endpoints that left: close their idle connections now (busy ones close when done).
         for c in &old.clusters {
@@ -108,6 +120,12 @@ impl Shard {
         drop(old);
         // In-flight requests may still hold the old table: what they use is pruned next time.
         self.stats.forget_unused();
+    }
+
+    /// Takes the session-ticket keys of a rotation: new tickets are sealed with the new key, the
+    /// previous one still opens; no rustls config, certificate or session cache is rebuilt.
+    pub fn apply_ticket_keys(&self, keys: &TicketKeys) {
+        self.tickets.install(keys);
     }
 
     /// Applies an endpoint verdict from a probe or another shard. A verdict turning healthy also

@@ -19,6 +19,7 @@ use crate::policy::retry_budget::RetryBudget;
 use crate::policy::route::Router;
 use crate::policy::trusted::Trusted;
 use crate::stats::{RouteStats, ShardStats};
+use crate::tls::Ticketer;
 
 /// Buckets one route's limiter keeps per shard before it evicts.
 const MAX_BUCKETS: usize = 65_536;
@@ -85,6 +86,7 @@ impl Table {
         old: Option<&Table>,
         stats: &ShardStats,
         seed: u64,
+        tickets: &Arc<Ticketer>,
     ) -> Table {
         let clusters: Vec<Rc<ClusterView>> = config
             .clusters
@@ -124,7 +126,7 @@ impl Table {
             .first()
             .and_then(|c| c.endpoints.first())
             .map_or(Box::default(), |e| e.name.as_bytes().into());
-        let tls = tls_listeners(&config, old);
+        let tls = tls_listeners(&config, old, tickets);
         Table {
             tls,
             router: Router::new(&specs),
@@ -137,10 +139,15 @@ impl Table {
     }
 }
 
-/// Builds this shard's acceptor for every TLS listener, keeping those whose settings are unchanged.
+/// Builds this shard's acceptor for every TLS listener, keeping those whose settings are unchanged;
+/// all of them seal session tickets with the shard's `tickets` (so a ticket survives a reload).
 /// A material that gives no rustls config (it passed the checks, so only a bug) leaves that
 /// listener without an acceptor: its connections are closed, and stderr says why.
-fn tls_listeners(config: &Config, old: Option<&Table>) -> Vec<TlsListener> {
+fn tls_listeners(
+    config: &Config,
+    old: Option<&Table>,
+    tickets: &Arc<Ticketer>,
+) -> Vec<TlsListener> {
     let mut out = Vec::new();
     for l in &config.listeners {
         let Some(t) = &l.tls else { continue };
@@ -149,7 +156,7 @@ fn tls_listeners(config: &Config, old: Option<&Table>) -> Vec<TlsListener> {
             .map(|x| x.acceptor.clone());
         let acceptor = match (kept, &t.material) {
             (Some(a), _) => a,
-            (None, Some(m)) => match m.server_config() {
+            (None, Some(m)) => match m.server_config(tickets) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: tls listener {}: {e}", l.addr);

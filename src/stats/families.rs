@@ -206,6 +206,18 @@ pub(super) fn shard_families() -> Vec<Family<ShardGauges>> {
             "Access-log buffers dropped because the log writer fell behind, by shard.",
             Value::Int(|s| s.log_dropped),
         ),
+        counter(
+            "shardgate_tls_handshakes_resumed_total",
+            "TLS handshakes that resumed a session, by shard (from a ticket whichever shard \
+             sealed it, or from the shard's session-id cache).",
+            Value::Int(|s| s.tls_resumed),
+        ),
+        gauge(
+            "shardgate_tls_ticket_key_generation",
+            "Generation of the session-ticket keys the shard holds (1 at start, one more at \
+             each rotation; equal on every shard once a rotation has been applied).",
+            Value::Int(|s| s.tls_ticket_generation),
+        ),
     ]
 }
 

@@ -43,6 +43,8 @@ pub struct ShardGauges {
     pub in_flight: u64,
     pub accepted: u64,
     pub log_dropped: u64,
+    pub tls_resumed: u64,
+    pub tls_ticket_generation: u64,
 }
 
 #[derive(Debug, Clone)]

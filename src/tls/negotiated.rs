@@ -5,7 +5,7 @@
 //! connection, after its handshake, on the shard that serves it.
 
 use rustls::crypto::aws_lc_rs::cipher_suite::TLS13_AES_128_GCM_SHA256;
-use rustls::{ProtocolVersion, ServerConnection};
+use rustls::{HandshakeKind, ProtocolVersion, ServerConnection};
 use x509_parser::extensions::GeneralName;
 
 /// The facts of one TLS connection.
@@ -19,6 +19,8 @@ pub struct Negotiated {
     pub sni: Option<Box<str>>,
     /// The verified client certificate (mTLS), if the client sent one.
     pub client_cert: Option<ClientCert>,
+    /// The handshake resumed a session (from a ticket any shard sealed, or this shard's cache).
+    pub resumed: bool,
 }
 
 /// A verified client certificate as the proxy passes it on.
@@ -51,6 +53,7 @@ impl Negotiated {
             cipher,
             sni: conn.server_name().map(Box::from),
             client_cert,
+            resumed: conn.handshake_kind() == Some(HandshakeKind::Resumed),
         }
     }
 }

@@ -1,8 +1,9 @@
-//! One rustls `ServerConfig` from a listener's `Material`: TLS 1.2 and 1.3 with the ring
+//! One rustls `ServerConfig` from a listener's `Material`: TLS 1.2 and 1.3 with the aws-lc-rs
 //! provider's default suites (AEAD only), ALPN from the config, client certificates verified
-//! against `client_ca` (required or optional), certificates picked by SNI. Called once per shard
-//! on that shard's thread, so each shard owns its session cache and ticketer (rustls keeps them
-//! behind a Mutex/RwLock: sharing one config would make every handshake a cross-core lock).
+//! against `client_ca` (required or optional), certificates picked by SNI, session tickets from
+//! the shard's `Ticketer`. Called once per shard on that shard's thread, so each shard owns its
+//! session cache and ticketer (rustls keeps them behind a Mutex/RwLock: sharing one config would
+//! make every handshake a cross-core lock).
 
 use std::sync::Arc;
 
@@ -13,12 +14,14 @@ use rustls::ServerConfig;
 use super::material::{der_chain, provider, roots};
 use super::resolver::SniResolver;
 use super::settings::ClientAuth;
+use super::tickets::Ticketer;
 use super::{Material, TlsError};
 
 impl Material {
-    /// A fresh `ServerConfig` (new `CertifiedKey`s from the DER) for the calling shard.
-    /// Session tickets: rustls' default for now.
-    pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
+    /// A fresh `ServerConfig` (new `CertifiedKey`s from the DER) for the calling shard, sealing
+    /// and opening session tickets with that shard's `tickets` (keys from the coordinator, so a
+    /// session resumes on any shard); session ids stay in this config's own cache.
+    pub fn server_config(&self, tickets: &Arc<Ticketer>) -> Result<Arc<ServerConfig>, TlsError> {
         let provider = Arc::new(provider());
         let mut keys = Vec::with_capacity(self.certificates.len());
         for c in &self.certificates {
@@ -48,6 +51,7 @@ impl Material {
         };
         let mut config = builder.with_cert_resolver(Arc::new(SniResolver::new(keys)));
         config.alpn_protocols = self.alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
+        config.ticketer = tickets.clone();
         Ok(Arc::new(config))
     }
 }

@@ -1,7 +1,7 @@
 //! `tls` unit tests: certificates made by rcgen at test time; certificate choice and client
 //! certificates checked through a real rustls handshake in memory; each load error's message.
 
-mod support;
+pub(super) mod support;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,6 +11,11 @@ use support::{handshake, path, Ca, Dir, Leaf};
 
 use super::settings::{CertPaths, ClientAuth, ListenerTls};
 use super::{name_matches, Material, TlsError};
+
+/// A shard's ticketer with fresh keys.
+fn tickets() -> Arc<super::Ticketer> {
+    super::Ticketer::new(&super::TicketKeys::generate(Duration::from_secs(3600)).unwrap())
+}
 
 const P256: &rcgen::SignatureAlgorithm = &rcgen::PKCS_ECDSA_P256_SHA256;
 
@@ -37,7 +42,7 @@ fn sni_picks_exact_then_wildcard_then_default() {
     let tls = listener(&dir, &[&default, &exact, &wild]);
     let m = Material::load(&tls).unwrap();
     assert_eq!(m.certificates()[2].names, ["*.example.com"]);
-    let server = m.server_config().unwrap();
+    let server = m.server_config(&tickets()).unwrap();
     let cases: &[(Option<&str>, &Leaf)] = &[
         (Some("a.example.com"), &exact),
         (Some("A.Example.COM"), &exact),
@@ -63,7 +68,7 @@ fn the_first_certificate_naming_a_name_wins_it() {
     let two = ca.leaf(&["dup.test"], P256);
     let three = ca.leaf(&["dup.test"], P256);
     let m = Material::load(&listener(&dir, &[&one, &two, &three])).unwrap();
-    let got = handshake(m.server_config().unwrap(), Some("dup.test"), None).unwrap();
+    let got = handshake(m.server_config(&tickets()).unwrap(), Some("dup.test"), None).unwrap();
     assert!(got == two.der);
 }
 
@@ -74,7 +79,7 @@ fn ecdsa_p256_p384_and_ed25519_keys_serve() {
     for alg in [P256, &rcgen::PKCS_ECDSA_P384_SHA384, &rcgen::PKCS_ED25519] {
         let leaf = ca.leaf(&["k.test"], alg);
         let m = Material::load(&listener(&dir, &[&leaf])).unwrap();
-        let got = handshake(m.server_config().unwrap(), Some("k.test"), None).unwrap();
+        let got = handshake(m.server_config(&tickets()).unwrap(), Some("k.test"), None).unwrap();
         assert!(got == leaf.der, "{alg:?}");
     }
 }
@@ -85,7 +90,10 @@ fn mtls(dir: &Dir, ca: &Ca, auth: ClientAuth) -> Arc<rustls::ServerConfig> {
     let mut tls = listener(dir, &[&leaf]);
     tls.client_ca = Some(dir.write("ca.pem", &ca.pem));
     tls.client_auth = auth;
-    Material::load(&tls).unwrap().server_config().unwrap()
+    Material::load(&tls)
+        .unwrap()
+        .server_config(&tickets())
+        .unwrap()
 }
 
 #[test]
@@ -124,7 +132,10 @@ fn each_shard_gets_its_own_config() {
     let dir = Dir::new("own");
     let leaf = Ca::new("ca").leaf(&["o.test"], P256);
     let m = Material::load(&listener(&dir, &[&leaf])).unwrap();
-    let (a, b) = (m.server_config().unwrap(), m.server_config().unwrap());
+    let (a, b) = (
+        m.server_config(&tickets()).unwrap(),
+        m.server_config(&tickets()).unwrap(),
+    );
     assert!(!Arc::ptr_eq(&a, &b));
     assert!(!Arc::ptr_eq(&a.session_storage, &b.session_storage));
 }

@@ -239,6 +239,11 @@ impl<'a> Builder<'a> {
             raw.tls_watch_interval,
             config::DEFAULT_TLS_WATCH_INTERVAL,
         )?;
+        let tls_ticket_rotation = self.dur(
+            "tls_ticket_rotation",
+            raw.tls_ticket_rotation,
+            config::DEFAULT_TLS_TICKET_ROTATION,
+        )?;
 
         let mut shards = Shards::for_this_process();
         if let Some(s) = raw.shards {
@@ -344,6 +349,7 @@ impl<'a> Builder<'a> {
             expect_continue,
             head_rules,
             tls_watch_interval,
+            tls_ticket_rotation,
             source: Some(self.file.to_string()),
             origins: std::mem::take(&mut self.origins),
         })

@@ -26,6 +26,7 @@ pub(super) struct RawFile {
     pub strict_http: S<bool>,
     pub underscores_in_headers: S<String>,
     pub tls_watch_interval: S<String>,
+    pub tls_ticket_rotation: S<String>,
     pub listeners: Option<Vec<RawListener>>,
     pub clusters: Option<Vec<Spanned<RawCluster>>>,
     pub routes: Option<Vec<Spanned<RawRoute>>>,

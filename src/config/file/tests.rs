@@ -294,6 +294,28 @@ fn tls_listener_parses_and_renders_back() {
     assert_eq!(plain.listeners[0].tls, None);
 }
 
+/// `tls_ticket_rotation` parses (1h when absent), `/config` writes it back, and a value out of
+/// range is refused at its file:line:col.
+#[test]
+fn tls_ticket_rotation_parses_renders_back_and_is_checked() {
+    use std::time::Duration;
+    let base = "listen = [\"127.0.0.1:80\"]\nupstreams = [\"127.0.0.1:9\"]\n";
+    let c = parse("t.toml", base).unwrap();
+    assert_eq!(c.tls_ticket_rotation, Duration::from_secs(3600));
+    let c = parse("t.toml", &format!("{base}tls_ticket_rotation = \"15m\"\n")).unwrap();
+    assert_eq!(c.tls_ticket_rotation, Duration::from_secs(900));
+    let again = parse("r.toml", &crate::config::render(&c)).unwrap();
+    assert_eq!(again.tls_ticket_rotation, c.tls_ticket_rotation);
+    let text = format!("{base}tls_ticket_rotation = \"200ms\"\n");
+    let mut short = parse("s.toml", &text).unwrap();
+    let err = crate::config::check(&mut short).unwrap_err().to_string();
+    assert!(
+        err.contains("s.toml:3:") && err.contains("tls_ticket_rotation"),
+        "{err}"
+    );
+    assert!(err.contains("out of range 1s..=168h"), "{err}");
+}
+
 /// `tls_watch_interval`: 5s unless written, `0` turns the watch off, `/config` writes it back,
 /// and a bad value names the key.
 #[test]

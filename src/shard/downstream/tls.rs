@@ -110,7 +110,12 @@ pub fn serve(
             _ => return,
         }
         let mut c = Client::new(stream, peer, shard.kits.take(), slot.1);
-        c.tls = Some(Box::new(Negotiated::of(&c.stream.conn)));
+        let negotiated = Negotiated::of(&c.stream.conn);
+        if negotiated.resumed {
+            let resumed = &shard.stats.tls_resumed;
+            resumed.set(resumed.get() + 1);
+        }
+        c.tls = Some(Box::new(negotiated));
         let next = Box::pin(serve_requests(&shard, &mut c, Wake::First, false)).await;
         let (mut stream, kit) = c.into_parts();
         shard.kits.give(kit);

@@ -204,3 +204,50 @@ impl ServerCertVerifier for AcceptAny {
 pub fn path(p: &Path) -> String {
     p.display().to_string()
 }
+
+/// A client config for resumption tests: any server certificate, the given protocol versions,
+/// rustls' default session store (so a second connection offers what the first was given).
+pub fn resuming_client(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<ClientConfig> {
+    let mut config = ClientConfig::builder_with_provider(Arc::new(provider()))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// One connection of `client` to `server` for `sni`, run until the client has read everything
+/// the server sent after the handshake too (TLS 1.3 tickets): how the server saw the handshake.
+pub fn connect(
+    server: Arc<ServerConfig>,
+    client: &Arc<ClientConfig>,
+    sni: &str,
+) -> Result<rustls::HandshakeKind, String> {
+    let name = ServerName::try_from(sni.to_string()).unwrap();
+    let mut client = ClientConnection::new(client.clone(), name).unwrap();
+    let mut server = ServerConnection::new(server).unwrap();
+    for _ in 0..20 {
+        let mut buf = Vec::new();
+        client.write_tls(&mut buf).unwrap();
+        server.read_tls(&mut &buf[..]).unwrap();
+        server
+            .process_new_packets()
+            .map_err(|e| format!("server: {e}"))?;
+        let mut buf = Vec::new();
+        server.write_tls(&mut buf).unwrap();
+        client.read_tls(&mut &buf[..]).unwrap();
+        client
+            .process_new_packets()
+            .map_err(|e| format!("client: {e}"))?;
+        if !client.is_handshaking() && !server.is_handshaking() && !server.wants_write() {
+            return server
+                .handshake_kind()
+                .ok_or_else(|| "no handshake kind".into());
+        }
+    }
+    Err("handshake did not finish".into())
+}
