@@ -132,7 +132,7 @@ pub fn server_name(sni: Option<&str>, endpoint: &str) -> Result<ServerName<'stat
         .map_err(|_| format!("{host:?} is not a DNS name or IP address to check a certificate for"))
 }
 
-/// Why a handshake failed, from the error monoio-rustls returns (rustls' error inside an
+/// Why a handshake failed, from the error the TLS stream returns (rustls' error inside an
 /// `io::Error`).
 pub fn failure(e: &std::io::Error) -> TlsFailure {
     let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use monoio_rustls::TlsConnector;
+use rustls::ClientConfig;
 
 use super::pool::EndpointPool;
 use super::stream::Origination;
@@ -225,10 +225,10 @@ impl ClusterView {
 /// The shard's TLS connector for a cluster's `tls` settings. Material that gives no rustls config
 /// (it passed `config::check`, so only a bug) leaves the cluster unable to connect: stderr says
 /// why, and its requests fail with 502.
-fn connector(t: &config::UpstreamTls) -> Option<TlsConnector> {
+fn connector(t: &config::UpstreamTls) -> Option<Arc<ClientConfig>> {
     let built = t.material.as_ref().map(|m| m.client_config());
     match built {
-        Some(Ok(c)) => Some(TlsConnector::from(c)),
+        Some(Ok(c)) => Some(c),
         Some(Err(e)) => {
             eprintln!("error: upstream tls: {e}");
             None
@@ -243,7 +243,11 @@ fn connector(t: &config::UpstreamTls) -> Option<TlsConnector> {
 /// How endpoint `name` of cluster `c` speaks TLS on this shard (`None`: plain TCP). A TLS
 /// cluster whose connector could not be built gets an origination nothing can verify against,
 /// so it fails closed rather than falling back to plain TCP.
-fn origination(c: &Cluster, connector: &Option<TlsConnector>, name: &str) -> Option<Origination> {
+fn origination(
+    c: &Cluster,
+    connector: &Option<Arc<ClientConfig>>,
+    name: &str,
+) -> Option<Origination> {
     let t = c.tls.as_ref()?;
     let connector = connector.clone().unwrap_or_else(refusing_connector);
     let name = crate::tls::server_name(t.sni.as_deref(), name)
@@ -252,7 +256,7 @@ fn origination(c: &Cluster, connector: &Option<TlsConnector>, name: &str) -> Opt
 }
 
 /// A connector that trusts no CA: every handshake fails with `unknown_issuer`.
-fn refusing_connector() -> TlsConnector {
+fn refusing_connector() -> Arc<ClientConfig> {
     let m = crate::tls::ClientMaterial::refusing();
-    TlsConnector::from(m.client_config().expect("an empty root store builds"))
+    m.client_config().expect("an empty root store builds")
 }

@@ -1,23 +1,25 @@
-//! An upstream connection as the pool holds it: plain TCP, or TLS over TCP (buffered rustls
-//! through monoio-rustls), and how this shard opens a TLS one (`Origination`: the shard's own
+//! An upstream connection as the pool holds it: plain TCP, or TLS over TCP (the shard's own
+//! `TlsStream` over rustls' client connection), and how this shard opens a TLS one (`Origination`: the shard's own
 //! rustls client config, so its session cache is never shared across cores, and the name the
 //! certificate is checked for). The exchange code runs over either directly (the pipeline matches
 //! once per attempt, so a plain connection's reads and writes stay direct calls); splice stays a
 //! capability of the plain kind only (`Wire::as_tcp`). Shard thread.
 
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::net::TcpStream;
 use monoio::BufResult;
-use monoio_rustls::{ClientTlsStream, TlsConnector};
+use rustls::{ClientConfig, ClientConnection};
 
 use crate::shard::io::Wire;
+use crate::shard::tls_stream::TlsStream;
 use crate::tls::ServerName;
 
 /// A TLS client stream over TCP.
-pub type TlsUpstream = ClientTlsStream<TcpStream>;
+pub type TlsUpstream = TlsStream<ClientConnection>;
 
 impl Wire for TlsUpstream {}
 
@@ -52,7 +54,8 @@ impl AsRawFd for UpStream {
 /// How this shard speaks TLS to one endpoint.
 #[derive(Clone)]
 pub struct Origination {
-    pub connector: TlsConnector,
+    /// This shard's rustls client config for the cluster (its own session cache).
+    pub connector: Arc<ClientConfig>,
     /// Sent as SNI (unless an IP address) and checked against the certificate.
     pub name: ServerName<'static>,
 }
@@ -61,7 +64,10 @@ impl Origination {
     /// The handshake on a connected socket.
     pub async fn handshake(&self, tcp: TcpStream) -> std::io::Result<UpStream> {
         let fd = tcp.as_raw_fd();
-        let stream = self.connector.connect(self.name.clone(), tcp).await?;
+        let conn = ClientConnection::new(self.connector.clone(), self.name.clone())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let mut stream = TlsStream::new(tcp, conn);
+        stream.handshake().await?;
         Ok(UpStream::Tls {
             stream: Box::new(stream),
             fd,
