@@ -6,7 +6,7 @@
 //!
 //! | request | ask |
 //! |---|---|
-//! | `GET`/`HEAD /healthz`, `/readyz`, `/metrics`, `/config`, `/shards` | `Healthz` … `Shards` |
+//! | `GET`/`HEAD /healthz`, `/readyz`, `/metrics`, `/config`, `/shards`, `/stats.json` | `Healthz` … `StatsJson` |
 //! | `POST /drain`, `POST /reload` | `Drain`, `Reload` |
 //!
 //! Unknown path → 404; known path, wrong method → 405 with `Allow`; malformed head → 400; head
@@ -42,6 +42,7 @@ pub enum Ask {
     Metrics,
     Config,
     Shards,
+    StatsJson,
     Drain,
     Reload,
 }
@@ -263,6 +264,7 @@ fn route(method: &str, target: &str) -> Parsed {
         "/metrics" => (Ask::Metrics, GET_HEAD),
         "/config" => (Ask::Config, GET_HEAD),
         "/shards" => (Ask::Shards, GET_HEAD),
+        "/stats.json" => (Ask::StatsJson, GET_HEAD),
         "/drain" => (Ask::Drain, POST),
         "/reload" => (Ask::Reload, POST),
         _ => return Parsed::Refused(Answer::refuse(404, "not found")),
@@ -339,5 +341,7 @@ fn reason(status: u16) -> &'static str {
 }
 
 mod answer;
+pub(in crate::coordinator) mod stats_json;
+pub(in crate::coordinator) mod status;
 #[cfg(test)]
 mod tests;

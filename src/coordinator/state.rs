@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{never, Receiver};
 
+use super::admin::status::ProcessStatus;
 use super::admin::AdminCall;
 use super::phase::Phase;
 use super::state_log::StateLog;
@@ -49,6 +50,8 @@ pub struct Coordinator {
     pub(super) resolve_tick: Receiver<Instant>,
     /// Endpoint state changes written to stderr, rate-limited per endpoint.
     pub(super) state_log: StateLog,
+    /// Start time, config version and the last reload's outcome (`/stats.json`).
+    pub(super) status: ProcessStatus,
 }
 
 impl Coordinator {
@@ -75,6 +78,7 @@ impl Coordinator {
             resolve_every: None,
             resolve_tick: never(),
             state_log: StateLog::default(),
+            status: ProcessStatus::default(),
         }
     }
 
