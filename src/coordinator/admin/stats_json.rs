@@ -43,7 +43,11 @@ pub(in crate::coordinator) fn render(i: &Inputs<'_>) -> String {
         Some(r) => {
             let error = r.error.as_deref().map_or("null".into(), string);
             let ok = r.error.is_none();
-            let _ = write!(o, "{{\"at_unix\":{},\"ok\":{ok},\"error\":{error}}}", num(r.at_unix));
+            let _ = write!(
+                o,
+                "{{\"at_unix\":{},\"ok\":{ok},\"error\":{error}}}",
+                num(r.at_unix)
+            );
         }
     }
     let _ = write!(
@@ -63,10 +67,17 @@ pub(in crate::coordinator) fn render(i: &Inputs<'_>) -> String {
 fn shards(o: &mut String, i: &Inputs<'_>) {
     o.push_str(",\"shards\":[");
     for (id, s) in i.shards.iter().enumerate() {
-        let snap = i.snapshots.iter().find(|x| x.shards.first().is_some_and(|g| g.id == id));
+        let snap = i
+            .snapshots
+            .iter()
+            .find(|x| x.shards.first().is_some_and(|g| g.id == id));
         let g = snap.and_then(|x| x.shards.first());
-        let total: Option<u64> =
-            snap.map(|x| x.routes.values().map(|r| r.requests.iter().sum::<u64>()).sum());
+        let total: Option<u64> = snap.map(|x| {
+            x.routes
+                .values()
+                .map(|r| r.requests.iter().sum::<u64>())
+                .sum()
+        });
         let opt = |v: Option<u64>| v.map_or("null".into(), |v| v.to_string());
         let driver = s.driver.map(|d| d.name()).or(g.map(|g| g.driver));
         let _ = write!(
@@ -239,7 +250,8 @@ mod tests {
         let (a, b) = (ShardStats::new(), ShardStats::new());
         a.route("api\"x").record(200, Duration::from_millis(2));
         b.route("api\"x").record(503, Duration::from_millis(40));
-        a.endpoint("web", "10.0.0.1:80").record(200, Duration::from_millis(1));
+        a.endpoint("web", "10.0.0.1:80")
+            .record(200, Duration::from_millis(1));
         b.endpoint("web", "10.0.0.1:80").set_breaker(BREAKER_OPEN);
         b.endpoint("web", "10.0.0.2:80");
         b.endpoint("api", "10.0.0.3:80");
@@ -256,7 +268,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&text).expect(&text);
         assert_eq!(v["schema"], SCHEMA);
         assert_eq!(v["process"]["last_reload"]["ok"], false);
-        assert_eq!(v["process"]["last_reload"]["error"], "x.toml:1:1: \"bad\"\n");
+        assert_eq!(
+            v["process"]["last_reload"]["error"],
+            "x.toml:1:1: \"bad\"\n"
+        );
         assert_eq!(v["shards"].as_array().unwrap().len(), 3);
         assert_eq!(v["shards"][1]["requests_total"], 1);
         assert_eq!(v["shards"][2]["reported"], false);
@@ -274,7 +289,10 @@ mod tests {
         assert_eq!(route["name"], "api\"x");
         assert_eq!(route["requests_total"], 2);
         assert_eq!(route["requests"]["5xx"], 1);
-        let (p50, p99) = (route["latency_ms"]["p50"].as_f64(), route["latency_ms"]["p99"].as_f64());
+        let (p50, p99) = (
+            route["latency_ms"]["p50"].as_f64(),
+            route["latency_ms"]["p99"].as_f64(),
+        );
         assert!(p50.unwrap() >= 1.9 && p99.unwrap() >= 39.9, "{route}");
     }
 

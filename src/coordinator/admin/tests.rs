@@ -118,6 +118,7 @@ fn every_path_is_asked_of_the_coordinator() {
         ("GET", "/metrics", 200, "shardgate_up 1\n"),
         ("GET", "/config", 200, "{\"shards\":2}"),
         ("GET", "/shards", 200, "Shards\n"),
+        ("GET", "/stats.json", 200, "StatsJson\n"),
         ("POST", "/drain", 202, "Drain\n"),
         ("POST", "/reload", 200, "Reload\n"),
         ("GET", "/readyz?verbose=1", 200, "Readyz\n"),
@@ -149,7 +150,14 @@ fn every_path_is_asked_of_the_coordinator() {
 #[test]
 fn head_has_headers_but_no_body() {
     let (admin, _coord) = with_coordinator();
-    for path in ["/healthz", "/readyz", "/metrics", "/config", "/shards"] {
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/config",
+        "/shards",
+        "/stats.json",
+    ] {
         let full = get(admin.addr, "GET", path);
         let head = get(admin.addr, "HEAD", path);
         assert_eq!(head.status, 200, "{path}");
