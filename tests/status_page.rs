@@ -309,3 +309,30 @@ fn stats_json_reports_config_versions_and_the_last_reload_error() {
         std::thread::sleep(ms(20));
     }
 }
+
+#[test]
+fn the_status_page_is_self_contained_html_polling_stats_json() {
+    let up = Upstream::fixed("ok");
+    let proxy = Proxy::to(&[up.addr], &["--shards", "1"]);
+    let r = admin(&proxy, "GET", "/");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let page = r.text();
+    assert!(page.starts_with("<!doctype html>"), "{page}");
+    assert!(
+        page.contains("\"/stats.json\""),
+        "the page polls /stats.json"
+    );
+    for external in ["http://", "https://"] {
+        assert!(
+            !page.contains(external),
+            "the page refers to an {external} URL"
+        );
+    }
+    assert!(page.contains("admin API unreachable"));
+    assert_eq!(
+        up.request_count(),
+        0,
+        "the page is the admin listener's, not proxied"
+    );
+}

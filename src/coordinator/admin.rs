@@ -6,6 +6,7 @@
 //!
 //! | request | ask |
 //! |---|---|
+//! | `GET`/`HEAD /` | none: the status page (`page.rs`), served by this thread |
 //! | `GET`/`HEAD /healthz`, `/readyz`, `/metrics`, `/config`, `/shards`, `/stats.json` | `Healthz` … `StatsJson` |
 //! | `POST /drain`, `POST /reload` | `Drain`, `Reload` |
 //!
@@ -177,7 +178,7 @@ fn serve(mut stream: TcpStream, calls: &Sender<AdminCall>, limits: Limits) -> Fl
                 break Answer::refuse(431, "request head too large")
             }
             Parsed::Partial => continue,
-            Parsed::Refused(a) => break a,
+            Parsed::Refused(a) | Parsed::Local(a) => break a,
             Parsed::Ask(ask, head) => {
                 let reply = match call(calls, ask, limits.call) {
                     Ok(r) => r,
@@ -231,6 +232,8 @@ fn call(calls: &Sender<AdminCall>, ask: Ask, limit: Duration) -> Result<Reply, G
 
 enum Parsed {
     Partial,
+    /// Answered by the admin thread itself (the status page).
+    Local(Answer),
     /// What to ask, and whether the request was `HEAD`.
     Ask(Ask, bool),
     Refused(Answer),
@@ -259,6 +262,7 @@ const POST: &str = "POST";
 fn route(method: &str, target: &str) -> Parsed {
     let path = target.split_once('?').map_or(target, |(p, _)| p);
     let (ask, allow) = match path {
+        "/" => return page(method),
         "/healthz" => (Ask::Healthz, GET_HEAD),
         "/readyz" => (Ask::Readyz, GET_HEAD),
         "/metrics" => (Ask::Metrics, GET_HEAD),
@@ -276,6 +280,22 @@ fn route(method: &str, target: &str) -> Parsed {
             let mut a = Answer::refuse(405, "method not allowed");
             a.head = method == "HEAD";
             a.allow = Some(allow);
+            Parsed::Refused(a)
+        }
+    }
+}
+
+/// `GET /`: the status page, served without asking the coordinator.
+fn page(method: &str) -> Parsed {
+    match method {
+        "GET" | "HEAD" => Parsed::Local(Answer {
+            reply: page::reply(),
+            head: method == "HEAD",
+            allow: None,
+        }),
+        _ => {
+            let mut a = Answer::refuse(405, "method not allowed");
+            a.allow = Some(GET_HEAD);
             Parsed::Refused(a)
         }
     }
@@ -341,6 +361,7 @@ fn reason(status: u16) -> &'static str {
 }
 
 mod answer;
+mod page;
 pub(in crate::coordinator) mod stats_json;
 pub(in crate::coordinator) mod status;
 #[cfg(test)]

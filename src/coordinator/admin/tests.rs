@@ -170,10 +170,23 @@ fn head_has_headers_but_no_body() {
 }
 
 #[test]
+fn the_status_page_is_served_without_asking_the_coordinator() {
+    let (admin, coord) = with_coordinator();
+    let r = get(admin.addr, "GET", "/");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(r.body, super::page::PAGE);
+    let head = get(admin.addr, "HEAD", "/?x=1");
+    assert_eq!((head.status, head.body.as_str()), (200, ""));
+    stopped(admin);
+    assert_eq!(coord.join().unwrap(), 0);
+}
+
+#[test]
 fn unknown_paths_are_404_and_reach_no_one() {
     let (admin, coord) = with_coordinator();
     for (method, path) in [
-        ("GET", "/"),
+        ("GET", "/index.html"),
         ("GET", "/healthz/x"),
         ("POST", "/nope"),
         ("GET", "/Metrics"),
@@ -193,6 +206,7 @@ fn wrong_methods_are_405_with_allow() {
         ("DELETE", "/config", "GET, HEAD"),
         ("GET", "/drain", "POST"),
         ("GET", "/reload", "POST"),
+        ("POST", "/", "GET, HEAD"),
     ];
     for (method, path, allow) in cases {
         let r = get(admin.addr, method, path);
