@@ -10,6 +10,9 @@
 //! | `GET`/`HEAD /healthz`, `/readyz`, `/metrics`, `/config`, `/shards`, `/stats.json` | `Healthz` … `StatsJson` |
 //! | `POST /drain`, `POST /reload` | `Drain`, `Reload` |
 //!
+//! With `--admin-token`, every request but `GET /` without `Authorization: Bearer <token>` gets 401
+//! (`token.rs` compares in constant time) before anything else is looked at.
+//!
 //! Unknown path → 404; known path, wrong method → 405 with `Allow`; malformed head → 400; head
 //! over 8 KiB or 32 headers → 431. A query string is ignored.
 //!
@@ -27,6 +30,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{SendTimeoutError, Sender};
+
+pub use token::Token;
 
 /// Largest request head read.
 const MAX_HEAD: usize = 8 * 1024;
@@ -110,8 +115,13 @@ const LIMITS: Limits = Limits {
 };
 
 /// Starts the admin thread on `listener` (made blocking). See the module doc for how it ends.
-pub fn spawn(listener: TcpListener, calls: Sender<AdminCall>) -> io::Result<JoinHandle<()>> {
-    spawn_with(listener, calls, LIMITS)
+/// With a `token`, every request but `GET /` needs `Authorization: Bearer <token>` (401 otherwise).
+pub fn spawn(
+    listener: TcpListener,
+    calls: Sender<AdminCall>,
+    token: Option<Token>,
+) -> io::Result<JoinHandle<()>> {
+    spawn_with(listener, calls, LIMITS, token)
 }
 
 /// Ends the admin thread: shuts down the listening socket (pass a `try_clone` of the listener
@@ -125,18 +135,24 @@ fn spawn_with(
     listener: TcpListener,
     calls: Sender<AdminCall>,
     limits: Limits,
+    token: Option<Token>,
 ) -> io::Result<JoinHandle<()>> {
     listener.set_nonblocking(false)?;
     std::thread::Builder::new()
         .name("admin".into())
-        .spawn(move || serve_all(&listener, &calls, limits))
+        .spawn(move || serve_all(&listener, &calls, limits, token.as_ref()))
 }
 
-fn serve_all(listener: &TcpListener, calls: &Sender<AdminCall>, limits: Limits) {
+fn serve_all(
+    listener: &TcpListener,
+    calls: &Sender<AdminCall>,
+    limits: Limits,
+    token: Option<&Token>,
+) {
     loop {
         match listener.accept() {
             Ok((stream, _)) => {
-                if let Flow::Exit = serve(stream, calls, limits) {
+                if let Flow::Exit = serve(stream, calls, limits, token) {
                     return;
                 }
             }
@@ -162,7 +178,12 @@ enum Flow {
 }
 
 /// Serves one connection: read a head, answer, close.
-fn serve(mut stream: TcpStream, calls: &Sender<AdminCall>, limits: Limits) -> Flow {
+fn serve(
+    mut stream: TcpStream,
+    calls: &Sender<AdminCall>,
+    limits: Limits,
+    token: Option<&Token>,
+) -> Flow {
     let _ = stream.set_read_timeout(Some(limits.io));
     let _ = stream.set_write_timeout(Some(limits.io));
     let mut buf = [0u8; MAX_HEAD];
@@ -173,7 +194,7 @@ fn serve(mut stream: TcpStream, calls: &Sender<AdminCall>, limits: Limits) -> Fl
             Ok(0) | Err(_) => return flow, // closed or timed out before a whole head: no answer
             Ok(n) => len += n,
         }
-        match parse(&buf[..len]) {
+        match parse(&buf[..len], token) {
             Parsed::Partial if len == MAX_HEAD => {
                 break Answer::refuse(431, "request head too large")
             }
@@ -191,6 +212,7 @@ fn serve(mut stream: TcpStream, calls: &Sender<AdminCall>, limits: Limits) -> Fl
                     reply,
                     head,
                     allow: None,
+                    challenge: false,
                 };
             }
         }
@@ -239,14 +261,30 @@ enum Parsed {
     Refused(Answer),
 }
 
-fn parse(bytes: &[u8]) -> Parsed {
+fn parse(bytes: &[u8], token: Option<&Token>) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(bytes) {
         Ok(httparse::Status::Partial) => Parsed::Partial,
         Ok(httparse::Status::Complete(_)) => {
             let (method, path) = (req.method.unwrap_or(""), req.path.unwrap_or(""));
-            route(method, path)
+            let parsed = route(method, path);
+            let Some(token) = token else { return parsed };
+            if matches!(parsed, Parsed::Local(_)) {
+                return parsed; // the page holds no data; its script asks for the token
+            }
+            let mut auth = req.headers.iter();
+            let auth = auth.find(|h| h.name.eq_ignore_ascii_case("authorization"));
+            if auth.is_some_and(|h| token.authorizes(h.value)) {
+                return parsed;
+            }
+            let mut a = Answer::refuse(
+                401,
+                "unauthorized: send Authorization: Bearer <admin token>",
+            );
+            a.head = method == "HEAD";
+            a.challenge = true;
+            Parsed::Refused(a)
         }
         Err(httparse::Error::TooManyHeaders) => {
             Parsed::Refused(Answer::refuse(431, "too many headers"))
@@ -292,6 +330,7 @@ fn page(method: &str) -> Parsed {
             reply: page::reply(),
             head: method == "HEAD",
             allow: None,
+            challenge: false,
         }),
         _ => {
             let mut a = Answer::refuse(405, "method not allowed");
@@ -310,6 +349,8 @@ struct Answer {
     head: bool,
     /// The `Allow` header of a 405.
     allow: Option<&'static str>,
+    /// A 401's `WWW-Authenticate: Bearer` challenge.
+    challenge: bool,
 }
 
 impl Answer {
@@ -319,6 +360,7 @@ impl Answer {
             reply,
             head: false,
             allow: None,
+            challenge: false,
         }
     }
 
@@ -337,6 +379,9 @@ impl Answer {
         if let Some(allow) = self.allow {
             out.push_str(&format!("Allow: {allow}\r\n"));
         }
+        if self.challenge {
+            out.push_str("WWW-Authenticate: Bearer realm=\"shardgate admin\"\r\n");
+        }
         out.push_str("\r\n");
         if !self.head {
             out.push_str(body);
@@ -350,6 +395,7 @@ fn reason(status: u16) -> &'static str {
         200 => "OK",
         202 => "Accepted",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",
@@ -366,3 +412,4 @@ pub(in crate::coordinator) mod stats_json;
 pub(in crate::coordinator) mod status;
 #[cfg(test)]
 mod tests;
+pub mod token;
