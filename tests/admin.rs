@@ -745,7 +745,13 @@ fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
     let file = temp_file("admin-405", &versioned(up.addr, "one"));
     let mut proxy = Proxy::start(&["--config", file.path()]);
     // `/` is the status page (tests/status_page.rs).
-    for path in ["/index.html", "/nope", "/metrics/extra", "/healthz/", "/HEALTHZ"] {
+    for path in [
+        "/index.html",
+        "/nope",
+        "/metrics/extra",
+        "/healthz/",
+        "/HEALTHZ",
+    ] {
         let r = admin(&proxy, "GET", path);
         assert_eq!(r.status, 404, "GET {path}: {}", r.text());
     }
