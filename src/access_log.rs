@@ -53,6 +53,8 @@ pub struct Entry<'a> {
     pub trace_id: Option<&'a [u8]>,
     pub shard: usize,
     pub route: &'a str,
+    /// What the client's TLS connection negotiated; `None` on plain HTTP.
+    pub tls: Option<&'a crate::tls::Negotiated>,
 }
 
 enum Msg {

@@ -39,6 +39,14 @@ pub struct Args {
     /// Upstream endpoint as HOST:PORT or "HOST:PORT weight=N" (repeatable; the `default` cluster)
     #[arg(long, value_name = "HOST:PORT")]
     pub upstream: Vec<String>,
+    /// Speak TLS to the --upstream endpoints (the `default` cluster), verified against the system
+    /// trust store (SSL_CERT_FILE / SSL_CERT_DIR honoured); SNI is each endpoint's host name
+    #[arg(long)]
+    pub upstream_tls: bool,
+    /// CA bundle (PEM) the --upstream endpoints' certificates must chain to (implies
+    /// --upstream-tls)
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Option<String>,
     /// Expect a PROXY protocol v1/v2 header on every connection to the --listen and --listen-tls
     /// addresses
     #[arg(long)]
@@ -188,6 +196,11 @@ pub struct Args {
     /// [default: 10s]
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub tls_handshake_timeout: Option<Duration>,
+    /// How often the TLS listeners' certificate, key and client CA files are checked for a
+    /// change (mtime, size); a changed file reloads the certificates alone; 0 = never
+    /// [default: 5s]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub tls_watch_interval: Option<Duration>,
 
     /// Upgrade protocols forwarded, comma-separated, or none (h2c is refused); a route's
     /// `upgrades` overrides it. Other upgrades are forwarded as plain requests [default: websocket]
@@ -218,6 +231,7 @@ impl Args {
             upgrades: config::default_upgrades(),
             expect_continue: config::ExpectMode::Forward,
             head_rules: crate::http::HeadRules::default(),
+            tls_watch_interval: config::DEFAULT_TLS_WATCH_INTERVAL,
             source: None,
             origins: config::Origins::default(),
         }
@@ -242,6 +256,7 @@ impl Args {
                 cfg.routes.push(Route::catch_all(0));
             }
         }
+        self.apply_upstream_tls(cfg)?;
         self.apply_policy(cfg)?;
         let s = &mut cfg.shards;
         if let Some(cpus) = &self.cpus {
@@ -293,6 +308,34 @@ impl Args {
             return Err("--tls-handshake-timeout: must be greater than 0".into());
         }
         set(&mut t.tls_handshake, self.tls_handshake_timeout);
+        set(&mut cfg.tls_watch_interval, self.tls_watch_interval);
+        Ok(())
+    }
+
+    /// `--upstream-tls` / `--upstream-ca`: the `default` cluster (the --upstream endpoints, or the
+    /// file's `upstreams`) speaks TLS; the CA file's errors name the flag.
+    fn apply_upstream_tls(&self, cfg: &mut Config) -> Result<(), String> {
+        if !self.upstream_tls && self.upstream_ca.is_none() {
+            return Ok(());
+        }
+        let flag = if self.upstream_ca.is_some() {
+            "--upstream-ca"
+        } else {
+            "--upstream-tls"
+        };
+        let Some(i) = cfg.clusters.iter().position(|c| c.name == "default") else {
+            return Err(format!(
+                "{flag}: needs --upstream (or `upstreams` in the file): it applies to those \
+                 endpoints; use [[clusters]] tls for the others"
+            ));
+        };
+        if self.upstream_ca.as_deref() == Some("") {
+            return Err("--upstream-ca: empty path".into());
+        }
+        let ca = self.upstream_ca.as_ref().map(std::path::PathBuf::from);
+        cfg.clusters[i].tls = Some(config::UpstreamTls::new(ca));
+        cfg.origins
+            .replace(&format!("clusters[{i}].tls"), config::Origin::Flag(flag));
         Ok(())
     }
 

@@ -58,6 +58,63 @@ pub enum UpstreamError {
     ClusterFull,
     /// The cluster's pending-request limit on this shard is reached.
     PendingFull,
+    /// The TLS handshake with the upstream failed (its certificate was rejected, or it refused
+    /// ours, or it spoke no TLS we accept). Never retried with verification off.
+    Tls(TlsFailure),
+}
+
+/// Why a TLS handshake with an upstream failed: the `reason` label of
+/// `shardgate_upstream_tls_failures_total`, in `TlsFailure::ALL` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// The certificate does not chain to a trusted CA (`tls.ca` or the system roots).
+    UnknownIssuer,
+    /// The certificate is not valid for the name checked (`tls.sni` or the endpoint's host).
+    NameMismatch,
+    /// The certificate has expired or is not valid yet.
+    Expired,
+    /// Any other certificate problem (bad signature, wrong purpose, unreadable).
+    BadCertificate,
+    /// No certificate problem seen here: an alert from the upstream (it refused our client
+    /// certificate, say), no common version or cipher, or the connection closed mid-handshake.
+    Handshake,
+    /// The handshake did not finish within the connect timeout (answered 504).
+    Timeout,
+}
+
+impl TlsFailure {
+    pub const ALL: [TlsFailure; 6] = [
+        TlsFailure::UnknownIssuer,
+        TlsFailure::NameMismatch,
+        TlsFailure::Expired,
+        TlsFailure::BadCertificate,
+        TlsFailure::Handshake,
+        TlsFailure::Timeout,
+    ];
+    /// Label values, by `index()`.
+    pub const NAMES: [&'static str; 6] = [
+        "unknown_issuer",
+        "name_mismatch",
+        "expired",
+        "bad_certificate",
+        "handshake",
+        "timeout",
+    ];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The upstream's certificate was rejected (the client is told so).
+    pub fn is_certificate(self) -> bool {
+        matches!(
+            self,
+            TlsFailure::UnknownIssuer
+                | TlsFailure::NameMismatch
+                | TlsFailure::Expired
+                | TlsFailure::BadCertificate
+        )
+    }
 }
 
 impl UpstreamError {
@@ -66,7 +123,8 @@ impl UpstreamError {
         match self {
             UpstreamError::ConnectTimeout
             | UpstreamError::ResponseTimeout
-            | UpstreamError::BodyTimeout => 504,
+            | UpstreamError::BodyTimeout
+            | UpstreamError::Tls(TlsFailure::Timeout) => 504,
             UpstreamError::NoEndpoint
             | UpstreamError::PoolFull
             | UpstreamError::PoolTimeout
@@ -75,7 +133,8 @@ impl UpstreamError {
             UpstreamError::Connect(_)
             | UpstreamError::Closed
             | UpstreamError::Io(_)
-            | UpstreamError::Malformed => 502,
+            | UpstreamError::Malformed
+            | UpstreamError::Tls(_) => 502,
         }
     }
 
@@ -85,6 +144,8 @@ impl UpstreamError {
             UpstreamError::NoEndpoint => canned::NO_ENDPOINT,
             UpstreamError::ClusterFull => canned::CLUSTER_FULL,
             UpstreamError::PendingFull => canned::PENDING_FULL,
+            UpstreamError::Tls(f) if f.is_certificate() => canned::UPSTREAM_CERT_REJECTED,
+            UpstreamError::Tls(TlsFailure::Handshake) => canned::UPSTREAM_TLS_FAILED,
             e => canned::response(e.status()),
         }
     }
@@ -185,6 +246,9 @@ mod tests {
             (PoolTimeout, 503),
             (ClusterFull, 503),
             (PendingFull, 503),
+            (Tls(TlsFailure::UnknownIssuer), 502),
+            (Tls(TlsFailure::Handshake), 502),
+            (Tls(TlsFailure::Timeout), 504),
         ];
         for (e, want) in cases {
             assert_eq!(e.status(), want, "{e:?}");
@@ -200,6 +264,16 @@ mod tests {
         assert_eq!(NoEndpoint.response(), canned::NO_ENDPOINT);
         assert_eq!(ClusterFull.response(), canned::CLUSTER_FULL);
         assert_eq!(PendingFull.response(), canned::PENDING_FULL);
+        for f in TlsFailure::ALL.into_iter().filter(|f| f.is_certificate()) {
+            assert_eq!(Tls(f).response(), canned::UPSTREAM_CERT_REJECTED, "{f:?}");
+        }
+        assert_eq!(
+            Tls(TlsFailure::Handshake).response(),
+            canned::UPSTREAM_TLS_FAILED
+        );
+        for (i, f) in TlsFailure::ALL.into_iter().enumerate() {
+            assert_eq!(f.index(), i);
+        }
     }
 
     #[test]
@@ -216,7 +290,13 @@ mod tests {
         ] {
             assert!(e.is_endpoint_fault(), "{e:?}");
         }
-        for e in [Io(ConnectionReset), Malformed, BodyTimeout] {
+        for e in [
+            Io(ConnectionReset),
+            Malformed,
+            BodyTimeout,
+            Tls(TlsFailure::NameMismatch),
+            Tls(TlsFailure::Handshake),
+        ] {
             assert!(e.is_endpoint_fault(), "{e:?}");
         }
     }

@@ -18,6 +18,7 @@
 #[cfg(test)]
 #[allow(unsafe_code)] // a counting GlobalAlloc, tests only
 pub(crate) mod alloc_probe;
+mod certificates;
 mod families;
 mod render;
 mod snapshot;
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+pub use certificates::{render_certificates, CertificateExpiry};
 pub use render::render;
 pub use snapshot::{EndpointCounts, RouteCounts, ShardGauges, Snapshot};
 
@@ -65,7 +67,7 @@ fn bump(c: &Cell<u64>) {
     c.set(c.get().wrapping_add(1));
 }
 
-fn counts(cells: &[Cell<u64>; 5]) -> [u64; 5] {
+fn counts<const N: usize>(cells: &[Cell<u64>; N]) -> [u64; N] {
     cells.each_ref().map(Cell::get)
 }
 
@@ -133,6 +135,10 @@ pub struct EndpointStats {
     pub connects: Cell<u64>,
     /// Requests sent on a pooled keep-alive connection.
     pub reuses: Cell<u64>,
+    /// TLS handshakes completed on new connections (a reused connection makes none).
+    pub tls_handshakes: Cell<u64>,
+    /// TLS handshakes that failed, by `TlsFailure::index()`.
+    pub tls_failures: [Cell<u64>; 6],
     /// Requests that waited for a connection because the pool was at its limit.
     pub pool_waits: Cell<u64>,
     /// Requests refused or sent on an unpooled connection because the pool overflowed.
@@ -158,6 +164,8 @@ impl Default for EndpointStats {
             upstream_latency: Hist::new(),
             connects: Cell::new(0),
             reuses: Cell::new(0),
+            tls_handshakes: Cell::new(0),
+            tls_failures: Default::default(),
             pool_waits: Cell::new(0),
             pool_overflows: Cell::new(0),
             failures: Cell::new(0),

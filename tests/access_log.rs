@@ -16,7 +16,7 @@ use support::admin::{log_lines, parse_log, temp_path, wait_log_lines};
 use support::*;
 
 /// The fields every line carries.
-const FIELDS: [&str; 14] = [
+const FIELDS: [&str; 18] = [
     "time",
     "client",
     "method",
@@ -31,6 +31,10 @@ const FIELDS: [&str; 14] = [
     "trace_id",
     "shard",
     "route",
+    "tls_version",
+    "tls_cipher",
+    "sni",
+    "client_cert",
 ];
 
 /// Answers `/status/NNN` with NNN, `/slow/...` after 150 ms, anything else 200; no body to HEAD.

@@ -33,6 +33,8 @@ fuzz_target!(|data: &[u8]| {
             strict: false,
         },
         https: n % 5 == 0,
+        client_cert: (n % 7 == 0).then_some(b"Hash=00ff;Subject=\"CN=fuzz\";DNS=a.example".as_slice()),
+        trusted_peer: n % 3 == 0,
     };
     for max_line in [8192, 40] {
         check(data, max_line, &fwd);

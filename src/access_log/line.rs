@@ -32,7 +32,12 @@ impl Clock {
 /// An upper bound on the bytes `write` appends for `e` (escaping is at most 6 bytes per byte).
 pub(super) fn max_len(e: &Entry<'_>) -> usize {
     let text = e.method.len() + e.path.len() + e.request_id.len() + e.route.len();
-    512 + 6 * (text + e.trace_id.map_or(0, <[u8]>::len))
+    let tls = e.tls.map_or(0, |t| {
+        t.sni.as_ref().map_or(0, |s| s.len())
+            + t.client_cert.as_ref().map_or(0, |c| c.subject.len())
+            + 64
+    });
+    512 + 6 * (text + tls + e.trace_id.map_or(0, <[u8]>::len))
 }
 
 /// Appends one JSON line for `e`.
@@ -74,6 +79,27 @@ pub(super) fn write(buf: &mut Vec<u8>, e: &Entry<'_>, clock: &Clock) {
     }
     let _ = write!(buf, ",\"shard\":{},\"route\":", e.shard);
     string(buf, e.route.as_bytes());
+    match e.tls {
+        None => buf.extend_from_slice(
+            b",\"tls_version\":null,\"tls_cipher\":null,\"sni\":null,\"client_cert\":null",
+        ),
+        Some(t) => {
+            buf.extend_from_slice(b",\"tls_version\":");
+            string(buf, t.version.as_bytes());
+            buf.extend_from_slice(b",\"tls_cipher\":");
+            string(buf, t.cipher.as_bytes());
+            buf.extend_from_slice(b",\"sni\":");
+            match &t.sni {
+                Some(s) => string(buf, s.as_bytes()),
+                None => buf.extend_from_slice(b"null"),
+            }
+            buf.extend_from_slice(b",\"client_cert\":");
+            match &t.client_cert {
+                Some(c) => string(buf, c.subject.as_bytes()),
+                None => buf.extend_from_slice(b"null"),
+            }
+        }
+    }
     buf.extend_from_slice(b"}\n");
 }
 

@@ -43,6 +43,7 @@ fn entry(path: &[u8]) -> Entry<'_> {
         trace_id: Some(b"trace-1"),
         shard: 1,
         route: "api",
+        tls: None,
     }
 }
 
@@ -61,7 +62,18 @@ fn lines_are_json_with_every_field() {
     let writer = Writer::start(&AccessLogTarget::File(file.clone())).unwrap();
     let log = writer.shard_log();
     assert!(log.enabled());
-    log.log(&entry(b"/a?b=c"));
+    let tls = crate::tls::Negotiated {
+        version: "TLSv1.3",
+        cipher: "TLS13_AES_128_GCM_SHA256",
+        sni: Some("api.example".into()),
+        client_cert: Some(crate::tls::ClientCert {
+            subject: "CN=client \"a\"".into(),
+            xfcc: Box::from(&b"Hash=00"[..]),
+        }),
+    };
+    let mut first = entry(b"/a?b=c");
+    first.tls = Some(&tls);
+    log.log(&first);
     let mut bare = entry(b"/");
     bare.upstream = None;
     bare.upstream_time = None;
@@ -88,9 +100,21 @@ fn lines_are_json_with_every_field() {
         "trace_id": "trace-1",
         "shard": 1,
         "route": "api",
+        "tls_version": "TLSv1.3",
+        "tls_cipher": "TLS13_AES_128_GCM_SHA256",
+        "sni": "api.example",
+        "client_cert": "CN=client \"a\"",
     });
     assert_eq!(got[0], want);
-    let absent = ["upstream", "upstream_ms", "trace_id"];
+    let absent = [
+        "upstream",
+        "upstream_ms",
+        "trace_id",
+        "tls_version",
+        "tls_cipher",
+        "sni",
+        "client_cert",
+    ];
     for field in absent {
         assert_eq!(got[1][field], Value::Null, "{field}");
     }

@@ -82,6 +82,8 @@ const FLAG_FIELDS: &[FlagFields] = &[
     flag!("--tls-cert", tls_cert, "listeners.tls.certificates"),
     flag!("--tls-key", tls_key, "listeners.tls.certificates"),
     flag!("--upstream", upstream, "upstreams"),
+    flag!("--upstream-tls", upstream_tls, "clusters.tls"),
+    flag!("--upstream-ca", upstream_ca, "clusters.tls.ca"),
     flag!(
         "--proxy-protocol",
         proxy_protocol,
@@ -179,6 +181,11 @@ const FLAG_FIELDS: &[FlagFields] = &[
         "--tls-handshake-timeout",
         tls_handshake_timeout,
         "timeouts.tls_handshake"
+    ),
+    flag!(
+        "--tls-watch-interval",
+        tls_watch_interval,
+        "tls_watch_interval"
     ),
     flag!("--upgrades", upgrades, "upgrades"),
     flag!("--expect-continue", expect_continue, "expect_continue"),

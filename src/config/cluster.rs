@@ -1,9 +1,11 @@
 //! Validated cluster settings: named endpoint lists with their balancing algorithm, circuit
-//! breaker, outlier cap, active health check and per-shard connection limits. Pure data.
+//! breaker, outlier cap, active health check, per-shard connection limits and TLS to the
+//! endpoints. Pure data.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::UpstreamTls;
 use crate::policy::balance::Algorithm;
 use crate::policy::breaker::BreakerConfig;
 
@@ -25,6 +27,8 @@ pub struct Cluster {
     pub max_pending: usize,
     /// How often the coordinator re-resolves hostnames; changes reach shards as config events.
     pub resolve_interval: Duration,
+    /// Speak TLS to the endpoints (`None` = plain TCP).
+    pub tls: Option<UpstreamTls>,
 }
 
 /// One endpoint as written (`host:port`) and as last resolved.
@@ -70,6 +74,7 @@ impl Cluster {
             max_connections: 0,
             max_pending: 1024,
             resolve_interval: Duration::from_secs(30),
+            tls: None,
         }
     }
 }

@@ -12,7 +12,9 @@ mod render;
 mod route;
 mod startup;
 
-pub use crate::tls::settings::{check_alpn, default_alpn, CertPaths, ClientAuth, ListenerTls};
+pub use crate::tls::settings::{
+    check_alpn, default_alpn, CertPaths, ClientAuth, ListenerTls, UpstreamTls,
+};
 pub use cluster::{parse_endpoint, resolve, Cluster, Endpoint, HealthCheck, ProbeKind};
 pub use duration::parse as parse_duration;
 pub use file::{load, parse, ConfigError};
@@ -54,6 +56,9 @@ pub struct Config {
     pub expect_continue: ExpectMode,
     /// Underscored header names (`underscores_in_headers`) and `strict_http`; reloadable.
     pub head_rules: crate::http::HeadRules,
+    /// How often the coordinator looks at every TLS listener's certificate, key and client CA
+    /// files (mtime and size) and reloads the certificates alone when one changed; zero = never.
+    pub tls_watch_interval: Duration,
     /// The file this came from, for reloads (`None` = flags only).
     pub source: Option<String>,
     /// Where each setting was written (flag or file:line:col), for errors found after merging.
@@ -245,6 +250,13 @@ pub fn check(c: &mut Config) -> Result<(), Invalid> {
     startup::check(c).map_err(|(field, msg)| c.invalid(&field, msg))
 }
 
+/// The TLS part of `check` alone: reads every TLS listener's certificate, key and client CA
+/// files again into its `material` (expiry warnings on stderr as at start). The coordinator runs
+/// it on the running config when a watched file changed, or on SIGHUP without a config file.
+pub fn check_tls(c: &mut Config) -> Result<(), Invalid> {
+    startup::tls_material(c).map_err(|(field, msg)| c.invalid(&field, msg))
+}
+
 impl Config {
     /// The error for `field` of this config, located at where it was written.
     pub fn invalid(&self, field: &str, message: String) -> Invalid {
@@ -338,6 +350,9 @@ pub fn check_limits(c: &Config) -> Result<(), (&'static str, String)> {
     }
     Ok(())
 }
+
+/// How often TLS files are looked at unless configured otherwise.
+pub const DEFAULT_TLS_WATCH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The admin listener unless configured otherwise (loopback only).
 pub const DEFAULT_ADMIN: SocketAddr =

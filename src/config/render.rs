@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::{Config, HeaderEdits, ListenerTls, ProbeKind, RateKey, Route};
+use super::{Config, HeaderEdits, ListenerTls, ProbeKind, RateKey, Route, UpstreamTls};
 use crate::policy::route::{HeaderPattern, HostPattern, PathPattern};
 
 /// Header names whose configured values are never shown.
@@ -90,6 +90,7 @@ pub fn render(c: &Config) -> String {
         "underscores_in_headers = {}",
         q(c.head_rules.underscores.name())
     );
+    let _ = writeln!(o, "tls_watch_interval = {}", dur(c.tls_watch_interval));
     for l in &c.listeners {
         let _ = writeln!(
             o,
@@ -130,6 +131,9 @@ pub fn render(c: &Config) -> String {
             .collect();
         let _ = writeln!(o, "\n[[clusters]]\nname = {}\nendpoints = [{}]\nlb = {}\nmax_connections = {}\nmax_pending = {}\nresolve_interval = {}\nfailure_statuses = {:?}\nmax_ejection_percent = {}",
             q(&cl.name), eps.join(", "), q(&cl.lb.name()), cl.max_connections, cl.max_pending, dur(cl.resolve_interval), cl.failure_statuses, cl.max_ejection_percent);
+        if let Some(t) = &cl.tls {
+            upstream_tls(&mut o, t);
+        }
         let b = &cl.breaker;
         let _ = writeln!(o, "[clusters.breaker]\nfailures = {}\nopen_timeout = {}\nmax_open_timeout = {}\nhalf_open_requests = {}\nsuccesses = {}",
             b.failures, dur(b.open_timeout), dur(b.max_open_timeout), b.half_open_requests, b.successes);
@@ -165,6 +169,23 @@ fn tls(o: &mut String, t: &ListenerTls) {
         parts.push(format!("client_auth = {}", q(t.client_auth.name())));
     }
     parts.push(format!("alpn = [{}]", list(&t.alpn)));
+    let _ = writeln!(o, "tls = {{ {} }}", parts.join(", "));
+}
+
+/// A cluster's `tls = { … }` inline table (paths only).
+fn upstream_tls(o: &mut String, t: &UpstreamTls) {
+    let path = |p: &std::path::Path| q(&p.to_string_lossy());
+    let mut parts = Vec::new();
+    if let Some(ca) = &t.ca {
+        parts.push(format!("ca = {}", path(ca)));
+    }
+    if let Some(sni) = &t.sni {
+        parts.push(format!("sni = {}", q(sni)));
+    }
+    parts.push(format!("verify = {}", t.verify));
+    if let Some(c) = &t.client {
+        parts.push(format!("cert = {}, key = {}", path(&c.cert), path(&c.key)));
+    }
     let _ = writeln!(o, "tls = {{ {} }}", parts.join(", "));
 }
 

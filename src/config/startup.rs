@@ -3,15 +3,16 @@
 //! an access log whose directory is missing or not writable, a port below the kernel's
 //! unprivileged start without CAP_NET_BIND_SERVICE, a TLS listener whose certificate, key or
 //! client CA cannot be used (`FILE: message`; certificates near expiry are warned about on
-//! stderr). Main thread, in `config::check` (so at `--check`, start and reload alike).
+//! stderr), a cluster whose upstream TLS files cannot be used (or that verifies nothing: a
+//! warning). Main thread, in `config::check` (so at `--check`, start and reload alike).
 
 use std::net::SocketAddr;
 use std::path::Path;
 
-use super::{AccessLogTarget, Config, ListenerTls};
+use super::{AccessLogTarget, Config, ListenerTls, UpstreamTls};
 use std::sync::Arc;
 
-use crate::tls::{FileRole, Material};
+use crate::tls::{ClientMaterial, FileRole, Material};
 
 /// The first problem found, as (config field, message). TLS listeners keep the material their
 /// files gave (`ListenerTls::material`).
@@ -42,12 +43,68 @@ pub fn check(c: &mut Config) -> Result<(), (String, String)> {
         privileged(admin).map_err(|m| ("admin".to_string(), m))?;
     }
     access_log(&c.access_log).map_err(|m| ("access_log".to_string(), m))?;
-    for (i, l) in c.listeners.iter_mut().enumerate() {
-        if let Some(t) = &mut l.tls {
-            t.material = Some(Arc::new(tls(i, t)?));
+    tls_material(c)?;
+    upstream_material(c)
+}
+
+/// Reads every TLS listener's files (again) into its `material`; on an error no listener of `c`
+/// has changed. Also what the coordinator runs alone when a watched file changed.
+pub fn tls_material(c: &mut Config) -> Result<(), (String, String)> {
+    let mut loaded = Vec::new();
+    for (i, l) in c.listeners.iter().enumerate() {
+        if let Some(t) = &l.tls {
+            loaded.push(Arc::new(tls(i, t)?));
+        }
+    }
+    let tls_listeners = c.listeners.iter_mut().filter_map(|l| l.tls.as_mut());
+    for (t, m) in tls_listeners.zip(loaded) {
+        t.material = Some(m);
+    }
+    Ok(())
+}
+
+/// Reads every TLS cluster's files (CA or system roots, client certificate) into its `material`.
+fn upstream_material(c: &mut Config) -> Result<(), (String, String)> {
+    for (i, cl) in c.clusters.iter_mut().enumerate() {
+        if let Some(t) = &mut cl.tls {
+            t.material = Some(Arc::new(upstream_tls(i, &cl.name, &cl.endpoints, t)?));
         }
     }
     Ok(())
+}
+
+/// Loads cluster `i`'s TLS files as a shard would and checks each endpoint has a name to verify
+/// its certificate for; warns on stderr when verification is off.
+fn upstream_tls(
+    i: usize,
+    name: &str,
+    endpoints: &[super::Endpoint],
+    t: &UpstreamTls,
+) -> Result<ClientMaterial, (String, String)> {
+    let material = ClientMaterial::load(t).map_err(|e| {
+        let field = match e.role() {
+            Some(FileRole::Cert(_)) => format!("clusters[{i}].tls.cert"),
+            Some(FileRole::Key(_)) => format!("clusters[{i}].tls.key"),
+            Some(FileRole::ClientCa) => format!("clusters[{i}].tls.ca"),
+            None => format!("clusters[{i}].tls"),
+        };
+        (field, e.to_string())
+    })?;
+    if t.sni.is_none() {
+        for e in endpoints {
+            crate::tls::server_name(None, &e.name).map_err(|m| {
+                let msg = format!("{}: {m}; set tls.sni", e.name);
+                (format!("clusters[{i}].endpoints"), msg)
+            })?;
+        }
+    }
+    if !t.verify {
+        eprintln!(
+            "warning: cluster {name}: upstream TLS certificate verification is OFF (tls.verify = \
+             false): any server that reaches these endpoints' addresses is trusted"
+        );
+    }
+    Ok(material)
 }
 
 /// Loads listener `i`'s TLS files as a shard would; the error names the field that gave the

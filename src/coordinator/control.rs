@@ -1,14 +1,15 @@
 //! The coordinator's control loop: waits for every shard to be ready, then selects on signals,
 //! shard reports, admin calls, the drain's timers, the state-log flush and re-resolution, and turns
 //! each into an action (drain, reload, log reopen, health news relayed between shards, the drain
-//! barrier) until the phase says exit. Coordinator thread only.
+//! barrier, a look at the TLS files) until the phase says exit. Coordinator thread only.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{after, never, select, tick};
+use crossbeam_channel::{after, never, select};
 use signal_hook::consts::{SIGHUP, SIGUSR1};
 
+use super::cert_watch::CertWatch;
 use super::state::Coordinator;
 use super::{resolve, signals};
 use crate::bus::{Driver, HealthEvent, ToCoordinator, ToShard};
@@ -62,8 +63,8 @@ impl Coordinator {
 
     /// Runs until the process should exit; returns the exit code.
     pub fn run(mut self) -> i32 {
-        self.resolve_every = resolve::interval(&self.config);
-        self.resolve_tick = self.resolve_every.map_or(never(), tick);
+        self.cert_watch = CertWatch::new(&self.config);
+        self.set_timers();
         let code = loop {
             if let Some(code) = self.phase.exit_code() {
                 break code;
@@ -97,6 +98,7 @@ impl Coordinator {
                         self.broadcast_config(Arc::new(next));
                     }
                 }
+                recv(self.cert_tick) -> _ => self.watch_certificates(),
             }
         };
         write_lines(self.state_log.flush(Instant::now(), true));

@@ -5,18 +5,21 @@
 //! reload, periodic re-resolution of endpoint hostnames, and the drain barrier.
 //!
 //! Files: `state` (what the coordinator holds), `phase` (the lifecycle `Phase`), `control` (the
-//! loop), `reload` and `relisten` (config versions, listeners across a reload), `gather` (stats
-//! for a scrape), `admin` (the admin thread) and `admin::answer` (its answers, on this thread).
+//! loop), `reload` and `relisten` (config versions, listeners across a reload), `cert_watch`
+//! (TLS files watched, certificates reloaded alone), `gather` (stats for a scrape), `admin` (the
+//! admin thread) and `admin::answer` (its answers, on this thread).
 //!
 //! Phases (`phase::Phase`) and what each signal means in them:
 //! - starting (shards binding, until every one reported `Ready`): TERM/INT exit 1 at once;
 //! - running: TERM/INT (or `POST /drain`) start the drain; HUP (or `POST /reload`) reloads the
-//!   config file; USR1 reopens the access log;
+//!   config file (without one, the TLS certificates alone); USR1 reopens the access log; a TLS
+//!   file that changed reloads the certificates alone (`cert_watch`);
 //! - draining (no new connections, in-flight requests finish, `/healthz` answers 503): a second
 //!   TERM/INT exits 1 at once; exit 0 when every shard drained, 1 at the deadline;
 //! - exiting (a code was decided): the loop ends after the event at hand.
 
 pub mod admin;
+mod cert_watch;
 mod control;
 mod gather;
 mod listeners;

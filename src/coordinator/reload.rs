@@ -1,8 +1,10 @@
 //! Config versions: a reload (SIGHUP or `POST /reload`) reads and validates the file again, keeps
 //! what a running process cannot change, opens and closes listeners (`relisten`), and broadcasts
 //! the new version, waiting (bounded) until every shard serves with it; re-resolved endpoints are
-//! broadcast the same way. Coordinator thread only.
+//! broadcast the same way, and so are certificates read again alone (when a watched TLS file
+//! changed, `cert_watch`, or on SIGHUP without a config file). Coordinator thread only.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use crossbeam_channel::{after, never, select, tick};
 use super::resolve;
 use super::state::Coordinator;
 use crate::bus::{ToCoordinator, ToShard};
-use crate::config::Config;
+use crate::config::{self, Config};
 
 /// How long a config broadcast waits for every shard to apply it.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -20,7 +22,15 @@ impl Coordinator {
     /// Reads, validates and broadcasts the config file; the old config serves on when it fails.
     pub(super) fn reload(&mut self) -> Result<(), String> {
         if self.config.source.is_none() {
-            return Err("no config file was given (--config): nothing to reload".into());
+            if !self.config.listeners.iter().any(|l| l.tls.is_some()) {
+                return Err("no config file was given (--config): nothing to reload".into());
+            }
+            // Flags only: what can change on disk is the certificates.
+            let changed = self.reload_certificates()?;
+            if changed.is_empty() {
+                eprintln!("reloaded certificates: unchanged");
+            }
+            return Ok(());
         }
         let mut next = (self.reload)()?;
         // What a running process cannot change: it keeps the values it started with.
@@ -51,6 +61,22 @@ impl Coordinator {
         Ok(())
     }
 
+    /// The timers of the current config (re-resolution, TLS file watch), restarted when their
+    /// interval changed.
+    pub(super) fn set_timers(&mut self) {
+        let every = resolve::interval(&self.config);
+        if every != self.resolve_every {
+            self.resolve_every = every;
+            self.resolve_tick = every.map_or(never(), tick);
+        }
+        let watched = self.config.listeners.iter().any(|l| l.tls.is_some());
+        let every = Some(self.config.tls_watch_interval).filter(|d| watched && !d.is_zero());
+        if every != self.cert_every {
+            self.cert_every = every;
+            self.cert_tick = every.map_or(never(), tick);
+        }
+    }
+
     /// Sends a config version to every shard and waits (bounded) until each serves with it, so a
     /// reload that was reported done is what the next request sees.
     pub(super) fn broadcast_config(&mut self, config: Arc<Config>) {
@@ -58,11 +84,7 @@ impl Coordinator {
             link.send(ToShard::Config(config.clone()));
         }
         self.config = config;
-        let every = resolve::interval(&self.config);
-        if every != self.resolve_every {
-            self.resolve_every = every;
-            self.resolve_tick = every.map_or(never(), tick);
-        }
+        self.set_timers();
         // A drained shard has stopped reading its mailbox.
         let mut applied: Vec<bool> = self.shards.iter().map(|s| s.drained).collect();
         let deadline = after(APPLY_TIMEOUT);
@@ -80,5 +102,36 @@ impl Coordinator {
                 }
             }
         }
+    }
+
+    /// The watch's timer fired: reloads the certificates when the files changed and held still.
+    pub(super) fn watch_certificates(&mut self) {
+        if self.phase.is_draining() || !self.cert_watch.tick(&self.config) {
+            return;
+        }
+        if let Err(e) = self.reload_certificates() {
+            eprintln!("certificate reload failed, still serving the previous certificates: {e}");
+        }
+    }
+
+    /// Reads every TLS listener's files again for the running config and, when any listener's
+    /// material changed, broadcasts a config version with it (shards rebuild those acceptors
+    /// alone; open connections keep the certificate they were made with). Returns the listeners
+    /// that changed; on an error (`FILE: message`, located) nothing changed.
+    pub(super) fn reload_certificates(&mut self) -> Result<Vec<SocketAddr>, String> {
+        let mut next = (*self.config).clone();
+        config::check_tls(&mut next).map_err(|e| e.to_string())?;
+        let changed: Vec<SocketAddr> = (next.listeners.iter())
+            .zip(&self.config.listeners)
+            .filter(|(n, o)| n.tls != o.tls)
+            .map(|(n, _)| n.addr)
+            .collect();
+        if changed.is_empty() {
+            return Ok(changed);
+        }
+        self.broadcast_config(Arc::new(next));
+        let shown: Vec<String> = changed.iter().map(|a| a.to_string()).collect();
+        eprintln!("certificates reloaded for {}", shown.join(", "));
+        Ok(changed)
     }
 }

@@ -1,5 +1,6 @@
 //! What the coordinator holds: the current config, the shards' links and what each reported, the
-//! channels it selects on, the lifecycle `Phase` and the timers of the current config. The
+//! channels it selects on, the lifecycle `Phase` and the timers of the current config (endpoint
+//! re-resolution, the TLS file watch). The
 //! behaviour lives beside it, one concept a file (`control`, `reload`, `relisten`, `gather`,
 //! `admin::answer`). Coordinator thread only.
 
@@ -10,6 +11,7 @@ use crossbeam_channel::{never, Receiver};
 
 use super::admin::status::ProcessStatus;
 use super::admin::AdminCall;
+use super::cert_watch::CertWatch;
 use super::phase::Phase;
 use super::state_log::StateLog;
 use crate::access_log::Writer;
@@ -52,6 +54,11 @@ pub struct Coordinator {
     pub(super) state_log: StateLog,
     /// Start time, config version and the last reload's outcome (`/stats.json`).
     pub(super) status: ProcessStatus,
+    /// The TLS listeners' files as last loaded, looked at on `cert_tick` (every
+    /// `tls_watch_interval` of the current config; never when it is zero or nothing is TLS).
+    pub(super) cert_watch: CertWatch,
+    pub(super) cert_every: Option<Duration>,
+    pub(super) cert_tick: Receiver<Instant>,
 }
 
 impl Coordinator {
@@ -79,6 +86,9 @@ impl Coordinator {
             resolve_tick: never(),
             state_log: StateLog::default(),
             status: ProcessStatus::default(),
+            cert_watch: CertWatch::default(),
+            cert_every: None,
+            cert_tick: never(),
         }
     }
 

@@ -46,6 +46,20 @@ pub const PENDING_FULL: &[u8] = canned!(
     "35",
     "too many pending upstream requests\n"
 );
+/// The upstream's TLS certificate failed verification (unknown CA, wrong name, expired).
+pub const UPSTREAM_CERT_REJECTED: &[u8] = canned!(
+    "502",
+    "Bad Gateway",
+    "30",
+    "upstream certificate rejected\n"
+);
+/// The TLS handshake with the upstream failed for another reason (an alert, no common cipher).
+pub const UPSTREAM_TLS_FAILED: &[u8] = canned!(
+    "502",
+    "Bad Gateway",
+    "30",
+    "upstream TLS handshake failed\n"
+);
 
 /// The reason phrase shardgate writes for a status it generates.
 pub fn reason(status: u16) -> &'static str {
@@ -127,6 +141,8 @@ mod tests {
             super::CLUSTER_FULL,
             super::PENDING_FULL,
             super::PLAIN_HTTP_TO_TLS,
+            super::UPSTREAM_CERT_REJECTED,
+            super::UPSTREAM_TLS_FAILED,
         ] {
             let text = std::str::from_utf8(bytes).unwrap();
             let (head, body) = text.split_once("\r\n\r\n").unwrap();

@@ -14,6 +14,8 @@ fn run(rules: HeadRules, input: &[u8]) -> Result<String, Reject> {
         fallback_host: b"up:80",
         rules,
         https: false,
+        client_cert: None,
+        trusted_peer: false,
     };
     let mut out = Vec::new();
     match process(input, false, 8192, &fwd, |_| Plan::forward(), &mut out)? {

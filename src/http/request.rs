@@ -189,6 +189,11 @@ pub struct Forwarding<'a> {
     pub rules: HeadRules,
     /// The client spoke TLS to us: `X-Forwarded-Proto: https`.
     pub https: bool,
+    /// The verified client certificate as an `X-Forwarded-Client-Cert` value (mTLS).
+    pub client_cert: Option<&'a [u8]>,
+    /// The client is a trusted proxy: the `X-Forwarded-Client-Cert` it sent is kept (otherwise it
+    /// is dropped, so a client cannot claim a certificate it did not present).
+    pub trusted_peer: bool,
 }
 
 /// Parses and validates the head at the start of `buf`, asks `plan` (routing) what to do with it,
@@ -366,7 +371,8 @@ pub fn process<'p>(
             || name_is(n, "http2-settings")
             || name_is(n, "x-forwarded-for")
             || name_is(n, "x-forwarded-proto")
-            || name_is(n, "x-forwarded-host");
+            || name_is(n, "x-forwarded-host")
+            || (name_is(n, "x-forwarded-client-cert") && !fwd.trusted_peer);
         if !dropped {
             header(out, n.as_bytes(), h.value);
         }
@@ -391,6 +397,9 @@ pub fn process<'p>(
     });
     if let Some(h) = host {
         header(out, b"X-Forwarded-Host", h);
+    }
+    if let Some(c) = fwd.client_cert {
+        header(out, b"X-Forwarded-Client-Cert", c);
     }
     if !has_request_id {
         header(out, b"X-Request-Id", done.request_id.as_bytes());
@@ -473,6 +482,8 @@ mod tests {
             fallback_host: b"up:80",
             rules: HeadRules::default(),
             https: false,
+            client_cert: None,
+            trusted_peer: false,
         };
         let mut out = Vec::new();
         let ws = vec!["websocket".to_string()];
@@ -582,6 +593,8 @@ mod tests {
             fallback_host: b"",
             rules: HeadRules::default(),
             https: false,
+            client_cert: None,
+            trusted_peer: false,
         };
         let long = [b"GET /".as_slice(), &[b'a'; 200]].concat();
         assert_eq!(

@@ -1,6 +1,6 @@
 //! Active health checks: each endpoint of a cluster with a `health_check` is probed by exactly
 //! one shard (chosen by hashing cluster and endpoint names), by TCP connect or HTTP GET with a
-//! timeout; after `fall` failures or `rise` successes in a row the verdict is applied here and
+//! timeout (over TLS, verified like the pool's connections, for a TLS cluster); after `fall` failures or `rise` successes in a row the verdict is applied here and
 //! published, and the coordinator relays it to every other shard. Shard thread.
 
 use std::cell::RefCell;
@@ -14,6 +14,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use monoio::time::{timeout, Instant};
 
+use super::upstream::stream::{Origination, UpStream};
 use super::Shard;
 use crate::bus::{HealthEvent, HealthNews};
 use crate::config::{HealthCheck, ProbeKind};
@@ -64,13 +65,16 @@ pub async fn run(shard: Rc<Shard>) {
                 if p.next <= now {
                     p.running = true;
                     p.next = now + check.interval;
-                    let host = ep.name.clone();
+                    let target = Target {
+                        addr: ep.addr,
+                        host: ep.name.clone(),
+                        tls: ep.pool.tls().cloned(),
+                    };
                     monoio::spawn(probe_and_report(
                         shard.clone(),
                         probes.clone(),
                         key,
-                        ep.addr,
-                        host,
+                        target,
                         check.clone(),
                     ));
                 }
@@ -84,15 +88,23 @@ pub async fn run(shard: Rc<Shard>) {
     }
 }
 
+/// What one probe connects to.
+struct Target {
+    addr: std::net::SocketAddr,
+    /// The endpoint as written (`Host` of an HTTP check).
+    host: Arc<str>,
+    /// The endpoint's TLS, as its pool speaks it (same verification, same name).
+    tls: Option<Origination>,
+}
+
 async fn probe_and_report(
     shard: Rc<Shard>,
     probes: Rc<RefCell<HashMap<Key, Probe>>>,
     key: Key,
-    addr: std::net::SocketAddr,
-    host: Arc<str>,
+    target: Target,
     check: HealthCheck,
 ) {
-    let ok = probe(addr, &host, &check).await;
+    let ok = probe(&target, &check).await;
     let event = {
         let mut map = probes.borrow_mut();
         let Some(p) = map.get_mut(&key) else { return };
@@ -128,40 +140,49 @@ async fn probe_and_report(
     }
 }
 
-/// One probe: true when the endpoint passed.
-async fn probe(addr: std::net::SocketAddr, host: &str, check: &HealthCheck) -> bool {
+/// One probe: true when the endpoint passed. A TLS endpoint passes a `tcp` check when the
+/// handshake (with certificate verification) succeeds; an `http` check runs over that TLS.
+async fn probe(target: &Target, check: &HealthCheck) -> bool {
     let deadline = Instant::now() + check.timeout;
     let work = async {
-        let mut s = TcpStream::connect_addr(addr).await.ok()?;
-        let ProbeKind::Http { path, expect } = &check.kind else {
-            return Some(true);
-        };
-        let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: shardgate-health\r\nConnection: close\r\n\r\n"
-        );
-        let (res, _) = s.write_all(req.into_bytes()).await;
-        res.ok()?;
-        let mut got = Vec::with_capacity(512);
-        loop {
-            let buf = Vec::with_capacity(512);
-            let (res, buf) = s.read(buf).await;
-            let n = res.ok()?;
-            if n == 0 {
-                return None;
-            }
-            got.extend_from_slice(&buf[..n]);
-            if let Some(status) = status_of(&got) {
-                return Some((expect.0..=expect.1).contains(&status));
-            }
-            if got.len() > 4096 {
-                return None;
-            }
+        let tcp = TcpStream::connect_addr(target.addr).await.ok()?;
+        match &target.tls {
+            None => http(UpStream::Plain(tcp), &target.host, check).await,
+            Some(tls) => http(tls.handshake(tcp).await.ok()?, &target.host, check).await,
         }
     };
     matches!(
         timeout(deadline.saturating_duration_since(Instant::now()), work).await,
         Ok(Some(true))
     )
+}
+
+/// The HTTP part of a check on a connected stream (`Some(true)` at once for a `tcp` check).
+async fn http(mut s: UpStream, host: &str, check: &HealthCheck) -> Option<bool> {
+    let ProbeKind::Http { path, expect } = &check.kind else {
+        return Some(true);
+    };
+    let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: shardgate-health\r\nConnection: close\r\n\r\n"
+        );
+    let (res, _) = s.write_all(req.into_bytes()).await;
+    res.ok()?;
+    let mut got = Vec::with_capacity(512);
+    loop {
+        let buf = Vec::with_capacity(512);
+        let (res, buf) = s.read(buf).await;
+        let n = res.ok()?;
+        if n == 0 {
+            return None;
+        }
+        got.extend_from_slice(&buf[..n]);
+        if let Some(status) = status_of(&got) {
+            return Some((expect.0..=expect.1).contains(&status));
+        }
+        if got.len() > 4096 {
+            return None;
+        }
+    }
 }
 
 /// The status code once the status line is complete.

@@ -63,9 +63,9 @@ fn serve(shard: &Rc<Shard>, stream: TcpStream, peer: SocketAddr, kind: ListenerK
         Some(addr) => {
             let table = shard.table();
             // None only when its rustls config failed to build (said on stderr): close.
-            if let Some(acceptor) = table.acceptor(addr) {
-                let (acceptor, pp) = (acceptor.clone(), kind.proxy_header);
-                monoio::spawn(tls::serve(shard.clone(), open, stream, peer, pp, acceptor));
+            if let Some(config) = table.acceptor(addr) {
+                let (config, pp) = (config.clone(), kind.proxy_header);
+                monoio::spawn(tls::serve(shard.clone(), open, stream, peer, pp, config));
             }
         }
     }

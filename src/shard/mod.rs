@@ -22,6 +22,8 @@ mod pipeline;
 mod runtime;
 mod state;
 mod table;
+#[allow(unsafe_code)] // rent I/O buffers read and written by pointer (see its module doc)
+mod tls_stream;
 mod upstream;
 
 use std::rc::Rc;

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use monoio_rustls::TlsAcceptor;
+use rustls::ServerConfig;
 
 use super::upstream::cluster::ClusterView;
 use crate::config::{Config, ListenerTls, RateKey, RateLimit, Route};
@@ -59,7 +59,8 @@ pub struct Table {
 pub struct TlsListener {
     /// The listener's address as written in the config (the key accept loops look it up by).
     pub addr: SocketAddr,
-    pub acceptor: TlsAcceptor,
+    /// This shard's own rustls config (its session cache is this shard's alone).
+    pub acceptor: Arc<ServerConfig>,
     /// What the acceptor was built from: an unchanged listener keeps its acceptor (and session
     /// cache) across a reload.
     settings: ListenerTls,
@@ -67,7 +68,7 @@ pub struct TlsListener {
 
 impl Table {
     /// The acceptor of the TLS listener configured at `addr`, as of this config version.
-    pub fn acceptor(&self, addr: SocketAddr) -> Option<&TlsAcceptor> {
+    pub fn acceptor(&self, addr: SocketAddr) -> Option<&Arc<ServerConfig>> {
         self.tls
             .iter()
             .find(|t| t.addr == addr)
@@ -149,7 +150,7 @@ fn tls_listeners(config: &Config, old: Option<&Table>) -> Vec<TlsListener> {
         let acceptor = match (kept, &t.material) {
             (Some(a), _) => a,
             (None, Some(m)) => match m.server_config() {
-                Ok(c) => TlsAcceptor::from(c),
+                Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: tls listener {}: {e}", l.addr);
                     continue;

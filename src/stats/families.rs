@@ -4,6 +4,8 @@
 
 use hdrhistogram::Histogram;
 
+use crate::error::TlsFailure;
+
 use super::{EndpointCounts, RouteCounts, ShardGauges, BREAKER_STATES, CLASSES};
 
 /// Breaker transitions are counted by the state entered (`OPENED`, `HALF_OPENED`, `CLOSED`).
@@ -93,6 +95,18 @@ pub(super) fn endpoint_families() -> Vec<Family<EndpointCounts>> {
             "shardgate_upstream_reuses_total",
             "Requests sent on a reused keep-alive upstream connection, by endpoint.",
             Value::Int(|c| c.reuses),
+        ),
+        counter(
+            "shardgate_upstream_tls_handshakes_total",
+            "TLS handshakes completed with the endpoint (new connections only; a reused one \
+             makes none), by endpoint.",
+            Value::Int(|c| c.tls_handshakes),
+        ),
+        counter(
+            "shardgate_upstream_tls_failures_total",
+            "TLS handshakes with the endpoint that failed, by endpoint and reason (a rejected \
+             certificate, the upstream's alert, a timeout).",
+            Value::Split("reason", &TlsFailure::NAMES, |c, i| c.tls_failures[i]),
         ),
         gauge(
             "shardgate_upstream_new_connection_ratio",

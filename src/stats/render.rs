@@ -97,7 +97,7 @@ fn emit<T>(w: &mut Exposition, families: &[Family<T>], subjects: &[(Vec<(&str, &
 
 // === impl Exposition ===
 
-struct Exposition<'a>(&'a mut String);
+pub(super) struct Exposition<'a>(pub(super) &'a mut String);
 
 /// A sample value that is not an integer.
 struct Float(f64);
@@ -116,12 +116,12 @@ impl Display for Float {
 }
 
 impl Exposition<'_> {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
+    pub(super) fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = write!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
     }
 
     /// One `name{labels,extra} value` line; label values escaped (backslash, quote, newline).
-    fn sample(
+    pub(super) fn sample(
         &mut self,
         name: &str,
         labels: &[(&str, &str)],
@@ -191,7 +191,7 @@ mod tests {
     use super::super::{ShardMeta, ShardStats, BREAKER_OPEN};
     use super::*;
 
-    const FAMILIES: [(&str, &str); 29] = [
+    const FAMILIES: [(&str, &str); 31] = [
         ("shardgate_route_requests_total", "counter"),
         ("shardgate_request_duration_seconds", "histogram"),
         ("shardgate_request_duration_quantile_seconds", "gauge"),
@@ -204,6 +204,8 @@ mod tests {
         ("shardgate_upstream_connections", "gauge"),
         ("shardgate_upstream_connects_total", "counter"),
         ("shardgate_upstream_reuses_total", "counter"),
+        ("shardgate_upstream_tls_handshakes_total", "counter"),
+        ("shardgate_upstream_tls_failures_total", "counter"),
         ("shardgate_upstream_pool_waits_total", "counter"),
         ("shardgate_upstream_pool_overflows_total", "counter"),
         ("shardgate_upstream_failures_total", "counter"),

@@ -60,6 +60,8 @@ pub struct EndpointCounts {
     pub upstream_latency: Histogram<u64>,
     pub connects: u64,
     pub reuses: u64,
+    pub tls_handshakes: u64,
+    pub tls_failures: [u64; 6],
     pub pool_waits: u64,
     pub pool_overflows: u64,
     pub failures: u64,
@@ -103,6 +105,8 @@ impl EndpointCounts {
             upstream_latency: e.upstream_latency.copy(),
             connects: e.connects.get(),
             reuses: e.reuses.get(),
+            tls_handshakes: e.tls_handshakes.get(),
+            tls_failures: counts(&e.tls_failures),
             pool_waits: e.pool_waits.get(),
             pool_overflows: e.pool_overflows.get(),
             failures: e.failures.get(),
@@ -120,6 +124,8 @@ impl EndpointCounts {
         let _ = self.upstream_latency.add(&o.upstream_latency);
         self.connects += o.connects;
         self.reuses += o.reuses;
+        self.tls_handshakes += o.tls_handshakes;
+        add_counts(&mut self.tls_failures, &o.tls_failures);
         self.pool_waits += o.pool_waits;
         self.pool_overflows += o.pool_overflows;
         self.failures += o.failures;

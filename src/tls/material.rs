@@ -122,7 +122,7 @@ impl Material {
 }
 
 /// Reads pair `j`: the chain in `cert`, the key in `key`, checked against each other.
-fn certificate(
+pub(super) fn certificate(
     provider: &CryptoProvider,
     cert: &Path,
     key_path: &Path,

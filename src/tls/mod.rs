@@ -2,11 +2,15 @@
 //! client CA into DER bytes and checks them (coordinator or main thread, at `--check`, start and
 //! every reload); `Material::server_config` turns them into one rustls `ServerConfig` per shard
 //! (each shard calls it for itself, so no rustls lock is shared across cores), with a resolver
-//! that picks a certificate by SNI. Pure: files in, values out; nothing here touches a socket.
+//! that picks a certificate by SNI. The origination side is the same shape: `ClientMaterial`
+//! reads a cluster's CA (or the system roots) and client certificate, `client_config` builds one
+//! rustls `ClientConfig` per shard. Pure: files in, values out; nothing here touches a socket.
 //! rustls stays behind this module so a move to rustls 0.24 stays local.
 
+mod client;
 mod material;
 mod names;
+mod negotiated;
 mod pem;
 mod resolver;
 mod server;
@@ -15,8 +19,11 @@ pub mod settings;
 #[cfg(test)]
 mod tests;
 
+pub use client::{failure, server_name, ClientMaterial};
 pub use material::{Certificate, Material, EXPIRY_WARNING};
 pub use names::name_matches;
+pub use negotiated::{ClientCert, Negotiated};
+pub use rustls_pki_types::ServerName;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -99,3 +99,34 @@ impl ListenerTls {
         }
     }
 }
+
+/// The TLS side of one cluster's upstream connections (`[[clusters]] tls = {…}`, or
+/// `--upstream-tls` / `--upstream-ca` for the flags' cluster).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// CA bundle the endpoints' certificates must chain to; `None` = the system trust store.
+    pub ca: Option<PathBuf>,
+    /// Name sent as SNI and checked against the certificate; `None` = each endpoint's host
+    /// (an IP address is checked against the certificate's IP SANs and sends no SNI).
+    pub sni: Option<String>,
+    /// `false` accepts any certificate (loud warning at start and reload).
+    pub verify: bool,
+    /// Client certificate and key presented when the upstream asks for one (mTLS).
+    pub client: Option<CertPaths>,
+    /// The files above as read by `config::check`; `None` until then. Each shard builds its own
+    /// rustls client config from it.
+    pub material: Option<Arc<super::ClientMaterial>>,
+}
+
+impl UpstreamTls {
+    /// Verified against `ca`, or the system roots when `None`; SNI from the endpoint.
+    pub fn new(ca: Option<PathBuf>) -> UpstreamTls {
+        UpstreamTls {
+            ca,
+            sni: None,
+            verify: true,
+            client: None,
+            material: None,
+        }
+    }
+}

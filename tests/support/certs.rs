@@ -83,6 +83,11 @@ impl Certs {
 
     /// A leaf for `sans` (DNS names, or IP addresses), signed by this CA; `file` names its files.
     pub fn leaf(&self, file: &str, sans: &[&str]) -> Leaf {
+        self.leaf_for_days(file, sans, 2)
+    }
+
+    /// `leaf`, valid for `days` days from now.
+    pub fn leaf_for_days(&self, file: &str, sans: &[&str], days: u32) -> Leaf {
         let alt: Vec<String> = sans
             .iter()
             .map(|s| {
@@ -140,7 +145,7 @@ impl Certs {
                 "-out",
                 &pem,
                 "-days",
-                "2",
+                &days.to_string(),
                 "-extfile",
                 &ext,
             ],

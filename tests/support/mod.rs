@@ -14,6 +14,7 @@ pub mod policy;
 pub mod proxy;
 pub mod sys;
 pub mod tls_client;
+pub mod tls_upstream;
 pub mod upstream;
 pub mod wire;
 

@@ -143,7 +143,11 @@ impl<'a> Builder<'a> {
         }
         for (i, c) in raw.clusters.into_iter().flatten().enumerate() {
             let span = c.span();
-            let c = clusters::cluster(i, c.into_inner()).map_err(|e| self.entry(e))?;
+            let (c, files) = clusters::cluster(i, c.into_inner()).map_err(|e| self.entry(e))?;
+            for (sub, span) in files {
+                let field = format!("clusters[{}].{sub}", clusters.len());
+                self.written(&field, span, &format!("clusters[{i}].{sub}"));
+            }
             if clusters.iter().any(|o: &Cluster| o.name == c.name) {
                 return Err(self.error(
                     span,
@@ -229,6 +233,12 @@ impl<'a> Builder<'a> {
                     self.error(u.span(), "underscores_in_headers", msg)
                 })?;
         }
+
+        let tls_watch_interval = self.dur(
+            "tls_watch_interval",
+            raw.tls_watch_interval,
+            config::DEFAULT_TLS_WATCH_INTERVAL,
+        )?;
 
         let mut shards = Shards::for_this_process();
         if let Some(s) = raw.shards {
@@ -334,6 +344,7 @@ impl<'a> Builder<'a> {
             upgrades,
             expect_continue,
             head_rules,
+            tls_watch_interval,
             source: Some(self.file.to_string()),
             origins: std::mem::take(&mut self.origins),
         })

@@ -1,12 +1,14 @@
-//! The `[[clusters]]` entries of the config file: raw spanned tables (with `breaker` and
-//! `health_check`) checked into a `Cluster`; errors name the entry (`clusters[1].lb`) and the
-//! line. Main thread.
+//! The `[[clusters]]` entries of the config file: raw spanned tables (with `breaker`,
+//! `health_check` and `tls`) checked into a `Cluster`; errors name the entry (`clusters[1].lb`)
+//! and the line. Main thread.
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::entry::{dur, err, positive, EntryError, S};
-use crate::config::{parse_endpoint, Cluster, HealthCheck, ProbeKind};
+use std::path::PathBuf;
+
+use crate::config::{parse_endpoint, CertPaths, Cluster, HealthCheck, ProbeKind, UpstreamTls};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,6 +23,17 @@ pub struct RawCluster {
     max_ejection_percent: S<u8>,
     breaker: Option<RawBreaker>,
     health_check: Option<RawHealth>,
+    tls: S<RawUpstreamTls>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstreamTls {
+    ca: S<String>,
+    sni: S<String>,
+    verify: S<bool>,
+    cert: S<String>,
+    key: S<String>,
 }
 
 #[derive(Deserialize)]
@@ -44,7 +57,10 @@ struct RawHealth {
     expect: S<String>,
 }
 
-pub fn cluster(i: usize, raw: RawCluster) -> Result<Cluster, EntryError> {
+/// Where each file the entry names is written, as (sub-field under `clusters[i]`, span).
+pub type FileSpans = Vec<(String, std::ops::Range<usize>)>;
+
+pub fn cluster(i: usize, raw: RawCluster) -> Result<(Cluster, FileSpans), EntryError> {
     let f = |k: &str| format!("clusters[{i}].{k}");
     let name = raw.name.get_ref().clone();
     if name.is_empty()
@@ -164,7 +180,57 @@ pub fn cluster(i: usize, raw: RawCluster) -> Result<Cluster, EntryError> {
         }
         c.health = Some(hc);
     }
-    Ok(c)
+    let mut spans = FileSpans::new();
+    if let Some(t) = raw.tls {
+        c.tls = Some(tls(i, t, &mut spans)?);
+    }
+    Ok((c, spans))
+}
+
+/// The `tls` table: files must not be empty, `cert` and `key` come together, `sni` must be a name
+/// a certificate can be checked for, and `verify = false` takes no `ca`.
+fn tls(
+    i: usize,
+    raw: Spanned<RawUpstreamTls>,
+    spans: &mut FileSpans,
+) -> Result<UpstreamTls, EntryError> {
+    let f = |k: &str| format!("clusters[{i}].tls.{k}");
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let path = |v: S<String>, k: &str, spans: &mut FileSpans| match v {
+        None => Ok(None),
+        Some(p) if p.get_ref().is_empty() => err(p.span(), f(k), "empty path"),
+        Some(p) => {
+            spans.push((format!("tls.{k}"), p.span()));
+            Ok(Some(PathBuf::from(p.into_inner())))
+        }
+    };
+    let ca = path(raw.ca, "ca", spans)?;
+    let cert = path(raw.cert, "cert", spans)?;
+    let key = path(raw.key, "key", spans)?;
+    let client = match (cert, key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(CertPaths { cert, key }),
+        (Some(_), None) => return err(span, f("key"), "cert needs its key"),
+        (None, Some(_)) => return err(span, f("cert"), "key needs its cert"),
+    };
+    let mut t = UpstreamTls::new(ca);
+    t.client = client;
+    if let Some(v) = raw.verify {
+        if !*v.get_ref() && t.ca.is_some() {
+            return err(
+                v.span(),
+                f("verify"),
+                "verify = false checks no certificate: remove ca or verify",
+            );
+        }
+        t.verify = v.into_inner();
+    }
+    if let Some(sni) = raw.sni {
+        crate::tls::server_name(Some(sni.get_ref()), "").map_err(|m| (sni.span(), f("sni"), m))?;
+        t.sni = Some(sni.into_inner());
+    }
+    Ok(t)
 }
 
 /// `200`, `2xx`, or `200-399`.

@@ -25,6 +25,7 @@ pub(super) struct RawFile {
     pub expect_continue: S<String>,
     pub strict_http: S<bool>,
     pub underscores_in_headers: S<String>,
+    pub tls_watch_interval: S<String>,
     pub listeners: Option<Vec<RawListener>>,
     pub clusters: Option<Vec<Spanned<RawCluster>>>,
     pub routes: Option<Vec<Spanned<RawRoute>>>,

@@ -293,3 +293,69 @@ fn tls_listener_parses_and_renders_back() {
     let plain = parse("t.toml", "[[listeners]]\naddr = \"127.0.0.1:80\"\n").unwrap();
     assert_eq!(plain.listeners[0].tls, None);
 }
+
+/// `tls_watch_interval`: 5s unless written, `0` turns the watch off, `/config` writes it back,
+/// and a bad value names the key.
+#[test]
+fn tls_watch_interval_parses_and_renders_back() {
+    use std::time::Duration;
+    let base = "upstreams = [\"127.0.0.1:9\"]\nlisten = [\"127.0.0.1:80\"]\n";
+    let c = parse("t.toml", base).unwrap();
+    assert_eq!(c.tls_watch_interval, Duration::from_secs(5));
+    for (written, want) in [
+        ("\"200ms\"", Duration::from_millis(200)),
+        ("\"0\"", Duration::ZERO),
+    ] {
+        let text = format!("tls_watch_interval = {written}\n{base}");
+        let c = parse("t.toml", &text).unwrap();
+        assert_eq!(c.tls_watch_interval, want, "{written}");
+        let again = parse("r.toml", &crate::config::render(&c)).unwrap();
+        assert_eq!(again.tls_watch_interval, want, "{written} rendered back");
+    }
+    let e = parse("t.toml", &format!("tls_watch_interval = \"often\"\n{base}")).unwrap_err();
+    assert_eq!(e.field, "tls_watch_interval", "{e}");
+}
+
+/// A cluster's `tls` table parses (cert and key together, sni checked, verify = false without
+/// ca) and `/config` writes it back to the same cluster; each mistake names its key and line.
+#[test]
+fn upstream_tls_parses_renders_back_and_names_its_errors() {
+    let head =
+        "listen = [\"127.0.0.1:0\"]\n[[clusters]]\nname = \"a\"\nendpoints = [\"127.0.0.1:1\"]\n";
+    let c = parse(
+        "t.toml",
+        &format!("{head}tls = {{ ca = \"ca.pem\", sni = \"api.internal\", cert = \"c.pem\", key = \"c.key\" }}\n"),
+    )
+    .unwrap();
+    let t = c.clusters[0].tls.as_ref().unwrap();
+    assert_eq!(t.ca, Some(std::path::PathBuf::from("ca.pem")));
+    assert_eq!(t.sni.as_deref(), Some("api.internal"));
+    assert!(t.verify);
+    assert_eq!(
+        t.client.as_ref().unwrap().key,
+        std::path::PathBuf::from("c.key")
+    );
+    let again = parse("r.toml", &crate::config::render(&c)).unwrap();
+    assert_eq!(again.clusters, c.clusters);
+    let off = parse("t.toml", &format!("{head}tls = {{ verify = false }}\n")).unwrap();
+    assert!(!off.clusters[0].tls.as_ref().unwrap().verify);
+    let cases: &[(&str, &str)] = &[
+        ("tls = { cert = \"c.pem\" }", "clusters[0].tls.key"),
+        ("tls = { key = \"c.key\" }", "clusters[0].tls.cert"),
+        ("tls = { sni = \"not a name\" }", "clusters[0].tls.sni"),
+        ("tls = { ca = \"\" }", "clusters[0].tls.ca"),
+        (
+            "tls = { ca = \"ca.pem\", verify = false }",
+            "clusters[0].tls.verify",
+        ),
+        ("tls = { ca_file = \"ca.pem\" }", "clusters[0].tls"),
+    ];
+    for (line, field) in cases {
+        let e = parse("t.toml", &format!("{head}{line}\n")).expect_err(line);
+        assert!(e.field.starts_with(field), "{line}: {e}");
+        assert_eq!(e.line, 5, "{line}: {e}");
+    }
+    // A missing CA file fails the check at the line that names it.
+    let e = err(&format!("{head}tls = {{ ca = \"/nonexistent/ca.pem\" }}\n"));
+    assert_eq!((e.field.as_str(), e.line), ("clusters[0].tls.ca", 5), "{e}");
+}

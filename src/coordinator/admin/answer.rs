@@ -35,6 +35,8 @@ impl Coordinator {
                 let snaps = self.gather();
                 let mut body = String::with_capacity(16 * 1024);
                 crate::stats::render(&snaps, &mut body);
+                let certs = crate::coordinator::cert_watch::expiries(&self.config);
+                crate::stats::render_certificates(&certs, &mut body);
                 Reply::metrics(body)
             }
             Ask::Config => Reply {

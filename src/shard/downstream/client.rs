@@ -11,6 +11,7 @@ use monoio::net::TcpStream;
 use crate::shard::io::{write_static, Buf, Wire};
 use crate::shard::kit::Kit;
 use crate::shard::pipeline::admission::Scratch;
+use crate::tls::Negotiated;
 
 /// A client connection while it serves requests: its stream and a kit of buffers, reused for
 /// every request until the connection goes idle long enough to give the kit back.
@@ -31,6 +32,8 @@ pub struct Client<S = TcpStream> {
     pub(super) cancel: Canceller,
     /// This connection's slot in the drain's registry of idle sockets.
     pub(super) slot: usize,
+    /// What its TLS handshake negotiated (HTTPS only), for the access log and upstream headers.
+    pub tls: Option<Box<Negotiated>>,
 }
 
 /// What a connection keeps while it has given its kit back: the socket and who is on it.
@@ -52,6 +55,7 @@ impl<S> Client<S> {
             scratch: k.scratch,
             cancel: k.cancel,
             slot,
+            tls: None,
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::shard::boxes::Pooled;
 use crate::shard::drain::{ConnectionGuard, Drain};
 use crate::shard::io::write_buf;
 use crate::shard::pipeline::{self, exchanged::Outcome};
+use crate::shard::upstream::stream::UpStream;
 use crate::shard::Shard;
 
 /// Frees the connection's drain slot when the task ends, however it ends.
@@ -46,7 +47,7 @@ pub(super) enum Next {
     Sleep(Duration),
     /// The upstream switched protocols: tunnel bytes both ways until either side closes or
     /// nothing moves for this long.
-    Tunnel(TcpStream, Duration),
+    Tunnel(UpStream, Duration),
 }
 
 /// Serves one accepted connection until it closes. The serving state (kit and the exchange's

@@ -19,6 +19,7 @@ use crate::shard::pipeline::{Downstream, Local};
 use crate::shard::upstream::attempt::{Done, Failed, Limits, Tally};
 use crate::shard::upstream::h1;
 use crate::shard::upstream::relay::Relay;
+use crate::tls::Negotiated;
 
 impl<S: Wire> Downstream for Client<S> {
     #[inline]
@@ -29,6 +30,11 @@ impl<S: Wire> Downstream for Client<S> {
     #[inline]
     fn scratch(&self) -> &Scratch {
         &self.scratch
+    }
+
+    #[inline]
+    fn tls(&self) -> Option<&Negotiated> {
+        self.tls.as_deref()
     }
 
     fn begin_body(&mut self, req: &Request) -> Result<(), ClientError> {

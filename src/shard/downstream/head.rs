@@ -69,6 +69,7 @@ pub(super) fn record_refused<S>(shard: &Shard, c: &Client<S>, status: u16, start
         status,
         bytes_in: data.len() as u64,
         bytes_out: canned::response(status).len() as u64,
+        tls: c.tls.as_deref(),
     };
     record::refused(&shard.pipeline(), &refused, started);
 }
@@ -89,6 +90,12 @@ pub(super) async fn read_head<S: Wire>(
         fallback_host: &table.fallback_host,
         rules: table.config.head_rules,
         https: c.stream.secure(),
+        client_cert: c
+            .tls
+            .as_ref()
+            .and_then(|t| t.client_cert.as_ref())
+            .map(|cc| &*cc.xfcc),
+        trusted_peer: !table.trusted.is_empty() && table.trusted.contains(c.client.ip()),
     };
     let log = shard.log.enabled();
     loop {

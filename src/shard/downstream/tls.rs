@@ -10,12 +10,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use monoio::io::{AsyncReadRentExt, AsyncWriteRent};
 use monoio::net::TcpStream;
 use monoio::time::{timeout, timeout_at, Instant};
-use monoio_rustls::{ServerTlsStream, TlsAcceptor};
+use rustls::{ServerConfig, ServerConnection};
 
 use super::client::{refuse, Client};
 use super::conn::{serve_requests, Next, Slot};
@@ -26,9 +27,10 @@ use crate::shard::drain::ConnectionGuard;
 use crate::shard::io::Wire;
 use crate::shard::Shard;
 use crate::sys;
+use crate::tls::Negotiated;
 
 /// The stream of an HTTPS client connection.
-pub type TlsStream = ServerTlsStream<TcpStream>;
+pub type TlsStream = crate::shard::tls_stream::TlsStream<ServerConnection>;
 
 impl Wire for TlsStream {
     fn secure(&self) -> bool {
@@ -64,7 +66,7 @@ pub fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     proxy_header: bool,
-    acceptor: TlsAcceptor,
+    config: Arc<ServerConfig>,
 ) -> impl Future<Output = ()> {
     let accepted = &shard.stats.accepted;
     accepted.set(accepted.get() + 1);
@@ -99,11 +101,16 @@ pub fn serve(
             }
             Ok(Err(Refused::Closed)) | Err(_) => return,
         }
-        let stream = match timeout_at(deadline, acceptor.accept(stream)).await {
-            Ok(Ok(s)) => s,
-            _ => return,
+        let Ok(conn) = ServerConnection::new(config) else {
+            return;
         };
+        let mut stream = TlsStream::new(stream, conn);
+        match timeout_at(deadline, stream.handshake()).await {
+            Ok(Ok(())) => {}
+            _ => return,
+        }
         let mut c = Client::new(stream, peer, shard.kits.take(), slot.1);
+        c.tls = Some(Box::new(Negotiated::of(&c.stream.conn)));
         let next = Box::pin(serve_requests(&shard, &mut c, Wake::First, false)).await;
         let (mut stream, kit) = c.into_parts();
         shard.kits.give(kit);

@@ -1,25 +1,43 @@
 //! After a `101 Switching Protocols`: copy bytes both ways between client and upstream until each
 //! direction ends, then close both. A tunnel with no byte moving either way for its idle timeout
 //! (`tunnel_idle_timeout`, `timeouts.tunnel_idle`) is closed; a drain closes it by shutting both
-//! sockets (see `Drain::close_tunnels`). Runs on the shard that owned the exchange.
+//! sockets (see `Drain::close_tunnels`). Either side may be TLS. Runs on the shard that owned
+//! the exchange.
 
 use std::cell::Cell;
 use std::time::Duration;
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
-use monoio::net::TcpStream;
 use monoio::time::Instant;
+
+use crate::shard::upstream::stream::UpStream;
 
 /// Bytes one direction moves per read; two per tunnel, for its lifetime.
 const CHUNK: usize = 16 * 1024;
 
 /// Relays until both directions have finished (each side's EOF is passed on as a FIN), or until
 /// nothing moved for `idle`; then both sockets close.
-pub async fn run<C>(client: C, upstream: TcpStream, idle: Duration)
+pub async fn run<C>(client: C, upstream: UpStream, idle: Duration)
 where
     C: Splitable,
     C::OwnedRead: AsyncReadRent,
     C::OwnedWrite: AsyncWriteRent,
+{
+    match upstream {
+        UpStream::Plain(s) => relay(client, s, idle).await,
+        UpStream::Tls { stream, .. } => relay(client, *stream, idle).await,
+    }
+}
+
+/// `run` over one kind of upstream stream.
+async fn relay<C, U>(client: C, upstream: U, idle: Duration)
+where
+    C: Splitable,
+    C::OwnedRead: AsyncReadRent,
+    C::OwnedWrite: AsyncWriteRent,
+    U: Splitable,
+    U::OwnedRead: AsyncReadRent,
+    U::OwnedWrite: AsyncWriteRent,
 {
     let last = Cell::new(Instant::now());
     let (mut client_rd, mut client_wr) = client.into_split();

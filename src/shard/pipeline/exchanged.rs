@@ -4,12 +4,11 @@
 
 use std::net::SocketAddr;
 
-use monoio::net::TcpStream;
-
 use crate::config::Route;
 use crate::shard::table::{RouteView, Table};
 use crate::shard::upstream::attempt::Tally;
 use crate::shard::upstream::cluster::ClusterView;
+use crate::shard::upstream::stream::UpStream;
 
 /// What the front-end does after a request.
 pub enum Outcome {
@@ -17,7 +16,7 @@ pub enum Outcome {
     KeepAlive,
     Close,
     /// The upstream switched protocols: tunnel bytes both ways until either side closes.
-    Tunnel(TcpStream),
+    Tunnel(UpStream),
 }
 
 /// A request as the access log and statistics see it.

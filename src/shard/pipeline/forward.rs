@@ -18,6 +18,7 @@ use crate::policy::breaker::Transition;
 use crate::shard::upstream::attempt::{Done, Failed, Limits};
 use crate::shard::upstream::cluster::{self, ClusterView, Endpoint};
 use crate::shard::upstream::pool::Lease;
+use crate::shard::upstream::stream::UpStream;
 
 /// Runs one exchange. The client gets a canned error when no response head could be relayed.
 pub async fn exchange<D: Downstream>(
@@ -118,9 +119,15 @@ async fn proxy<D: Downstream>(
         // spent the budget while this attempt was waiting.
         let left = &mut retries_left;
         let grant = |status| policy.on_status.contains(&status) && retry(ctx, left, Instant::now());
-        let result = d
-            .attempt(req, lease.stream(), &limits, grant, &mut ex.tally)
-            .await;
+        // One match per attempt: each kind runs its own attempt, so a plain connection's reads
+        // and writes stay direct calls (and splice stays possible).
+        let result = match lease.stream() {
+            UpStream::Plain(s) => d.attempt(req, s, &limits, grant, &mut ex.tally).await,
+            UpStream::Tls { stream, .. } => {
+                d.attempt(req, &mut **stream, &limits, grant, &mut ex.tally)
+                    .await
+            }
+        };
         ep.in_flight.set(ep.in_flight.get() - 1);
         // Set whenever a response head arrived, which is when `rtt` is used.
         let rtt = ex.tally.upstream_time.unwrap_or_default();

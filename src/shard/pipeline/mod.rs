@@ -30,6 +30,7 @@ use crate::bus::{HealthEvent, HealthNews, Reports, ToCoordinator};
 use crate::error::ClientError;
 use crate::http::canned;
 use crate::http::request::Request;
+use crate::tls::Negotiated;
 
 /// What the pipeline reads of the shard: its id, access log, drain state, report channel and
 /// the two shard settings an attempt needs. Built by `Shard::pipeline`, borrowed per request.
@@ -73,6 +74,8 @@ pub trait Downstream {
     fn client(&self) -> SocketAddr;
     /// What admission noted for this request (hash key, response lines, method and path).
     fn scratch(&self) -> &Scratch;
+    /// What the client's TLS connection negotiated, for the access log; `None` on plain HTTP.
+    fn tls(&self) -> Option<&Negotiated>;
     /// Takes the request head off the input before the body is relayed; an error is a body
     /// already broken in what arrived with the head.
     fn begin_body(&mut self, req: &Request) -> Result<(), ClientError>;

@@ -12,6 +12,7 @@ use super::{Context, Downstream};
 use crate::access_log::Entry;
 use crate::http::request::Request;
 use crate::shard::table::Table;
+use crate::tls::Negotiated;
 
 /// Records a request that went through the pipeline.
 pub fn request<D: Downstream>(
@@ -55,6 +56,7 @@ pub fn request<D: Downstream>(
             trace_id: trace.as_ref().map(|t| &t[..]),
             shard: cx.shard,
             route: name,
+            tls: d.tls(),
         });
     }
 }
@@ -67,6 +69,7 @@ pub struct Refused<'a> {
     pub status: u16,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    pub tls: Option<&'a Negotiated>,
 }
 
 /// The access log line of a request refused while its head was read (no route, no upstream).
@@ -89,5 +92,6 @@ pub fn refused(cx: &Context<'_>, r: &Refused<'_>, started: Instant) {
         trace_id: None,
         shard: cx.shard,
         route: "",
+        tls: r.tls,
     });
 }

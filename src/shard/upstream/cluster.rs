@@ -8,7 +8,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use monoio_rustls::TlsConnector;
+
 use super::pool::EndpointPool;
+use super::stream::Origination;
 use crate::config::{self, Cluster, Timeouts};
 use crate::policy::balance::{Balancer, Candidates, PeakEwma};
 use crate::policy::breaker::{Breaker, State, Transition};
@@ -33,6 +36,7 @@ pub struct Endpoint {
         config::Pool,
         Duration,
         crate::policy::breaker::BreakerConfig,
+        Option<config::UpstreamTls>,
     ),
 }
 
@@ -127,11 +131,13 @@ impl ClusterView {
                 limits.max_connections.min(c.max_connections)
             };
         }
+        // This shard's own rustls client config (its session cache is not shared across cores).
+        let connector = c.tls.as_ref().and_then(connector);
         let endpoints = c
             .endpoints
             .iter()
             .map(|e| {
-                let identity = (limits, timeouts.connect, c.breaker.clone());
+                let identity = (limits, timeouts.connect, c.breaker.clone(), c.tls.clone());
                 let kept = old.and_then(|o| {
                     o.endpoints
                         .iter()
@@ -151,7 +157,13 @@ impl ClusterView {
                             cluster: name.clone(),
                             name: Arc::from(e.name.as_str()),
                             addr: e.addr,
-                            pool: EndpointPool::new(e.addr, limits, timeouts, stats.clone()),
+                            pool: EndpointPool::new(
+                                e.addr,
+                                limits,
+                                timeouts,
+                                stats.clone(),
+                                origination(c, &connector, &e.name),
+                            ),
                             breaker: Breaker::new(c.breaker.clone()),
                             ewma: PeakEwma::new(Duration::from_secs(10), Duration::from_millis(1)),
                             in_flight: Cell::new(0),
@@ -208,4 +220,39 @@ impl ClusterView {
         e.ejected_until.set(Some(now + self.open_timeout));
         true
     }
+}
+
+/// The shard's TLS connector for a cluster's `tls` settings. Material that gives no rustls config
+/// (it passed `config::check`, so only a bug) leaves the cluster unable to connect: stderr says
+/// why, and its requests fail with 502.
+fn connector(t: &config::UpstreamTls) -> Option<TlsConnector> {
+    let built = t.material.as_ref().map(|m| m.client_config());
+    match built {
+        Some(Ok(c)) => Some(TlsConnector::from(c)),
+        Some(Err(e)) => {
+            eprintln!("error: upstream tls: {e}");
+            None
+        }
+        None => {
+            eprintln!("error: upstream tls: certificates not loaded");
+            None
+        }
+    }
+}
+
+/// How endpoint `name` of cluster `c` speaks TLS on this shard (`None`: plain TCP). A TLS
+/// cluster whose connector could not be built gets an origination nothing can verify against,
+/// so it fails closed rather than falling back to plain TCP.
+fn origination(c: &Cluster, connector: &Option<TlsConnector>, name: &str) -> Option<Origination> {
+    let t = c.tls.as_ref()?;
+    let connector = connector.clone().unwrap_or_else(refusing_connector);
+    let name = crate::tls::server_name(t.sni.as_deref(), name)
+        .unwrap_or_else(|_| crate::tls::ServerName::try_from("invalid.invalid").expect("valid"));
+    Some(Origination { connector, name })
+}
+
+/// A connector that trusts no CA: every handshake fails with `unknown_issuer`.
+fn refusing_connector() -> TlsConnector {
+    let m = crate::tls::ClientMaterial::refusing();
+    TlsConnector::from(m.client_config().expect("an empty root store builds"))
 }

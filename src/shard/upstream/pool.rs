@@ -1,25 +1,28 @@
 //! Upstream keep-alive connections for one endpoint on one shard: idle connections (LIFO, checked
 //! before reuse), a cap on open connections, and a bounded FIFO of requests waiting for one
-//! (back-pressure: 503 when it is full or the wait times out). Shard thread only.
+//! (back-pressure: 503 when it is full or the wait times out). A TLS cluster's connections are
+//! pooled the same way: connect is TCP connect plus handshake within the connect timeout, and a
+//! reused connection costs no handshake (the liveness peek looks at the TCP socket under TLS).
+//! Shard thread only.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
 use monoio::net::TcpStream;
-use monoio::time::{timeout, timeout_at, Instant};
+use monoio::time::{timeout_at, Instant};
 
+use super::stream::{Origination, UpStream};
 use crate::config::{Pool, Timeouts};
-use crate::error::UpstreamError;
+use crate::error::{TlsFailure, UpstreamError};
 use crate::stats::EndpointStats;
 use crate::sys::{peek_liveness, Liveness};
 
 struct Idle {
-    stream: TcpStream,
+    stream: UpStream,
     since: Instant,
 }
 
@@ -39,13 +42,15 @@ pub struct EndpointPool {
     open: Cell<usize>,
     waiters: RefCell<VecDeque<Rc<Waiter>>>,
     stats: Rc<EndpointStats>,
+    /// Speak TLS to this endpoint (`None`: plain TCP).
+    tls: Option<Origination>,
 }
 
 /// A connection in use. Give it back with `release` when the exchange left it reusable;
 /// dropping it closes the connection and frees its slot.
 pub struct Lease<'a> {
     pool: &'a EndpointPool,
-    pub stream: Option<TcpStream>,
+    pub stream: Option<UpStream>,
     /// Came from the idle list (so a failure before any response byte may be retried).
     pub reused: bool,
 }
@@ -56,6 +61,7 @@ impl EndpointPool {
         limits: Pool,
         timeouts: &Timeouts,
         stats: Rc<EndpointStats>,
+        tls: Option<Origination>,
     ) -> Self {
         EndpointPool {
             addr,
@@ -65,7 +71,13 @@ impl EndpointPool {
             open: Cell::new(0),
             waiters: RefCell::default(),
             stats,
+            tls,
         }
+    }
+
+    /// How this endpoint's connections speak TLS (health probes use it too).
+    pub fn tls(&self) -> Option<&Origination> {
+        self.tls.as_ref()
     }
 
     /// A live idle connection (unless `fresh`), or a new one, waiting in the queue when the
@@ -127,11 +139,11 @@ impl EndpointPool {
         }
     }
 
-    fn take_idle(&self, check: bool) -> Option<TcpStream> {
+    fn take_idle(&self, check: bool) -> Option<UpStream> {
         let mut idle = self.idle.borrow_mut();
         while let Some(c) = idle.pop_back() {
             if c.since.elapsed() < self.limits.idle_timeout
-                && (!check || peek_liveness(c.stream.as_raw_fd()) == Liveness::Open)
+                && (!check || peek_liveness(c.stream.fd()) == Liveness::Open)
             {
                 return Some(c.stream);
             }
@@ -140,18 +152,33 @@ impl EndpointPool {
         None
     }
 
-    async fn connect(&self, limit: std::time::Duration) -> Result<TcpStream, UpstreamError> {
-        match timeout(limit, TcpStream::connect_addr(self.addr)).await {
+    /// TCP connect, then the TLS handshake when the endpoint speaks TLS, both within `limit`.
+    async fn connect(&self, limit: std::time::Duration) -> Result<UpStream, UpstreamError> {
+        let deadline = Instant::now() + limit;
+        let tcp = match timeout_at(deadline, TcpStream::connect_addr(self.addr)).await {
             Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
-                Ok(s)
+                s
             }
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
-                Err(UpstreamError::ConnectTimeout)
+                return Err(UpstreamError::ConnectTimeout)
             }
-            Ok(Err(e)) => Err(UpstreamError::Connect(e.kind())),
-            Err(_) => Err(UpstreamError::ConnectTimeout),
-        }
+            Ok(Err(e)) => return Err(UpstreamError::Connect(e.kind())),
+            Err(_) => return Err(UpstreamError::ConnectTimeout),
+        };
+        let Some(tls) = &self.tls else {
+            return Ok(UpStream::Plain(tcp));
+        };
+        let failed = match timeout_at(deadline, tls.handshake(tcp)).await {
+            Ok(Ok(s)) => {
+                bump(&self.stats.tls_handshakes);
+                return Ok(s);
+            }
+            Ok(Err(e)) => crate::tls::failure(&e),
+            Err(_) => TlsFailure::Timeout,
+        };
+        bump(&self.stats.tls_failures[failed.index()]);
+        Err(UpstreamError::Tls(failed))
     }
 
     /// Waits in FIFO order until a slot is handed over, or `until` passes.
@@ -199,7 +226,7 @@ impl EndpointPool {
         let before = idle.len();
         idle.retain(|c| {
             c.since.elapsed() < self.limits.idle_timeout
-                && peek_liveness(c.stream.as_raw_fd()) == Liveness::Open
+                && peek_liveness(c.stream.fd()) == Liveness::Open
         });
         let closed = before - idle.len();
         drop(idle);
@@ -263,7 +290,7 @@ impl Lease<'_> {
 
     /// Takes the connection out of the pool for good (a tunnel after `101`): its slot is freed,
     /// so tunnels do not count against `max_connections`.
-    pub fn detach(mut self) -> TcpStream {
+    pub fn detach(mut self) -> UpStream {
         let stream = self
             .stream
             .take()
@@ -272,7 +299,7 @@ impl Lease<'_> {
         stream
     }
 
-    pub fn stream(&mut self) -> &mut TcpStream {
+    pub fn stream(&mut self) -> &mut UpStream {
         self.stream
             .as_mut()
             .expect("lease holds a stream until released")

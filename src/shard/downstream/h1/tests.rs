@@ -31,6 +31,8 @@ fn client(raw: &[u8]) -> (Client<Scripted>, Request) {
         fallback_host: b"h",
         rules: Default::default(),
         https: false,
+        client_cert: None,
+        trusted_peer: false,
     };
     let req = match request::process(raw, false, 8192, &fwd, |_| Plan::forward(), &mut c.head) {
         Ok(Head::Complete(r)) => r,

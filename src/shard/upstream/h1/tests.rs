@@ -21,6 +21,8 @@ fn parse(raw: &[u8], forward_expect: bool) -> (Request, Buf, Vec<u8>) {
         fallback_host: b"fallback",
         rules: Default::default(),
         https: false,
+        client_cert: None,
+        trusted_peer: false,
     };
     let mut head = Vec::new();
     let plan = |_: &request::Parsed<'_>| {

@@ -1,0 +1,204 @@
+//! A TLS stream over a monoio `TcpStream` (`TlsStream<C>`, C = rustls' `ServerConnection` or
+//! `ClientConnection`): rustls' connection fed from and flushed to the socket through two buffers
+//! the stream owns, implementing monoio's rent I/O traits, so the HTTP/1.1 code runs over it as a
+//! `Wire`. Unlike a wrapper that hides the rustls connection, the holder can read what the
+//! handshake negotiated (version, cipher, SNI, the peer's certificates). The one place that writes
+//! into a monoio `IoBufMut` and reads an `IoBuf` by raw pointer (hence `unsafe`, each use stated).
+//! Shard thread.
+
+use std::io::{self, Read, Write};
+use std::ops::{Deref, DerefMut};
+
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut, RawBuf};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split};
+use monoio::net::TcpStream;
+use monoio::BufResult;
+use rustls::{ConnectionCommon, SideData};
+
+/// Ciphertext read per socket read: one full TLS record with its overhead.
+const READ_SIZE: usize = 16 * 1024 + 512;
+
+/// A TLS connection over a TCP socket.
+pub struct TlsStream<C> {
+    io: TcpStream,
+    /// The rustls connection: what the handshake negotiated, for whoever holds the stream.
+    pub conn: C,
+    /// Ciphertext read from the socket; `rbuf[rpos..]` is not yet handed to rustls.
+    rbuf: Vec<u8>,
+    rpos: usize,
+    /// Ciphertext on its way to the socket.
+    wbuf: Vec<u8>,
+    /// The socket said EOF (and rustls was told).
+    eof: bool,
+}
+
+// SAFETY: the halves of a split stream run on one thread (monoio's `OwnedReadHalf`/`OwnedWriteHalf`
+// share it through an `Rc<UnsafeCell>`); the read half touches `rbuf` and the socket's read side,
+// the write half `wbuf` and its write side, and each calls into `conn` only between awaits, never
+// across one, so the two never use `conn` at the same time. Used for tunnels after a `101`.
+#[allow(unsafe_code)]
+unsafe impl<C> Split for TlsStream<C> {}
+
+impl<C, SD> TlsStream<C>
+where
+    C: DerefMut + Deref<Target = ConnectionCommon<SD>>,
+    SD: SideData,
+{
+    pub fn new(io: TcpStream, conn: C) -> TlsStream<C> {
+        TlsStream {
+            io,
+            conn,
+            rbuf: Vec::with_capacity(READ_SIZE),
+            rpos: 0,
+            wbuf: Vec::new(),
+            eof: false,
+        }
+    }
+
+    /// Runs the handshake to its end (and sends what rustls has after it, e.g. session tickets).
+    pub async fn handshake(&mut self) -> io::Result<()> {
+        while self.conn.is_handshaking() {
+            if self.conn.wants_write() {
+                self.flush_tls().await?;
+            } else {
+                self.fill().await?;
+            }
+        }
+        self.flush_tls().await
+    }
+
+    /// Reads ciphertext from the socket when none is pending, hands rustls what it takes, and
+    /// processes it. A TLS error is answered with rustls' alert before it is returned.
+    async fn fill(&mut self) -> io::Result<()> {
+        if self.rpos >= self.rbuf.len() {
+            if self.eof {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let mut buf = std::mem::take(&mut self.rbuf);
+            buf.clear();
+            self.rpos = 0;
+            let (res, buf) = self.io.read(buf).await;
+            self.rbuf = buf;
+            if res? == 0 {
+                self.eof = true;
+                self.conn.read_tls(&mut io::empty())?;
+            }
+        }
+        if self.rpos < self.rbuf.len() {
+            let mut pending = &self.rbuf[self.rpos..];
+            self.rpos += self.conn.read_tls(&mut pending)?;
+        }
+        if let Err(e) = self.conn.process_new_packets() {
+            let _ = self.flush_tls().await;
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+        Ok(())
+    }
+
+    /// Sends every TLS record rustls has ready.
+    async fn flush_tls(&mut self) -> io::Result<()> {
+        while self.conn.wants_write() {
+            self.wbuf.clear();
+            self.conn.write_tls(&mut self.wbuf)?;
+            let buf = std::mem::take(&mut self.wbuf);
+            let (res, buf) = self.io.write_all(buf).await;
+            self.wbuf = buf;
+            res?;
+        }
+        Ok(())
+    }
+
+    /// Plaintext into `dst`: what rustls has decrypted, else more records from the socket.
+    async fn read_plain(&mut self, dst: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.conn.reader().read(dst) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            self.flush_tls().await?;
+            self.fill().await?;
+        }
+    }
+
+    /// Encrypts `src` and sends it.
+    async fn write_plain(&mut self, src: &[u8]) -> io::Result<usize> {
+        let n = self.conn.writer().write(src)?;
+        self.flush_tls().await?;
+        Ok(n)
+    }
+}
+
+impl<C, SD> AsyncReadRent for TlsStream<C>
+where
+    C: DerefMut + Deref<Target = ConnectionCommon<SD>>,
+    SD: SideData,
+{
+    async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
+        // SAFETY: `IoBufMut` promises `bytes_total` writable bytes at `write_ptr` while `buf`
+        // lives; the slice is dropped before `set_init`, which covers only bytes written.
+        #[allow(unsafe_code)]
+        let dst = unsafe { std::slice::from_raw_parts_mut(buf.write_ptr(), buf.bytes_total()) };
+        let res = self.read_plain(dst).await;
+        if let Ok(n) = res {
+            // SAFETY: `read_plain` initialised the first `n` bytes.
+            #[allow(unsafe_code)]
+            unsafe {
+                buf.set_init(n)
+            };
+        }
+        (res, buf)
+    }
+
+    async fn readv<T: IoVecBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
+        // SAFETY: the first iovec of `buf` stays valid while `buf` lives (see `read`).
+        #[allow(unsafe_code)]
+        let res = match unsafe { RawBuf::new_from_iovec_mut(&mut buf) } {
+            Some(raw) => self.read(raw).await.0,
+            None => Ok(0),
+        };
+        if let Ok(n) = res {
+            // SAFETY: `read` initialised the first `n` bytes of the first iovec.
+            #[allow(unsafe_code)]
+            unsafe {
+                buf.set_init(n)
+            };
+        }
+        (res, buf)
+    }
+}
+
+impl<C, SD> AsyncWriteRent for TlsStream<C>
+where
+    C: DerefMut + Deref<Target = ConnectionCommon<SD>>,
+    SD: SideData,
+{
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        // SAFETY: `IoBuf` promises `bytes_init` initialised bytes at `read_ptr` while `buf` lives.
+        #[allow(unsafe_code)]
+        let src = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
+        let res = self.write_plain(src).await;
+        (res, buf)
+    }
+
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        // SAFETY: the first iovec of `buf` stays valid while `buf` lives (see `write`).
+        #[allow(unsafe_code)]
+        let res = match unsafe { RawBuf::new_from_iovec(&buf) } {
+            Some(raw) => self.write(raw).await.0,
+            None => Ok(0),
+        };
+        (res, buf)
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        self.flush_tls().await
+    }
+
+    /// Says close_notify, then shuts the socket's write side.
+    async fn shutdown(&mut self) -> io::Result<()> {
+        self.conn.send_close_notify();
+        self.flush_tls().await?;
+        self.io.shutdown().await
+    }
+}
