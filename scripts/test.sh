@@ -4,7 +4,8 @@
 #   fallback (MONOIO_FORCE_LEGACY_DRIVER=1) → a short bounded fuzz run (FUZZ_SECONDS=0 skips it).
 # Installs what the tests need first (curl, wrk, openssl, cmake + a C compiler for aws-lc-rs and
 # util-linux's setpriv from Debian; hypercorn
-# from PyPI for tests/h2c.rs; cargo-fuzz from crates.io via scripts/fuzz.sh).
+# from PyPI for tests/h2c.rs; chromium from Debian and websocket-client from PyPI for the status
+# page's browser check; cargo-fuzz from crates.io via scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,10 @@ done
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
 # setpriv drops capabilities for tests/config_sources.rs (privileged port, unwritable log dir).
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
+# scripts/status-page-check.py drives Debian's headless Chromium (STATUS_PAGE_CHECK=0 skips it).
+if [ "${STATUS_PAGE_CHECK:-1}" != 0 ]; then
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -27,6 +32,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 # tests/h2c.rs runs a real h2c-capable upstream: hypercorn (PyPI) under python3.
 python3 -c 'import hypercorn' 2>/dev/null || python3 -m pip install -q hypercorn
+if [ "${STATUS_PAGE_CHECK:-1}" != 0 ]; then
+  python3 -c 'import websocket' 2>/dev/null || python3 -m pip install -q websocket-client
+fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
 # --- lint ------------------------------------------------------------------------------------
@@ -40,6 +48,12 @@ echo "== cargo test (io_uring driver)"
 cargo test --all-targets -- --test-threads="${TEST_THREADS:-4}"
 echo "== cargo test, integration tests (epoll driver: MONOIO_FORCE_LEGACY_DRIVER=1)"
 MONOIO_FORCE_LEGACY_DRIVER=1 cargo test --tests -- --test-threads="${TEST_THREADS:-4}"
+
+# --- the status page in a real browser -------------------------------------------------------
+if [ "${STATUS_PAGE_CHECK:-1}" != 0 ]; then
+  echo "== status page in headless Chromium (scripts/status-page-check.py)"
+  SHARDGATE=target/debug/shardgate python3 scripts/status-page-check.py "${TMPDIR:-/tmp}/status-page.png"
+fi
 
 # --- fuzz (bounded) ---------------------------------------------------------------------------
 if [ "${FUZZ_SECONDS:-15}" != 0 ] && [ -x scripts/fuzz.sh ]; then

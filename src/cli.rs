@@ -77,6 +77,12 @@ pub struct Args {
     /// Admin listener (metrics, health, drain, reload) as IP:port, or off [default: 127.0.0.1:9901]
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<String>,
+    /// Bearer token every admin request but the status page (GET /) must carry
+    #[arg(long, value_name = "TOKEN", conflicts_with = "admin_token_file")]
+    pub admin_token: Option<String>,
+    /// Like --admin-token, read from FILE (surrounding whitespace dropped; read at start)
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<String>,
     /// Access log: stdout, a file path, or off [default: off]
     #[arg(long, value_name = "WHERE")]
     pub access_log: Option<String>,
@@ -224,6 +230,7 @@ impl Args {
             trusted_proxies: Vec::new(),
             steer_client_ip: false,
             admin: Some(config::DEFAULT_ADMIN),
+            admin_token: None,
             access_log: config::AccessLogTarget::Off,
             trace_start: false,
             upgrades: config::default_upgrades(),
@@ -403,6 +410,14 @@ impl Args {
         }
         if let Some(a) = &self.admin {
             cfg.admin = config::parse_admin(a).map_err(|e| format!("--admin: {e}"))?;
+        }
+        if let Some(t) = &self.admin_token {
+            let token = crate::coordinator::admin::Token::parse(t);
+            cfg.admin_token = Some(token.map_err(|e| format!("--admin-token: {e}"))?);
+        }
+        if let Some(path) = &self.admin_token_file {
+            let token = crate::coordinator::admin::Token::read(path);
+            cfg.admin_token = Some(token.map_err(|e| format!("--admin-token-file: {e}"))?);
         }
         if let Some(a) = &self.access_log {
             cfg.access_log = a.parse().map_err(|e| format!("--access-log: {e}"))?;

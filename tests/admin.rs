@@ -744,7 +744,14 @@ fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
     let up = Upstream::fixed("ok");
     let file = temp_file("admin-405", &versioned(up.addr, "one"));
     let mut proxy = Proxy::start(&["--config", file.path()]);
-    for path in ["/", "/nope", "/metrics/extra", "/healthz/", "/HEALTHZ"] {
+    // `/` is the status page (tests/status_page.rs).
+    for path in [
+        "/index.html",
+        "/nope",
+        "/metrics/extra",
+        "/healthz/",
+        "/HEALTHZ",
+    ] {
         let r = admin(&proxy, "GET", path);
         assert_eq!(r.status, 404, "GET {path}: {}", r.text());
     }
@@ -756,6 +763,8 @@ fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
         ("POST", "/metrics", "GET"),
         ("PUT", "/config", "GET"),
         ("POST", "/shards", "GET"),
+        ("POST", "/stats.json", "GET"),
+        ("POST", "/", "GET"),
         ("GET", "/drain", "POST"),
         ("GET", "/reload", "POST"),
         ("PUT", "/reload", "POST"),

@@ -44,6 +44,8 @@ pub struct Config {
     pub steer_client_ip: bool,
     /// The admin listener (metrics, health, drain, reload); `None` = off.
     pub admin: Option<SocketAddr>,
+    /// `--admin-token`/`--admin-token-file`: every admin request but the page needs it.
+    pub admin_token: Option<crate::coordinator::admin::Token>,
     /// Where access-log lines go (`off`, `stdout` or a file path).
     pub access_log: AccessLogTarget,
     /// Start a W3C trace (traceparent) for requests that carry none.

@@ -6,8 +6,12 @@
 //!
 //! | request | ask |
 //! |---|---|
-//! | `GET`/`HEAD /healthz`, `/readyz`, `/metrics`, `/config`, `/shards` | `Healthz` … `Shards` |
+//! | `GET`/`HEAD /` | none: the status page (`page.rs`), served by this thread |
+//! | `GET`/`HEAD /healthz`, `/readyz`, `/metrics`, `/config`, `/shards`, `/stats.json` | `Healthz` … `StatsJson` |
 //! | `POST /drain`, `POST /reload` | `Drain`, `Reload` |
+//!
+//! With `--admin-token`, every request but `GET /` without `Authorization: Bearer <token>` gets 401
+//! (`token.rs` compares in constant time) before anything else is looked at.
 //!
 //! Unknown path → 404; known path, wrong method → 405 with `Allow`; malformed head → 400; head
 //! over 8 KiB or 32 headers → 431. A query string is ignored.
@@ -27,6 +31,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{SendTimeoutError, Sender};
 
+pub use token::Token;
+
 /// Largest request head read.
 const MAX_HEAD: usize = 8 * 1024;
 const MAX_HEADERS: usize = 32;
@@ -42,6 +48,7 @@ pub enum Ask {
     Metrics,
     Config,
     Shards,
+    StatsJson,
     Drain,
     Reload,
 }
@@ -108,8 +115,13 @@ const LIMITS: Limits = Limits {
 };
 
 /// Starts the admin thread on `listener` (made blocking). See the module doc for how it ends.
-pub fn spawn(listener: TcpListener, calls: Sender<AdminCall>) -> io::Result<JoinHandle<()>> {
-    spawn_with(listener, calls, LIMITS)
+/// With a `token`, every request but `GET /` needs `Authorization: Bearer <token>` (401 otherwise).
+pub fn spawn(
+    listener: TcpListener,
+    calls: Sender<AdminCall>,
+    token: Option<Token>,
+) -> io::Result<JoinHandle<()>> {
+    spawn_with(listener, calls, LIMITS, token)
 }
 
 /// Ends the admin thread: shuts down the listening socket (pass a `try_clone` of the listener
@@ -123,18 +135,24 @@ fn spawn_with(
     listener: TcpListener,
     calls: Sender<AdminCall>,
     limits: Limits,
+    token: Option<Token>,
 ) -> io::Result<JoinHandle<()>> {
     listener.set_nonblocking(false)?;
     std::thread::Builder::new()
         .name("admin".into())
-        .spawn(move || serve_all(&listener, &calls, limits))
+        .spawn(move || serve_all(&listener, &calls, limits, token.as_ref()))
 }
 
-fn serve_all(listener: &TcpListener, calls: &Sender<AdminCall>, limits: Limits) {
+fn serve_all(
+    listener: &TcpListener,
+    calls: &Sender<AdminCall>,
+    limits: Limits,
+    token: Option<&Token>,
+) {
     loop {
         match listener.accept() {
             Ok((stream, _)) => {
-                if let Flow::Exit = serve(stream, calls, limits) {
+                if let Flow::Exit = serve(stream, calls, limits, token) {
                     return;
                 }
             }
@@ -160,7 +178,12 @@ enum Flow {
 }
 
 /// Serves one connection: read a head, answer, close.
-fn serve(mut stream: TcpStream, calls: &Sender<AdminCall>, limits: Limits) -> Flow {
+fn serve(
+    mut stream: TcpStream,
+    calls: &Sender<AdminCall>,
+    limits: Limits,
+    token: Option<&Token>,
+) -> Flow {
     let _ = stream.set_read_timeout(Some(limits.io));
     let _ = stream.set_write_timeout(Some(limits.io));
     let mut buf = [0u8; MAX_HEAD];
@@ -171,12 +194,12 @@ fn serve(mut stream: TcpStream, calls: &Sender<AdminCall>, limits: Limits) -> Fl
             Ok(0) | Err(_) => return flow, // closed or timed out before a whole head: no answer
             Ok(n) => len += n,
         }
-        match parse(&buf[..len]) {
+        match parse(&buf[..len], token) {
             Parsed::Partial if len == MAX_HEAD => {
                 break Answer::refuse(431, "request head too large")
             }
             Parsed::Partial => continue,
-            Parsed::Refused(a) => break a,
+            Parsed::Refused(a) | Parsed::Local(a) => break a,
             Parsed::Ask(ask, head) => {
                 let reply = match call(calls, ask, limits.call) {
                     Ok(r) => r,
@@ -189,6 +212,7 @@ fn serve(mut stream: TcpStream, calls: &Sender<AdminCall>, limits: Limits) -> Fl
                     reply,
                     head,
                     allow: None,
+                    challenge: false,
                 };
             }
         }
@@ -230,19 +254,37 @@ fn call(calls: &Sender<AdminCall>, ask: Ask, limit: Duration) -> Result<Reply, G
 
 enum Parsed {
     Partial,
+    /// Answered by the admin thread itself (the status page).
+    Local(Answer),
     /// What to ask, and whether the request was `HEAD`.
     Ask(Ask, bool),
     Refused(Answer),
 }
 
-fn parse(bytes: &[u8]) -> Parsed {
+fn parse(bytes: &[u8], token: Option<&Token>) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(bytes) {
         Ok(httparse::Status::Partial) => Parsed::Partial,
         Ok(httparse::Status::Complete(_)) => {
             let (method, path) = (req.method.unwrap_or(""), req.path.unwrap_or(""));
-            route(method, path)
+            let parsed = route(method, path);
+            let Some(token) = token else { return parsed };
+            if matches!(parsed, Parsed::Local(_)) {
+                return parsed; // the page holds no data; its script asks for the token
+            }
+            let mut auth = req.headers.iter();
+            let auth = auth.find(|h| h.name.eq_ignore_ascii_case("authorization"));
+            if auth.is_some_and(|h| token.authorizes(h.value)) {
+                return parsed;
+            }
+            let mut a = Answer::refuse(
+                401,
+                "unauthorized: send Authorization: Bearer <admin token>",
+            );
+            a.head = method == "HEAD";
+            a.challenge = true;
+            Parsed::Refused(a)
         }
         Err(httparse::Error::TooManyHeaders) => {
             Parsed::Refused(Answer::refuse(431, "too many headers"))
@@ -258,11 +300,13 @@ const POST: &str = "POST";
 fn route(method: &str, target: &str) -> Parsed {
     let path = target.split_once('?').map_or(target, |(p, _)| p);
     let (ask, allow) = match path {
+        "/" => return page(method),
         "/healthz" => (Ask::Healthz, GET_HEAD),
         "/readyz" => (Ask::Readyz, GET_HEAD),
         "/metrics" => (Ask::Metrics, GET_HEAD),
         "/config" => (Ask::Config, GET_HEAD),
         "/shards" => (Ask::Shards, GET_HEAD),
+        "/stats.json" => (Ask::StatsJson, GET_HEAD),
         "/drain" => (Ask::Drain, POST),
         "/reload" => (Ask::Reload, POST),
         _ => return Parsed::Refused(Answer::refuse(404, "not found")),
@@ -279,6 +323,23 @@ fn route(method: &str, target: &str) -> Parsed {
     }
 }
 
+/// `GET /`: the status page, served without asking the coordinator.
+fn page(method: &str) -> Parsed {
+    match method {
+        "GET" | "HEAD" => Parsed::Local(Answer {
+            reply: page::reply(),
+            head: method == "HEAD",
+            allow: None,
+            challenge: false,
+        }),
+        _ => {
+            let mut a = Answer::refuse(405, "method not allowed");
+            a.allow = Some(GET_HEAD);
+            Parsed::Refused(a)
+        }
+    }
+}
+
 // === impl Answer ===
 
 /// A response about to be written.
@@ -288,6 +349,8 @@ struct Answer {
     head: bool,
     /// The `Allow` header of a 405.
     allow: Option<&'static str>,
+    /// A 401's `WWW-Authenticate: Bearer` challenge.
+    challenge: bool,
 }
 
 impl Answer {
@@ -297,6 +360,7 @@ impl Answer {
             reply,
             head: false,
             allow: None,
+            challenge: false,
         }
     }
 
@@ -315,6 +379,9 @@ impl Answer {
         if let Some(allow) = self.allow {
             out.push_str(&format!("Allow: {allow}\r\n"));
         }
+        if self.challenge {
+            out.push_str("WWW-Authenticate: Bearer realm=\"shardgate admin\"\r\n");
+        }
         out.push_str("\r\n");
         if !self.head {
             out.push_str(body);
@@ -328,6 +395,7 @@ fn reason(status: u16) -> &'static str {
         200 => "OK",
         202 => "Accepted",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",
@@ -339,5 +407,9 @@ fn reason(status: u16) -> &'static str {
 }
 
 mod answer;
+mod page;
+pub(in crate::coordinator) mod stats_json;
+pub(in crate::coordinator) mod status;
 #[cfg(test)]
 mod tests;
+pub mod token;

@@ -113,7 +113,7 @@ impl Coordinator {
     fn signal(&mut self, sig: i32) {
         match sig {
             SIGHUP => {
-                if let Err(e) = self.reload() {
+                if let Err(e) = self.reload_noted() {
                     eprintln!("reload failed, still serving the previous config: {e}");
                 }
             }

@@ -79,8 +79,12 @@ pub fn run(config: Config, reload: Reloader) -> i32 {
     let admin_addr = match config.admin {
         None => None,
         Some(addr) => {
-            let bound = std::net::TcpListener::bind(addr)
-                .and_then(|l| Ok((l.local_addr()?, admin::spawn(l, calls_tx.clone())?)));
+            let bound = std::net::TcpListener::bind(addr).and_then(|l| {
+                Ok((
+                    l.local_addr()?,
+                    admin::spawn(l, calls_tx.clone(), config.admin_token.clone())?,
+                ))
+            });
             match bound {
                 Ok((real, _thread)) => Some(real),
                 Err(e) => {

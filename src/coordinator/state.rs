@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{never, Receiver};
 
+use super::admin::status::ProcessStatus;
 use super::admin::AdminCall;
 use super::cert_watch::CertWatch;
 use super::phase::Phase;
@@ -54,6 +55,8 @@ pub struct Coordinator {
     pub(super) state_log: StateLog,
     /// The session-ticket keys every shard holds, and when they rotate.
     pub(super) tickets: Tickets,
+    /// Start time, config version and the last reload's outcome (`/stats.json`).
+    pub(super) status: ProcessStatus,
     /// The TLS listeners' files as last loaded, looked at on `cert_tick` (every
     /// `tls_watch_interval` of the current config; never when it is zero or nothing is TLS).
     pub(super) cert_watch: CertWatch,
@@ -86,6 +89,7 @@ impl Coordinator {
             resolve_tick: never(),
             state_log: StateLog::default(),
             tickets,
+            status: ProcessStatus::default(),
             cert_watch: CertWatch::default(),
             cert_every: None,
             cert_tick: never(),

@@ -343,6 +343,7 @@ impl<'a> Builder<'a> {
             trusted_proxies,
             steer_client_ip,
             admin,
+            admin_token: None,
             access_log,
             trace_start,
             upgrades,

@@ -1,7 +1,7 @@
-//! The answers to admin calls (health, readiness, metrics, config, shards, drain, reload) and the
-//! `/shards` JSON. The admin thread only asks; the coordinator thread runs this.
+//! The answers to admin calls (health, readiness, metrics, config, shards, stats, drain, reload)
+//! and the `/shards` JSON. The admin thread only asks; the coordinator thread runs this.
 
-use super::{AdminCall, Ask, Reply};
+use super::{stats_json, AdminCall, Ask, Reply};
 use crate::coordinator::state::Coordinator;
 
 impl Coordinator {
@@ -50,11 +50,23 @@ impl Coordinator {
                 }
                 Reply::json(200, self.shards_json())
             }
+            Ask::StatsJson => {
+                let snapshots = self.gather();
+                Reply::json(
+                    200,
+                    stats_json::render(&stats_json::Inputs {
+                        process: &self.status,
+                        draining,
+                        shards: &self.shards,
+                        snapshots: &snapshots,
+                    }),
+                )
+            }
             Ask::Drain => {
                 self.start_drain("POST /drain");
                 text(202, "draining\n")
             }
-            Ask::Reload => match self.reload() {
+            Ask::Reload => match self.reload_noted() {
                 Ok(()) => text(200, "reloaded\n"),
                 Err(e) => {
                     eprintln!("reload failed, still serving the previous config: {e}");

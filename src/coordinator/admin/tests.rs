@@ -26,7 +26,7 @@ fn start(calls: Sender<AdminCall>) -> Admin {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let clone = listener.try_clone().unwrap();
-    let thread = spawn_with(listener, calls, QUICK).unwrap();
+    let thread = spawn_with(listener, calls, QUICK, None).unwrap();
     Admin {
         addr,
         thread,
@@ -118,6 +118,7 @@ fn every_path_is_asked_of_the_coordinator() {
         ("GET", "/metrics", 200, "shardgate_up 1\n"),
         ("GET", "/config", 200, "{\"shards\":2}"),
         ("GET", "/shards", 200, "Shards\n"),
+        ("GET", "/stats.json", 200, "StatsJson\n"),
         ("POST", "/drain", 202, "Drain\n"),
         ("POST", "/reload", 200, "Reload\n"),
         ("GET", "/readyz?verbose=1", 200, "Readyz\n"),
@@ -149,7 +150,14 @@ fn every_path_is_asked_of_the_coordinator() {
 #[test]
 fn head_has_headers_but_no_body() {
     let (admin, _coord) = with_coordinator();
-    for path in ["/healthz", "/readyz", "/metrics", "/config", "/shards"] {
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/config",
+        "/shards",
+        "/stats.json",
+    ] {
         let full = get(admin.addr, "GET", path);
         let head = get(admin.addr, "HEAD", path);
         assert_eq!(head.status, 200, "{path}");
@@ -162,10 +170,23 @@ fn head_has_headers_but_no_body() {
 }
 
 #[test]
+fn the_status_page_is_served_without_asking_the_coordinator() {
+    let (admin, coord) = with_coordinator();
+    let r = get(admin.addr, "GET", "/");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(r.body, super::page::PAGE);
+    let head = get(admin.addr, "HEAD", "/?x=1");
+    assert_eq!((head.status, head.body.as_str()), (200, ""));
+    stopped(admin);
+    assert_eq!(coord.join().unwrap(), 0);
+}
+
+#[test]
 fn unknown_paths_are_404_and_reach_no_one() {
     let (admin, coord) = with_coordinator();
     for (method, path) in [
-        ("GET", "/"),
+        ("GET", "/index.html"),
         ("GET", "/healthz/x"),
         ("POST", "/nope"),
         ("GET", "/Metrics"),
@@ -185,6 +206,7 @@ fn wrong_methods_are_405_with_allow() {
         ("DELETE", "/config", "GET, HEAD"),
         ("GET", "/drain", "POST"),
         ("GET", "/reload", "POST"),
+        ("POST", "/", "GET, HEAD"),
     ];
     for (method, path, allow) in cases {
         let r = get(admin.addr, method, path);
