@@ -19,6 +19,13 @@ use crate::config::{self, Config};
 const APPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Coordinator {
+    /// `reload`, with its outcome noted for `/stats.json`.
+    pub(super) fn reload_noted(&mut self) -> Result<(), String> {
+        let result = self.reload();
+        self.status.note_reload(&result);
+        result
+    }
+
     /// Reads, validates and broadcasts the config file; the old config serves on when it fails.
     pub(super) fn reload(&mut self) -> Result<(), String> {
         if self.config.source.is_none() {

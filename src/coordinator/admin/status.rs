@@ -1,11 +1,9 @@
 //! What `/stats.json` says about the process beyond the shards' statistics: when it started, which
 //! config version it serves (1 at start, +1 per successful reload) and how the last reload went.
 //! Coordinator thread only; reloads from `SIGHUP` and `POST /reload` both go through
-//! `reload_noted`, so the record sees every attempt.
+//! `Coordinator::reload_noted` (reload.rs), so the record sees every attempt.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
-use crate::coordinator::state::Coordinator;
 
 /// The process record shown on the status page.
 #[derive(Debug, Clone)]
@@ -44,15 +42,6 @@ impl ProcessStatus {
         }
         let error = result.as_ref().err().cloned();
         self.last_reload = Some(ReloadOutcome { at_unix, error });
-    }
-}
-
-impl Coordinator {
-    /// `reload`, with its outcome noted for `/stats.json`.
-    pub(in crate::coordinator) fn reload_noted(&mut self) -> Result<(), String> {
-        let result = self.reload();
-        self.status.note_reload(&result);
-        result
     }
 }
 
