@@ -217,6 +217,8 @@ pub struct ShardStats {
     pub log_dropped: Cell<u64>,
     /// TLS handshakes that resumed a session (counted by the TLS front-end after each handshake).
     pub tls_resumed: Cell<u64>,
+    /// TLS handshakes on listeners by how they ended (`HandshakeOutcome::index`).
+    pub tls_handshakes: [Cell<u64>; 8],
     /// Generation of the session-ticket keys this shard holds (copy of `Ticketer::generation`).
     pub tls_ticket_generation: Cell<u64>,
     routes: RefCell<BTreeMap<String, Rc<RouteStats>>>,
@@ -292,6 +294,7 @@ impl ShardStats {
             accepted: self.accepted.get(),
             log_dropped: self.log_dropped.get(),
             tls_resumed: self.tls_resumed.get(),
+            tls_handshakes: std::array::from_fn(|i| self.tls_handshakes[i].get()),
             tls_ticket_generation: self.tls_ticket_generation.get(),
         };
         let routes = self

@@ -30,6 +30,17 @@ fn tls_proxy(leaf: &Leaf, up: std::net::SocketAddr, extra: &[&str]) -> Proxy {
     Proxy::start(&args)
 }
 
+/// Waits until `shardgate_tls_handshakes_total{result}` summed over the shards is `n`.
+fn handshakes(proxy: &Proxy, result: &str, n: f64) {
+    scrape_until(
+        proxy,
+        Duration::from_secs(5),
+        &format!("{n} handshakes with result {result}"),
+        "shardgate_tls_handshakes_total",
+        |m| m.sum("shardgate_tls_handshakes_total", &[("result", result)]) == n,
+    );
+}
+
 fn setup(extra: &[&str]) -> (Certs, Upstream, Proxy) {
     let certs = Certs::new("tls");
     let leaf = certs.leaf("server", &["localhost", "127.0.0.1"]);
@@ -53,6 +64,7 @@ fn https_requests_reach_the_upstream_marked_https_on_one_connection() {
     }
     assert_eq!(up.accepted(), 1, "one upstream connection, reused");
     assert_eq!(up.request_count(), 3);
+    handshakes(&proxy, "tls1.3", 1.0);
 }
 
 #[test]
@@ -97,6 +109,7 @@ fn plain_http_to_the_tls_port_gets_a_400_that_says_so() {
     assert!(r.text().contains("TLS port"), "{:?}", r.text());
     assert!(c.expect_closed(Duration::from_secs(5)).is_ok());
     assert_eq!(up.request_count(), 0);
+    handshakes(&proxy, "plain_http", 1.0);
 }
 
 #[test]
@@ -118,6 +131,7 @@ fn a_stalled_or_silent_handshake_is_closed_at_the_handshake_timeout() {
         "{:?}",
         start.elapsed()
     );
+    handshakes(&proxy, "timeout", 2.0);
 }
 
 #[test]
@@ -129,6 +143,7 @@ fn garbage_gets_a_tls_alert_and_a_close() {
     let (bytes, closed) = c.read_for(Duration::from_secs(3));
     assert_eq!(bytes.first(), Some(&0x15), "an alert record: {bytes:?}");
     assert!(closed, "closed after the alert");
+    handshakes(&proxy, "invalid", 1.0);
 }
 
 fn s_client(proxy: &Proxy, ca: &str, extra: &[&str]) -> String {
@@ -167,11 +182,13 @@ fn tls_1_2_and_1_3_with_alpn_http_1_1_and_nothing_older() {
         out.contains("TLSv1.2") && out.contains("Verify return code: 0 (ok)"),
         "{out}"
     );
+    handshakes(&proxy, "tls1.2", 1.0);
     let out = s_client(&proxy, certs.ca(), &["-tls1_1"]);
     assert!(
         out.contains("no peer certificate available"),
         "TLS 1.1 was accepted: {out}"
     );
+    handshakes(&proxy, "no_shared_cipher", 1.0);
     // ALPN h2 is not offered yet: no protocol is agreed, HTTP/1.1 is what the client gets.
     let out = s_client(&proxy, certs.ca(), &["-alpn", "h2"]);
     assert!(out.contains("No ALPN negotiated"), "{out}");

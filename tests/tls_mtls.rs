@@ -135,6 +135,18 @@ fn a_required_certificate_refuses_clients_without_one_or_from_another_ca() {
         );
     }
     assert_eq!(s.up.request_count(), 0);
+    scrape_until(
+        &s.proxy,
+        ms(5000),
+        "two handshakes refused for their certificate",
+        "shardgate_tls_handshakes_total",
+        |m| {
+            m.sum(
+                "shardgate_tls_handshakes_total",
+                &[("result", "bad_certificate")],
+            ) == 2.0
+        },
+    );
     // The same listener still serves a client with a good certificate.
     assert!(curl(&s, Some(&s.client), &[]).status.success());
 }

@@ -5,6 +5,7 @@
 use hdrhistogram::Histogram;
 
 use crate::error::TlsFailure;
+use crate::tls::HandshakeOutcome;
 
 use super::{EndpointCounts, RouteCounts, ShardGauges, BREAKER_STATES, CLASSES};
 
@@ -205,6 +206,14 @@ pub(super) fn shard_families() -> Vec<Family<ShardGauges>> {
             "shardgate_access_log_dropped_buffers_total",
             "Access-log buffers dropped because the log writer fell behind, by shard.",
             Value::Int(|s| s.log_dropped),
+        ),
+        counter(
+            "shardgate_tls_handshakes_total",
+            "TLS handshakes on listeners by result, by shard: tls1.3 or tls1.2 when done, else \
+             why not (plain_http, timeout, no_shared_cipher, bad_certificate, invalid, failed).",
+            Value::Split("result", &HandshakeOutcome::NAMES, |s, i| {
+                s.tls_handshakes[i]
+            }),
         ),
         counter(
             "shardgate_tls_handshakes_resumed_total",

@@ -44,6 +44,8 @@ pub struct ShardGauges {
     pub accepted: u64,
     pub log_dropped: u64,
     pub tls_resumed: u64,
+    /// TLS handshakes by how they ended (`HandshakeOutcome::NAMES`).
+    pub tls_handshakes: [u64; 8],
     pub tls_ticket_generation: u64,
 }
 

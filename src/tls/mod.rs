@@ -13,6 +13,7 @@ mod client;
 mod material;
 mod names;
 mod negotiated;
+mod outcome;
 mod pem;
 mod resolver;
 mod server;
@@ -26,6 +27,7 @@ pub use client::{failure, server_name, ClientMaterial};
 pub use material::{Certificate, Material, EXPIRY_WARNING};
 pub use names::name_matches;
 pub use negotiated::{ClientCert, Negotiated};
+pub use outcome::HandshakeOutcome;
 pub use rustls_pki_types::ServerName;
 pub use tickets::{TicketKeys, Ticketer, MAX_TICKET_LIFETIME};
 

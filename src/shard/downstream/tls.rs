@@ -27,7 +27,7 @@ use crate::shard::drain::ConnectionGuard;
 use crate::shard::io::Wire;
 use crate::shard::Shard;
 use crate::sys;
-use crate::tls::Negotiated;
+use crate::tls::{HandshakeOutcome, Negotiated};
 
 /// The stream of an HTTPS client connection.
 pub type TlsStream = crate::shard::tls_stream::TlsStream<ServerConnection>;
@@ -88,6 +88,7 @@ pub fn serve(
         match first {
             Ok(Ok(HANDSHAKE_RECORD)) => {}
             Ok(Ok(b)) if b.is_ascii_uppercase() => {
+                count(&shard, HandshakeOutcome::PlainHttp);
                 let idle = shard.table().config.timeouts.body;
                 refuse(&mut stream, canned::PLAIN_HTTP_TO_TLS, idle).await;
                 return;
@@ -99,7 +100,8 @@ pub fn serve(
                 refuse(&mut stream, canned::response(400), idle).await;
                 return;
             }
-            Ok(Err(Refused::Closed)) | Err(_) => return,
+            Ok(Err(Refused::Closed)) => return count(&shard, HandshakeOutcome::Failed),
+            Err(_) => return count(&shard, HandshakeOutcome::Timeout),
         }
         let Ok(conn) = ServerConnection::new(config) else {
             return;
@@ -107,10 +109,18 @@ pub fn serve(
         let mut stream = TlsStream::new(stream, conn);
         match timeout_at(deadline, stream.handshake()).await {
             Ok(Ok(())) => {}
-            _ => return,
+            Ok(Err(e)) => return count(&shard, HandshakeOutcome::of_error(&e)),
+            Err(_) => return count(&shard, HandshakeOutcome::Timeout),
         }
         let mut c = Client::new(stream, peer, shard.kits.take(), slot.1);
         let negotiated = Negotiated::of(&c.stream.conn);
+        count(
+            &shard,
+            match negotiated.version {
+                "TLSv1.2" => HandshakeOutcome::Tls12,
+                _ => HandshakeOutcome::Tls13,
+            },
+        );
         if negotiated.resumed {
             let resumed = &shard.stats.tls_resumed;
             resumed.set(resumed.get() + 1);
@@ -131,6 +141,12 @@ pub fn serve(
             }
         }
     }
+}
+
+/// Counts one listener handshake by how it ended.
+fn count(shard: &Shard, outcome: HandshakeOutcome) {
+    let c = &shard.stats.tls_handshakes[outcome.index()];
+    c.set(c.get() + 1);
 }
 
 /// Why a connection ended before its handshake.
