@@ -124,8 +124,15 @@ SHARDGATE=${SHARDGATE:-$(target_dir)/release/shardgate}
 
 # Scenarios: arguments, else $SCENARIOS, else keepalive; "all" means every one.
 if (($# > 0)); then SCENARIO_LIST="$*"; else SCENARIO_LIST=${SCENARIOS:-keepalive}; fi
-[[ " $SCENARIO_LIST " == *" all "* ]] && SCENARIO_LIST=${SCENARIO_LIST/all/$ALL_SCENARIOS}
-[[ " $SCENARIO_LIST " == *" tls "* ]] && SCENARIO_LIST=${SCENARIO_LIST/tls/$TLS_SCENARIOS}
+expanded=
+for s in $SCENARIO_LIST; do
+    case $s in
+        all) expanded+=" $ALL_SCENARIOS" ;;
+        tls) expanded+=" $TLS_SCENARIOS" ;;
+        *) expanded+=" $s" ;;
+    esac
+done
+SCENARIO_LIST=${expanded# }
 for s in $SCENARIO_LIST; do
     [[ " $ALL_SCENARIOS $SIZE_SCENARIOS $TLS_SCENARIOS " == *" $s "* ]] ||
         die "unknown scenario '$s' (known: $ALL_SCENARIOS $SIZE_SCENARIOS $TLS_SCENARIOS all tls)"
