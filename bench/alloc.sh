@@ -6,6 +6,9 @@
 #   (bench/client.py);  SIGUSR1 -> B;  the client closes them;  SIGUSR1 -> B2;  IDLE seconds
 #   without traffic;  SIGUSR1 -> C;  CONNECTIONS new connections with one request each;
 #   SIGUSR1 -> D;  SIGTERM (drain) -> final count at exit.
+# TLS=1: the same over HTTPS: shardgate also gets a TLS listener (bench/lib.sh make_tls, ECDSA
+# P-256 unless TLS_KEY_TYPE=rsa) and the client speaks TLS to it (the handshakes happen before A,
+# except for the new connections of the last step, which each pay one).
 # Prints (B - A) / N = allocations per request in steady state (the figure to keep at 0),
 # (B2 - B) / CONNECTIONS per connection close, (C - B2) / IDLE per idle second (timers, sweeps),
 # (D - C) / CONNECTIONS per new connection (accept, one request, close).
@@ -14,6 +17,7 @@
 #   bench/alloc.sh
 # Environment: REQUESTS=100000  CONNECTIONS=8  WARMUP_REQUESTS=20000  IDLE=2  PATH_=/ (or /64k)
 #   NOKA=1 (proxy to the upstream that closes after every response: a connect per request)
+#   TLS=1 (over HTTPS)  TLS_KEY_TYPE=ecdsa|rsa
 #   SHARDGATE_ARGS="" (extra flags)  NO_BUILD=1 (use the binary already built)  KEEP_TMP=1
 # Takes about 10 s after the build (the first build of the feature takes 1-2 minutes).
 set -euo pipefail
@@ -28,6 +32,7 @@ WARMUP_REQUESTS=${WARMUP_REQUESTS:-20000}
 IDLE=${IDLE:-2}
 PATH_=${PATH_:-/}
 NOKA=${NOKA:-0}
+TLS=${TLS:-0}
 SHARDGATE_ARGS=${SHARDGATE_ARGS:-}
 # shellcheck source=bench/lib.sh
 source "$BENCH/lib.sh"
@@ -43,7 +48,7 @@ if [[ ${NO_BUILD:-0} != 1 ]]; then
 fi
 [[ -x $SHARDGATE ]] || die "$SHARDGATE not found"
 
-for port in "$UPSTREAM_PORT" "$UPSTREAM_NOKA_PORT" "$SHARDGATE_PORT"; do
+for port in "$UPSTREAM_PORT" "$UPSTREAM_NOKA_PORT" "$SHARDGATE_PORT" "$SHARDGATE_TLS_PORT"; do
     if listening "$port"; then die "port $port on $HOST is already in use"; fi
 done
 
@@ -51,15 +56,27 @@ echo "# shardgate alloc: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 describe_machine
 echo "# shardgate: $SHARDGATE --features alloc-count ${SHARDGATE_ARGS:+$SHARDGATE_ARGS }(built from $(revision))"
 echo "# $WARMUP_REQUESTS warm-up requests, then $REQUESTS measured, GET $PATH_ over $CONNECTIONS keep-alive connections$([[ $NOKA == 1 ]] && echo ', upstream without keep-alive')"
+# Over TLS: the certificate, a TLS listener, and the client on it.
+CLIENT_PORT=$SHARDGATE_PORT
+CLIENT_TLS=()
+TLS_ARGS=()
+if [[ $TLS == 1 ]]; then
+    need_tools openssl:openssl
+    make_tls "${TLS_KEY_TYPE:-ecdsa}"
+    CLIENT_PORT=$SHARDGATE_TLS_PORT
+    CLIENT_TLS=(--tls)
+    TLS_ARGS=(--listen-tls "$HOST:$SHARDGATE_TLS_PORT" --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY")
+    echo "# over TLS: certificate $TLS_DESC, the client (Python ssl) on shardgate's TLS listener"
+fi
 
 start_upstream 1 1
 up_port=$UPSTREAM_PORT
 [[ $NOKA == 1 ]] && up_port=$UPSTREAM_NOKA_PORT
 # shellcheck disable=SC2086  # SHARDGATE_ARGS is split into flags on purpose
 start shardgate 0 "$SHARDGATE" --admin off --listen "$HOST:$SHARDGATE_PORT" --upstream "$HOST:$up_port" \
-    --shards 1 --cpus 0 $SHARDGATE_ARGS
+    --shards 1 --cpus 0 "${TLS_ARGS[@]}" $SHARDGATE_ARGS
 SG=$LAST_PID
-wait_ready "$SG" "$SHARDGATE_PORT" "^ready:" shardgate
+wait_ready "$SG" "$CLIENT_PORT" "^ready:" shardgate
 
 # count: SIGUSR1, wait (bounded) for the new "allocations: N bytes: B" line on stderr; sets
 # COUNT=N and BYTES=B (not in a subshell: COUNTS must go up).
@@ -79,8 +96,8 @@ count() {
 # The client: warm-up and measured requests on the same keep-alive connections, so the measured
 # ones open no connection; it waits between the two for a line on its standard input.
 log "warm-up: $WARMUP_REQUESTS requests over $CONNECTIONS connections"
-coproc CLIENT { taskset -c 1 python3 "$BENCH/client.py" requests "$SHARDGATE_PORT" "$REQUESTS" \
-    --connections "$CONNECTIONS" --warmup "$WARMUP_REQUESTS" --path "$PATH_" --timeout 300; }
+coproc CLIENT { taskset -c 1 python3 "$BENCH/client.py" requests "$CLIENT_PORT" "$REQUESTS" \
+    --connections "$CONNECTIONS" --warmup "$WARMUP_REQUESTS" --path "$PATH_" --timeout 300 "${CLIENT_TLS[@]}"; }
 # shellcheck disable=SC2153  # CLIENT_PID is set by coproc
 CLIENT_PIDNUM=$CLIENT_PID # bash unsets CLIENT_PID when the coprocess ends
 PIDS+=("$CLIENT_PIDNUM")
@@ -114,8 +131,8 @@ count
 c=$COUNT
 # Fresh connections, one request each: what a new client connection costs.
 log "$CONNECTIONS new connections, one request each"
-taskset -c 1 python3 "$BENCH/client.py" requests "$SHARDGATE_PORT" "$CONNECTIONS" \
-    --connections "$CONNECTIONS" --path "$PATH_" --timeout 60 | sed 's/^/    client: /'
+taskset -c 1 python3 "$BENCH/client.py" requests "$CLIENT_PORT" "$CONNECTIONS" \
+    --connections "$CONNECTIONS" --path "$PATH_" --timeout 60 "${CLIENT_TLS[@]}" | sed 's/^/    client: /'
 sleep 0.5
 count
 d=$COUNT

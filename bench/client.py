@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Small HTTP/1.1 clients for bench/mem.sh and bench/alloc.sh (standard library only, 127.0.0.0/8).
 
-  client.py hold PORT COUNT [--sources N] [--hold SECONDS] [--path /]
+  client.py hold PORT COUNT [--sources N] [--hold SECONDS] [--path /] [--tls]
       Opens COUNT keep-alive connections to 127.0.0.1:PORT from N source addresses (127.0.0.2 ...),
       sends one GET on each and reads the whole response, then prints "ready COUNT" and holds them
       all open and idle until SIGTERM/SIGINT or --hold seconds (default 300), then closes them.
 
-  client.py requests PORT COUNT [--connections C] [--warmup W] [--path /] [--timeout SECONDS]
+  client.py requests PORT COUNT [--connections C] [--warmup W] [--path /] [--timeout SECONDS] [--tls]
       Sends exactly COUNT GET requests over C keep-alive connections (one request in flight per
       connection, no pipelining), checks every answer is 200 with a Content-Length body, and prints
       "done COUNT requests in T s (R req/s)". Exits 1 on any error or on --timeout (default 300 s).
@@ -14,7 +14,9 @@
       for a line on standard input before sending the COUNT measured ones, and for another one
       before closing its connections.
 
-Both raise RLIMIT_NOFILE to the hard limit first.
+Both raise RLIMIT_NOFILE to the hard limit first. With --tls, both speak HTTPS (TLS 1.2 or 1.3,
+whatever the server picks, SNI "localhost", the certificate not verified: bench/lib.sh made it), each
+connection's handshake done before its first request.
 """
 
 import argparse
@@ -22,6 +24,7 @@ import resource
 import selectors
 import signal
 import socket
+import ssl
 import sys
 import time
 
@@ -33,6 +36,21 @@ def raise_nofile(need):
         soft = hard
     if soft != resource.RLIM_INFINITY and soft < need:
         sys.exit(f"client.py: RLIMIT_NOFILE is {soft}, {need} descriptors needed")
+
+
+def tls_context(enabled):
+    """A client context for --tls (no verification: the benchmark's own certificate), else None."""
+    if not enabled:
+        return None
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def wrap(ctx, sock):
+    """The socket itself, or a TLS one over it with the handshake done (blocking)."""
+    return sock if ctx is None else ctx.wrap_socket(sock, server_hostname="localhost")
 
 
 def request_bytes(path):
@@ -87,6 +105,7 @@ def hold(args):
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.append(1))
     req = request_bytes(args.path)
+    ctx = tls_context(args.tls)
     socks = []
     started = time.monotonic()
     for i in range(args.count):
@@ -96,6 +115,7 @@ def hold(args):
         s.bind((f"127.0.0.{2 + i % args.sources}", 0))
         s.settimeout(10)
         s.connect(("127.0.0.1", args.port))
+        s = wrap(ctx, s)
         s.sendall(req)
         status = read_response(s)
         if status != 200:
@@ -114,11 +134,13 @@ def hold(args):
 def requests(args):
     raise_nofile(args.connections + 64)
     req = request_bytes(args.path)
+    ctx = tls_context(args.tls)
     sel = selectors.DefaultSelector()
     conns = {}
     for _ in range(args.connections):
         s = socket.create_connection(("127.0.0.1", args.port), timeout=10)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s = wrap(ctx, s)
         s.setblocking(False)
         conns[s] = Response()
         sel.register(s, selectors.EVENT_READ)
@@ -150,7 +172,9 @@ def run_requests(sel, conns, req, count, deadline):
             sys.exit(f"client.py: timed out after {done} of {count} responses")
         for key, _ in sel.select(timeout=1):
             s = key.fileobj
-            data = s.recv(65536)
+            data = recv_ready(s)
+            if data is None:
+                continue  # TLS: a partial record, nothing to hand out yet
             if not data:
                 sys.exit(f"client.py: connection closed after {done} responses")
             r = conns[s]
@@ -165,6 +189,19 @@ def run_requests(sel, conns, req, count, deadline):
                 sent += 1
 
 
+def recv_ready(s):
+    """What a readable socket has: bytes, b"" at end of stream, None when TLS has no whole record
+    yet. A TLS socket is drained of the records it already decrypted (select cannot see them)."""
+    try:
+        data = s.recv(65536)
+    except ssl.SSLWantReadError:
+        return None
+    if isinstance(s, ssl.SSLSocket):
+        while data and s.pending():
+            data += s.recv(s.pending())
+    return data
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -174,6 +211,7 @@ def main():
     h.add_argument("--sources", type=int, default=10)
     h.add_argument("--hold", type=float, default=300)
     h.add_argument("--path", default="/")
+    h.add_argument("--tls", action="store_true")
     r = sub.add_parser("requests")
     r.add_argument("port", type=int)
     r.add_argument("count", type=int)
@@ -181,6 +219,7 @@ def main():
     r.add_argument("--warmup", type=int, default=0)
     r.add_argument("--path", default="/")
     r.add_argument("--timeout", type=float, default=300)
+    r.add_argument("--tls", action="store_true")
     args = p.parse_args()
     if args.cmd == "hold" and not 1 <= args.sources <= 250:
         p.error("--sources must be 1..250")

@@ -1,5 +1,6 @@
 # shellcheck shell=bash disable=SC2034  # sourced; callers use CLK_TCK and the ports
-# Shared by bench/run.sh, bench/mem.sh, bench/alloc.sh and bench/profile.sh (sourced, not run):
+# Shared by bench/run.sh, bench/mem.sh, bench/alloc.sh, bench/profile.sh and scripts/tls-scan.sh
+# (sourced, not run):
 # tools, a temp dir, starting processes pinned to CPUs and stopping every one of them by pid on
 # exit, rendering the config templates, and reading /proc. Expects `set -euo pipefail`, and ROOT
 # (the repository) and BENCH (bench/) set by the caller.
@@ -168,6 +169,14 @@ HAPROXY_PORT=${HAPROXY_PORT:-8103}
 NOKA_OFFSET=${NOKA_OFFSET:-100}
 NGINX_NOKA_PORT=$((NGINX_PORT + NOKA_OFFSET))
 HAPROXY_NOKA_PORT=$((HAPROXY_PORT + NOKA_OFFSET))
+# TLS listeners of the proxies (bench/run.sh tls-* scenarios, bench/mem.sh and bench/alloc.sh with
+# TLS=1): these ports + TLS_OFFSET.
+TLS_OFFSET=${TLS_OFFSET:-300}
+SHARDGATE_TLS_PORT=$((SHARDGATE_PORT + TLS_OFFSET))
+NGINX_TLS_PORT=$((NGINX_PORT + TLS_OFFSET))
+HAPROXY_TLS_PORT=$((HAPROXY_PORT + TLS_OFFSET))
+# What the nginx.conf.tmpl's @NGINX_TLS_INCLUDE@ becomes (make_tls sets it to include the TLS server).
+NGINX_TLS_INCLUDE=
 
 # nginx `worker_cpu_affinity` for $1 workers on CPUs 0..$1-1 (nothing for one worker: taskset).
 nginx_affinity() {
@@ -191,8 +200,44 @@ render() {
         -e "s|@NGINX_PORT@|$NGINX_PORT|g" -e "s|@HAPROXY_PORT@|$HAPROXY_PORT|g" \
         -e "s|@NGINX_NOKA_PORT@|$NGINX_NOKA_PORT|g" -e "s|@HAPROXY_NOKA_PORT@|$HAPROXY_NOKA_PORT|g" \
         -e "s|@WORKERS@|$workers|g" -e "s|@NGINX_AFFINITY@|$(nginx_affinity "$workers")|g" \
-        -e "s|@HAPROXY_CPU_MAP@|$cpumap|g" \
+        -e "s|@HAPROXY_CPU_MAP@|$cpumap|g" -e "s|@NGINX_TLS_INCLUDE@|$NGINX_TLS_INCLUDE|g" \
+        -e "s|@NGINX_TLS_PORT@|$NGINX_TLS_PORT|g" -e "s|@HAPROXY_TLS_PORT@|$HAPROXY_TLS_PORT|g" \
+        -e "s|@TLS_CERT@|${TLS_CERT:-}|g" -e "s|@TLS_KEY@|${TLS_KEY:-}|g" -e "s|@TLS_PEM@|${TLS_PEM:-}|g" \
         -e "s|@MAXCONN@|${MAXCONN:-8192}|g" -e "s|@NOFILE@|${NOFILE:-16384}|g" "$1" >"$2"
+}
+
+# make_tls [ecdsa|rsa]: a self-signed certificate for localhost and 127.0.0.1 made with openssl
+# (ECDSA P-256, or RSA 2048), its key (PKCS#8), and both in one file for HAProxy, in $TMP/tls;
+# sets TLS_CERT, TLS_KEY, TLS_PEM and TLS_DESC, renders bench/nginx-tls.conf.tmpl and
+# bench/haproxy-tls.cfg.tmpl there and makes the nginx config include it.
+make_tls() {
+    local kind=${1:-ecdsa} dir=$TMP/tls
+    local -a newkey
+    case $kind in
+        ecdsa) newkey=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1) TLS_DESC="ECDSA P-256" ;;
+        rsa) newkey=(-newkey rsa:2048) TLS_DESC="RSA 2048" ;;
+        *) die "TLS_KEY_TYPE must be ecdsa or rsa, not '$kind'" ;;
+    esac
+    mkdir -p "$dir"
+    openssl req -x509 "${newkey[@]}" -nodes -days 30 -subj /CN=localhost \
+        -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+        -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>"$dir/openssl.err" ||
+        { cat "$dir/openssl.err" >&2; die "openssl could not make a certificate"; }
+    cat "$dir/cert.pem" "$dir/key.pem" >"$dir/both.pem"
+    chmod -R a+rX "$dir"
+    TLS_CERT=$dir/cert.pem TLS_KEY=$dir/key.pem TLS_PEM=$dir/both.pem
+    NGINX_TLS_INCLUDE="include $dir/nginx-tls.conf;"
+    render "$BENCH/nginx-tls.conf.tmpl" "$dir/nginx-tls.conf" 1
+    render "$BENCH/haproxy-tls.cfg.tmpl" "$dir/haproxy-tls.cfg" 1
+}
+
+# tls_line PORT: the protocol and cipher an OpenSSL client (openssl s_client, TLS 1.2 and 1.3
+# offered) gets on PORT, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384 X25519".
+tls_line() {
+    openssl s_client -connect "$HOST:$1" -servername localhost -brief </dev/null 2>&1 | awk -F': ' '
+        /^Protocol version/ { p = $2 } /^Ciphersuite/ { c = $2 }
+        /^(Negotiated TLS1.3 group|Server Temp Key|Peer Temp Key)/ { g = $2 }
+        END { print (p == "" ? "(no handshake)" : p " " c (g == "" ? "" : " " g)) }'
 }
 
 # start_upstream CPUS WORKERS: the origin nginx (bench/nginx-upstream.conf.tmpl) with a 64 KiB

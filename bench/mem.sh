@@ -8,6 +8,8 @@
 #   3. RSS once those connections are closed again;
 #   4. RSS before and after REQUESTS keep-alive requests (wrk -t1 -c64 with bench/stop_after.lua),
 #      and the growth.
+# TLS=1: the same over HTTPS: every proxy gets a TLS listener (bench/lib.sh make_tls: one
+# certificate, ECDSA P-256 unless TLS_KEY_TYPE=rsa), the held connections and wrk speak TLS to it.
 # RSS is VmRSS from /proc/PID/status of the proxy's worker process(es): shardgate's and HAProxy's
 # one process (all threads), nginx's worker (its master is shown apart and not counted).
 #
@@ -15,6 +17,7 @@
 #   bench/mem.sh
 # Environment: TARGETS="shardgate nginx haproxy"  CONNS=10000  SOURCES=10  REQUESTS=1000000
 #   WRK_CONNECTIONS=64  MAX_WRK_SECONDS=120 (bound on the request run)  SHARDGATE_ARGS=""
+#   TLS=1 (over HTTPS)  TLS_KEY_TYPE=ecdsa|rsa  OPEN_TIMEOUT=180 (TLS: 900; seconds to open CONNS)
 #   SHARDGATE=$CARGO_TARGET_DIR/release/shardgate  NO_BUILD=1  KEEP_TMP=1
 # Takes about 25 s per proxy (most of it the 1 million requests).
 set -euo pipefail
@@ -30,6 +33,9 @@ REQUESTS=${REQUESTS:-1000000}
 WRK_CONNECTIONS=${WRK_CONNECTIONS:-64}
 MAX_WRK_SECONDS=${MAX_WRK_SECONDS:-120}
 SHARDGATE_ARGS=${SHARDGATE_ARGS:-}
+TLS=${TLS:-0}
+# Bound on opening the CONNS connections (a TLS handshake each costs the Python client ~1-2 ms).
+OPEN_TIMEOUT=${OPEN_TIMEOUT:-$([[ $TLS == 1 ]] && echo 900 || echo 180)}
 # The proxies' connection limits: the client connections, the upstream ones, and some slack.
 MAXCONN=$((CONNS + 1000))
 NOFILE=$((2 * MAXCONN + 100))
@@ -45,6 +51,7 @@ for v in CONNS SOURCES REQUESTS WRK_CONNECTIONS MAX_WRK_SECONDS; do
 done
 [[ $EUID == 0 ]] || die "run as root (packages may need installing; nginx/haproxy run as root here)"
 need_tools nginx:nginx haproxy:haproxy wrk:wrk taskset:util-linux python3:python3
+[[ $TLS == 1 ]] && need_tools openssl:openssl curl:curl
 
 if [[ " $TARGETS " == *" shardgate "* && ${NO_BUILD:-0} != 1 ]]; then
     log "cargo build --release"
@@ -59,7 +66,7 @@ FDS=$(ulimit -n)
 NOFILE=$((NOFILE < FDS ? NOFILE : FDS))
 
 for port in "$UPSTREAM_PORT" "$UPSTREAM_NOKA_PORT" "$SHARDGATE_PORT" "$NGINX_PORT" "$HAPROXY_PORT" \
-    "$NGINX_NOKA_PORT" "$HAPROXY_NOKA_PORT"; do
+    "$NGINX_NOKA_PORT" "$HAPROXY_NOKA_PORT" $([[ $TLS == 1 ]] && echo "$SHARDGATE_TLS_PORT $NGINX_TLS_PORT $HAPROXY_TLS_PORT"); do
     if listening "$port"; then die "port $port on $HOST is already in use"; fi
 done
 
@@ -71,10 +78,22 @@ fi
 echo "# nginx: 1 worker, worker_connections $MAXCONN, worker_rlimit_nofile $NOFILE; haproxy: nbthread 1, maxconn $MAXCONN; open-file limit $FDS"
 echo "# $CONNS idle keep-alive client connections from $SOURCES source addresses; then $REQUESTS requests (wrk -t1 -c$WRK_CONNECTIONS, at most ${MAX_WRK_SECONDS}s)"
 echo "# proxies on CPU 0; upstream nginx (1 worker), the client and wrk on CPU 1"
+# Over TLS: the certificate, the proxies' TLS configs, and every client on the TLS ports.
+SCHEME=http
+CLIENT_TLS=()
+TLS_ARGS=()
+if [[ $TLS == 1 ]]; then
+    make_tls "${TLS_KEY_TYPE:-ecdsa}"
+    SCHEME=https
+    CLIENT_TLS=(--tls)
+    TLS_ARGS=(--listen-tls "$HOST:$SHARDGATE_TLS_PORT" --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY")
+    echo "# over TLS: certificate $TLS_DESC; nginx and HAProxy with OpenSSL (no session cache, no tickets); the held connections (Python ssl) and wrk on the TLS ports"
+fi
 
 start_upstream 1 1
 
 declare -A PORT=([nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [shardgate]=$SHARDGATE_PORT)
+if [[ $TLS == 1 ]]; then PORT=([nginx]=$NGINX_TLS_PORT [haproxy]=$HAPROXY_TLS_PORT [shardgate]=$SHARDGATE_TLS_PORT); fi
 RESULTS=$TMP/mem.tsv
 : >"$RESULTS"
 FAILED=0
@@ -88,8 +107,8 @@ measure() {
     case $t in
         shardgate)
             # shellcheck disable=SC2086  # SHARDGATE_ARGS is split into flags on purpose
-            start shardgate 0 "$SHARDGATE" --admin off --listen "$HOST:$port" --upstream "$HOST:$UPSTREAM_PORT" \
-                --shards 1 --cpus 0 --max-connections "$MAXCONN" $SHARDGATE_ARGS
+            start shardgate 0 "$SHARDGATE" --admin off --listen "$HOST:$SHARDGATE_PORT" --upstream "$HOST:$UPSTREAM_PORT" \
+                --shards 1 --cpus 0 --max-connections "$MAXCONN" "${TLS_ARGS[@]}" $SHARDGATE_ARGS
             main=$LAST_PID
             wait_ready "$main" "$port" "^ready:" shardgate
             workers=$main all=$main
@@ -105,31 +124,38 @@ measure() {
             ;;
         haproxy)
             render "$BENCH/haproxy.cfg.tmpl" "$TMP/haproxy.cfg" 1
-            start haproxy 0 haproxy -db -f "$TMP/haproxy.cfg"
+            local tls_cfg=()
+            [[ $TLS == 1 ]] && tls_cfg=(-f "$TMP/tls/haproxy-tls.cfg")
+            start haproxy 0 haproxy -db -f "$TMP/haproxy.cfg" "${tls_cfg[@]}"
             main=$LAST_PID
             wait_ready "$main" "$port" "" haproxy
             workers=$main all=$main
             ;;
     esac
     local line
-    line=$(status_line "$port" /)
-    [[ $line == "HTTP/1."[01]" 200 "* ]] || die "$t: GET / answered '$line'"
+    if [[ $TLS == 1 ]]; then
+        line=$(curl -sS -k -o /dev/null -w '%{http_code}' "https://$HOST:$port/" 2>&1) || true
+        [[ $line == 200 ]] || die "$t: GET https://…:$port/ answered '$line'"
+    else
+        line=$(status_line "$port" /)
+        [[ $line == "HTTP/1."[01]" 200 "* ]] || die "$t: GET / answered '$line'"
+    fi
     sleep 1
     idle=$(rss_kb $workers)
     log "$t: idle $(kib "$idle")"
 
     # CONNS idle keep-alive connections, each after one request.
-    taskset -c 1 python3 "$BENCH/client.py" hold "$port" "$CONNS" --sources "$SOURCES" --hold 300 \
+    taskset -c 1 python3 "$BENCH/client.py" hold "$port" "$CONNS" --sources "$SOURCES" --hold 300 "${CLIENT_TLS[@]}" \
         >"$TMP/hold-$t.out" 2>"$TMP/hold-$t.err" &
     local client=$!
     PIDS+=("$client")
-    local deadline=$((SECONDS + 180))
+    local deadline=$((SECONDS + OPEN_TIMEOUT))
     until grep -qs "^ready" "$TMP/hold-$t.out"; do
         if ! kill -0 "$client" 2>/dev/null; then
             cat "$TMP/hold-$t.err" >&2
             die "$t: the client failed to open $CONNS connections"
         fi
-        ((SECONDS < deadline)) || die "$t: $CONNS connections not open within 180 s"
+        ((SECONDS < deadline)) || die "$t: $CONNS connections not open within $OPEN_TIMEOUT s"
         sleep 0.2
     done
     sleep 2
@@ -147,7 +173,7 @@ measure() {
     before=$(rss_kb $workers)
     rm -f "$TMP/stop-mark"
     STOP_AFTER=$REQUESTS STOP_MARK=$TMP/stop-mark taskset -c 1 wrk -t1 -c"$WRK_CONNECTIONS" \
-        -d"${MAX_WRK_SECONDS}s" -s "$BENCH/stop_after.lua" "http://$HOST:$port/" >"$TMP/wrk-$t.txt" 2>&1 &
+        -d"${MAX_WRK_SECONDS}s" -s "$BENCH/stop_after.lua" "$SCHEME://$HOST:$port/" >"$TMP/wrk-$t.txt" 2>&1 &
     local wrk_pid=$!
     PIDS+=("$wrk_pid")
     # wrk sleeps for its whole -d even when its thread stopped: end it with SIGINT (it still prints

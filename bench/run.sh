@@ -7,11 +7,14 @@
 # the medians over interleaved rounds of: requests/s, p50 and p99 latency, CPU time per request of
 # the proxy (utime+stime from /proc/PID/stat, before/after each run) and of the upstream, each with
 # its ratio to nginx, and the proxy's CPU against the floor (twice the upstream's own CPU per
-# request, measured on the direct path). See bench/README.md.
+# request, measured on the direct path). TLS scenarios (tls-keepalive, tls-close, tls-64k) add an
+# HTTPS listener to every proxy (same certificate, made with openssl) and run wrk over https; the
+# direct path stays plaintext and is not measured there. See bench/README.md.
 #
 # Usage (as root, from anywhere in the repository):
 #   bench/run.sh [SCENARIO...]        SCENARIO: keepalive (default) close 64k post1k noka all,
-#                                     or a body size of its own: 12k 20k 32k 128k 1024k
+#                                     or a body size of its own: 12k 20k 32k 128k 1024k,
+#                                     or over TLS: tls-keepalive tls-close tls-64k (tls: the three)
 # Environment (all optional):
 #   SCENARIOS="keepalive close"  same as the arguments       TARGETS="direct nginx haproxy shardgate"
 #   ROUNDS=3  DURATION=10s  CONNECTIONS=64  WRK_THREADS=1 (SHARDS)  WARMUP=1s
@@ -21,6 +24,7 @@
 #   PROXY_CPU=0  LOAD_CPU=1 (upstream and wrk)  UPSTREAM_WORKERS=1 (SHARDS)
 #   UPSTREAM_PORT=9100  UPSTREAM_NOKA_PORT=9101  SHARDGATE_PORT=8101  NGINX_PORT=8102
 #   HAPROXY_PORT=8103  NOKA_OFFSET=100 (the proxies' ports for `noka` are these + 100)
+#   TLS_OFFSET=300 (their HTTPS ports are these + 300)  TLS_KEY_TYPE=ecdsa (P-256) or rsa (2048)
 #   SHARDGATE=$CARGO_TARGET_DIR/release/shardgate  SHARDGATE_ARGS="--buffer-size 65536" (extra flags)
 #   SHARDGATE_VARIANTS="b64k=--buffer-size 65536;u256=--uring-entries 256": more shardgate
 #     targets (shardgate-b64k, ...), each its own process with those extra flags, measured in the
@@ -111,6 +115,8 @@ QUIET_TIMEOUT=${QUIET_TIMEOUT:-60}
 ALL_SCENARIOS="keepalive close 64k post1k noka"
 # Keep-alive with other body sizes (not in `all`): where splice starts to pay (bench/README.md).
 SIZE_SCENARIOS="12k 20k 32k 128k 1024k"
+# Over TLS (not in `all`; `tls` = the three): wrk -> the proxies' HTTPS listeners.
+TLS_SCENARIOS="tls-keepalive tls-close tls-64k"
 # shellcheck source=bench/lib.sh
 source "$BENCH/lib.sh"
 SHARDGATE=${SHARDGATE:-$(target_dir)/release/shardgate}
@@ -118,11 +124,22 @@ SHARDGATE=${SHARDGATE:-$(target_dir)/release/shardgate}
 
 # Scenarios: arguments, else $SCENARIOS, else keepalive; "all" means every one.
 if (($# > 0)); then SCENARIO_LIST="$*"; else SCENARIO_LIST=${SCENARIOS:-keepalive}; fi
-[[ " $SCENARIO_LIST " == *" all "* ]] && SCENARIO_LIST=$ALL_SCENARIOS
+expanded=
 for s in $SCENARIO_LIST; do
-    [[ " $ALL_SCENARIOS $SIZE_SCENARIOS " == *" $s "* ]] ||
-        die "unknown scenario '$s' (known: $ALL_SCENARIOS $SIZE_SCENARIOS all)"
+    case $s in
+        all) expanded+=" $ALL_SCENARIOS" ;;
+        tls) expanded+=" $TLS_SCENARIOS" ;;
+        *) expanded+=" $s" ;;
+    esac
 done
+SCENARIO_LIST=${expanded# }
+for s in $SCENARIO_LIST; do
+    [[ " $ALL_SCENARIOS $SIZE_SCENARIOS $TLS_SCENARIOS " == *" $s "* ]] ||
+        die "unknown scenario '$s' (known: $ALL_SCENARIOS $SIZE_SCENARIOS $TLS_SCENARIOS all tls)"
+done
+is_tls() { [[ $1 == tls-* ]]; }
+TLS=0
+for s in $SCENARIO_LIST; do is_tls "$s" && TLS=1; done
 for t in $TARGETS; do
     [[ " direct nginx haproxy shardgate " == *" $t "* ]] || die "unknown target '$t'"
 done
@@ -131,6 +148,7 @@ declare -A VARIANT_ARGS=()
 declare -A VARIANT_BIN=() # target -> its binary when not $SHARDGATE
 declare -A PORT=([direct]=$UPSTREAM_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [shardgate]=$SHARDGATE_PORT)
 declare -A NOKA_PORT=([direct]=$UPSTREAM_NOKA_PORT [nginx]=$NGINX_NOKA_PORT [haproxy]=$HAPROXY_NOKA_PORT [shardgate]=$((SHARDGATE_PORT + NOKA_OFFSET)))
+declare -A TLS_PORT=([nginx]=$NGINX_TLS_PORT [haproxy]=$HAPROXY_TLS_PORT [shardgate]=$SHARDGATE_TLS_PORT)
 VARIANT_ARGS[shardgate]=$SHARDGATE_ARGS
 if [[ -n $SHARDGATE_VARIANTS ]]; then
     i=0
@@ -150,11 +168,12 @@ if [[ -n $SHARDGATE_VARIANTS ]]; then
         VARIANT_ARGS[$t]="$SHARDGATE_ARGS $flags"
         PORT[$t]=$((SHARDGATE_PORT + 10 + i))
         NOKA_PORT[$t]=$((SHARDGATE_PORT + 10 + i + NOKA_OFFSET))
+        TLS_PORT[$t]=$((SHARDGATE_PORT + 10 + i + TLS_OFFSET))
         TARGETS="$TARGETS $t"
     done
 fi
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
-for v in OTHER_MAX RETRIES QUIET_TIMEOUT CONNECTIONS WRK_THREADS UPSTREAM_WORKERS; do
+for v in OTHER_MAX RETRIES QUIET_TIMEOUT CONNECTIONS WRK_THREADS UPSTREAM_WORKERS TLS_OFFSET; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer"
 done
 is_shardgate() { [[ $1 == shardgate || $1 == shardgate-* ]]; }
@@ -165,6 +184,7 @@ NOKA=0
 # ---- tools: install what is missing from Debian -----------------------------------------------
 [[ $EUID == 0 ]] || die "run as root (packages may need installing; nginx/haproxy run as root here)"
 need_tools nginx:nginx haproxy:haproxy wrk:wrk taskset:util-linux curl:curl
+((TLS)) && need_tools openssl:openssl cc:gcc
 
 # ---- build shardgate (into CARGO_TARGET_DIR, else target/) ------------------------------------
 if uses_shardgate && [[ ${NO_BUILD:-0} != 1 ]]; then
@@ -197,6 +217,7 @@ ports=("$UPSTREAM_PORT" "$UPSTREAM_NOKA_PORT")
 for t in $TARGETS; do
     [[ $t == direct ]] && continue
     ports+=("${PORT[$t]}" "${NOKA_PORT[$t]}")
+    ((TLS)) && ports+=("${TLS_PORT[$t]}")
 done
 for port in "${ports[@]}"; do
     if listening "$port"; then die "port $port on $HOST is already in use"; fi
@@ -207,6 +228,14 @@ declare -A CPU_PIDS     # target -> pids whose CPU time is the target's
 declare -A NOKA_PIDS=() # target -> the same for the `noka` scenario (shardgate: its second process)
 declare -A MAIN_PID     # target -> the pids that must stay alive ("pid" or "pid pid")
 
+# TLS: the certificate and the proxies' TLS configs (rendered into $TMP/tls), and wrk's shim that
+# keeps it from resuming sessions (bench/noresume.c): tls-close measures full handshakes.
+if ((TLS)); then
+    make_tls "${TLS_KEY_TYPE:-ecdsa}"
+    cc -O2 -shared -fPIC -o "$TMP/tls/noresume.so" "$BENCH/noresume.c" -ldl ||
+        die "cannot build bench/noresume.c"
+fi
+
 # Upstream: nginx, UPSTREAM_WORKERS workers, on the load CPU(s), with a 64 KiB static file.
 start_upstream "$LOAD_CPU" "$UPSTREAM_WORKERS"
 CPU_PIDS[direct]=$UPSTREAM_PIDS
@@ -214,11 +243,15 @@ MAIN_PID[direct]=$UPSTREAM_PID
 
 # start_shardgate TARGET NAME PORT UPSTREAM_PORT: one shardgate process; pid in LAST_PID.
 start_shardgate() {
-    local bin=${VARIANT_BIN[$1]:-$SHARDGATE}
+    local bin=${VARIANT_BIN[$1]:-$SHARDGATE} tls=()
     [[ -x $bin ]] || die "$bin not found (build it, or set SHARDGATE=)"
+    # The HTTPS listener (tls-* scenarios) in the main process, next to the plaintext one.
+    if ((TLS)) && [[ $2 != *-noka ]]; then
+        tls=(--listen-tls "$HOST:${TLS_PORT[$1]}" --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY")
+    fi
     # shellcheck disable=SC2086  # the flags are split on purpose
     start "$2" "$PROXY_CPU" "$bin" --admin off --listen "$HOST:$3" --upstream "$HOST:$4" \
-        --shards "$SHARDS" --cpus "$PROXY_CPU" ${VARIANT_ARGS[$1]}
+        --shards "$SHARDS" --cpus "$PROXY_CPU" "${tls[@]}" ${VARIANT_ARGS[$1]}
     wait_ready "$LAST_PID" "$3" "^ready:" "$2"
 }
 
@@ -234,7 +267,9 @@ for target in $TARGETS; do
             ;;
         haproxy)
             render "$BENCH/haproxy.cfg.tmpl" "$TMP/haproxy.cfg" "$SHARDS"
-            start haproxy "$PROXY_CPU" haproxy -db -f "$TMP/haproxy.cfg"
+            tls_cfg=()
+            ((TLS)) && tls_cfg=(-f "$TMP/tls/haproxy-tls.cfg")
+            start haproxy "$PROXY_CPU" haproxy -db -f "$TMP/haproxy.cfg" "${tls_cfg[@]}"
             wait_ready "$LAST_PID" "$HAPROXY_PORT" "" haproxy
             CPU_PIDS[haproxy]=$LAST_PID
             MAIN_PID[haproxy]=$LAST_PID
@@ -255,7 +290,15 @@ for target in $TARGETS; do
 done
 
 # port_of TARGET SCENARIO / pids_of TARGET SCENARIO: where the scenario's load goes, whose CPU counts.
-port_of() { if [[ $2 == noka ]]; then echo "${NOKA_PORT[$1]}"; else echo "${PORT[$1]}"; fi; }
+port_of() {
+    if [[ $2 == noka ]]; then
+        echo "${NOKA_PORT[$1]}"
+    elif is_tls "$2"; then
+        echo "${TLS_PORT[$1]}"
+    else
+        echo "${PORT[$1]}"
+    fi
+}
 pids_of() { if [[ $2 == noka && -n ${NOKA_PIDS[$1]:-} ]]; then echo "${NOKA_PIDS[$1]}"; else echo "${CPU_PIDS[$1]}"; fi; }
 
 # Every target must answer 200 on / and /64k (and so must its `noka` side) before anything is
@@ -271,6 +314,16 @@ done
 if ((NOKA)); then
     curl -sS -o /dev/null -D - "http://$HOST:$UPSTREAM_NOKA_PORT/" | grep -qi '^connection: close' ||
         die "the upstream on port $UPSTREAM_NOKA_PORT does not answer with Connection: close"
+fi
+# The same over HTTPS on every proxy's TLS port (the direct path has none).
+if ((TLS)); then
+    for target in $TARGETS; do
+        [[ $target == direct ]] && continue
+        for path in / /64k; do
+            code=$(curl -sS -k -o /dev/null -w '%{http_code}' "https://$HOST:${TLS_PORT[$target]}$path" 2>&1) || true
+            [[ $code == 200 ]] || die "$target: GET https://…:${TLS_PORT[$target]}$path answered '$code'"
+        done
+    done
 fi
 
 # ---- waiting for a quiet machine -------------------------------------------------------------
@@ -320,6 +373,10 @@ wrk_args() {
         keepalive) ;;
         close) WRK_ARGS+=(-H "Connection: close") ;;
         64k | 12k | 20k | 32k | 128k | 1024k) WRK_PATH=/$1 ;;
+        tls-keepalive) ;;
+        # A new connection per request, each a full handshake (the shim drops wrk's session).
+        tls-close) WRK_ARGS+=(-H "Connection: close") ;;
+        tls-64k) WRK_PATH=/64k ;;
         post1k) WRK_ARGS+=(-s "$BENCH/post1k.lua") ;;
         noka) ;;
     esac
@@ -330,11 +387,16 @@ run() {
     local scenario=$1 target=$2 round=$3
     local url out p0 p1 u0 u1 m0 m1 c0 c1 t0 t1 other requests rps p50 p99 sockerr non2xx pids
     wrk_args "$scenario"
-    url="http://$HOST:$(port_of "$target" "$scenario")$WRK_PATH"
+    local scheme=http preload=()
+    if is_tls "$scenario"; then
+        scheme=https
+        [[ $scenario == tls-close ]] && preload=(env "LD_PRELOAD=$TMP/tls/noresume.so")
+    fi
+    url="$scheme://$HOST:$(port_of "$target" "$scenario")$WRK_PATH"
     pids=$(pids_of "$target" "$scenario")
     out=$TMP/wrk-$scenario-$target-$round.txt
     # Warm-up (connections, upstream pools, caches); not measured.
-    taskset -c "$LOAD_CPU" wrk "${WRK_ARGS[@]}" -d"$WARMUP" "$url" >"$out.warmup" 2>&1 || true
+    taskset -c "$LOAD_CPU" "${preload[@]}" wrk "${WRK_ARGS[@]}" -d"$WARMUP" "$url" >"$out.warmup" 2>&1 || true
     # shellcheck disable=SC2086  # pid lists split on purpose
     {
         t0=$EPOCHREALTIME
@@ -342,7 +404,7 @@ run() {
         c0=$(children_ticks)
         p0=$(ticks $pids)
         u0=$(ticks $UPSTREAM_PIDS)
-        taskset -c "$LOAD_CPU" wrk "${WRK_ARGS[@]}" -d"$DURATION" "$url" >"$out" 2>&1 || true
+        taskset -c "$LOAD_CPU" "${preload[@]}" wrk "${WRK_ARGS[@]}" -d"$DURATION" "$url" >"$out" 2>&1 || true
         p1=$(ticks $pids)
         u1=$(ticks $UPSTREAM_PIDS)
         c1=$(children_ticks)
@@ -427,6 +489,13 @@ else
     echo "# CPUs: SHARDS=$SHARDS: proxies with $SHARDS workers/threads/shards, one pinned per CPU of $PROXY_CPU;"
     echo "#       the upstream nginx ($UPSTREAM_WORKERS workers) and wrk (-t$WRK_THREADS) SHARE THE SAME CPUs ($LOAD_CPU): no core is the proxy's alone"
 fi
+if ((TLS)); then
+    echo "# TLS: certificate $TLS_DESC (openssl, self-signed); nginx and HAProxy with OpenSSL, no session cache, no tickets;"
+    echo "#      wrk over https, its sessions dropped by bench/noresume.c (tls-close: a full handshake per request)"
+    for t in $TARGETS; do
+        [[ $t == direct ]] || echo "#      $t on :${TLS_PORT[$t]}: openssl s_client gets $(tls_line "${TLS_PORT[$t]}")"
+    done
+fi
 # Other work on the machine skews every figure: say so when the load average shows some.
 read -r load1 load5 _ </proc/loadavg
 echo "# load average before the runs: $load1 (1 min), $load5 (5 min)"
@@ -440,6 +509,8 @@ for scenario in $SCENARIO_LIST; do
     for round in $(seq "$ROUNDS"); do
         for target in $TARGETS; do
             [[ -z ${DEAD[$target]:-} ]] || continue
+            # The direct path is plaintext: nothing to measure over TLS.
+            if [[ $target == direct ]] && is_tls "$scenario"; then continue; fi
             # Measure; measure again (at most RETRIES times) when other work disturbed the run.
             attempt=0
             while :; do
@@ -506,6 +577,10 @@ echo
 echo "other = CPU used by anything else on the machine during a run, in % of one CPU (median);"
 echo "        well above a few % means other work disturbed the figures."
 echo "errors = socket errors/non-2xx answers summed over the rounds (0 = none)."
+if [[ " $SCENARIO_LIST " == *" tls-close "* ]]; then
+    echo "tls-close: one full TLS handshake per request, so req/s = handshakes/s and cpu us/req = CPU per"
+    echo "        handshake (with its one request and the accept and close)."
+fi
 echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg) (includes the benchmark itself)"
 if [[ $FAILED != 0 ]]; then
     warn "some runs had errors, non-2xx answers, or a target died (see above)"
