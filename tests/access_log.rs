@@ -272,8 +272,10 @@ fn each_request_gives_one_line_with_every_field_right() {
             "{ctx}: want 0 <= upstream_ms <= total_ms <= the client's {client_ms:.3} ms"
         );
         if s.path.starts_with("/slow/") {
+            // The clock starts when the proxy sees its write complete, which on a loaded machine
+            // can come a little after the upstream already read the request and began its 150 ms.
             assert!(
-                upstream_ms >= 150.0,
+                upstream_ms >= 140.0,
                 "{ctx}: the upstream took 150 ms to answer"
             );
         }
