@@ -1,4 +1,4 @@
-//! shardgate: a thread-per-core HTTP/1.1 reverse proxy on io_uring.
+//! shardgate: a thread-per-core HTTP/1.1 reverse proxy on io_uring, plain or TLS on either side.
 //!
 //! ```text
 //!   signals thread ──TERM/INT/HUP/USR1──► coordinator thread ◄──admin calls──► admin thread
