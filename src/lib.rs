@@ -23,8 +23,9 @@
 //! driven through its `Downstream` trait) → `shard::upstream` (clusters, pools, the HTTP/1.1
 //! client side, splice). The control thread is `coordinator`; `bus` holds the messages between
 //! shards and the coordinator (admin calls, signals and access-log buffers have channels of their
-//! own); `sys` holds the libc `unsafe` (the only other is `shard::boxes`, a pool of heap blocks
-//! for futures, plus the bench-only counting allocators and a test-only stream double). Shards
+//! own); `sys` holds the libc `unsafe` (the others: `shard::boxes`, a pool of heap blocks for
+//! futures; `shard::tls_stream`, which reads and writes monoio's rent buffers by pointer; the
+//! bench-only counting allocators and a test-only stream double). Shards
 //! share nothing mutable: the request path takes no lock and touches no atomic.
 
 #![deny(unsafe_code)]
