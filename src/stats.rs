@@ -219,6 +219,8 @@ pub struct ShardStats {
     pub tls_resumed: Cell<u64>,
     /// TLS handshakes on listeners by how they ended (`HandshakeOutcome::index`).
     pub tls_handshakes: [Cell<u64>; 8],
+    /// How long finished listener handshakes took, from the ClientHello's first byte.
+    pub tls_handshake_time: Hist,
     /// Generation of the session-ticket keys this shard holds (copy of `Ticketer::generation`).
     pub tls_ticket_generation: Cell<u64>,
     routes: RefCell<BTreeMap<String, Rc<RouteStats>>>,
@@ -295,6 +297,7 @@ impl ShardStats {
             log_dropped: self.log_dropped.get(),
             tls_resumed: self.tls_resumed.get(),
             tls_handshakes: std::array::from_fn(|i| self.tls_handshakes[i].get()),
+            tls_handshake_time: self.tls_handshake_time.copy(),
             tls_ticket_generation: self.tls_ticket_generation.get(),
         };
         let routes = self

@@ -65,6 +65,12 @@ fn https_requests_reach_the_upstream_marked_https_on_one_connection() {
     assert_eq!(up.accepted(), 1, "one upstream connection, reused");
     assert_eq!(up.request_count(), 3);
     handshakes(&proxy, "tls1.3", 1.0);
+    // The one handshake was timed (and only it: the plain-HTTP and timeout tests time none).
+    let m = scrape(&proxy);
+    let timed = "shardgate_tls_handshake_duration_seconds_count";
+    assert_eq!(m.sum(timed, &[]), 1.0);
+    let took = m.sum("shardgate_tls_handshake_duration_seconds_sum", &[]);
+    assert!(took > 0.0 && took < 5.0, "{took}");
 }
 
 #[test]
@@ -110,6 +116,11 @@ fn plain_http_to_the_tls_port_gets_a_400_that_says_so() {
     assert!(c.expect_closed(Duration::from_secs(5)).is_ok());
     assert_eq!(up.request_count(), 0);
     handshakes(&proxy, "plain_http", 1.0);
+    let m = scrape(&proxy);
+    assert_eq!(
+        m.sum("shardgate_tls_handshake_duration_seconds_count", &[]),
+        0.0
+    );
 }
 
 #[test]

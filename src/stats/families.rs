@@ -215,6 +215,12 @@ pub(super) fn shard_families() -> Vec<Family<ShardGauges>> {
                 s.tls_handshakes[i]
             }),
         ),
+        histogram(
+            "shardgate_tls_handshake_duration_seconds",
+            "Time from a TLS listener connection's first byte to its finished handshake, by \
+             shard (full and resumed alike; failed handshakes are not timed).",
+            |s| &s.tls_handshake_time,
+        ),
         counter(
             "shardgate_tls_handshakes_resumed_total",
             "TLS handshakes that resumed a session, by shard (from a ticket whichever shard \

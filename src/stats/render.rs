@@ -191,7 +191,7 @@ mod tests {
     use super::super::{ShardMeta, ShardStats, BREAKER_OPEN};
     use super::*;
 
-    const FAMILIES: [(&str, &str); 34] = [
+    const FAMILIES: [(&str, &str); 35] = [
         ("shardgate_route_requests_total", "counter"),
         ("shardgate_request_duration_seconds", "histogram"),
         ("shardgate_request_duration_quantile_seconds", "gauge"),
@@ -224,6 +224,7 @@ mod tests {
         ("shardgate_drain_requests_left", "gauge"),
         ("shardgate_access_log_dropped_buffers_total", "counter"),
         ("shardgate_tls_handshakes_total", "counter"),
+        ("shardgate_tls_handshake_duration_seconds", "histogram"),
         ("shardgate_tls_handshakes_resumed_total", "counter"),
         ("shardgate_tls_ticket_key_generation", "gauge"),
     ];

@@ -46,6 +46,8 @@ pub struct ShardGauges {
     pub tls_resumed: u64,
     /// TLS handshakes by how they ended (`HandshakeOutcome::NAMES`).
     pub tls_handshakes: [u64; 8],
+    /// Finished listener handshakes' durations, in microseconds.
+    pub tls_handshake_time: Histogram<u64>,
     pub tls_ticket_generation: u64,
 }
 

@@ -107,8 +107,9 @@ pub fn serve(
             return;
         };
         let mut stream = TlsStream::new(stream, conn);
+        let began = Instant::now();
         match timeout_at(deadline, stream.handshake()).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => shard.stats.tls_handshake_time.record(began.elapsed()),
             Ok(Err(e)) => return count(&shard, HandshakeOutcome::of_error(&e)),
             Err(_) => return count(&shard, HandshakeOutcome::Timeout),
         }
