@@ -153,8 +153,9 @@ pub fn failure(e: &std::io::Error) -> TlsFailure {
 }
 
 /// `verify = false`: any certificate for any name is accepted; the handshake signatures are
-/// still checked, so the peer holds the key of the certificate it sent.
-struct AcceptAny(Arc<CryptoProvider>);
+/// still checked, so the peer holds the key of the certificate it sent. (The tests' clients use
+/// it too, to see which certificate a server picked whatever its names.)
+pub(super) struct AcceptAny(pub(super) Arc<CryptoProvider>);
 
 impl fmt::Debug for AcceptAny {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
