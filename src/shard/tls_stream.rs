@@ -10,7 +10,9 @@ use std::io::{self, Read, Write};
 use std::ops::{Deref, DerefMut};
 
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut, RawBuf};
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split};
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelHandle, CancelableAsyncReadRent, Split,
+};
 use monoio::net::TcpStream;
 use monoio::BufResult;
 use rustls::{ConnectionCommon, SideData};
@@ -61,23 +63,49 @@ where
             if self.conn.wants_write() {
                 self.flush_tls().await?;
             } else {
-                self.fill().await?;
+                self.fill(None).await?;
             }
         }
         self.flush_tls().await
     }
 
+    /// The socket under the TLS layer (to wait for readiness while asleep).
+    pub fn tcp(&self) -> &TcpStream {
+        &self.io
+    }
+
+    /// Gives back the stream's own buffers while the connection sleeps (nothing is pending in
+    /// them then: every ciphertext byte read has gone to rustls, every record out was sent); the
+    /// next read takes a new read buffer. rustls keeps its own small one.
+    pub fn release_buffers(&mut self) {
+        if self.rpos >= self.rbuf.len() {
+            self.rbuf = Vec::new();
+            self.rpos = 0;
+        }
+        if self.wbuf.is_empty() {
+            self.wbuf = Vec::new();
+        }
+    }
+
     /// Reads ciphertext from the socket when none is pending, hands rustls what it takes, and
-    /// processes it. A TLS error is answered with rustls' alert before it is returned.
-    async fn fill(&mut self) -> io::Result<()> {
+    /// processes it. A TLS error is answered with rustls' alert before it is returned. With
+    /// `cancel`, the socket read (and only it: ciphertext already read is never dropped) ends
+    /// with `ECANCELED` once the handle is cancelled.
+    async fn fill(&mut self, cancel: Option<&CancelHandle>) -> io::Result<()> {
         if self.rpos >= self.rbuf.len() {
             if self.eof {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
             let mut buf = std::mem::take(&mut self.rbuf);
             buf.clear();
+            if buf.capacity() == 0 {
+                buf.reserve_exact(READ_SIZE);
+            }
             self.rpos = 0;
-            let (res, buf) = self.io.read(buf).await;
+            let (res, buf) = match cancel {
+                None => self.io.read(buf).await,
+                Some(c) => self.io.cancelable_read(buf, c.clone()).await,
+            };
             self.rbuf = buf;
             if res? == 0 {
                 self.eof = true;
@@ -108,8 +136,13 @@ where
         Ok(())
     }
 
-    /// Plaintext into `dst`: what rustls has decrypted, else more records from the socket.
-    async fn read_plain(&mut self, dst: &mut [u8]) -> io::Result<usize> {
+    /// Plaintext into `dst`: what rustls has decrypted, else more records from the socket (see
+    /// `fill` for `cancel`).
+    async fn read_plain(
+        &mut self,
+        dst: &mut [u8],
+        cancel: Option<&CancelHandle>,
+    ) -> io::Result<usize> {
         loop {
             match self.conn.reader().read(dst) {
                 Ok(n) => return Ok(n),
@@ -117,8 +150,29 @@ where
                 Err(e) => return Err(e),
             }
             self.flush_tls().await?;
-            self.fill().await?;
+            self.fill(cancel).await?;
         }
+    }
+
+    /// `read` into a monoio buffer, cancellable or not.
+    async fn read_into<T: IoBufMut>(
+        &mut self,
+        mut buf: T,
+        cancel: Option<&CancelHandle>,
+    ) -> BufResult<usize, T> {
+        // SAFETY: `IoBufMut` promises `bytes_total` writable bytes at `write_ptr` while `buf`
+        // lives; the slice is dropped before `set_init`, which covers only bytes written.
+        #[allow(unsafe_code)]
+        let dst = unsafe { std::slice::from_raw_parts_mut(buf.write_ptr(), buf.bytes_total()) };
+        let res = self.read_plain(dst, cancel).await;
+        if let Ok(n) = res {
+            // SAFETY: `read_plain` initialised the first `n` bytes.
+            #[allow(unsafe_code)]
+            unsafe {
+                buf.set_init(n)
+            };
+        }
+        (res, buf)
     }
 
     /// Encrypts `src` and sends it.
@@ -134,20 +188,8 @@ where
     C: DerefMut + Deref<Target = ConnectionCommon<SD>>,
     SD: SideData,
 {
-    async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
-        // SAFETY: `IoBufMut` promises `bytes_total` writable bytes at `write_ptr` while `buf`
-        // lives; the slice is dropped before `set_init`, which covers only bytes written.
-        #[allow(unsafe_code)]
-        let dst = unsafe { std::slice::from_raw_parts_mut(buf.write_ptr(), buf.bytes_total()) };
-        let res = self.read_plain(dst).await;
-        if let Ok(n) = res {
-            // SAFETY: `read_plain` initialised the first `n` bytes.
-            #[allow(unsafe_code)]
-            unsafe {
-                buf.set_init(n)
-            };
-        }
-        (res, buf)
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        self.read_into(buf, None).await
     }
 
     async fn readv<T: IoVecBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
@@ -159,6 +201,44 @@ where
         };
         if let Ok(n) = res {
             // SAFETY: `read` initialised the first `n` bytes of the first iovec.
+            #[allow(unsafe_code)]
+            unsafe {
+                buf.set_init(n)
+            };
+        }
+        (res, buf)
+    }
+}
+
+/// A read that a keep-alive wait can cancel (wait.rs): plaintext already decrypted is returned
+/// at once; otherwise the socket read is cancelled and nothing read is lost (a partial record
+/// stays with rustls until the rest arrives).
+impl<C, SD> CancelableAsyncReadRent for TlsStream<C>
+where
+    C: DerefMut + Deref<Target = ConnectionCommon<SD>>,
+    SD: SideData,
+{
+    async fn cancelable_read<T: IoBufMut>(
+        &mut self,
+        buf: T,
+        c: CancelHandle,
+    ) -> BufResult<usize, T> {
+        self.read_into(buf, Some(&c)).await
+    }
+
+    async fn cancelable_readv<T: IoVecBufMut>(
+        &mut self,
+        mut buf: T,
+        c: CancelHandle,
+    ) -> BufResult<usize, T> {
+        // SAFETY: the first iovec of `buf` stays valid while `buf` lives (see `read`).
+        #[allow(unsafe_code)]
+        let res = match unsafe { RawBuf::new_from_iovec_mut(&mut buf) } {
+            Some(raw) => self.read_into(raw, Some(&c)).await.0,
+            None => Ok(0),
+        };
+        if let Ok(n) = res {
+            // SAFETY: the read initialised the first `n` bytes of the first iovec.
             #[allow(unsafe_code)]
             unsafe {
                 buf.set_init(n)

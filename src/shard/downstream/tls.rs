@@ -2,9 +2,10 @@
 //! (a TLS handshake record, 0x16) from plain HTTP sent to the wrong port, which gets a 400 that
 //! says so and a close (as nginx does); anything else goes to rustls, which answers it with an
 //! alert. The handshake runs within `timeouts.tls_handshake`; then requests are served exactly as
-//! on a plain connection (conn.rs's loop, the same pipeline), waiting for the next one with the
-//! TLS state and the kit held (buffered rustls keeps buffers of its own), and a `101` tunnels over
-//! TLS. A drain wakes a connection waiting for its first byte or its next request. Shard thread.
+//! on a plain connection (conn.rs's loop, the same pipeline); idle past `idle_buffer_time`, the
+//! connection gives back its kit and its stream's buffers and sleeps on readiness with only
+//! rustls' state (as a plain connection does), and a `101` tunnels over TLS. A drain wakes a
+//! connection waiting for its first byte, its next request or in its sleep. Shard thread.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,9 +21,10 @@ use rustls::{ServerConfig, ServerConnection};
 
 use super::client::{refuse, Client};
 use super::conn::{serve_requests, Next, Slot};
-use super::tunnel;
-use super::wait::{wait_holding, Wait, Waited, Wake};
+use super::wait::{wait_for_request, Wait, Waited, Wake};
+use super::{idle, tunnel};
 use crate::http::{canned, proxy_protocol};
+use crate::shard::boxes::Pooled;
 use crate::shard::drain::ConnectionGuard;
 use crate::shard::io::Wire;
 use crate::shard::Shard;
@@ -44,7 +46,7 @@ impl Wait for TlsStream {
         c: &mut Client<Self>,
         wake: Wake,
     ) -> impl Future<Output = Waited> {
-        wait_holding(shard, c, wake)
+        wait_for_request(shard, c, wake)
     }
 }
 
@@ -74,74 +76,155 @@ pub fn serve(
     async move {
         // Whole guards are moved in (an async block would capture only the fields it uses).
         let (_open, slot) = (open, slot);
-        let mut stream = stream;
-        let mut peer = peer;
-        let handshake = shard.table().config.timeouts.tls_handshake;
-        let deadline = Instant::now() + handshake;
-        shard.drain.set_idle(slot.1, true);
-        let first = timeout_at(
-            deadline,
-            first_byte(&shard, &mut stream, &mut peer, proxy_header),
-        );
-        let first = first.await;
-        shard.drain.set_idle(slot.1, false);
-        match first {
-            Ok(Ok(HANDSHAKE_RECORD)) => {}
-            Ok(Ok(b)) if b.is_ascii_uppercase() => {
-                count(&shard, HandshakeOutcome::PlainHttp);
-                let idle = shard.table().config.timeouts.body;
-                refuse(&mut stream, canned::PLAIN_HTTP_TO_TLS, idle).await;
-                return;
-            }
-            // Not TLS and not HTTP: rustls answers it with an alert.
-            Ok(Ok(_)) => {}
-            Ok(Err(Refused::BadProxyHeader)) => {
-                let idle = shard.table().config.timeouts.body;
-                refuse(&mut stream, canned::response(400), idle).await;
-                return;
-            }
-            Ok(Err(Refused::Closed)) => return count(&shard, HandshakeOutcome::Failed),
-            Err(_) => return count(&shard, HandshakeOutcome::Timeout),
-        }
-        let Ok(conn) = ServerConnection::new(config) else {
+        // The handshake's state (some KiB while it runs) is boxed apart: the task that sleeps
+        // between requests does not carry it.
+        let Some((stream, client, negotiated)) =
+            Box::pin(accept(&shard, slot.1, stream, peer, proxy_header, config)).await
+        else {
             return;
         };
-        let mut stream = TlsStream::new(stream, conn);
-        let began = Instant::now();
-        match timeout_at(deadline, stream.handshake()).await {
-            Ok(Ok(())) => shard.stats.tls_handshake_time.record(began.elapsed()),
-            Ok(Err(e)) => return count(&shard, HandshakeOutcome::of_error(&e)),
-            Err(_) => return count(&shard, HandshakeOutcome::Timeout),
-        }
-        let mut c = Client::new(stream, peer, shard.kits.take(), slot.1);
-        let negotiated = Negotiated::of(&c.stream.conn);
-        count(
-            &shard,
-            match negotiated.version {
-                "TLSv1.2" => HandshakeOutcome::Tls12,
-                _ => HandshakeOutcome::Tls13,
-            },
-        );
-        if negotiated.resumed {
-            let resumed = &shard.stats.tls_resumed;
-            resumed.set(resumed.get() + 1);
-        }
-        c.tls = Some(Box::new(negotiated));
-        let next = Box::pin(serve_requests(&shard, &mut c, Wake::First, false)).await;
-        let (mut stream, kit) = c.into_parts();
-        shard.kits.give(kit);
-        match next {
-            Next::Tunnel(up, idle) => {
-                if shard.drain.open_tunnel(slot.1, up.as_raw_fd()) {
-                    Box::pin(tunnel::run(stream, up, idle)).await;
+        let mut link = Link {
+            stream,
+            client,
+            tls: Box::new(negotiated),
+        };
+        let mut wake = Wake::First;
+        loop {
+            let (next, l) = awake(&shard, link, slot.1, wake).await;
+            link = l;
+            match next {
+                Next::Tunnel(up, idle) => {
+                    if shard.drain.open_tunnel(slot.1, up.as_raw_fd()) {
+                        Box::pin(tunnel::run(link.stream, up, idle)).await;
+                    }
+                    return;
+                }
+                Next::Close => break,
+                Next::Sleep(left) => {
+                    // Asleep without the kit and without the stream's buffers until readable
+                    // (a request, EOF, or a drain or the reaper shutting the receive side).
+                    link.stream.release_buffers();
+                    if !idle::fall_asleep(&shard.drain, slot.1, left) {
+                        break;
+                    }
+                    let ready = link.stream.tcp().readable(false).await.is_ok();
+                    if !shard.drain.wake_up(slot.1) || !ready {
+                        break;
+                    }
+                    wake = Wake::Woken;
                 }
             }
-            // Say close_notify, so the client knows nothing was cut off.
-            Next::Close | Next::Sleep(_) => {
-                let _ = timeout(CLOSE_NOTIFY, stream.shutdown()).await;
-            }
+        }
+        // Say close_notify, so the client knows nothing was cut off.
+        let _ = timeout(CLOSE_NOTIFY, link.stream.shutdown()).await;
+    }
+}
+
+/// The connection's first byte and TLS handshake, within `timeouts.tls_handshake`: the stream,
+/// the client (a PROXY header may name it) and what was negotiated, or `None` when the
+/// connection ended (answered or counted here).
+async fn accept(
+    shard: &Shard,
+    slot: usize,
+    mut stream: TcpStream,
+    mut peer: SocketAddr,
+    proxy_header: bool,
+    config: Arc<ServerConfig>,
+) -> Option<(TlsStream, SocketAddr, Negotiated)> {
+    let handshake = shard.table().config.timeouts.tls_handshake;
+    let deadline = Instant::now() + handshake;
+    shard.drain.set_idle(slot, true);
+    let first = first_byte(shard, &mut stream, &mut peer, proxy_header);
+    let first = timeout_at(deadline, first).await;
+    shard.drain.set_idle(slot, false);
+    match first {
+        Ok(Ok(HANDSHAKE_RECORD)) => {}
+        Ok(Ok(b)) if b.is_ascii_uppercase() => {
+            count(shard, HandshakeOutcome::PlainHttp);
+            let idle = shard.table().config.timeouts.body;
+            refuse(&mut stream, canned::PLAIN_HTTP_TO_TLS, idle).await;
+            return None;
+        }
+        // Not TLS and not HTTP: rustls answers it with an alert.
+        Ok(Ok(_)) => {}
+        Ok(Err(Refused::BadProxyHeader)) => {
+            let idle = shard.table().config.timeouts.body;
+            refuse(&mut stream, canned::response(400), idle).await;
+            return None;
+        }
+        Ok(Err(Refused::Closed)) => {
+            count(shard, HandshakeOutcome::Failed);
+            return None;
+        }
+        Err(_) => {
+            count(shard, HandshakeOutcome::Timeout);
+            return None;
         }
     }
+    let Ok(conn) = ServerConnection::new(config) else {
+        return None;
+    };
+    let mut stream = TlsStream::new(stream, conn);
+    let began = Instant::now();
+    match timeout_at(deadline, stream.handshake()).await {
+        Ok(Ok(())) => shard.stats.tls_handshake_time.record(began.elapsed()),
+        Ok(Err(e)) => {
+            count(shard, HandshakeOutcome::of_error(&e));
+            return None;
+        }
+        Err(_) => {
+            count(shard, HandshakeOutcome::Timeout);
+            return None;
+        }
+    }
+    let negotiated = Negotiated::of(&stream.conn);
+    count(
+        shard,
+        match negotiated.version {
+            "TLSv1.2" => HandshakeOutcome::Tls12,
+            _ => HandshakeOutcome::Tls13,
+        },
+    );
+    if negotiated.resumed {
+        let resumed = &shard.stats.tls_resumed;
+        resumed.set(resumed.get() + 1);
+    }
+    Some((stream, peer, negotiated))
+}
+
+/// What an HTTPS connection keeps while it sleeps without its kit: the TLS stream (rustls' state
+/// and its small read buffer), who the client is and what the handshake negotiated.
+struct Link {
+    stream: TlsStream,
+    client: SocketAddr,
+    tls: Box<Negotiated>,
+}
+
+/// The connection with a kit, serving requests until it closes, tunnels or idles past
+/// `idle_buffer_time`; in a pooled block, so the sleeping connection's task does not carry it.
+fn awake(
+    shard: &Shard,
+    link: Link,
+    slot: usize,
+    wake: Wake,
+) -> Pooled<'_, impl Future<Output = (Next, Link)> + '_> {
+    shard.boxes.pin(async move {
+        let mut c = Client::new(link.stream, link.client, shard.kits.take(), slot);
+        c.tls = Some(link.tls);
+        let next = serve_requests(shard, &mut c, wake, false).await;
+        let tls = c.tls.take().expect("an HTTPS client keeps its TLS facts");
+        let client = c.client;
+        let (stream, kit) = c.into_parts();
+        shard.kits.give(kit);
+        (
+            next,
+            Link {
+                stream,
+                client,
+                tls,
+            },
+        )
+    })
 }
 
 /// Counts one listener handshake by how it ended.

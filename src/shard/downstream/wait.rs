@@ -1,20 +1,19 @@
-//! Waiting for the next request on a keep-alive HTTP/1.1 connection (`Wait`, per stream type). On
-//! plain TCP: hold the kit for at most `idle_buffer_time` (the read is then cancelled, bytes it
-//! got are kept), or less when the shard holds many connections (`lean_above`); past that, the
-//! connection sleeps without it (idle.rs). A stream that keeps state of its own (TLS) waits
-//! holding its kit for the whole idle timeout. A drain wakes either read by shutting the receive
-//! side. Shard thread, on the connection's task.
+//! Waiting for the next request on a keep-alive HTTP/1.1 connection (`Wait`, per stream type):
+//! hold the kit for at most `idle_buffer_time` (the read is then cancelled, bytes it got are
+//! kept), or less when the shard holds many connections (`lean_above`); past that, the
+//! connection sleeps without it (idle.rs). Plain TCP and TLS wait the same way: a TLS stream's
+//! read cancels only its socket read, never ciphertext it already has. A drain wakes the read by
+//! shutting the receive side. Shard thread, on the connection's task.
 
 use std::future::Future;
 use std::time::Duration;
 
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, CancelableAsyncReadRent};
+use monoio::io::CancelableAsyncReadRent;
 use monoio::net::TcpStream;
-use monoio::time::Instant;
 
 use super::client::Client;
-use crate::shard::io::{read_more_until, Wire};
+use crate::shard::io::Wire;
 use crate::shard::Shard;
 
 /// How a connection's stream waits for the next request.
@@ -47,21 +46,6 @@ fn patience(shard: &Shard, wake: Wake) -> Option<Duration> {
     }
 }
 
-/// Waits for the next request holding the kit for the whole idle timeout (streams with state of
-/// their own, e.g. TLS: their buffers cannot be given back between requests).
-pub(super) async fn wait_holding<S: Wire>(shard: &Shard, c: &mut Client<S>, wake: Wake) -> Waited {
-    let Some(wait) = patience(shard, wake) else {
-        return Waited::Close;
-    };
-    shard.drain.set_idle(c.slot, true);
-    let read = read_more_until(&mut c.stream, &mut c.buf, Instant::now() + wait).await;
-    shard.drain.set_idle(c.slot, false);
-    match read {
-        Ok(_) => Waited::Request,
-        Err(_) => Waited::Close,
-    }
-}
-
 /// Why a connection is about to read.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Wake {
@@ -85,7 +69,11 @@ pub(super) enum Waited {
 /// `idle_buffer_time` (then the read is cancelled; bytes it got in the meantime are kept).
 /// A connection accepted from the queue while draining, or woken from its sleep, still gets its
 /// request read (and answered with `Connection: close`), within the header timeout.
-async fn wait_for_request(shard: &Shard, c: &mut Client, wake: Wake) -> Waited {
+pub(super) async fn wait_for_request<S: Wire + CancelableAsyncReadRent>(
+    shard: &Shard,
+    c: &mut Client<S>,
+    wake: Wake,
+) -> Waited {
     let Some(wait) = patience(shard, wake) else {
         return Waited::Close;
     };
