@@ -3,11 +3,13 @@
 //! `shardgate_downstream_connections{state="asleep"}`): they still serve their next requests
 //! (with bodies, pipelined, from the first request on with a zero buffer time), keep their idle
 //! timeout, say close_notify when a drain or the idle timeout ends them, and lose no request that
-//! arrives as they fall asleep.
+//! arrives as they fall asleep. wrk over https, awake and with every request served from sleep,
+//! gets every answer.
 
 mod support;
 
 use std::io::Read;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::certs::Certs;
@@ -188,5 +190,51 @@ fn tls_requests_racing_the_fall_asleep_are_not_lost() {
         .collect();
     for t in threads {
         t.join().expect("every request answered");
+    }
+}
+
+/// wrk over https for one second (8 connections): (requests, non-2xx, socket errors).
+fn wrk_https(proxy: &Proxy) -> (u64, u64, u64) {
+    let url = format!("https://{}/", proxy.addr);
+    let out = Command::new("wrk")
+        .args(["-t1", "-c8", "-d1s", &url])
+        .output()
+        .expect("wrk is required (scripts/test.sh installs it)");
+    assert!(out.status.success(), "{out:?}");
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let count = |key: &str| -> u64 {
+        out.lines().find(|l| l.contains(key)).map_or(0, |l| {
+            l.split(|c: char| !c.is_ascii_digit())
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse::<u64>().unwrap())
+                .sum()
+        })
+    };
+    let requests = out
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    (requests, count("Non-2xx or 3xx"), count("Socket errors"))
+}
+
+#[test]
+fn wrk_over_https_gets_every_answer_awake_and_from_sleep() {
+    for buffer_time in ["1s", "0"] {
+        let (_certs, up, proxy) = setup("tls-wrk", &["--idle-buffer-time", buffer_time]);
+        let (requests, non2xx, errors) = wrk_https(&proxy);
+        assert!(requests >= 100, "{buffer_time}: only {requests} requests");
+        assert_eq!((non2xx, errors), (0, 0), "{buffer_time}: failed answers");
+        assert!(
+            up.request_count() as u64 >= requests,
+            "{buffer_time}: the upstream saw every request"
+        );
+        let m = scrape(&proxy);
+        assert_eq!(
+            m.sum("shardgate_tls_handshakes_total", &[("result", "tls1.3")]),
+            8.0,
+            "{buffer_time}: one handshake per wrk connection"
+        );
     }
 }
