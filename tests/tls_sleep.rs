@@ -118,6 +118,23 @@ fn zero_buffer_time_serves_every_tls_request_from_sleep() {
     }
 }
 
+/// A request that arrives in one write with the client's Finished is already decrypted when the
+/// handshake ends: with a zero buffer time the connection must read it, not sleep on a socket
+/// that has nothing more to say.
+#[test]
+fn a_request_sent_with_the_clients_finished_is_answered_at_once() {
+    let (certs, _up, proxy) = setup("tls-finished", &["--idle-buffer-time", "0"]);
+    for i in 0..5 {
+        let body = format!("with finished {i}");
+        let req = post("/", &body);
+        let mut c =
+            TlsConn::connect_with_request_in_finished(proxy.addr, certs.ca(), "localhost", &req)
+                .expect("handshake");
+        let r = c.read_response().expect("answered without another byte");
+        assert_eq!(r.body, body.as_bytes());
+    }
+}
+
 #[test]
 fn a_sleeping_tls_connection_keeps_its_idle_timeout_and_says_close_notify() {
     let (certs, _up, proxy) = setup(

@@ -24,6 +24,12 @@ pub trait Wire: AsyncReadRent + AsyncWriteRent {
     fn secure(&self) -> bool {
         false
     }
+
+    /// Input already taken from the socket and not yet read (a TLS stream's decrypted or
+    /// undecrypted records): waiting for the socket's readiness would miss it.
+    fn has_buffered_input(&mut self) -> bool {
+        false
+    }
 }
 
 impl Wire for TcpStream {

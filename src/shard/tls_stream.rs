@@ -74,6 +74,17 @@ where
         &self.io
     }
 
+    /// Ciphertext read and not yet given to rustls, or plaintext rustls holds (a request that came
+    /// with the client's last handshake flight, say). An error to report counts too: the next
+    /// read returns it.
+    pub fn has_buffered_input(&mut self) -> bool {
+        self.rpos < self.rbuf.len()
+            || self
+                .conn
+                .process_new_packets()
+                .map_or(true, |s| s.plaintext_bytes_to_read() > 0)
+    }
+
     /// Gives back the stream's own buffers while the connection sleeps (nothing is pending in
     /// them then: every ciphertext byte read has gone to rustls, every record out was sent); the
     /// next read takes a new read buffer. rustls keeps its own small one.

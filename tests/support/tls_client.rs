@@ -107,3 +107,53 @@ impl TlsConn {
         }
     }
 }
+
+impl TlsConn {
+    /// The handshake with `request` sent in the same TCP write as the client's Finished (as
+    /// browsers and wrk often do): the server gets the request with the handshake's last flight.
+    pub fn connect_with_request_in_finished(
+        addr: SocketAddr,
+        ca: &str,
+        name: &str,
+        request: &[u8],
+    ) -> std::io::Result<TlsConn> {
+        let mut roots = RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(ca).expect("read CA file") {
+            roots.add(c.expect("CA PEM")).expect("CA certificate");
+        }
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        let config = ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = ServerName::try_from(name.to_string()).expect("server name");
+        let mut conn =
+            ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
+        let mut sock = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        sock.set_read_timeout(Some(Duration::from_secs(10)))?;
+        // Until the server's Finished is read, send what the client has and read what comes;
+        // the client's own Finished is then queued, not yet written.
+        while conn.is_handshaking() {
+            while conn.wants_write() {
+                conn.write_tls(&mut sock)?;
+            }
+            if !conn.is_handshaking() {
+                break;
+            }
+            if conn.read_tls(&mut sock)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            conn.process_new_packets().map_err(std::io::Error::other)?;
+        }
+        conn.writer().write_all(request)?;
+        let mut flight = Vec::new();
+        while conn.wants_write() {
+            conn.write_tls(&mut flight)?;
+        }
+        sock.write_all(&flight)?;
+        Ok(TlsConn {
+            tls: StreamOwned::new(conn, sock),
+        })
+    }
+}

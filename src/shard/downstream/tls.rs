@@ -38,6 +38,10 @@ impl Wire for TlsStream {
     fn secure(&self) -> bool {
         true
     }
+
+    fn has_buffered_input(&mut self) -> bool {
+        TlsStream::has_buffered_input(self)
+    }
 }
 
 impl Wait for TlsStream {

@@ -87,9 +87,13 @@ pub(super) async fn wait_for_request<S: Wire + CancelableAsyncReadRent>(
     } else {
         s.idle_buffer_time.min(wait)
     };
-    if keep.is_zero() {
-        return Waited::Sleep(wait);
-    }
+    // A TLS stream may hold the request already (it came with the handshake's last flight):
+    // readiness would never come for it, so it is read at once.
+    let keep = match keep.is_zero() {
+        true if !c.stream.has_buffered_input() => return Waited::Sleep(wait),
+        true => wait,
+        false => keep,
+    };
     let v = std::mem::take(&mut c.buf.v);
     let cap = v.capacity();
     // A drain wakes this read by shutting the socket's receive side (see Drain::start).
