@@ -76,6 +76,8 @@ pub trait Downstream {
     fn scratch(&self) -> &Scratch;
     /// What the client's TLS connection negotiated, for the access log; `None` on plain HTTP.
     fn tls(&self) -> Option<&Negotiated>;
+    /// The protocol `req` came in, for the access log: `HTTP/1.1`, `HTTP/1.0` or `HTTP/2`.
+    fn protocol(&self, req: &Request) -> &'static str;
     /// Takes the request head off the input before the body is relayed; an error is a body
     /// already broken in what arrived with the head.
     fn begin_body(&mut self, req: &Request) -> Result<(), ClientError>;
