@@ -213,6 +213,10 @@ pub struct ShardStats {
     pub in_flight: Cell<u64>,
     /// Downstream connections accepted since start.
     pub accepted: Cell<u64>,
+    /// Downstream connections speaking HTTP/2 now.
+    pub h2_connections: Cell<u64>,
+    /// HTTP/2 streams being served now (each a request in progress).
+    pub h2_streams: Cell<u64>,
     /// Access-log buffers dropped because the writer fell behind (copy of `ShardLog::dropped`).
     pub log_dropped: Cell<u64>,
     /// TLS handshakes that resumed a session (counted by the TLS front-end after each handshake).
