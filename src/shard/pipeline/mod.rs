@@ -43,6 +43,8 @@ pub struct Context<'s> {
     pub splice_at: u64,
     /// The upstream buffer size: the most body bytes held at once.
     pub fill: usize,
+    /// Requests recorded, by protocol (HTTP/1.x, HTTP/2), for the shard's statistics.
+    pub by_protocol: &'s [std::cell::Cell<u64>; 2],
 }
 
 impl Context<'_> {

@@ -25,6 +25,8 @@ pub fn request<D: Downstream>(
     started: Instant,
 ) {
     let total = started.elapsed();
+    let protocol = d.protocol(req);
+    count(cx, protocol);
     let t = &ex.tally;
     let name: &str = match route {
         Some(i) => {
@@ -46,7 +48,7 @@ pub fn request<D: Downstream>(
             client: d.client(),
             method: &scratch.method,
             path: &scratch.path,
-            protocol: d.protocol(req),
+            protocol,
             status: t.status,
             bytes_in: t.bytes_in,
             bytes_out: t.bytes_out,
@@ -77,6 +79,7 @@ pub struct Refused<'a> {
 
 /// The access log line of a request refused while its head was read (no route, no upstream).
 pub fn refused(cx: &Context<'_>, r: &Refused<'_>, started: Instant) {
+    count(cx, r.protocol);
     if !cx.log.enabled() {
         return;
     }
@@ -98,4 +101,11 @@ pub fn refused(cx: &Context<'_>, r: &Refused<'_>, started: Instant) {
         route: "",
         tls: r.tls,
     });
+}
+
+/// Counts a request by its protocol.
+#[inline]
+fn count(cx: &Context<'_>, protocol: &str) {
+    let c = &cx.by_protocol[usize::from(protocol == "HTTP/2")];
+    c.set(c.get() + 1);
 }
