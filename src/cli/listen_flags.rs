@@ -5,6 +5,9 @@
 use super::Args;
 use crate::config::{self, CertPaths, Config, Listener, ListenerTls, Origin};
 
+const H2C_NEEDS_PLAIN: &str = "--h2c: needs a plain listener (--listen, or one without `tls` in \
+                               the config file): h2c is HTTP/2 over plain TCP";
+
 impl Args {
     pub(super) fn apply_listeners(&self, cfg: &mut Config) -> Result<(), String> {
         let pairs = self.tls_pairs()?;
@@ -48,6 +51,9 @@ impl Args {
                 return Err(
                     "--tls-cert: needs --listen-tls (--listen addresses are plain HTTP)".into(),
                 );
+            }
+            if self.h2c && self.listen.is_empty() {
+                return Err(H2C_NEEDS_PLAIN.into());
             }
             cfg.listeners = listeners;
             return Ok(());

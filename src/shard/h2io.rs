@@ -18,6 +18,8 @@ use super::io::IoFail;
 
 /// The most body bytes asked for at once (the capacity reserved per send).
 const RESERVE: usize = 64 * 1024;
+/// Request body bytes read and dropped after a complete early response (see `Respond::close`).
+const DISCARD: usize = 256 * 1024;
 
 /// The response side of a stream: before the head (`SendResponse`), then its body (`SendStream`).
 pub struct Respond {
@@ -47,11 +49,8 @@ impl Respond {
             .head
             .take()
             .ok_or(IoFail::Err(std::io::ErrorKind::Other))?;
-        let body = s.send_response(resp, end).map_err(h2_fail)?;
+        self.body = Some(s.send_response(resp, end).map_err(h2_fail)?);
         self.ended = end;
-        if !end {
-            self.body = Some(body);
-        }
         Ok(())
     }
 
@@ -96,16 +95,30 @@ impl Respond {
         s.send_data(Bytes::new(), true).map_err(h2_fail)
     }
 
-    /// Resets the stream unless its response is complete (a response cut short must not look
-    /// whole to the client); nothing when the head was never sent and no one answered.
-    pub fn reset_unfinished(&mut self) {
-        if self.ended {
+    /// Ends the stream. An unfinished response is reset with INTERNAL_ERROR (a response cut
+    /// short must not look whole to the client). After a complete response whose request body is
+    /// still coming (a 413, a local answer), up to `DISCARD` more body bytes are read and dropped
+    /// within `idle`: a reset now would drop the response frames `h2` has not written yet, and
+    /// some clients (curl 7.88) fail a response followed by RST_STREAM NO_ERROR. Past that the
+    /// handles go and `h2` resets the stream.
+    pub async fn close(&mut self, body: &mut RecvStream, idle: Duration) {
+        if !self.ended {
+            if let Some(s) = &mut self.body {
+                s.send_reset(Reason::INTERNAL_ERROR);
+            } else if let Some(s) = &mut self.head {
+                s.send_reset(Reason::INTERNAL_ERROR);
+            }
             return;
         }
-        if let Some(s) = &mut self.body {
-            s.send_reset(Reason::INTERNAL_ERROR);
-        } else if let Some(s) = &mut self.head {
-            s.send_reset(Reason::INTERNAL_ERROR);
+        let mut dropped = 0;
+        while !body.is_end_stream() && dropped < DISCARD {
+            match next_chunk(body, idle).await {
+                Ok(Some(b)) => {
+                    dropped += b.len();
+                    release(body, b.len());
+                }
+                _ => return,
+            }
         }
     }
 }

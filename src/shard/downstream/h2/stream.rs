@@ -114,7 +114,7 @@ pub async fn serve(
             refused(&shard, &mut s, &parts, status, started, idle).await;
         }
     }
-    s.respond.reset_unfinished();
+    s.respond.close(&mut s.body, idle).await;
     shard.kits.give(Kit {
         buf: s.buf,
         up_buf: s.up_buf,
