@@ -2,10 +2,11 @@
 # The whole test suite, as CI and the README run it:
 #   lint (fmt, clippy) → unit + integration tests on io_uring → integration tests again on the epoll
 #   fallback (MONOIO_FORCE_LEGACY_DRIVER=1) → a short bounded fuzz run (FUZZ_SECONDS=0 skips it).
-# Installs what the tests need first (curl, wrk, openssl, cmake + a C compiler for aws-lc-rs and
+# Installs what the tests need first (curl, wrk, openssl, cmake + a C compiler for aws-lc-rs,
 # util-linux's setpriv and nghttp2-client (nghttp, h2load) from Debian; hypercorn from PyPI for
-# tests/h2c.rs, h2/hyperframe/hpack for tests/h2c_downstream.rs; chromium from Debian and websocket-client from PyPI for the status
-# page's browser check; cargo-fuzz from crates.io via scripts/fuzz.sh).
+# tests/h2c.rs, h2/hyperframe/hpack from PyPI for tests/h2c_downstream.rs; chromium from Debian and
+# websocket-client from PyPI for the status page's browser check; cargo-fuzz from crates.io via
+# scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

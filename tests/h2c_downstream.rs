@@ -313,6 +313,35 @@ fn settings_and_max_requests_goaway() {
     assert_eq!(rep["closed"], true, "the connection closed: {rep}");
 }
 
+/// A connection without streams gets a graceful GOAWAY and is closed after the idle timeout; a
+/// busy-looking one (idle timeout long) after `--h2-max-age`.
+#[test]
+fn idle_timeout_and_max_age_close_with_goaway() {
+    let up = Upstream::fixed("ok\n");
+    for (flags, what) in [
+        (
+            ["--idle-timeout", "300ms", "--h2-max-age", "1h"],
+            "idle timeout",
+        ),
+        (["--idle-timeout", "1h", "--h2-max-age", "300ms"], "max age"),
+    ] {
+        let mut args = vec!["--h2c"];
+        args.extend(flags);
+        let proxy = Proxy::to(&[up.addr], &args);
+        let port = proxy.addr.port().to_string();
+        let rep = &py(&["idle", &port, "8"])[0];
+        let goaways = rep["goaways"].as_array().unwrap();
+        assert!(!goaways.is_empty(), "{what}: no GOAWAY: {rep}");
+        assert!(goaways.iter().all(|g| g["error"] == 0), "{what}: {rep}");
+        assert_eq!(
+            rep["closed"], true,
+            "{what}: the connection stayed open: {rep}"
+        );
+        let after = rep["closed_after"].as_f64().unwrap();
+        assert!(after >= 0.25, "{what}: closed too early ({after} s): {rep}");
+    }
+}
+
 /// Drain with an open stream: the client gets a GOAWAY, its stream still completes, the
 /// connection closes and the process exits 0.
 #[test]

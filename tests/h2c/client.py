@@ -9,6 +9,8 @@ Usage: python3 tests/h2c/client.py MODE PORT [ARGS]  -- prints one JSON object p
                            stopping at the first GOAWAY; then reads until the server closes
   drain PORT PATH          opens one GET stream, prints {"sent": true}, then reads until the
                            server closes (or 10 s), reporting the GOAWAYs and the stream's end
+  idle PORT SECONDS        opens no stream; reads until the server closes (or SECONDS),
+                           reporting the GOAWAYs and when the connection closed
   post PORT PATH SIZE      POSTs SIZE bytes without content-length in 1000-byte DATA frames,
                            within the server's flow-control windows; reports status and body
 """
@@ -52,6 +54,8 @@ class Client:
         self.initial_window = 65535
         self.windows = {}
         self.next_id = 1
+        self.started = time.time()
+        self.closed_after = None
         self.s.sendall(PREFACE + SettingsFrame(0).serialize())
 
     def stream(self, sid):
@@ -149,6 +153,7 @@ class Client:
                 break
             if not data:
                 self.closed = True
+                self.closed_after = time.time() - self.started
             self.buf += data
 
     def report(self):
@@ -156,6 +161,7 @@ class Client:
             "settings": self.settings,
             "goaways": self.goaways,
             "closed": self.closed,
+            "closed_after": self.closed_after,
             "order": self.order,
             "streams": {
                 str(k): {"status": v["status"], "len": len(v["body"]), "ended": v["ended"],
@@ -184,6 +190,9 @@ def main():
         sid = c.request("GET", sys.argv[3], True)
         out({"sent": True})
         c.pump(lambda: False, 10)
+        out(c.report())
+    elif mode == "idle":
+        c.pump(lambda: False, float(sys.argv[3]))
         out(c.report())
     elif mode == "post":
         path, size = sys.argv[3], int(sys.argv[4])
