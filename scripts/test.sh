@@ -2,10 +2,11 @@
 # The whole test suite, as CI and the README run it:
 #   lint (fmt, clippy) → unit + integration tests on io_uring → integration tests again on the epoll
 #   fallback (MONOIO_FORCE_LEGACY_DRIVER=1) → a short bounded fuzz run (FUZZ_SECONDS=0 skips it).
-# Installs what the tests need first (curl, wrk, openssl, cmake + a C compiler for aws-lc-rs and
-# util-linux's setpriv from Debian; hypercorn
-# from PyPI for tests/h2c.rs; chromium from Debian and websocket-client from PyPI for the status
-# page's browser check; cargo-fuzz from crates.io via scripts/fuzz.sh).
+# Installs what the tests need first (curl, wrk, openssl, cmake + a C compiler for aws-lc-rs,
+# util-linux's setpriv and nghttp2-client (nghttp, h2load) from Debian; hypercorn from PyPI for
+# tests/h2c.rs, h2/hyperframe/hpack from PyPI for tests/h2c_downstream.rs; chromium from Debian and
+# websocket-client from PyPI for the status page's browser check; cargo-fuzz from crates.io via
+# scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,10 @@ for tool in curl wrk openssl cmake; do
 done
 # aws-lc-rs (rustls' crypto provider) builds C code: cmake (above) and a C compiler.
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
+# tests/h2c_downstream.rs drives real HTTP/2 clients: nghttp and h2load (Debian nghttp2-client).
+for tool in nghttp h2load; do
+  command -v "$tool" >/dev/null 2>&1 || { missing+=(nghttp2-client); break; }
+done
 # setpriv drops capabilities for tests/config_sources.rs (privileged port, unwritable log dir).
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
 # scripts/status-page-check.py drives Debian's headless Chromium (STATUS_PAGE_CHECK=0 skips it).
@@ -32,6 +37,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 # tests/h2c.rs runs a real h2c-capable upstream: hypercorn (PyPI) under python3.
 python3 -c 'import hypercorn' 2>/dev/null || python3 -m pip install -q hypercorn
+# tests/h2c/client.py writes and reads raw HTTP/2 frames: hyperframe and hpack (with h2, PyPI).
+python3 -c 'import h2, hyperframe, hpack' 2>/dev/null || python3 -m pip install -q h2 hyperframe hpack
 if [ "${STATUS_PAGE_CHECK:-1}" != 0 ]; then
   python3 -c 'import websocket' 2>/dev/null || python3 -m pip install -q websocket-client
 fi

@@ -43,6 +43,8 @@ pub struct Entry<'a> {
     pub client: SocketAddr,
     pub method: &'a [u8],
     pub path: &'a [u8],
+    /// The protocol the request came in: `HTTP/1.1`, `HTTP/1.0` or `HTTP/2`.
+    pub protocol: &'static str,
     pub status: u16,
     pub bytes_in: u64,
     pub bytes_out: u64,

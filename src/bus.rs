@@ -39,6 +39,8 @@ pub enum ToShard {
 pub struct ListenerKind {
     pub proxy_header: bool,
     pub tls: Option<SocketAddr>,
+    /// A connection opening with the HTTP/2 preface speaks h2c (plain listeners only).
+    pub h2c: bool,
 }
 
 impl ListenerKind {
@@ -46,6 +48,7 @@ impl ListenerKind {
         ListenerKind {
             proxy_header: l.proxy_protocol,
             tls: l.tls.as_ref().map(|_| l.addr),
+            h2c: l.h2c,
         }
     }
 }

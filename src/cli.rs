@@ -10,6 +10,7 @@ use crate::config::{
 };
 
 mod flag_fields;
+mod http2_flags;
 mod listen_flags;
 
 pub use flag_fields::{FlagFields, Given};
@@ -51,6 +52,12 @@ pub struct Args {
     /// addresses
     #[arg(long)]
     pub proxy_protocol: bool,
+    /// Serve HTTP/2 with prior knowledge (h2c) on the plain listeners beside HTTP/1.1: a
+    /// connection opening with the HTTP/2 preface speaks HTTP/2, any other HTTP/1.1
+    #[arg(long)]
+    pub h2c: bool,
+    #[command(flatten)]
+    pub http2: http2_flags::Http2Flags,
     /// Load balancing: round-robin, weighted, least-request, ewma, random, hash:client-ip,
     /// hash:header:NAME, hash:cookie:NAME [default: round-robin]
     #[arg(long, value_name = "ALGO")]
@@ -227,6 +234,7 @@ impl Args {
             shards: Shards::for_this_process(),
             timeouts: Timeouts::default(),
             pool: Pool::default(),
+            http2: config::Http2::default(),
             trusted_proxies: Vec::new(),
             steer_client_ip: false,
             admin: Some(config::DEFAULT_ADMIN),
@@ -316,6 +324,7 @@ impl Args {
         set(&mut t.tls_handshake, self.tls_handshake_timeout);
         set(&mut cfg.tls_ticket_rotation, self.tls_ticket_rotation);
         set(&mut cfg.tls_watch_interval, self.tls_watch_interval);
+        self.http2.apply(&mut cfg.http2);
         Ok(())
     }
 

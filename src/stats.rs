@@ -213,6 +213,12 @@ pub struct ShardStats {
     pub in_flight: Cell<u64>,
     /// Downstream connections accepted since start.
     pub accepted: Cell<u64>,
+    /// Downstream connections speaking HTTP/2 now.
+    pub h2_connections: Cell<u64>,
+    /// HTTP/2 streams being served now (each a request in progress).
+    pub h2_streams: Cell<u64>,
+    /// Requests recorded (access-log lines, logged or not), by protocol: HTTP/1.x, HTTP/2.
+    pub requests_by_protocol: [Cell<u64>; 2],
     /// Access-log buffers dropped because the writer fell behind (copy of `ShardLog::dropped`).
     pub log_dropped: Cell<u64>,
     /// TLS handshakes that resumed a session (counted by the TLS front-end after each handshake).
@@ -296,6 +302,9 @@ impl ShardStats {
             accepted: self.accepted.get(),
             log_dropped: self.log_dropped.get(),
             tls_resumed: self.tls_resumed.get(),
+            h2_connections: self.h2_connections.get(),
+            h2_streams: self.h2_streams.get(),
+            requests_by_protocol: std::array::from_fn(|i| self.requests_by_protocol[i].get()),
             tls_handshakes: std::array::from_fn(|i| self.tls_handshakes[i].get()),
             tls_handshake_time: self.tls_handshake_time.copy(),
             tls_ticket_generation: self.tls_ticket_generation.get(),

@@ -16,11 +16,12 @@ use support::admin::{log_lines, parse_log, temp_path, wait_log_lines};
 use support::*;
 
 /// The fields every line carries.
-const FIELDS: [&str; 18] = [
+const FIELDS: [&str; 19] = [
     "time",
     "client",
     "method",
     "path",
+    "protocol",
     "status",
     "bytes_in",
     "bytes_out",
@@ -244,6 +245,7 @@ fn each_request_gives_one_line_with_every_field_right() {
             "{ctx}: client"
         );
         assert_eq!(l["method"].as_str(), Some(s.method), "{ctx}: method");
+        assert_eq!(l["protocol"].as_str(), Some("HTTP/1.1"), "{ctx}: protocol");
         assert_eq!(l["status"].as_u64(), Some(s.status as u64), "{ctx}: status");
         assert_eq!(
             l["bytes_in"].as_u64(),
@@ -401,6 +403,10 @@ fn refused_requests_leave_a_line_with_their_status() {
     assert!(
         statuses.contains(&400) && statuses.contains(&431),
         "lines {lines:#?}"
+    );
+    assert!(
+        lines.iter().all(|l| l["protocol"] == "HTTP/1.1"),
+        "{lines:#?}"
     );
     assert_eq!(up.request_count(), 0);
 }

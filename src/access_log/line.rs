@@ -54,6 +54,9 @@ pub(super) fn write(buf: &mut Vec<u8>, e: &Entry<'_>, clock: &Clock) {
     string(buf, e.method);
     buf.extend_from_slice(b",\"path\":");
     string(buf, e.path);
+    buf.extend_from_slice(b",\"protocol\":\"");
+    buf.extend_from_slice(e.protocol.as_bytes());
+    buf.push(b'"');
     let _ = write!(
         buf,
         ",\"status\":{},\"bytes_in\":{},\"bytes_out\":{},\"upstream\":",

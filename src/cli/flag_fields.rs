@@ -70,6 +70,13 @@ impl Given for bool {
 
 /// `flag!("--shards", shards, "shards.count")`: the row for field `Args::shards`.
 macro_rules! flag {
+    (@h2 $flag:literal, $arg:ident) => {
+        FlagFields {
+            flag: $flag,
+            given: |a| Given::given(&a.http2.$arg),
+            fields: &[concat!("http2.", stringify!($arg))],
+        }
+    };
     ($flag:literal, $arg:ident, $($field:literal),+) => {
         FlagFields { flag: $flag, given: |a| Given::given(&a.$arg), fields: &[$($field),+] }
     };
@@ -89,6 +96,13 @@ const FLAG_FIELDS: &[FlagFields] = &[
         proxy_protocol,
         "listeners.proxy_protocol"
     ),
+    flag!("--h2c", h2c, "listeners.h2c"),
+    flag!(@h2 "--h2-max-concurrent-streams", max_concurrent_streams),
+    flag!(@h2 "--h2-initial-stream-window", initial_stream_window),
+    flag!(@h2 "--h2-initial-connection-window", initial_connection_window),
+    flag!(@h2 "--h2-max-frame-size", max_frame_size),
+    flag!(@h2 "--h2-max-requests", max_requests),
+    flag!(@h2 "--h2-max-age", max_age),
     flag!("--lb", lb, "clusters.lb"),
     flag!("--rate-limit", rate_limit, "routes.rate_limit"),
     flag!("--rate-burst", rate_burst, "routes.rate_limit.burst"),

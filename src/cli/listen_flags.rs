@@ -1,9 +1,12 @@
-//! `--listen`, `--listen-tls`, `--tls-cert`/`--tls-key` and `--proxy-protocol` over the file's
+//! `--listen`, `--listen-tls`, `--tls-cert`/`--tls-key`, `--proxy-protocol` and `--h2c` over the file's
 //! listeners: plain and TLS addresses from flags replace the file's; certificate pairs alone
-//! replace those of the file's TLS listeners. Main thread, at start and each reload.
+//! replace those of the file's TLS listeners; `--h2c` turns h2c on for every plain listener. Main thread, at start and each reload.
 
 use super::Args;
 use crate::config::{self, CertPaths, Config, Listener, ListenerTls, Origin};
+
+const H2C_NEEDS_PLAIN: &str = "--h2c: needs a plain listener (--listen, or one without `tls` in \
+                               the config file): h2c is HTTP/2 over plain TCP";
 
 impl Args {
     pub(super) fn apply_listeners(&self, cfg: &mut Config) -> Result<(), String> {
@@ -20,6 +23,7 @@ impl Args {
                     addr,
                     proxy_protocol: self.proxy_protocol,
                     tls: None,
+                    h2c: self.h2c,
                 });
             }
             for l in &self.listen_tls {
@@ -40,12 +44,16 @@ impl Args {
                     addr,
                     proxy_protocol: self.proxy_protocol,
                     tls: Some(ListenerTls::new(pairs.clone())),
+                    h2c: false,
                 });
             }
             if pairs.is_some() && self.listen_tls.is_empty() {
                 return Err(
                     "--tls-cert: needs --listen-tls (--listen addresses are plain HTTP)".into(),
                 );
+            }
+            if self.h2c && self.listen.is_empty() {
+                return Err(H2C_NEEDS_PLAIN.into());
             }
             cfg.listeners = listeners;
             return Ok(());
@@ -54,6 +62,16 @@ impl Args {
             cfg.listeners
                 .iter_mut()
                 .for_each(|l| l.proxy_protocol = true);
+        }
+        if self.h2c {
+            let plain = cfg.listeners.iter_mut().filter(|l| l.tls.is_none());
+            if plain.map(|l| l.h2c = true).count() == 0 {
+                return Err(
+                    "--h2c: needs a plain listener (--listen, or one without `tls` in \
+                            the config file): h2c is HTTP/2 over plain TCP"
+                        .into(),
+                );
+            }
         }
         if let Some(pairs) = pairs {
             let mut any = false;

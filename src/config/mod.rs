@@ -4,6 +4,7 @@
 mod cluster;
 mod duration;
 mod file;
+mod http2;
 mod key_path;
 mod log_target;
 mod origin;
@@ -18,6 +19,7 @@ pub use crate::tls::settings::{
 pub use cluster::{parse_endpoint, resolve, Cluster, Endpoint, HealthCheck, ProbeKind};
 pub use duration::parse as parse_duration;
 pub use file::{load, parse, ConfigError};
+pub use http2::Http2;
 pub use log_target::AccessLogTarget;
 pub use origin::{Invalid, Origin, Origins};
 pub use protocols::{default_upgrades, parse_upgrades, parse_upgrades_flag, ExpectMode};
@@ -38,6 +40,8 @@ pub struct Config {
     pub shards: Shards,
     pub timeouts: Timeouts,
     pub pool: Pool,
+    /// Downstream HTTP/2 limits (`[http2]`).
+    pub http2: Http2,
     /// Peers whose X-Forwarded-For / PROXY header is believed for the client address.
     pub trusted_proxies: Vec<crate::policy::trusted::Cidr>,
     /// Pin each client address to one shard with a SO_REUSEPORT BPF program.
@@ -77,6 +81,9 @@ pub struct Listener {
     pub proxy_protocol: bool,
     /// Terminate TLS on this address (HTTPS); `None` = plain HTTP.
     pub tls: Option<ListenerTls>,
+    /// Plain listeners only: a connection that opens with the HTTP/2 preface speaks h2c (prior
+    /// knowledge); any other is HTTP/1.1 as usual.
+    pub h2c: bool,
 }
 
 /// io_uring setup flags of each shard's ring. Each falls back to `Plain` on a kernel that
@@ -327,6 +334,15 @@ pub fn check_limits(c: &Config) -> Result<(), (&'static str, String)> {
     if s.max_connections == 0 {
         return Err(("shards.max_connections", "must be at least 1".into()));
     }
+    if c.listeners.iter().any(|l| l.h2c && l.tls.is_some()) {
+        return Err((
+            "listeners.h2c",
+            "h2c is HTTP/2 over plain TCP: a TLS listener cannot take it (HTTP/2 over TLS is \
+             negotiated by ALPN)"
+                .into(),
+        ));
+    }
+    c.http2.check()?;
     if !(1024..=1 << 20).contains(&s.buffer_size) {
         return Err((
             "shards.buffer_size",

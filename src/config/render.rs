@@ -95,9 +95,10 @@ pub fn render(c: &Config) -> String {
     for l in &c.listeners {
         let _ = writeln!(
             o,
-            "\n[[listeners]]\naddr = {}\nproxy_protocol = {}",
+            "\n[[listeners]]\naddr = {}\nproxy_protocol = {}\nh2c = {}",
             q(&l.addr.to_string()),
-            l.proxy_protocol
+            l.proxy_protocol,
+            l.h2c
         );
         if let Some(t) = &l.tls {
             tls(&mut o, t);
@@ -124,6 +125,9 @@ pub fn render(c: &Config) -> String {
     let p = &c.pool;
     let _ = writeln!(o, "\n[pool]\nmax_idle = {}\nidle_timeout = {}\nmax_connections = {}\nqueue = {}\nqueue_timeout = {}",
         p.max_idle, dur(p.idle_timeout), p.max_connections, p.queue, dur(p.queue_timeout));
+    let h = &c.http2;
+    let _ = writeln!(o, "\n[http2]\nmax_concurrent_streams = {}\ninitial_stream_window = {}\ninitial_connection_window = {}\nmax_frame_size = {}\nmax_requests = {}\nmax_age = {}",
+        h.max_concurrent_streams, h.initial_stream_window, h.initial_connection_window, h.max_frame_size, h.max_requests, dur(h.max_age));
     for cl in &c.clusters {
         let eps: Vec<String> = cl
             .endpoints

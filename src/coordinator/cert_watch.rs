@@ -138,6 +138,7 @@ mod tests {
             addr: "127.0.0.1:0".parse().unwrap(),
             proxy_protocol: false,
             tls: Some(tls),
+            h2c: false,
         });
         c
     }

@@ -42,6 +42,9 @@ impl Coordinator {
                     if w.proxy_protocol != o.proxy_protocol {
                         eprintln!("reload: proxy_protocol on {} needs a restart", o.addr);
                     }
+                    if w.h2c != o.h2c {
+                        eprintln!("reload: h2c on {} needs a restart", o.addr);
+                    }
                     // Certificates, client CA and ALPN reload; TLS on or off needs a restart.
                     let tls = match (&o.tls, &w.tls) {
                         (Some(_), Some(new)) => Some(new.clone()),

@@ -1,7 +1,7 @@
 //! One shard's drain state: open connections and in-flight requests (counted by guards), the
 //! registry of idle keep-alive sockets whose reads a drain ends (by shutting their receive side),
-//! and the wake-up the control task and accept loops wait on. Shard thread only: `Cell`/`RefCell`,
-//! no atomics.
+//! the busy connections it wakes (HTTP/2: GOAWAY), and the wake-up the control task and accept
+//! loops wait on. Shard thread only: `Cell`/`RefCell`, no atomics.
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
@@ -51,6 +51,9 @@ pub struct Drain {
     tunnels_closed: Cell<bool>,
     /// The control task waiting for connections to reach zero, or the accept loop for a free slot.
     waiters: RefCell<Vec<Waker>>,
+    /// Per slot, a busy connection that must act when the drain starts (an HTTP/2 connection
+    /// sends GOAWAY): its task's waker, replaced on each poll, so the list never grows.
+    watchers: RefCell<Vec<Option<Waker>>>,
 }
 
 impl Drain {
@@ -109,7 +112,30 @@ impl Drain {
                 crate::sys::shutdown_read(s.fd);
             }
         }
+        for w in self.watchers.borrow_mut().iter_mut() {
+            if let Some(w) = w.take() {
+                w.wake();
+            }
+        }
         self.wake_all();
+    }
+
+    /// Resolves once the drain has started; the connection in `slot` is woken then, however busy.
+    pub async fn started(&self, slot: usize) {
+        poll_fn(|cx| {
+            if self.is_draining() {
+                return Poll::Ready(());
+            }
+            let mut w = self.watchers.borrow_mut();
+            if w.len() <= slot {
+                w.resize(slot + 1, None);
+            }
+            if !w[slot].as_ref().is_some_and(|o| o.will_wake(cx.waker())) {
+                w[slot] = Some(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// Registers a connection's socket; `release` it when the connection ends.
@@ -135,6 +161,9 @@ impl Drain {
         }
         idle[slot] = Slot::FREE;
         drop(idle);
+        if let Some(w) = self.watchers.borrow_mut().get_mut(slot) {
+            *w = None;
+        }
         self.free.borrow_mut().push(slot);
     }
 

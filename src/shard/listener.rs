@@ -58,6 +58,7 @@ fn serve(shard: &Rc<Shard>, stream: TcpStream, peer: SocketAddr, kind: ListenerK
                 stream,
                 peer,
                 kind.proxy_header,
+                kind.h2c,
             ));
         }
         Some(addr) => {

@@ -175,6 +175,7 @@ impl Shard {
             reports: &self.reports,
             splice_at: s.splice_threshold,
             fill: s.upstream_buffer_size,
+            by_protocol: &self.stats.requests_by_protocol,
         }
     }
 

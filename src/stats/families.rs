@@ -177,6 +177,30 @@ pub(super) fn shard_families() -> Vec<Family<ShardGauges>> {
             "Downstream connections accepted, by shard.",
             Value::Int(|s| s.accepted),
         ),
+        counter(
+            "shardgate_downstream_requests_total",
+            "Requests received, by shard and protocol (one per HTTP/1.x request, one per HTTP/2 \
+             stream; refused heads included).",
+            Value::Split("protocol", &["HTTP/1.1", "HTTP/2"], |s, i| {
+                s.requests_by_protocol[i]
+            }),
+        ),
+        gauge(
+            "shardgate_downstream_protocol_connections",
+            "Downstream connections now, by shard and protocol (HTTP/1.1 includes connections \
+             that have not sent a byte yet).",
+            Value::Split("protocol", &["HTTP/1.1", "HTTP/2"], |s, i| {
+                [
+                    s.connections.saturating_sub(s.h2_connections),
+                    s.h2_connections,
+                ][i]
+            }),
+        ),
+        gauge(
+            "shardgate_downstream_http2_streams",
+            "HTTP/2 streams being served now, by shard.",
+            Value::Int(|s| s.h2_streams),
+        ),
         gauge(
             "shardgate_requests_in_flight",
             "Requests in progress, by shard.",

@@ -44,6 +44,11 @@ pub struct ShardGauges {
     pub accepted: u64,
     pub log_dropped: u64,
     pub tls_resumed: u64,
+    /// Downstream HTTP/2 connections and streams now.
+    pub h2_connections: u64,
+    pub h2_streams: u64,
+    /// Requests by protocol (`PROTOCOLS`).
+    pub requests_by_protocol: [u64; 2],
     /// TLS handshakes by how they ended (`HandshakeOutcome::NAMES`).
     pub tls_handshakes: [u64; 8],
     /// Finished listener handshakes' durations, in microseconds.

@@ -98,6 +98,7 @@ impl<'a> Builder<'a> {
                     addr,
                     proxy_protocol: false,
                     tls: None,
+                    h2c: false,
                 });
             }
         }
@@ -333,6 +334,30 @@ impl<'a> Builder<'a> {
                 self.dur("pool.queue_timeout", p.queue_timeout, pool.queue_timeout)?;
         }
 
+        let mut http2 = config::Http2::default();
+        if let Some(h) = raw.http2 {
+            let d = http2;
+            http2.max_concurrent_streams = self.num(
+                "http2.max_concurrent_streams",
+                h.max_concurrent_streams,
+                d.max_concurrent_streams,
+            )?;
+            http2.initial_stream_window = self.num(
+                "http2.initial_stream_window",
+                h.initial_stream_window,
+                d.initial_stream_window,
+            )?;
+            http2.initial_connection_window = self.num(
+                "http2.initial_connection_window",
+                h.initial_connection_window,
+                d.initial_connection_window,
+            )?;
+            http2.max_frame_size =
+                self.num("http2.max_frame_size", h.max_frame_size, d.max_frame_size)?;
+            http2.max_requests = self.num("http2.max_requests", h.max_requests, d.max_requests)?;
+            http2.max_age = self.dur("http2.max_age", h.max_age, d.max_age)?;
+        }
+
         Ok(Config {
             listeners,
             clusters,
@@ -340,6 +365,7 @@ impl<'a> Builder<'a> {
             shards,
             timeouts,
             pool,
+            http2,
             trusted_proxies,
             steer_client_ip,
             admin,

@@ -1,4 +1,4 @@
-//! The `[[listeners]]` entries of the config file: raw (address, PROXY protocol, `tls` table) and
+//! The `[[listeners]]` entries of the config file: raw (address, PROXY protocol, h2c, `tls` table) and
 //! checked into a `Listener`; errors name `listeners[i].addr`, `listeners[i].tls.alpn`, …
 //! Main thread.
 
@@ -18,6 +18,7 @@ pub struct RawListener {
     addr: Spanned<String>,
     #[serde(default)]
     proxy_protocol: bool,
+    h2c: S<bool>,
     tls: S<RawTls>,
 }
 
@@ -52,6 +53,17 @@ pub fn listener(i: usize, raw: RawListener) -> Result<(Listener, FileSpans), Ent
     let addr = parse_listen(raw.addr.get_ref())
         .map_err(|m| (raw.addr.span(), format!("listeners[{i}].addr"), m))?;
     let mut spans = FileSpans::new();
+    let h2c = match raw.h2c {
+        Some(h) if *h.get_ref() && raw.tls.is_some() => {
+            return err(
+                h.span(),
+                format!("listeners[{i}].h2c"),
+                "h2c is HTTP/2 over plain TCP: a TLS listener cannot take it (HTTP/2 over TLS \
+                 is negotiated by ALPN)",
+            )
+        }
+        h => h.is_some_and(|h| h.into_inner()),
+    };
     let tls = match raw.tls {
         None => None,
         Some(t) => Some(tls(i, t, &mut spans)?),
@@ -60,6 +72,7 @@ pub fn listener(i: usize, raw: RawListener) -> Result<(Listener, FileSpans), Ent
         addr,
         proxy_protocol: raw.proxy_protocol,
         tls,
+        h2c,
     };
     Ok((l, spans))
 }

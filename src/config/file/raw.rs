@@ -1,5 +1,5 @@
 //! The top level of the config file as deserialized, every value with its span: the keys, the
-//! `[shards]`, `[timeouts]` and `[pool]` tables, and the entry arrays (`listeners.rs`,
+//! `[shards]`, `[timeouts]`, `[pool]` and `[http2]` tables, and the entry arrays (`listeners.rs`,
 //! `clusters.rs`, `routes.rs` hold their raw types). Unknown keys are refused here. Main thread.
 
 use serde::Deserialize;
@@ -33,6 +33,7 @@ pub(super) struct RawFile {
     pub shards: Option<RawShards>,
     pub timeouts: Option<RawTimeouts>,
     pub pool: Option<RawPool>,
+    pub http2: Option<RawHttp2>,
 }
 
 #[derive(Deserialize)]
@@ -75,4 +76,15 @@ pub(super) struct RawPool {
     pub max_connections: S<u64>,
     pub queue: S<u64>,
     pub queue_timeout: S<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttp2 {
+    pub max_concurrent_streams: S<u64>,
+    pub initial_stream_window: S<u64>,
+    pub initial_connection_window: S<u64>,
+    pub max_frame_size: S<u64>,
+    pub max_requests: S<u64>,
+    pub max_age: S<String>,
 }

@@ -381,3 +381,63 @@ fn upstream_tls_parses_renders_back_and_names_its_errors() {
     let e = err(&format!("{head}tls = {{ ca = \"/nonexistent/ca.pem\" }}\n"));
     assert_eq!((e.field.as_str(), e.line), ("clusters[0].tls.ca", 5), "{e}");
 }
+
+/// `h2c = true` on a plain listener parses and renders back; on a TLS listener it is refused at
+/// its own line, naming the key and why.
+#[test]
+fn h2c_listener_parses_renders_back_and_is_refused_on_tls() {
+    let base =
+        "upstreams = [\"127.0.0.1:9\"]\n[[listeners]]\naddr = \"127.0.0.1:8080\"\nh2c = true\n";
+    let c = parse("t.toml", base).unwrap();
+    assert!(c.listeners[0].h2c);
+    let again = parse("r.toml", &crate::config::render(&c)).unwrap();
+    assert_eq!(again.listeners, c.listeners);
+    let plain = parse("t.toml", "[[listeners]]\naddr = \"127.0.0.1:80\"\n").unwrap();
+    assert!(!plain.listeners[0].h2c);
+    let tls = "upstreams = [\"127.0.0.1:9\"]\n[[listeners]]\naddr = \"127.0.0.1:8443\"\n\
+               tls = { certificates = [{ cert = \"a.pem\", key = \"a.key\" }] }\nh2c = true\n";
+    let e = parse("t.toml", tls).unwrap_err();
+    assert_eq!((e.line, e.field.as_str()), (5, "listeners[0].h2c"), "{e}");
+    assert!(e.message.contains("TLS listener"), "{e}");
+}
+
+/// `[http2]`: defaults when absent, each key read, rendered back, and a value out of range
+/// refused at its line.
+#[test]
+fn http2_table_parses_renders_back_and_is_checked() {
+    use std::time::Duration;
+    let base = "listen = [\"127.0.0.1:80\"]\nupstreams = [\"127.0.0.1:9\"]\n";
+    let c = full(base).unwrap();
+    assert_eq!(c.http2, crate::config::Http2::default());
+    assert_eq!(c.http2.max_concurrent_streams, 100);
+    let text = format!(
+        "{base}[http2]\nmax_concurrent_streams = 7\ninitial_stream_window = 100000\n\
+         initial_connection_window = 2000000\nmax_frame_size = 32768\nmax_requests = 5\n\
+         max_age = \"90s\"\n"
+    );
+    let c = full(&text).unwrap();
+    let h = c.http2;
+    assert_eq!(
+        (h.max_concurrent_streams, h.initial_stream_window),
+        (7, 100_000)
+    );
+    assert_eq!(
+        (
+            h.initial_connection_window,
+            h.max_frame_size,
+            h.max_requests
+        ),
+        (2_000_000, 32_768, 5)
+    );
+    assert_eq!(h.max_age, Duration::from_secs(90));
+    let again = parse("r.toml", &crate::config::render(&c)).unwrap();
+    assert_eq!(again.http2, c.http2);
+    let e = err(&format!("{base}[http2]\nmax_frame_size = 100\n"));
+    assert_eq!(
+        (e.line, e.field.as_str()),
+        (4, "http2.max_frame_size"),
+        "{e}"
+    );
+    let e = err(&format!("{base}[http2]\nmax_concurrent_streams = 0\n"));
+    assert_eq!(e.field, "http2.max_concurrent_streams", "{e}");
+}

@@ -2,8 +2,9 @@
 //! for a request (wait.rs), read and admit its head (head.rs), hand it to the pipeline (local
 //! answer or exchange, statistics, access log), and loop for keep-alive and pipelining until
 //! either side closes; between requests, give the buffers back and sleep without them (idle.rs)
-//! once idle past `idle_buffer_time`; after a `101`, tunnel. Runs on the shard that accepted the
-//! connection.
+//! once idle past `idle_buffer_time`; after a `101`, tunnel. On an h2c listener the first bytes
+//! choose: the HTTP/2 preface hands the socket to the HTTP/2 connection task (h2/), anything else
+//! is served here. Runs on the shard that accepted the connection.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,10 +17,11 @@ use monoio::time::Instant;
 use super::client::{Client, Link};
 use super::head::{read_head, read_proxy_header, record_refused};
 use super::wait::{Wait, Waited, Wake};
-use super::{idle, tunnel};
+use super::{h2, idle, tunnel};
+use crate::http::h2::{preface, Preface};
 use crate::shard::boxes::Pooled;
 use crate::shard::drain::{ConnectionGuard, Drain};
-use crate::shard::io::write_buf;
+use crate::shard::io::{read_more_until, write_buf};
 use crate::shard::pipeline::{self, exchanged::Outcome};
 use crate::shard::upstream::stream::UpStream;
 use crate::shard::Shard;
@@ -59,6 +61,7 @@ pub fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     proxy_header: bool,
+    h2c: bool,
 ) -> impl Future<Output = ()> {
     let accepted = &shard.stats.accepted;
     accepted.set(accepted.get() + 1);
@@ -73,10 +76,26 @@ pub fn serve(
         // Whole guards are moved in (a closure would capture only the fields it uses).
         let (_open, slot) = (&open, &slot);
         let mut wake = Wake::First;
+        // On an h2c listener, until the first bytes have chosen the protocol.
+        let mut choosing = h2c;
         loop {
             let left = {
-                let (next, l) = awake(&shard, link, slot.1, wake, proxy_header).await;
+                let (opened, l) = awake(&shard, link, slot.1, wake, proxy_header, choosing).await;
                 link = l;
+                choosing &= matches!(opened, Opened::Undecided(_));
+                let next = match opened {
+                    Opened::Http1(next) => next,
+                    Opened::Undecided(left) => Next::Sleep(left),
+                    Opened::H2(read) => {
+                        let io = monoio_compat::StreamWrapper::new_with_buffer_size(
+                            link.stream,
+                            shard.base.shards.buffer_size,
+                            shard.base.shards.buffer_size,
+                        );
+                        let io = h2::Rewind::new(read, io);
+                        return Box::pin(h2::serve(shard.clone(), io, link.client, slot.1)).await;
+                    }
+                };
                 match next {
                     Next::Close => return,
                     Next::Tunnel(up, idle) => {
@@ -103,22 +122,73 @@ pub fn serve(
     }
 }
 
+/// How a run with a kit ended on a connection that may still choose its protocol.
+enum Opened {
+    Http1(Next),
+    /// No byte yet within `idle_buffer_time`: sleep this long without the kit, still choosing.
+    Undecided(std::time::Duration),
+    /// The HTTP/2 preface arrived: the bytes read so far, preface included.
+    H2(Vec<u8>),
+}
+
 /// The connection with a kit, serving requests until it closes or idles past `idle_buffer_time`;
-/// in a pooled block, so the sleeping connection's task does not carry its size.
+/// in a pooled block, so the sleeping connection's task does not carry its size. `choosing`: an
+/// h2c listener's connection whose first bytes have not been seen yet.
 fn awake(
     shard: &Shard,
     link: Link,
     slot: usize,
     wake: Wake,
     proxy_header: bool,
-) -> Pooled<'_, impl Future<Output = (Next, Link)> + '_> {
+    choosing: bool,
+) -> Pooled<'_, impl Future<Output = (Opened, Link)> + '_> {
     shard.boxes.pin(async move {
         let mut c = Client::assemble(link, shard.kits.take(), slot);
-        let next = serve_requests(shard, &mut c, wake, proxy_header).await;
+        let opened = if choosing {
+            choose(shard, &mut c, wake, proxy_header).await
+        } else {
+            Opened::Http1(serve_requests(shard, &mut c, wake, proxy_header).await)
+        };
         let (link, kit) = c.disassemble();
         shard.kits.give(kit);
-        (next, link)
+        (opened, link)
     })
+}
+
+/// On an h2c listener: reads the first bytes (after a PROXY header) and serves HTTP/1.1 unless
+/// they are the HTTP/2 preface.
+async fn choose(shard: &Shard, c: &mut Client, wake: Wake, proxy_header: bool) -> Opened {
+    if wake == Wake::First && proxy_header && !read_proxy_header(shard, c).await {
+        return Opened::Http1(Next::Close);
+    }
+    let deadline = Instant::now() + shard.table().config.timeouts.header;
+    loop {
+        if c.buf.is_empty() {
+            match TcpStream::wait_for_request(shard, c, wake).await {
+                Waited::Request => {}
+                Waited::Close => return Opened::Http1(Next::Close),
+                Waited::Sleep(left) => return Opened::Undecided(left),
+            }
+        }
+        match preface(c.buf.data()) {
+            Preface::H2 => {
+                let read = c.buf.data().to_vec();
+                c.buf.consume(read.len());
+                return Opened::H2(read);
+            }
+            Preface::Http1 => break,
+            Preface::Partial => {
+                if read_more_until(&mut c.stream, &mut c.buf, deadline)
+                    .await
+                    .is_err()
+                {
+                    return Opened::Http1(Next::Close);
+                }
+            }
+        }
+    }
+    // The PROXY header is behind us; the bytes read are the first request's.
+    Opened::Http1(serve_requests(shard, c, Wake::Again, false).await)
 }
 
 /// Serves requests on a connection holding its kit until it closes, sleeps or tunnels; over any

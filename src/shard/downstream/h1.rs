@@ -37,6 +37,15 @@ impl<S: Wire> Downstream for Client<S> {
         self.tls.as_deref()
     }
 
+    #[inline]
+    fn protocol(&self, req: &Request) -> &'static str {
+        if req.http10 {
+            "HTTP/1.0"
+        } else {
+            "HTTP/1.1"
+        }
+    }
+
     fn begin_body(&mut self, req: &Request) -> Result<(), ClientError> {
         self.buf.consume(req.head_len);
         if req.body == BodyFraming::Chunked && chunked::check_prefix(self.buf.data()).is_err() {

@@ -66,6 +66,7 @@ pub(super) fn record_refused<S>(shard: &Shard, c: &Client<S>, status: u16, start
         client: c.client,
         method,
         path,
+        protocol: "HTTP/1.1",
         status,
         bytes_in: data.len() as u64,
         bytes_out: canned::response(status).len() as u64,

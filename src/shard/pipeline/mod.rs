@@ -43,6 +43,8 @@ pub struct Context<'s> {
     pub splice_at: u64,
     /// The upstream buffer size: the most body bytes held at once.
     pub fill: usize,
+    /// Requests recorded, by protocol (HTTP/1.x, HTTP/2), for the shard's statistics.
+    pub by_protocol: &'s [std::cell::Cell<u64>; 2],
 }
 
 impl Context<'_> {
@@ -76,6 +78,8 @@ pub trait Downstream {
     fn scratch(&self) -> &Scratch;
     /// What the client's TLS connection negotiated, for the access log; `None` on plain HTTP.
     fn tls(&self) -> Option<&Negotiated>;
+    /// The protocol `req` came in, for the access log: `HTTP/1.1`, `HTTP/1.0` or `HTTP/2`.
+    fn protocol(&self, req: &Request) -> &'static str;
     /// Takes the request head off the input before the body is relayed; an error is a body
     /// already broken in what arrived with the head.
     fn begin_body(&mut self, req: &Request) -> Result<(), ClientError>;

@@ -25,6 +25,8 @@ pub fn request<D: Downstream>(
     started: Instant,
 ) {
     let total = started.elapsed();
+    let protocol = d.protocol(req);
+    count(cx, protocol);
     let t = &ex.tally;
     let name: &str = match route {
         Some(i) => {
@@ -46,6 +48,7 @@ pub fn request<D: Downstream>(
             client: d.client(),
             method: &scratch.method,
             path: &scratch.path,
+            protocol,
             status: t.status,
             bytes_in: t.bytes_in,
             bytes_out: t.bytes_out,
@@ -66,6 +69,8 @@ pub struct Refused<'a> {
     pub client: SocketAddr,
     pub method: &'a [u8],
     pub path: &'a [u8],
+    /// `HTTP/1.1` or `HTTP/2` (an HTTP/1.x head refused before its version was read says 1.1).
+    pub protocol: &'static str,
     pub status: u16,
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -74,6 +79,7 @@ pub struct Refused<'a> {
 
 /// The access log line of a request refused while its head was read (no route, no upstream).
 pub fn refused(cx: &Context<'_>, r: &Refused<'_>, started: Instant) {
+    count(cx, r.protocol);
     if !cx.log.enabled() {
         return;
     }
@@ -82,6 +88,7 @@ pub fn refused(cx: &Context<'_>, r: &Refused<'_>, started: Instant) {
         client: r.client,
         method: r.method,
         path: r.path,
+        protocol: r.protocol,
         status: r.status,
         bytes_in: r.bytes_in,
         bytes_out: r.bytes_out,
@@ -94,4 +101,11 @@ pub fn refused(cx: &Context<'_>, r: &Refused<'_>, started: Instant) {
         route: "",
         tls: r.tls,
     });
+}
+
+/// Counts a request by its protocol.
+#[inline]
+fn count(cx: &Context<'_>, protocol: &str) {
+    let c = &cx.by_protocol[usize::from(protocol == "HTTP/2")];
+    c.set(c.get() + 1);
 }

@@ -1,8 +1,9 @@
 //! The upstream layer of the request path: this shard's view of the clusters (endpoints with
 //! their pools, breakers, EWMA and health), keep-alive pools with their connection caps and
 //! waiting queue, and the HTTP/1.1 client side of one attempt (head and body out, response back
-//! to the client's side, `Expect` handling, splice for large bodies between plain TCP sockets),
-//! over plain TCP or TLS connections (stream.rs).
+//! to the client's side, `Expect` handling, splice for large bodies between plain TCP sockets;
+//! a sibling for a client that is an HTTP/2 stream, h1_from_h2.rs), over plain TCP or TLS
+//! connections (stream.rs).
 //! It imports neither the pipeline above it nor the protocol front-ends. Shard thread only.
 
 pub mod attempt;
@@ -10,6 +11,7 @@ pub mod body;
 pub mod cluster;
 pub mod expect;
 pub mod h1;
+pub mod h1_from_h2;
 pub mod pool;
 pub mod relay;
 pub mod splice;

@@ -1,0 +1,256 @@
+//! One HTTP/2 stream as the pipeline's `Downstream`: its task writes the request's HTTP/1.1
+//! equivalent (http/h2.rs) into a kit's buffer and runs it through the same parser, admission
+//! and rewrite as an HTTP/1.1 head (`request::process`), then `pipeline::handle`; local answers
+//! and canned errors become HTTP/2 responses, an attempt relays through the upstream's
+//! HTTP/1.1-for-HTTP/2 side (upstream/h1_from_h2.rs). A response left unfinished (an upstream
+//! that failed mid-body) is reset. Shard thread, one task per stream.
+//!
+//! Cost of the synthetic head: one copy of the header block into the kit's buffer and one
+//! httparse pass over it per stream (the HPACK decode is `h2`'s); the kit comes from the shard's
+//! pool, so nothing is allocated for it in steady state.
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::RecvStream;
+use monoio::time::Instant;
+
+use crate::error::ClientError;
+use crate::http::request::{self, Forwarding, Method, Request};
+use crate::http::{canned, h2 as translate, Head};
+use crate::shard::h2io::Respond;
+use crate::shard::io::{Buf, Wire};
+use crate::shard::kit::Kit;
+use crate::shard::pipeline::admission::{self, Scratch};
+use crate::shard::pipeline::record::{self, Refused};
+use crate::shard::pipeline::{self, Downstream, Local};
+use crate::shard::upstream::attempt::{Done, Failed, Limits, Tally};
+use crate::shard::upstream::h1_from_h2::{self, H2Side};
+use crate::shard::Shard;
+use crate::tls::Negotiated;
+
+/// The client's side of one HTTP/2 stream while the pipeline serves it.
+struct Stream {
+    client: SocketAddr,
+    body: RecvStream,
+    respond: Respond,
+    /// The synthesized request head (the body never passes through it).
+    buf: Buf,
+    up_buf: Buf,
+    head: Vec<u8>,
+    out: Vec<u8>,
+    scratch: Scratch,
+    kit_rest: monoio::io::Canceller,
+}
+
+/// Serves one stream to its end; `client` is the connection's client.
+pub async fn serve(
+    shard: Rc<Shard>,
+    req: http::Request<RecvStream>,
+    respond: SendResponse<Bytes>,
+    client: SocketAddr,
+) {
+    let _in_flight = shard.drain.request();
+    let streams = &shard.stats.h2_streams;
+    streams.set(streams.get() + 1);
+    let started = Instant::now();
+    let table = shard.table();
+    let (parts, body) = req.into_parts();
+    let k = shard.kits.take();
+    let mut s = Stream {
+        client,
+        respond: Respond::new(respond),
+        buf: k.buf,
+        up_buf: k.up_buf,
+        head: k.head,
+        out: k.out,
+        scratch: k.scratch,
+        kit_rest: k.cancel,
+        body,
+    };
+    let end_stream = s.body.is_end_stream();
+    translate::request_head(&parts, end_stream, &mut s.buf.v);
+    let fwd = Forwarding {
+        client_ip: client.ip(),
+        request_id: shard.next_request_id(),
+        fallback_host: &table.fallback_host,
+        rules: table.config.head_rules,
+        https: false,
+        client_cert: None,
+        trusted_peer: !table.trusted.is_empty() && table.trusted.contains(client.ip()),
+    };
+    let log = shard.log.enabled();
+    let mut decided = (None, admission::Verdict::Forward);
+    let scratch = &mut s.scratch;
+    let processed = request::process(
+        s.buf.data(),
+        true,
+        shard.base.shards.max_request_line,
+        &fwd,
+        |p| {
+            let ids = (shard.next_span_id(), shard.next_request_id());
+            let (plan, route, verdict) =
+                admission::admit(&table, client.ip(), log, ids, p, scratch);
+            decided = (route, verdict);
+            plan
+        },
+        &mut s.head,
+    );
+    let idle = table.config.timeouts.body;
+    match processed {
+        Ok(Head::Complete(req)) => {
+            let cx = shard.pipeline();
+            let (route, verdict) = decided;
+            pipeline::handle(&cx, &table, &mut s, &req, route, verdict, started).await;
+        }
+        Ok(Head::Partial) => refused(&shard, &mut s, &parts, 400, started, idle).await,
+        Err(reject) => {
+            let status = reject.status();
+            refused(&shard, &mut s, &parts, status, started, idle).await;
+        }
+    }
+    s.respond.close(&mut s.body, idle).await;
+    shard.kits.give(Kit {
+        buf: s.buf,
+        up_buf: s.up_buf,
+        head: s.head,
+        out: s.out,
+        scratch: s.scratch,
+        cancel: s.kit_rest,
+    });
+    streams.set(streams.get() - 1);
+}
+
+/// Answers a head the HTTP/1.1 rules refuse (400, 414, 431, 501…) and logs it.
+async fn refused(
+    shard: &Shard,
+    s: &mut Stream,
+    parts: &http::request::Parts,
+    status: u16,
+    started: Instant,
+    idle: Duration,
+) {
+    let sent = s.refuse(canned::response(status), idle).await;
+    let refused = Refused {
+        client: s.client,
+        method: parts.method.as_str().as_bytes(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map_or(b"", |p| p.as_str().as_bytes()),
+        protocol: "HTTP/2",
+        status,
+        bytes_in: s.buf.len() as u64,
+        bytes_out: sent,
+        tls: None,
+    };
+    record::refused(&shard.pipeline(), &refused, started);
+}
+
+impl Stream {
+    /// Sends an HTTP/1.1-shaped response (head in `out`, then `body`) as an HTTP/2 response.
+    async fn send(&mut self, body: &[u8], idle: Duration) -> Option<u64> {
+        let (resp, _) = translate::response(&self.out).ok()?;
+        self.respond.send_head(resp, body.is_empty()).ok()?;
+        if !body.is_empty() {
+            self.respond.send_data(body, true, idle).await.ok()?;
+        }
+        Some((self.out.len() + body.len()) as u64)
+    }
+}
+
+impl Downstream for Stream {
+    #[inline]
+    fn client(&self) -> SocketAddr {
+        self.client
+    }
+
+    #[inline]
+    fn scratch(&self) -> &Scratch {
+        &self.scratch
+    }
+
+    #[inline]
+    fn tls(&self) -> Option<&Negotiated> {
+        None
+    }
+
+    #[inline]
+    fn protocol(&self, _: &Request) -> &'static str {
+        "HTTP/2"
+    }
+
+    fn begin_body(&mut self, _: &Request) -> Result<(), ClientError> {
+        Ok(())
+    }
+
+    /// A canned error as an HTTP/2 response while the head is unsent (413, 502, 503, 504…);
+    /// after that, the stream is reset (by `serve`, as the response is unfinished).
+    async fn refuse(&mut self, bytes: &'static [u8], idle: Duration) -> u64 {
+        if self.respond.head_sent() {
+            return 0;
+        }
+        let Ok((resp, len)) = translate::response(bytes) else {
+            return 0;
+        };
+        let body = &bytes[len..];
+        if self.respond.send_head(resp, body.is_empty()).is_err() {
+            return 0;
+        }
+        if !body.is_empty() && self.respond.send_data(body, true, idle).await.is_err() {
+            return len as u64;
+        }
+        bytes.len() as u64
+    }
+
+    async fn answer(
+        &mut self,
+        req: &Request,
+        local: &Local<'_>,
+        _draining: bool,
+        idle: Duration,
+    ) -> Option<(u64, bool)> {
+        let out = &mut self.out;
+        out.clear();
+        let _ = write!(
+            out,
+            "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\n",
+            local.status,
+            canned::reason(local.status),
+            local.content_type,
+            local.body.len()
+        );
+        out.extend_from_slice(&self.scratch.extra);
+        out.extend_from_slice(b"\r\n");
+        let body = if req.method == Method::Head {
+            &[][..]
+        } else {
+            local.body
+        };
+        self.send(body, idle).await.map(|n| (n, true))
+    }
+
+    fn attempt<'a, U: Wire>(
+        &'a mut self,
+        req: &'a Request,
+        up: &'a mut U,
+        limits: &'a Limits<'a>,
+        retry_status: impl FnMut(u16) -> bool + 'a,
+        tally: &'a mut Tally,
+    ) -> impl Future<Output = Result<Done, Failed>> + 'a {
+        let side = H2Side {
+            body: &mut self.body,
+            respond: &mut self.respond,
+            up_buf: &mut self.up_buf,
+            head: &mut self.head,
+            out: &mut self.out,
+            extra: &self.scratch.extra,
+        };
+        h1_from_h2::attempt(side, req, up, limits, retry_status, tally)
+    }
+}

@@ -1,0 +1,148 @@
+//! I/O on one downstream HTTP/2 stream, for the HTTP/2 front-end and the upstream attempt that
+//! relays to it: the response side (`Respond`: the head once, then body bytes sent only within
+//! the flow-control capacity the client granted, so a slow reader slows the upstream instead of
+//! growing a buffer; an unfinished response is reset) and the request body (chunks with a
+//! timeout; capacity released by the caller once a chunk was forwarded). Shard thread, on the
+//! stream's task.
+
+use std::future::poll_fn;
+use std::time::Duration;
+
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::{Reason, RecvStream, SendStream};
+use http::Response;
+use monoio::time::timeout;
+
+use super::io::IoFail;
+
+/// The most body bytes asked for at once (the capacity reserved per send).
+const RESERVE: usize = 64 * 1024;
+/// Request body bytes read and dropped after a complete early response (see `Respond::close`).
+const DISCARD: usize = 256 * 1024;
+
+/// The response side of a stream: before the head (`SendResponse`), then its body (`SendStream`).
+pub struct Respond {
+    head: Option<SendResponse<Bytes>>,
+    body: Option<SendStream<Bytes>>,
+    /// END_STREAM was sent: the response is complete.
+    ended: bool,
+}
+
+impl Respond {
+    pub fn new(s: SendResponse<Bytes>) -> Respond {
+        Respond {
+            head: Some(s),
+            body: None,
+            ended: false,
+        }
+    }
+
+    /// The head went out: an error now can only reset the stream.
+    pub fn head_sent(&self) -> bool {
+        self.head.is_none()
+    }
+
+    /// Sends the response head; `end`: no body follows.
+    pub fn send_head(&mut self, resp: Response<()>, end: bool) -> Result<(), IoFail> {
+        let mut s = self
+            .head
+            .take()
+            .ok_or(IoFail::Err(std::io::ErrorKind::Other))?;
+        self.body = Some(s.send_response(resp, end).map_err(h2_fail)?);
+        self.ended = end;
+        Ok(())
+    }
+
+    /// Sends `data` as DATA frames, each within the capacity the client's windows allow; `end`
+    /// closes the stream with the last one. Waits at most `idle` for capacity each time.
+    pub async fn send_data(
+        &mut self,
+        mut data: &[u8],
+        end: bool,
+        idle: Duration,
+    ) -> Result<(), IoFail> {
+        let s = self.body.as_mut().ok_or(IoFail::Eof)?;
+        while !data.is_empty() {
+            s.reserve_capacity(data.len().min(RESERVE));
+            let granted = match timeout(idle, poll_fn(|cx| s.poll_capacity(cx))).await {
+                Err(_) => return Err(IoFail::TimedOut),
+                Ok(None) => return Err(IoFail::Eof),
+                Ok(Some(Err(e))) => return Err(h2_fail(e)),
+                Ok(Some(Ok(0))) => continue,
+                Ok(Some(Ok(n))) => n.min(data.len()),
+            };
+            let last = end && granted == data.len();
+            s.send_data(Bytes::copy_from_slice(&data[..granted]), last)
+                .map_err(h2_fail)?;
+            self.ended = last;
+            data = &data[granted..];
+        }
+        if end {
+            // An empty `data` had no frame to carry END_STREAM.
+            self.finish()?;
+        }
+        Ok(())
+    }
+
+    /// Ends the body (an empty DATA frame with END_STREAM) unless it has ended.
+    pub fn finish(&mut self) -> Result<(), IoFail> {
+        if self.ended {
+            return Ok(());
+        }
+        self.ended = true;
+        let s = self.body.as_mut().ok_or(IoFail::Eof)?;
+        s.send_data(Bytes::new(), true).map_err(h2_fail)
+    }
+
+    /// Ends the stream. An unfinished response is reset with INTERNAL_ERROR (a response cut
+    /// short must not look whole to the client). After a complete response whose request body is
+    /// still coming (a 413, a local answer), up to `DISCARD` more body bytes are read and dropped
+    /// within `idle`: a reset now would drop the response frames `h2` has not written yet, and
+    /// some clients (curl 7.88) fail a response followed by RST_STREAM NO_ERROR. Past that the
+    /// handles go and `h2` resets the stream.
+    pub async fn close(&mut self, body: &mut RecvStream, idle: Duration) {
+        if !self.ended {
+            if let Some(s) = &mut self.body {
+                s.send_reset(Reason::INTERNAL_ERROR);
+            } else if let Some(s) = &mut self.head {
+                s.send_reset(Reason::INTERNAL_ERROR);
+            }
+            return;
+        }
+        let mut dropped = 0;
+        while !body.is_end_stream() && dropped < DISCARD {
+            match next_chunk(body, idle).await {
+                Ok(Some(b)) => {
+                    dropped += b.len();
+                    release(body, b.len());
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+/// The next chunk of a request body: `None` at its end. The caller releases the chunk's
+/// capacity once it has been forwarded (`release`).
+pub async fn next_chunk(body: &mut RecvStream, idle: Duration) -> Result<Option<Bytes>, IoFail> {
+    match timeout(idle, body.data()).await {
+        Err(_) => Err(IoFail::TimedOut),
+        Ok(None) => Ok(None),
+        Ok(Some(Ok(b))) => Ok(Some(b)),
+        Ok(Some(Err(e))) => Err(h2_fail(e)),
+    }
+}
+
+/// Gives `n` forwarded bytes back to the client's stream and connection windows.
+pub fn release(body: &mut RecvStream, n: usize) {
+    let _ = body.flow_control().release_capacity(n);
+}
+
+/// An `h2` stream error as an I/O failure: a reset or a broken connection.
+fn h2_fail(e: h2::Error) -> IoFail {
+    match e.get_io() {
+        Some(io) => IoFail::Err(io.kind()),
+        None => IoFail::Err(std::io::ErrorKind::ConnectionReset),
+    }
+}
