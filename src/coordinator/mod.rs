@@ -43,8 +43,8 @@ use crate::config::Config;
 use crate::shard;
 use crate::upgrade::offers::Offers;
 
+pub use crate::upgrade::lifecycle::{Relaunch, Start};
 pub use state::Reloader;
-pub use upgrade::{Relaunch, Start};
 
 /// Runs shardgate until it has drained; returns the process exit code.
 pub fn run(config: Config, reload: Reloader, start: Start) -> i32 {
@@ -185,7 +185,11 @@ pub fn run(config: Config, reload: Reloader, start: Start) -> i32 {
         reports,
         signals,
         calls,
-        (log, tickets, upgrade::Upgrades::new(offers, start)),
+        (
+            log,
+            tickets,
+            crate::upgrade::lifecycle::Upgrades::new(offers, start),
+        ),
         reload,
     );
     if let Err(code) = co.wait_ready() {

@@ -63,7 +63,7 @@ pub struct Coordinator {
     pub(super) cert_every: Option<Duration>,
     pub(super) cert_tick: Receiver<Instant>,
     /// The listening sockets an upgrade hands over, the upgrade socket's events, SIGUSR2.
-    pub(super) upgrades: super::upgrade::Upgrades,
+    pub(super) upgrades: crate::upgrade::lifecycle::Upgrades,
 }
 
 impl Coordinator {
@@ -73,7 +73,7 @@ impl Coordinator {
         reports: Receiver<ToCoordinator>,
         signals: Receiver<i32>,
         calls: Receiver<AdminCall>,
-        (log, tickets, upgrades): (Writer, Tickets, super::upgrade::Upgrades),
+        (log, tickets, upgrades): (Writer, Tickets, crate::upgrade::lifecycle::Upgrades),
         reload: Reloader,
     ) -> Coordinator {
         let n = links.len();

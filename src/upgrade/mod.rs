@@ -6,7 +6,8 @@
 //!
 //! Files: `fds` (descriptors in a message), `offers` (the listeners the old process offers, kept
 //! by its coordinator), `server` (the old side: a thread of the coordinator's), `client` (the
-//! new side, before its shards start). This file: the protocol's lines.
+//! new side, before its shards start), `lifecycle` (what a process holds for upgrades). This
+//! file: the protocol's lines.
 //!
 //! The protocol, text lines over a Unix stream socket (descriptors ride with their line):
 //! - old → new: `shardgate-upgrade 1 <pid>`, then per listening address
@@ -19,6 +20,7 @@
 pub mod client;
 #[allow(unsafe_code)] // SCM_RIGHTS control messages, SO_PEERCRED, close_range
 pub mod fds;
+pub mod lifecycle;
 pub mod offers;
 pub mod server;
 
