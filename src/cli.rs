@@ -109,6 +109,14 @@ pub struct Args {
     /// Validate the configuration and exit (0 = valid, 2 = invalid)
     #[arg(long)]
     pub check: bool,
+    /// Take over the listening sockets of the shardgate running on --upgrade-socket, serve them,
+    /// then let it drain and exit (SIGUSR2 to the running process starts its binary this way)
+    #[arg(long, conflicts_with = "check")]
+    pub upgrade: bool,
+    /// The Unix socket a running shardgate hands its listening sockets over on for an upgrade;
+    /// "off": no upgrades [default: /run/shardgate/upgrade.sock]
+    #[arg(long, value_name = "PATH")]
+    pub upgrade_socket: Option<String>,
 
     /// Number of shards (threads, one per core) [default: CPUs this process may use]
     #[arg(long, value_name = "N")]

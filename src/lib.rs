@@ -43,3 +43,4 @@ pub mod stats;
 #[allow(unsafe_code)] // libc calls and the steering BPF program
 pub mod sys;
 pub mod tls;
+pub mod upgrade;

@@ -33,12 +33,21 @@ fn main() {
     // Connection buffers come from their own mappings, so the kits idle connections give back
     // return their memory to the OS instead of staying resident in the allocator's heap.
     sys::map_large_allocations(cfg.shards.buffer_size.min(cfg.shards.upstream_buffer_size));
+    let start = coordinator::Start {
+        upgrade: args.upgrade,
+        socket: match args.upgrade_socket.as_deref() {
+            Some("off") => None,
+            Some(p) => Some(p.into()),
+            None => Some(shardgate::upgrade::DEFAULT_SOCKET.into()),
+        },
+        relaunch: relaunch(),
+    };
     // A reload reads the file again and applies the same flags on top, as at start.
     let reload: coordinator::Reloader = Box::new(move || build_config(&args));
     // The bench-only counter also answers SIGUSR1 (next to the access log's reopen).
     #[cfg(feature = "alloc-count")]
     alloc_count::report_on_sigusr1();
-    let code = coordinator::run(cfg, reload);
+    let code = coordinator::run(cfg, reload, start);
     #[cfg(feature = "alloc-count")]
     alloc_count::report();
     std::process::exit(code);
@@ -55,4 +64,16 @@ fn build_config(args: &Args) -> Result<config::Config, String> {
     args.apply(&mut cfg)?;
     config::check(&mut cfg).map_err(|e| args.name_default(e).to_string())?;
     Ok(cfg)
+}
+
+/// How SIGUSR2 starts the new binary: this executable's path as it was at start (the file may
+/// since have been replaced by the new version) with the same arguments and `--upgrade`.
+fn relaunch() -> Option<coordinator::Relaunch> {
+    let exe = std::env::current_exe().ok()?;
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os()
+        .skip(1)
+        .filter(|a| a != "--upgrade")
+        .collect();
+    args.push("--upgrade".into());
+    Some(coordinator::Relaunch { exe, args })
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{after, never, select};
-use signal_hook::consts::{SIGHUP, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGUSR1, SIGUSR2};
 
 use super::cert_watch::CertWatch;
 use super::state::Coordinator;
@@ -101,6 +101,10 @@ impl Coordinator {
                     }
                 }
                 recv(self.cert_tick) -> _ => self.watch_certificates(),
+                recv(self.upgrades.events) -> event => match event {
+                    Ok(e) => self.upgrade_event(e),
+                    Err(_) => self.upgrades.events = never(),
+                },
             }
         };
         write_lines(self.state_log.flush(Instant::now(), true));
@@ -122,6 +126,7 @@ impl Coordinator {
                     log.reopen();
                 }
             }
+            SIGUSR2 => self.relaunch(),
             _ if self.phase.is_draining() => {
                 eprintln!("{} during drain: exiting now", signals::name(sig));
                 self.phase.exit(1);
@@ -137,6 +142,8 @@ impl Coordinator {
             return;
         }
         eprintln!("{why}: draining (deadline {deadline:?})");
+        // Nothing is handed over from now on, and no copy keeps a socket open past the shards'.
+        self.upgrades.offers.clear();
         let _ = crate::sys::notify_systemd("STOPPING=1");
         for link in &self.links {
             link.send(ToShard::Drain);

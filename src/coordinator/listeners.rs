@@ -1,10 +1,76 @@
 //! Opens every shard's SO_REUSEPORT listener up front, on the coordinator thread, so that a port
 //! (including one picked by `:0`) is never free between being chosen and being listened on, and a
-//! port someone else already holds is an error rather than a silent share.
+//! port someone else already holds is an error rather than a silent share. After an upgrade
+//! (`--upgrade`), adopts the groups the old process handed over instead (`adopt`), with as many
+//! shards as this process has: surplus sockets are served by the shards there are, missing ones
+//! join the group.
 
 use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
 
 use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::upgrade::client::Inherited;
+
+/// One address's SO_REUSEPORT group in group order (which steering indexes): as written, as
+/// bound, and its sockets. Socket `j` is served by shard `j % shards`.
+pub struct Group {
+    pub written: SocketAddr,
+    pub bound: SocketAddr,
+    pub sockets: Vec<TcpListener>,
+}
+
+/// Opens or adopts one group per address: an address the old process handed over (`inherited`,
+/// matched by written or bound address) keeps its sockets, the rest are opened anew. What the old
+/// process had and this config drops is closed here (it keeps its own copies until its drain).
+/// An error says which address (its index in `addrs`) failed.
+pub fn adopt(
+    addrs: &[SocketAddr],
+    shards: usize,
+    backlog: u32,
+    steer: bool,
+    mut inherited: Option<&mut Inherited>,
+) -> Result<Vec<Group>, (usize, String)> {
+    let mut groups = Vec::with_capacity(addrs.len());
+    for (i, &addr) in addrs.iter().enumerate() {
+        let offer = inherited.as_deref_mut().and_then(|h| h.take(addr));
+        let Some(offer) = offer else {
+            let (mut bound, per_shard) = open(&[addr], shards, backlog, steer)?;
+            let sockets = per_shard.into_iter().flatten().collect();
+            let bound = bound.pop().unwrap_or(addr);
+            groups.push(Group {
+                written: addr,
+                bound,
+                sockets,
+            });
+            continue;
+        };
+        let fail = |e: std::io::Error| (i, format!("cannot serve {addr} handed over: {e}"));
+        let mut sockets: Vec<TcpListener> =
+            offer.sockets.into_iter().map(TcpListener::from).collect();
+        for s in &sockets {
+            s.set_nonblocking(true).map_err(fail)?;
+        }
+        while sockets.len() < shards {
+            sockets.push(reuseport_listener(offer.bound, backlog).map_err(fail)?);
+        }
+        if steer {
+            let fd = sockets[0].as_raw_fd();
+            crate::sys::attach_steering(fd, addr.is_ipv6(), shards as u32).map_err(|e| {
+                (
+                    i,
+                    format!("cannot attach --steer client-ip program on {addr}: {e}"),
+                )
+            })?;
+        }
+        groups.push(Group {
+            written: addr,
+            bound: offer.bound,
+            sockets,
+        });
+    }
+    Ok(groups)
+}
 
 /// The bound addresses (ports resolved) and `listeners[shard][address]`.
 pub type Opened = (Vec<SocketAddr>, Vec<Vec<TcpListener>>);

@@ -33,18 +33,21 @@ mod signals;
 mod state;
 mod state_log;
 mod tickets;
+mod upgrade;
 
 use std::sync::Arc;
 
 use crate::access_log::Writer;
-use crate::bus;
+use crate::bus::{self, ListenerKind};
 use crate::config::Config;
 use crate::shard;
+use crate::upgrade::offers::Offers;
 
+pub use crate::upgrade::lifecycle::{Relaunch, Start};
 pub use state::Reloader;
 
 /// Runs shardgate until it has drained; returns the process exit code.
-pub fn run(config: Config, reload: Reloader) -> i32 {
+pub fn run(config: Config, reload: Reloader, start: Start) -> i32 {
     let signals = match signals::listen() {
         Ok(rx) => rx,
         Err(e) => {
@@ -52,21 +55,70 @@ pub fn run(config: Config, reload: Reloader) -> i32 {
             return 1;
         }
     };
+    // An upgrade takes the running process's listening sockets before anything binds.
+    let mut inherited = None;
+    if start.upgrade {
+        let Some(path) = &start.socket else {
+            eprintln!("error: --upgrade needs an upgrade socket (--upgrade-socket is off)");
+            return 2;
+        };
+        match crate::upgrade::client::inherit(path) {
+            Ok(h) => {
+                let n = h.offers.len();
+                eprintln!(
+                    "upgrade: took {n} listening addresses from process {}",
+                    h.old_pid
+                );
+                inherited = Some(h);
+            }
+            Err(e) => {
+                eprintln!("error: upgrade: {e}; the running process keeps serving");
+                return 1;
+            }
+        }
+    }
+    let n = config.shards.count;
     let addrs: Vec<_> = config.listeners.iter().map(|l| l.addr).collect();
-    let opened = listeners::open(
+    let opened = listeners::adopt(
         &addrs,
-        config.shards.count,
+        n,
         config.shards.backlog,
         config.steer_client_ip,
+        inherited.as_mut(),
     );
     // What the config asked for cannot be had: exit 2 naming the flag or file:line that asked.
-    let (listen, mut sockets) = match opened {
-        Ok(l) => l,
+    let groups = match opened {
+        Ok(g) => g,
         Err((i, msg)) => {
             eprintln!("error: {}", config.invalid(&format!("listeners[{i}]"), msg));
             return 2;
         }
     };
+    if let Some(h) = &mut inherited {
+        // The old process keeps serving these until its drain; this process does not want them.
+        for o in h.offers.drain(..) {
+            eprintln!(
+                "upgrade: {} is not in this config: not served here",
+                o.bound
+            );
+        }
+    }
+    // A copy of every listening socket, for the next upgrade.
+    let offers = Offers::default();
+    for g in &groups {
+        if let Err(e) = offers.add(g.written, &g.sockets.iter().collect::<Vec<_>>()) {
+            eprintln!("error: cannot keep a copy of the {} listener: {e}", g.bound);
+            return 1;
+        }
+    }
+    let listen: Vec<_> = groups.iter().map(|g| g.bound).collect();
+    let mut sockets: Vec<Vec<_>> = (0..n).map(|_| Vec::new()).collect();
+    for (g, l) in groups.into_iter().zip(&config.listeners) {
+        let kind = ListenerKind::of(l);
+        for (j, socket) in g.sockets.into_iter().enumerate() {
+            sockets[j % n].push((socket, kind));
+        }
+    }
     let log = match Writer::start(&config.access_log) {
         Ok(w) => w,
         Err(e) => {
@@ -133,12 +185,17 @@ pub fn run(config: Config, reload: Reloader) -> i32 {
         reports,
         signals,
         calls,
-        (log, tickets),
+        (
+            log,
+            tickets,
+            crate::upgrade::lifecycle::Upgrades::new(offers, start),
+        ),
         reload,
     );
     if let Err(code) = co.wait_ready() {
         return code;
     }
+    co.upgrades.serve(inherited);
     for addr in &listen {
         println!("listening on {addr}");
     }

@@ -58,11 +58,18 @@ impl Coordinator {
                     now.push(Listener { tls, ..o.clone() });
                 }
                 None => {
+                    self.upgrades.offers.remove(o.addr);
                     for link in &self.links {
                         link.send(ToShard::Unlisten(o.addr));
                     }
                     println!("closed listener {}", o.addr);
                 }
+            }
+        }
+        for (i, (_, l)) in added.iter().enumerate() {
+            let group: Vec<_> = sockets.iter().map(|mine| &mine[i]).collect();
+            if let Err(e) = self.upgrades.offers.add(l.addr, &group) {
+                eprintln!("reload: no copy of {} for upgrades: {e}", l.addr);
             }
         }
         for (id, mine) in sockets.into_iter().enumerate() {

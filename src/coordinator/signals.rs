@@ -1,13 +1,13 @@
-//! Turns SIGTERM, SIGINT, SIGHUP and SIGUSR1 into messages on a channel the coordinator selects on. The forwarding
+//! Turns SIGTERM, SIGINT, SIGHUP, SIGUSR1 and SIGUSR2 into messages on a channel the coordinator selects on. The forwarding
 //! thread (`signals`) does nothing else; what a signal means is decided by the coordinator's phase.
 
 use crossbeam_channel::Receiver;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::Signals;
 
 /// Registers the handlers now (before any shard starts) and forwards each signal number.
 pub fn listen() -> std::io::Result<Receiver<i32>> {
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])?;
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2])?;
     let (tx, rx) = crossbeam_channel::unbounded();
     std::thread::Builder::new()
         .name("signals".into())
@@ -28,6 +28,7 @@ pub fn name(sig: i32) -> &'static str {
         SIGINT => "SIGINT",
         SIGHUP => "SIGHUP",
         SIGUSR1 => "SIGUSR1",
+        SIGUSR2 => "SIGUSR2",
         _ => "signal",
     }
 }

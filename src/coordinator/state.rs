@@ -62,6 +62,8 @@ pub struct Coordinator {
     pub(super) cert_watch: CertWatch,
     pub(super) cert_every: Option<Duration>,
     pub(super) cert_tick: Receiver<Instant>,
+    /// The listening sockets an upgrade hands over, the upgrade socket's events, SIGUSR2.
+    pub(super) upgrades: crate::upgrade::lifecycle::Upgrades,
 }
 
 impl Coordinator {
@@ -71,7 +73,7 @@ impl Coordinator {
         reports: Receiver<ToCoordinator>,
         signals: Receiver<i32>,
         calls: Receiver<AdminCall>,
-        (log, tickets): (Writer, Tickets),
+        (log, tickets, upgrades): (Writer, Tickets, crate::upgrade::lifecycle::Upgrades),
         reload: Reloader,
     ) -> Coordinator {
         let n = links.len();
@@ -93,6 +95,7 @@ impl Coordinator {
             cert_watch: CertWatch::default(),
             cert_every: None,
             cert_tick: never(),
+            upgrades,
         }
     }
 

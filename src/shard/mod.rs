@@ -45,7 +45,7 @@ pub use state::{Fixed, Shard};
 pub fn spawn(
     id: usize,
     config: Arc<Config>,
-    listen: Vec<std::net::TcpListener>,
+    listen: Vec<(std::net::TcpListener, ListenerKind)>,
     log: ShardLog,
     tickets: TicketKeys,
     mailbox: Mailbox,
@@ -98,16 +98,16 @@ pub fn spawn(
 async fn run(
     id: usize,
     config: Arc<Config>,
-    listen: Vec<std::net::TcpListener>,
+    listen: Vec<(std::net::TcpListener, ListenerKind)>,
     (core, driver): (Option<usize>, Driver),
     (log, tickets): (ShardLog, Arc<Ticketer>),
     mailbox: Mailbox,
     reports: Reports,
 ) {
     let mut listeners = Vec::with_capacity(listen.len());
-    for l in listen {
+    for (l, kind) in listen {
         match monoio::net::TcpListener::from_std(l) {
-            Ok(l) => listeners.push(l),
+            Ok(l) => listeners.push((l, kind)),
             Err(e) => {
                 let error = format!("cannot register listener: {e}");
                 let _ = reports.send(ToCoordinator::Failed { id, error });
@@ -115,11 +115,9 @@ async fn run(
             }
         }
     }
-    let kinds: Vec<ListenerKind> = config.listeners.iter().map(ListenerKind::of).collect();
     let shard = Rc::new(Shard::new(id, config, log, tickets, reports.clone()));
     let accepting: Vec<_> = listeners
         .into_iter()
-        .zip(kinds)
         .map(|(l, kind)| start_accepting(&shard, l, kind))
         .collect();
     monoio::spawn(sweep_pools(shard.clone()));

@@ -157,19 +157,35 @@ impl Proxy {
 
     /// Like `start`, with extra environment variables (`("NAME", Some(value))`, or `None` to unset).
     pub fn start_with_env<S: AsRef<str>>(args: &[S], env: &[(&str, Option<&str>)]) -> Proxy {
-        Proxy::spawn(args, env, true)
+        Proxy::spawn(args, env, true, false)
+    }
+
+    /// Runs shardgate with `args` (which name `--upgrade` and the old process's
+    /// `--upgrade-socket`): it takes the running process's listeners, so sharing its addresses is
+    /// expected, not a clash.
+    pub fn start_upgrade<S: AsRef<str>>(args: &[S]) -> Proxy {
+        Proxy::spawn(args, &[], true, true)
     }
 
     /// Like `start`, but never adds `--admin 127.0.0.1:0` (for a config file's own `admin`).
     pub fn start_as_is<S: AsRef<str>>(args: &[S]) -> Proxy {
-        Proxy::spawn(args, &[], false)
+        Proxy::spawn(args, &[], false, false)
     }
 
-    fn spawn<S: AsRef<str>>(args: &[S], env: &[(&str, Option<&str>)], admin: bool) -> Proxy {
+    fn spawn<S: AsRef<str>>(
+        args: &[S],
+        env: &[(&str, Option<&str>)],
+        admin: bool,
+        shares: bool,
+    ) -> Proxy {
         let mut cmd = Command::new(bin());
         cmd.args(args.iter().map(|a| a.as_ref()));
         if admin && !args.iter().any(|a| a.as_ref() == "--admin") {
             cmd.args(["--admin", "127.0.0.1:0"]);
+        }
+        // Parallel tests never share the default upgrade socket (/run/shardgate/upgrade.sock).
+        if !args.iter().any(|a| a.as_ref() == "--upgrade-socket") {
+            cmd.args(["--upgrade-socket", "off"]);
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -239,7 +255,7 @@ impl Proxy {
             let mut live = live();
             let clash = live
                 .iter()
-                .filter(|(a, _)| proxy.addrs.contains(a))
+                .filter(|(a, _)| !shares && proxy.addrs.contains(a))
                 .cloned()
                 .collect();
             live.extend(proxy.addrs.iter().map(|a| (*a, pid)));

@@ -1,0 +1,385 @@
+//! Zero-downtime binary upgrade (`--upgrade`, SIGUSR2, `--upgrade-socket`): a second instance of
+//! the binary takes the running one's listening sockets over the upgrade socket and serves them;
+//! only then does the old one drain and exit 0. Under a bounded load loop (keep-alive and
+//! new-connection clients) no request fails and no connection is refused or reset, across an
+//! upgrade with the same shard count, 2 → 1 and 1 → 2 shards, and one started by SIGUSR2. A new
+//! process with an invalid config, or one that fails after taking the sockets, leaves the old one
+//! serving; a second upgrade while one is under way is refused.
+
+mod support;
+
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use support::admin::{temp_path, wait_log_lines};
+use support::policy::connect_from;
+use support::*;
+
+/// What the load loop saw.
+#[derive(Default, Debug)]
+struct Tally {
+    ok: u64,
+    /// A reused keep-alive connection closed by the old process's drain before any byte of the
+    /// answer (the request was sent as the drain closed it): retried on a new connection, as
+    /// HTTP clients do for idempotent requests (RFC 9112 §9.3.1).
+    retried: u64,
+    failed: Vec<String>,
+}
+
+impl Tally {
+    fn add(&mut self, o: Tally) {
+        self.ok += o.ok;
+        self.retried += o.retried;
+        self.failed.extend(o.failed);
+    }
+}
+
+const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: shardgate.test\r\n\r\n";
+const GET_CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: shardgate.test\r\nConnection: close\r\n\r\n";
+/// Each load thread stops after this many requests at the latest.
+const MAX_PER_THREAD: u64 = 50_000;
+
+/// A bounded load loop on `addr`: keep-alive clients and clients with a new connection per
+/// request, until `stop`.
+struct Load {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<Tally>>,
+}
+
+impl Load {
+    fn start(addr: SocketAddr) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for i in 0..6 {
+            let stop = stop.clone();
+            let keep_alive = i % 2 == 0;
+            threads.push(std::thread::spawn(move || client(addr, keep_alive, &stop)));
+        }
+        Load { stop, threads }
+    }
+
+    fn finish(self) -> Tally {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut t = Tally::default();
+        for h in self.threads {
+            t.add(h.join().expect("load thread"));
+        }
+        t
+    }
+}
+
+fn client(addr: SocketAddr, keep_alive: bool, stop: &AtomicBool) -> Tally {
+    let mut t = Tally::default();
+    let mut conn: Option<(Conn, u64)> = None;
+    let mut n = 0;
+    while !stop.load(Ordering::SeqCst) && n < MAX_PER_THREAD {
+        n += 1;
+        let (c, served) = match conn.take() {
+            Some(c) => c,
+            None => match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+                Ok(s) => (Conn::new(s), 0),
+                Err(e) => {
+                    t.failed.push(format!("connect: {e}"));
+                    continue;
+                }
+            },
+        };
+        let mut c = c;
+        let req = if keep_alive { GET } else { GET_CLOSE };
+        let res = c.send(req).map_err(|e| e.to_string()).and_then(|()| {
+            c.read_response()
+                .map_err(|e| (e.to_string(), e))
+                .map_err(|x| {
+                    // A reused connection the drain closed before any answer byte: retry.
+                    if served > 0 && x.1.is_disconnect() && x.1.got() == 0 {
+                        "retry".to_string()
+                    } else {
+                        x.0
+                    }
+                })
+        });
+        match res {
+            Ok(r) if r.status == 200 && r.text() == "ok" => {
+                t.ok += 1;
+                let close = r
+                    .header("connection")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+                if keep_alive && !close {
+                    conn = Some((c, served + 1));
+                }
+            }
+            Ok(r) => t.failed.push(format!("status {} {:?}", r.status, r.text())),
+            Err(e) if e == "retry" => t.retried += 1,
+            Err(e) if served > 0 && e.contains("Broken pipe") => t.retried += 1,
+            Err(e) => t.failed.push(e),
+        }
+    }
+    t
+}
+
+/// The flags of one instance: a fixed-port listener (the old process's port), the upstream and
+/// the upgrade socket.
+fn args<'a>(listen: &'a str, up: &'a str, socket: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec![
+        "--listen",
+        listen,
+        "--upstream",
+        up,
+        "--upgrade-socket",
+        socket,
+        "--drain-timeout",
+        "20s",
+    ];
+    a.extend(extra);
+    a
+}
+
+/// Runs load on the old process, upgrades it to a new one with `new_extra` flags, and checks that
+/// nothing failed and the old process drained and exited 0. Returns the new process.
+fn upgrade_under_load(old_extra: &[&str], new_extra: &[&str]) -> (Proxy, Tally) {
+    let up = Upstream::fixed("ok");
+    let upstream = up.addr.to_string();
+    let sock = temp_path("upgrade", "sock");
+    let socket = sock.path().to_string();
+    let mut old = Proxy::start(&args("127.0.0.1:0", &upstream, &socket, old_extra));
+    let listen = old.addr.to_string();
+    let load = Load::start(old.addr);
+    std::thread::sleep(Duration::from_millis(300));
+    let began = Instant::now();
+    let mut new_args = args(&listen, &upstream, &socket, new_extra);
+    new_args.push("--upgrade");
+    let new = Proxy::start_upgrade(&new_args);
+    let status = old
+        .wait_exit(Duration::from_secs(25))
+        .expect("the old process exits after its drain");
+    let took = began.elapsed();
+    assert!(
+        status.success(),
+        "the old process drained and exited 0: {status:?}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let tally = load.finish();
+    eprintln!("upgrade under load: {tally:?}; old process gone {took:?} after the new one started");
+    assert!(
+        tally.failed.is_empty(),
+        "failed requests: {:?}",
+        tally.failed
+    );
+    assert!(tally.ok > 100, "the load ran: {tally:?}");
+    assert!(
+        old.stderr_lines()
+            .iter()
+            .any(|l| l.contains("is ready: draining")),
+        "{:?}",
+        old.stderr_lines()
+    );
+    let mut c = new.connect();
+    assert_eq!(c.exchange(GET).text(), "ok", "the new process serves");
+    drop(sock);
+    (new, tally)
+}
+
+#[test]
+fn an_upgrade_under_load_fails_no_request_and_the_old_process_exits_0() {
+    upgrade_under_load(&["--shards", "2"], &["--shards", "2"]);
+}
+
+#[test]
+fn the_shard_count_can_change_across_upgrades() {
+    upgrade_under_load(&["--shards", "2"], &["--shards", "1"]);
+    upgrade_under_load(&["--shards", "1"], &["--shards", "2"]);
+}
+
+/// SIGUSR2 makes the running process start its own binary with `--upgrade`; the new one takes
+/// over and the old one drains and exits 0, with no request lost under load.
+#[test]
+fn sigusr2_starts_the_new_binary_which_takes_over() {
+    let up = Upstream::fixed("ok");
+    let upstream = up.addr.to_string();
+    let sock = temp_path("upgrade-usr2", "sock");
+    let mut old = Proxy::start(&args("127.0.0.1:0", &upstream, sock.path(), &[]));
+    let load = Load::start(old.addr);
+    std::thread::sleep(Duration::from_millis(200));
+    support::sys::signal(old.pid(), libc::SIGUSR2);
+    let status = old
+        .wait_exit(Duration::from_secs(25))
+        .expect("the old process exits");
+    assert!(status.success(), "{status:?}");
+    let started = old
+        .stderr_lines()
+        .iter()
+        .find_map(|l| l.strip_prefix("SIGUSR2: started ").map(str::to_string))
+        .expect("the old process says which process it started");
+    let pid: i32 = started
+        .rsplit_once("(pid ")
+        .and_then(|(_, p)| p.trim_end_matches(')').parse().ok())
+        .expect("a pid");
+    std::thread::sleep(Duration::from_millis(200));
+    let tally = load.finish();
+    // The new process serves the same address (its output goes where the old one's went).
+    let mut c = Conn::connect(old.addr);
+    assert_eq!(c.exchange(GET).text(), "ok");
+    support::sys::signal(pid as u32, libc::SIGKILL);
+    assert!(
+        tally.failed.is_empty(),
+        "failed requests: {:?}",
+        tally.failed
+    );
+    assert!(tally.ok > 100, "{tally:?}");
+}
+
+/// A new process whose config is invalid exits 2 before it asks for anything; one that fails
+/// after taking the sockets (its admin address is taken) exits too, and the old process logs why
+/// and serves on without a failed request.
+#[test]
+fn a_failed_new_process_leaves_the_old_one_serving() {
+    let up = Upstream::fixed("ok");
+    let upstream = up.addr.to_string();
+    let sock = temp_path("upgrade-fail", "sock");
+    let old = Proxy::start(&args("127.0.0.1:0", &upstream, sock.path(), &[]));
+    let listen = old.addr.to_string();
+    let load = Load::start(old.addr);
+    let mut bad = args(
+        &listen,
+        &upstream,
+        sock.path(),
+        &["--upgrade", "--shards", "0"],
+    );
+    let r = support::run(&bad);
+    assert_eq!(r.status.code(), Some(2), "{}", r.stderr);
+    // Admin on the old process's admin address: the new one fails after taking the sockets.
+    let admin = old.admin.expect("an admin address").to_string();
+    bad = args(
+        &listen,
+        &upstream,
+        sock.path(),
+        &["--upgrade", "--admin", &admin],
+    );
+    let r = support::run(&bad);
+    assert_eq!(r.status.code(), Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("upgrade: took 1 listening addresses"),
+        "{}",
+        r.stderr
+    );
+    old.wait_stderr(Duration::from_secs(5), "upgrade by process")
+        .filter(|l| l.contains("before it was ready; still serving"))
+        .expect("the old process says the upgrade failed");
+    std::thread::sleep(Duration::from_millis(200));
+    let tally = load.finish();
+    assert!(
+        tally.failed.is_empty(),
+        "failed requests: {:?}",
+        tally.failed
+    );
+    assert_eq!(tally.retried, 0, "nothing was closed: {tally:?}");
+    assert!(
+        !old.stderr_lines().iter().any(|l| l.contains("draining")),
+        "{:?}",
+        old.stderr_lines()
+    );
+    let mut c = old.connect();
+    assert_eq!(c.exchange(GET).text(), "ok");
+}
+
+/// While one new process holds the sockets and is starting, a second is refused with a clear
+/// message; once the first gives up, an upgrade works again.
+#[test]
+fn a_second_upgrade_while_one_is_under_way_is_refused() {
+    let up = Upstream::fixed("ok");
+    let upstream = up.addr.to_string();
+    let sock = temp_path("upgrade-busy", "sock");
+    let mut old = Proxy::start(&args("127.0.0.1:0", &upstream, sock.path(), &[]));
+    let listen = old.addr.to_string();
+    // A client of the upgrade socket that takes the sockets and never says ready.
+    let mut first = UnixStream::connect(sock.path()).expect("the upgrade socket listens");
+    let mut greeting = [0u8; 18];
+    first.read_exact(&mut greeting).unwrap();
+    assert_eq!(&greeting, b"shardgate-upgrade ");
+    old.wait_stderr(Duration::from_secs(5), "upgrade: process")
+        .expect("the old process saw the first upgrade");
+    let second = args(&listen, &upstream, sock.path(), &["--upgrade"]);
+    let r = support::run(&second);
+    assert_eq!(r.status.code(), Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("refused the upgrade: another upgrade is under way"),
+        "{}",
+        r.stderr
+    );
+    drop(first);
+    old.wait_stderr(Duration::from_secs(5), "upgrade by process")
+        .expect("the first upgrade failed");
+    let mut c = old.connect();
+    assert_eq!(c.exchange(GET).text(), "ok", "still serving");
+    let new = Proxy::start_upgrade(&second);
+    assert!(old
+        .wait_exit(Duration::from_secs(25))
+        .expect("exits")
+        .success());
+    let mut c = new.connect();
+    assert_eq!(c.exchange(GET).text(), "ok");
+}
+
+/// With `--steer client-ip`, the kernel's steering program stays with the sockets: every client
+/// address is served by the same shard number before and after the upgrade.
+#[test]
+fn with_steering_each_client_keeps_its_shard_number() {
+    let up = Upstream::fixed("ok");
+    let upstream = up.addr.to_string();
+    let sock = temp_path("upgrade-steer", "sock");
+    let (log_a, log_b) = (temp_path("steer-a", "log"), temp_path("steer-b", "log"));
+    let steer = ["--shards", "2", "--steer", "client-ip", "--access-log"];
+    let mut a = steer.to_vec();
+    a.push(log_a.path());
+    let mut old = Proxy::start(&args("127.0.0.1:0", &upstream, sock.path(), &a));
+    let sources: Vec<IpAddr> = (2..18).map(|i| IpAddr::from([127, 0, 0, i])).collect();
+    let shards_of = |addr: SocketAddr, log: &TempFile| -> Vec<(String, u64)> {
+        for &src in &sources {
+            let mut c = connect_from(src, addr);
+            assert_eq!(c.exchange(GET_CLOSE).text(), "ok");
+        }
+        let lines = wait_log_lines(
+            std::path::Path::new(log.path()),
+            sources.len(),
+            Duration::from_secs(5),
+        );
+        let mut seen: Vec<(String, u64)> = lines
+            .iter()
+            .map(|l| {
+                let client = l["client"].as_str().unwrap_or_default();
+                let ip = client
+                    .rsplit_once(':')
+                    .map_or(client, |(ip, _)| ip)
+                    .to_string();
+                (ip, l["shard"].as_u64().expect("a shard field"))
+            })
+            .collect();
+        seen.sort();
+        seen
+    };
+    let before = shards_of(old.addr, &log_a);
+    assert!(
+        before.iter().any(|(_, s)| *s == 0) && before.iter().any(|(_, s)| *s == 1),
+        "16 client addresses use both shards: {before:?}"
+    );
+    let listen = old.addr.to_string();
+    let mut b = steer.to_vec();
+    b.push(log_b.path());
+    b.push("--upgrade");
+    let new = Proxy::start_upgrade(&args(&listen, &upstream, sock.path(), &b));
+    assert!(old
+        .wait_exit(Duration::from_secs(25))
+        .expect("exits")
+        .success());
+    let after = shards_of(new.addr, &log_b);
+    assert_eq!(
+        before, after,
+        "each client address on the same shard number"
+    );
+}
