@@ -254,6 +254,7 @@ impl Args {
             head_rules: crate::http::HeadRules::default(),
             tls_watch_interval: config::DEFAULT_TLS_WATCH_INTERVAL,
             tls_ticket_rotation: config::DEFAULT_TLS_TICKET_ROTATION,
+            upgrade_socket: Some(config::DEFAULT_UPGRADE_SOCKET.into()),
             source: None,
             origins: config::Origins::default(),
         }
@@ -435,6 +436,10 @@ impl Args {
         if let Some(path) = &self.admin_token_file {
             let token = crate::coordinator::admin::Token::read(path);
             cfg.admin_token = Some(token.map_err(|e| format!("--admin-token-file: {e}"))?);
+        }
+        if let Some(u) = &self.upgrade_socket {
+            cfg.upgrade_socket =
+                config::parse_upgrade_socket(u).map_err(|e| format!("--upgrade-socket: {e}"))?;
         }
         if let Some(a) = &self.access_log {
             cfg.access_log = a.parse().map_err(|e| format!("--access-log: {e}"))?;

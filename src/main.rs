@@ -35,11 +35,7 @@ fn main() {
     sys::map_large_allocations(cfg.shards.buffer_size.min(cfg.shards.upstream_buffer_size));
     let start = coordinator::Start {
         upgrade: args.upgrade,
-        socket: match args.upgrade_socket.as_deref() {
-            Some("off") => None,
-            Some(p) => Some(p.into()),
-            None => Some(shardgate::upgrade::DEFAULT_SOCKET.into()),
-        },
+        socket: cfg.upgrade_socket.clone(),
         relaunch: relaunch(),
     };
     // A reload reads the file again and applies the same flags on top, as at start.

@@ -207,6 +207,7 @@ const FLAG_FIELDS: &[FlagFields] = &[
         "tls_watch_interval"
     ),
     flag!("--upgrades", upgrades, "upgrades"),
+    flag!("--upgrade-socket", upgrade_socket, "upgrade_socket"),
     flag!("--expect-continue", expect_continue, "expect_continue"),
 ];
 
@@ -217,7 +218,7 @@ mod tests {
     use clap::Parser;
 
     /// Flags that set no config value.
-    const NOT_CONFIG: &[&str] = &["--config", "--check", "--help", "--version"];
+    const NOT_CONFIG: &[&str] = &["--config", "--check", "--upgrade", "--help", "--version"];
 
     /// A flag without a row would leave errors about its value naming a config field.
     #[test]

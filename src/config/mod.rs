@@ -67,6 +67,9 @@ pub struct Config {
     /// before still opens (a ticket resumes for one to two periods; its lifetime hint is two).
     /// 1s to 168h (7 days); reloadable.
     pub tls_ticket_rotation: Duration,
+    /// The Unix socket this process hands its listening sockets over on for a binary upgrade
+    /// (`upgrade_socket`, `--upgrade-socket`; `None` = `"off"`, no upgrades). Fixed at start.
+    pub upgrade_socket: Option<std::path::PathBuf>,
     /// The file this came from, for reloads (`None` = flags only).
     pub source: Option<String>,
     /// Where each setting was written (flag or file:line:col), for errors found after merging.
@@ -397,6 +400,23 @@ pub fn parse_admin(text: &str) -> Result<Option<SocketAddr>, String> {
         return Ok(None);
     }
     parse_listen(text).map(Some)
+}
+
+/// Where upgrades are offered when neither the file nor a flag says.
+pub const DEFAULT_UPGRADE_SOCKET: &str = "/run/shardgate/upgrade.sock";
+
+/// Parses `upgrade_socket` / `--upgrade-socket`: an absolute or relative path, or `off`.
+pub fn parse_upgrade_socket(text: &str) -> Result<Option<std::path::PathBuf>, String> {
+    match text {
+        "off" => Ok(None),
+        "" => Err("an empty path: give a socket path or \"off\"".into()),
+        p if p.len() > 100 => Err(format!(
+            "{p:?} is {} bytes long: a Unix socket path holds at most 100 here \
+             (107 less the \".new-PID\" suffix of the one being bound)",
+            p.len()
+        )),
+        p => Ok(Some(p.into())),
+    }
 }
 
 /// Parses a listen address (`127.0.0.1:8080`, `[::1]:8080`, `0.0.0.0:0`).

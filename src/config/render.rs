@@ -92,6 +92,13 @@ pub fn render(c: &Config) -> String {
     );
     let _ = writeln!(o, "tls_watch_interval = {}", dur(c.tls_watch_interval));
     let _ = writeln!(o, "tls_ticket_rotation = {}", dur(c.tls_ticket_rotation));
+    let _ = writeln!(
+        o,
+        "upgrade_socket = {}",
+        q(&c.upgrade_socket
+            .as_ref()
+            .map_or("off".into(), |p| p.display().to_string()))
+    );
     for l in &c.listeners {
         let _ = writeln!(
             o,

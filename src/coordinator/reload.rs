@@ -47,6 +47,7 @@ impl Coordinator {
             (next.steer_client_ip != cur.steer_client_ip, "steer"),
             (next.admin != cur.admin, "admin"),
             (next.access_log != cur.access_log, "access_log"),
+            (next.upgrade_socket != cur.upgrade_socket, "upgrade_socket"),
         ] {
             if changed {
                 eprintln!("reload: {what} needs a restart; the running value is kept");
@@ -56,6 +57,7 @@ impl Coordinator {
         next.steer_client_ip = cur.steer_client_ip;
         next.admin = cur.admin;
         next.access_log = cur.access_log.clone();
+        next.upgrade_socket = cur.upgrade_socket.clone();
         next.listeners = self.relisten(&next)?;
         let line = format!(
             "reloaded {}: {} routes, {} clusters",

@@ -30,7 +30,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// Where an upgrade socket lives unless `--upgrade-socket` says otherwise.
-pub const DEFAULT_SOCKET: &str = "/run/shardgate/upgrade.sock";
+pub const DEFAULT_SOCKET: &str = crate::config::DEFAULT_UPGRADE_SOCKET;
 
 /// The protocol's version, first on the old side's greeting.
 pub const VERSION: u32 = 1;

@@ -212,6 +212,14 @@ impl<'a> Builder<'a> {
                     .map_err(|m| self.error(a.span(), "access_log", m))?
             }
         };
+        let upgrade_socket = match raw.upgrade_socket {
+            None => Some(config::DEFAULT_UPGRADE_SOCKET.into()),
+            Some(u) => {
+                self.written("upgrade_socket", u.span(), "upgrade_socket");
+                config::parse_upgrade_socket(u.get_ref())
+                    .map_err(|m| self.error(u.span(), "upgrade_socket", m))?
+            }
+        };
         let trace_start = raw.trace.is_some_and(|t| t.into_inner());
         let upgrades = match raw.upgrades {
             None => config::default_upgrades(),
@@ -377,6 +385,7 @@ impl<'a> Builder<'a> {
             head_rules,
             tls_watch_interval,
             tls_ticket_rotation,
+            upgrade_socket,
             source: Some(self.file.to_string()),
             origins: std::mem::take(&mut self.origins),
         })

@@ -27,6 +27,7 @@ pub(super) struct RawFile {
     pub underscores_in_headers: S<String>,
     pub tls_watch_interval: S<String>,
     pub tls_ticket_rotation: S<String>,
+    pub upgrade_socket: S<String>,
     pub listeners: Option<Vec<RawListener>>,
     pub clusters: Option<Vec<Spanned<RawCluster>>>,
     pub routes: Option<Vec<Spanned<RawRoute>>>,

@@ -338,6 +338,36 @@ fn tls_watch_interval_parses_and_renders_back() {
     assert_eq!(e.field, "tls_watch_interval", "{e}");
 }
 
+/// `upgrade_socket`: the default path unless written, `"off"` turns upgrades off, `/config` writes
+/// it back, and an empty or too long path names the key and its line.
+#[test]
+fn upgrade_socket_parses_renders_back_and_names_its_errors() {
+    use std::path::PathBuf;
+    let base = "upstreams = [\"127.0.0.1:9\"]\nlisten = [\"127.0.0.1:80\"]\n";
+    let c = parse("t.toml", base).unwrap();
+    assert_eq!(
+        c.upgrade_socket,
+        Some(PathBuf::from(crate::config::DEFAULT_UPGRADE_SOCKET))
+    );
+    for (written, want) in [
+        (
+            "\"/tmp/sg/up.sock\"",
+            Some(PathBuf::from("/tmp/sg/up.sock")),
+        ),
+        ("\"off\"", None),
+    ] {
+        let c = parse("t.toml", &format!("upgrade_socket = {written}\n{base}")).unwrap();
+        assert_eq!(c.upgrade_socket, want, "{written}");
+        let again = parse("r.toml", &crate::config::render(&c)).unwrap();
+        assert_eq!(again.upgrade_socket, want, "{written} rendered back");
+    }
+    let long = format!("\"/tmp/{}\"", "x".repeat(120));
+    for bad in ["\"\"", long.as_str()] {
+        let e = parse("t.toml", &format!("{base}upgrade_socket = {bad}\n")).unwrap_err();
+        assert_eq!((e.field.as_str(), e.line), ("upgrade_socket", 3), "{e}");
+    }
+}
+
 /// A cluster's `tls` table parses (cert and key together, sni checked, verify = false without
 /// ca) and `/config` writes it back to the same cluster; each mistake names its key and line.
 #[test]
