@@ -99,14 +99,29 @@ pub fn peek(fd: RawFd, buf: &mut [u8]) -> std::io::Result<usize> {
 
 /// True when a listening socket has a connection waiting in its accept queue (poll, no wait).
 pub fn has_pending_connection(fd: RawFd) -> bool {
+    poll_in(fd, 0) & libc::POLLIN != 0
+}
+
+/// Waits up to `timeout_ms` for a listening socket to have something to say: a connection in
+/// its accept queue, or an error or hang-up (a socket shut down), which `accept` then reports.
+pub fn wait_listener(fd: RawFd, timeout_ms: i32) -> bool {
+    poll_in(fd, timeout_ms) != 0
+}
+
+/// The `revents` of one `poll` for input on `fd` (0: nothing within the timeout).
+fn poll_in(fd: RawFd, timeout_ms: i32) -> libc::c_short {
     let mut pfd = libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
     };
-    // SAFETY: one pollfd we own; timeout 0 means poll never blocks.
-    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-    n > 0 && pfd.revents & libc::POLLIN != 0
+    // SAFETY: one pollfd we own, for the length of the call.
+    let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    if n > 0 {
+        pfd.revents
+    } else {
+        0
+    }
 }
 
 /// Shuts the receive side of a connected socket: a read waiting on it completes with 0 (EOF).

@@ -234,7 +234,7 @@ fn sigusr2_starts_the_new_binary_which_takes_over() {
 }
 
 /// A new process whose config is invalid exits 2 before it asks for anything; one that fails
-/// after taking the sockets (its admin address is taken) exits too, and the old process logs why
+/// after taking the sockets (its admin address is held by another socket) exits too, and the old process logs why
 /// and serves on without a failed request.
 #[test]
 fn a_failed_new_process_leaves_the_old_one_serving() {
@@ -252,8 +252,9 @@ fn a_failed_new_process_leaves_the_old_one_serving() {
     );
     let r = support::run(&bad);
     assert_eq!(r.status.code(), Some(2), "{}", r.stderr);
-    // Admin on the old process's admin address: the new one fails after taking the sockets.
-    let admin = old.admin.expect("an admin address").to_string();
+    // Admin on an address another socket holds: the new one fails after taking the sockets.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin = held.local_addr().unwrap().to_string();
     bad = args(
         &listen,
         &upstream,
@@ -382,4 +383,195 @@ fn with_steering_each_client_keeps_its_shard_number() {
         before, after,
         "each client address on the same shard number"
     );
+}
+
+/// Under systemd (`Type=notify`, `NotifyAccess=main`) only the main process may speak: the old
+/// one says `READY=1` at start, names its successor with `MAINPID=` and `READY=1` once that one is
+/// ready, and says nothing of stopping while it drains (the service goes on); the new one says
+/// nothing until it stops for real (`STOPPING=1` on SIGTERM).
+#[test]
+fn systemd_hears_the_new_main_pid_from_the_old_process_and_no_stop() {
+    use std::os::unix::net::UnixDatagram;
+    let up = Upstream::fixed("ok");
+    let upstream = up.addr.to_string();
+    let sock = temp_path("upgrade-notify", "sock");
+    let notify_path = temp_path("notify", "sock");
+    let notify = UnixDatagram::bind(notify_path.path()).expect("bind the notify socket");
+    let env = [("NOTIFY_SOCKET", Some(notify_path.path()))];
+    let mut old = Proxy::start_with_env(&args("127.0.0.1:0", &upstream, sock.path(), &[]), &env);
+    let next = |timeout: Duration| -> Option<String> {
+        notify.set_read_timeout(Some(timeout)).unwrap();
+        let mut buf = [0u8; 256];
+        let n = notify.recv(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    assert_eq!(next(Duration::from_secs(10)).as_deref(), Some("READY=1"));
+    support::sys::signal(old.pid(), libc::SIGUSR2);
+    let status = old
+        .wait_exit(Duration::from_secs(25))
+        .expect("the old process exits after its drain");
+    assert!(status.success(), "{status:?}");
+    let pid: u32 = old
+        .stderr_lines()
+        .iter()
+        .find_map(|l| l.strip_prefix("SIGUSR2: started ").map(str::to_string))
+        .and_then(|s| {
+            let (_, p) = s.rsplit_once("(pid ")?;
+            p.trim_end_matches(')').parse().ok()
+        })
+        .expect("the old process says which process it started");
+    // Everything the old process said by the time it exited, in order: nothing else.
+    let mut said = Vec::new();
+    while let Some(m) = next(Duration::from_millis(50)) {
+        said.push(m);
+    }
+    assert_eq!(said, vec![format!("MAINPID={pid}\nREADY=1")]);
+    let mut c = Conn::connect(old.addr);
+    assert_eq!(c.exchange(GET).text(), "ok", "the new process serves");
+    drop(c);
+    support::sys::signal(pid, libc::SIGTERM);
+    assert_eq!(
+        next(Duration::from_secs(10)).as_deref(),
+        Some("STOPPING=1"),
+        "the new process is the service now: its stop is the service's"
+    );
+    // It is not our child (the old process started it): wait for it to be gone by its pid (or a
+    // zombie, if whoever adopted it does not reap).
+    let deadline = Instant::now() + Duration::from_secs(25);
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+    };
+    while running() {
+        assert!(Instant::now() < deadline, "process {pid} still runs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whoever can connect to the upgrade socket takes the listening sockets: the socket file is
+/// mode 0600, and a process of another user (here `nobody`, after the test opens the mode up) is
+/// refused by its credentials and gets no descriptor.
+#[test]
+fn only_the_same_user_or_root_may_take_the_sockets() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command;
+    let up = Upstream::fixed("ok");
+    let upstream = up.addr.to_string();
+    let sock = temp_path("upgrade-perm", "sock");
+    let old = Proxy::start(&args("127.0.0.1:0", &upstream, sock.path(), &[]));
+    let mode = std::fs::metadata(sock.path())
+        .expect("the socket file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "socket file mode {mode:o}");
+    // SAFETY: geteuid takes nothing and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: the other-user half needs setpriv as root (CI runs it)");
+        return;
+    }
+    std::fs::set_permissions(sock.path(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+        ])
+        .arg(
+            "import socket,sys\n\
+             s=socket.socket(socket.AF_UNIX)\n\
+             s.connect(sys.argv[1])\n\
+             m,anc,_,_=s.recvmsg(256,256)\n\
+             print(m.decode().strip(), len(anc))",
+        )
+        .arg(sock.path())
+        .output()
+        .expect("setpriv (util-linux) and Debian's /usr/bin/python3 (readable by nobody)");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.starts_with("busy refused: process")
+            && said.contains("uid 65534")
+            && said.trim_end().ends_with(" 0"),
+        "{said:?} {:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut c = old.connect();
+    assert_eq!(c.exchange(GET).text(), "ok", "the old process serves on");
+}
+
+/// The admin listener is handed over with the others: with a fixed admin address, a client
+/// polling `/healthz` through the upgrade is never refused and always hears 200 (the old process
+/// stops accepting once its successor is ready, and a call it took just before is not told the
+/// service is going away); afterwards the new process answers on the same address.
+#[test]
+fn the_admin_listener_is_handed_over_and_never_refuses() {
+    let up = Upstream::fixed("ok");
+    let upstream = up.addr.to_string();
+    let sock = temp_path("upgrade-admin", "sock");
+    let admin = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let extra = ["--admin", admin.as_str()];
+    let mut old = Proxy::start(&args("127.0.0.1:0", &upstream, sock.path(), &extra));
+    let listen = old.addr.to_string();
+    let admin_addr: SocketAddr = admin.parse().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let poller = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut bad) = (0u64, Vec::new());
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) && n < 20_000 {
+                n += 1;
+                match admin_get(admin_addr, "/healthz") {
+                    Ok(s) if s.starts_with("HTTP/1.1 200") => ok += 1,
+                    Ok(s) => bad.push(s.lines().next().unwrap_or("").to_string()),
+                    Err(e) => bad.push(e.to_string()),
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            (ok, bad)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let mut new_args = args(&listen, &upstream, sock.path(), &extra);
+    new_args.push("--upgrade");
+    let new = Proxy::start_upgrade(&new_args);
+    let status = old
+        .wait_exit(Duration::from_secs(25))
+        .expect("the old process exits after its drain");
+    assert!(status.success(), "{status:?}");
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::SeqCst);
+    let (ok, bad) = poller.join().unwrap();
+    eprintln!(
+        "/healthz through the upgrade: {ok} answered 200, {} not",
+        bad.len()
+    );
+    assert!(bad.is_empty(), "{bad:?}");
+    assert!(ok > 50, "the poller ran: {ok}");
+    let after = admin_get(admin_addr, "/readyz").expect("the new process answers");
+    assert!(after.starts_with("HTTP/1.1 200"), "{after}");
+    assert_eq!(new.admin, Some(admin_addr), "{:?}", new.stdout.all());
+}
+
+/// One admin request on a new connection: the whole answer, or the connection error.
+fn admin_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
+    use std::io::Write;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    if out.is_empty() {
+        return Err(std::io::Error::other("closed without an answer"));
+    }
+    Ok(out)
 }

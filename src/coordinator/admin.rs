@@ -26,6 +26,8 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -116,12 +118,15 @@ const LIMITS: Limits = Limits {
 
 /// Starts the admin thread on `listener` (made blocking). See the module doc for how it ends.
 /// With a `token`, every request but `GET /` needs `Authorization: Bearer <token>` (401 otherwise).
+/// `handed_over`: once set (a successor took this listener in an upgrade), the thread stops
+/// accepting, so every admin call from then on reaches the new process.
 pub fn spawn(
     listener: TcpListener,
     calls: Sender<AdminCall>,
     token: Option<Token>,
+    handed_over: Arc<AtomicBool>,
 ) -> io::Result<JoinHandle<()>> {
-    spawn_with(listener, calls, LIMITS, token)
+    spawn_with(listener, calls, LIMITS, token, handed_over)
 }
 
 /// Ends the admin thread: shuts down the listening socket (pass a `try_clone` of the listener
@@ -136,22 +141,41 @@ fn spawn_with(
     calls: Sender<AdminCall>,
     limits: Limits,
     token: Option<Token>,
+    handed_over: Arc<AtomicBool>,
 ) -> io::Result<JoinHandle<()>> {
-    listener.set_nonblocking(false)?;
+    // Non-blocking: a successor in an upgrade accepts on the same socket, so a connection this
+    // thread was woken for may be gone by the time it accepts.
+    listener.set_nonblocking(true)?;
     std::thread::Builder::new()
         .name("admin".into())
-        .spawn(move || serve_all(&listener, &calls, limits, token.as_ref()))
+        .spawn(move || serve_all(&listener, &calls, limits, token.as_ref(), &handed_over))
 }
+
+/// How often the admin thread looks whether it was handed over while no call comes.
+const HANDED_OVER_CHECK_MS: i32 = 200;
 
 fn serve_all(
     listener: &TcpListener,
     calls: &Sender<AdminCall>,
     limits: Limits,
     token: Option<&Token>,
+    handed_over: &AtomicBool,
 ) {
+    use std::os::fd::AsRawFd;
     loop {
+        if handed_over.load(Ordering::Acquire) {
+            return;
+        }
+        // A connection queued, or `stop` shut the socket down (accept tells which).
+        if !crate::sys::wait_listener(listener.as_raw_fd(), HANDED_OVER_CHECK_MS)
+            || handed_over.load(Ordering::Acquire)
+        {
+            continue;
+        }
         match listener.accept() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Ok((stream, _)) => {
+                let _ = stream.set_nonblocking(false);
                 if let Flow::Exit = serve(stream, calls, limits, token) {
                     return;
                 }

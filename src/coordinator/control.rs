@@ -144,7 +144,10 @@ impl Coordinator {
         eprintln!("{why}: draining (deadline {deadline:?})");
         // Nothing is handed over from now on, and no copy keeps a socket open past the shards'.
         self.upgrades.offers.clear();
-        let _ = crate::sys::notify_systemd("STOPPING=1");
+        // After a hand-over the service goes on in the new process: only a real stop says so.
+        if !self.upgrades.handed_over {
+            let _ = crate::sys::notify_systemd("STOPPING=1");
+        }
         for link in &self.links {
             link.send(ToShard::Drain);
         }

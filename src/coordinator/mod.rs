@@ -35,6 +35,7 @@ mod state_log;
 mod tickets;
 mod upgrade;
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::access_log::Writer;
@@ -64,9 +65,14 @@ pub fn run(config: Config, reload: Reloader, start: Start) -> i32 {
         };
         match crate::upgrade::client::inherit(path) {
             Ok(h) => {
-                let n = h.offers.len();
+                let n = h.offers.iter().filter(|o| !o.admin).count();
+                let admin = if n < h.offers.len() {
+                    " and its admin listener"
+                } else {
+                    ""
+                };
                 eprintln!(
-                    "upgrade: took {n} listening addresses from process {}",
+                    "upgrade: took {n} listening addresses{admin} from process {}",
                     h.old_pid
                 );
                 inherited = Some(h);
@@ -94,6 +100,8 @@ pub fn run(config: Config, reload: Reloader, start: Start) -> i32 {
             return 2;
         }
     };
+    // The old process's admin listener, when this config's admin address is the same.
+    let inherited_admin = inherited.as_mut().and_then(|h| h.take_admin(config.admin));
     if let Some(h) = &mut inherited {
         // The old process keeps serving these until its drain; this process does not want them.
         for o in h.offers.drain(..) {
@@ -128,17 +136,31 @@ pub fn run(config: Config, reload: Reloader, start: Start) -> i32 {
         }
     };
     let (calls_tx, calls) = crossbeam_channel::unbounded();
+    let admin_handed_over = Arc::new(AtomicBool::new(false));
+    let mut admin_later = None;
     let admin_addr = match config.admin {
         None => None,
         Some(addr) => {
-            let bound = std::net::TcpListener::bind(addr).and_then(|l| {
-                Ok((
-                    l.local_addr()?,
-                    admin::spawn(l, calls_tx.clone(), config.admin_token.clone())?,
-                ))
+            let taken = inherited_admin.is_some();
+            let bound = match inherited_admin {
+                Some(l) => Ok(l),
+                None => std::net::TcpListener::bind(addr),
+            };
+            let bound = bound.and_then(|l| {
+                offers.add_admin(addr, &l)?;
+                let real = l.local_addr()?;
+                if taken {
+                    // The old process answers on it until this one is ready (a /readyz here
+                    // would say 503 while the shards start).
+                    admin_later = Some(l);
+                } else {
+                    let (token, flag) = (config.admin_token.clone(), admin_handed_over.clone());
+                    admin::spawn(l, calls_tx.clone(), token, flag)?;
+                }
+                Ok(real)
             });
             match bound {
-                Ok((real, _thread)) => Some(real),
+                Ok(real) => Some(real),
                 Err(e) => {
                     let msg = format!("cannot listen on admin address {addr}: {e} (use --admin off or another address)");
                     eprintln!("error: {}", config.invalid("admin", msg));
@@ -147,6 +169,7 @@ pub fn run(config: Config, reload: Reloader, start: Start) -> i32 {
             }
         }
     };
+    let admin_later = admin_later.map(|l| (l, calls_tx.clone()));
     drop(calls_tx);
 
     let tickets = match crate::tls::TicketKeys::generate(config.tls_ticket_rotation) {
@@ -188,12 +211,22 @@ pub fn run(config: Config, reload: Reloader, start: Start) -> i32 {
         (
             log,
             tickets,
-            crate::upgrade::lifecycle::Upgrades::new(offers, start),
+            crate::upgrade::lifecycle::Upgrades::new(offers, start, admin_handed_over.clone()),
         ),
         reload,
     );
     if let Err(code) = co.wait_ready() {
         return code;
+    }
+    // Taking over, the old process tells systemd this one is the main process and ready
+    // (only the main process may send READY=1 under NotifyAccess=main).
+    let took_over = inherited.is_some();
+    if let Some((l, calls_tx)) = admin_later {
+        let (token, flag) = (co.config.admin_token.clone(), admin_handed_over.clone());
+        if let Err(e) = admin::spawn(l, calls_tx, token, flag) {
+            eprintln!("error: cannot serve the admin listener taken over: {e}");
+            return 1;
+        }
     }
     co.upgrades.serve(inherited);
     for addr in &listen {
@@ -203,6 +236,8 @@ pub fn run(config: Config, reload: Reloader, start: Start) -> i32 {
         println!("admin listening on {a}");
     }
     println!("ready: {} shards", co.shard_count());
-    let _ = crate::sys::notify_systemd("READY=1");
+    if !took_over {
+        let _ = crate::sys::notify_systemd("READY=1");
+    }
     co.run()
 }

@@ -1,7 +1,8 @@
 //! The coordinator's part in an upgrade: it keeps the offers (a copy of every listening socket)
 //! as listeners open and close, serves the upgrade socket from a thread of its own, starts the
 //! new binary on SIGUSR2, and hears the upgrade server's events: a new process ready starts this
-//! one's drain; one that failed leaves it serving, with the reason on stderr. Coordinator thread.
+//! one's drain (and tells systemd the new process is the main one); one that failed leaves it
+//! serving, with the reason on stderr. Coordinator thread.
 
 use std::process::Command;
 
@@ -50,6 +51,13 @@ impl Coordinator {
             }
             Event::Ready { pid } => {
                 self.upgrades.pending = None;
+                // Under systemd (Type=notify, NotifyAccess=main) only the main process may speak:
+                // this one names its successor, which the unit follows from now on.
+                let _ = crate::sys::notify_systemd(&format!("MAINPID={pid}\nREADY=1"));
+                self.upgrades.handed_over = true;
+                self.upgrades
+                    .admin_handed_over
+                    .store(true, std::sync::atomic::Ordering::Release);
                 self.start_drain(&format!("upgrade: process {pid} is ready"));
             }
             Event::Failed { pid, why } => {

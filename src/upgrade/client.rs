@@ -57,7 +57,7 @@ pub fn inherit(path: &Path) -> Result<Inherited, String> {
         wanted.push(parse_listener(&line).ok_or_else(|| bad(&format!("bad line {line:?}")))?);
     }
     let mut offers = Vec::with_capacity(wanted.len());
-    for (written, bound, n) in wanted {
+    for (admin, written, bound, n) in wanted {
         if lines.fds.len() < n {
             return Err(bad("fewer sockets than the listeners announced"));
         }
@@ -66,6 +66,7 @@ pub fn inherit(path: &Path) -> Result<Inherited, String> {
             written,
             bound,
             sockets,
+            admin,
         });
     }
     drop(lines);
@@ -83,8 +84,21 @@ impl Inherited {
         let i = self
             .offers
             .iter()
-            .position(|o| o.written == addr || o.bound == addr)?;
+            .position(|o| !o.admin && (o.written == addr || o.bound == addr))?;
         Some(self.offers.swap_remove(i))
+    }
+
+    /// The old process's admin listener, taken out of the offers: a `TcpListener` when this
+    /// config's admin address is the one it had (written or bound), else dropped (only this
+    /// process's copy closes; the old one still serves it until its drain).
+    pub fn take_admin(&mut self, addr: Option<SocketAddr>) -> Option<std::net::TcpListener> {
+        let i = self.offers.iter().position(|o| o.admin)?;
+        let mut o = self.offers.swap_remove(i);
+        let addr = addr?;
+        (o.written == addr || o.bound == addr)
+            .then(|| o.sockets.pop())
+            .flatten()
+            .map(std::net::TcpListener::from)
     }
 
     /// Tells the old process this one serves; it stops accepting and drains. The old process's

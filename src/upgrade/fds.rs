@@ -118,6 +118,24 @@ pub fn recv(sock: &UnixStream, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Re
     Ok(n as usize)
 }
 
+/// Whether the process on the other end of the upgrade socket may take the listening sockets:
+/// it runs as this process's effective user, or as root.
+pub fn may_take_sockets(fd: RawFd) -> Result<(), String> {
+    let Some(cred) = peer_credentials(fd) else {
+        return Err("refused: the peer's credentials cannot be read".into());
+    };
+    // SAFETY: geteuid takes nothing and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if cred.uid == me || cred.uid == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "refused: process {} runs as uid {}, not {me} or root",
+            cred.pid, cred.uid
+        ))
+    }
+}
+
 /// The credentials of the process on the other end of a Unix socket (`SO_PEERCRED`).
 pub fn peer_credentials(fd: RawFd) -> Option<libc::ucred> {
     let mut cred = libc::ucred {

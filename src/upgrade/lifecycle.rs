@@ -5,6 +5,8 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use crossbeam_channel::{never, Receiver};
 
@@ -36,16 +38,24 @@ pub struct Upgrades {
     pub relaunch: Option<Relaunch>,
     /// The pid of the new process that has the sockets and is starting.
     pub pending: Option<u32>,
+    /// A new process took over: systemd was told it is the main process now, so this one's drain
+    /// is not the service stopping.
+    pub handed_over: bool,
+    /// Set at the hand-over: the admin thread stops accepting (the successor has the socket,
+    /// or an admin listener of its own).
+    pub admin_handed_over: Arc<AtomicBool>,
 }
 
 impl Upgrades {
-    pub fn new(offers: Offers, start: Start) -> Upgrades {
+    pub fn new(offers: Offers, start: Start, admin_handed_over: Arc<AtomicBool>) -> Upgrades {
         Upgrades {
             offers,
             events: never(),
             socket: start.socket,
             relaunch: start.relaunch,
             pending: None,
+            handed_over: false,
+            admin_handed_over,
         }
     }
 

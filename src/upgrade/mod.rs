@@ -40,11 +40,14 @@ pub const READY_WITHIN: Duration = Duration::from_secs(60);
 
 /// One listening address as handed over: as the config wrote it (`127.0.0.1:0` stays that), as
 /// bound, and its sockets in shard order (one `SO_REUSEPORT` group).
+/// The admin listener rides along too (`admin`: one socket, not a group), so a successor with
+/// the same admin address answers on it without a moment of refused connections.
 #[derive(Debug)]
 pub struct Offer {
     pub written: SocketAddr,
     pub bound: SocketAddr,
     pub sockets: Vec<OwnedFd>,
+    pub admin: bool,
 }
 
 /// The upgrade socket's path, or none (`--upgrade-socket off`).
@@ -96,18 +99,24 @@ impl<'s> Lines<'s> {
     }
 }
 
-/// A `listener` line: the addresses and how many sockets ride with it.
+/// A `listener` (or `admin`) line: the addresses and how many sockets ride with it.
 pub(crate) fn listener_line(o: &Offer) -> String {
-    format!("listener {} {} {}\n", o.written, o.bound, o.sockets.len())
+    let kind = if o.admin { "admin" } else { "listener" };
+    format!("{kind} {} {} {}\n", o.written, o.bound, o.sockets.len())
 }
 
-/// Parses a `listener` line's fields.
-pub(crate) fn parse_listener(line: &str) -> Option<(SocketAddr, SocketAddr, usize)> {
-    let mut f = line.strip_prefix("listener ")?.split(' ');
+/// Parses a `listener` or `admin` line's fields: (admin, written, bound, sockets).
+pub(crate) fn parse_listener(line: &str) -> Option<(bool, SocketAddr, SocketAddr, usize)> {
+    let (admin, rest) = match line.split_once(' ')? {
+        ("listener", rest) => (false, rest),
+        ("admin", rest) => (true, rest),
+        _ => return None,
+    };
+    let mut f = rest.split(' ');
     let written = f.next()?.parse().ok()?;
     let bound = f.next()?.parse().ok()?;
     let n = f.next()?.parse().ok()?;
-    f.next().is_none().then_some((written, bound, n))
+    (f.next().is_none() && (!admin || n == 1)).then_some((admin, written, bound, n))
 }
 
 #[cfg(test)]
@@ -120,18 +129,26 @@ mod tests {
             written: "127.0.0.1:0".parse().unwrap(),
             bound: "127.0.0.1:4321".parse().unwrap(),
             sockets: Vec::new(),
+            admin: false,
         };
         let line = listener_line(&o);
         assert_eq!(line, "listener 127.0.0.1:0 127.0.0.1:4321 0\n");
         assert_eq!(
             parse_listener(line.trim_end()),
-            Some((o.written, o.bound, 0))
+            Some((false, o.written, o.bound, 0))
         );
         let v6 = "listener [::1]:80 [::1]:80 2";
         assert_eq!(
-            parse_listener(v6).map(|p| p.2),
+            parse_listener(v6).map(|p| p.3),
             Some(2),
             "IPv6 addresses parse"
+        );
+        let admin = "admin 127.0.0.1:9901 127.0.0.1:9901 1";
+        assert_eq!(parse_listener(admin).map(|p| p.0), Some(true));
+        assert_eq!(
+            parse_listener("admin 127.0.0.1:1 127.0.0.1:1 2"),
+            None,
+            "one admin socket"
         );
         for bad in [
             "listener",

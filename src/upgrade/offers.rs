@@ -33,13 +33,27 @@ impl Offers {
             written,
             bound,
             sockets: copies,
+            admin: false,
         });
         Ok(())
     }
 
-    /// Forgets the address a reload closed (as written or as bound).
+    /// Adds a copy of the admin listener (written as `written` in the config).
+    pub fn add_admin(&self, written: SocketAddr, listener: &TcpListener) -> std::io::Result<()> {
+        let copy = OwnedFd::from(listener.try_clone()?);
+        self.lock().push(Offer {
+            written,
+            bound: listener.local_addr()?,
+            sockets: vec![copy],
+            admin: true,
+        });
+        Ok(())
+    }
+
+    /// Forgets the listener a reload closed (as written or as bound).
     pub fn remove(&self, addr: SocketAddr) {
-        self.lock().retain(|o| o.bound != addr && o.written != addr);
+        self.lock()
+            .retain(|o| o.admin || (o.bound != addr && o.written != addr));
     }
 
     /// Forgets every socket (a drain started: nothing is handed over any more).

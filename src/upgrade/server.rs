@@ -30,7 +30,8 @@ pub enum Event {
 }
 
 /// Binds `path` (a socket file left by a process that is gone is replaced; one a live process
-/// answers on is an error) and serves upgrades on a thread of its own.
+/// answers on is an error; mode 0600) and serves upgrades on a thread of its own, to processes of
+/// this user or root only.
 pub fn spawn(path: &Path, offers: Offers, events: Sender<Event>) -> std::io::Result<()> {
     let listener = bind(path)?;
     let busy = Arc::new(AtomicBool::new(false));
@@ -39,6 +40,10 @@ pub fn spawn(path: &Path, offers: Offers, events: Sender<Event>) -> std::io::Res
         .spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
+                if let Err(why) = fds::may_take_sockets(conn.as_raw_fd()) {
+                    let _ = (&conn).write_all(format!("busy {why}\n").as_bytes());
+                    continue;
+                }
                 if busy.swap(true, Ordering::AcqRel) {
                     let _ = (&conn).write_all(b"busy another upgrade is under way\n");
                     continue;
@@ -64,8 +69,8 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
             std::fs::create_dir_all(dir)?;
         }
     }
-    match UnixListener::bind(path) {
-        Ok(l) => Ok(l),
+    let listener = match UnixListener::bind(path) {
+        Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
             if UnixStream::connect(path).is_ok() {
                 return Err(std::io::Error::new(
@@ -77,10 +82,14 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
                 ));
             }
             std::fs::remove_file(path)?;
-            UnixListener::bind(path)
+            UnixListener::bind(path)?
         }
-        Err(e) => Err(e),
-    }
+        Err(e) => return Err(e),
+    };
+    // Only this process's user (and root) may connect: whoever can takes the listening sockets.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
 }
 
 /// Binds the upgrade socket beside `path` and moves it over `path` at once (a new process takes

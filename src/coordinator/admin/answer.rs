@@ -20,7 +20,9 @@ impl Coordinator {
     /// Answers one admin call.
     fn answer(&mut self, call: AdminCall) {
         let ready = self.shards.iter().all(|s| s.ready);
-        let draining = self.phase.is_draining();
+        // After a hand-over the service at these addresses goes on in the successor: a call
+        // this process accepted just before it stopped accepting is not told it is going away.
+        let draining = self.phase.is_draining() && !self.upgrades.handed_over;
         let text = |status, body: &str| Reply::text(status, body);
         let reply = match call.ask {
             Ask::Healthz if draining => text(503, "draining\n"),
