@@ -207,6 +207,11 @@ pub struct Args {
     /// long at most [default: 5s]
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub tunnel_drain_grace: Option<Duration>,
+    /// During a drain, close keep-alive connections idle since it started once they stayed idle
+    /// this long (a request sent meanwhile is answered with Connection: close); 0 = at once
+    /// [default: 250ms]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub drain_idle_grace: Option<Duration>,
     /// Close a TLS connection whose handshake has not finished this long after accept
     /// [default: 10s]
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
@@ -327,6 +332,7 @@ impl Args {
         }
         set(&mut t.tunnel_idle, self.tunnel_idle_timeout);
         set(&mut t.tunnel_drain_grace, self.tunnel_drain_grace);
+        set(&mut t.drain_idle_grace, self.drain_idle_grace);
         if self.tls_handshake_timeout.is_some_and(|d| d.is_zero()) {
             return Err("--tls-handshake-timeout: must be greater than 0".into());
         }

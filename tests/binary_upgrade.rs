@@ -134,6 +134,9 @@ fn args<'a>(listen: &'a str, up: &'a str, socket: &'a str, extra: &[&'a str]) ->
         socket,
         "--drain-timeout",
         "20s",
+        // Ample on a loaded CI machine: a keep-alive client's next request comes within it.
+        "--drain-idle-grace",
+        "1s",
     ];
     a.extend(extra);
     a
@@ -171,6 +174,10 @@ fn upgrade_under_load(old_extra: &[&str], new_extra: &[&str]) -> (Proxy, Tally) 
         tally.failed
     );
     assert!(tally.ok > 100, "the load ran: {tally:?}");
+    assert_eq!(
+        tally.retried, 0,
+        "no keep-alive connection closed under its client"
+    );
     assert!(
         old.stderr_lines()
             .iter()
@@ -231,6 +238,10 @@ fn sigusr2_starts_the_new_binary_which_takes_over() {
         tally.failed
     );
     assert!(tally.ok > 100, "{tally:?}");
+    assert_eq!(
+        tally.retried, 0,
+        "no keep-alive connection closed under its client"
+    );
 }
 
 /// A new process whose config is invalid exits 2 before it asks for anything; one that fails
@@ -525,12 +536,13 @@ fn the_admin_listener_is_handed_over_and_never_refuses() {
         std::thread::spawn(move || {
             let (mut ok, mut bad) = (0u64, Vec::new());
             let mut n = 0;
+            let t0 = Instant::now();
             while !stop.load(Ordering::SeqCst) && n < 20_000 {
                 n += 1;
                 match admin_get(admin_addr, "/healthz") {
                     Ok(s) if s.starts_with("HTTP/1.1 200") => ok += 1,
                     Ok(s) => bad.push(s.lines().next().unwrap_or("").to_string()),
-                    Err(e) => bad.push(e.to_string()),
+                    Err(e) => bad.push(format!("{e} at {:?}", t0.elapsed())),
                 }
                 std::thread::sleep(Duration::from_millis(2));
             }

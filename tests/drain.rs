@@ -136,6 +136,55 @@ fn drain_deadline_exits_1() {
     assert!(left >= 1, "{line:?}: one connection was still in flight");
 }
 
+/// A keep-alive connection idle when the drain starts is not closed under its client at once:
+/// a request it sends within `--drain-idle-grace` is answered (with `Connection: close`); one
+/// that stays idle for the grace is closed then, and the drain ends.
+#[test]
+fn an_idle_connection_that_sends_within_the_grace_is_answered_and_one_that_does_not_closes() {
+    let up = Upstream::fixed("ok");
+    let mut proxy = Proxy::to(
+        &[up.addr],
+        &["--drain-idle-grace", "1500ms", "--shards", "1"],
+    );
+    let mut busy = proxy.connect();
+    assert_eq!(busy.exchange(&get("/")).status, 200);
+    let mut quiet = proxy.connect();
+    assert_eq!(quiet.exchange(&get("/")).status, 200);
+    let signalled = Instant::now();
+    proxy.sigterm();
+    // The one shard is draining once its listener refuses new connections.
+    let deadline = Instant::now() + ms(2000);
+    while std::net::TcpStream::connect(proxy.addr).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the shard never closed its listener"
+        );
+        std::thread::sleep(ms(5));
+    }
+    let r = busy.exchange(&get("/again"));
+    assert!(signalled.elapsed() < ms(1500), "sent within the grace");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "ok"),
+        "answered during the drain"
+    );
+    assert_eq!(
+        r.header("connection")
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("close")
+    );
+    quiet
+        .expect_closed(ms(4000))
+        .expect("the connection idle all along is closed after the grace");
+    assert!(
+        signalled.elapsed() >= ms(1400),
+        "closed after {:?}, before the grace",
+        signalled.elapsed()
+    );
+    assert_eq!(proxy.wait_exit(ms(5000)).expect("exit").code(), Some(0));
+}
+
 #[test]
 fn second_sigterm_exits_at_once() {
     let up = Upstream::hang();

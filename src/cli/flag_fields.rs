@@ -192,6 +192,11 @@ const FLAG_FIELDS: &[FlagFields] = &[
         "timeouts.tunnel_drain_grace"
     ),
     flag!(
+        "--drain-idle-grace",
+        drain_idle_grace,
+        "timeouts.drain_idle_grace"
+    ),
+    flag!(
         "--tls-handshake-timeout",
         tls_handshake_timeout,
         "timeouts.tls_handshake"

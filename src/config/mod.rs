@@ -182,6 +182,10 @@ pub struct Timeouts {
     pub tunnel_idle: Duration,
     /// A drain closes open tunnels once in-flight requests have finished, or after this long.
     pub tunnel_drain_grace: Duration,
+    /// A drain closes the keep-alive connections that were idle when it started and stayed idle
+    /// this long; one whose client sends a request meanwhile gets it answered (with
+    /// `Connection: close`), so a busy keep-alive client never meets a close it must retry.
+    pub drain_idle_grace: Duration,
     /// From a TLS connection's accept to the end of its handshake (closed when it passes).
     pub tls_handshake: Duration,
 }
@@ -212,6 +216,7 @@ impl Default for Timeouts {
             drain: Duration::from_secs(30),
             tunnel_idle: Duration::from_secs(3600),
             tunnel_drain_grace: Duration::from_secs(5),
+            drain_idle_grace: Duration::from_millis(250),
             tls_handshake: Duration::from_secs(10),
         }
     }

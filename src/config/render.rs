@@ -118,7 +118,7 @@ pub fn render(c: &Config) -> String {
     let t = &c.timeouts;
     let _ = writeln!(
         o,
-        "\n[timeouts]\nconnect = {}\nheader = {}\nupstream = {}\nidle = {}\nbody = {}\ndrain = {}\ntunnel_idle = {}\ntunnel_drain_grace = {}\ntls_handshake = {}",
+        "\n[timeouts]\nconnect = {}\nheader = {}\nupstream = {}\nidle = {}\nbody = {}\ndrain = {}\ntunnel_idle = {}\ntunnel_drain_grace = {}\ndrain_idle_grace = {}\ntls_handshake = {}",
         dur(t.connect),
         dur(t.header),
         dur(t.upstream),
@@ -127,6 +127,7 @@ pub fn render(c: &Config) -> String {
         dur(t.drain),
         dur(t.tunnel_idle),
         dur(t.tunnel_drain_grace),
+        dur(t.drain_idle_grace),
         dur(t.tls_handshake)
     );
     let p = &c.pool;

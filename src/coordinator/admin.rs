@@ -118,8 +118,8 @@ const LIMITS: Limits = Limits {
 
 /// Starts the admin thread on `listener` (made blocking). See the module doc for how it ends.
 /// With a `token`, every request but `GET /` needs `Authorization: Bearer <token>` (401 otherwise).
-/// `handed_over`: once set (a successor took this listener in an upgrade), the thread stops
-/// accepting, so every admin call from then on reaches the new process.
+/// `handed_over`: once set (a successor took this listener in an upgrade, or the process is
+/// exiting), the thread stops accepting, so every admin call from then on reaches the new process.
 pub fn spawn(
     listener: TcpListener,
     calls: Sender<AdminCall>,
@@ -152,7 +152,7 @@ fn spawn_with(
 }
 
 /// How often the admin thread looks whether it was handed over while no call comes.
-const HANDED_OVER_CHECK_MS: i32 = 200;
+const HANDED_OVER_CHECK_MS: i32 = 50;
 
 fn serve_all(
     listener: &TcpListener,

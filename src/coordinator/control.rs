@@ -108,6 +108,7 @@ impl Coordinator {
             }
         };
         write_lines(self.state_log.flush(Instant::now(), true));
+        self.finish_admin();
         if let Some(log) = self.log.take() {
             log.stop();
         }

@@ -182,12 +182,18 @@ fn snapshot(shard: &Shard, driver: Driver, core: Option<usize>) -> ToCoordinator
 /// Waits for every connection to close, reporting progress; the coordinator owns the deadline.
 /// Tunnels are closed once no request is in flight, or when `tunnel_drain_grace` has passed.
 async fn drain(shard: &Shard, reports: &Reports) {
-    let grace = shard.table().config.timeouts.tunnel_drain_grace;
+    let t = shard.table().config.timeouts;
+    let (grace, idle_grace) = (t.tunnel_drain_grace, t.drain_idle_grace);
     let started = std::time::Instant::now();
+    let mut idle_closed = false;
     loop {
         let d = &shard.drain;
         if d.requests() == 0 || started.elapsed() >= grace {
             d.close_tunnels();
+        }
+        if !idle_closed && started.elapsed() >= idle_grace {
+            d.close_idle();
+            idle_closed = true;
         }
         let report = ToCoordinator::Progress {
             id: shard.id,
@@ -200,6 +206,10 @@ async fn drain(shard: &Shard, reports: &Reports) {
             return;
         }
         let closed = shard.drain.wait_until(|d| d.connections() == 0);
-        let _ = monoio::time::timeout(PROGRESS_EVERY, closed).await;
+        let next = match idle_closed {
+            true => PROGRESS_EVERY,
+            false => PROGRESS_EVERY.min(idle_grace.saturating_sub(started.elapsed())),
+        };
+        let _ = monoio::time::timeout(next, closed).await;
     }
 }

@@ -21,6 +21,8 @@ struct Slot {
     expired: bool,
     /// A tunnel's upstream socket (-1: not a tunnel); a drain shuts it and `fd` to end the tunnel.
     tunnel_up: RawFd,
+    /// Idle when the drain started and not busy since: `close_idle` ends it.
+    doomed: bool,
 }
 
 impl Slot {
@@ -30,12 +32,15 @@ impl Slot {
         until: None,
         expired: false,
         tunnel_up: -1,
+        doomed: false,
     };
 }
 
 #[derive(Default)]
 pub struct Drain {
     draining: Cell<bool>,
+    /// `close_idle` ran: from now on an idle connection closes instead of waiting.
+    idle_closed: Cell<bool>,
     connections: Cell<usize>,
     requests: Cell<usize>,
     /// Each open connection's socket and whether it is waiting for its next request; a drain
@@ -59,6 +64,11 @@ pub struct Drain {
 impl Drain {
     pub fn is_draining(&self) -> bool {
         self.draining.get()
+    }
+
+    /// A drain has closed the idle connections (`close_idle`): no connection may idle any more.
+    pub fn idle_closed(&self) -> bool {
+        self.idle_closed.get()
     }
 
     pub fn connections(&self) -> usize {
@@ -102,15 +112,27 @@ impl Drain {
         }
     }
 
-    /// Starts the drain: stop accepting, wake idle connections so they close.
+    /// Wakes the connections idle since the drain started, so they close (by shutting their
+    /// receive side; bytes already read are still served).
+    pub fn close_idle(&self) {
+        self.idle_closed.set(true);
+        for s in self.idle.borrow_mut().iter_mut() {
+            if s.doomed && s.idle {
+                crate::sys::shutdown_read(s.fd);
+            }
+            s.doomed = false;
+        }
+    }
+
+    /// Starts the drain: stop accepting, mark the idle connections for `close_idle` (the control
+    /// task calls it after `drain_idle_grace`: a client that sends its next request meanwhile
+    /// gets it answered with `Connection: close` instead of a close it would have to retry).
     pub fn start(&self) {
         if self.draining.replace(true) {
             return;
         }
-        for s in self.idle.borrow().iter() {
-            if s.idle {
-                crate::sys::shutdown_read(s.fd);
-            }
+        for s in self.idle.borrow_mut().iter_mut() {
+            s.doomed = s.idle;
         }
         for w in self.watchers.borrow_mut().iter_mut() {
             if let Some(w) = w.take() {
@@ -170,7 +192,15 @@ impl Drain {
     /// Marks the connection as waiting for its next request (or not).
     #[inline]
     pub fn set_idle(&self, slot: usize, idle: bool) {
-        self.idle.borrow_mut()[slot].idle = idle;
+        let s = &mut self.idle.borrow_mut()[slot];
+        s.idle = idle;
+        // Busy again: it answers with `Connection: close` and closes by itself.
+        s.doomed &= idle;
+    }
+
+    /// The connection in `slot`, idle, closes at `close_idle` unless a request comes first.
+    pub fn doom(&self, slot: usize) {
+        self.idle.borrow_mut()[slot].doomed = true;
     }
 
     /// The connection sleeps without its kit until `until` (its idle timeout): idle for the
@@ -181,6 +211,8 @@ impl Drain {
             idle: true,
             until: Some(until),
             expired: false,
+            // Only a connection idle since before the drain falls asleep during it.
+            doomed: self.is_draining(),
             ..idle[slot]
         };
         self.asleep.set(self.asleep.get() + 1);

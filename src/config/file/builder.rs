@@ -321,6 +321,11 @@ impl<'a> Builder<'a> {
                 t.tunnel_drain_grace,
                 timeouts.tunnel_drain_grace,
             )?;
+            timeouts.drain_idle_grace = self.dur(
+                "timeouts.drain_idle_grace",
+                t.drain_idle_grace,
+                timeouts.drain_idle_grace,
+            )?;
             timeouts.tls_handshake = self.dur(
                 "timeouts.tls_handshake",
                 t.tls_handshake,

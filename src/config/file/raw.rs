@@ -66,6 +66,7 @@ pub(super) struct RawTimeouts {
     pub drain: S<String>,
     pub tunnel_idle: S<String>,
     pub tunnel_drain_grace: S<String>,
+    pub drain_idle_grace: S<String>,
     pub tls_handshake: S<String>,
 }
 

@@ -17,6 +17,23 @@ impl Coordinator {
         }
     }
 
+    /// At exit: the admin thread stops accepting, and the call it may hold (a connection it
+    /// took just before) is answered rather than cut off by the process's exit. Bounded: half a
+    /// second at most.
+    pub(in crate::coordinator) fn finish_admin(&mut self) {
+        if self.config.admin.is_none() {
+            return;
+        }
+        self.upgrades
+            .admin_handed_over
+            .store(true, std::sync::atomic::Ordering::Release);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        // The thread ends within its next check of the flag; its sender goes with it.
+        while let Ok(call) = self.calls.recv_deadline(deadline) {
+            self.answer(call);
+        }
+    }
+
     /// Answers one admin call.
     fn answer(&mut self, call: AdminCall) {
         let ready = self.shards.iter().all(|s| s.ready);

@@ -12,11 +12,13 @@ use crate::shard::drain::Drain;
 pub const REAP_EVERY: Duration = Duration::from_millis(100);
 
 /// Puts a connection to sleep for `left` (the rest of its idle timeout): it then waits for
-/// readiness alone, and `Drain::wake_up` says whether it woke in time. False: a drain started,
-/// or no time is left; close instead. No timer of its own (a monoio timer is 640 bytes): the
+/// readiness alone, and `Drain::wake_up` says whether it woke in time. False: a drain has
+/// closed the idle connections, or no time is left; close instead. (During a drain's
+/// `drain_idle_grace` only connections idle since before the drain get here: they sleep until
+/// `Drain::close_idle`, so a request sent meanwhile is still answered.) No timer of its own (a monoio timer is 640 bytes): the
 /// shard's `reap` task ends the sleeps that pass their time.
 pub fn fall_asleep(drain: &Drain, slot: usize, left: Duration) -> bool {
-    if drain.is_draining() || left.is_zero() {
+    if drain.idle_closed() || left.is_zero() {
         return false;
     }
     drain.sleep(slot, Instant::now() + left);

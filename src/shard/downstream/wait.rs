@@ -35,14 +35,14 @@ impl Wait for TcpStream {
     }
 }
 
-/// How long a connection may wait for its next request, or `None`: close now (a drain started
-/// and this connection already had a response).
+/// How long a connection may wait for its next request, or `None`: close now (the drain has
+/// closed its idle connections, and this one already had a response).
 fn patience(shard: &Shard, wake: Wake) -> Option<Duration> {
     let t = shard.table().config.timeouts;
     match (shard.drain.is_draining(), wake) {
         (false, _) => Some(t.idle),
-        (true, Wake::First | Wake::Woken) => Some(t.header),
-        (true, Wake::Again) => None,
+        (true, Wake::Again) if shard.drain.idle_closed() => None,
+        (true, _) => Some(t.header),
     }
 }
 
@@ -96,8 +96,14 @@ pub(super) async fn wait_for_request<S: Wire + CancelableAsyncReadRent>(
     };
     let v = std::mem::take(&mut c.buf.v);
     let cap = v.capacity();
-    // A drain wakes this read by shutting the socket's receive side (see Drain::start).
+    // A drain wakes this read by shutting the socket's receive side (see Drain::close_idle).
     shard.drain.set_idle(c.slot, true);
+    if draining && wake == Wake::Again {
+        // Its last response went out keep-alive before the drain began (one during the drain
+        // says close and ends the connection): its client may send another request, which is
+        // answered if it comes before `Drain::close_idle`.
+        shard.drain.doom(c.slot);
+    }
     if keep >= wait {
         // The idle timeout comes first: nothing to cancel, the connection closes then.
         let read = c.stream.read(v.slice_mut(0..cap));
