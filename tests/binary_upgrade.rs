@@ -587,3 +587,34 @@ fn admin_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
     }
     Ok(out)
 }
+
+/// Each socket comes with what the old process served on it; a new config that serves the
+/// address differently (here: PROXY protocol first) is followed, and the new process says so.
+#[test]
+fn the_new_process_says_when_it_serves_an_address_differently() {
+    let up = Upstream::fixed("ok");
+    let upstream = up.addr.to_string();
+    let sock = temp_path("upgrade-serves", "sock");
+    let mut old = Proxy::start(&args("127.0.0.1:0", &upstream, sock.path(), &[]));
+    let listen = old.addr.to_string();
+    let mut new_args = args(&listen, &upstream, sock.path(), &["--proxy-protocol"]);
+    new_args.push("--upgrade");
+    let new = Proxy::start_upgrade(&new_args);
+    assert!(old
+        .wait_exit(Duration::from_secs(25))
+        .is_some_and(|s| s.success()));
+    let want = format!("upgrade: {listen} was served as plain, now as proxy");
+    assert!(
+        new.stderr_lines().iter().any(|l| *l == want),
+        "{want:?} not in {:?}",
+        new.stderr_lines()
+    );
+    let mut c = new.connect();
+    let proxied = format!(
+        "PROXY TCP4 192.0.2.7 {} 4711 {}\r\n{}",
+        old.addr.ip(),
+        old.addr.port(),
+        String::from_utf8_lossy(GET)
+    );
+    assert_eq!(c.exchange(proxied.as_bytes()).text(), "ok");
+}

@@ -83,6 +83,17 @@ pub fn run(config: Config, reload: Reloader, start: Start) -> i32 {
             }
         }
     }
+    if let Some(h) = &inherited {
+        for l in &config.listeners {
+            let now = crate::upgrade::Serves::from(l);
+            match h.served_as(l.addr) {
+                Some(was) if was != now => {
+                    eprintln!("upgrade: {} was served as {was}, now as {now}", l.addr)
+                }
+                _ => {}
+            }
+        }
+    }
     let n = config.shards.count;
     let addrs: Vec<_> = config.listeners.iter().map(|l| l.addr).collect();
     let opened = listeners::adopt(
@@ -113,8 +124,9 @@ pub fn run(config: Config, reload: Reloader, start: Start) -> i32 {
     }
     // A copy of every listening socket, for the next upgrade.
     let offers = Offers::default();
-    for g in &groups {
-        if let Err(e) = offers.add(g.written, &g.sockets.iter().collect::<Vec<_>>()) {
+    for (g, l) in groups.iter().zip(&config.listeners) {
+        let group: Vec<_> = g.sockets.iter().collect();
+        if let Err(e) = offers.add(g.written, l.into(), &group) {
             eprintln!("error: cannot keep a copy of the {} listener: {e}", g.bound);
             return 1;
         }

@@ -68,7 +68,7 @@ impl Coordinator {
         }
         for (i, (_, l)) in added.iter().enumerate() {
             let group: Vec<_> = sockets.iter().map(|mine| &mine[i]).collect();
-            if let Err(e) = self.upgrades.offers.add(l.addr, &group) {
+            if let Err(e) = self.upgrades.offers.add(l.addr, (*l).into(), &group) {
                 eprintln!("reload: no copy of {} for upgrades: {e}", l.addr);
             }
         }

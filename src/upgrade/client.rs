@@ -57,16 +57,16 @@ pub fn inherit(path: &Path) -> Result<Inherited, String> {
         wanted.push(parse_listener(&line).ok_or_else(|| bad(&format!("bad line {line:?}")))?);
     }
     let mut offers = Vec::with_capacity(wanted.len());
-    for (admin, written, bound, n) in wanted {
-        if lines.fds.len() < n {
+    for l in wanted {
+        if lines.fds.len() < l.sockets {
             return Err(bad("fewer sockets than the listeners announced"));
         }
-        let sockets = lines.fds.drain(..n).collect();
         offers.push(Offer {
-            written,
-            bound,
-            sockets,
-            admin,
+            written: l.written,
+            bound: l.bound,
+            sockets: lines.fds.drain(..l.sockets).collect(),
+            admin: l.admin,
+            serves: l.serves,
         });
     }
     drop(lines);
@@ -86,6 +86,14 @@ impl Inherited {
             .iter()
             .position(|o| !o.admin && (o.written == addr || o.bound == addr))?;
         Some(self.offers.swap_remove(i))
+    }
+
+    /// What the old process served on the address the new config writes as `addr`, if it had it.
+    pub fn served_as(&self, addr: SocketAddr) -> Option<super::Serves> {
+        self.offers
+            .iter()
+            .find(|o| !o.admin && (o.written == addr || o.bound == addr))
+            .map(|o| o.serves)
     }
 
     /// The old process's admin listener, taken out of the offers: a `TcpListener` when this

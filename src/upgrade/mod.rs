@@ -48,6 +48,69 @@ pub struct Offer {
     pub bound: SocketAddr,
     pub sockets: Vec<OwnedFd>,
     pub admin: bool,
+    /// What the old process served on it (the new one follows its own config, and says so when
+    /// that differs).
+    pub serves: Serves,
+}
+
+/// What a listening address serves: PROXY protocol first, TLS, h2c beside HTTP/1.1.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Serves {
+    pub proxy_protocol: bool,
+    pub tls: bool,
+    pub h2c: bool,
+}
+
+impl Serves {
+    /// As written on a `listener` line: `proxy,tls,h2c` in that order, or `plain`.
+    fn word(self) -> String {
+        let parts: Vec<&str> = [
+            (self.proxy_protocol, "proxy"),
+            (self.tls, "tls"),
+            (self.h2c, "h2c"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, w)| *w)
+        .collect();
+        match parts.is_empty() {
+            true => "plain".into(),
+            false => parts.join(","),
+        }
+    }
+
+    fn parse(word: &str) -> Option<Serves> {
+        let mut s = Serves::default();
+        if word == "plain" {
+            return Some(s);
+        }
+        for w in word.split(',') {
+            let flag = match w {
+                "proxy" => &mut s.proxy_protocol,
+                "tls" => &mut s.tls,
+                "h2c" => &mut s.h2c,
+                _ => return None,
+            };
+            *flag = true;
+        }
+        Some(s)
+    }
+}
+
+impl std::fmt::Display for Serves {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.word())
+    }
+}
+
+impl From<&crate::config::Listener> for Serves {
+    fn from(l: &crate::config::Listener) -> Serves {
+        Serves {
+            proxy_protocol: l.proxy_protocol,
+            tls: l.tls.is_some(),
+            h2c: l.h2c,
+        }
+    }
 }
 
 /// The upgrade socket's path, or none (`--upgrade-socket off`).
@@ -99,14 +162,33 @@ impl<'s> Lines<'s> {
     }
 }
 
-/// A `listener` (or `admin`) line: the addresses and how many sockets ride with it.
+/// A `listener` line (addresses, how many sockets ride with it, what it serves) or an `admin`
+/// line (addresses, one socket).
 pub(crate) fn listener_line(o: &Offer) -> String {
-    let kind = if o.admin { "admin" } else { "listener" };
-    format!("{kind} {} {} {}\n", o.written, o.bound, o.sockets.len())
+    match o.admin {
+        true => format!("admin {} {} 1\n", o.written, o.bound),
+        false => format!(
+            "listener {} {} {} {}\n",
+            o.written,
+            o.bound,
+            o.sockets.len(),
+            o.serves
+        ),
+    }
 }
 
-/// Parses a `listener` or `admin` line's fields: (admin, written, bound, sockets).
-pub(crate) fn parse_listener(line: &str) -> Option<(bool, SocketAddr, SocketAddr, usize)> {
+/// One `listener` or `admin` line as read.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Line {
+    pub admin: bool,
+    pub written: SocketAddr,
+    pub bound: SocketAddr,
+    pub sockets: usize,
+    pub serves: Serves,
+}
+
+/// Parses a `listener` or `admin` line.
+pub(crate) fn parse_listener(line: &str) -> Option<Line> {
     let (admin, rest) = match line.split_once(' ')? {
         ("listener", rest) => (false, rest),
         ("admin", rest) => (true, rest),
@@ -115,8 +197,19 @@ pub(crate) fn parse_listener(line: &str) -> Option<(bool, SocketAddr, SocketAddr
     let mut f = rest.split(' ');
     let written = f.next()?.parse().ok()?;
     let bound = f.next()?.parse().ok()?;
-    let n = f.next()?.parse().ok()?;
-    (f.next().is_none() && (!admin || n == 1)).then_some((admin, written, bound, n))
+    let sockets = f.next()?.parse().ok()?;
+    let serves = match admin {
+        true if sockets == 1 => Serves::default(),
+        true => return None,
+        false => Serves::parse(f.next()?)?,
+    };
+    f.next().is_none().then_some(Line {
+        admin,
+        written,
+        bound,
+        sockets,
+        serves,
+    })
 }
 
 #[cfg(test)]
@@ -130,21 +223,28 @@ mod tests {
             bound: "127.0.0.1:4321".parse().unwrap(),
             sockets: Vec::new(),
             admin: false,
+            serves: Serves {
+                proxy_protocol: true,
+                tls: true,
+                h2c: false,
+            },
         };
         let line = listener_line(&o);
-        assert_eq!(line, "listener 127.0.0.1:0 127.0.0.1:4321 0\n");
-        assert_eq!(
-            parse_listener(line.trim_end()),
-            Some((false, o.written, o.bound, 0))
-        );
-        let v6 = "listener [::1]:80 [::1]:80 2";
-        assert_eq!(
-            parse_listener(v6).map(|p| p.3),
-            Some(2),
-            "IPv6 addresses parse"
-        );
+        assert_eq!(line, "listener 127.0.0.1:0 127.0.0.1:4321 0 proxy,tls\n");
+        let back = Line {
+            admin: false,
+            written: o.written,
+            bound: o.bound,
+            sockets: 0,
+            serves: o.serves,
+        };
+        assert_eq!(parse_listener(line.trim_end()), Some(back));
+        let v6 = parse_listener("listener [::1]:80 [::1]:80 2 h2c").expect("IPv6 parses");
+        assert_eq!((v6.sockets, v6.serves.h2c, v6.serves.tls), (2, true, false));
+        let plain = parse_listener("listener [::1]:80 [::1]:80 2 plain");
+        assert_eq!(plain.map(|l| l.serves), Some(Serves::default()));
         let admin = "admin 127.0.0.1:9901 127.0.0.1:9901 1";
-        assert_eq!(parse_listener(admin).map(|p| p.0), Some(true));
+        assert_eq!(parse_listener(admin).map(|p| p.admin), Some(true));
         assert_eq!(
             parse_listener("admin 127.0.0.1:1 127.0.0.1:1 2"),
             None,
@@ -154,6 +254,9 @@ mod tests {
             "listener",
             "listener a b 1",
             "listener 1.2.3.4:1 1.2.3.4:1",
+            "listener 1.2.3.4:1 1.2.3.4:1 1",
+            "listener 1.2.3.4:1 1.2.3.4:1 1 quic",
+            "listener 1.2.3.4:1 1.2.3.4:1 1 tls extra",
             "x 1",
         ] {
             assert_eq!(parse_listener(bad), None, "{bad}");

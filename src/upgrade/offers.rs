@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::Offer;
+use super::{Offer, Serves};
 
 /// The offers, shared by the coordinator (writer) and the upgrade server (reader).
 #[derive(Clone, Default)]
@@ -20,7 +20,12 @@ impl Offers {
     }
 
     /// Adds the group of sockets of one address (shard order), as copies.
-    pub fn add(&self, written: SocketAddr, sockets: &[&TcpListener]) -> std::io::Result<()> {
+    pub fn add(
+        &self,
+        written: SocketAddr,
+        serves: Serves,
+        sockets: &[&TcpListener],
+    ) -> std::io::Result<()> {
         let copies = sockets
             .iter()
             .map(|l| l.try_clone().map(OwnedFd::from))
@@ -34,6 +39,7 @@ impl Offers {
             bound,
             sockets: copies,
             admin: false,
+            serves,
         });
         Ok(())
     }
@@ -46,6 +52,7 @@ impl Offers {
             bound: listener.local_addr()?,
             sockets: vec![copy],
             admin: true,
+            serves: Serves::default(),
         });
         Ok(())
     }
