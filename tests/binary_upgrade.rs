@@ -605,7 +605,7 @@ fn the_new_process_says_when_it_serves_an_address_differently() {
         .is_some_and(|s| s.success()));
     let want = format!("upgrade: {listen} was served as plain, now as proxy");
     assert!(
-        new.stderr_lines().iter().any(|l| *l == want),
+        new.stderr_lines().contains(&want),
         "{want:?} not in {:?}",
         new.stderr_lines()
     );
