@@ -618,3 +618,123 @@ fn the_new_process_says_when_it_serves_an_address_differently() {
     );
     assert_eq!(c.exchange(proxied.as_bytes()).text(), "ok");
 }
+
+/// HTTPS listeners are handed over like plain ones: TLS clients (a new connection per request,
+/// and keep-alive ones) see no failure across an upgrade, and the new process serves the
+/// certificate its own config names (here a renewed one).
+#[test]
+fn https_clients_see_no_failure_across_an_upgrade() {
+    use support::certs::Certs;
+    use support::tls_client::TlsConn;
+    let certs = Certs::new("upgrade-tls");
+    let before = certs.leaf("before", &["localhost"]);
+    let renewed = certs.leaf("renewed", &["localhost"]);
+    let up = Upstream::fixed("ok");
+    let upstream = up.addr.to_string();
+    let sock = temp_path("upgrade-tls", "sock");
+    let tls = |leaf: &support::certs::Leaf, listen: &str| -> Vec<String> {
+        [
+            "--listen-tls",
+            listen,
+            "--tls-cert",
+            leaf.cert(),
+            "--tls-key",
+            leaf.key(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let mut old_args: Vec<String> = args("127.0.0.1:0", &upstream, sock.path(), &[])
+        .into_iter()
+        .map(String::from)
+        .collect();
+    old_args.extend(tls(&before, "127.0.0.1:0"));
+    let mut old = Proxy::start(&old_args);
+    let https = old.addrs[1];
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|i| {
+            let (stop, ca) = (stop.clone(), certs.ca().to_string());
+            std::thread::spawn(move || {
+                let (mut ok, mut failed) = (0u64, Vec::new());
+                let mut conn: Option<TlsConn> = None;
+                let mut n = 0;
+                while !stop.load(Ordering::SeqCst) && n < 5_000 {
+                    n += 1;
+                    let keep = i % 2 == 0;
+                    let mut c = match conn.take() {
+                        Some(c) => c,
+                        None => match TlsConn::connect(https, &ca, "localhost") {
+                            Ok(c) => c,
+                            Err(e) => {
+                                failed.push(format!("connect: {e}"));
+                                continue;
+                            }
+                        },
+                    };
+                    let req = if keep { GET } else { GET_CLOSE };
+                    match c.exchange(req) {
+                        Ok(r) if r.status == 200 => {
+                            ok += 1;
+                            let close = r.head.to_ascii_lowercase().contains("connection: close");
+                            if keep && !close {
+                                conn = Some(c);
+                            }
+                        }
+                        Ok(r) => failed.push(r.head),
+                        Err(e) => failed.push(e.to_string()),
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut new_args: Vec<String> = args(&old.addr.to_string(), &upstream, sock.path(), &[])
+        .into_iter()
+        .map(String::from)
+        .collect();
+    new_args.extend(tls(&renewed, &https.to_string()));
+    new_args.push("--upgrade".into());
+    let _new = Proxy::start_upgrade(&new_args);
+    let status = old
+        .wait_exit(Duration::from_secs(25))
+        .expect("the old process exits");
+    assert!(status.success(), "{status:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    let (mut ok, mut failed) = (0, Vec::new());
+    for c in clients {
+        let (o, f) = c.join().unwrap();
+        ok += o;
+        failed.extend(f);
+    }
+    eprintln!(
+        "https through the upgrade: {ok} ok, {} failed",
+        failed.len()
+    );
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(ok > 50, "{ok}");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &https.to_string(),
+            "-servername",
+            "localhost",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl");
+    let served = String::from_utf8_lossy(&out.stdout);
+    let pem = std::fs::read_to_string(renewed.cert()).unwrap();
+    let leaf_pem = pem
+        .split("-----END CERTIFICATE-----")
+        .next()
+        .unwrap()
+        .trim();
+    assert!(
+        served.contains(leaf_pem),
+        "the renewed certificate is served: {served}"
+    );
+}
