@@ -33,8 +33,8 @@ pub enum ToShard {
 }
 
 /// What a listening socket serves: whether each connection starts with a PROXY header, and for
-/// HTTPS the TLS listener it belongs to (the address its config writes, the key of the shard's
-/// acceptor for it).
+/// HTTPS the TLS listener it belongs to (the address it is bound to, the key of the shard's
+/// acceptor for it: two listeners written `127.0.0.1:0` are two listeners).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenerKind {
     pub proxy_header: bool,
@@ -44,10 +44,11 @@ pub struct ListenerKind {
 }
 
 impl ListenerKind {
-    pub fn of(l: &crate::config::Listener) -> ListenerKind {
+    /// What `l` serves, once it is bound to `bound`.
+    pub fn of(l: &crate::config::Listener, bound: SocketAddr) -> ListenerKind {
         ListenerKind {
             proxy_header: l.proxy_protocol,
-            tls: l.tls.as_ref().map(|_| l.addr),
+            tls: l.tls.as_ref().map(|_| bound),
             h2c: l.h2c,
         }
     }

@@ -75,30 +75,37 @@ pub enum TlsFailure {
     Expired,
     /// Any other certificate problem (bad signature, wrong purpose, unreadable).
     BadCertificate,
-    /// No certificate problem seen here: an alert from the upstream (it refused our client
-    /// certificate, say), no common version or cipher, or the connection closed mid-handshake.
+    /// No certificate problem seen here: an alert from the upstream, no common version or
+    /// cipher, or the connection closed mid-handshake.
     Handshake,
     /// The handshake did not finish within the connect timeout (answered 504).
     Timeout,
+    /// The upstream wants a client certificate and refused ours, or the cluster has none: its
+    /// alert (`certificate_required`, `bad_certificate`, `unknown_ca`, ...) came during the
+    /// handshake (TLS 1.2) or on the first read after it (TLS 1.3, where the client's side of
+    /// the handshake ends before the server has looked at the certificate).
+    ClientCertificate,
 }
 
 impl TlsFailure {
-    pub const ALL: [TlsFailure; 6] = [
+    pub const ALL: [TlsFailure; 7] = [
         TlsFailure::UnknownIssuer,
         TlsFailure::NameMismatch,
         TlsFailure::Expired,
         TlsFailure::BadCertificate,
         TlsFailure::Handshake,
         TlsFailure::Timeout,
+        TlsFailure::ClientCertificate,
     ];
     /// Label values, by `index()`.
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 7] = [
         "unknown_issuer",
         "name_mismatch",
         "expired",
         "bad_certificate",
         "handshake",
         "timeout",
+        "client_certificate",
     ];
 
     pub fn index(self) -> usize {
@@ -146,6 +153,9 @@ impl UpstreamError {
             UpstreamError::PendingFull => canned::PENDING_FULL,
             UpstreamError::Tls(f) if f.is_certificate() => canned::UPSTREAM_CERT_REJECTED,
             UpstreamError::Tls(TlsFailure::Handshake) => canned::UPSTREAM_TLS_FAILED,
+            UpstreamError::Tls(TlsFailure::ClientCertificate) => {
+                canned::UPSTREAM_CLIENT_CERT_REFUSED
+            }
             e => canned::response(e.status()),
         }
     }
@@ -271,6 +281,11 @@ mod tests {
             Tls(TlsFailure::Handshake).response(),
             canned::UPSTREAM_TLS_FAILED
         );
+        assert_eq!(
+            Tls(TlsFailure::ClientCertificate).response(),
+            canned::UPSTREAM_CLIENT_CERT_REFUSED
+        );
+        assert_eq!(Tls(TlsFailure::ClientCertificate).status(), 502);
         for (i, f) in TlsFailure::ALL.into_iter().enumerate() {
             assert_eq!(f.index(), i);
         }

@@ -20,6 +20,7 @@
 pub(crate) mod alloc_probe;
 mod certificates;
 mod families;
+mod listener_tls;
 mod render;
 mod snapshot;
 
@@ -30,7 +31,10 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use crate::error::TlsFailure;
+
 pub use certificates::{render_certificates, CertificateExpiry};
+pub use listener_tls::{ListenerTlsCounts, ListenerTlsStats, VERSIONS as TLS_VERSIONS};
 pub use render::render;
 pub use snapshot::{EndpointCounts, RouteCounts, ShardGauges, Snapshot};
 
@@ -138,7 +142,7 @@ pub struct EndpointStats {
     /// TLS handshakes completed on new connections (a reused connection makes none).
     pub tls_handshakes: Cell<u64>,
     /// TLS handshakes that failed, by `TlsFailure::index()`.
-    pub tls_failures: [Cell<u64>; 6],
+    pub tls_failures: [Cell<u64>; TlsFailure::ALL.len()],
     /// Requests that waited for a connection because the pool was at its limit.
     pub pool_waits: Cell<u64>,
     /// Requests refused or sent on an unpooled connection because the pool overflowed.
@@ -221,16 +225,12 @@ pub struct ShardStats {
     pub requests_by_protocol: [Cell<u64>; 2],
     /// Access-log buffers dropped because the writer fell behind (copy of `ShardLog::dropped`).
     pub log_dropped: Cell<u64>,
-    /// TLS handshakes that resumed a session (counted by the TLS front-end after each handshake).
-    pub tls_resumed: Cell<u64>,
-    /// TLS handshakes on listeners by how they ended (`HandshakeOutcome::index`).
-    pub tls_handshakes: [Cell<u64>; 8],
-    /// How long finished listener handshakes took, from the ClientHello's first byte.
-    pub tls_handshake_time: Hist,
     /// Generation of the session-ticket keys this shard holds (copy of `Ticketer::generation`).
     pub tls_ticket_generation: Cell<u64>,
     routes: RefCell<BTreeMap<String, Rc<RouteStats>>>,
     endpoints: RefCell<BTreeMap<String, BTreeMap<String, Rc<EndpointStats>>>>,
+    /// TLS listeners' handshake counters, by the listener's address as the config writes it.
+    tls_listeners: RefCell<BTreeMap<String, Rc<ListenerTlsStats>>>,
 }
 
 /// What the shard knows about itself beyond its counters, passed in at snapshot time.
@@ -270,9 +270,22 @@ impl ShardStats {
         c.entry(endpoint.to_owned()).or_default().clone()
     }
 
-    /// Drops the counters of routes and endpoints no routing table uses any more (after a reload
-    /// removed them), so `/metrics` stops exporting their last values.
+    /// The TLS listener's counters (`listener`: its address as written), registered on first
+    /// use; later calls return the same `Rc`, so a reload that keeps the address keeps the counts.
+    pub fn tls_listener(&self, listener: &str) -> Rc<ListenerTlsStats> {
+        let mut listeners = self.tls_listeners.borrow_mut();
+        if let Some(l) = listeners.get(listener) {
+            return l.clone();
+        }
+        listeners.entry(listener.to_owned()).or_default().clone()
+    }
+
+    /// Drops the counters of routes, endpoints and TLS listeners no routing table uses any more
+    /// (after a reload removed them), so `/metrics` stops exporting their last values.
     pub fn forget_unused(&self) {
+        self.tls_listeners
+            .borrow_mut()
+            .retain(|_, l| Rc::strong_count(l) > 1);
         self.routes
             .borrow_mut()
             .retain(|_, r| Rc::strong_count(r) > 1);
@@ -301,12 +314,12 @@ impl ShardStats {
             in_flight: self.in_flight.get(),
             accepted: self.accepted.get(),
             log_dropped: self.log_dropped.get(),
-            tls_resumed: self.tls_resumed.get(),
             h2_connections: self.h2_connections.get(),
             h2_streams: self.h2_streams.get(),
             requests_by_protocol: std::array::from_fn(|i| self.requests_by_protocol[i].get()),
-            tls_handshakes: std::array::from_fn(|i| self.tls_handshakes[i].get()),
-            tls_handshake_time: self.tls_handshake_time.copy(),
+            tls_listeners: (self.tls_listeners.borrow().iter())
+                .map(|(l, s)| (l.clone(), ListenerTlsCounts::of(s)))
+                .collect(),
             tls_ticket_generation: self.tls_ticket_generation.get(),
         };
         let routes = self

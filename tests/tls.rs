@@ -3,7 +3,8 @@
 //! answered with a 400 that says so, a stalled handshake closed at `--tls-handshake-timeout`,
 //! garbage answered with an alert, TLS 1.2+ only with ALPN `http/1.1` (checked with openssl),
 //! curl with the private CA, WebSocket tunnels over TLS, a PROXY header before the ClientHello,
-//! and a drain that finishes the request in flight and says close_notify.
+//! a drain that finishes the request in flight and says close_notify, and handshakes counted per
+//! listener (two TLS listeners: each counts only its own, done by version, failed by reason).
 
 mod support;
 
@@ -157,9 +158,9 @@ fn garbage_gets_a_tls_alert_and_a_close() {
     handshakes(&proxy, "invalid", 1.0);
 }
 
-fn s_client(proxy: &Proxy, ca: &str, extra: &[&str]) -> String {
+fn s_client(addr: std::net::SocketAddr, ca: &str, extra: &[&str]) -> String {
     let out = Command::new("openssl")
-        .args(["s_client", "-connect", &proxy.addr.to_string()])
+        .args(["s_client", "-connect", &addr.to_string()])
         .args([
             "-servername",
             "localhost",
@@ -181,28 +182,83 @@ fn s_client(proxy: &Proxy, ca: &str, extra: &[&str]) -> String {
 #[test]
 fn tls_1_2_and_1_3_with_alpn_http_1_1_and_nothing_older() {
     let (certs, _up, proxy) = setup(&[]);
-    let out = s_client(&proxy, certs.ca(), &["-alpn", "http/1.1"]);
+    let out = s_client(proxy.addr, certs.ca(), &["-alpn", "http/1.1"]);
     assert!(
         out.contains("Protocol  : TLSv1.3") || out.contains("TLSv1.3"),
         "{out}"
     );
     assert!(out.contains("ALPN protocol: http/1.1"), "{out}");
     assert!(out.contains("Verify return code: 0 (ok)"), "{out}");
-    let out = s_client(&proxy, certs.ca(), &["-tls1_2"]);
+    let out = s_client(proxy.addr, certs.ca(), &["-tls1_2"]);
     assert!(
         out.contains("TLSv1.2") && out.contains("Verify return code: 0 (ok)"),
         "{out}"
     );
     handshakes(&proxy, "tls1.2", 1.0);
-    let out = s_client(&proxy, certs.ca(), &["-tls1_1"]);
+    let out = s_client(proxy.addr, certs.ca(), &["-tls1_1"]);
     assert!(
         out.contains("no peer certificate available"),
         "TLS 1.1 was accepted: {out}"
     );
     handshakes(&proxy, "no_shared_cipher", 1.0);
     // ALPN h2 is not offered yet: no protocol is agreed, HTTP/1.1 is what the client gets.
-    let out = s_client(&proxy, certs.ca(), &["-alpn", "h2"]);
+    let out = s_client(proxy.addr, certs.ca(), &["-alpn", "h2"]);
     assert!(out.contains("No ALPN negotiated"), "{out}");
+}
+
+#[test]
+fn handshakes_count_on_their_own_listener_by_result_and_version() {
+    let certs = Certs::new("two");
+    let leaf = certs.leaf("server", &["localhost", "127.0.0.1"]);
+    let up = Upstream::echo_head();
+    // Two TLS listeners, told apart by their written addresses (the `listener` label).
+    let (a, b) = ("127.0.0.1:0", "127.0.0.2:0");
+    let proxy = tls_proxy(&leaf, up.addr, &["--listen-tls", b]);
+    assert_eq!(proxy.addrs.len(), 2, "{:?}", proxy.addrs);
+    let (on_a, on_b) = (proxy.addrs[0], proxy.addrs[1]);
+    assert_eq!(on_b.ip().to_string(), "127.0.0.2");
+    // On a: a TLS 1.3 request, a client offering TLS 1.1 only. On b: TLS 1.2, plain HTTP.
+    let mut c = TlsConn::connect(on_a, certs.ca(), "localhost").expect("handshake on a");
+    assert_eq!(c.exchange(GET).expect("a response").status, 200);
+    let out = s_client(on_a, certs.ca(), &["-tls1_1"]);
+    assert!(out.contains("no peer certificate available"), "{out}");
+    let out = s_client(on_b, certs.ca(), &["-tls1_2"]);
+    assert!(out.contains("Verify return code: 0 (ok)"), "{out}");
+    let mut plain = Conn::connect(on_b);
+    assert_canned(&plain.exchange(GET), 400, "plain HTTP on b");
+
+    let total = "shardgate_tls_handshakes_total";
+    let m = scrape_until(
+        &proxy,
+        Duration::from_secs(5),
+        "four handshakes",
+        total,
+        |m| m.sum(total, &[]) == 4.0,
+    );
+    let n = |listener, result| m.sum(total, &[("listener", listener), ("result", result)]);
+    for (result, on_a, on_b) in [
+        ("tls1.3", 1.0, 0.0),
+        ("no_shared_cipher", 1.0, 0.0),
+        ("tls1.2", 0.0, 1.0),
+        ("plain_http", 0.0, 1.0),
+    ] {
+        assert_eq!((n(a, result), n(b, result)), (on_a, on_b), "{result}");
+    }
+    // Timed by listener and version: only the two that finished.
+    let timed = "shardgate_tls_handshake_duration_seconds_count";
+    let t = |listener, version| m.sum(timed, &[("listener", listener), ("version", version)]);
+    assert_eq!([t(a, "tls1.3"), t(a, "tls1.2")], [1.0, 0.0]);
+    assert_eq!([t(b, "tls1.3"), t(b, "tls1.2")], [0.0, 1.0]);
+    let resumed = "shardgate_tls_handshakes_resumed_total";
+    assert_eq!(
+        m.sum(resumed, &[("listener", a), ("version", "tls1.3")]),
+        0.0
+    );
+    for version in ["tls1.3", "tls1.2"] {
+        let on_b = [("listener", b), ("version", version)];
+        assert!(!m.select(resumed, &on_b).is_empty(), "{version} on b");
+        assert_eq!(m.sum(resumed, &on_b), 0.0, "{version} on b");
+    }
 }
 
 #[test]

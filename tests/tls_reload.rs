@@ -3,7 +3,9 @@
 //! keeps working), a broken new file keeps the old certificate serving, the coordinator's file
 //! watch (`--tls-watch-interval`) picks up replaced files with no signal (a broken one is said
 //! once, with its name), and `shardgate_tls_certificate_expiry_timestamp_seconds` is each
-//! certificate's notAfter (as `openssl x509 -enddate` says), before and after a reload.
+//! certificate's notAfter (as `openssl x509 -enddate` says), before and after a reload. A
+//! listener's handshake counts survive a reload that keeps its address; two TLS listeners both
+//! written `127.0.0.1:0` each serve their own certificate, before and after a reload.
 
 mod support;
 
@@ -179,6 +181,77 @@ fn sighup_serves_the_new_certificate_to_new_handshakes_and_open_connections_go_o
         .expect("the open connection after the reload");
     assert_eq!(r.status, 200, "{}", r.head);
     assert_eq!(s.connect().exchange(GET).expect("new").status, 200);
+    // Three handshakes before the reload and two after, all on the listener as written: the
+    // reload rebuilt its acceptor and kept its counts.
+    let total = "shardgate_tls_handshakes_total";
+    let labels = [("listener", "127.0.0.1:0"), ("result", "tls1.3")];
+    scrape_until(&s.proxy, ms(5000), "five handshakes", total, |m| {
+        m.sum(total, &labels) == 5.0
+    });
+}
+
+/// The subject of the certificate a new handshake on `addr` gets (`subject=CN = …`).
+fn served_subject(addr: SocketAddr) -> String {
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", &addr.to_string(), "-showcerts"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run openssl s_client");
+    let pem = String::from_utf8_lossy(&out.stdout).to_string();
+    x509(&["-subject", "-noout"], None, Some(&pem))
+}
+
+#[test]
+fn two_listeners_written_port_0_each_serve_their_own_certificate_across_a_reload() {
+    let certs = Certs::new("port0");
+    let (one, two) = (
+        certs.leaf("one", &["one.test"]),
+        certs.leaf("two", &["two.test"]),
+    );
+    let up = Upstream::fixed("ok");
+    let listener = |l: &Leaf| {
+        format!(
+            "[[listeners]]\naddr = \"127.0.0.1:0\"\ntls = {{ certificates = [{{ cert = {:?}, key = {:?} }}] }}\n",
+            l.cert(),
+            l.key()
+        )
+    };
+    let text = format!(
+        "upstreams = [\"{}\"]\n\n{}\n{}",
+        up.addr,
+        listener(&one),
+        listener(&two)
+    );
+    let file = temp_file("port0", &text);
+    let proxy = Proxy::start(&["--config", file.path()]);
+    assert_eq!(proxy.addrs.len(), 2, "{:?}", proxy.addrs);
+    assert_ne!(proxy.addrs[0], proxy.addrs[1]);
+    let subjects = || {
+        proxy
+            .addrs
+            .iter()
+            .map(|a| served_subject(*a))
+            .collect::<Vec<_>>()
+    };
+    let want = ["subject=CN = one.test", "subject=CN = two.test"];
+    assert_eq!(subjects(), want);
+    // A reload keeps each one's own listener, and each takes its own new certificates.
+    let r = admin(&proxy, "POST", "/reload");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(subjects(), want);
+    let three = certs.leaf("three", &["three.test"]);
+    std::fs::write(
+        &file.0,
+        text.replace(two.cert(), three.cert())
+            .replace(two.key(), three.key()),
+    )
+    .unwrap();
+    let r = admin(&proxy, "POST", "/reload");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        subjects(),
+        ["subject=CN = one.test", "subject=CN = three.test"]
+    );
 }
 
 #[test]

@@ -81,11 +81,16 @@ fn session_line(text: &str) -> &str {
         .unwrap_or_else(|| panic!("no New/Reused line: {text}"))
 }
 
+/// Each shard's samples of `name` summed (resumptions are split by listener and version).
 fn per_shard(m: &Metrics, name: &str) -> [f64; 2] {
-    [
-        m.one(name, &[("shard", "0")]),
-        m.one(name, &[("shard", "1")]),
-    ]
+    let of = |shard| {
+        assert!(
+            !m.select(name, &[("shard", shard)]).is_empty(),
+            "{name} on {shard}"
+        );
+        m.sum(name, &[("shard", shard)])
+    };
+    [of("0"), of("1")]
 }
 
 /// Saves a session with a full handshake, then reconnects with it `RECONNECTS` times: every one

@@ -3,7 +3,10 @@
 //! a certificate for another name is a 502 that says so, counted by reason, with nothing sent;
 //! the system trust store is used when no CA is named (SSL_CERT_FILE); `verify = false` works and
 //! warns at start and reload; a client certificate is presented when configured; health checks
-//! speak TLS and verify like the pool; a broken CA file fails `--check` naming the field.
+//! speak TLS and verify like the pool; a broken CA file fails `--check` naming the field; an
+//! upstream that requires a client certificate the cluster does not have is a 502 that says so,
+//! counted as `client_certificate`, with TLS 1.2 (refused in the handshake) and TLS 1.3 (refused
+//! after it, on the first read).
 
 mod support;
 
@@ -249,6 +252,46 @@ fn a_client_certificate_is_presented_when_configured() {
     let r = proxy.connect().exchange(&get("/mtls"));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.text(), "sni=localhost client_cert=yes path=/mtls");
+}
+
+#[test]
+fn a_missing_client_certificate_is_a_502_that_says_so_with_tls_1_2_and_1_3() {
+    let (certs, leaf) = server_certs();
+    let clients = Certs::new("clients-missing");
+    for (version, name) in [
+        (&rustls::version::TLS12, "TLS 1.2"),
+        (&rustls::version::TLS13, "TLS 1.3"),
+    ] {
+        let up =
+            TlsUpstream::start_versions(&leaf, Some(clients.ca()), After::KeepAlive, &[version]);
+        let (proxy, _f) = start(&config(up.addr, &format!("ca = {:?}", certs.ca()), ""));
+        let mut c = proxy.connect();
+        let r = expect_canned_then_close_after(&mut c, &get("/none"), 502);
+        assert_eq!(
+            r.text(),
+            "upstream refused the client certificate (none configured, or not trusted)\n",
+            "{name}"
+        );
+        let seen = up.seen();
+        assert!(seen.paths.is_empty(), "{name}: {seen:?}");
+        // TLS 1.2 fails in the handshake, which the connect-retry policy may try once more.
+        assert!(seen.handshakes == 0 && seen.failed >= 1, "{name}: {seen:?}");
+        let reason = [("cluster", "web"), ("reason", "client_certificate")];
+        let m = scrape_until(
+            &proxy,
+            Duration::from_secs(3),
+            "a client certificate refusal",
+            "shardgate_upstream",
+            |m| metric(m, "shardgate_upstream_tls_failures_total", &reason) >= 1.0,
+        );
+        let refused = metric(&m, "shardgate_upstream_tls_failures_total", &reason);
+        let all = metric(
+            &m,
+            "shardgate_upstream_tls_failures_total",
+            &[("cluster", "web")],
+        );
+        assert_eq!(all, refused, "{name}: counted under its reason only");
+    }
 }
 
 #[test]

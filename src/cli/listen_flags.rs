@@ -24,6 +24,7 @@ impl Args {
                     proxy_protocol: self.proxy_protocol,
                     tls: None,
                     h2c: self.h2c,
+                    bound: None,
                 });
             }
             for l in &self.listen_tls {
@@ -45,6 +46,7 @@ impl Args {
                     proxy_protocol: self.proxy_protocol,
                     tls: Some(ListenerTls::new(pairs.clone())),
                     h2c: false,
+                    bound: None,
                 });
             }
             if pairs.is_some() && self.listen_tls.is_empty() {

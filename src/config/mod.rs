@@ -87,6 +87,16 @@ pub struct Listener {
     /// Plain listeners only: a connection that opens with the HTTP/2 preface speaks h2c (prior
     /// knowledge); any other is HTTP/1.1 as usual.
     pub h2c: bool,
+    /// The address this process listens on for it (`addr` with its port resolved), set by the
+    /// coordinator once the socket is bound; `None` in a config just read. Not configurable.
+    pub bound: Option<SocketAddr>,
+}
+
+impl Listener {
+    /// The address the listener is bound to (the written one until it is).
+    pub fn bound_addr(&self) -> SocketAddr {
+        self.bound.unwrap_or(self.addr)
+    }
 }
 
 /// io_uring setup flags of each shard's ring. Each falls back to `Plain` on a kernel that

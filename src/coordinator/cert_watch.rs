@@ -139,6 +139,7 @@ mod tests {
             proxy_protocol: false,
             tls: Some(tls),
             h2c: false,
+            bound: None,
         });
         c
     }

@@ -48,7 +48,7 @@ pub use crate::upgrade::lifecycle::{Relaunch, Start};
 pub use state::Reloader;
 
 /// Runs shardgate until it has drained; returns the process exit code.
-pub fn run(config: Config, reload: Reloader, start: Start) -> i32 {
+pub fn run(mut config: Config, reload: Reloader, start: Start) -> i32 {
     let signals = match signals::listen() {
         Ok(rx) => rx,
         Err(e) => {
@@ -132,9 +132,12 @@ pub fn run(config: Config, reload: Reloader, start: Start) -> i32 {
         }
     }
     let listen: Vec<_> = groups.iter().map(|g| g.bound).collect();
+    for (l, bound) in config.listeners.iter_mut().zip(&listen) {
+        l.bound = Some(*bound);
+    }
     let mut sockets: Vec<Vec<_>> = (0..n).map(|_| Vec::new()).collect();
     for (g, l) in groups.into_iter().zip(&config.listeners) {
-        let kind = ListenerKind::of(l);
+        let kind = ListenerKind::of(l, g.bound);
         for (j, socket) in g.sockets.into_iter().enumerate() {
             sockets[j % n].push((socket, kind));
         }

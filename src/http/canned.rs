@@ -60,6 +60,13 @@ pub const UPSTREAM_TLS_FAILED: &[u8] = canned!(
     "30",
     "upstream TLS handshake failed\n"
 );
+/// The upstream wants a client certificate: the cluster has none (`tls.cert`), or it refused it.
+pub const UPSTREAM_CLIENT_CERT_REFUSED: &[u8] = canned!(
+    "502",
+    "Bad Gateway",
+    "74",
+    "upstream refused the client certificate (none configured, or not trusted)\n"
+);
 
 /// The reason phrase shardgate writes for a status it generates.
 pub fn reason(status: u16) -> &'static str {
@@ -143,6 +150,7 @@ mod tests {
             super::PLAIN_HTTP_TO_TLS,
             super::UPSTREAM_CERT_REJECTED,
             super::UPSTREAM_TLS_FAILED,
+            super::UPSTREAM_CLIENT_CERT_REFUSED,
         ] {
             let text = std::str::from_utf8(bytes).unwrap();
             let (head, body) = text.split_once("\r\n\r\n").unwrap();

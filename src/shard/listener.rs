@@ -61,12 +61,16 @@ fn serve(shard: &Rc<Shard>, stream: TcpStream, peer: SocketAddr, kind: ListenerK
                 kind.h2c,
             ));
         }
-        Some(addr) => {
+        Some(bound) => {
             let table = shard.table();
             // None only when its rustls config failed to build (said on stderr): close.
-            if let Some(config) = table.acceptor(addr) {
-                let (config, pp) = (config.clone(), kind.proxy_header);
-                monoio::spawn(tls::serve(shard.clone(), open, stream, peer, pp, config));
+            if let Some(t) = table.tls_listener(bound) {
+                let on = tls::On {
+                    config: t.acceptor.clone(),
+                    stats: t.stats.clone(),
+                    proxy_header: kind.proxy_header,
+                };
+                monoio::spawn(tls::serve(shard.clone(), open, stream, peer, on));
             }
         }
     }

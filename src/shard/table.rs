@@ -18,7 +18,7 @@ use crate::policy::ratelimit_headers::RateLimitHeaders;
 use crate::policy::retry_budget::RetryBudget;
 use crate::policy::route::Router;
 use crate::policy::trusted::Trusted;
-use crate::stats::{RouteStats, ShardStats};
+use crate::stats::{ListenerTlsStats, RouteStats, ShardStats};
 use crate::tls::Ticketer;
 
 /// Buckets one route's limiter keeps per shard before it evicts.
@@ -51,29 +51,29 @@ pub struct Table {
     /// Host sent upstream for HTTP/1.0 requests that carry none: the first cluster's first
     /// endpoint, as this config names it (so it follows a reload).
     pub fallback_host: Box<[u8]>,
-    /// This shard's TLS acceptor for each TLS listener (by the address the config gives it): its
+    /// This shard's TLS acceptor for each TLS listener (by the address it is bound to): its
     /// own rustls config, so no handshake takes a lock another core holds.
     pub tls: Vec<TlsListener>,
 }
 
 /// One TLS listener as this shard serves it.
 pub struct TlsListener {
-    /// The listener's address as written in the config (the key accept loops look it up by).
-    pub addr: SocketAddr,
+    /// The address the listener is bound to (the key accept loops look it up by: two listeners
+    /// written `127.0.0.1:0` are bound to two ports, each with its own certificates).
+    pub bound: SocketAddr,
     /// This shard's own rustls config (its session cache is this shard's alone).
     pub acceptor: Arc<ServerConfig>,
+    /// Its handshake counters, by the address as written (what the `listener` label says).
+    pub stats: Rc<ListenerTlsStats>,
     /// What the acceptor was built from: an unchanged listener keeps its acceptor (and session
     /// cache) across a reload.
     settings: ListenerTls,
 }
 
 impl Table {
-    /// The acceptor of the TLS listener configured at `addr`, as of this config version.
-    pub fn acceptor(&self, addr: SocketAddr) -> Option<&Arc<ServerConfig>> {
-        self.tls
-            .iter()
-            .find(|t| t.addr == addr)
-            .map(|t| &t.acceptor)
+    /// The TLS listener bound to `bound`, as of this config version.
+    pub fn tls_listener(&self, bound: SocketAddr) -> Option<&TlsListener> {
+        self.tls.iter().find(|t| t.bound == bound)
     }
 }
 
@@ -126,7 +126,7 @@ impl Table {
             .first()
             .and_then(|c| c.endpoints.first())
             .map_or(Box::default(), |e| e.name.as_bytes().into());
-        let tls = tls_listeners(&config, old, tickets);
+        let tls = tls_listeners(&config, old, tickets, stats);
         Table {
             tls,
             router: Router::new(&specs),
@@ -141,18 +141,21 @@ impl Table {
 
 /// Builds this shard's acceptor for every TLS listener, keeping those whose settings are unchanged;
 /// all of them seal session tickets with the shard's `tickets` (so a ticket survives a reload).
+/// Each listener's counters are registered by its written address (kept across a reload).
 /// A material that gives no rustls config (it passed the checks, so only a bug) leaves that
 /// listener without an acceptor: its connections are closed, and stderr says why.
 fn tls_listeners(
     config: &Config,
     old: Option<&Table>,
     tickets: &Arc<Ticketer>,
+    stats: &ShardStats,
 ) -> Vec<TlsListener> {
     let mut out = Vec::new();
     for l in &config.listeners {
         let Some(t) = &l.tls else { continue };
+        let bound = l.bound_addr();
         let kept = old
-            .and_then(|o| o.tls.iter().find(|x| x.addr == l.addr && x.settings == *t))
+            .and_then(|o| o.tls.iter().find(|x| x.bound == bound && x.settings == *t))
             .map(|x| x.acceptor.clone());
         let acceptor = match (kept, &t.material) {
             (Some(a), _) => a,
@@ -169,8 +172,9 @@ fn tls_listeners(
             }
         };
         out.push(TlsListener {
-            addr: l.addr,
+            bound,
             acceptor,
+            stats: stats.tls_listener(&l.addr.to_string()),
             settings: t.clone(),
         });
     }

@@ -5,7 +5,6 @@
 use hdrhistogram::Histogram;
 
 use crate::error::TlsFailure;
-use crate::tls::HandshakeOutcome;
 
 use super::{EndpointCounts, RouteCounts, ShardGauges, BREAKER_STATES, CLASSES};
 
@@ -19,6 +18,12 @@ pub(super) enum Value<T> {
     /// One sample per value of an extra label, by the value's index.
     Split(&'static str, &'static [&'static str], fn(&T, usize) -> u64),
     Histogram(fn(&T) -> &Histogram<u64>),
+    /// One histogram per value of an extra label, by the value's index.
+    Histograms(
+        &'static str,
+        &'static [&'static str],
+        fn(&T, usize) -> &Histogram<u64>,
+    ),
     Quantiles(fn(&T) -> &Histogram<u64>),
 }
 
@@ -231,26 +236,6 @@ pub(super) fn shard_families() -> Vec<Family<ShardGauges>> {
             "Access-log buffers dropped because the log writer fell behind, by shard.",
             Value::Int(|s| s.log_dropped),
         ),
-        counter(
-            "shardgate_tls_handshakes_total",
-            "TLS handshakes on listeners by result, by shard: tls1.3 or tls1.2 when done, else \
-             why not (plain_http, timeout, no_shared_cipher, bad_certificate, invalid, failed).",
-            Value::Split("result", &HandshakeOutcome::NAMES, |s, i| {
-                s.tls_handshakes[i]
-            }),
-        ),
-        histogram(
-            "shardgate_tls_handshake_duration_seconds",
-            "Time from a TLS listener connection's first byte to its finished handshake, by \
-             shard (full and resumed alike; failed handshakes are not timed).",
-            |s| &s.tls_handshake_time,
-        ),
-        counter(
-            "shardgate_tls_handshakes_resumed_total",
-            "TLS handshakes that resumed a session, by shard (from a ticket whichever shard \
-             sealed it, or from the shard's session-id cache).",
-            Value::Int(|s| s.tls_resumed),
-        ),
         gauge(
             "shardgate_tls_ticket_key_generation",
             "Generation of the session-ticket keys the shard holds (1 at start, one more at \
@@ -260,7 +245,7 @@ pub(super) fn shard_families() -> Vec<Family<ShardGauges>> {
     ]
 }
 
-fn counter<T>(name: &'static str, help: &'static str, value: Value<T>) -> Family<T> {
+pub(super) fn counter<T>(name: &'static str, help: &'static str, value: Value<T>) -> Family<T> {
     Family {
         name,
         kind: "counter",
@@ -284,6 +269,22 @@ fn histogram<T>(name: &'static str, help: &'static str, h: fn(&T) -> &Histogram<
         kind: "histogram",
         help,
         value: Value::Histogram(h),
+    }
+}
+
+/// A histogram per value of `label` (`values`, by index).
+pub(super) fn histograms<T>(
+    name: &'static str,
+    help: &'static str,
+    label: &'static str,
+    values: &'static [&'static str],
+    h: fn(&T, usize) -> &Histogram<u64>,
+) -> Family<T> {
+    Family {
+        name,
+        kind: "histogram",
+        help,
+        value: Value::Histograms(label, values, h),
     }
 }
 

@@ -18,6 +18,7 @@ use std::fmt::{self, Display, Write};
 use hdrhistogram::Histogram;
 
 use super::families::{endpoint_families, route_families, shard_families, Family, Value};
+use super::listener_tls::tls_families;
 use super::Snapshot;
 
 /// Prometheus bucket upper bounds: microseconds and the `le` label they are written as.
@@ -73,6 +74,15 @@ pub fn render(shards: &[Snapshot], out: &mut String) {
         .map(|(id, s)| (vec![("shard", id.as_str())], s))
         .collect();
     emit(&mut w, &shard_families(), &shards);
+
+    // TLS listeners, each per shard: a listener shows on every shard that serves it.
+    let listeners: Vec<_> = (ids.iter().zip(&all.shards))
+        .flat_map(|(id, s)| {
+            (s.tls_listeners.iter())
+                .map(move |(l, c)| (vec![("shard", id.as_str()), ("listener", l.as_str())], c))
+        })
+        .collect();
+    emit(&mut w, &tls_families(), &listeners);
 }
 
 /// Every family in turn, each with one sample (or series) per subject.
@@ -89,6 +99,13 @@ fn emit<T>(w: &mut Exposition, families: &[Family<T>], subjects: &[(Vec<(&str, &
                     }
                 }
                 Value::Histogram(get) => w.histogram(f.name, labels, get(subject)),
+                Value::Histograms(label, values, get) => {
+                    for (i, v) in values.iter().enumerate() {
+                        let mut with = labels.clone();
+                        with.push((label, v));
+                        w.histogram(f.name, &with, get(subject, i));
+                    }
+                }
                 Value::Quantiles(get) => w.quantiles(f.name, labels, get(subject)),
             }
         }

@@ -8,7 +8,12 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
-use super::{counts, EndpointStats, RouteStats, BREAKER_CLOSED, BREAKER_HALF_OPEN, BREAKER_OPEN};
+use crate::error::TlsFailure;
+
+use super::{
+    counts, EndpointStats, ListenerTlsCounts, RouteStats, BREAKER_CLOSED, BREAKER_HALF_OPEN,
+    BREAKER_OPEN,
+};
 
 // Snapshots cross from shard threads to the coordinator.
 const _: fn() = || {
@@ -43,16 +48,13 @@ pub struct ShardGauges {
     pub in_flight: u64,
     pub accepted: u64,
     pub log_dropped: u64,
-    pub tls_resumed: u64,
     /// Downstream HTTP/2 connections and streams now.
     pub h2_connections: u64,
     pub h2_streams: u64,
     /// Requests by protocol (`PROTOCOLS`).
     pub requests_by_protocol: [u64; 2],
-    /// TLS handshakes by how they ended (`HandshakeOutcome::NAMES`).
-    pub tls_handshakes: [u64; 8],
-    /// Finished listener handshakes' durations, in microseconds.
-    pub tls_handshake_time: Histogram<u64>,
+    /// Each TLS listener's handshake counters on this shard, by its address as written.
+    pub tls_listeners: Vec<(String, ListenerTlsCounts)>,
     pub tls_ticket_generation: u64,
 }
 
@@ -72,7 +74,7 @@ pub struct EndpointCounts {
     pub connects: u64,
     pub reuses: u64,
     pub tls_handshakes: u64,
-    pub tls_failures: [u64; 6],
+    pub tls_failures: [u64; TlsFailure::ALL.len()],
     pub pool_waits: u64,
     pub pool_overflows: u64,
     pub failures: u64,

@@ -136,8 +136,34 @@ pub fn server_name(sni: Option<&str>, endpoint: &str) -> Result<ServerName<'stat
 /// `io::Error`).
 pub fn failure(e: &std::io::Error) -> TlsFailure {
     let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
-    match inner {
-        Some(rustls::Error::InvalidCertificate(c)) => match c {
+    inner.map_or(TlsFailure::Handshake, failure_of)
+}
+
+/// Why a TLS 1.3 upstream closed a connection whose handshake had ended on our side: its
+/// refusal of our client certificate (or of our having none) arrives as an alert on the first
+/// read after it. `Some` only for that alert, which rustls keeps as the connection's error.
+/// Asked once an exchange on a new connection failed, never on the request path.
+pub fn refused_after_handshake(conn: &mut rustls::ClientConnection) -> Option<TlsFailure> {
+    match conn.process_new_packets() {
+        Err(e) => Some(failure_of(&e)).filter(|f| *f == TlsFailure::ClientCertificate),
+        Ok(_) => None,
+    }
+}
+
+fn failure_of(e: &rustls::Error) -> TlsFailure {
+    use rustls::AlertDescription as A;
+    match e {
+        // A certificate alert from the server is about ours: the only one we send.
+        rustls::Error::AlertReceived(
+            A::CertificateRequired
+            | A::BadCertificate
+            | A::UnsupportedCertificate
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::CertificateUnknown
+            | A::UnknownCA,
+        ) => TlsFailure::ClientCertificate,
+        rustls::Error::InvalidCertificate(c) => match c {
             CertificateError::UnknownIssuer => TlsFailure::UnknownIssuer,
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 TlsFailure::NameMismatch
@@ -249,8 +275,16 @@ mod tests {
             failure(&cert(CertificateError::BadSignature)),
             TlsFailure::BadCertificate
         );
-        let alert = wrap(rustls::Error::AlertReceived(
+        for a in [
             rustls::AlertDescription::CertificateRequired,
+            rustls::AlertDescription::UnknownCA,
+            rustls::AlertDescription::BadCertificate,
+        ] {
+            let alert = wrap(rustls::Error::AlertReceived(a));
+            assert_eq!(failure(&alert), TlsFailure::ClientCertificate, "{a:?}");
+        }
+        let alert = wrap(rustls::Error::AlertReceived(
+            rustls::AlertDescription::HandshakeFailure,
         ));
         assert_eq!(failure(&alert), TlsFailure::Handshake);
         let eof = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "tls handshake eof");

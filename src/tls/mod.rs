@@ -23,7 +23,7 @@ mod tickets;
 #[cfg(test)]
 mod tests;
 
-pub use client::{failure, server_name, ClientMaterial};
+pub use client::{failure, refused_after_handshake, server_name, ClientMaterial};
 pub use material::{Certificate, Material, EXPIRY_WARNING};
 pub use names::name_matches;
 pub use negotiated::{ClientCert, Negotiated};

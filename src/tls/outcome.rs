@@ -1,5 +1,6 @@
 //! How a TLS handshake on a listener ended, as the handshake counter splits it
-//! (`shardgate_tls_handshakes_total{result}`): done with TLS 1.3 or 1.2, or failed by reason.
+//! (`shardgate_tls_handshakes_total{listener,result}`): done with TLS 1.3 or 1.2, or failed by
+//! reason.
 //! Pure; the TLS front-end classifies each accepted connection once, on its shard.
 
 /// One handshake's result.
@@ -36,6 +37,15 @@ impl HandshakeOutcome {
 
     pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// A finished handshake's version index (0: TLS 1.3, 1: TLS 1.2); `None` for a failure.
+    pub fn version(self) -> Option<usize> {
+        match self {
+            HandshakeOutcome::Tls13 => Some(0),
+            HandshakeOutcome::Tls12 => Some(1),
+            _ => None,
+        }
     }
 
     /// The outcome of a handshake that returned `e` (rustls' error inside an `io::Error`).

@@ -60,6 +60,16 @@ impl TlsUpstream {
     }
 
     pub fn start_with(leaf: &Leaf, client_ca: Option<&str>, after: After) -> TlsUpstream {
+        TlsUpstream::start_versions(leaf, client_ca, after, rustls::DEFAULT_VERSIONS)
+    }
+
+    /// Like `start_with`, speaking only the given TLS versions (`&[&rustls::version::TLS12]`).
+    pub fn start_versions(
+        leaf: &Leaf,
+        client_ca: Option<&str>,
+        after: After,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> TlsUpstream {
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(leaf.cert())
             .expect("leaf PEM")
             .map(|c| c.expect("certificate"))
@@ -67,7 +77,7 @@ impl TlsUpstream {
         let key = PrivateKeyDer::from_pem_file(leaf.key()).expect("leaf key");
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let builder = ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .unwrap();
         let builder = match client_ca {
             None => builder.with_no_client_auth(),

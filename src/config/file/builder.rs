@@ -99,6 +99,7 @@ impl<'a> Builder<'a> {
                     proxy_protocol: false,
                     tls: None,
                     h2c: false,
+                    bound: None,
                 });
             }
         }

@@ -73,6 +73,7 @@ pub fn listener(i: usize, raw: RawListener) -> Result<(Listener, FileSpans), Ent
         proxy_protocol: raw.proxy_protocol,
         tls,
         h2c,
+        bound: None,
     };
     Ok((l, spans))
 }

@@ -28,6 +28,7 @@ use crate::shard::boxes::Pooled;
 use crate::shard::drain::ConnectionGuard;
 use crate::shard::io::Wire;
 use crate::shard::Shard;
+use crate::stats::ListenerTlsStats;
 use crate::sys;
 use crate::tls::{HandshakeOutcome, Negotiated};
 
@@ -63,16 +64,25 @@ const PARTIAL_HEADER_PAUSE: Duration = Duration::from_millis(5);
 /// The first byte of a TLS record carrying a handshake message.
 const HANDSHAKE_RECORD: u8 = 0x16;
 
-/// Serves one accepted HTTPS connection until it closes. With `proxy_header`, the PROXY header
-/// that precedes the TLS bytes is taken first (by its exact length, never a byte of the
+/// The TLS listener a connection came in on, as this shard serves it now.
+pub struct On {
+    /// The shard's rustls config for the listener, as of the accept.
+    pub config: Arc<ServerConfig>,
+    /// The listener's handshake counters.
+    pub stats: Rc<ListenerTlsStats>,
+    /// A PROXY header precedes the TLS bytes.
+    pub proxy_header: bool,
+}
+
+/// Serves one accepted HTTPS connection until it closes. With `on.proxy_header`, the PROXY
+/// header that precedes the TLS bytes is taken first (by its exact length, never a byte of the
 /// ClientHello).
 pub fn serve(
     shard: Rc<Shard>,
     open: ConnectionGuard,
     stream: TcpStream,
     peer: SocketAddr,
-    proxy_header: bool,
-    config: Arc<ServerConfig>,
+    on: On,
 ) -> impl Future<Output = ()> {
     let accepted = &shard.stats.accepted;
     accepted.set(accepted.get() + 1);
@@ -83,7 +93,7 @@ pub fn serve(
         // The handshake's state (some KiB while it runs) is boxed apart: the task that sleeps
         // between requests does not carry it.
         let Some((stream, client, negotiated)) =
-            Box::pin(accept(&shard, slot.1, stream, peer, proxy_header, config)).await
+            Box::pin(accept(&shard, slot.1, stream, peer, on)).await
         else {
             return;
         };
@@ -132,19 +142,19 @@ async fn accept(
     slot: usize,
     mut stream: TcpStream,
     mut peer: SocketAddr,
-    proxy_header: bool,
-    config: Arc<ServerConfig>,
+    on: On,
 ) -> Option<(TlsStream, SocketAddr, Negotiated)> {
+    let stats = &on.stats;
     let handshake = shard.table().config.timeouts.tls_handshake;
     let deadline = Instant::now() + handshake;
     shard.drain.set_idle(slot, true);
-    let first = first_byte(shard, &mut stream, &mut peer, proxy_header);
+    let first = first_byte(shard, &mut stream, &mut peer, on.proxy_header);
     let first = timeout_at(deadline, first).await;
     shard.drain.set_idle(slot, false);
     match first {
         Ok(Ok(HANDSHAKE_RECORD)) => {}
         Ok(Ok(b)) if b.is_ascii_uppercase() => {
-            count(shard, HandshakeOutcome::PlainHttp);
+            stats.count(HandshakeOutcome::PlainHttp);
             let idle = shard.table().config.timeouts.body;
             refuse(&mut stream, canned::PLAIN_HTTP_TO_TLS, idle).await;
             return None;
@@ -157,42 +167,36 @@ async fn accept(
             return None;
         }
         Ok(Err(Refused::Closed)) => {
-            count(shard, HandshakeOutcome::Failed);
+            stats.count(HandshakeOutcome::Failed);
             return None;
         }
         Err(_) => {
-            count(shard, HandshakeOutcome::Timeout);
+            stats.count(HandshakeOutcome::Timeout);
             return None;
         }
     }
-    let Ok(conn) = ServerConnection::new(config) else {
+    let Ok(conn) = ServerConnection::new(on.config) else {
         return None;
     };
     let mut stream = TlsStream::new(stream, conn);
     let began = Instant::now();
-    match timeout_at(deadline, stream.handshake()).await {
-        Ok(Ok(())) => shard.stats.tls_handshake_time.record(began.elapsed()),
+    let took = match timeout_at(deadline, stream.handshake()).await {
+        Ok(Ok(())) => began.elapsed(),
         Ok(Err(e)) => {
-            count(shard, HandshakeOutcome::of_error(&e));
+            stats.count(HandshakeOutcome::of_error(&e));
             return None;
         }
         Err(_) => {
-            count(shard, HandshakeOutcome::Timeout);
+            stats.count(HandshakeOutcome::Timeout);
             return None;
         }
-    }
+    };
     let negotiated = Negotiated::of(&stream.conn);
-    count(
-        shard,
-        match negotiated.version {
-            "TLSv1.2" => HandshakeOutcome::Tls12,
-            _ => HandshakeOutcome::Tls13,
-        },
-    );
-    if negotiated.resumed {
-        let resumed = &shard.stats.tls_resumed;
-        resumed.set(resumed.get() + 1);
-    }
+    let version = match negotiated.version {
+        "TLSv1.2" => HandshakeOutcome::Tls12,
+        _ => HandshakeOutcome::Tls13,
+    };
+    stats.finished(version, took, negotiated.resumed);
     Some((stream, peer, negotiated))
 }
 
@@ -229,12 +233,6 @@ fn awake(
             },
         )
     })
-}
-
-/// Counts one listener handshake by how it ended.
-fn count(shard: &Shard, outcome: HandshakeOutcome) {
-    let c = &shard.stats.tls_handshakes[outcome.index()];
-    c.set(c.get() + 1);
 }
 
 /// Why a connection ended before its handshake.

@@ -129,6 +129,7 @@ async fn proxy<D: Downstream>(
             }
         };
         ep.in_flight.set(ep.in_flight.get() - 1);
+        let result = result.map_err(|f| refused_client_certificate(f, lease.stream(), ep));
         // Set whenever a response head arrived, which is when `rtt` is used.
         let rtt = ex.tally.upstream_time.unwrap_or_default();
         match result {
@@ -187,6 +188,24 @@ async fn proxy<D: Downstream>(
                 return Err(f);
             }
         }
+    }
+}
+
+/// An attempt that failed before any response byte because the TLS 1.3 upstream refused our
+/// client certificate (or our having none) after the handshake: its alert came on the first
+/// read. Counted and answered as that TLS failure, not as a reset connection (no retry: every
+/// connection would be refused alike).
+fn refused_client_certificate(f: Failed, up: &mut UpStream, ep: &Endpoint) -> Failed {
+    if f.answered {
+        return f;
+    }
+    match up.refused_after_handshake() {
+        Some(reason) => {
+            let c = &ep.stats.tls_failures[reason.index()];
+            c.set(c.get() + 1);
+            Failed::before(UpstreamError::Tls(reason))
+        }
+        None => f,
     }
 }
 

@@ -14,6 +14,7 @@ use monoio::net::TcpStream;
 use monoio::BufResult;
 use rustls::{ClientConfig, ClientConnection};
 
+use crate::error::TlsFailure;
 use crate::shard::io::Wire;
 use crate::shard::tls_stream::TlsStream;
 use crate::tls::ServerName;
@@ -42,6 +43,25 @@ impl UpStream {
             UpStream::Plain(s) => s.as_raw_fd(),
             UpStream::Tls { fd, .. } => *fd,
         }
+    }
+}
+
+impl UpStream {
+    /// A TLS upstream's refusal of our client certificate that came after the handshake ended
+    /// on our side (TLS 1.3): asked when an exchange on the connection failed. When the failure
+    /// was a write that met the reset following the alert, the alert is still in the socket:
+    /// it is peeked at and shown to rustls (the connection is dropped after this anyway).
+    pub fn refused_after_handshake(&mut self) -> Option<TlsFailure> {
+        let UpStream::Tls { stream, fd } = self else {
+            return None;
+        };
+        if let Some(f) = crate::tls::refused_after_handshake(&mut stream.conn) {
+            return Some(f);
+        }
+        let mut pending = [0u8; 512];
+        let n = crate::sys::peek(*fd, &mut pending).ok()?;
+        stream.conn.read_tls(&mut &pending[..n]).ok()?;
+        crate::tls::refused_after_handshake(&mut stream.conn)
     }
 }
 
