@@ -10,8 +10,10 @@
 //! | `GET`/`HEAD /healthz`, `/readyz`, `/metrics`, `/config`, `/shards`, `/stats.json` | `Healthz` … `StatsJson` |
 //! | `POST /drain`, `POST /reload` | `Drain`, `Reload` |
 //!
-//! With `--admin-token`, every request but `GET /` without `Authorization: Bearer <token>` gets 401
-//! (`token.rs` compares in constant time) before anything else is looked at.
+//! With an admin token (`--admin-token`, `admin_token_file`), every request but `GET /` without
+//! `Authorization: Bearer <token>` gets 401 (`token.rs` compares in constant time) before anything
+//! else is looked at. The token in force is the `TokenSlot`'s as each connection is accepted (a
+//! reload that read a rotated token file replaces it).
 //!
 //! Unknown path → 404; known path, wrong method → 405 with `Allow`; malformed head → 400; head
 //! over 8 KiB or 32 headers → 431. A query string is ignored.
@@ -31,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{SendTimeoutError, Sender};
 
-pub use token::Token;
+pub use token::{Token, TokenSlot};
 
 /// Largest request head read.
 const MAX_HEAD: usize = 8 * 1024;
@@ -115,11 +117,12 @@ const LIMITS: Limits = Limits {
 };
 
 /// Starts the admin thread on `listener` (made blocking). See the module doc for how it ends.
-/// With a `token`, every request but `GET /` needs `Authorization: Bearer <token>` (401 otherwise).
+/// While `token` holds one, every request but `GET /` needs `Authorization: Bearer <token>` (401
+/// otherwise).
 pub fn spawn(
     listener: TcpListener,
     calls: Sender<AdminCall>,
-    token: Option<Token>,
+    token: TokenSlot,
 ) -> io::Result<JoinHandle<()>> {
     spawn_with(listener, calls, LIMITS, token)
 }
@@ -135,24 +138,19 @@ fn spawn_with(
     listener: TcpListener,
     calls: Sender<AdminCall>,
     limits: Limits,
-    token: Option<Token>,
+    token: TokenSlot,
 ) -> io::Result<JoinHandle<()>> {
     listener.set_nonblocking(false)?;
     std::thread::Builder::new()
         .name("admin".into())
-        .spawn(move || serve_all(&listener, &calls, limits, token.as_ref()))
+        .spawn(move || serve_all(&listener, &calls, limits, &token))
 }
 
-fn serve_all(
-    listener: &TcpListener,
-    calls: &Sender<AdminCall>,
-    limits: Limits,
-    token: Option<&Token>,
-) {
+fn serve_all(listener: &TcpListener, calls: &Sender<AdminCall>, limits: Limits, token: &TokenSlot) {
     loop {
         match listener.accept() {
             Ok((stream, _)) => {
-                if let Flow::Exit = serve(stream, calls, limits, token) {
+                if let Flow::Exit = serve(stream, calls, limits, token.get().as_ref()) {
                     return;
                 }
             }

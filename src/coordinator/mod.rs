@@ -128,13 +128,17 @@ pub fn run(config: Config, reload: Reloader, start: Start) -> i32 {
         }
     };
     let (calls_tx, calls) = crossbeam_channel::unbounded();
+    let admin_token = admin::TokenSlot::new(config.admin_token.clone());
+    if let Some(warning) = crate::config::admin_exposure_warning(&config) {
+        eprintln!("{warning}");
+    }
     let admin_addr = match config.admin {
         None => None,
         Some(addr) => {
             let bound = std::net::TcpListener::bind(addr).and_then(|l| {
                 Ok((
                     l.local_addr()?,
-                    admin::spawn(l, calls_tx.clone(), config.admin_token.clone())?,
+                    admin::spawn(l, calls_tx.clone(), admin_token.clone())?,
                 ))
             });
             match bound {
@@ -189,6 +193,7 @@ pub fn run(config: Config, reload: Reloader, start: Start) -> i32 {
             log,
             tickets,
             crate::upgrade::lifecycle::Upgrades::new(offers, start),
+            admin_token,
         ),
         reload,
     );
