@@ -5,7 +5,8 @@ Chrome DevTools protocol.
 Starts two upstreams and shardgate (2 shards) under a small load, loads the page, waits until the
 shard table and the route charts have data, kills one upstream and checks that its breaker shows as
 open within a few seconds, saves a screenshot, then stops shardgate and checks that the page says
-"admin API unreachable".
+"admin API unreachable"; last, against a shardgate with an admin token (admin_token_file), checks
+that the page asks for the token once and then shows the data.
 
 Needs: Debian's `chromium` and PyPI's `websocket-client` (scripts/test.sh installs both), and a
 built binary (SHARDGATE=path, default target/release/shardgate, else target/debug/shardgate).
@@ -92,12 +93,23 @@ class Cdp:
     def __init__(self, ws_url):
         self.ws = websocket.create_connection(ws_url, timeout=10, suppress_origin=True)
         self.next_id = 0
+        self.prompt_answer = None  # what a prompt() of the page is answered (None: dismissed)
+        self.dialogs = []          # the messages of the dialogs the page opened
 
     def call(self, method, **params):
         self.next_id += 1
         self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
         while True:
             msg = json.loads(self.ws.recv())
+            if msg.get("method") == "Page.javascriptDialogOpening":
+                # The page waits in prompt() until this is answered (ids apart from calls').
+                self.dialogs.append(msg["params"].get("message", ""))
+                answer = {"accept": self.prompt_answer is not None,
+                          "promptText": self.prompt_answer or ""}
+                self.ws.send(json.dumps({"id": 10**6 + len(self.dialogs),
+                                         "method": "Page.handleJavaScriptDialog",
+                                         "params": answer}))
+                continue
             if msg.get("id") == self.next_id:
                 if "error" in msg:
                     fail(f"{method}: {msg['error']}")
@@ -119,6 +131,52 @@ class Cdp:
         fail(f"{what} not seen within {within}s (page text: {self.eval('document.body.innerText')[:800]!r})")
 
 
+def start(args):
+    """Starts shardgate with `args`; returns (process, listen address, admin address)."""
+    proxy = subprocess.Popen([binary()] + args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True)
+    listen = admin = None
+    for line in proxy.stdout:
+        if line.startswith("listening on "):
+            listen = line.split()[-1]
+        elif line.startswith("admin listening on "):
+            admin = line.split()[-1]
+        elif line.startswith("ready:"):
+            break
+    if not (listen and admin):
+        fail("shardgate did not start")
+    threading.Thread(target=lambda: [None for _ in proxy.stdout], daemon=True).start()
+    return proxy, listen, admin
+
+
+def token_check(cdp, tmp, upstream):
+    """With an admin token (from a file): the page asks for it once, then shows the data."""
+    token = "page-T0ken-%d" % os.getpid()
+    token_file = os.path.join(tmp, "admin-token")
+    with open(token_file, "w") as f:
+        f.write(token + "\n")
+    config = os.path.join(tmp, "token.toml")
+    with open(config, "w") as f:
+        f.write(f'listen = ["127.0.0.1:0"]\nupstreams = ["{upstream}"]\n'
+                f'admin_token_file = "{token_file}"\n')
+    proxy, _, admin = start(["--config", config, "--admin", "127.0.0.1:0", "--shards", "1"])
+    try:
+        cdp.dialogs.clear()
+        cdp.prompt_answer = token
+        cdp.call("Page.navigate", url=f"http://{admin}/")
+        cdp.until("document.querySelectorAll('#shards tbody tr').length === 1", 10,
+                  "the shard row once the page was given the token")
+        cdp.until("!document.getElementById('banner').classList.contains('show')", 5,
+                  "the banner gone once the token was given")
+        time.sleep(2)  # more polls: none may ask again
+        if len(cdp.dialogs) != 1 or "admin token" not in cdp.dialogs[0]:
+            fail(f"the page should ask for the token once, asked: {cdp.dialogs!r}")
+        print("status-page-check: with an admin token, the page asked for it once and shows data")
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=35)
+
+
 def main():
     shot = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "docs", "status-page.png")
     tmp = tempfile.mkdtemp(prefix="status-page-")
@@ -134,20 +192,7 @@ def main():
             f'rate_limit = {{ rate = "20/s", burst = 5 }}\n\n'
             f'[[routes]]\nname = "api"\npath_prefix = "/"\ncluster = "web"\n'
         )
-    proxy = subprocess.Popen(
-        [binary(), "--config", config, "--admin", "127.0.0.1:0", "--shards", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    listen = admin = None
-    for line in proxy.stdout:
-        if line.startswith("listening on "):
-            listen = line.split()[-1]
-        elif line.startswith("admin listening on "):
-            admin = line.split()[-1]
-        elif line.startswith("ready:"):
-            break
-    if not (listen and admin):
-        fail("shardgate did not start")
-    threading.Thread(target=lambda: [None for _ in proxy.stdout], daemon=True).start()
+    proxy, listen, admin = start(["--config", config, "--admin", "127.0.0.1:0", "--shards", "2"])
 
     stop = threading.Event()
 
@@ -228,6 +273,7 @@ def main():
                   "document.getElementById('banner').textContent.includes('admin API unreachable')",
                   8, "the 'admin API unreachable' banner after shardgate stopped")
         print("status-page-check: 'admin API unreachable' banner shown once shardgate stopped")
+        token_check(cdp, tmp, good.addr)
         print("status-page-check: ok")
     finally:
         stop.set()

@@ -87,7 +87,8 @@ pub struct Args {
     /// Bearer token every admin request but the status page (GET /) must carry
     #[arg(long, value_name = "TOKEN", conflicts_with = "admin_token_file")]
     pub admin_token: Option<String>,
-    /// Like --admin-token, read from FILE (surrounding whitespace dropped; read at start)
+    /// Like --admin-token, read from FILE (surrounding whitespace dropped; read at start and again
+    /// at every reload)
     #[arg(long, value_name = "FILE")]
     pub admin_token_file: Option<String>,
     /// Access log: stdout, a file path, or off [default: off]
@@ -252,6 +253,7 @@ impl Args {
             steer_client_ip: false,
             admin: Some(config::DEFAULT_ADMIN),
             admin_token: None,
+            admin_token_file: None,
             access_log: config::AccessLogTarget::Off,
             trace_start: false,
             upgrades: config::default_upgrades(),
@@ -438,10 +440,12 @@ impl Args {
         if let Some(t) = &self.admin_token {
             let token = crate::coordinator::admin::Token::parse(t);
             cfg.admin_token = Some(token.map_err(|e| format!("--admin-token: {e}"))?);
+            cfg.admin_token_file = None; // over the file's admin_token_file
         }
         if let Some(path) = &self.admin_token_file {
-            let token = crate::coordinator::admin::Token::read(path);
-            cfg.admin_token = Some(token.map_err(|e| format!("--admin-token-file: {e}"))?);
+            let path = config::parse_token_file(path);
+            cfg.admin_token_file = Some(path.map_err(|e| format!("--admin-token-file: {e}"))?);
+            cfg.admin_token = None; // read by config::check, at start and every reload
         }
         if let Some(u) = &self.upgrade_socket {
             cfg.upgrade_socket =

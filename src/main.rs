@@ -26,6 +26,10 @@ fn main() {
         }
     };
     if args.check {
+        // A start prints the same warning (coordinator::run).
+        if let Some(warning) = config::admin_exposure_warning(&cfg) {
+            eprintln!("{warning}");
+        }
         println!("{}: ok", args.config.as_deref().unwrap_or("flags"));
         return;
     }

@@ -115,8 +115,13 @@ const FLAG_FIELDS: &[FlagFields] = &[
     flag!("--steer", steer, "steer"),
     flag!("--trusted-proxy", trusted_proxy, "trusted_proxies"),
     flag!("--admin", admin, "admin"),
-    flag!("--admin-token", admin_token, "admin_token"),
-    flag!("--admin-token-file", admin_token_file, "admin_token"),
+    flag!(
+        "--admin-token",
+        admin_token,
+        "admin_token",
+        "admin_token_file"
+    ),
+    flag!("--admin-token-file", admin_token_file, "admin_token_file"),
     flag!("--access-log", access_log, "access_log"),
     flag!("--trace", trace, "trace"),
     flag!("--strict-http", strict_http, "head_rules.strict"),

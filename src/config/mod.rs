@@ -1,6 +1,7 @@
 //! The validated configuration every thread reads: built once by the main thread (file, then flags),
 //! shared read-only as `Arc<Config>`. Holding a `Config` means it passed validation.
 
+mod admin;
 mod cluster;
 mod duration;
 mod file;
@@ -16,6 +17,7 @@ mod startup;
 pub use crate::tls::settings::{
     check_alpn, default_alpn, CertPaths, ClientAuth, ListenerTls, UpstreamTls,
 };
+pub use admin::{exposure_warning as admin_exposure_warning, parse_token_file};
 pub use cluster::{parse_endpoint, resolve, Cluster, Endpoint, HealthCheck, ProbeKind};
 pub use duration::parse as parse_duration;
 pub use file::{load, parse, ConfigError};
@@ -48,8 +50,12 @@ pub struct Config {
     pub steer_client_ip: bool,
     /// The admin listener (metrics, health, drain, reload); `None` = off.
     pub admin: Option<SocketAddr>,
-    /// `--admin-token`/`--admin-token-file`: every admin request but the page needs it.
+    /// `--admin-token`, or the content of `admin_token_file`: every admin request but the page
+    /// needs it. Never printed (`Token`'s `Debug` is redacted, `/config` shows the file only).
     pub admin_token: Option<crate::coordinator::admin::Token>,
+    /// `admin_token_file` / `--admin-token-file`: read into `admin_token` by `check`, so again at
+    /// every reload (a rotated token takes effect; a broken file fails the reload).
+    pub admin_token_file: Option<std::path::PathBuf>,
     /// Where access-log lines go (`off`, `stdout` or a file path).
     pub access_log: AccessLogTarget,
     /// Start a W3C trace (traceparent) for requests that carry none.
@@ -276,7 +282,15 @@ impl Shards {
 /// and reload all pass through here; the error names the flag or file:line:col of the value.
 pub fn check(c: &mut Config) -> Result<(), Invalid> {
     check_limits(c).map_err(|(field, msg)| c.invalid(field, msg))?;
-    startup::check(c).map_err(|(field, msg)| c.invalid(&field, msg))
+    startup::check(c).map_err(|(field, msg)| c.invalid(&field, msg))?;
+    check_admin_token(c)
+}
+
+/// The admin token part of `check` alone: reads `admin_token_file` again (when set) into
+/// `admin_token`; on an error `c` is unchanged. The coordinator runs it on SIGHUP or
+/// `POST /reload` without a config file.
+pub fn check_admin_token(c: &mut Config) -> Result<(), Invalid> {
+    admin::read_token(c).map_err(|(field, msg)| c.invalid(&field, msg))
 }
 
 /// The TLS part of `check` alone: reads every TLS listener's certificate, key and client CA

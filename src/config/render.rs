@@ -1,5 +1,6 @@
 //! The running config written back as TOML in the file's own format (for the admin `/config`),
-//! with secrets redacted: values of added headers whose names carry credentials.
+//! with secrets redacted: values of added headers whose names carry credentials, and the admin
+//! token (only its file is named).
 
 use std::fmt::Write;
 
@@ -80,6 +81,14 @@ pub fn render(c: &Config) -> String {
         "admin = {}",
         q(&c.admin.map_or("off".to_string(), |a| a.to_string()))
     );
+    // The admin token itself is never written: the file it comes from, or a comment.
+    match (&c.admin_token_file, &c.admin_token) {
+        (Some(p), _) => {
+            let _ = writeln!(o, "admin_token_file = {}", q(&p.display().to_string()));
+        }
+        (None, Some(_)) => o.push_str("# admin token: set by --admin-token (not shown)\n"),
+        (None, None) => {}
+    }
     let _ = writeln!(o, "access_log = {}", q(&c.access_log.to_string()));
     let _ = writeln!(o, "trace = {}", c.trace_start);
     let _ = writeln!(o, "upgrades = [{}]", list(&c.upgrades));

@@ -10,8 +10,10 @@
 //! | `GET`/`HEAD /healthz`, `/readyz`, `/metrics`, `/config`, `/shards`, `/stats.json` | `Healthz` … `StatsJson` |
 //! | `POST /drain`, `POST /reload` | `Drain`, `Reload` |
 //!
-//! With `--admin-token`, every request but `GET /` without `Authorization: Bearer <token>` gets 401
-//! (`token.rs` compares in constant time) before anything else is looked at.
+//! With an admin token (`--admin-token`, `admin_token_file`), every request but `GET /` without
+//! `Authorization: Bearer <token>` gets 401 (`token.rs` compares in constant time) before anything
+//! else is looked at. The token in force is the `TokenSlot`'s as each connection is accepted (a
+//! reload that read a rotated token file replaces it).
 //!
 //! Unknown path → 404; known path, wrong method → 405 with `Allow`; malformed head → 400; head
 //! over 8 KiB or 32 headers → 431. A query string is ignored.
@@ -33,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{SendTimeoutError, Sender};
 
-pub use token::Token;
+pub use token::{Token, TokenSlot};
 
 /// Largest request head read.
 const MAX_HEAD: usize = 8 * 1024;
@@ -117,13 +119,14 @@ const LIMITS: Limits = Limits {
 };
 
 /// Starts the admin thread on `listener` (made blocking). See the module doc for how it ends.
-/// With a `token`, every request but `GET /` needs `Authorization: Bearer <token>` (401 otherwise).
-/// `handed_over`: once set (a successor took this listener in an upgrade, or the process is
-/// exiting), the thread stops accepting, so every admin call from then on reaches the new process.
+/// While `token` holds one, every request but `GET /` needs `Authorization: Bearer <token>` (401
+/// otherwise). `handed_over`: once set (a successor took this listener in an upgrade, or the
+/// process is exiting), the thread stops accepting, so every admin call from then on reaches the
+/// new process.
 pub fn spawn(
     listener: TcpListener,
     calls: Sender<AdminCall>,
-    token: Option<Token>,
+    token: TokenSlot,
     handed_over: Arc<AtomicBool>,
 ) -> io::Result<JoinHandle<()>> {
     spawn_with(listener, calls, LIMITS, token, handed_over)
@@ -140,7 +143,7 @@ fn spawn_with(
     listener: TcpListener,
     calls: Sender<AdminCall>,
     limits: Limits,
-    token: Option<Token>,
+    token: TokenSlot,
     handed_over: Arc<AtomicBool>,
 ) -> io::Result<JoinHandle<()>> {
     // Non-blocking: a successor in an upgrade accepts on the same socket, so a connection this
@@ -148,7 +151,7 @@ fn spawn_with(
     listener.set_nonblocking(true)?;
     std::thread::Builder::new()
         .name("admin".into())
-        .spawn(move || serve_all(&listener, &calls, limits, token.as_ref(), &handed_over))
+        .spawn(move || serve_all(&listener, &calls, limits, &token, &handed_over))
 }
 
 /// How often the admin thread looks whether it was handed over while no call comes.
@@ -158,7 +161,7 @@ fn serve_all(
     listener: &TcpListener,
     calls: &Sender<AdminCall>,
     limits: Limits,
-    token: Option<&Token>,
+    token: &TokenSlot,
     handed_over: &AtomicBool,
 ) {
     use std::os::fd::AsRawFd;
@@ -176,7 +179,7 @@ fn serve_all(
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Ok((stream, _)) => {
                 let _ = stream.set_nonblocking(false);
-                if let Flow::Exit = serve(stream, calls, limits, token) {
+                if let Flow::Exit = serve(stream, calls, limits, token.get().as_ref()) {
                     return;
                 }
             }

@@ -151,6 +151,10 @@ pub fn run(mut config: Config, reload: Reloader, start: Start) -> i32 {
         }
     };
     let (calls_tx, calls) = crossbeam_channel::unbounded();
+    let admin_token = admin::TokenSlot::new(config.admin_token.clone());
+    if let Some(warning) = crate::config::admin_exposure_warning(&config) {
+        eprintln!("{warning}");
+    }
     let admin_handed_over = Arc::new(AtomicBool::new(false));
     let mut admin_later = None;
     let admin_addr = match config.admin {
@@ -169,7 +173,7 @@ pub fn run(mut config: Config, reload: Reloader, start: Start) -> i32 {
                     // would say 503 while the shards start).
                     admin_later = Some(l);
                 } else {
-                    let (token, flag) = (config.admin_token.clone(), admin_handed_over.clone());
+                    let (token, flag) = (admin_token.clone(), admin_handed_over.clone());
                     admin::spawn(l, calls_tx.clone(), token, flag)?;
                 }
                 Ok(real)
@@ -227,6 +231,7 @@ pub fn run(mut config: Config, reload: Reloader, start: Start) -> i32 {
             log,
             tickets,
             crate::upgrade::lifecycle::Upgrades::new(offers, start, admin_handed_over.clone()),
+            admin_token,
         ),
         reload,
     );
@@ -237,7 +242,7 @@ pub fn run(mut config: Config, reload: Reloader, start: Start) -> i32 {
     // (only the main process may send READY=1 under NotifyAccess=main).
     let took_over = inherited.is_some();
     if let Some((l, calls_tx)) = admin_later {
-        let (token, flag) = (co.config.admin_token.clone(), admin_handed_over.clone());
+        let (token, flag) = (co.admin_token.clone(), admin_handed_over.clone());
         if let Err(e) = admin::spawn(l, calls_tx, token, flag) {
             eprintln!("error: cannot serve the admin listener taken over: {e}");
             return 1;

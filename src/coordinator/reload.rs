@@ -2,7 +2,9 @@
 //! what a running process cannot change, opens and closes listeners (`relisten`), and broadcasts
 //! the new version, waiting (bounded) until every shard serves with it; re-resolved endpoints are
 //! broadcast the same way, and so are certificates read again alone (when a watched TLS file
-//! changed, `cert_watch`, or on SIGHUP without a config file). Coordinator thread only.
+//! changed, `cert_watch`, or on SIGHUP without a config file). The admin token file is read again
+//! at every reload, with or without a config file, and its token put in force for the admin
+//! thread. Coordinator thread only.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,15 +31,7 @@ impl Coordinator {
     /// Reads, validates and broadcasts the config file; the old config serves on when it fails.
     pub(super) fn reload(&mut self) -> Result<(), String> {
         if self.config.source.is_none() {
-            if !self.config.listeners.iter().any(|l| l.tls.is_some()) {
-                return Err("no config file was given (--config): nothing to reload".into());
-            }
-            // Flags only: what can change on disk is the certificates.
-            let changed = self.reload_certificates()?;
-            if changed.is_empty() {
-                eprintln!("reloaded certificates: unchanged");
-            }
-            return Ok(());
+            return self.reload_files();
         }
         let mut next = (self.reload)()?;
         // What a running process cannot change: it keeps the values it started with.
@@ -65,9 +59,53 @@ impl Coordinator {
             next.routes.len(),
             next.clusters.len()
         );
+        let token_before = self.config.admin_token.is_some();
         self.broadcast_config(Arc::new(next));
         eprintln!("{line}");
+        self.note_admin_token(token_before);
         Ok(())
+    }
+
+    /// A reload without a config file (flags only): what can change on disk is the certificates
+    /// and the admin token file. The token is read first, and put in force only once the
+    /// certificates (if any) loaded: a reload that fails changes nothing.
+    fn reload_files(&mut self) -> Result<(), String> {
+        let tls = self.config.listeners.iter().any(|l| l.tls.is_some());
+        if !tls && self.config.admin_token_file.is_none() {
+            return Err("no config file was given (--config): nothing to reload".into());
+        }
+        let token_before = self.config.admin_token.is_some();
+        let mut next = (*self.config).clone();
+        config::check_admin_token(&mut next).map_err(|e| e.to_string())?;
+        if tls {
+            let changed = self.reload_certificates()?;
+            if changed.is_empty() {
+                eprintln!("reloaded certificates: unchanged");
+            }
+        }
+        if next.admin_token != self.config.admin_token {
+            let mut with_token = (*self.config).clone();
+            with_token.admin_token = next.admin_token;
+            self.broadcast_config(Arc::new(with_token));
+        }
+        self.note_admin_token(token_before);
+        Ok(())
+    }
+
+    /// After a reload: says whether the admin token file gave a new token (never the token), and
+    /// warns when the reload left a reachable admin listener without the token it had.
+    fn note_admin_token(&mut self, token_before: bool) {
+        if let Some(path) = &self.config.admin_token_file {
+            let changed = self.admin_token.get() != self.config.admin_token;
+            let what = if changed { "changed" } else { "unchanged" };
+            eprintln!("admin token read again from {}: {what}", path.display());
+        }
+        self.admin_token.set(self.config.admin_token.clone());
+        if token_before {
+            if let Some(warning) = config::admin_exposure_warning(&self.config) {
+                eprintln!("reload: {warning}");
+            }
+        }
     }
 
     /// The timers of the current config (re-resolution, TLS file watch, session-ticket

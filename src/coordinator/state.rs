@@ -11,6 +11,7 @@ use crossbeam_channel::{never, Receiver};
 
 use super::admin::status::ProcessStatus;
 use super::admin::AdminCall;
+use super::admin::TokenSlot;
 use super::cert_watch::CertWatch;
 use super::phase::Phase;
 use super::state_log::StateLog;
@@ -64,6 +65,9 @@ pub struct Coordinator {
     pub(super) cert_tick: Receiver<Instant>,
     /// The listening sockets an upgrade hands over, the upgrade socket's events, SIGUSR2.
     pub(super) upgrades: crate::upgrade::lifecycle::Upgrades,
+    /// The admin token the admin thread checks: `config.admin_token`, put in force again after
+    /// every reload (`reload.rs`).
+    pub(super) admin_token: TokenSlot,
 }
 
 impl Coordinator {
@@ -73,7 +77,12 @@ impl Coordinator {
         reports: Receiver<ToCoordinator>,
         signals: Receiver<i32>,
         calls: Receiver<AdminCall>,
-        (log, tickets, upgrades): (Writer, Tickets, crate::upgrade::lifecycle::Upgrades),
+        (log, tickets, upgrades, admin_token): (
+            Writer,
+            Tickets,
+            crate::upgrade::lifecycle::Upgrades,
+            TokenSlot,
+        ),
         reload: Reloader,
     ) -> Coordinator {
         let n = links.len();
@@ -96,6 +105,7 @@ impl Coordinator {
             cert_every: None,
             cert_tick: never(),
             upgrades,
+            admin_token,
         }
     }
 

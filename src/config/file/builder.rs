@@ -204,6 +204,18 @@ impl<'a> Builder<'a> {
                 config::parse_admin(a.get_ref()).map_err(|m| self.error(a.span(), "admin", m))?
             }
         };
+        if let Some(t) = raw.admin_token {
+            let msg = config::admin::INLINE_TOKEN_REFUSED.to_string();
+            return Err(self.error(t.span(), "admin_token", msg));
+        }
+        let admin_token_file = match raw.admin_token_file {
+            None => None,
+            Some(p) => {
+                self.written("admin_token_file", p.span(), "admin_token_file");
+                let path = config::parse_token_file(p.get_ref());
+                Some(path.map_err(|m| self.error(p.span(), "admin_token_file", m))?)
+            }
+        };
         let access_log = match raw.access_log {
             None => config::AccessLogTarget::Off,
             Some(a) => {
@@ -383,7 +395,8 @@ impl<'a> Builder<'a> {
             trusted_proxies,
             steer_client_ip,
             admin,
-            admin_token: None,
+            admin_token: None, // read from admin_token_file by config::check
+            admin_token_file,
             access_log,
             trace_start,
             upgrades,

@@ -19,6 +19,9 @@ pub(super) struct RawFile {
     pub trusted_proxies: S<Vec<Spanned<String>>>,
     pub steer: S<String>,
     pub admin: S<String>,
+    pub admin_token_file: S<String>,
+    /// Refused with `config::admin::INLINE_TOKEN_REFUSED`, whatever its value.
+    pub admin_token: S<toml::Value>,
     pub access_log: S<String>,
     pub trace: S<bool>,
     pub upgrades: S<Vec<String>>,

@@ -26,7 +26,14 @@ fn start(calls: Sender<AdminCall>) -> Admin {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let clone = listener.try_clone().unwrap();
-    let thread = spawn_with(listener, calls, QUICK, None, Default::default()).unwrap();
+    let thread = spawn_with(
+        listener,
+        calls,
+        QUICK,
+        TokenSlot::default(),
+        Default::default(),
+    )
+    .unwrap();
     Admin {
         addr,
         thread,

@@ -1,9 +1,12 @@
-//! The admin bearer token (`--admin-token`, `--admin-token-file`): parsed at start, checked by the
+//! The admin bearer token (`--admin-token`, `admin_token_file`): parsed at start (the file again at
+//! every reload), checked by the
 //! admin thread against each request's `Authorization: Bearer …` in time that does not depend on
-//! where the given token first differs. Never printed: `Debug` shows `Token(<redacted>)`.
+//! where the given token first differs. Never printed: `Debug` shows `Token(<redacted>)`. The
+//! `TokenSlot` holds the one in force, replaced by the coordinator when a reload reads a new one.
 
 use std::fmt;
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 /// A valid admin token: 1 to 512 visible ASCII characters (what a header value can carry).
 #[derive(Clone, PartialEq, Eq)]
@@ -37,10 +40,12 @@ impl Token {
         Ok(Token(t.as_bytes().into()))
     }
 
-    /// Reads the token from the first line(s) of `path`.
-    pub fn read(path: &str) -> Result<Token, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-        Token::parse(&text).map_err(|e| format!("{path}: {e}"))
+    /// Reads the token from `path` (the whole file, surrounding whitespace dropped).
+    pub fn read(path: &Path) -> Result<Token, String> {
+        let shown = path.display();
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+        Token::parse(&text).map_err(|e| format!("{shown}: {e}"))
     }
 
     /// Whether an `Authorization` header value is `Bearer <this token>`. The comparison looks at
@@ -60,6 +65,32 @@ impl Token {
     }
 }
 
+/// The token the admin thread checks, shared with the coordinator, which replaces it when a
+/// reload read a new one (`admin_token_file`). The admin thread takes a copy per connection:
+/// off the shards' request path, so a mutex is fine here.
+#[derive(Clone, Debug, Default)]
+pub struct TokenSlot(Arc<Mutex<Option<Token>>>);
+
+impl TokenSlot {
+    pub fn new(token: Option<Token>) -> TokenSlot {
+        TokenSlot(Arc::new(Mutex::new(token)))
+    }
+
+    /// The token in force now (`None`: none is asked for).
+    pub fn get(&self) -> Option<Token> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts `token` in force for the next connection; returns whether it differs from the one
+    /// before.
+    pub fn set(&self, token: Option<Token>) -> bool {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = *slot != token;
+        *slot = token;
+        changed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,10 +105,23 @@ mod tests {
         assert!(Token::parse("a b").unwrap_err().contains("visible ASCII"));
         assert!(Token::parse("é").is_err());
         assert!(Token::parse(&"x".repeat(513)).unwrap_err().contains("512"));
+        assert!(Token::parse("two\nlines").unwrap_err().contains("'\\n'"));
         assert_eq!(
             format!("{:?}", Token::parse("s3cr3t").unwrap()),
             "Token(<redacted>)"
         );
+    }
+
+    #[test]
+    fn a_slot_hands_out_the_token_set_last() {
+        let slot = TokenSlot::new(Some(Token::parse("old").unwrap()));
+        let admin_side = slot.clone();
+        assert!(!slot.set(Some(Token::parse("old").unwrap())), "unchanged");
+        assert!(slot.set(Some(Token::parse("new").unwrap())));
+        assert!(admin_side.get().unwrap().authorizes(b"Bearer new"));
+        assert!(!admin_side.get().unwrap().authorizes(b"Bearer old"));
+        assert!(slot.set(None));
+        assert_eq!(admin_side.get(), None);
     }
 
     #[test]
