@@ -16,6 +16,8 @@ use support::*;
 /// The stats catalogue and the renderer, read at compile time: the families the scrape must show.
 const FAMILIES_RS: &str = include_str!("../src/stats/families.rs");
 const RENDER_RS: &str = include_str!("../src/stats/render.rs");
+/// Families with a sample only once a TLS listener served (tests/tls.rs checks those samples).
+const LISTENER_TLS_RS: &str = include_str!("../src/stats/listener_tls.rs");
 
 /// Holds upstream answers until opened (bounded, so a failing test never hangs a thread forever).
 #[derive(Clone, Default)]
@@ -160,6 +162,21 @@ fn declared_families() -> Vec<(String, &'static str)> {
     out
 }
 
+/// The TLS listener families: `(name, kind)` as `src/stats/listener_tls.rs` declares them.
+fn declared_tls_families() -> Vec<(String, &'static str)> {
+    let mut out = Vec::new();
+    for (call, kind) in [("counter(", "counter"), ("histograms(", "histogram")] {
+        for (at, _) in LISTENER_TLS_RS.match_indices(call) {
+            let rest = LISTENER_TLS_RS[at + call.len()..].trim_start();
+            if let Some(name) = rest.strip_prefix("\"shardgate_") {
+                let end = name.find('"').unwrap();
+                out.push((format!("shardgate_{}", &name[..end]), kind));
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn metrics_are_prometheus_text_with_every_declared_family() {
     let declared = declared_families();
@@ -204,11 +221,22 @@ fn metrics_are_prometheus_text_with_every_declared_family() {
             }
         }
     }
+    let tls = declared_tls_families();
+    assert_eq!(tls.len(), 3, "reading listener_tls.rs found {tls:?}");
+    for (name, kind) in &tls {
+        match m.families.get(name) {
+            None => missing.push(format!("{name}: no HELP/TYPE")),
+            Some((_, got)) if got != kind => {
+                missing.push(format!("{name}: TYPE {got}, declared {kind}"))
+            }
+            Some(_) => {}
+        }
+    }
     assert!(missing.is_empty(), "families:\n{}", missing.join("\n"));
     let undeclared: Vec<&String> = m
         .families
         .keys()
-        .filter(|f| !declared.iter().any(|(d, _)| d == *f))
+        .filter(|f| !declared.iter().chain(&tls).any(|(d, _)| d == *f))
         .collect();
     assert!(
         undeclared.is_empty(),
