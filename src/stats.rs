@@ -19,6 +19,7 @@
 #[allow(unsafe_code)] // a counting GlobalAlloc, tests only
 pub(crate) mod alloc_probe;
 mod certificates;
+mod discovery;
 mod families;
 mod render;
 mod snapshot;
@@ -31,6 +32,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 pub use certificates::{render_certificates, CertificateExpiry};
+pub use discovery::{render_discovery, DiscoveryFigures};
 pub use render::render;
 pub use snapshot::{EndpointCounts, RouteCounts, ShardGauges, Snapshot};
 

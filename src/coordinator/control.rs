@@ -101,6 +101,10 @@ impl Coordinator {
                     }
                 }
                 recv(self.cert_tick) -> _ => self.watch_certificates(),
+                recv(self.discovery.answers) -> a => match a {
+                    Ok(a) => self.discovered(a),
+                    Err(_) => self.discovery.answers = never(),
+                },
                 recv(self.upgrades.events) -> event => match event {
                     Ok(e) => self.upgrade_event(e),
                     Err(_) => self.upgrades.events = never(),

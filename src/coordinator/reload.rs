@@ -59,6 +59,8 @@ impl Coordinator {
         next.access_log = cur.access_log.clone();
         next.upgrade_socket = cur.upgrade_socket.clone();
         next.listeners = self.relisten(&next)?;
+        // Clusters whose DNS names did not change keep the endpoints found for them.
+        let next = self.discovery.sets.apply(&next).unwrap_or(next);
         let line = format!(
             "reloaded {}: {} routes, {} clusters",
             next.source.as_deref().unwrap_or("config"),
@@ -85,6 +87,17 @@ impl Coordinator {
             self.cert_tick = every.map_or(never(), tick);
         }
         self.tickets.time(self.config.tls_ticket_rotation);
+        self.discovery.follow(&self.config);
+    }
+
+    /// An answer of the discovery thread: a changed endpoint set becomes a config version.
+    pub(super) fn discovered(&mut self, a: super::discovery::Answer) {
+        if !self.discovery.sets.note(a, std::time::Instant::now()) {
+            return;
+        }
+        if let Some(next) = self.discovery.sets.apply(&self.config) {
+            self.broadcast_config(Arc::new(next));
+        }
     }
 
     /// Sends a config version to every shard and waits (bounded) until each serves with it, so a

@@ -36,8 +36,9 @@ pub fn refresh(c: &Config) -> Option<Config> {
     changed.then_some(next)
 }
 
+/// A plain `host:port` endpoint (not an IP literal, not one DNS discovery found).
 fn is_hostname(name: &str) -> bool {
-    name.parse::<SocketAddr>().is_err()
+    name.parse::<SocketAddr>().is_err() && !config::discovery::is_discovered(name)
 }
 
 #[cfg(test)]

@@ -51,6 +51,8 @@ pub struct Coordinator {
     /// Re-resolution of endpoint hostnames: the shortest interval of the current config.
     pub(super) resolve_every: Option<Duration>,
     pub(super) resolve_tick: Receiver<Instant>,
+    /// DNS discovery: its thread's answers and the last-known endpoint sets.
+    pub(super) discovery: super::discovery::Discovery,
     /// Endpoint state changes written to stderr, rate-limited per endpoint.
     pub(super) state_log: StateLog,
     /// The session-ticket keys every shard holds, and when they rotate.
@@ -89,6 +91,7 @@ impl Coordinator {
             phase: Phase::Starting,
             resolve_every: None,
             resolve_tick: never(),
+            discovery: Default::default(),
             state_log: StateLog::default(),
             tickets,
             status: ProcessStatus::default(),

@@ -1,0 +1,116 @@
+//! DNS service discovery for `dns:` and `srv:` endpoints. The coordinator owns it: a discovery
+//! thread (`thread`) asks DNS (`wire` over UDP/TCP, `lookup` for A/AAAA and SRV) and sends
+//! answers back; the coordinator's loop records them (`sets`) and turns a changed endpoint set
+//! into a new config version, the same config event a reload sends, so shards keep the pools,
+//! breakers, EWMA and health of endpoints that stay. Failures keep the last-known set.
+//! Coordinator thread (this file and `sets`), discovery thread (`thread`, `lookup`, `wire`).
+
+mod lookup;
+mod sets;
+mod thread;
+mod wire;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{after, never, select, Receiver, Sender};
+
+use crate::config::{Config, Discover};
+pub use sets::Sets;
+pub use thread::Answer;
+use thread::{Target, Targets};
+
+/// The coordinator's end of discovery: the thread (started when a config first discovers), its
+/// answers, the targets it was last given, and the record of what was found.
+pub struct Discovery {
+    orders: Option<Sender<Targets>>,
+    pub answers: Receiver<Answer>,
+    sent: Option<(Vec<Target>, Vec<SocketAddr>)>,
+    pub sets: Sets,
+    /// Whether `/readyz` last found a set too old (logged when that changes).
+    pub stale_logged: bool,
+}
+
+impl Default for Discovery {
+    fn default() -> Self {
+        Discovery {
+            orders: None,
+            answers: never(),
+            sent: None,
+            sets: Sets::default(),
+            stale_logged: false,
+        }
+    }
+}
+
+impl Discovery {
+    /// Gives the thread the names of config `c` when they (or the resolvers) changed, starting
+    /// it the first time; forgets the sets of names `c` no longer has.
+    pub fn follow(&mut self, c: &Config) {
+        self.sets.keep_only(c, Instant::now());
+        let targets = targets(c);
+        let now = (targets, c.resolvers.clone());
+        if self.sent.as_ref() == Some(&now) || (self.sent.is_none() && now.0.is_empty()) {
+            return;
+        }
+        if self.orders.is_none() {
+            let (orders, rx) = crossbeam_channel::unbounded();
+            let (tx, answers) = crossbeam_channel::unbounded();
+            if let Err(e) = thread::spawn(rx, tx) {
+                eprintln!("error: cannot start the discovery thread: {e}; dns:/srv: endpoints stay unresolved");
+                return;
+            }
+            (self.orders, self.answers) = (Some(orders), answers);
+        }
+        if let Some(o) = &self.orders {
+            let _ = o.send(Targets {
+                targets: now.0.clone(),
+                resolvers: now.1.clone(),
+            });
+        }
+        self.sent = Some(now);
+    }
+
+    /// At start, before any shard runs: waits (at most `within`) until every name of `c` has
+    /// answered once, successfully or not, and returns `c` with what was found. A name that has
+    /// not answered by then leaves its cluster with what else it has; it is still asked.
+    pub fn first_round(&mut self, c: Config, within: Duration) -> Config {
+        let mut waiting: HashSet<(String, Discover)> = (c.clusters.iter())
+            .flat_map(|cl| cl.discover.iter().map(|d| (cl.name.clone(), d.clone())))
+            .collect();
+        let deadline = after(within);
+        while !waiting.is_empty() {
+            select! {
+                recv(self.answers) -> a => match a {
+                    Ok(a) => {
+                        waiting.remove(&(a.cluster.clone(), a.discover.clone()));
+                        self.sets.note(a, Instant::now());
+                    }
+                    Err(_) => break,
+                },
+                recv(deadline) -> _ => {
+                    for (cl, d) in &waiting {
+                        eprintln!("discovery: cluster {cl} {}: no answer yet after {within:?}; starting without it", d.written());
+                    }
+                    break;
+                }
+            }
+        }
+        self.sets.apply(&c).unwrap_or(c)
+    }
+}
+
+/// Every name of `c` to keep looked up.
+fn targets(c: &Config) -> Vec<Target> {
+    (c.clusters.iter())
+        .flat_map(|cl| {
+            cl.discover.iter().map(|d| Target {
+                cluster: cl.name.clone(),
+                discover: d.clone(),
+                min_ttl: cl.min_ttl,
+                max_ttl: cl.resolve_interval,
+            })
+        })
+        .collect()
+}
