@@ -1,0 +1,121 @@
+//! A real DNS server for discovery tests: dnsmasq (Debian `dnsmasq-base`) started by the test in
+//! the foreground on 127.0.0.1 and a free UDP/TCP port, answering A records from a hosts file
+//! (read again on SIGHUP), SRV and address records from its flags (fixed until a restart), and
+//! NXDOMAIN for anything else under `test`. Stopped (by its pid) when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::TempFile;
+
+pub struct Dnsmasq {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    hosts: TempFile,
+    ttl: u32,
+    extra: Vec<String>,
+}
+
+impl Dnsmasq {
+    /// Serves `hosts` (hosts-file lines) with records of `ttl` seconds, plus `extra` flags
+    /// (`--srv-host=…`, `--host-record=…`).
+    pub fn start(hosts: &str, ttl: u32, extra: &[&str]) -> Dnsmasq {
+        let hosts = super::temp_file("dnsmasq-hosts", hosts);
+        let mut d = Dnsmasq {
+            child: None,
+            addr: free_port(),
+            hosts,
+            ttl,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        d.run();
+        d
+    }
+
+    fn run(&mut self) {
+        // Debian puts it in /usr/sbin, which a non-root PATH may lack.
+        let bin = if std::path::Path::new("/usr/sbin/dnsmasq").exists() {
+            "/usr/sbin/dnsmasq"
+        } else {
+            "dnsmasq"
+        };
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "--no-daemon".to_string(),
+            format!("--port={}", self.addr.port()),
+            "--listen-address=127.0.0.1".into(),
+            "--bind-interfaces".into(),
+            "--no-resolv".into(),
+            "--no-hosts".into(),
+            format!("--addn-hosts={}", self.hosts.path()),
+            format!("--local-ttl={}", self.ttl),
+            "--local=/test/".into(),
+            "--pid-file=".into(),
+            "--log-facility=-".into(),
+        ])
+        .args(&self.extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .expect("run dnsmasq (Debian dnsmasq-base; scripts/test.sh installs it)");
+        let (tx, rx) = mpsc::channel();
+        let err = child.stderr.take().expect("piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        loop {
+            match rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(l) if l.contains("read ") && l.contains(self.hosts.path()) => break,
+                Ok(_) => {}
+                Err(_) => panic!("dnsmasq did not start (port {})", self.addr.port()),
+            }
+        }
+        self.child = Some(child);
+    }
+
+    /// Replaces the hosts file and has dnsmasq read it again (SIGHUP).
+    pub fn set_hosts(&self, hosts: &str) {
+        std::fs::write(self.hosts.path(), hosts).unwrap();
+        let pid = self.child.as_ref().expect("running").id();
+        unsafe { libc::kill(pid as i32, libc::SIGHUP) };
+    }
+
+    /// Stops the server: from now on its port answers nothing.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again with other flags (SRV records are not read again on SIGHUP).
+    pub fn restart(&mut self, extra: &[&str]) {
+        self.stop();
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.run();
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A port free on 127.0.0.1 for both UDP and TCP (dnsmasq binds both).
+fn free_port() -> SocketAddr {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = udp.local_addr().unwrap();
+        if TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+}
