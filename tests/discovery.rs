@@ -394,3 +394,13 @@ fn a_reload_keeps_the_set_of_unchanged_names_and_their_pools() {
     let cfg = admin(&p, "GET", "/config").text();
     assert!(cfg.contains(&format!("\"dns:api.test:{port}\"")), "{cfg}");
 }
+
+#[test]
+fn an_answer_too_big_for_udp_is_asked_again_over_tcp() {
+    // 60 A records do not fit a 512-byte UDP answer: dnsmasq sets TC, the full set comes by TCP.
+    let ips: Vec<u8> = (100..160).collect();
+    let dns = Dnsmasq::start(&hosts(&ips), 30, &[]);
+    let (p, _f) = proxy(&dns, &["dns:api.test:9".into()], "");
+    let m = scrape(&p);
+    assert_eq!(m.one("shardgate_discovery_endpoints", &[("cluster", "api")]), 60.0);
+}
