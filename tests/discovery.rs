@@ -402,5 +402,8 @@ fn an_answer_too_big_for_udp_is_asked_again_over_tcp() {
     let dns = Dnsmasq::start(&hosts(&ips), 30, &[]);
     let (p, _f) = proxy(&dns, &["dns:api.test:9".into()], "");
     let m = scrape(&p);
-    assert_eq!(m.one("shardgate_discovery_endpoints", &[("cluster", "api")]), 60.0);
+    assert_eq!(
+        m.one("shardgate_discovery_endpoints", &[("cluster", "api")]),
+        60.0
+    );
 }

@@ -2,8 +2,8 @@
 //! the access-log writer, the admin listener and one shard per core, waits for each to report
 //! ready, then runs the control loop: signals, admin calls, health news relayed between shards
 //! and logged as state changes (`state_log`), statistics merged from shard snapshots, config
-//! reload, periodic re-resolution of endpoint hostnames, DNS discovery's answers (`discovery`,
-//! looked up on its own thread), session-ticket key rotation, and the drain barrier.
+//! reload, DNS discovery's answers and re-resolved hostnames (`discovery`, looked up on its own
+//! thread), session-ticket key rotation, and the drain barrier.
 //!
 //! Files: `state` (what the coordinator holds), `phase` (the lifecycle `Phase`), `control` (the
 //! loop), `reload` and `relisten` (config versions, listeners across a reload), `cert_watch`
@@ -29,7 +29,6 @@ mod listeners;
 mod phase;
 mod relisten;
 mod reload;
-mod resolve;
 mod signals;
 mod state;
 mod state_log;

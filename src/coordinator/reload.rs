@@ -1,7 +1,7 @@
 //! Config versions: a reload (SIGHUP or `POST /reload`) reads and validates the file again, keeps
 //! what a running process cannot change, opens and closes listeners (`relisten`), and broadcasts
-//! the new version, waiting (bounded) until every shard serves with it; re-resolved endpoints are
-//! broadcast the same way, and so are certificates read again alone (when a watched TLS file
+//! the new version, waiting (bounded) until every shard serves with it; endpoints DNS discovery
+//! found or re-resolved are broadcast the same way, and so are certificates read again alone (when a watched TLS file
 //! changed, `cert_watch`, or on SIGHUP without a config file). Coordinator thread only.
 
 use std::net::SocketAddr;
@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use crossbeam_channel::{after, never, select, tick};
 
-use super::resolve;
 use super::state::Coordinator;
 use crate::bus::{ToCoordinator, ToShard};
 use crate::config::{self, Config};
@@ -72,14 +71,9 @@ impl Coordinator {
         Ok(())
     }
 
-    /// The timers of the current config (re-resolution, TLS file watch, session-ticket
-    /// rotation), restarted when their interval changed.
+    /// The timers of the current config (TLS file watch, session-ticket rotation), restarted
+    /// when their interval changed, and the names the discovery thread looks up.
     pub(super) fn set_timers(&mut self) {
-        let every = resolve::interval(&self.config);
-        if every != self.resolve_every {
-            self.resolve_every = every;
-            self.resolve_tick = every.map_or(never(), tick);
-        }
         let watched = self.config.listeners.iter().any(|l| l.tls.is_some());
         let every = Some(self.config.tls_watch_interval).filter(|d| watched && !d.is_zero());
         if every != self.cert_every {
@@ -90,12 +84,10 @@ impl Coordinator {
         self.discovery.follow(&self.config);
     }
 
-    /// An answer of the discovery thread: a changed endpoint set becomes a config version.
+    /// An answer of the discovery thread: a changed endpoint set (or a plain hostname's new
+    /// address) becomes a config version.
     pub(super) fn discovered(&mut self, a: super::discovery::Answer) {
-        if !self.discovery.sets.note(a, std::time::Instant::now()) {
-            return;
-        }
-        if let Some(next) = self.discovery.sets.apply(&self.config) {
+        if let Some(next) = self.discovery.answer(a, &self.config) {
             self.broadcast_config(Arc::new(next));
         }
     }

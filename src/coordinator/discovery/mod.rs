@@ -1,10 +1,12 @@
-//! DNS service discovery for `dns:` and `srv:` endpoints. The coordinator owns it: a discovery
-//! thread (`thread`) asks DNS (`wire` over UDP/TCP, `lookup` for A/AAAA and SRV) and sends
-//! answers back; the coordinator's loop records them (`sets`) and turns a changed endpoint set
+//! DNS service discovery for `dns:` and `srv:` endpoints, and the re-resolution of plain
+//! hostname endpoints (`hosts`). The coordinator owns it: a discovery thread (`thread`) asks DNS
+//! (`wire` over UDP/TCP, `lookup` for A/AAAA and SRV) or the system resolver and sends answers
+//! back; the coordinator's loop records them (`sets`) and turns a changed endpoint set
 //! into a new config version, the same config event a reload sends, so shards keep the pools,
 //! breakers, EWMA and health of endpoints that stay. Failures keep the last-known set.
 //! Coordinator thread (this file and `sets`), discovery thread (`thread`, `lookup`, `wire`).
 
+mod hosts;
 mod lookup;
 mod sets;
 mod thread;
@@ -19,7 +21,7 @@ use crossbeam_channel::{after, never, select, Receiver, Sender};
 use crate::config::{Config, Discover};
 pub use sets::Sets;
 pub use thread::Answer;
-use thread::{Target, Targets};
+use thread::{Lookup, Target, Targets};
 
 /// The coordinator's end of discovery: the thread (started when a config first discovers), its
 /// answers, the targets it was last given, and the record of what was found.
@@ -83,10 +85,13 @@ impl Discovery {
         while !waiting.is_empty() {
             select! {
                 recv(self.answers) -> a => match a {
-                    Ok(a) => {
-                        waiting.remove(&(a.cluster.clone(), a.discover.clone()));
-                        self.sets.note(a, Instant::now());
+                    Ok(Answer::Dns { cluster, discover, result }) => {
+                        let key = (cluster, discover);
+                        waiting.remove(&key);
+                        self.sets.note(key, result, Instant::now());
                     }
+                    // Plain hostnames were resolved as the config was read.
+                    Ok(Answer::Host { .. }) => {}
                     Err(_) => break,
                 },
                 recv(deadline) -> _ => {
@@ -99,18 +104,50 @@ impl Discovery {
         }
         self.sets.apply(&c).unwrap_or(c)
     }
+
+    /// What an answer changes: the config to broadcast, if any.
+    pub fn answer(&mut self, a: Answer, c: &Config) -> Option<Config> {
+        match a {
+            Answer::Dns {
+                cluster,
+                discover,
+                result,
+            } => {
+                let changed = self.sets.note((cluster, discover), result, Instant::now());
+                changed.then(|| self.sets.apply(c)).flatten()
+            }
+            Answer::Host {
+                cluster,
+                name,
+                addr,
+            } => {
+                let next = hosts::apply(c, &cluster, &name, addr?)?;
+                eprintln!(
+                    "endpoint {name} of cluster {cluster} re-resolved to {}",
+                    addr?
+                );
+                Some(next)
+            }
+        }
+    }
 }
 
-/// Every name of `c` to keep looked up.
+/// Every name of `c` to keep looked up: `dns:`/`srv:` endpoints, then plain hostnames (each
+/// every `resolve_interval`).
 fn targets(c: &Config) -> Vec<Target> {
-    (c.clusters.iter())
-        .flat_map(|cl| {
-            cl.discover.iter().map(|d| Target {
-                cluster: cl.name.clone(),
-                discover: d.clone(),
-                min_ttl: cl.min_ttl,
-                max_ttl: cl.resolve_interval,
-            })
+    let dns = (c.clusters.iter()).flat_map(|cl| {
+        cl.discover.iter().map(|d| Target {
+            cluster: cl.name.clone(),
+            what: Lookup::Dns(d.clone()),
+            min_ttl: cl.min_ttl,
+            max_ttl: cl.resolve_interval,
         })
-        .collect()
+    });
+    let hosts = (hosts::targets(c).into_iter()).map(|(cluster, name, every)| Target {
+        cluster,
+        what: Lookup::Host(name),
+        min_ttl: every,
+        max_ttl: every,
+    });
+    dns.chain(hosts).collect()
 }

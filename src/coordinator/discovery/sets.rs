@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use super::thread::Answer;
+use super::lookup::Found;
 use super::wire::Failure;
 use crate::config::discovery::is_discovered;
 use crate::config::{Config, Discover, Endpoint};
@@ -46,11 +46,16 @@ impl Sets {
 
     /// Records an answer; true when the cluster's endpoint set changed. Logs a changed set, a
     /// failure when it begins and the recovery.
-    pub fn note(&mut self, a: Answer, now: Instant) -> bool {
-        let key = (a.cluster, a.discover);
+    pub fn note(
+        &mut self,
+        (cluster, discover): (String, Discover),
+        result: Result<Found, Failure>,
+        now: Instant,
+    ) -> bool {
+        let key = (cluster, discover);
         let k = self.known.entry(key.clone()).or_default();
         let (cluster, written) = (&key.0, key.1.written());
-        let result = match a.result {
+        let result = match result {
             Ok(found) => {
                 if let Some(f) = k.failing.take() {
                     eprintln!(

@@ -21,9 +21,18 @@ pub const QUESTION_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     pub cluster: String,
-    pub discover: Discover,
+    pub what: Lookup,
     pub min_ttl: Duration,
     pub max_ttl: Duration,
+}
+
+/// What is asked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    /// A `dns:` or `srv:` endpoint, asked of the DNS servers.
+    Dns(Discover),
+    /// A plain `host:port` endpoint: its first address from the system resolver.
+    Host(String),
 }
 
 /// What the coordinator tells the thread: everything to look up now, and whom to ask (empty:
@@ -34,10 +43,18 @@ pub struct Targets {
 }
 
 /// One lookup's outcome.
-pub struct Answer {
-    pub cluster: String,
-    pub discover: Discover,
-    pub result: Result<Found, Failure>,
+pub enum Answer {
+    Dns {
+        cluster: String,
+        discover: Discover,
+        result: Result<Found, Failure>,
+    },
+    /// A plain hostname's first address now (`None`: it did not resolve; the old one stays).
+    Host {
+        cluster: String,
+        name: String,
+        addr: Option<SocketAddr>,
+    },
 }
 
 /// Starts the thread; it ends when the coordinator drops its sender.
@@ -81,16 +98,30 @@ fn run(orders: Receiver<Targets>, answers: Sender<Answer>) {
             if Instant::now() < *due {
                 continue;
             }
-            let result = lookup(&t.discover, &resolvers, QUESTION_TIMEOUT);
-            let wait = match &result {
-                Ok(f) => f.ttl.clamp(t.min_ttl, t.max_ttl),
-                Err(_) => t.min_ttl,
-            };
-            *due = Instant::now() + wait;
-            let answer = Answer {
-                cluster: t.cluster.clone(),
-                discover: t.discover.clone(),
-                result,
+            let cluster = t.cluster.clone();
+            let answer = match &t.what {
+                Lookup::Dns(d) => {
+                    let result = lookup(d, &resolvers, QUESTION_TIMEOUT);
+                    let wait = match &result {
+                        Ok(f) => f.ttl.clamp(t.min_ttl, t.max_ttl),
+                        Err(_) => t.min_ttl,
+                    };
+                    *due = Instant::now() + wait;
+                    Answer::Dns {
+                        cluster,
+                        discover: d.clone(),
+                        result,
+                    }
+                }
+                Lookup::Host(name) => {
+                    let addr = super::hosts::first_address(name);
+                    *due = Instant::now() + t.max_ttl;
+                    Answer::Host {
+                        cluster,
+                        name: name.clone(),
+                        addr,
+                    }
+                }
             };
             if answers.send(answer).is_err() {
                 return;
