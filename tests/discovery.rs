@@ -407,3 +407,35 @@ fn an_answer_too_big_for_udp_is_asked_again_over_tcp() {
         60.0
     );
 }
+
+#[test]
+fn a_silent_dns_server_never_holds_up_the_coordinator() {
+    // A resolver that takes every question and answers none: each lookup waits out its timeout.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = Backend::start("fixed");
+    let text = format!(
+        "listen = [\"127.0.0.1:0\"]\nresolvers = [\"{}\"]\n\n[[clusters]]\nname = \"api\"\nendpoints = [\"dns:api.test:80\", \"{}\"]\nmin_ttl = \"100ms\"\n",
+        silent.local_addr().unwrap(),
+        b.addr
+    );
+    let f = temp_file("silent", &text);
+    let p = Proxy::start(&["--config", f.path()]);
+    let timeouts = |p: &Proxy| {
+        scrape(p).sum(
+            "shardgate_discovery_refreshes_total",
+            &[("cluster", "api"), ("result", "timeout")],
+        )
+    };
+    let seen = timeouts(&p);
+    // While the next lookups wait on the silent server, admin calls, reloads and requests
+    // are answered at once.
+    let t = Instant::now();
+    while timeouts(&p) < seen + 1.0 {
+        let (r, took) = support::timed(|| admin(&p, "POST", "/reload"));
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(took < Duration::from_millis(500), "a reload took {took:?}");
+        assert_eq!(ask(&p, 1), vec!["fixed".to_string()]);
+        assert!(t.elapsed() < Duration::from_secs(15), "no lookup timed out");
+    }
+    drop(silent);
+}
