@@ -439,3 +439,45 @@ fn a_silent_dns_server_never_holds_up_the_coordinator() {
     }
     drop(silent);
 }
+
+#[test]
+fn discovered_endpoints_are_health_checked_and_named_by_their_dns_name() {
+    let (bs, port) = backends_on_one_port(&[61, 62]);
+    let dns = Dnsmasq::start(&hosts(&[61, 62]), 30, &[]);
+    let (p, _f) = proxy(
+        &dns,
+        &[format!("dns:api.test:{port}")],
+        "[clusters.health_check]\ncheck = \"http:/healthz\"\ninterval = \"100ms\"\nrise = 1\nfall = 1",
+    );
+    // Probes ask for the name as written (Host: api.test:PORT), never the endpoint's IP suffix.
+    for b in &bs {
+        let seen = poll(Duration::from_secs(10), "a health probe", || {
+            let s = b.upstream().seen();
+            s.requests
+                .iter()
+                .any(|r| r.target == "/healthz")
+                .then_some(s)
+        });
+        let probe = seen
+            .requests
+            .iter()
+            .find(|r| r.target == "/healthz")
+            .unwrap();
+        assert_eq!(
+            probe.header("host"),
+            Some(format!("api.test:{port}").as_str())
+        );
+    }
+    // A failing probe takes the discovered endpoint out like any other.
+    bs[0].set_health(503);
+    poll(
+        Duration::from_secs(10),
+        "the unhealthy endpoint out",
+        || {
+            let m = scrape(&p);
+            let ep = format!("api.test:{port}@127.0.0.61");
+            (m.one("shardgate_upstream_healthy", &[("endpoint", &ep)]) == 0.0).then_some(())
+        },
+    );
+    assert!(ask(&p, 20).iter().all(|w| w == bs[1].name()));
+}
