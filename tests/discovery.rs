@@ -186,6 +186,12 @@ fn a_record_added_and_one_removed_under_load_fail_no_request() {
         || (load.done.load(Ordering::SeqCst) > before + 100).then_some(()),
     );
     let (ok, failed) = load.finish();
+    println!(
+        "record change under load: {} requests, {} failed, by backend {:?}",
+        ok.len() + failed.len(),
+        failed.len(),
+        count(&ok)
+    );
     assert!(
         failed.is_empty(),
         "{} failed requests: {:?}",
@@ -398,14 +404,20 @@ fn a_reload_keeps_the_set_of_unchanged_names_and_their_pools() {
 #[test]
 fn an_answer_too_big_for_udp_is_asked_again_over_tcp() {
     // 60 A records do not fit a 512-byte UDP answer: dnsmasq sets TC, the full set comes by TCP.
+    // An AAAA record is an endpoint too.
     let ips: Vec<u8> = (100..160).collect();
-    let dns = Dnsmasq::start(&hosts(&ips), 30, &[]);
+    let dns = Dnsmasq::start(&(hosts(&ips) + "::1 api.test\n"), 30, &[]);
     let (p, _f) = proxy(&dns, &["dns:api.test:9".into()], "");
     let m = scrape(&p);
     assert_eq!(
         m.one("shardgate_discovery_endpoints", &[("cluster", "api")]),
-        60.0
+        61.0
     );
+    let v6 = m.select(
+        "shardgate_upstream_healthy",
+        &[("endpoint", "api.test:9@::1")],
+    );
+    assert_eq!(v6.len(), 1, "no AAAA endpoint in /metrics");
 }
 
 #[test]
