@@ -67,6 +67,7 @@ impl Coordinator {
             next.clusters.len()
         );
         self.broadcast_config(Arc::new(next));
+        self.discovery.refollow(&self.config);
         eprintln!("{line}");
         Ok(())
     }

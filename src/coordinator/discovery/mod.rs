@@ -74,6 +74,15 @@ impl Discovery {
         self.sent = Some(now);
     }
 
+    /// After a reload: gives the thread its names again even when unchanged, so it reads
+    /// /etc/resolv.conf again (their schedule is kept).
+    pub fn refollow(&mut self, c: &Config) {
+        if self.orders.is_some() {
+            self.sent = None;
+        }
+        self.follow(c);
+    }
+
     /// At start, before any shard runs: waits (at most `within`) until every name of `c` has
     /// answered once, successfully or not, and returns `c` with what was found. A name that has
     /// not answered by then leaves its cluster with what else it has; it is still asked.
