@@ -219,14 +219,15 @@ fn a_record_added_and_one_removed_under_load_fail_no_request() {
 #[test]
 fn a_stopped_dns_server_leaves_the_last_known_set_serving() {
     let (bs, port) = backends_on_one_port(&[31, 32]);
-    let mut dns = Dnsmasq::start(&hosts(&[31, 32]), 1, &[]);
+    let dns = Dnsmasq::start(&hosts(&[31, 32]), 1, &[]);
     let (p, _f) = proxy(
         &dns,
         &[format!("dns:api.test:{port}")],
         "min_ttl = \"200ms\"\nresolve_interval = \"1s\"\nmax_stale = \"3s\"",
     );
     assert_eq!(admin(&p, "GET", "/readyz").status, 200);
-    dns.stop();
+    // Stopped: every question goes unanswered (a timeout each).
+    dns.pause();
     poll(Duration::from_secs(10), "a failed lookup counted", || {
         let m = scrape(&p);
         let failed = m.sum(
@@ -265,7 +266,7 @@ fn a_stopped_dns_server_leaves_the_last_known_set_serving() {
     assert!(scrape(&p).one("shardgate_discovery_set_age_seconds", &[("cluster", "api")]) > 3.0);
     assert!(ask(&p, 10).iter().all(|w| w.starts_with('b')));
     // The server back: the set is fresh again.
-    dns.restart(&[]);
+    dns.resume();
     poll(Duration::from_secs(10), "/readyz ready again", || {
         (admin(&p, "GET", "/readyz").status == 200).then_some(())
     });

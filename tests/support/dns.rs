@@ -31,11 +31,18 @@ impl Dnsmasq {
             ttl,
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
-        d.run();
-        d
+        // Another test may take the free port between the look and dnsmasq's bind: another one.
+        for _ in 0..10 {
+            match d.run() {
+                Ok(()) => return d,
+                Err(e) if e.contains("in use") => d.addr = free_port(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("dnsmasq found no free port");
     }
 
-    fn run(&mut self) {
+    fn run(&mut self) -> Result<(), String> {
         // Debian puts it in /usr/sbin, which a non-root PATH may lack.
         let bin = if std::path::Path::new("/usr/sbin/dnsmasq").exists() {
             "/usr/sbin/dnsmasq"
@@ -70,14 +77,32 @@ impl Dnsmasq {
                 let _ = tx.send(line);
             }
         });
+        let mut said = Vec::new();
         loop {
             match rx.recv_timeout(Duration::from_secs(10)) {
                 Ok(l) if l.contains("read ") && l.contains(self.hosts.path()) => break,
-                Ok(_) => {}
-                Err(_) => panic!("dnsmasq did not start (port {})", self.addr.port()),
+                Ok(l) => said.push(l),
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("dnsmasq did not start on {}: {said:?}", self.addr));
+                }
             }
         }
         self.child = Some(child);
+        Ok(())
+    }
+
+    /// Pauses the server (SIGSTOP): questions go unanswered, as from a host that went away.
+    pub fn pause(&self) {
+        let pid = self.child.as_ref().expect("running").id();
+        unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+    }
+
+    /// Lets a paused server answer again (SIGCONT).
+    pub fn resume(&self) {
+        let pid = self.child.as_ref().expect("running").id();
+        unsafe { libc::kill(pid as i32, libc::SIGCONT) };
     }
 
     /// Replaces the hosts file and has dnsmasq read it again (SIGHUP).
@@ -90,6 +115,7 @@ impl Dnsmasq {
     /// Stops the server: from now on its port answers nothing.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGCONT) };
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -99,7 +125,9 @@ impl Dnsmasq {
     pub fn restart(&mut self, extra: &[&str]) {
         self.stop();
         self.extra = extra.iter().map(|s| s.to_string()).collect();
-        self.run();
+        if let Err(e) = self.run() {
+            panic!("restart on the same port: {e}");
+        }
     }
 }
 
