@@ -37,7 +37,8 @@ pub struct Args {
     /// (repeatable)
     #[arg(long, value_name = "FILE")]
     pub tls_key: Vec<String>,
-    /// Upstream endpoint as HOST:PORT or "HOST:PORT weight=N" (repeatable; the `default` cluster)
+    /// Upstream endpoint as HOST:PORT or "HOST:PORT weight=N", dns:HOST:PORT (every A/AAAA
+    /// record) or srv:_service._proto.name (repeatable; the `default` cluster)
     #[arg(long, value_name = "HOST:PORT")]
     pub upstream: Vec<String>,
     /// Speak TLS to the --upstream endpoints (the `default` cluster), verified against the system
@@ -262,6 +263,7 @@ impl Args {
             tls_watch_interval: config::DEFAULT_TLS_WATCH_INTERVAL,
             tls_ticket_rotation: config::DEFAULT_TLS_TICKET_ROTATION,
             upgrade_socket: Some(config::DEFAULT_UPGRADE_SOCKET.into()),
+            resolvers: Vec::new(),
             source: None,
             origins: config::Origins::default(),
         }
@@ -273,14 +275,14 @@ impl Args {
         self.record_origins(cfg);
         self.apply_listeners(cfg)?;
         if !self.upstream.is_empty() {
-            let endpoints = self
+            let written = self
                 .upstream
                 .iter()
                 .map(|u| config::parse_endpoint(u).map_err(|e| format!("--upstream: {e}")))
                 .collect::<Result<_, _>>()?;
             match cfg.clusters.iter_mut().find(|c| c.name == "default") {
-                Some(c) => c.endpoints = endpoints,
-                None => cfg.clusters.insert(0, Cluster::new("default", endpoints)),
+                Some(c) => c.set_written(written),
+                None => cfg.clusters.insert(0, Cluster::written("default", written)),
             }
             if cfg.routes.is_empty() {
                 cfg.routes.push(Route::catch_all(0));

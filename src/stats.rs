@@ -19,6 +19,7 @@
 #[allow(unsafe_code)] // a counting GlobalAlloc, tests only
 pub(crate) mod alloc_probe;
 mod certificates;
+mod discovery;
 mod families;
 mod listener_tls;
 mod render;
@@ -34,6 +35,7 @@ use hdrhistogram::Histogram;
 use crate::error::TlsFailure;
 
 pub use certificates::{render_certificates, CertificateExpiry};
+pub use discovery::{render_discovery, DiscoveryFigures};
 pub use listener_tls::{ListenerTlsCounts, ListenerTlsStats, VERSIONS as TLS_VERSIONS};
 pub use render::render;
 pub use snapshot::{EndpointCounts, RouteCounts, ShardGauges, Snapshot};

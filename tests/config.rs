@@ -285,6 +285,86 @@ fn check_reports_each_error_with_location() {
     );
 }
 
+#[test]
+fn check_reports_discovery_errors_with_location() {
+    let cluster = "[[clusters]]\nname = \"api\"\n";
+    let cases = [
+        Bad {
+            name: "dns_without_port",
+            text: "[[clusters]]\nname = \"api\"\nendpoints = [\"dns:api.internal\"]\n",
+            field: "clusters[0].endpoints",
+            line: 6,
+        },
+        Bad {
+            name: "srv_not_service_proto",
+            text: "[[clusters]]\nname = \"api\"\nendpoints = [\"srv:api.internal\"]\n",
+            field: "clusters[0].endpoints",
+            line: 6,
+        },
+        Bad {
+            name: "srv_with_weight",
+            text: "[[clusters]]\nname = \"api\"\nendpoints = [\"srv:_http._tcp.api weight=2\"]\n",
+            field: "clusters[0].endpoints",
+            line: 6,
+        },
+        Bad {
+            name: "min_ttl_above_resolve_interval",
+            text: "[[clusters]]\nname = \"api\"\nendpoints = [\"dns:api.internal:80\"]\nresolve_interval = \"5s\"\nmin_ttl = \"10s\"\n",
+            field: "clusters[0].min_ttl",
+            line: 8,
+        },
+        Bad {
+            name: "max_stale_zero",
+            text: "[[clusters]]\nname = \"api\"\nendpoints = [\"dns:api.internal:80\"]\nmax_stale = \"0s\"\n",
+            field: "clusters[0].max_stale",
+            line: 7,
+        },
+    ];
+    let mut failures = Vec::new();
+    for case in &cases {
+        assert!(case.text.starts_with(cluster));
+        let text = format!("{BASE}{}", case.text);
+        let file = temp_file(case.name, &text);
+        let path = file.path().to_string();
+        let out = run(&["--config", &path, "--check"]);
+        if let Err(why) = check_error(&out, &path, &text, case.field, case.line) {
+            failures.push(format!("{}: {why}", case.name));
+        }
+    }
+    // A resolver that is not an address, at the top level.
+    let text = format!("resolvers = [\"127.0.0.1:dns\"]\n{BASE}");
+    let file = temp_file("bad_resolver", &text);
+    let out = run(&["--config", file.path(), "--check"]);
+    if let Err(why) = check_error(&out, file.path(), &text, "resolvers", 1) {
+        failures.push(format!("bad_resolver: {why}"));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // A valid file with both forms passes --check without asking DNS.
+    // (Top-level keys come before the first table.)
+    let good = format!(
+        "resolvers = [\"127.0.0.1:5353\"]\n{BASE}[[clusters]]\nname = \"api\"\nendpoints = [\"dns:api.internal:80 weight=2\", \"srv:_http._tcp.api.internal\"]\nmin_ttl = \"2s\"\nmax_stale = \"1m\"\n"
+    );
+    let file = temp_file("discovery_ok", &good);
+    let out = run(&["--config", file.path(), "--check"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", out.stderr);
+
+    // The flag form: exit 2 naming --upstream.
+    let out = run(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "dns:api.internal",
+        "--check",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "stderr: {}", out.stderr);
+    assert!(
+        out.stderr.contains("--upstream") && out.stderr.contains("dns:HOST:PORT"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// Checks exit 2 and `error: PATH:LINE:COL: FIELD: message`: the line is `line`, the column points
 /// at a non-blank character of it, the field names `field` (dotted path, possibly with an index,
 /// or the last key alone), and the message is not empty.

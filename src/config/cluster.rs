@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::discovery::{Discover, DEFAULT_MIN_TTL};
 use super::UpstreamTls;
 use crate::policy::balance::Algorithm;
 use crate::policy::breaker::BreakerConfig;
@@ -13,7 +14,15 @@ use crate::policy::breaker::BreakerConfig;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cluster {
     pub name: String,
+    /// The endpoints written as addresses or hostnames, then those DNS discovery found for
+    /// `discover` (named `HOST:PORT@IP`, see `discovery::endpoint_name`).
     pub endpoints: Vec<Endpoint>,
+    /// `dns:` and `srv:` endpoints as written; what they find is kept in `endpoints`.
+    pub discover: Vec<Discover>,
+    /// Discovered names are asked again after their TTL, clamped to `[min_ttl, resolve_interval]`.
+    pub min_ttl: Duration,
+    /// A discovered endpoint set older than this (no successful answer since) fails `/readyz`.
+    pub max_stale: Option<Duration>,
     pub lb: Algorithm,
     pub breaker: BreakerConfig,
     /// Upstream statuses that count as breaker failures (connect errors and timeouts always do).
@@ -25,7 +34,8 @@ pub struct Cluster {
     pub max_connections: usize,
     /// Requests per shard waiting for a connection across the cluster (503 beyond).
     pub max_pending: usize,
-    /// How often the coordinator re-resolves hostnames; changes reach shards as config events.
+    /// How often the coordinator re-resolves hostnames, and the longest a discovered name's TTL
+    /// is trusted; changes reach shards as config events.
     pub resolve_interval: Duration,
     /// Speak TLS to the endpoints (`None` = plain TCP).
     pub tls: Option<UpstreamTls>,
@@ -66,6 +76,9 @@ impl Cluster {
         Cluster {
             name: name.to_string(),
             endpoints,
+            discover: Vec::new(),
+            min_ttl: DEFAULT_MIN_TTL,
+            max_stale: None,
             lb: Algorithm::RoundRobin,
             breaker: BreakerConfig::default(),
             failure_statuses: vec![502, 503, 504],
@@ -75,6 +88,34 @@ impl Cluster {
             max_pending: 1024,
             resolve_interval: Duration::from_secs(30),
             tls: None,
+        }
+    }
+}
+
+/// An endpoint as written: an address or hostname resolved now, or a name for DNS discovery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Written {
+    Fixed(Endpoint),
+    Dns(Discover),
+}
+
+impl Cluster {
+    /// A cluster of the endpoints as written (see `new` for the defaults).
+    pub fn written(name: &str, written: Vec<Written>) -> Cluster {
+        let mut c = Cluster::new(name, Vec::new());
+        c.set_written(written);
+        c
+    }
+
+    /// Replaces every endpoint with `written`.
+    pub fn set_written(&mut self, written: Vec<Written>) {
+        self.endpoints.clear();
+        self.discover.clear();
+        for w in written {
+            match w {
+                Written::Fixed(e) => self.endpoints.push(e),
+                Written::Dns(d) => self.discover.push(d),
+            }
         }
     }
 }
@@ -109,23 +150,28 @@ impl HealthCheck {
     }
 }
 
-/// Parses an endpoint written `host:port` or `host:port weight=N`, resolving it now.
-pub fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
+/// Parses an endpoint written `host:port` (resolved now), `dns:host:port` or
+/// `srv:_service._proto.name` (looked up by the coordinator's discovery thread), the first two
+/// optionally followed by `weight=N`.
+pub fn parse_endpoint(text: &str) -> Result<Written, String> {
     let mut parts = text.split_whitespace();
     let hostport = parts.next().ok_or("empty endpoint")?;
-    let mut weight = 1;
+    let mut weight = None;
     for p in parts {
         match p.strip_prefix("weight=").map(str::parse::<u32>) {
-            Some(Ok(w)) if (1..=1000).contains(&w) => weight = w,
+            Some(Ok(w)) if (1..=1000).contains(&w) => weight = Some(w),
             _ => return Err(format!("{p:?}: expected weight=N with N in 1..=1000")),
         }
     }
+    if let Some(d) = Discover::parse(hostport, weight) {
+        return d.map(Written::Dns);
+    }
     let addr = resolve(hostport)?;
-    Ok(Endpoint {
+    Ok(Written::Fixed(Endpoint {
         name: hostport.to_string(),
         addr,
-        weight,
-    })
+        weight: weight.unwrap_or(1),
+    }))
 }
 
 /// Resolves `host:port` to its first address.

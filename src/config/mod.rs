@@ -3,6 +3,7 @@
 
 mod admin;
 mod cluster;
+pub mod discovery;
 mod duration;
 mod file;
 mod http2;
@@ -18,7 +19,8 @@ pub use crate::tls::settings::{
     check_alpn, default_alpn, CertPaths, ClientAuth, ListenerTls, UpstreamTls,
 };
 pub use admin::{exposure_warning as admin_exposure_warning, parse_token_file};
-pub use cluster::{parse_endpoint, resolve, Cluster, Endpoint, HealthCheck, ProbeKind};
+pub use cluster::{parse_endpoint, resolve, Cluster, Endpoint, HealthCheck, ProbeKind, Written};
+pub use discovery::{Discover, DnsName};
 pub use duration::parse as parse_duration;
 pub use file::{load, parse, ConfigError};
 pub use http2::Http2;
@@ -76,6 +78,8 @@ pub struct Config {
     /// The Unix socket this process hands its listening sockets over on for a binary upgrade
     /// (`upgrade_socket`, `--upgrade-socket`; `None` = `"off"`, no upgrades). Fixed at start.
     pub upgrade_socket: Option<std::path::PathBuf>,
+    /// DNS servers the discovery thread asks (`resolvers`); empty = /etc/resolv.conf's.
+    pub resolvers: Vec<SocketAddr>,
     /// The file this came from, for reloads (`None` = flags only).
     pub source: Option<String>,
     /// Where each setting was written (flag or file:line:col), for errors found after merging.
@@ -316,7 +320,9 @@ pub fn check_limits(c: &Config) -> Result<(), (&'static str, String)> {
             "at least one listen address is required (--listen, or `listen` in the file)".into(),
         ));
     }
-    if c.clusters.is_empty() || c.clusters.iter().any(|cl| cl.endpoints.is_empty()) {
+    if c.clusters.is_empty()
+        || (c.clusters.iter()).any(|cl| cl.endpoints.is_empty() && cl.discover.is_empty())
+    {
         return Err((
             "upstreams",
             "at least one upstream is required (--upstream, `upstreams`, or `[[clusters]]` endpoints in the file)".into(),
@@ -446,6 +452,16 @@ pub fn parse_upgrade_socket(text: &str) -> Result<Option<std::path::PathBuf>, St
         )),
         p => Ok(Some(p.into())),
     }
+}
+
+/// Parses a `resolvers` entry: `IP:PORT`, or an IP (port 53).
+pub fn parse_resolver(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    text.parse().map_err(|_| {
+        format!("{text:?} is not a DNS server address (IP or IP:PORT, like 127.0.0.1:5353)")
+    })
 }
 
 /// Parses a listen address (`127.0.0.1:8080`, `[::1]:8080`, `0.0.0.0:0`).

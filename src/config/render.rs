@@ -108,6 +108,10 @@ pub fn render(c: &Config) -> String {
             .as_ref()
             .map_or("off".into(), |p| p.display().to_string()))
     );
+    if !c.resolvers.is_empty() {
+        let rs: Vec<String> = c.resolvers.iter().map(|r| r.to_string()).collect();
+        let _ = writeln!(o, "resolvers = [{}]", list(&rs));
+    }
     for l in &c.listeners {
         let _ = writeln!(
             o,
@@ -146,13 +150,17 @@ pub fn render(c: &Config) -> String {
     let _ = writeln!(o, "\n[http2]\nmax_concurrent_streams = {}\ninitial_stream_window = {}\ninitial_connection_window = {}\nmax_frame_size = {}\nmax_requests = {}\nmax_age = {}",
         h.max_concurrent_streams, h.initial_stream_window, h.initial_connection_window, h.max_frame_size, h.max_requests, dur(h.max_age));
     for cl in &c.clusters {
-        let eps: Vec<String> = cl
-            .endpoints
-            .iter()
+        // As written: discovered endpoints show as their `dns:`/`srv:` entries.
+        let eps: Vec<String> = (cl.endpoints.iter())
+            .filter(|e| !super::discovery::is_discovered(&e.name))
             .map(|e| q(&format!("{} weight={}", e.name, e.weight)))
+            .chain(cl.discover.iter().map(|d| q(&d.written())))
             .collect();
-        let _ = writeln!(o, "\n[[clusters]]\nname = {}\nendpoints = [{}]\nlb = {}\nmax_connections = {}\nmax_pending = {}\nresolve_interval = {}\nfailure_statuses = {:?}\nmax_ejection_percent = {}",
-            q(&cl.name), eps.join(", "), q(&cl.lb.name()), cl.max_connections, cl.max_pending, dur(cl.resolve_interval), cl.failure_statuses, cl.max_ejection_percent);
+        let _ = writeln!(o, "\n[[clusters]]\nname = {}\nendpoints = [{}]\nlb = {}\nmax_connections = {}\nmax_pending = {}\nresolve_interval = {}\nmin_ttl = {}\nfailure_statuses = {:?}\nmax_ejection_percent = {}",
+            q(&cl.name), eps.join(", "), q(&cl.lb.name()), cl.max_connections, cl.max_pending, dur(cl.resolve_interval), dur(cl.min_ttl), cl.failure_statuses, cl.max_ejection_percent);
+        if let Some(d) = cl.max_stale {
+            let _ = writeln!(o, "max_stale = {}", dur(d));
+        }
         if let Some(t) = &cl.tls {
             upstream_tls(&mut o, t);
         }

@@ -1,18 +1,17 @@
 //! The coordinator's control loop: waits for every shard to be ready, then selects on signals,
-//! shard reports, admin calls, the drain's timers, the state-log flush, re-resolution and the
-//! session-ticket rotation, and turns
+//! shard reports, admin calls, the drain's timers, the state-log flush, DNS discovery's answers and
+//! the session-ticket rotation, and turns
 //! each into an action (drain, reload, log reopen, health news relayed between shards, the drain
 //! barrier, a look at the TLS files) until the phase says exit. Coordinator thread only.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{after, never, select};
 use signal_hook::consts::{SIGHUP, SIGUSR1, SIGUSR2};
 
 use super::cert_watch::CertWatch;
+use super::signals;
 use super::state::Coordinator;
-use super::{resolve, signals};
 use crate::bus::{Driver, HealthEvent, ToCoordinator, ToShard};
 
 /// How long shards may take to bind and report ready.
@@ -94,13 +93,11 @@ impl Coordinator {
                 }
                 recv(state_due) -> _ => write_lines(self.state_log.flush(Instant::now(), false)),
                 recv(self.tickets.due) -> _ => self.tickets.rotate(&self.links),
-                recv(self.resolve_tick) -> _ => {
-                    if let Some(next) = resolve::refresh(&self.config) {
-                        eprintln!("endpoints re-resolved: new addresses sent to shards");
-                        self.broadcast_config(Arc::new(next));
-                    }
-                }
                 recv(self.cert_tick) -> _ => self.watch_certificates(),
+                recv(self.discovery.answers) -> a => match a {
+                    Ok(a) => self.discovered(a),
+                    Err(_) => self.discovery.answers = never(),
+                },
                 recv(self.upgrades.events) -> event => match event {
                     Ok(e) => self.upgrade_event(e),
                     Err(_) => self.upgrades.events = never(),

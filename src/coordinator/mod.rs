@@ -2,8 +2,8 @@
 //! the access-log writer, the admin listener and one shard per core, waits for each to report
 //! ready, then runs the control loop: signals, admin calls, health news relayed between shards
 //! and logged as state changes (`state_log`), statistics merged from shard snapshots, config
-//! reload, periodic re-resolution of endpoint hostnames, session-ticket key rotation, and the
-//! drain barrier.
+//! reload, DNS discovery's answers and re-resolved hostnames (`discovery`, looked up on its own
+//! thread), session-ticket key rotation, and the drain barrier.
 //!
 //! Files: `state` (what the coordinator holds), `phase` (the lifecycle `Phase`), `control` (the
 //! loop), `reload` and `relisten` (config versions, listeners across a reload), `cert_watch`
@@ -23,12 +23,12 @@
 pub mod admin;
 mod cert_watch;
 mod control;
+mod discovery;
 mod gather;
 mod listeners;
 mod phase;
 mod relisten;
 mod reload;
-mod resolve;
 mod signals;
 mod state;
 mod state_log;
@@ -46,6 +46,9 @@ use crate::upgrade::offers::Offers;
 
 pub use crate::upgrade::lifecycle::{Relaunch, Start};
 pub use state::Reloader;
+
+/// How long start-up waits for the first DNS answers of `dns:`/`srv:` endpoints.
+const FIRST_DISCOVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs shardgate until it has drained; returns the process exit code.
 pub fn run(mut config: Config, reload: Reloader, start: Start) -> i32 {
@@ -198,6 +201,10 @@ pub fn run(mut config: Config, reload: Reloader, start: Start) -> i32 {
             return 1;
         }
     };
+    // `dns:`/`srv:` endpoints: the discovery thread's first answers, before any shard serves.
+    let mut discovery = discovery::Discovery::default();
+    discovery.follow(&config);
+    let config = discovery.first_round(config, FIRST_DISCOVERY);
     let config = Arc::new(config);
     let (reports_tx, reports) = crossbeam_channel::unbounded();
     let mut links = Vec::new();
@@ -235,6 +242,7 @@ pub fn run(mut config: Config, reload: Reloader, start: Start) -> i32 {
         ),
         reload,
     );
+    co.discovery = discovery;
     if let Err(code) = co.wait_ready() {
         return code;
     }

@@ -1,10 +1,10 @@
 //! Config versions: a reload (SIGHUP or `POST /reload`) reads and validates the file again, keeps
 //! what a running process cannot change, opens and closes listeners (`relisten`), and broadcasts
-//! the new version, waiting (bounded) until every shard serves with it; re-resolved endpoints are
-//! broadcast the same way, and so are certificates read again alone (when a watched TLS file
-//! changed, `cert_watch`, or on SIGHUP without a config file). The admin token file is read again
-//! at every reload, with or without a config file, and its token put in force for the admin
-//! thread. Coordinator thread only.
+//! the new version, waiting (bounded) until every shard serves with it; endpoints DNS discovery
+//! found or re-resolved are broadcast the same way, and so are certificates read again alone
+//! (when a watched TLS file changed, `cert_watch`, or on SIGHUP without a config file). The admin
+//! token file is read again at every reload, with or without a config file, and its token put in
+//! force for the admin thread. Coordinator thread only.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use crossbeam_channel::{after, never, select, tick};
 
-use super::resolve;
 use super::state::Coordinator;
 use crate::bus::{ToCoordinator, ToShard};
 use crate::config::{self, Config};
@@ -53,6 +52,8 @@ impl Coordinator {
         next.access_log = cur.access_log.clone();
         next.upgrade_socket = cur.upgrade_socket.clone();
         next.listeners = self.relisten(&next)?;
+        // Clusters whose DNS names did not change keep the endpoints found for them.
+        let next = self.discovery.sets.apply(&next).unwrap_or(next);
         let line = format!(
             "reloaded {}: {} routes, {} clusters",
             next.source.as_deref().unwrap_or("config"),
@@ -61,6 +62,7 @@ impl Coordinator {
         );
         let token_before = self.config.admin_token.is_some();
         self.broadcast_config(Arc::new(next));
+        self.discovery.refollow(&self.config);
         eprintln!("{line}");
         self.note_admin_token(token_before);
         Ok(())
@@ -108,14 +110,9 @@ impl Coordinator {
         }
     }
 
-    /// The timers of the current config (re-resolution, TLS file watch, session-ticket
-    /// rotation), restarted when their interval changed.
+    /// The timers of the current config (TLS file watch, session-ticket rotation), restarted
+    /// when their interval changed, and the names the discovery thread looks up.
     pub(super) fn set_timers(&mut self) {
-        let every = resolve::interval(&self.config);
-        if every != self.resolve_every {
-            self.resolve_every = every;
-            self.resolve_tick = every.map_or(never(), tick);
-        }
         let watched = self.config.listeners.iter().any(|l| l.tls.is_some());
         let every = Some(self.config.tls_watch_interval).filter(|d| watched && !d.is_zero());
         if every != self.cert_every {
@@ -123,6 +120,15 @@ impl Coordinator {
             self.cert_tick = every.map_or(never(), tick);
         }
         self.tickets.time(self.config.tls_ticket_rotation);
+        self.discovery.follow(&self.config);
+    }
+
+    /// An answer of the discovery thread: a changed endpoint set (or a plain hostname's new
+    /// address) becomes a config version.
+    pub(super) fn discovered(&mut self, a: super::discovery::Answer) {
+        if let Some(next) = self.discovery.answer(a, &self.config) {
+            self.broadcast_config(Arc::new(next));
+        }
     }
 
     /// Sends a config version to every shard and waits (bounded) until each serves with it, so a

@@ -1,6 +1,6 @@
 //! What the coordinator holds: the current config, the shards' links and what each reported, the
-//! channels it selects on, the lifecycle `Phase` and the timers of the current config (endpoint
-//! re-resolution, the TLS file watch). The
+//! channels it selects on, the lifecycle `Phase` and the timers of the current config (the TLS file
+//! watch) and DNS discovery. The
 //! behaviour lives beside it, one concept a file (`control`, `reload`, `relisten`, `gather`,
 //! `admin::answer`). Coordinator thread only.
 
@@ -49,9 +49,8 @@ pub struct Coordinator {
     /// Starting, running, draining (with the drain's timers) or exiting (with the exit code, set
     /// when the process should exit after answering the current call).
     pub(super) phase: Phase,
-    /// Re-resolution of endpoint hostnames: the shortest interval of the current config.
-    pub(super) resolve_every: Option<Duration>,
-    pub(super) resolve_tick: Receiver<Instant>,
+    /// DNS discovery: its thread's answers and the last-known endpoint sets.
+    pub(super) discovery: super::discovery::Discovery,
     /// Endpoint state changes written to stderr, rate-limited per endpoint.
     pub(super) state_log: StateLog,
     /// The session-ticket keys every shard holds, and when they rotate.
@@ -96,8 +95,7 @@ impl Coordinator {
             reload,
             shards: vec![ShardInfo::default(); n],
             phase: Phase::Starting,
-            resolve_every: None,
-            resolve_tick: never(),
+            discovery: Default::default(),
             state_log: StateLog::default(),
             tickets,
             status: ProcessStatus::default(),

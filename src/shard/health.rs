@@ -67,7 +67,8 @@ pub async fn run(shard: Rc<Shard>) {
                     p.next = now + check.interval;
                     let target = Target {
                         addr: ep.addr,
-                        host: ep.name.clone(),
+                        // A discovered endpoint (`HOST:PORT@IP`) is asked for HOST:PORT.
+                        host: Arc::from(crate::config::discovery::host_port(&ep.name)),
                         tls: ep.pool.tls().cloned(),
                     };
                     monoio::spawn(probe_and_report(

@@ -49,7 +49,7 @@ pub struct Table {
     pub clusters: Vec<Rc<ClusterView>>,
     pub trusted: Trusted,
     /// Host sent upstream for HTTP/1.0 requests that carry none: the first cluster's first
-    /// endpoint, as this config names it (so it follows a reload).
+    /// endpoint, as this config names it (so it follows a reload; `HOST:PORT` of a discovered one).
     pub fallback_host: Box<[u8]>,
     /// This shard's TLS acceptor for each TLS listener (by the address it is bound to): its
     /// own rustls config, so no handshake takes a lock another core holds.
@@ -125,7 +125,11 @@ impl Table {
             .clusters
             .first()
             .and_then(|c| c.endpoints.first())
-            .map_or(Box::default(), |e| e.name.as_bytes().into());
+            .map_or(Box::default(), |e| {
+                crate::config::discovery::host_port(&e.name)
+                    .as_bytes()
+                    .into()
+            });
         let tls = tls_listeners(&config, old, tickets, stats);
         Table {
             tls,

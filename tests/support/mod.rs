@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod certs;
 pub mod compose;
+pub mod dns;
 pub mod message;
 pub mod policy;
 pub mod proxy;

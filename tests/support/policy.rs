@@ -9,7 +9,7 @@ use super::compose::response;
 use super::message::Response;
 use super::upstream::{Peer, Upstream};
 use super::wire::{Conn, WireError};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
@@ -149,6 +149,11 @@ pub struct Backend {
 
 impl Backend {
     pub fn start(name: &str) -> Backend {
+        Backend::start_on(name, TcpListener::bind("127.0.0.1:0").unwrap())
+    }
+
+    /// A backend on a listener the test bound (a given 127.0.0.x address and port).
+    pub fn start_on(name: &str, listener: TcpListener) -> Backend {
         let knobs = Arc::new(Knobs {
             name: name.to_string(),
             status: AtomicU16::new(200),
@@ -161,7 +166,7 @@ impl Backend {
             streams: Mutex::new(Vec::new()),
         });
         let k = knobs.clone();
-        let up = Upstream::start(move |p| serve(&k, p));
+        let up = Upstream::start_on(listener, move |p| serve(&k, p));
         Backend {
             addr: up.addr,
             knobs,

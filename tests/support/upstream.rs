@@ -75,7 +75,14 @@ pub struct Peer {
 impl Upstream {
     /// Starts an upstream running `script` once per accepted connection.
     pub fn start(script: impl Fn(&mut Peer) + Send + Sync + 'static) -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Upstream::start_on(TcpListener::bind("127.0.0.1:0").unwrap(), script)
+    }
+
+    /// Like `start`, on a listener the test bound (a given 127.0.0.x address and port).
+    pub fn start_on(
+        listener: TcpListener,
+        script: impl Fn(&mut Peer) + Send + Sync + 'static,
+    ) -> Upstream {
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
             seen: Mutex::new(Seen::default()),

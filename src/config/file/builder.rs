@@ -121,14 +121,14 @@ impl<'a> Builder<'a> {
         let mut clusters = Vec::new();
         if let Some(list) = raw.upstreams {
             self.written("upstreams", list.span(), "upstreams");
-            let mut endpoints = Vec::new();
+            let mut written = Vec::new();
             for (i, item) in list.into_inner().into_iter().enumerate() {
-                endpoints.push(
+                written.push(
                     parse_endpoint(item.get_ref())
                         .map_err(|m| self.error(item.span(), &format!("upstreams[{i}]"), m))?,
                 );
             }
-            let mut c = Cluster::new("default", endpoints);
+            let mut c = Cluster::written("default", written);
             if let Some(lb) = raw.lb {
                 c.lb = lb
                     .get_ref()
@@ -233,6 +233,16 @@ impl<'a> Builder<'a> {
                     .map_err(|m| self.error(u.span(), "upgrade_socket", m))?
             }
         };
+        let mut resolvers = Vec::new();
+        if let Some(list) = raw.resolvers {
+            self.written("resolvers", list.span(), "resolvers");
+            for (i, r) in list.into_inner().into_iter().enumerate() {
+                resolvers.push(
+                    config::parse_resolver(r.get_ref())
+                        .map_err(|m| self.error(r.span(), &format!("resolvers[{i}]"), m))?,
+                );
+            }
+        }
         let trace_start = raw.trace.is_some_and(|t| t.into_inner());
         let upgrades = match raw.upgrades {
             None => config::default_upgrades(),
@@ -405,6 +415,7 @@ impl<'a> Builder<'a> {
             tls_watch_interval,
             tls_ticket_rotation,
             upgrade_socket,
+            resolvers,
             source: Some(self.file.to_string()),
             origins: std::mem::take(&mut self.origins),
         })

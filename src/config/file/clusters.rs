@@ -19,6 +19,8 @@ pub struct RawCluster {
     max_connections: Option<usize>,
     max_pending: S<usize>,
     resolve_interval: S<String>,
+    min_ttl: S<String>,
+    max_stale: S<String>,
     failure_statuses: S<Vec<u16>>,
     max_ejection_percent: S<u8>,
     breaker: Option<RawBreaker>,
@@ -74,18 +76,18 @@ pub fn cluster(i: usize, raw: RawCluster) -> Result<(Cluster, FileSpans), EntryE
             "use letters, digits, '-', '_' or '.'",
         );
     }
-    let mut endpoints = Vec::new();
+    let mut written = Vec::new();
     for e in raw.endpoints.get_ref() {
-        endpoints.push(parse_endpoint(e.get_ref()).map_err(|m| (e.span(), f("endpoints"), m))?);
+        written.push(parse_endpoint(e.get_ref()).map_err(|m| (e.span(), f("endpoints"), m))?);
     }
-    if endpoints.is_empty() {
+    if written.is_empty() {
         return err(
             raw.endpoints.span(),
             f("endpoints"),
             "at least one endpoint is required",
         );
     }
-    let mut c = Cluster::new(&name, endpoints);
+    let mut c = Cluster::written(&name, written);
     if let Some(lb) = raw.lb {
         c.lb = lb.get_ref().parse().map_err(|m| (lb.span(), f("lb"), m))?;
     }
@@ -101,6 +103,23 @@ pub fn cluster(i: usize, raw: RawCluster) -> Result<(Cluster, FileSpans), EntryE
     if let Some(d) = positive(raw.resolve_interval, || f("resolve_interval"))? {
         c.resolve_interval = d;
     }
+    let min_span = raw.min_ttl.as_ref().map(|m| m.span());
+    if let Some(d) = positive(raw.min_ttl, || f("min_ttl"))? {
+        c.min_ttl = d;
+    }
+    if c.min_ttl > c.resolve_interval {
+        let span = min_span.unwrap_or(raw.name.span());
+        return err(
+            span,
+            f("min_ttl"),
+            format!(
+                "{}ms is longer than resolve_interval ({}ms): TTLs are clamped to [min_ttl, resolve_interval]",
+                c.min_ttl.as_millis(),
+                c.resolve_interval.as_millis()
+            ),
+        );
+    }
+    c.max_stale = positive(raw.max_stale, || f("max_stale"))?;
     if let Some(s) = raw.failure_statuses {
         if let Some(bad) = s.get_ref().iter().find(|s| !(500..=599).contains(*s)) {
             return err(

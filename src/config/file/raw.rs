@@ -31,6 +31,7 @@ pub(super) struct RawFile {
     pub tls_watch_interval: S<String>,
     pub tls_ticket_rotation: S<String>,
     pub upgrade_socket: S<String>,
+    pub resolvers: S<Vec<Spanned<String>>>,
     pub listeners: Option<Vec<RawListener>>,
     pub clusters: Option<Vec<Spanned<RawCluster>>>,
     pub routes: Option<Vec<Spanned<RawRoute>>>,

@@ -44,8 +44,22 @@ impl Coordinator {
         let reply = match call.ask {
             Ask::Healthz if draining => text(503, "draining\n"),
             Ask::Healthz => text(200, "ok\n"),
-            Ask::Readyz if ready && !draining => text(200, "ready\n"),
             Ask::Readyz if draining => text(503, "draining\n"),
+            Ask::Readyz if ready => {
+                let now = std::time::Instant::now();
+                let stale = self.discovery.sets.stale(&self.config, now);
+                if stale.is_some() != self.discovery.stale_logged {
+                    self.discovery.stale_logged = stale.is_some();
+                    match &stale {
+                        Some(line) => eprintln!("not ready: {line}"),
+                        None => eprintln!("discovery: endpoint sets fresh again: ready"),
+                    }
+                }
+                match stale {
+                    Some(line) => text(503, &format!("{line}\n")),
+                    None => text(200, "ready\n"),
+                }
+            }
             Ask::Readyz => {
                 let n = self.shards.iter().filter(|s| s.ready).count();
                 text(503, &format!("{n} of {} shards ready\n", self.shards.len()))
@@ -56,6 +70,9 @@ impl Coordinator {
                 crate::stats::render(&snaps, &mut body);
                 let certs = crate::coordinator::cert_watch::expiries(&self.config);
                 crate::stats::render_certificates(&certs, &mut body);
+                let now = std::time::Instant::now();
+                let figures = self.discovery.sets.figures(&self.config, now);
+                crate::stats::render_discovery(&figures, &mut body);
                 Reply::metrics(body)
             }
             Ask::Config => Reply {

@@ -162,7 +162,7 @@ impl ClusterView {
                                 limits,
                                 timeouts,
                                 stats.clone(),
-                                origination(c, &connector, &e.name),
+                                origination(c, &connector, config::discovery::host_port(&e.name)),
                             ),
                             breaker: Breaker::new(c.breaker.clone()),
                             ewma: PeakEwma::new(Duration::from_secs(10), Duration::from_millis(1)),
