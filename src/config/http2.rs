@@ -1,5 +1,5 @@
-//! The `[http2]` settings of downstream HTTP/2 connections (h2c listeners today, ALPN `h2` on TLS
-//! listeners later): stream and flow-control limits announced in SETTINGS, and the per-connection
+//! The `[http2]` settings of downstream HTTP/2 connections (h2c listeners and ALPN `h2` on TLS
+//! listeners): stream and flow-control limits announced in SETTINGS, and the per-connection
 //! request and age caps after which a graceful GOAWAY makes a long-lived client reconnect (and so
 //! spread again across shards). Reloadable: a connection keeps the settings it started with.
 //! Built on the main thread, read by shards.

@@ -281,7 +281,7 @@ fn tls_listener_parses_and_renders_back() {
     assert_eq!(tls.certificates.len(), 2);
     assert_eq!(tls.certificates[1].key, std::path::PathBuf::from("b.key"));
     assert_eq!(tls.client_auth, crate::config::ClientAuth::Required);
-    assert_eq!(tls.alpn, ["http/1.1"]);
+    assert_eq!(tls.alpn, ["h2", "http/1.1"]);
     assert_eq!(c.timeouts.tls_handshake, std::time::Duration::from_secs(2));
     assert_eq!(
         Timeouts::default().tls_handshake,

@@ -1,5 +1,6 @@
-//! An HTTP/2 client connection's task (h2c with prior knowledge today; a TLS connection that
-//! negotiated ALPN `h2` is handed here the same way, as any stream with tokio's I/O traits): the
+//! An HTTP/2 client connection's task, over any stream with tokio's I/O traits: h2c with prior
+//! knowledge (conn.rs: the TCP stream, its preface rewound) and a TLS connection that negotiated
+//! ALPN `h2` (tls.rs: the TLS stream, with what its handshake negotiated). The
 //! `h2` server handshake with the `[http2]` limits, then one task per stream (stream.rs) through
 //! the same pipeline as HTTP/1.1. `h2` never spawns and keeps no timers, so this task drives the
 //! connection (`accept` polls its I/O) and owns the timers: a graceful GOAWAY when the drain
@@ -23,6 +24,7 @@ use monoio_compat::{AsyncRead, AsyncWrite};
 pub use rewind::Rewind;
 
 use crate::shard::Shard;
+use crate::tls::Negotiated;
 
 /// What woke the connection's task (a stream's handles are moved out at once: no box).
 #[allow(clippy::large_enum_variant)]
@@ -46,9 +48,15 @@ impl Drop for Counted<'_> {
     }
 }
 
-/// Serves one HTTP/2 connection on `io` until it closes; `slot` is its drain registration.
-pub async fn serve<T>(shard: Rc<Shard>, io: T, client: SocketAddr, slot: usize)
-where
+/// Serves one HTTP/2 connection on `io` until it closes; `slot` is its drain registration, `tls`
+/// what its TLS handshake negotiated (HTTPS only; each stream shares it).
+pub async fn serve<T>(
+    shard: Rc<Shard>,
+    io: T,
+    client: SocketAddr,
+    slot: usize,
+    tls: Option<Rc<Negotiated>>,
+) where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let c = &shard.stats.h2_connections;
@@ -94,7 +102,8 @@ where
         match event {
             Event::Stream(req, respond) => {
                 opened += 1;
-                monoio::spawn(stream::serve(shard.clone(), req, respond, client));
+                let tls = tls.clone();
+                monoio::spawn(stream::serve(shard.clone(), req, respond, client, tls));
                 if h.max_requests > 0 && opened >= h.max_requests && !closing {
                     conn.graceful_shutdown();
                     closing = true;
