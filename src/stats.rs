@@ -217,6 +217,8 @@ pub struct ShardStats {
     pub h2_connections: Cell<u64>,
     /// HTTP/2 streams being served now (each a request in progress).
     pub h2_streams: Cell<u64>,
+    /// GOAWAY frames sent to HTTP/2 clients, by error code (`http::h2_reason::NAMES`).
+    pub h2_goaways: [Cell<u64>; 14],
     /// Requests recorded (access-log lines, logged or not), by protocol: HTTP/1.x, HTTP/2.
     pub requests_by_protocol: [Cell<u64>; 2],
     /// Access-log buffers dropped because the writer fell behind (copy of `ShardLog::dropped`).
@@ -304,6 +306,7 @@ impl ShardStats {
             tls_resumed: self.tls_resumed.get(),
             h2_connections: self.h2_connections.get(),
             h2_streams: self.h2_streams.get(),
+            h2_goaways: std::array::from_fn(|i| self.h2_goaways[i].get()),
             requests_by_protocol: std::array::from_fn(|i| self.requests_by_protocol[i].get()),
             tls_handshakes: std::array::from_fn(|i| self.tls_handshakes[i].get()),
             tls_handshake_time: self.tls_handshake_time.copy(),

@@ -8,16 +8,18 @@
 //! stream for the idle timeout; in-flight streams finish, then the connection closes (at the
 //! latest when the coordinator's drain deadline ends the process). Shard thread.
 
+mod guard;
 mod rewind;
 mod stream;
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
 
 use bytes::Bytes;
 use h2::server::{Builder, SendResponse};
-use h2::RecvStream;
+use h2::{Reason, RecvStream};
 use monoio::time::{sleep_until, timeout, Instant};
 use monoio_compat::{AsyncRead, AsyncWrite};
 
@@ -30,8 +32,9 @@ use crate::tls::Negotiated;
 #[allow(clippy::large_enum_variant)]
 enum Event {
     Stream(http::Request<RecvStream>, SendResponse<Bytes>),
-    /// The connection ended: closed by the client, an error, or done after a GOAWAY.
-    Closed,
+    /// The connection ended: closed by the client, an error (`h2` sent a GOAWAY for the
+    /// client's), or done after a GOAWAY.
+    Closed(Option<h2::Error>),
     /// Time to ask the client to go: drain or max age.
     GoAway,
     /// No stream for the idle timeout.
@@ -73,7 +76,9 @@ pub async fn serve<T>(
         .initial_connection_window_size(h.initial_connection_window)
         .max_frame_size(h.max_frame_size)
         .max_header_list_size(u32::try_from(s.buffer_size).unwrap_or(u32::MAX))
-        .max_send_buffer_size(s.upstream_buffer_size);
+        .max_send_buffer_size(s.upstream_buffer_size)
+        .max_pending_accept_reset_streams(h.max_pending_accept_reset_streams as usize)
+        .max_local_error_reset_streams(Some(h.max_local_error_reset_streams as usize));
     let Ok(Ok(mut conn)) = timeout(t.header, b.handshake::<T, Bytes>(io)).await else {
         return;
     };
@@ -83,6 +88,8 @@ pub async fn serve<T>(
     let mut opened = 0u64;
     let mut closing = false;
     let mut idle_since = None;
+    let running = Rc::new(Cell::new(0u32));
+    let live_cap = guard::live_cap(h.max_concurrent_streams);
     loop {
         let idle_at = if conn.has_streams() {
             idle_since = None;
@@ -93,25 +100,50 @@ pub async fn serve<T>(
         let event = monoio::select! {
             r = conn.accept() => match r {
                 Some(Ok((req, respond))) => Event::Stream(req, respond),
-                Some(Err(_)) | None => Event::Closed,
+                Some(Err(e)) => Event::Closed(Some(e)),
+                None => Event::Closed(None),
             },
             _ = &mut drain, if !closing => Event::GoAway,
             _ = &mut age, if aging && !closing => Event::GoAway,
             _ = sleep_until(idle_at.unwrap_or_else(Instant::now)), if idle_at.is_some() => Event::Idle,
         };
         match event {
-            Event::Stream(req, respond) => {
+            Event::Stream(req, mut respond) => {
                 opened += 1;
-                let tls = tls.clone();
-                monoio::spawn(stream::serve(shard.clone(), req, respond, client, tls));
+                if guard::reset_already(&mut respond) {
+                    continue;
+                }
+                if running.get() >= live_cap {
+                    // Rapid reset: the client resets streams whose tasks still run.
+                    conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
+                    guard::count(&shard, Reason::ENHANCE_YOUR_CALM);
+                    closing = true;
+                    continue;
+                }
+                let (tls, live) = (tls.clone(), guard::Live::start(&running));
+                monoio::spawn(stream::serve(
+                    shard.clone(),
+                    req,
+                    respond,
+                    client,
+                    tls,
+                    live,
+                ));
                 if h.max_requests > 0 && opened >= h.max_requests && !closing {
                     conn.graceful_shutdown();
+                    guard::count(&shard, Reason::NO_ERROR);
                     closing = true;
                 }
             }
-            Event::Closed => return,
+            Event::Closed(e) => {
+                if let Some(e) = e {
+                    guard::count_closed(&shard, &e);
+                }
+                return;
+            }
             Event::GoAway => {
                 conn.graceful_shutdown();
+                guard::count(&shard, Reason::NO_ERROR);
                 closing = true;
             }
             // A client that does not answer the GOAWAY's PING within another idle period is
@@ -119,6 +151,7 @@ pub async fn serve<T>(
             Event::Idle if closing => return,
             Event::Idle => {
                 conn.graceful_shutdown();
+                guard::count(&shard, Reason::NO_ERROR);
                 closing = true;
                 idle_since = Some(Instant::now());
             }

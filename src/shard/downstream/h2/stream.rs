@@ -34,6 +34,8 @@ use crate::shard::upstream::h1_from_h2::{self, H2Side};
 use crate::shard::Shard;
 use crate::tls::Negotiated;
 
+use super::guard::Live;
+
 /// The client's side of one HTTP/2 stream while the pipeline serves it.
 struct Stream {
     client: SocketAddr,
@@ -51,13 +53,14 @@ struct Stream {
 }
 
 /// Serves one stream to its end; `client` is the connection's client, `tls` what its TLS
-/// handshake negotiated.
+/// handshake negotiated; `_live` counts the task among the connection's running ones.
 pub async fn serve(
     shard: Rc<Shard>,
     req: http::Request<RecvStream>,
     respond: SendResponse<Bytes>,
     client: SocketAddr,
     tls: Option<Rc<Negotiated>>,
+    _live: Live,
 ) {
     let _in_flight = shard.drain.request();
     let streams = &shard.stats.h2_streams;
