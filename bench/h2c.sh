@@ -7,6 +7,9 @@
 #
 #   bench/h2c.sh                                  # ROUNDS=3 REQUESTS=200000 CLIENTS=16 STREAMS=32
 #   SHARDGATE_BIN=/tmp/x/shardgate bench/h2c.sh   # another build
+#   TLS=1 bench/h2c.sh                            # HTTP/2 over TLS (ALPN h2) instead: shardgate
+#                                                 # --listen-tls vs nginx `listen ... ssl http2`,
+#                                                 # one self-signed P-256 certificate for both
 #
 # Prints one line per proxy per round: req/s and µs of CPU per request.
 set -euo pipefail
@@ -29,6 +32,15 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 NGINX_PORT="$(free_port)"
+TLS="${TLS:-0}"
+SCHEME=http NGINX_LISTEN="http2" NGINX_TLS="" SG_LISTEN=(--listen) SG_TLS=()
+if [ "$TLS" = 1 ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=localhost -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
+  SCHEME=https NGINX_LISTEN="ssl http2"
+  NGINX_TLS="ssl_certificate $TMP/cert.pem; ssl_certificate_key $TMP/key.pem;"
+  SG_LISTEN=(--listen-tls) SG_TLS=(--tls-cert "$TMP/cert.pem" --tls-key "$TMP/key.pem")
+fi
 cat >"$TMP/nginx.conf" <<EOF
 daemon off;
 master_process off;
@@ -47,7 +59,8 @@ http {
     http2_max_requests 1000000;
     upstream backend { server 127.0.0.1:$UP_PORT; keepalive 1024; keepalive_requests 1000000; }
     server {
-        listen 127.0.0.1:$NGINX_PORT http2;
+        listen 127.0.0.1:$NGINX_PORT $NGINX_LISTEN;
+        $NGINX_TLS
         location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
     }
 }
@@ -55,9 +68,9 @@ EOF
 
 ticks="$(getconf CLK_TCK)"
 measure() { # $1 name, $2 pid, $3 port
-  taskset -c 1 h2load -n 20000 -c "$CLIENTS" -m "$STREAMS" "http://127.0.0.1:$3/" >/dev/null 2>&1 # warm-up
+  taskset -c 1 h2load -n 20000 -c "$CLIENTS" -m "$STREAMS" "$SCHEME://127.0.0.1:$3/" >/dev/null 2>&1 # warm-up
   read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$2/stat")
-  out="$(taskset -c 1 h2load -n "$REQUESTS" -c "$CLIENTS" -m "$STREAMS" "http://127.0.0.1:$3/" 2>&1)"
+  out="$(taskset -c 1 h2load -n "$REQUESTS" -c "$CLIENTS" -m "$STREAMS" "$SCHEME://127.0.0.1:$3/" 2>&1)"
   read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$2/stat")
   ok="$(echo "$out" | awk '/status codes:/ {print $3}')"
   rps="$(echo "$out" | awk '/^finished in/ {print $4}')"
@@ -68,7 +81,8 @@ print(f'round $round  $1  req/s=$rps  2xx=$ok  cpu={(u+s)*1e6/hz/n:.2f}us/req (u
 
 for round in $(seq 1 "$ROUNDS"); do
   port="$(free_port)"
-  taskset -c 0 "$BIN" --listen "127.0.0.1:$port" --upstream "127.0.0.1:$UP_PORT" --h2c --shards 1 \
+  h2c=(--h2c); [ "$TLS" = 1 ] && h2c=()
+  taskset -c 0 "$BIN" "${SG_LISTEN[@]}" "127.0.0.1:$port" "${SG_TLS[@]}" --upstream "127.0.0.1:$UP_PORT" "${h2c[@]}" --shards 1 \
     --cpus 0 --admin off --h2-max-requests 0 --pool-max-idle 1024 >/dev/null 2>&1 &
   P=$!
   for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done

@@ -17,7 +17,8 @@ for tool in curl wrk openssl cmake; do
 done
 # aws-lc-rs (rustls' crypto provider) builds C code: cmake (above) and a C compiler.
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
-# tests/h2c_downstream.rs drives real HTTP/2 clients: nghttp and h2load (Debian nghttp2-client).
+# tests/h2c_downstream.rs and tests/h2_tls.rs drive real HTTP/2 clients: nghttp and h2load (Debian
+# nghttp2-client).
 for tool in nghttp h2load; do
   command -v "$tool" >/dev/null 2>&1 || { missing+=(nghttp2-client); break; }
 done

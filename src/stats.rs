@@ -223,6 +223,8 @@ pub struct ShardStats {
     pub h2_connections: Cell<u64>,
     /// HTTP/2 streams being served now (each a request in progress).
     pub h2_streams: Cell<u64>,
+    /// GOAWAY frames sent to HTTP/2 clients, by error code (`http::h2_reason::NAMES`).
+    pub h2_goaways: [Cell<u64>; 14],
     /// Requests recorded (access-log lines, logged or not), by protocol: HTTP/1.x, HTTP/2.
     pub requests_by_protocol: [Cell<u64>; 2],
     /// Access-log buffers dropped because the writer fell behind (copy of `ShardLog::dropped`).
@@ -318,6 +320,7 @@ impl ShardStats {
             log_dropped: self.log_dropped.get(),
             h2_connections: self.h2_connections.get(),
             h2_streams: self.h2_streams.get(),
+            h2_goaways: std::array::from_fn(|i| self.h2_goaways[i].get()),
             requests_by_protocol: std::array::from_fn(|i| self.requests_by_protocol[i].get()),
             tls_listeners: (self.tls_listeners.borrow().iter())
                 .map(|(l, s)| (l.clone(), ListenerTlsCounts::of(s)))

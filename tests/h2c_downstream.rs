@@ -311,6 +311,11 @@ fn settings_and_max_requests_goaway() {
     );
     assert_eq!(goaways.last().unwrap()["last_stream_id"], 3, "{rep}");
     assert_eq!(rep["closed"], true, "the connection closed: {rep}");
+    // One graceful GOAWAY counted (h2 sends it in two frames, a PING between).
+    let m = scrape(&proxy);
+    let name = "shardgate_downstream_http2_goaways_total";
+    assert_eq!(m.sum(name, &[("reason", "no_error")]), 1.0);
+    assert_eq!(m.sum(name, &[]), 1.0);
 }
 
 /// A connection without streams gets a graceful GOAWAY and is closed after the idle timeout; a

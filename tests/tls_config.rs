@@ -275,9 +275,9 @@ fn file_errors_in_the_tls_table_are_located() {
             "use required or optional",
         ),
         (
-            toml(&pems, &[("ec.pem", "ec.key")], ", alpn = [\"h2\"]"),
+            toml(&pems, &[("ec.pem", "ec.key")], ", alpn = [\"h3\"]"),
             "listeners[0].tls.alpn",
-            "\"h2\" is not served over TLS",
+            "\"h3\" is not served over TLS",
         ),
         (
             toml(&pems, &[("ec.pem", "ec.key")], ", alpn = []"),

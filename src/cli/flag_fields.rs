@@ -103,6 +103,8 @@ const FLAG_FIELDS: &[FlagFields] = &[
     flag!(@h2 "--h2-max-frame-size", max_frame_size),
     flag!(@h2 "--h2-max-requests", max_requests),
     flag!(@h2 "--h2-max-age", max_age),
+    flag!(@h2 "--h2-max-pending-accept-reset-streams", max_pending_accept_reset_streams),
+    flag!(@h2 "--h2-max-local-error-reset-streams", max_local_error_reset_streams),
     flag!("--lb", lb, "clusters.lb"),
     flag!("--rate-limit", rate_limit, "routes.rate_limit"),
     flag!("--rate-burst", rate_burst, "routes.rate_limit.burst"),

@@ -30,6 +30,14 @@ pub struct Http2Flags {
     /// An HTTP/2 connection older than this gets a graceful GOAWAY, 0 = never [default: 1h]
     #[arg(long = "h2-max-age", value_name = "DUR", value_parser = parse_duration)]
     pub max_age: Option<Duration>,
+    /// Streams an HTTP/2 client may reset before the proxy takes them up, waiting at once; one
+    /// more closes the connection with GOAWAY ENHANCE_YOUR_CALM (rapid reset) [default: 20]
+    #[arg(long = "h2-max-pending-accept-reset-streams", value_name = "N")]
+    pub max_pending_accept_reset_streams: Option<u32>,
+    /// Streams the proxy may reset for an HTTP/2 client's protocol errors over a connection's
+    /// life; one more closes it with GOAWAY ENHANCE_YOUR_CALM [default: 1024]
+    #[arg(long = "h2-max-local-error-reset-streams", value_name = "N")]
+    pub max_local_error_reset_streams: Option<u32>,
 }
 
 impl Http2Flags {
@@ -42,6 +50,14 @@ impl Http2Flags {
             &mut h.initial_connection_window,
         );
         set(self.max_frame_size, &mut h.max_frame_size);
+        set(
+            self.max_pending_accept_reset_streams,
+            &mut h.max_pending_accept_reset_streams,
+        );
+        set(
+            self.max_local_error_reset_streams,
+            &mut h.max_local_error_reset_streams,
+        );
         h.max_requests = self.max_requests.unwrap_or(h.max_requests);
         h.max_age = self.max_age.unwrap_or(h.max_age);
     }

@@ -1,5 +1,5 @@
-//! The `[http2]` settings of downstream HTTP/2 connections (h2c listeners today, ALPN `h2` on TLS
-//! listeners later): stream and flow-control limits announced in SETTINGS, and the per-connection
+//! The `[http2]` settings of downstream HTTP/2 connections (h2c listeners and ALPN `h2` on TLS
+//! listeners): stream and flow-control limits announced in SETTINGS, and the per-connection
 //! request and age caps after which a graceful GOAWAY makes a long-lived client reconnect (and so
 //! spread again across shards). Reloadable: a connection keeps the settings it started with.
 //! Built on the main thread, read by shards.
@@ -28,6 +28,14 @@ pub struct Http2 {
     pub max_requests: u64,
     /// A connection older than this gets a graceful GOAWAY (zero = no limit).
     pub max_age: Duration,
+    /// Streams the client reset before the proxy took them up, waiting at once (rapid reset,
+    /// CVE-2023-44487): one more and the connection gets GOAWAY ENHANCE_YOUR_CALM (`h2`'s
+    /// `max_pending_accept_reset_streams`).
+    pub max_pending_accept_reset_streams: u32,
+    /// Streams the proxy had to reset for the client's protocol errors, over the connection's
+    /// life: one more and it gets GOAWAY ENHANCE_YOUR_CALM (`h2`'s
+    /// `max_local_error_reset_streams`).
+    pub max_local_error_reset_streams: u32,
 }
 
 impl Default for Http2 {
@@ -39,6 +47,9 @@ impl Default for Http2 {
             max_frame_size: 16_384,
             max_requests: 1000,
             max_age: Duration::from_secs(3600),
+            // `h2`'s own defaults.
+            max_pending_accept_reset_streams: 20,
+            max_local_error_reset_streams: 1024,
         }
     }
 }
@@ -46,8 +57,20 @@ impl Default for Http2 {
 impl Http2 {
     /// The ranges HTTP/2 and sense allow; the error names the field.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
-        if self.max_concurrent_streams == 0 {
-            return Err(("http2.max_concurrent_streams", "must be at least 1".into()));
+        for (field, v) in [
+            ("http2.max_concurrent_streams", self.max_concurrent_streams),
+            (
+                "http2.max_pending_accept_reset_streams",
+                self.max_pending_accept_reset_streams,
+            ),
+            (
+                "http2.max_local_error_reset_streams",
+                self.max_local_error_reset_streams,
+            ),
+        ] {
+            if v == 0 {
+                return Err((field, "must be at least 1".into()));
+            }
         }
         for (field, v) in [
             ("http2.initial_stream_window", self.initial_stream_window),
@@ -105,6 +128,20 @@ mod tests {
                     ..Http2::default()
                 },
                 "http2.max_frame_size",
+            ),
+            (
+                Http2 {
+                    max_pending_accept_reset_streams: 0,
+                    ..Http2::default()
+                },
+                "http2.max_pending_accept_reset_streams",
+            ),
+            (
+                Http2 {
+                    max_local_error_reset_streams: 0,
+                    ..Http2::default()
+                },
+                "http2.max_local_error_reset_streams",
             ),
         ];
         for (h, field) in cases {

@@ -147,8 +147,9 @@ pub fn render(c: &Config) -> String {
     let _ = writeln!(o, "\n[pool]\nmax_idle = {}\nidle_timeout = {}\nmax_connections = {}\nqueue = {}\nqueue_timeout = {}",
         p.max_idle, dur(p.idle_timeout), p.max_connections, p.queue, dur(p.queue_timeout));
     let h = &c.http2;
-    let _ = writeln!(o, "\n[http2]\nmax_concurrent_streams = {}\ninitial_stream_window = {}\ninitial_connection_window = {}\nmax_frame_size = {}\nmax_requests = {}\nmax_age = {}",
-        h.max_concurrent_streams, h.initial_stream_window, h.initial_connection_window, h.max_frame_size, h.max_requests, dur(h.max_age));
+    let _ = writeln!(o, "\n[http2]\nmax_concurrent_streams = {}\ninitial_stream_window = {}\ninitial_connection_window = {}\nmax_frame_size = {}\nmax_requests = {}\nmax_age = {}\nmax_pending_accept_reset_streams = {}\nmax_local_error_reset_streams = {}",
+        h.max_concurrent_streams, h.initial_stream_window, h.initial_connection_window, h.max_frame_size, h.max_requests, dur(h.max_age),
+        h.max_pending_accept_reset_streams, h.max_local_error_reset_streams);
     for cl in &c.clusters {
         // As written: discovered endpoints show as their `dns:`/`srv:` entries.
         let eps: Vec<String> = (cl.endpoints.iter())

@@ -8,6 +8,7 @@ pub mod canned;
 pub mod chunked;
 mod framing;
 pub mod h2;
+pub mod h2_reason;
 pub mod head_rules;
 mod host;
 pub mod lookup;

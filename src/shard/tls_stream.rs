@@ -32,12 +32,16 @@ pub struct TlsStream<C> {
     wbuf: Vec<u8>,
     /// The socket said EOF (and rustls was told).
     eof: bool,
+    /// A `flush_tls` is sending (see there).
+    flushing: bool,
 }
 
 // SAFETY: the halves of a split stream run on one thread (monoio's `OwnedReadHalf`/`OwnedWriteHalf`
 // share it through an `Rc<UnsafeCell>`); the read half touches `rbuf` and the socket's read side,
-// the write half `wbuf` and its write side, and each calls into `conn` only between awaits, never
-// across one, so the two never use `conn` at the same time. Used for tunnels after a `101`.
+// the write half `wbuf` and its write side (a read's flush defers to a running one: `flush_tls`),
+// and each calls into `conn` only between awaits, never across one, so the two never use `conn`
+// at the same time. Used for tunnels after a `101`; monoio-compat's `StreamWrapper` (HTTP/2 over
+// TLS) keeps a read and a write future on one stream the same way.
 #[allow(unsafe_code)]
 unsafe impl<C> Split for TlsStream<C> {}
 
@@ -54,6 +58,7 @@ where
             rpos: 0,
             wbuf: Vec::new(),
             eof: false,
+            flushing: false,
         }
     }
 
@@ -134,14 +139,28 @@ where
         Ok(())
     }
 
-    /// Sends every TLS record rustls has ready.
+    /// Sends every TLS record rustls has ready. A read and a write may run at once on one stream
+    /// (a tunnel's halves, HTTP/2 through the compat wrapper): when a read's flush finds another
+    /// flush sending, it returns at once, and that flush's loop sends what the read queued (a
+    /// KeyUpdate answer, an alert) after its current records, never two socket writes at once.
     async fn flush_tls(&mut self) -> io::Result<()> {
-        while self.conn.wants_write() {
-            self.wbuf.clear();
-            self.conn.write_tls(&mut self.wbuf)?;
-            let buf = std::mem::take(&mut self.wbuf);
-            let (res, buf) = self.io.write_all(buf).await;
-            self.wbuf = buf;
+        if self.flushing {
+            return Ok(());
+        }
+        let TlsStream {
+            io,
+            conn,
+            wbuf,
+            flushing,
+            ..
+        } = self;
+        let _sending = Flushing::start(flushing);
+        while conn.wants_write() {
+            wbuf.clear();
+            conn.write_tls(wbuf)?;
+            let buf = std::mem::take(wbuf);
+            let (res, buf) = io.write_all(buf).await;
+            *wbuf = buf;
             res?;
         }
         Ok(())
@@ -191,6 +210,22 @@ where
         let n = self.conn.writer().write(src)?;
         self.flush_tls().await?;
         Ok(n)
+    }
+}
+
+/// Marks a flush as sending until it ends, however it ends (a write timeout drops it midway).
+struct Flushing<'a>(&'a mut bool);
+
+impl<'a> Flushing<'a> {
+    fn start(flag: &'a mut bool) -> Flushing<'a> {
+        *flag = true;
+        Flushing(flag)
+    }
+}
+
+impl Drop for Flushing<'_> {
+    fn drop(&mut self) {
+        *self.0 = false;
     }
 }
 

@@ -5,6 +5,7 @@
 use hdrhistogram::Histogram;
 
 use crate::error::TlsFailure;
+use crate::http::h2_reason;
 
 use super::{EndpointCounts, RouteCounts, ShardGauges, BREAKER_STATES, CLASSES};
 
@@ -200,6 +201,13 @@ pub(super) fn shard_families() -> Vec<Family<ShardGauges>> {
                     s.h2_connections,
                 ][i]
             }),
+        ),
+        counter(
+            "shardgate_downstream_http2_goaways_total",
+            "GOAWAY frames sent to HTTP/2 clients by error code, by shard: no_error for a \
+             graceful close (drain, max_requests, max_age, idle), enhance_your_calm for floods \
+             and rapid reset, protocol_error, compression_error, … for broken frames.",
+            Value::Split("reason", &h2_reason::NAMES, |s, i| s.h2_goaways[i]),
         ),
         gauge(
             "shardgate_downstream_http2_streams",

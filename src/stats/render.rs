@@ -208,7 +208,7 @@ mod tests {
     use super::super::{ShardMeta, ShardStats, BREAKER_OPEN};
     use super::*;
 
-    const FAMILIES: [(&str, &str); 38] = [
+    const FAMILIES: [(&str, &str); 39] = [
         ("shardgate_route_requests_total", "counter"),
         ("shardgate_request_duration_seconds", "histogram"),
         ("shardgate_request_duration_quantile_seconds", "gauge"),
@@ -237,6 +237,7 @@ mod tests {
         ("shardgate_downstream_accepted_total", "counter"),
         ("shardgate_downstream_requests_total", "counter"),
         ("shardgate_downstream_protocol_connections", "gauge"),
+        ("shardgate_downstream_http2_goaways_total", "counter"),
         ("shardgate_downstream_http2_streams", "gauge"),
         ("shardgate_requests_in_flight", "gauge"),
         ("shardgate_shard_draining", "gauge"),

@@ -51,6 +51,8 @@ pub struct ShardGauges {
     /// Downstream HTTP/2 connections and streams now.
     pub h2_connections: u64,
     pub h2_streams: u64,
+    /// GOAWAY frames sent, by error code (`http::h2_reason::NAMES`).
+    pub h2_goaways: [u64; 14],
     /// Requests by protocol (`PROTOCOLS`).
     pub requests_by_protocol: [u64; 2],
     /// Each TLS listener's handshake counters on this shard, by its address as written.

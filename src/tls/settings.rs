@@ -61,13 +61,14 @@ impl ClientAuth {
     }
 }
 
-/// ALPN offered when none is configured.
+/// ALPN offered when none is configured: HTTP/2 first, then HTTP/1.1 (a client that offers
+/// only `http/1.1`, or no ALPN at all, gets HTTP/1.1).
 pub fn default_alpn() -> Vec<String> {
-    vec!["http/1.1".to_string()]
+    SERVED_ALPN.iter().map(|a| a.to_string()).collect()
 }
 
-/// The ALPN ids a TLS listener can serve today (`h2` joins once HTTP/2 is served).
-pub const SERVED_ALPN: &[&str] = &["http/1.1"];
+/// The ALPN ids a TLS listener can serve, in the default preference order.
+pub const SERVED_ALPN: &[&str] = &["h2", "http/1.1"];
 
 /// Checks a configured ALPN list: known ids only, none twice, not empty.
 pub fn check_alpn(alpn: &[String]) -> Result<(), String> {
@@ -88,7 +89,7 @@ pub fn check_alpn(alpn: &[String]) -> Result<(), String> {
 }
 
 impl ListenerTls {
-    /// A listener with these certificates, no client certificates, ALPN `http/1.1`.
+    /// A listener with these certificates, no client certificates, ALPN `h2` and `http/1.1`.
     pub fn new(certificates: Vec<CertPaths>) -> ListenerTls {
         ListenerTls {
             certificates,

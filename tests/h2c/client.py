@@ -13,6 +13,17 @@ Usage: python3 tests/h2c/client.py MODE PORT [ARGS]  -- prints one JSON object p
                            reporting the GOAWAYs and when the connection closed
   post PORT PATH SIZE      POSTs SIZE bytes without content-length in 1000-byte DATA frames,
                            within the server's flow-control windows; reports status and body
+  drain2 PORT PATH         as drain, and once the final GOAWAY (a last stream id below 2^31-1)
+                           has come, opens one more stream: it must not be served
+  rapid PORT N PATH        rapid reset in one burst: N x (HEADERS + RST_STREAM CANCEL) in one
+                           write, then one GET; reads until the server closes (or 5 s)
+  reset_after PORT N PATH  rapid reset of accepted streams: up to N times HEADERS, then a PING
+                           whose ACK shows the server has read them, then RST_STREAM CANCEL;
+                           stops at the first GOAWAY; reports how many streams were opened
+  continuation PORT N      one HEADERS without END_HEADERS, then up to N CONTINUATION frames of
+                           small headers, never ending the block (CVE-2024-27316)
+  empty_data PORT N PATH   a POST stream, then N empty DATA frames without END_STREAM
+Every report also says how many PING ACKs came (`pongs`).
 """
 
 import json
@@ -22,6 +33,7 @@ import time
 
 import hpack
 from hyperframe.frame import (
+    ContinuationFrame,
     DataFrame,
     Frame,
     GoAwayFrame,
@@ -56,6 +68,7 @@ class Client:
         self.next_id = 1
         self.started = time.time()
         self.closed_after = None
+        self.pongs = 0
         self.s.sendall(PREFACE + SettingsFrame(0).serialize())
 
     def stream(self, sid):
@@ -63,19 +76,34 @@ class Client:
             sid, {"status": None, "body": b"", "ended": False, "reset": None}
         )
 
-    def request(self, method, path, end_stream):
+    def headers(self, method, path, end_stream, end_headers=True):
+        """One HEADERS frame opening the next stream: (stream id, its bytes), not sent."""
         sid, self.next_id = self.next_id, self.next_id + 2
         block = self.enc.encode(
             [(":method", method), (":path", path), (":scheme", "http"),
              (":authority", "h2.test:%d" % self.port)]
         )
         f = HeadersFrame(sid, block)
-        f.flags.add("END_HEADERS")
+        if end_headers:
+            f.flags.add("END_HEADERS")
         if end_stream:
             f.flags.add("END_STREAM")
-        self.s.sendall(f.serialize())
         self.windows[sid] = self.initial_window
+        return sid, f.serialize()
+
+    def request(self, method, path, end_stream):
+        sid, frame = self.headers(method, path, end_stream)
+        self.s.sendall(frame)
         return sid
+
+    def send(self, data):
+        """Sends bytes; a server that already closed is noted, not raised."""
+        try:
+            self.s.sendall(data)
+            return True
+        except OSError:
+            self.closed = True
+            return False
 
     def send_data(self, sid, data, end):
         f = DataFrame(sid, data)
@@ -96,7 +124,9 @@ class Client:
                 ack.flags.add("ACK")
                 self.s.sendall(ack.serialize())
         elif isinstance(f, PingFrame):
-            if "ACK" not in f.flags:
+            if "ACK" in f.flags:
+                self.pongs += 1
+            else:
                 ack = PingFrame(0, f.opaque_data)
                 ack.flags.add("ACK")
                 self.s.sendall(ack.serialize())
@@ -163,6 +193,7 @@ class Client:
             "closed": self.closed,
             "closed_after": self.closed_after,
             "order": self.order,
+            "pongs": self.pongs,
             "streams": {
                 str(k): {"status": v["status"], "len": len(v["body"]), "ended": v["ended"],
                          "reset": v["reset"], "body": v["body"][:200].decode("latin-1")}
@@ -215,6 +246,73 @@ def main():
         rep["sent"] = sent
         rep["body_matches"] = c.stream(sid)["body"] == body
         out(rep)
+    elif mode == "drain2":
+        first = c.request("GET", sys.argv[3], True)
+        out({"sent": True})
+        final = lambda: any(g["last_stream_id"] < 2**31 - 1 for g in c.goaways)
+        c.pump(final, 10)
+        late = c.request("GET", sys.argv[3], True) if final() and not c.closed else None
+        c.pump(lambda: False, 10)
+        rep = c.report()
+        rep["first"], rep["late"] = first, late
+        out(rep)
+    elif mode == "rapid":
+        n, path = int(sys.argv[3]), sys.argv[4]
+        c.pump(lambda: c.settings is not None, 5)
+        burst = b""
+        for _ in range(n):
+            sid, frame = c.headers("GET", path, True)
+            burst += frame + RstStreamFrame(sid, 8).serialize()
+        c.send(burst)
+        sid, frame = c.headers("GET", path, True)
+        last = sid if c.send(frame) else None
+        c.pump(lambda: last is not None and c.stream(last)["ended"], 5)
+        rep = c.report()
+        rep["last"] = last
+        out(rep)
+    elif mode == "reset_after":
+        n, path = int(sys.argv[3]), sys.argv[4]
+        c.pump(lambda: c.settings is not None, 5)
+        opened = 0
+        for i in range(n):
+            if c.goaways or c.closed:
+                break
+            sid, frame = c.headers("GET", path, True)
+            pongs = c.pongs
+            if not c.send(frame + PingFrame(0, b"%08d" % i).serialize()):
+                break
+            opened += 1
+            c.pump(lambda: c.pongs > pongs or bool(c.goaways), 5)
+            c.send(RstStreamFrame(sid, 8).serialize())
+        c.pump(lambda: False, 3)
+        rep = c.report()
+        rep["opened"] = opened
+        out(rep)
+    elif mode == "continuation":
+        n = int(sys.argv[3])
+        c.pump(lambda: c.settings is not None, 5)
+        sid, frame = c.headers("GET", "/", True, end_headers=False)
+        c.send(frame)
+        sent = 0
+        for i in range(n):
+            if c.goaways or c.closed:
+                break
+            block = c.enc.encode([("x-flood-%d" % i, "v" * 32)])
+            if not c.send(ContinuationFrame(sid, block).serialize()):
+                break
+            sent += 1
+            c.pump(lambda: bool(c.goaways), 0.001)
+        c.pump(lambda: False, 3)
+        rep = c.report()
+        rep["sent"] = sent
+        out(rep)
+    elif mode == "empty_data":
+        n, path = int(sys.argv[3]), sys.argv[4]
+        c.pump(lambda: c.settings is not None, 5)
+        sid = c.request("POST", path, False)
+        c.send(b"".join(DataFrame(sid, b"").serialize() for _ in range(n)))
+        c.pump(lambda: False, 3)
+        out(c.report())
     else:
         sys.exit("unknown mode " + mode)
 

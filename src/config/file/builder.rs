@@ -392,6 +392,16 @@ impl<'a> Builder<'a> {
                 self.num("http2.max_frame_size", h.max_frame_size, d.max_frame_size)?;
             http2.max_requests = self.num("http2.max_requests", h.max_requests, d.max_requests)?;
             http2.max_age = self.dur("http2.max_age", h.max_age, d.max_age)?;
+            http2.max_pending_accept_reset_streams = self.num(
+                "http2.max_pending_accept_reset_streams",
+                h.max_pending_accept_reset_streams,
+                d.max_pending_accept_reset_streams,
+            )?;
+            http2.max_local_error_reset_streams = self.num(
+                "http2.max_local_error_reset_streams",
+                h.max_local_error_reset_streams,
+                d.max_local_error_reset_streams,
+            )?;
         }
 
         Ok(Config {

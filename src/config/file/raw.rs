@@ -93,4 +93,6 @@ pub(super) struct RawHttp2 {
     pub max_frame_size: S<u64>,
     pub max_requests: S<u64>,
     pub max_age: S<String>,
+    pub max_pending_accept_reset_streams: S<u64>,
+    pub max_local_error_reset_streams: S<u64>,
 }

@@ -281,7 +281,7 @@ fn tls_listener_parses_and_renders_back() {
     assert_eq!(tls.certificates.len(), 2);
     assert_eq!(tls.certificates[1].key, std::path::PathBuf::from("b.key"));
     assert_eq!(tls.client_auth, crate::config::ClientAuth::Required);
-    assert_eq!(tls.alpn, ["http/1.1"]);
+    assert_eq!(tls.alpn, ["h2", "http/1.1"]);
     assert_eq!(c.timeouts.tls_handshake, std::time::Duration::from_secs(2));
     assert_eq!(
         Timeouts::default().tls_handshake,
@@ -443,7 +443,8 @@ fn http2_table_parses_renders_back_and_is_checked() {
     let text = format!(
         "{base}[http2]\nmax_concurrent_streams = 7\ninitial_stream_window = 100000\n\
          initial_connection_window = 2000000\nmax_frame_size = 32768\nmax_requests = 5\n\
-         max_age = \"90s\"\n"
+         max_age = \"90s\"\nmax_pending_accept_reset_streams = 30\n\
+         max_local_error_reset_streams = 40\n"
     );
     let c = full(&text).unwrap();
     let h = c.http2;
@@ -460,6 +461,13 @@ fn http2_table_parses_renders_back_and_is_checked() {
         (2_000_000, 32_768, 5)
     );
     assert_eq!(h.max_age, Duration::from_secs(90));
+    assert_eq!(
+        (
+            h.max_pending_accept_reset_streams,
+            h.max_local_error_reset_streams
+        ),
+        (30, 40)
+    );
     let again = parse("r.toml", &crate::config::render(&c)).unwrap();
     assert_eq!(again.http2, c.http2);
     let e = err(&format!("{base}[http2]\nmax_frame_size = 100\n"));

@@ -93,7 +93,8 @@ pub fn serve(
                             shard.base.shards.buffer_size,
                         );
                         let io = h2::Rewind::new(read, io);
-                        return Box::pin(h2::serve(shard.clone(), io, link.client, slot.1)).await;
+                        let h2 = h2::serve(shard.clone(), io, link.client, slot.1, None);
+                        return Box::pin(h2).await;
                     }
                 };
                 match next {

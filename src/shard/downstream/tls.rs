@@ -4,7 +4,8 @@
 //! alert. The handshake runs within `timeouts.tls_handshake`; then requests are served exactly as
 //! on a plain connection (conn.rs's loop, the same pipeline); idle past `idle_buffer_time`, the
 //! connection gives back its kit and its stream's buffers and sleeps on readiness with only
-//! rustls' state (as a plain connection does), and a `101` tunnels over TLS. A drain wakes a
+//! rustls' state (as a plain connection does), and a `101` tunnels over TLS. A connection that
+//! negotiated ALPN `h2` is served by the HTTP/2 connection task (h2/) instead. A drain wakes a
 //! connection waiting for its first byte, its next request or in its sleep. Shard thread.
 
 use std::future::Future;
@@ -22,7 +23,7 @@ use rustls::{ServerConfig, ServerConnection};
 use super::client::{refuse, Client};
 use super::conn::{serve_requests, Next, Slot};
 use super::wait::{wait_for_request, Wait, Waited, Wake};
-use super::{idle, tunnel};
+use super::{h2, idle, tunnel};
 use crate::http::{canned, proxy_protocol};
 use crate::shard::boxes::Pooled;
 use crate::shard::drain::ConnectionGuard;
@@ -97,6 +98,9 @@ pub fn serve(
         else {
             return;
         };
+        if stream.conn.alpn_protocol() == Some(b"h2") {
+            return serve_h2(shard, stream, client, slot.1, negotiated).await;
+        }
         let mut link = Link {
             stream,
             client,
@@ -132,6 +136,22 @@ pub fn serve(
         // Say close_notify, so the client knows nothing was cut off.
         let _ = timeout(CLOSE_NOTIFY, link.stream.shutdown()).await;
     }
+}
+
+/// A connection that negotiated ALPN `h2`: the same HTTP/2 connection task as h2c (h2/), over
+/// the TLS stream through monoio-compat's tokio I/O traits (one copy each way); `h2` says
+/// close_notify through the stream's shutdown when the connection ends cleanly.
+async fn serve_h2(
+    shard: Rc<Shard>,
+    stream: TlsStream,
+    client: SocketAddr,
+    slot: usize,
+    negotiated: Negotiated,
+) {
+    let size = shard.base.shards.buffer_size;
+    let io = monoio_compat::StreamWrapper::new_with_buffer_size(stream, size, size);
+    let tls = Some(Rc::new(negotiated));
+    Box::pin(h2::serve(shard.clone(), io, client, slot, tls)).await;
 }
 
 /// The connection's first byte and TLS handshake, within `timeouts.tls_handshake`: the stream,

@@ -34,9 +34,13 @@ use crate::shard::upstream::h1_from_h2::{self, H2Side};
 use crate::shard::Shard;
 use crate::tls::Negotiated;
 
+use super::guard::Live;
+
 /// The client's side of one HTTP/2 stream while the pipeline serves it.
 struct Stream {
     client: SocketAddr,
+    /// What the connection's TLS handshake negotiated (ALPN `h2`); `None` on h2c.
+    tls: Option<Rc<Negotiated>>,
     body: RecvStream,
     respond: Respond,
     /// The synthesized request head (the body never passes through it).
@@ -48,12 +52,15 @@ struct Stream {
     kit_rest: monoio::io::Canceller,
 }
 
-/// Serves one stream to its end; `client` is the connection's client.
+/// Serves one stream to its end; `client` is the connection's client, `tls` what its TLS
+/// handshake negotiated; `_live` counts the task among the connection's running ones.
 pub async fn serve(
     shard: Rc<Shard>,
     req: http::Request<RecvStream>,
     respond: SendResponse<Bytes>,
     client: SocketAddr,
+    tls: Option<Rc<Negotiated>>,
+    _live: Live,
 ) {
     let _in_flight = shard.drain.request();
     let streams = &shard.stats.h2_streams;
@@ -64,6 +71,7 @@ pub async fn serve(
     let k = shard.kits.take();
     let mut s = Stream {
         client,
+        tls,
         respond: Respond::new(respond),
         buf: k.buf,
         up_buf: k.up_buf,
@@ -80,8 +88,12 @@ pub async fn serve(
         request_id: shard.next_request_id(),
         fallback_host: &table.fallback_host,
         rules: table.config.head_rules,
-        https: false,
-        client_cert: None,
+        https: s.tls.is_some(),
+        client_cert: s
+            .tls
+            .as_ref()
+            .and_then(|t| t.client_cert.as_ref())
+            .map(|cc| &*cc.xfcc),
         trusted_peer: !table.trusted.is_empty() && table.trusted.contains(client.ip()),
     };
     let log = shard.log.enabled();
@@ -147,7 +159,7 @@ async fn refused(
         status,
         bytes_in: s.buf.len() as u64,
         bytes_out: sent,
-        tls: None,
+        tls: s.tls.as_deref(),
     };
     record::refused(&shard.pipeline(), &refused, started);
 }
@@ -177,7 +189,7 @@ impl Downstream for Stream {
 
     #[inline]
     fn tls(&self) -> Option<&Negotiated> {
-        None
+        self.tls.as_deref()
     }
 
     #[inline]
