@@ -2,7 +2,8 @@
 //! the binary takes the running one's listening sockets over the upgrade socket and serves them;
 //! only then does the old one drain and exit 0. Under a bounded load loop (keep-alive and
 //! new-connection clients) no request fails and no connection is refused or reset, across an
-//! upgrade with the same shard count, 2 → 1 and 1 → 2 shards, and one started by SIGUSR2. A new
+//! upgrade with the same shard count, 2 → 1 and 1 → 2 shards, and one started by SIGUSR2; HTTPS
+//! and HTTP/2 clients (GOAWAY, then the new process) see no failure either. A new
 //! process with an invalid config, or one that fails after taking the sockets, leaves the old one
 //! serving; a second upgrade while one is under way is refused.
 
@@ -737,4 +738,51 @@ fn https_clients_see_no_failure_across_an_upgrade() {
         served.contains(leaf_pem),
         "the renewed certificate is served: {served}"
     );
+}
+
+#[test]
+fn http2_clients_see_no_failure_across_an_upgrade() {
+    // h2c connections (tests/h2c/load.py: 4 connections, 8 streams open on each) through an
+    // upgrade: the old process's drain sends each a graceful GOAWAY; streams up to its last id
+    // are answered, and the client moves to the new process for the rest.
+    let up = Upstream::fixed("ok");
+    let upstream = up.addr.to_string();
+    let sock = temp_path("upgrade-h2", "sock");
+    let stop = temp_path("upgrade-h2", "stop");
+    let mut old = Proxy::start(&args("127.0.0.1:0", &upstream, sock.path(), &["--h2c"]));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h2c/load.py");
+    let port = old.addr.port().to_string();
+    let mut client = std::process::Command::new("python3")
+        .args([script, &port, "/", "4", "8", stop.path()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 tests/h2c/load.py");
+    // Every connection is open on the old process and has had a response.
+    let mut report = std::io::BufReader::new(client.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut report, &mut line).unwrap();
+    assert!(line.contains("ready"), "{line}");
+    let listen = old.addr.to_string();
+    let mut new_args = args(&listen, &upstream, sock.path(), &["--h2c"]);
+    new_args.push("--upgrade");
+    let new = Proxy::start_upgrade(&new_args);
+    let status = old
+        .wait_exit(Duration::from_secs(25))
+        .expect("the old process exits after its drain");
+    assert!(status.success(), "{status:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(stop.path(), b"stop").unwrap();
+    let mut text = String::new();
+    report.read_to_string(&mut text).unwrap();
+    let _ = client.wait();
+    eprintln!("h2c through the upgrade: {text}");
+    let rep: serde_json::Value = serde_json::from_str(text.trim()).expect("a JSON report");
+    assert_eq!(rep["failed_count"], 0, "{rep}");
+    assert!(rep["ok"].as_u64().unwrap() > 100, "the load ran: {rep}");
+    // Every connection open on the old process was told to go (graceful GOAWAY, then the final
+    // one), and the clients reconnected to the new process.
+    assert!(rep["goaways"].as_u64().unwrap() >= 4, "{rep}");
+    assert!(rep["connections"].as_u64().unwrap() >= 8, "{rep}");
+    let mut c = new.connect();
+    assert_eq!(c.exchange(GET).text(), "ok", "the new process serves");
 }
