@@ -483,10 +483,22 @@ fn http2_table_parses_renders_back_and_is_checked() {
 #[test]
 fn global_rate_limit_settings() {
     let c = full(&format!("{TWO_CLUSTERS}[[routes]]\ncluster = \"a\"\nrate_limit = {{ rate = \"100/s\", burst = 20, scope = \"global\", redis = \"redis://127.0.0.1:6390\", sync = \"250ms\", on_error = \"deny\" }}\n[[routes]]\ncluster = \"b\"\nrate_limit = {{ rate = \"5/s\", scope = \"global\", redis = \"redis://cache\" }}\n[[routes]]\ncluster = \"b\"\nrate_limit = {{ rate = \"5/s\", scope = \"local\" }}\n")).unwrap();
-    let g = c.routes[0].rate_limit.as_ref().unwrap().global.clone().unwrap();
+    let g = c.routes[0]
+        .rate_limit
+        .as_ref()
+        .unwrap()
+        .global
+        .clone()
+        .unwrap();
     assert_eq!((g.redis.port, g.sync.as_millis()), (6390, 250));
     assert_eq!(g.on_error, super::super::OnError::Deny);
-    let g = c.routes[1].rate_limit.as_ref().unwrap().global.clone().unwrap();
+    let g = c.routes[1]
+        .rate_limit
+        .as_ref()
+        .unwrap()
+        .global
+        .clone()
+        .unwrap();
     assert_eq!((g.redis.host.as_str(), g.redis.port), ("cache", 6379));
     assert_eq!(g.sync, super::super::DEFAULT_SYNC);
     assert_eq!(g.on_error, super::super::OnError::Allow);
