@@ -25,6 +25,7 @@ mod cert_watch;
 mod control;
 mod discovery;
 mod gather;
+pub mod limits;
 mod listeners;
 mod phase;
 mod relisten;
