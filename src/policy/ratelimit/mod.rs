@@ -15,6 +15,7 @@
 //! Rates (`rate.rs`) and client keys (`key.rs`) have files of their own; this file holds the
 //! [`Limiter`], its table and its sweep.
 
+mod admitted;
 mod key;
 mod rate;
 
@@ -22,6 +23,7 @@ use std::cell::Cell;
 use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant};
 
+pub use admitted::{Admitted, CountKey};
 pub use key::{bytes_key, ip_key};
 pub use rate::Rate;
 
