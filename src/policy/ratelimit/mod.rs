@@ -16,6 +16,7 @@
 //! [`Limiter`], its table and its sweep.
 
 mod admitted;
+mod deny_until;
 mod key;
 mod rate;
 
@@ -24,6 +25,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant};
 
 pub use admitted::{Admitted, CountKey};
+pub use deny_until::DenyUntil;
 pub use key::{bytes_key, ip_key};
 pub use rate::Rate;
 
