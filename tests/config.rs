@@ -428,8 +428,8 @@ fn check_reports_global_limit_errors_with_location() {
     let file = temp_file("global_ok", &good);
     let out = run(&["--config", file.path(), "--check"]);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", out.stderr);
-    // Until the limits thread lands, --check says the limit is local on each process.
-    assert!(out.stderr.contains("not enforced yet"), "{}", out.stderr);
+    // Enforced now: --check no longer warns that a global limit acts as a local one.
+    assert!(!out.stderr.contains("not enforced"), "{}", out.stderr);
 
     // The flag form: a bad URL, or the URL without a rate, exit 2 naming the flag.
     for args in [

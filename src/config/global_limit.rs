@@ -1,29 +1,9 @@
 //! The cluster-wide half of a route's rate limit (`scope = "global"`, `redis`, `sync`,
 //! `on_error`): the checked settings and the parsing of each value. Main thread, when a config
-//! file or the command line is read (startup, `--check`, reload).
-//!
-//! This step parses and validates the settings only; the limits thread that enforces them
-//! through Redis comes in a later step, and until then a global limit acts as its local one.
+//! file or the command line is read (startup, `--check`, reload). The limits thread
+//! (`coordinator::limits`) enforces them.
 
 use std::time::Duration;
-
-/// While no limits thread enforces `scope = "global"`, says which routes fall back to their
-/// local limit (at `--check`, start and reload).
-pub fn not_enforced_warning(c: &super::Config) -> Option<String> {
-    let routes: Vec<&str> = c
-        .routes
-        .iter()
-        .filter(|r| r.rate_limit.as_ref().is_some_and(|l| l.global.is_some()))
-        .map(|r| r.name.as_str())
-        .collect();
-    (!routes.is_empty()).then(|| {
-        format!(
-            "warning: rate_limit scope = \"global\" is checked but not enforced yet: routes \
-             {routes:?} apply their local limit on each process (README, \"Cluster-wide rate \
-             limits\")"
-        )
-    })
-}
 
 /// How often shards report by default (`sync`).
 pub const DEFAULT_SYNC: Duration = Duration::from_millis(100);

@@ -24,10 +24,7 @@ pub use cluster::{parse_endpoint, resolve, Cluster, Endpoint, HealthCheck, Probe
 pub use discovery::{Discover, DnsName};
 pub use duration::parse as parse_duration;
 pub use file::{load, parse, ConfigError};
-pub use global_limit::{
-    not_enforced_warning as global_limit_warning, GlobalLimit, OnError, RedisUrl, Scope,
-    DEFAULT_SYNC,
-};
+pub use global_limit::{GlobalLimit, OnError, RedisUrl, Scope, DEFAULT_SYNC};
 pub use http2::Http2;
 pub use log_target::AccessLogTarget;
 pub use origin::{Invalid, Origin, Origins};

@@ -159,9 +159,6 @@ pub fn run(mut config: Config, reload: Reloader, start: Start) -> i32 {
     if let Some(warning) = crate::config::admin_exposure_warning(&config) {
         eprintln!("{warning}");
     }
-    if let Some(warning) = crate::config::global_limit_warning(&config) {
-        eprintln!("{warning}");
-    }
     let admin_handed_over = Arc::new(AtomicBool::new(false));
     let mut admin_later = None;
     let admin_addr = match config.admin {

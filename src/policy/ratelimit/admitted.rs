@@ -30,6 +30,11 @@ impl Admitted {
     pub fn is_empty(&self) -> bool {
         self.counts.is_empty()
     }
+
+    /// Distinct (route, key) pairs counted.
+    pub fn len(&self) -> usize {
+        self.counts.len()
+    }
 }
 
 #[cfg(test)]

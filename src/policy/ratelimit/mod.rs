@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 pub use admitted::{Admitted, CountKey};
 pub use deny_until::DenyUntil;
-pub use key::{bytes_key, ip_key};
+pub use key::{bytes_key, fleet_bytes_key, ip_key};
 pub use rate::Rate;
 
 use crate::policy::hash::fold_mul;

@@ -88,8 +88,24 @@ pub fn admit<'t>(
             RateKey::Header(name) => header_value(p.headers, name),
             RateKey::ClientIp => None,
         };
-        match limiter.take(rate_key(&rl.key, client, header), Instant::now()) {
+        let global = rl.global.is_some();
+        let key = rate_key(&rl.key, global, client, header);
+        let now = Instant::now();
+        // The fleet-wide verdict first: a key over the global allowance spends no local token.
+        if global {
+            if let Some(retry_after) = table.global.denied(i as u32, key, now) {
+                let stats = &view.stats;
+                stats.rate_limited.set(stats.rate_limited.get() + 1);
+                fields.limited(&mut s.extra, retry_after, retry_after);
+                let (plan, v) = local(Verdict::Limited);
+                return (plan, Some(i), v);
+            }
+        }
+        match limiter.take(key, now) {
             Decision::Allowed { remaining, reset } => {
+                if global {
+                    table.global.record(i as u32, key);
+                }
                 fields.allowed(&mut s.extra, remaining, reset)
             }
             Decision::Limited { retry_after, reset } => {
