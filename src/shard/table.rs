@@ -294,3 +294,47 @@ pub fn rate_key(
         _ => ip_key(client),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::TicketKeys;
+
+    fn table(rate_limit: &str, old: Option<&Table>) -> Table {
+        let text = format!(
+            "listen = [\"127.0.0.1:0\"]\n[[clusters]]\nname = \"a\"\nendpoints = [\"127.0.0.1:9\"]\n\
+             [[routes]]\nname = \"api\"\ncluster = \"a\"\nrate_limit = {{ rate = \"5/s\"{rate_limit} }}\n"
+        );
+        let c = Arc::new(crate::config::parse("t.toml", &text).unwrap());
+        let keys = TicketKeys::generate(Duration::from_secs(3600)).unwrap();
+        let tickets = crate::tls::Ticketer::new(&keys);
+        Table::build(c, 2, old, &ShardStats::new(), 1, &tickets)
+    }
+
+    fn same_buckets(a: &Table, b: &Table) -> bool {
+        let (a, b) = (&a.routes[0].limiter, &b.routes[0].limiter);
+        Rc::ptr_eq(a.as_ref().unwrap(), b.as_ref().unwrap())
+    }
+
+    #[test]
+    fn a_reload_changing_only_redis_settings_keeps_the_buckets() {
+        let g = |redis: &str, sync: &str, on_error: &str| {
+            format!(", scope = \"global\", redis = \"{redis}\", sync = \"{sync}\", on_error = \"{on_error}\"")
+        };
+        let t1 = table(&g("redis://a", "100ms", "allow"), None);
+        let t2 = table(&g("redis://b:7000", "250ms", "deny"), Some(&t1));
+        assert!(
+            same_buckets(&t1, &t2),
+            "redis, sync and on_error do not touch the buckets"
+        );
+        assert!(
+            Rc::ptr_eq(&t1.global, &t2.global),
+            "the global state is carried over"
+        );
+        // The scope changes how header keys hash: new buckets. So does the rate.
+        let t3 = table("", Some(&t2));
+        assert!(!same_buckets(&t2, &t3));
+        let t4 = table(", burst = 3", Some(&t3));
+        assert!(!same_buckets(&t3, &t4));
+    }
+}

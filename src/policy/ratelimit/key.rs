@@ -48,10 +48,14 @@ fn secret() -> (u64, u64) {
 mod tests {
     use super::*;
 
+    /// `fleet_bytes_key(b"k-123")` as every host computes it: a change here splits fleets
+    /// running two versions (each would count the client apart).
+    const PINNED: u128 = 314_333_691_164_266_350_804_517_165_146_664_685_824;
+
     #[test]
     fn fleet_keys_are_fixed_and_process_keys_are_not_the_fleet_ones() {
         // The same bytes on any host: pinned, so two builds (two hosts) agree.
-        assert_eq!(fleet_bytes_key(b"k-123"), fleet_bytes_key(b"k-123"));
+        assert_eq!(fleet_bytes_key(b"k-123"), PINNED);
         assert_ne!(fleet_bytes_key(b"k-123"), fleet_bytes_key(b"k-124"));
         assert_ne!(fleet_bytes_key(b"k-123"), bytes_key(b"k-123"));
         let a: std::net::IpAddr = "10.0.0.1".parse().unwrap();
