@@ -1,8 +1,9 @@
 //! Admission of one parsed request, before anything reaches an upstream: the route (404 when none
 //! matches), the route's body limit (413), its rate limit (429 with Retry-After and RateLimit-*;
 //! a `scope = "global"` limit first asks the fleet-wide "deny until T" table and counts what its
-//! local bucket admitted), a direct response, and the rewrite plan for the upstream head. Sans-IO: a front-end calls it
-//! once the request's head is parsed (inside `request::process` for HTTP/1.1). Shard thread.
+//! local bucket admitted), a direct response, and the rewrite plan for the upstream head.
+//! Sans-IO: a front-end calls it once the request's head is parsed (inside `request::process`
+//! for HTTP/1.1). Shard thread.
 
 use std::net::IpAddr;
 use std::time::Instant;
