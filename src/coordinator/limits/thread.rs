@@ -52,7 +52,11 @@ struct State {
     /// Per (route name, key): until when it is over the fleet-wide allowance.
     denied: HashMap<(String, u128), Instant>,
     errors: BTreeMap<String, u64>,
-    sent: Option<(GlobalDenials, BTreeMap<String, u64>)>,
+    /// A denial was added or extended, or the routes changed, since the last news. (One that
+    /// only expired is not news: shards ignore past entries.)
+    dirty: bool,
+    /// The routes refusing every key and the error counts of the last news.
+    sent: Option<(Vec<u32>, BTreeMap<String, u64>)>,
 }
 
 /// Starts the thread; it ends when the coordinator drops its sender.
@@ -116,6 +120,7 @@ impl State {
         for r in &self.routes {
             self.errors.entry(r.name.clone()).or_insert(0);
         }
+        self.dirty = true;
     }
 
     /// Charges one batch: one script per route in it, on that route's Redis.
@@ -148,8 +153,11 @@ impl State {
                             continue;
                         }
                         let until = now + over;
-                        let slot = self.denied.entry((r.name.clone(), *key)).or_insert(until);
-                        *slot = (*slot).max(until);
+                        let slot = self.denied.entry((r.name.clone(), *key)).or_insert(now);
+                        if until > *slot {
+                            *slot = until;
+                            self.dirty = true;
+                        }
                     }
                 }
                 // The counts were served under the local limit; they are not charged later
@@ -164,6 +172,15 @@ impl State {
     /// The table and error counts to send, when they changed since the last ones sent.
     fn news(&mut self, now: Instant) -> Option<News> {
         self.denied.retain(|_, t| *t > now);
+        let unchecked: Vec<u32> = (self.routes.iter())
+            .filter(|r| r.on_error == OnError::Deny)
+            .filter(|r| self.links.get(&r.url).is_some_and(Link::is_down))
+            .map(|r| r.index)
+            .collect();
+        let same = (self.sent.as_ref()).is_some_and(|(u, e)| *u == unchecked && *e == self.errors);
+        if !self.dirty && same {
+            return None;
+        }
         let mut until: Vec<_> = (self.denied.iter())
             .filter_map(|((name, key), t)| {
                 let r = self.routes.iter().find(|r| r.name == *name)?;
@@ -171,24 +188,12 @@ impl State {
             })
             .collect();
         until.sort_unstable_by_key(|e| e.0);
-        let unchecked = (self.routes.iter())
-            .filter(|r| r.on_error == OnError::Deny)
-            .filter(|r| self.links.get(&r.url).is_some_and(Link::is_down))
-            .map(|r| r.index)
-            .collect();
-        let now = (GlobalDenials { until, unchecked }, self.errors.clone());
-        if self.sent.as_ref() == Some(&now) {
-            return None;
-        }
-        let news = News {
-            denials: Arc::new(GlobalDenials {
-                until: now.0.until.clone(),
-                unchecked: now.0.unchecked.clone(),
-            }),
-            errors: now.1.clone(),
-        };
-        self.sent = Some(now);
-        Some(news)
+        self.dirty = false;
+        self.sent = Some((unchecked.clone(), self.errors.clone()));
+        Some(News {
+            denials: Arc::new(GlobalDenials { until, unchecked }),
+            errors: self.errors.clone(),
+        })
     }
 }
 
@@ -209,6 +214,32 @@ pub fn redis_key(route: &str, key: u128) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn news_only_when_a_denial_is_added_or_extended_or_routes_change() {
+        let text = "listen = [\"127.0.0.1:0\"]\n[[clusters]]\nname = \"a\"\nendpoints = [\"127.0.0.1:9\"]\n\
+                    [[routes]]\nname = \"open\"\ncluster = \"a\"\n\
+                    [[routes]]\nname = \"api\"\ncluster = \"a\"\nrate_limit = { rate = \"5/s\", scope = \"global\", redis = \"redis://127.0.0.1:1\" }\n";
+        let c = crate::config::parse("t.toml", text).unwrap();
+        let mut st = State::default();
+        st.configure(&c);
+        let now = Instant::now();
+        let n = st.news(now).expect("the first table");
+        assert_eq!(*n.denials, GlobalDenials::default());
+        assert_eq!(n.errors.get("api"), Some(&0));
+        assert!(st.news(now).is_none(), "nothing changed");
+        let until = now + Duration::from_secs(1);
+        st.denied.insert(("api".into(), 7), until);
+        st.dirty = true;
+        let n = st.news(now).unwrap();
+        // The route's index in the config (the second route), this host's instant.
+        assert_eq!(n.denials.until, [((1, 7), until)]);
+        assert!(st.news(now).is_none());
+        assert!(st.news(until).is_none(), "an expiry alone is not news");
+        assert!(st.denied.is_empty(), "expired entries are dropped");
+        *st.errors.get_mut("api").unwrap() += 1;
+        assert_eq!(st.news(until).unwrap().errors.get("api"), Some(&1));
+    }
 
     #[test]
     fn keys_name_route_and_client() {
