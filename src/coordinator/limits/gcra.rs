@@ -1,6 +1,6 @@
 //! One batch of admitted counts charged in Redis by one server-side Lua GCRA script, with the
 //! clock from Redis `TIME` (hosts need no clock sync), answering per key how long it is over its
-//! allowance. Runs on the thread that owns the Redis connection (the limits thread, to come).
+//! allowance. Runs on the limits thread, which owns the Redis connections (`thread`, `link`).
 
 use std::time::Duration;
 
