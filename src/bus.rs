@@ -30,6 +30,29 @@ pub enum ToShard {
     /// Session-ticket keys of a rotation (every shard gets the same copy, so a ticket one shard
     /// sealed resumes on any other).
     TicketKeys(TicketKeys),
+    /// The limits thread's verdict on `scope = "global"` limits: keys over the fleet-wide
+    /// allowance until when, and routes that cannot be checked (replaces the previous one).
+    GlobalDenials(Arc<GlobalDenials>),
+}
+
+pub use crate::policy::ratelimit::CountKey;
+
+/// Keys over their global allowance (until an instant of this host's clock, converted from the
+/// relative time Redis answered), and the routes with `on_error = "deny"` whose Redis cannot be
+/// reached (every key of them answers 429). Route indices are those of the config the limits
+/// thread was last given (the one the shards serve).
+#[derive(Debug, Default, PartialEq)]
+pub struct GlobalDenials {
+    pub until: Vec<(CountKey, std::time::Instant)>,
+    pub unchecked: Vec<u32>,
+}
+
+/// What one shard admitted on `scope = "global"` routes during one `sync` period, per (route,
+/// key); route indices are those of `config`, the version the shard counted under.
+#[derive(Debug, Clone)]
+pub struct AdmittedBatch {
+    pub config: Arc<Config>,
+    pub counts: Vec<(CountKey, u64)>,
 }
 
 /// What a listening socket serves: whether each connection starts with a PROXY header, and for
@@ -141,6 +164,9 @@ pub enum ToCoordinator {
         requests: usize,
         snapshot: Box<Snapshot>,
     },
+    /// Counts admitted on global routes since this shard's last batch (at most one per `sync`
+    /// period, none when nothing was admitted): relayed to the limits thread.
+    Admitted(AdmittedBatch),
 }
 
 type WakeSlot = Arc<Mutex<Option<Waker>>>;

@@ -5,8 +5,8 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::config::{
-    self, parse_duration, Cluster, Config, HealthCheck, Pool, RateKey, RateLimit, Route, Shards,
-    Timeouts,
+    self, parse_duration, Cluster, Config, GlobalLimit, HealthCheck, OnError, Pool, RateKey,
+    RateLimit, RedisUrl, Route, Shards, Timeouts, DEFAULT_SYNC,
 };
 
 mod flag_fields;
@@ -70,6 +70,10 @@ pub struct Args {
     /// Requests a client may burst above the rate [default: one second's worth]
     #[arg(long, value_name = "N")]
     pub rate_burst: Option<u32>,
+    /// Share --rate-limit across hosts through this Redis (redis://HOST[:PORT][/DB]); sync
+    /// every 100ms, fall back to the local limit while Redis is unreachable
+    #[arg(long, value_name = "URL")]
+    pub rate_limit_redis: Option<String>,
     /// Active health check for every cluster: tcp or http:/path
     #[arg(long, value_name = "CHECK")]
     pub health_check: Option<String>,
@@ -405,11 +409,20 @@ impl Args {
         }
         if let Some(rate) = &self.rate_limit {
             let rate = rate.parse().map_err(|e| format!("--rate-limit: {e}"))?;
+            let global = match &self.rate_limit_redis {
+                None => None,
+                Some(url) => Some(GlobalLimit {
+                    redis: RedisUrl::parse(url).map_err(|e| format!("--rate-limit-redis: {e}"))?,
+                    sync: DEFAULT_SYNC,
+                    on_error: OnError::Allow,
+                }),
+            };
             for r in &mut cfg.routes {
                 r.rate_limit = Some(RateLimit {
                     rate,
                     burst: self.rate_burst.unwrap_or(0),
                     key: RateKey::ClientIp,
+                    global: global.clone(),
                 });
             }
         } else if let Some(burst) = self.rate_burst {
@@ -421,6 +434,9 @@ impl Args {
             if !any {
                 return Err("--rate-burst: needs --rate-limit".into());
             }
+        }
+        if self.rate_limit.is_none() && self.rate_limit_redis.is_some() {
+            return Err("--rate-limit-redis: needs --rate-limit".into());
         }
         if let Some(steer) = &self.steer {
             cfg.steer_client_ip = match steer.as_str() {

@@ -3,8 +3,11 @@
 //! ```text
 //!   signals thread ──TERM/INT/HUP/USR1──► coordinator thread ◄──admin calls──► admin thread
 //!                          │   ▲           (coordinator/: phase, reload, stats, health relay)
-//!   ToShard: Drain | Config | Health | Stats | Listen | Unlisten | TicketKeys           (bus.rs)
-//!   ToCoordinator: Ready | Failed | Progress | Drained | Health | ConfigApplied | Stats
+//!   discovery thread (DNS) ◄──►┤   ├◄──► limits thread (Redis: global rate limits, GCRA)
+//!   ToShard: Drain | Config | Health | Stats | Listen | Unlisten | TicketKeys |
+//!            GlobalDenials                                                          (bus.rs)
+//!   ToCoordinator: Ready | Failed | Progress | Drained | Health | ConfigApplied | Stats |
+//!                  Admitted (a global route's counts, once per sync)
 //!                          ▼   │
 //!   shard-0 (core 0) … shard-N-1 (core N-1)  (shard/) ──full log buffers──► access-log thread
 //!     each: monoio runtime · accept loops on SO_REUSEPORT listeners · one task per client

@@ -21,6 +21,7 @@ pub(crate) mod alloc_probe;
 mod certificates;
 mod discovery;
 mod families;
+mod global_limits;
 mod listener_tls;
 mod render;
 mod snapshot;
@@ -36,6 +37,7 @@ use crate::error::TlsFailure;
 
 pub use certificates::{render_certificates, CertificateExpiry};
 pub use discovery::{render_discovery, DiscoveryFigures};
+pub use global_limits::render_global_limits;
 pub use listener_tls::{ListenerTlsCounts, ListenerTlsStats, VERSIONS as TLS_VERSIONS};
 pub use render::render;
 pub use snapshot::{EndpointCounts, RouteCounts, ShardGauges, Snapshot};

@@ -11,6 +11,7 @@ const FLAGS: &[&str] = &[
     "--upstream",
     "--config",
     "--check",
+    "--rate-limit-redis",
     "--shards",
     "--cpus",
     "--no-pin",
@@ -363,6 +364,97 @@ fn check_reports_discovery_errors_with_location() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn check_reports_global_limit_errors_with_location() {
+    let route = "[[clusters]]\nname = \"api\"\nendpoints = [\"127.0.0.1:9002\"]\n[[routes]]\ncluster = \"api\"\n";
+    let cases = [
+        (
+            "bad_url",
+            "scope = \"global\", redis = \"http://127.0.0.1:6379\"",
+            "routes[0].rate_limit.redis",
+        ),
+        (
+            "bad_port",
+            "scope = \"global\", redis = \"redis://127.0.0.1:0\"",
+            "routes[0].rate_limit.redis",
+        ),
+        (
+            "no_redis",
+            "scope = \"global\"",
+            "routes[0].rate_limit.redis",
+        ),
+        (
+            "bad_scope",
+            "scope = \"cluster\"",
+            "routes[0].rate_limit.scope",
+        ),
+        (
+            "bad_sync",
+            "scope = \"global\", redis = \"redis://127.0.0.1\", sync = \"soon\"",
+            "routes[0].rate_limit.sync",
+        ),
+        (
+            "zero_sync",
+            "scope = \"global\", redis = \"redis://127.0.0.1\", sync = \"0s\"",
+            "routes[0].rate_limit.sync",
+        ),
+        (
+            "bad_on_error",
+            "scope = \"global\", redis = \"redis://127.0.0.1\", on_error = \"open\"",
+            "routes[0].rate_limit.on_error",
+        ),
+        (
+            "redis_but_local",
+            "redis = \"redis://127.0.0.1\"",
+            "routes[0].rate_limit.redis",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, extra, field) in cases {
+        let text =
+            format!("{BASE}{route}rate_limit = {{ rate = \"100/s\", burst = 20, {extra} }}\n");
+        let file = temp_file(name, &text);
+        let out = run(&["--config", file.path(), "--check"]);
+        if let Err(why) = check_error(&out, file.path(), &text, field, 9) {
+            failures.push(format!("{name}: {why}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // The whole table passes --check without asking Redis.
+    let good = format!("{BASE}{route}rate_limit = {{ rate = \"100/s\", burst = 20, key = \"client-ip\", scope = \"global\", redis = \"redis://127.0.0.1:6379\", sync = \"100ms\", on_error = \"deny\" }}\n");
+    let file = temp_file("global_ok", &good);
+    let out = run(&["--config", file.path(), "--check"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", out.stderr);
+    // Enforced now: --check no longer warns that a global limit acts as a local one.
+    assert!(!out.stderr.contains("not enforced"), "{}", out.stderr);
+
+    // The flag form: a bad URL, or the URL without a rate, exit 2 naming the flag.
+    for args in [
+        &["--rate-limit", "10/s", "--rate-limit-redis", "tcp://x"][..],
+        &["--rate-limit-redis", "redis://127.0.0.1"][..],
+    ] {
+        let mut all = vec!["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9001"];
+        all.extend_from_slice(args);
+        all.push("--check");
+        let out = run(&all);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains("--rate-limit-redis"), "{}", out.stderr);
+    }
+    let out = run(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "127.0.0.1:9001",
+        "--rate-limit",
+        "10/s",
+        "--rate-limit-redis",
+        "redis://127.0.0.1:6379",
+        "--check",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", out.stderr);
 }
 
 /// Checks exit 2 and `error: PATH:LINE:COL: FIELD: message`: the line is `line`, the column points

@@ -108,6 +108,11 @@ const FLAG_FIELDS: &[FlagFields] = &[
     flag!("--lb", lb, "clusters.lb"),
     flag!("--rate-limit", rate_limit, "routes.rate_limit"),
     flag!("--rate-burst", rate_burst, "routes.rate_limit.burst"),
+    flag!(
+        "--rate-limit-redis",
+        rate_limit_redis,
+        "routes.rate_limit.redis"
+    ),
     flag!("--health-check", health_check, "clusters.health_check"),
     flag!(
         "--health-interval",

@@ -6,6 +6,7 @@ mod cluster;
 pub mod discovery;
 mod duration;
 mod file;
+mod global_limit;
 mod http2;
 mod key_path;
 mod log_target;
@@ -23,6 +24,7 @@ pub use cluster::{parse_endpoint, resolve, Cluster, Endpoint, HealthCheck, Probe
 pub use discovery::{Discover, DnsName};
 pub use duration::parse as parse_duration;
 pub use file::{load, parse, ConfigError};
+pub use global_limit::{GlobalLimit, OnError, RedisUrl, Scope, DEFAULT_SYNC};
 pub use http2::Http2;
 pub use log_target::AccessLogTarget;
 pub use origin::{Invalid, Origin, Origins};

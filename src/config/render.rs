@@ -315,9 +315,18 @@ fn route(o: &mut String, c: &Config, _i: usize, r: &Route) {
             RateKey::ClientIp => "client-ip".to_string(),
             RateKey::Header(h) => format!("header:{h}"),
         };
+        let global = match &rl.global {
+            None => String::new(),
+            Some(g) => format!(
+                ", scope = \"global\", redis = {}, sync = {}, on_error = {}",
+                q(&g.redis.text),
+                dur(g.sync),
+                q(g.on_error.name())
+            ),
+        };
         let _ = writeln!(
             o,
-            "rate_limit = {{ rate = {}, burst = {}, key = {} }}",
+            "rate_limit = {{ rate = {}, burst = {}, key = {}{global} }}",
             q(&format!("{}/s", rl.rate.per_second)),
             rl.burst,
             q(&key)

@@ -66,6 +66,8 @@ pub struct RateLimit {
     pub rate: Rate,
     pub burst: u32,
     pub key: RateKey,
+    /// `scope = "global"`: shared with other hosts through Redis; `None` is local.
+    pub global: Option<super::GlobalLimit>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

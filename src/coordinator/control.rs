@@ -1,6 +1,7 @@
 //! The coordinator's control loop: waits for every shard to be ready, then selects on signals,
-//! shard reports, admin calls, the drain's timers, the state-log flush, DNS discovery's answers and
-//! the session-ticket rotation, and turns
+//! shard reports, admin calls, the drain's timers, the state-log flush, DNS discovery's answers,
+//! the limits thread's tables (global rate limits: relayed to every shard, as shards' admitted
+//! counts are relayed to it) and the session-ticket rotation, and turns
 //! each into an action (drain, reload, log reopen, health news relayed between shards, the drain
 //! barrier, a look at the TLS files) until the phase says exit. Coordinator thread only.
 
@@ -98,6 +99,10 @@ impl Coordinator {
                     Ok(a) => self.discovered(a),
                     Err(_) => self.discovery.answers = never(),
                 },
+                recv(self.limits.news) -> news => match news {
+                    Ok(n) => self.global_limits(n),
+                    Err(_) => self.limits.news = never(),
+                },
                 recv(self.upgrades.events) -> event => match event {
                     Ok(e) => self.upgrade_event(e),
                     Err(_) => self.upgrades.events = never(),
@@ -187,9 +192,18 @@ impl Coordinator {
                     self.phase.exit(0);
                 }
             }
+            ToCoordinator::Admitted(batch) => self.limits.admitted(batch),
             ToCoordinator::Stats { .. }
             | ToCoordinator::Ready { .. }
             | ToCoordinator::ConfigApplied { .. } => {}
+        }
+    }
+
+    /// The limits thread's news: its table goes to every shard, its error counts to `/metrics`.
+    fn global_limits(&mut self, news: super::limits::News) {
+        self.limits.note(&news);
+        for link in &self.links {
+            link.send(ToShard::GlobalDenials(news.denials.clone()));
         }
     }
 

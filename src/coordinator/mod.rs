@@ -8,8 +8,9 @@
 //! Files: `state` (what the coordinator holds), `phase` (the lifecycle `Phase`), `control` (the
 //! loop), `reload` and `relisten` (config versions, listeners across a reload), `cert_watch`
 //! (TLS files watched, certificates reloaded alone), `gather` (stats for a scrape), `tickets`
-//! (session-ticket keys), `admin` (the admin thread) and `admin::answer` (its answers, on this
-//! thread).
+//! (session-ticket keys), `limits` (the limits thread: global rate limits through Redis, its
+//! batches in and "deny until T" tables out), `admin` (the admin thread) and `admin::answer`
+//! (its answers, on this thread).
 //!
 //! Phases (`phase::Phase`) and what each signal means in them:
 //! - starting (shards binding, until every one reported `Ready`): TERM/INT exit 1 at once;
@@ -25,6 +26,7 @@ mod cert_watch;
 mod control;
 mod discovery;
 mod gather;
+pub mod limits;
 mod listeners;
 mod phase;
 mod relisten;

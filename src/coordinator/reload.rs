@@ -121,6 +121,7 @@ impl Coordinator {
         }
         self.tickets.time(self.config.tls_ticket_rotation);
         self.discovery.follow(&self.config);
+        self.limits.follow(&self.config);
     }
 
     /// An answer of the discovery thread: a changed endpoint set (or a plain hostname's new

@@ -51,6 +51,8 @@ pub struct Coordinator {
     pub(super) phase: Phase,
     /// DNS discovery: its thread's answers and the last-known endpoint sets.
     pub(super) discovery: super::discovery::Discovery,
+    /// Cluster-wide rate limits: the limits thread, its news, its failed-sync counts.
+    pub(super) limits: super::limits::Limits,
     /// Endpoint state changes written to stderr, rate-limited per endpoint.
     pub(super) state_log: StateLog,
     /// The session-ticket keys every shard holds, and when they rotate.
@@ -96,6 +98,7 @@ impl Coordinator {
             shards: vec![ShardInfo::default(); n],
             phase: Phase::Starting,
             discovery: Default::default(),
+            limits: Default::default(),
             state_log: StateLog::default(),
             tickets,
             status: ProcessStatus::default(),

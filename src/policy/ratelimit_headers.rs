@@ -111,6 +111,7 @@ mod tests {
             rate: rate.parse().unwrap(),
             burst,
             key: RateKey::ClientIp,
+            global: None,
         };
         let mut out = Vec::new();
         RateLimitHeaders::new(&l, burst).allowed(&mut out, 3, Duration::from_millis(1200));
@@ -144,6 +145,7 @@ mod tests {
             rate: "20/s".parse().unwrap(),
             burst: 5,
             key: RateKey::ClientIp,
+            global: None,
         };
         let mut out = b"X: 1\r\n".to_vec();
         RateLimitHeaders::new(&l, 5).limited(

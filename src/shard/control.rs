@@ -1,6 +1,6 @@
 //! The shard's control task: waits on its mailbox for coordinator events and acts on them: a new
-//! config (swap the routing table), session-ticket keys of a rotation, endpoint health news, a
-//! statistics request (answer with a snapshot), and drain (with progress reports until the last
+//! config (swap the routing table), session-ticket keys of a rotation, the global limits' verdict
+//! (keys denied until T), endpoint health news, a statistics request (answer with a snapshot), and drain (with progress reports until the last
 //! connection closes). Shard thread.
 
 use std::rc::Rc;
@@ -39,6 +39,7 @@ pub async fn run(
             }
             Some(ToShard::Health(news)) => shard.apply_health(&news),
             Some(ToShard::TicketKeys(keys)) => shard.apply_ticket_keys(&keys),
+            Some(ToShard::GlobalDenials(d)) => shard.apply_global_denials(&d),
             Some(ToShard::Stats) => {
                 let _ = reports.send(snapshot(&shard, driver, core));
             }
@@ -106,6 +107,7 @@ async fn serve_during_drain(
             ToShard::Health(news) => shard.apply_health(&news),
             // Connections still queued may handshake while draining.
             ToShard::TicketKeys(keys) => shard.apply_ticket_keys(&keys),
+            ToShard::GlobalDenials(d) => shard.apply_global_denials(&d),
             ToShard::Config(config) => {
                 shard.apply_config(config);
                 let _ = reports.send(ToCoordinator::ConfigApplied { id: shard.id });

@@ -14,6 +14,7 @@ mod control;
 mod double;
 mod downstream;
 mod drain;
+mod global;
 mod h2io;
 mod health;
 mod io;
@@ -123,6 +124,7 @@ async fn run(
     monoio::spawn(sweep_pools(shard.clone()));
     monoio::spawn(downstream::idle::reap(shard.drain.clone()));
     monoio::spawn(health::run(shard.clone()));
+    monoio::spawn(global::report_admitted(shard.clone()));
     let _ = reports.send(ToCoordinator::Ready { id, driver, core });
     control::run(shard, accepting, mailbox, reports, driver, core).await;
 }

@@ -44,7 +44,7 @@ pub struct Shard {
     pub kits: kit::Kits,
     /// Blocks for the serving futures of connections that wake up.
     pub boxes: boxes::BoxPool,
-    reports: Reports,
+    pub(super) reports: Reports,
     request_seed: u64,
     request_counter: Cell<u64>,
 }
@@ -95,6 +95,8 @@ impl Shard {
 
     /// Switches to a new config: new requests use it at once, in-flight ones finish on theirs.
     pub fn apply_config(&self, config: Arc<Config>) {
+        // Global-limit counts go out with the route indices they were taken under.
+        self.report_admitted();
         let old = self.table();
         let table = Table::build(
             config,

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use rustls::ServerConfig;
 
+use super::global::GlobalShard;
 use super::upstream::cluster::ClusterView;
 use crate::config::{Config, ListenerTls, RateKey, RateLimit, Route};
 use crate::policy::ratelimit::{Limiter, Rate};
@@ -38,12 +39,38 @@ pub struct RouteView {
     /// The route's added response header lines, rendered once (`Name: value\r\n` each).
     pub response_add: Vec<u8>,
     /// The limiter's settings, to decide whether a reload keeps its buckets.
-    limit_identity: Option<(RateLimit, usize)>,
+    limit_identity: Option<BucketIdentity>,
     budget_identity: (f64, u32),
+}
+
+/// What a route's buckets depend on: rate, burst, key, whether the key is the fleet's (`scope`)
+/// and the shard's share. A global limit's Redis settings (`redis`, `sync`, `on_error`) are not
+/// in it: a reload changing only those keeps the buckets.
+#[derive(Debug, Clone, PartialEq)]
+struct BucketIdentity {
+    rate: Rate,
+    burst: u32,
+    key: RateKey,
+    global: bool,
+    share: usize,
+}
+
+impl BucketIdentity {
+    fn of(l: &RateLimit, share: usize) -> BucketIdentity {
+        BucketIdentity {
+            rate: l.rate,
+            burst: l.burst,
+            key: l.key.clone(),
+            global: l.global.is_some(),
+            share,
+        }
+    }
 }
 
 pub struct Table {
     pub config: Arc<Config>,
+    /// This shard's side of `scope = "global"` limits, carried from table to table.
+    pub global: Rc<GlobalShard>,
     pub router: Router,
     pub routes: Vec<RouteView>,
     pub clusters: Vec<Rc<ClusterView>>,
@@ -132,6 +159,7 @@ impl Table {
             });
         let tls = tls_listeners(&config, old, tickets, stats);
         Table {
+            global: old.map_or_else(Rc::default, |o| o.global.clone()),
             tls,
             router: Router::new(&specs),
             trusted: Trusted::new(config.trusted_proxies.clone()),
@@ -192,7 +220,7 @@ fn route_view(
     prev: Option<&RouteView>,
     stats: &ShardStats,
 ) -> RouteView {
-    let identity = r.rate_limit.clone().map(|l| (l, share));
+    let identity = r.rate_limit.as_ref().map(|l| BucketIdentity::of(l, share));
     let limiter = match (&r.rate_limit, prev) {
         (None, _) => None,
         (Some(_), Some(p)) if p.limit_identity == identity => p.limiter.clone(),
@@ -251,10 +279,62 @@ fn shard_share(l: &RateLimit, share: usize) -> (Rate, u32) {
     (l.rate.per_shard(share), burst)
 }
 
-/// The bucket key of a request under `key`.
-pub fn rate_key(key: &RateKey, client: std::net::IpAddr, header: Option<&[u8]>) -> u128 {
+/// The bucket key of a request under `key`; a `global` limit's header keys are the fleet's (the
+/// same on every host), a local one's are this process's own.
+pub fn rate_key(
+    key: &RateKey,
+    global: bool,
+    client: std::net::IpAddr,
+    header: Option<&[u8]>,
+) -> u128 {
+    use crate::policy::ratelimit::{bytes_key, fleet_bytes_key, ip_key};
     match (key, header) {
-        (RateKey::Header(_), Some(v)) => crate::policy::ratelimit::bytes_key(v),
-        _ => crate::policy::ratelimit::ip_key(client),
+        (RateKey::Header(_), Some(v)) if global => fleet_bytes_key(v),
+        (RateKey::Header(_), Some(v)) => bytes_key(v),
+        _ => ip_key(client),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::TicketKeys;
+
+    fn table(rate_limit: &str, old: Option<&Table>) -> Table {
+        let text = format!(
+            "listen = [\"127.0.0.1:0\"]\n[[clusters]]\nname = \"a\"\nendpoints = [\"127.0.0.1:9\"]\n\
+             [[routes]]\nname = \"api\"\ncluster = \"a\"\nrate_limit = {{ rate = \"5/s\"{rate_limit} }}\n"
+        );
+        let c = Arc::new(crate::config::parse("t.toml", &text).unwrap());
+        let keys = TicketKeys::generate(Duration::from_secs(3600)).unwrap();
+        let tickets = crate::tls::Ticketer::new(&keys);
+        Table::build(c, 2, old, &ShardStats::new(), 1, &tickets)
+    }
+
+    fn same_buckets(a: &Table, b: &Table) -> bool {
+        let (a, b) = (&a.routes[0].limiter, &b.routes[0].limiter);
+        Rc::ptr_eq(a.as_ref().unwrap(), b.as_ref().unwrap())
+    }
+
+    #[test]
+    fn a_reload_changing_only_redis_settings_keeps_the_buckets() {
+        let g = |redis: &str, sync: &str, on_error: &str| {
+            format!(", scope = \"global\", redis = \"{redis}\", sync = \"{sync}\", on_error = \"{on_error}\"")
+        };
+        let t1 = table(&g("redis://a", "100ms", "allow"), None);
+        let t2 = table(&g("redis://b:7000", "250ms", "deny"), Some(&t1));
+        assert!(
+            same_buckets(&t1, &t2),
+            "redis, sync and on_error do not touch the buckets"
+        );
+        assert!(
+            Rc::ptr_eq(&t1.global, &t2.global),
+            "the global state is carried over"
+        );
+        // The scope changes how header keys hash: new buckets. So does the rate.
+        let t3 = table("", Some(&t2));
+        assert!(!same_buckets(&t2, &t3));
+        let t4 = table(", burst = 3", Some(&t3));
+        assert!(!same_buckets(&t3, &t4));
     }
 }

@@ -13,6 +13,7 @@ pub mod dns;
 pub mod message;
 pub mod policy;
 pub mod proxy;
+pub mod redis_server;
 pub mod sys;
 pub mod tls_client;
 pub mod tls_upstream;

@@ -9,6 +9,7 @@ mod entry;
 mod error;
 mod headers;
 mod listeners;
+mod rate_limit;
 mod raw;
 mod routes;
 

@@ -10,9 +10,7 @@ use toml::Spanned;
 
 use super::entry::{err, positive, spanned, EntryError, S};
 use super::headers::{edits, header_name_ok, header_value_ok};
-use crate::config::{
-    parse_upgrades, Direct, ExpectMode, RateKey, RateLimit, RetryPolicy, Route, RouteTimeouts,
-};
+use crate::config::{parse_upgrades, Direct, ExpectMode, RetryPolicy, Route, RouteTimeouts};
 use crate::policy::route::{HeaderPattern, HostPattern, MatchSpec, PathPattern};
 
 #[derive(Deserialize)]
@@ -35,7 +33,7 @@ pub struct RawRoute {
     max_body: S<u64>,
     direct: Option<Spanned<RawDirect>>,
     timeouts: Option<RawRouteTimeouts>,
-    rate_limit: Option<Spanned<RawRateLimit>>,
+    rate_limit: Option<Spanned<super::rate_limit::RawRateLimit>>,
     retry: Option<RawRetry>,
     upgrades: S<Vec<String>>,
     expect: S<String>,
@@ -57,14 +55,6 @@ struct RawRouteTimeouts {
     connect: S<String>,
     upstream: S<String>,
     body: S<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRateLimit {
-    rate: Spanned<String>,
-    burst: Option<u32>,
-    key: S<String>,
 }
 
 #[derive(Deserialize)]
@@ -212,24 +202,7 @@ pub fn route(
     }
     let rate_limit = match raw.rate_limit {
         None => None,
-        Some(r) => {
-            let rspan = r.span();
-            let r = r.into_inner();
-            let rate = r
-                .rate
-                .get_ref()
-                .parse()
-                .map_err(|m| (r.rate.span(), f("rate_limit.rate"), m))?;
-            let key = match r.key {
-                None => RateKey::ClientIp,
-                Some(k) => {
-                    RateKey::parse(k.get_ref()).map_err(|m| (k.span(), f("rate_limit.key"), m))?
-                }
-            };
-            let burst = r.burst.unwrap_or(0);
-            let _ = rspan;
-            Some(RateLimit { rate, burst, key })
-        }
+        Some(r) => Some(super::rate_limit::check(r.into_inner(), f)?),
     };
     let mut retry = RetryPolicy::default();
     if let Some(r) = raw.retry {

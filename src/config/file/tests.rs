@@ -479,3 +479,32 @@ fn http2_table_parses_renders_back_and_is_checked() {
     let e = err(&format!("{base}[http2]\nmax_concurrent_streams = 0\n"));
     assert_eq!(e.field, "http2.max_concurrent_streams", "{e}");
 }
+
+#[test]
+fn global_rate_limit_settings() {
+    let c = full(&format!("{TWO_CLUSTERS}[[routes]]\ncluster = \"a\"\nrate_limit = {{ rate = \"100/s\", burst = 20, scope = \"global\", redis = \"redis://127.0.0.1:6390\", sync = \"250ms\", on_error = \"deny\" }}\n[[routes]]\ncluster = \"b\"\nrate_limit = {{ rate = \"5/s\", scope = \"global\", redis = \"redis://cache\" }}\n[[routes]]\ncluster = \"b\"\nrate_limit = {{ rate = \"5/s\", scope = \"local\" }}\n")).unwrap();
+    let g = c.routes[0]
+        .rate_limit
+        .as_ref()
+        .unwrap()
+        .global
+        .clone()
+        .unwrap();
+    assert_eq!((g.redis.port, g.sync.as_millis()), (6390, 250));
+    assert_eq!(g.on_error, super::super::OnError::Deny);
+    let g = c.routes[1]
+        .rate_limit
+        .as_ref()
+        .unwrap()
+        .global
+        .clone()
+        .unwrap();
+    assert_eq!((g.redis.host.as_str(), g.redis.port), ("cache", 6379));
+    assert_eq!(g.sync, super::super::DEFAULT_SYNC);
+    assert_eq!(g.on_error, super::super::OnError::Allow);
+    assert_eq!(c.routes[2].rate_limit.as_ref().unwrap().global, None);
+    // Rendered back, the settings read the same.
+    let again = full(&super::super::render(&c)).unwrap();
+    assert_eq!(again.routes[0].rate_limit, c.routes[0].rate_limit);
+    assert_eq!(again.routes[1].rate_limit, c.routes[1].rate_limit);
+}

@@ -73,6 +73,8 @@ impl Coordinator {
                 let now = std::time::Instant::now();
                 let figures = self.discovery.sets.figures(&self.config, now);
                 crate::stats::render_discovery(&figures, &mut body);
+                let errors = self.limits.errors(&self.config);
+                crate::stats::render_global_limits(&errors, &mut body);
                 Reply::metrics(body)
             }
             Ask::Config => Reply {

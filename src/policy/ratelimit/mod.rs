@@ -15,6 +15,8 @@
 //! Rates (`rate.rs`) and client keys (`key.rs`) have files of their own; this file holds the
 //! [`Limiter`], its table and its sweep.
 
+mod admitted;
+mod deny_until;
 mod key;
 mod rate;
 
@@ -22,7 +24,9 @@ use std::cell::Cell;
 use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant};
 
-pub use key::{bytes_key, ip_key};
+pub use admitted::{Admitted, CountKey};
+pub use deny_until::DenyUntil;
+pub use key::{bytes_key, fleet_bytes_key, ip_key};
 pub use rate::Rate;
 
 use crate::policy::hash::fold_mul;

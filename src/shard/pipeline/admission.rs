@@ -1,7 +1,9 @@
 //! Admission of one parsed request, before anything reaches an upstream: the route (404 when none
-//! matches), the route's body limit (413), its rate limit (429 with Retry-After and RateLimit-*),
-//! a direct response, and the rewrite plan for the upstream head. Sans-IO: a front-end calls it
-//! once the request's head is parsed (inside `request::process` for HTTP/1.1). Shard thread.
+//! matches), the route's body limit (413), its rate limit (429 with Retry-After and RateLimit-*;
+//! a `scope = "global"` limit first asks the fleet-wide "deny until T" table and counts what its
+//! local bucket admitted), a direct response, and the rewrite plan for the upstream head.
+//! Sans-IO: a front-end calls it once the request's head is parsed (inside `request::process`
+//! for HTTP/1.1). Shard thread.
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -88,8 +90,24 @@ pub fn admit<'t>(
             RateKey::Header(name) => header_value(p.headers, name),
             RateKey::ClientIp => None,
         };
-        match limiter.take(rate_key(&rl.key, client, header), Instant::now()) {
+        let global = rl.global.is_some();
+        let key = rate_key(&rl.key, global, client, header);
+        let now = Instant::now();
+        // The fleet-wide verdict first: a key over the global allowance spends no local token.
+        if global {
+            if let Some(retry_after) = table.global.denied(i as u32, key, now) {
+                let stats = &view.stats;
+                stats.rate_limited.set(stats.rate_limited.get() + 1);
+                fields.limited(&mut s.extra, retry_after, retry_after);
+                let (plan, v) = local(Verdict::Limited);
+                return (plan, Some(i), v);
+            }
+        }
+        match limiter.take(key, now) {
             Decision::Allowed { remaining, reset } => {
+                if global {
+                    table.global.record(i as u32, key);
+                }
                 fields.allowed(&mut s.extra, remaining, reset)
             }
             Decision::Limited { retry_after, reset } => {
