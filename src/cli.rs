@@ -70,7 +70,7 @@ pub struct Args {
     /// Requests a client may burst above the rate [default: one second's worth]
     #[arg(long, value_name = "N")]
     pub rate_burst: Option<u32>,
-    /// Active health check for every cluster: tcp or http:/path
+    /// Active health check for every cluster: tcp, http:/path, grpc or grpc:SERVICE
     #[arg(long, value_name = "CHECK")]
     pub health_check: Option<String>,
     /// Interval between health checks of one endpoint [default: 5s]

@@ -16,6 +16,7 @@ mod downstream;
 mod drain;
 mod h2io;
 mod health;
+mod health_grpc;
 mod io;
 mod kit;
 mod listener;
