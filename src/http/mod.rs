@@ -8,6 +8,7 @@ pub mod canned;
 pub mod chunked;
 mod framing;
 pub mod grpc;
+pub mod grpc_web;
 pub mod h2;
 pub mod h2_reason;
 pub mod head_rules;
