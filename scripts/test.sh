@@ -44,6 +44,8 @@ fi
 python3 -c 'import hypercorn' 2>/dev/null || python3 -m pip install -q hypercorn
 # tests/h2c/client.py writes and reads raw HTTP/2 frames: hyperframe and hpack (with h2, PyPI).
 python3 -c 'import h2, hyperframe, hpack' 2>/dev/null || python3 -m pip install -q h2 hyperframe hpack
+# tests/grpc_errors.rs (and the gRPC interop tests) use a real gRPC client: grpcio (PyPI).
+python3 -c 'import grpc' 2>/dev/null || python3 -m pip install -q grpcio
 if [ "${STATUS_PAGE_CHECK:-1}" != 0 ]; then
   python3 -c 'import websocket' 2>/dev/null || python3 -m pip install -q websocket-client
 fi

@@ -74,7 +74,7 @@ pub struct Args {
     /// every 100ms, fall back to the local limit while Redis is unreachable
     #[arg(long, value_name = "URL")]
     pub rate_limit_redis: Option<String>,
-    /// Active health check for every cluster: tcp or http:/path
+    /// Active health check for every cluster: tcp, http:/path, grpc or grpc:SERVICE
     #[arg(long, value_name = "CHECK")]
     pub health_check: Option<String>,
     /// Interval between health checks of one endpoint [default: 5s]

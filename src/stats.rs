@@ -44,6 +44,10 @@ pub use snapshot::{EndpointCounts, RouteCounts, ShardGauges, Snapshot};
 
 /// Status classes, in the order `class_of` numbers them.
 pub const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+/// The `grpc_status` label's values: the codes gRPC defines.
+pub const GRPC_CODES: [&str; 17] = [
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+];
 
 /// `EndpointStats::breaker_state` values.
 pub const BREAKER_CLOSED: u8 = 0;
@@ -122,6 +126,8 @@ pub struct RouteStats {
     pub retries: Cell<u64>,
     /// Retries refused because the retry budget was spent.
     pub budget_exhausted: Cell<u64>,
+    /// gRPC calls answered, by `grpc-status` (0–16; a larger code counts as 2, UNKNOWN).
+    pub grpc: [Cell<u64>; GRPC_CODES.len()],
 }
 
 impl RouteStats {
@@ -129,6 +135,12 @@ impl RouteStats {
     pub fn record(&self, status: u16, latency: Duration) {
         bump(&self.requests[class_of(status)]);
         self.latency.record(latency);
+    }
+
+    /// Counts one gRPC call by the `grpc-status` its client got.
+    pub fn record_grpc(&self, code: u8) {
+        let i = usize::from(code);
+        bump(&self.grpc[if i < GRPC_CODES.len() { i } else { 2 }]);
     }
 }
 

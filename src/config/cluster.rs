@@ -68,6 +68,9 @@ pub enum ProbeKind {
     Tcp,
     /// `GET path` answered with a status in `expect` (inclusive range).
     Http { path: String, expect: (u16, u16) },
+    /// The standard `grpc.health.v1.Health/Check` over HTTP/2 (h2c, or TLS with ALPN `h2`)
+    /// answered SERVING for `service` (empty: the server as a whole).
+    Grpc { service: String },
 }
 
 impl Cluster {
@@ -121,10 +124,19 @@ impl Cluster {
 }
 
 impl HealthCheck {
-    /// Parses the `--health-check` form: `tcp` or `http:/path`.
+    /// Parses the `--health-check` form: `tcp`, `http:/path`, `grpc` or `grpc:SERVICE`.
     pub fn parse_kind(s: &str) -> Result<ProbeKind, String> {
         if s == "tcp" {
             return Ok(ProbeKind::Tcp);
+        }
+        if s == "grpc" || s.starts_with("grpc:") {
+            let service = s.get(5..).unwrap_or("");
+            if service.bytes().any(|b| b <= b' ' || b == 0x7f) {
+                return Err(format!("{service:?}: a gRPC service name has no spaces"));
+            }
+            return Ok(ProbeKind::Grpc {
+                service: service.to_string(),
+            });
         }
         match s.strip_prefix("http:") {
             Some(path) if path.starts_with('/') && !path.bytes().any(|b| b <= b' ') => {
@@ -134,7 +146,7 @@ impl HealthCheck {
                 })
             }
             _ => Err(format!(
-                "{s:?} is not a health check (use tcp or http:/path)"
+                "{s:?} is not a health check (use tcp, http:/path, grpc or grpc:SERVICE)"
             )),
         }
     }

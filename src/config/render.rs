@@ -172,6 +172,8 @@ pub fn render(c: &Config) -> String {
             let (check, expect) = match &h.kind {
                 ProbeKind::Tcp => ("tcp".to_string(), None),
                 ProbeKind::Http { path, expect } => (format!("http:{path}"), Some(*expect)),
+                ProbeKind::Grpc { service } if service.is_empty() => ("grpc".to_string(), None),
+                ProbeKind::Grpc { service } => (format!("grpc:{service}"), None),
             };
             let _ = writeln!(o, "[clusters.health_check]\ncheck = {}\ninterval = {}\ntimeout = {}\nrise = {}\nfall = {}",
                 q(&check), dur(h.interval), dur(h.timeout), h.rise, h.fall);

@@ -1,12 +1,14 @@
 //! Sans-IO HTTP/1.1: head parsing and validation (httparse + RFC 9112 framing rules; Host and
 //! request-target syntax in `host` and `target`; operator head rules in `head_rules`), header
 //! rewriting into a reused output buffer, header and cookie lookup (`lookup`), the chunked codec,
-//! canned responses, and the translation of HTTP/2 header blocks to and from HTTP/1.1 heads (`h2`).
+//! canned responses, what the proxy needs of gRPC (`grpc`), and the translation of HTTP/2 header blocks to and from HTTP/1.1 heads (`h2`).
 //! Pure code: no runtime, no threads; the shard's connection task calls it.
 
 pub mod canned;
 pub mod chunked;
 mod framing;
+pub mod grpc;
+pub mod grpc_web;
 pub mod h2;
 pub mod h2_reason;
 pub mod head_rules;

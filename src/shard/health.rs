@@ -1,6 +1,6 @@
 //! Active health checks: each endpoint of a cluster with a `health_check` is probed by exactly
-//! one shard (chosen by hashing cluster and endpoint names), by TCP connect or HTTP GET with a
-//! timeout (over TLS, verified like the pool's connections, for a TLS cluster); after `fall` failures or `rise` successes in a row the verdict is applied here and
+//! one shard (chosen by hashing cluster and endpoint names), by TCP connect, HTTP GET or the gRPC
+//! health service (health_grpc.rs) with a timeout (over TLS, verified like the pool's connections, for a TLS cluster); after `fall` failures or `rise` successes in a row the verdict is applied here and
 //! published, and the coordinator relays it to every other shard. Shard thread.
 
 use std::cell::RefCell;
@@ -14,6 +14,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use monoio::time::{timeout, Instant};
 
+use super::health_grpc;
 use super::upstream::stream::{Origination, UpStream};
 use super::Shard;
 use crate::bus::{HealthEvent, HealthNews};
@@ -158,10 +159,13 @@ async fn probe(target: &Target, check: &HealthCheck) -> bool {
     )
 }
 
-/// The HTTP part of a check on a connected stream (`Some(true)` at once for a `tcp` check).
+/// The HTTP part of a check on a connected stream (`Some(true)` at once for a `tcp` check; a
+/// `grpc` check's call in health_grpc.rs).
 async fn http(mut s: UpStream, host: &str, check: &HealthCheck) -> Option<bool> {
-    let ProbeKind::Http { path, expect } = &check.kind else {
-        return Some(true);
+    let (path, expect) = match &check.kind {
+        ProbeKind::Tcp => return Some(true),
+        ProbeKind::Grpc { service } => return health_grpc::check(s, host, service).await,
+        ProbeKind::Http { path, expect } => (path, expect),
     };
     let req = format!(
             "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: shardgate-health\r\nConnection: close\r\n\r\n"

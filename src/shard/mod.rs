@@ -17,6 +17,7 @@ mod drain;
 mod global;
 mod h2io;
 mod health;
+mod health_grpc;
 mod io;
 mod kit;
 mod listener;

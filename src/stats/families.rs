@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 use crate::error::TlsFailure;
 use crate::http::h2_reason;
 
-use super::{EndpointCounts, RouteCounts, ShardGauges, BREAKER_STATES, CLASSES};
+use super::{EndpointCounts, RouteCounts, ShardGauges, BREAKER_STATES, CLASSES, GRPC_CODES};
 
 /// Breaker transitions are counted by the state entered (`OPENED`, `HALF_OPENED`, `CLOSED`).
 const ENTERED: [&str; 3] = ["open", "half_open", "closed"];
@@ -16,6 +16,9 @@ const ENTERED: [&str; 3] = ["open", "half_open", "closed"];
 pub(super) enum Value<T> {
     Int(fn(&T) -> u64),
     Float(fn(&T) -> f64),
+    /// One sample per value of an extra label, by the value's index, for the values counted
+    /// at least once (a label with many values most subjects never see).
+    Sparse(&'static str, &'static [&'static str], fn(&T, usize) -> u64),
     /// One sample per value of an extra label, by the value's index.
     Split(&'static str, &'static [&'static str], fn(&T, usize) -> u64),
     Histogram(fn(&T) -> &Histogram<u64>),
@@ -67,6 +70,12 @@ pub(super) fn route_families() -> Vec<Family<RouteCounts>> {
             "shardgate_route_retry_budget_exhausted_total",
             "Retries refused because the retry budget was spent, by route.",
             Value::Int(|c| c.budget_exhausted),
+        ),
+        counter(
+            "shardgate_route_grpc_requests_total",
+            "gRPC calls answered, by route and grpc-status (the upstream's, or the proxy's own \
+             for an error it generated); codes never seen are left out.",
+            Value::Sparse("grpc_status", &GRPC_CODES, |c, i| c.grpc[i]),
         ),
     ]
 }

@@ -98,6 +98,14 @@ fn emit<T>(w: &mut Exposition, families: &[Family<T>], subjects: &[(Vec<(&str, &
                         w.sample(f.name, labels, Some((label, v)), get(subject, i));
                     }
                 }
+                Value::Sparse(label, values, get) => {
+                    for (i, v) in values.iter().enumerate() {
+                        let n = get(subject, i);
+                        if n > 0 {
+                            w.sample(f.name, labels, Some((label, v)), n);
+                        }
+                    }
+                }
                 Value::Histogram(get) => w.histogram(f.name, labels, get(subject)),
                 Value::Histograms(label, values, get) => {
                     for (i, v) in values.iter().enumerate() {
@@ -208,13 +216,14 @@ mod tests {
     use super::super::{ShardMeta, ShardStats, BREAKER_OPEN};
     use super::*;
 
-    const FAMILIES: [(&str, &str); 39] = [
+    const FAMILIES: [(&str, &str); 40] = [
         ("shardgate_route_requests_total", "counter"),
         ("shardgate_request_duration_seconds", "histogram"),
         ("shardgate_request_duration_quantile_seconds", "gauge"),
         ("shardgate_route_rate_limited_total", "counter"),
         ("shardgate_route_retries_total", "counter"),
         ("shardgate_route_retry_budget_exhausted_total", "counter"),
+        ("shardgate_route_grpc_requests_total", "counter"),
         ("shardgate_upstream_requests_total", "counter"),
         ("shardgate_upstream_duration_seconds", "histogram"),
         ("shardgate_upstream_duration_quantile_seconds", "gauge"),

@@ -12,7 +12,7 @@ use crate::error::TlsFailure;
 
 use super::{
     counts, EndpointStats, ListenerTlsCounts, RouteStats, BREAKER_CLOSED, BREAKER_HALF_OPEN,
-    BREAKER_OPEN,
+    BREAKER_OPEN, GRPC_CODES,
 };
 
 // Snapshots cross from shard threads to the coordinator.
@@ -67,6 +67,7 @@ pub struct RouteCounts {
     pub rate_limited: u64,
     pub retries: u64,
     pub budget_exhausted: u64,
+    pub grpc: [u64; GRPC_CODES.len()],
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +99,7 @@ impl RouteCounts {
             rate_limited: r.rate_limited.get(),
             retries: r.retries.get(),
             budget_exhausted: r.budget_exhausted.get(),
+            grpc: counts(&r.grpc),
         }
     }
 
@@ -108,6 +110,7 @@ impl RouteCounts {
         self.rate_limited += o.rate_limited;
         self.retries += o.retries;
         self.budget_exhausted += o.budget_exhausted;
+        add_counts(&mut self.grpc, &o.grpc);
     }
 }
 

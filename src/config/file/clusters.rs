@@ -188,7 +188,7 @@ pub fn cluster(i: usize, raw: RawCluster) -> Result<(Cluster, FileSpans), EntryE
                 .map_err(|m| (e.span(), f("health_check.expect"), m))?;
             match &mut hc.kind {
                 ProbeKind::Http { expect, .. } => *expect = range,
-                ProbeKind::Tcp => {
+                ProbeKind::Tcp | ProbeKind::Grpc { .. } => {
                     return err(
                         e.span(),
                         f("health_check.expect"),

@@ -42,13 +42,23 @@ pub async fn exchange<D: Downstream>(
     ex
 }
 
-/// The route's effective timeouts and limits for this exchange.
-fn limits<'t>(cx: &'t Context<'_>, ctx: &Ctx<'t>) -> Limits<'t> {
+/// The route's effective timeouts and limits for this exchange, the upstream (response)
+/// timeout capped by the client's own `deadline` (what is left of it at `now`).
+fn limits<'t>(
+    cx: &'t Context<'_>,
+    ctx: &Ctx<'t>,
+    deadline: Option<Instant>,
+    now: Instant,
+) -> Limits<'t> {
     let base = &ctx.table.config.timeouts;
     let t = &ctx.cfg.timeouts;
+    let mut upstream = t.upstream.unwrap_or(base.upstream);
+    if let Some(left) = deadline.map(|d| d.saturating_duration_since(now)) {
+        upstream = upstream.min(left);
+    }
     Limits {
         connect: t.connect,
-        upstream: t.upstream.unwrap_or(base.upstream),
+        upstream,
         body: t.body.unwrap_or(base.body),
         max_body: ctx.cfg.max_body.unwrap_or(u64::MAX),
         remove: &ctx.route.response_drop,
@@ -69,13 +79,13 @@ async fn proxy<D: Downstream>(
     // nothing.
     d.begin_body(req).map_err(Failed::before)?;
     let policy = &ctx.cfg.retry;
-    let limits = limits(cx, ctx);
+    // One clock read for the first attempt's decisions, one when it ends.
+    let start = Instant::now();
+    let limits = limits(cx, ctx, d.deadline(), start);
     let replayable = req.method.is_idempotent()
         && matches!(req.body, BodyFraming::None | BodyFraming::Length(0))
         && !req.upgrade;
     let budget = &ctx.route.budget;
-    // One clock read for the first attempt's decisions, one when it ends.
-    let start = Instant::now();
     budget.on_request(start);
     let mut first = Some(start);
     let mut retries_left = if replayable { policy.attempts } else { 0 };

@@ -80,6 +80,15 @@ pub trait Downstream {
     fn tls(&self) -> Option<&Negotiated>;
     /// The protocol `req` came in, for the access log: `HTTP/1.1`, `HTTP/1.0` or `HTTP/2`.
     fn protocol(&self, req: &Request) -> &'static str;
+    /// When the client stops waiting (a gRPC `grpc-timeout`): the exchange's connect and
+    /// response timeouts are capped to it. `None`: only the route's timeouts apply.
+    fn deadline(&self) -> Option<std::time::Instant> {
+        None
+    }
+    /// The `grpc-status` the client got, for a gRPC call (counted by route).
+    fn grpc_status(&self) -> Option<u8> {
+        None
+    }
     /// Takes the request head off the input before the body is relayed; an error is a body
     /// already broken in what arrived with the head.
     fn begin_body(&mut self, req: &Request) -> Result<(), ClientError>;

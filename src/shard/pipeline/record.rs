@@ -36,6 +36,9 @@ pub fn request<D: Downstream>(
                 0 => s.latency.record(total),
                 status => s.record(status, total),
             }
+            if let Some(code) = d.grpc_status() {
+                s.record_grpc(code);
+            }
             &table.routes[i].name
         }
         None => "",

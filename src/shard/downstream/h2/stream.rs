@@ -22,7 +22,7 @@ use monoio::time::Instant;
 
 use crate::error::ClientError;
 use crate::http::request::{self, Forwarding, Method, Request};
-use crate::http::{canned, h2 as translate, Head};
+use crate::http::{canned, grpc, h2 as translate, Head};
 use crate::shard::h2io::Respond;
 use crate::shard::io::{Buf, Wire};
 use crate::shard::kit::Kit;
@@ -50,6 +50,13 @@ struct Stream {
     out: Vec<u8>,
     scratch: Scratch,
     kit_rest: monoio::io::Canceller,
+    /// A gRPC request (`content-type: application/grpc*`): the proxy's own errors go out as
+    /// trailers-only responses with a `grpc-status`.
+    grpc: bool,
+    /// When the client stops waiting: now + its `grpc-timeout`.
+    deadline: Option<std::time::Instant>,
+    /// The `grpc-status` the client got, once it was sent.
+    grpc_status: Option<u8>,
 }
 
 /// Serves one stream to its end; `client` is the connection's client, `tls` what its TLS
@@ -68,6 +75,7 @@ pub async fn serve(
     let started = Instant::now();
     let table = shard.table();
     let (parts, body) = req.into_parts();
+    let (grpc, deadline) = grpc_call(&parts.headers);
     let k = shard.kits.take();
     let mut s = Stream {
         client,
@@ -80,6 +88,9 @@ pub async fn serve(
         scratch: k.scratch,
         kit_rest: k.cancel,
         body,
+        grpc,
+        deadline,
+        grpc_status: None,
     };
     let end_stream = s.body.is_end_stream();
     translate::request_head(&parts, end_stream, &mut s.buf.v);
@@ -164,7 +175,53 @@ async fn refused(
     record::refused(&shard.pipeline(), &refused, started);
 }
 
+/// Whether a request is gRPC, and its deadline (`grpc-timeout` from now) if it names one.
+fn grpc_call(h: &http::HeaderMap) -> (bool, Option<std::time::Instant>) {
+    let grpc = h
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| grpc::is_grpc(v.as_bytes()));
+    let deadline = h
+        .get("grpc-timeout")
+        .filter(|_| grpc)
+        .and_then(|v| grpc::parse_timeout(v.as_bytes()))
+        .and_then(|t| std::time::Instant::now().checked_add(t));
+    (grpc, deadline)
+}
+
 impl Stream {
+    /// Answers a gRPC request the proxy itself refuses: a trailers-only response (`:status`
+    /// 200, `grpc-status` for `status` as Envoy maps it, DEADLINE_EXCEEDED for a timeout once
+    /// the client's deadline has passed, the reason as `grpc-message`) with the lines admission
+    /// added (RateLimit-*). Returns the bytes of its HTTP/1.1 form.
+    fn trailers_only(&mut self, status: u16, reason: &[u8]) -> Option<u64> {
+        let passed = self
+            .deadline
+            .is_some_and(|d| std::time::Instant::now() >= d);
+        let code = if status == 504 && passed {
+            grpc::code::DEADLINE_EXCEEDED
+        } else {
+            grpc::status_for_http(status)
+        };
+        let out = &mut self.out;
+        out.clear();
+        let _ = write!(
+            out,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ngrpc-status: {code}\r\n"
+        );
+        let reason = reason.trim_ascii();
+        if !reason.is_empty() {
+            out.extend_from_slice(b"grpc-message: ");
+            grpc::encode_message(reason, out);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(&self.scratch.extra);
+        out.extend_from_slice(b"\r\n");
+        self.grpc_status = Some(code);
+        let (resp, _) = translate::response(&self.out).ok()?;
+        self.respond.send_head(resp, true).ok()?;
+        Some(self.out.len() as u64)
+    }
+
     /// Sends an HTTP/1.1-shaped response (head in `out`, then `body`) as an HTTP/2 response.
     async fn send(&mut self, body: &[u8], idle: Duration) -> Option<u64> {
         let (resp, _) = translate::response(&self.out).ok()?;
@@ -197,6 +254,16 @@ impl Downstream for Stream {
         "HTTP/2"
     }
 
+    #[inline]
+    fn deadline(&self) -> Option<std::time::Instant> {
+        self.deadline
+    }
+
+    #[inline]
+    fn grpc_status(&self) -> Option<u8> {
+        self.grpc_status
+    }
+
     fn begin_body(&mut self, _: &Request) -> Result<(), ClientError> {
         Ok(())
     }
@@ -211,6 +278,11 @@ impl Downstream for Stream {
             return 0;
         };
         let body = &bytes[len..];
+        if self.grpc {
+            return self
+                .trailers_only(resp.status().as_u16(), body)
+                .unwrap_or(0);
+        }
         if self.respond.send_head(resp, body.is_empty()).is_err() {
             return 0;
         }
@@ -227,6 +299,11 @@ impl Downstream for Stream {
         _draining: bool,
         idle: Duration,
     ) -> Option<(u64, bool)> {
+        if self.grpc && !(200..300).contains(&local.status) {
+            return self
+                .trailers_only(local.status, local.body)
+                .map(|n| (n, true));
+        }
         let out = &mut self.out;
         out.clear();
         let _ = write!(
