@@ -7,27 +7,13 @@
 
 mod support;
 
-use std::process::Command;
-
 use serde_json::Value;
 use support::admin::scrape_until;
 use support::*;
 
 /// tests/grpc/errors.py: its one JSON report.
 fn py(args: &[&str]) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc/errors.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "errors.py {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+    script::json_last("grpc/errors.py", args)
 }
 
 /// grpcio's unary call through the proxy: (status code, details).

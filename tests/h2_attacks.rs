@@ -10,27 +10,13 @@
 
 mod support;
 
-use std::process::Command;
-
 use serde_json::Value;
 use support::admin::scrape_until;
 use support::*;
 
 /// tests/h2c/client.py: its one JSON report.
 fn py(args: &[&str]) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h2c/client.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "client.py {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.lines().last().expect("a report")).unwrap()
+    script::json_last("h2c/client.py", args)
 }
 
 /// The report shows one GOAWAY with ENHANCE_YOUR_CALM (0xb) and the connection closed.

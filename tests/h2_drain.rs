@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -17,21 +16,13 @@ use support::*;
 /// Starts tests/h2c/client.py `mode` on `port` (it prints `{"sent": true}` once its first stream
 /// is out), SIGTERMs the proxy once the upstream has the request, and returns the report.
 fn drain_with(proxy: &Proxy, up: &Upstream, mode: &str, path: &str) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h2c/client.py");
     let port = proxy.addr.port().to_string();
-    let mut child = Command::new("python3")
-        .args([script, mode, &port, path])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("client output").unwrap();
-    assert!(first.contains("sent"), "{first}");
+    let mut client = script::Running::start("h2c/client.py", &[mode, &port, path]);
+    let first = client.next();
+    assert_eq!(first["sent"], true, "{first}");
     up.wait_for("the request upstream", ms(5000), |s| s.requests.len() == 1);
     proxy.sigterm();
-    let rep = serde_json::from_str(&lines.next().expect("report").unwrap()).unwrap();
-    let _ = child.wait();
-    rep
+    client.next()
 }
 
 #[test]

@@ -10,8 +10,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 use support::admin::{scrape, temp_path, wait_log_lines};
@@ -42,21 +41,7 @@ fn curl(url: &str, extra: &[&str]) -> (u16, String, Vec<u8>) {
 
 /// tests/h2c/client.py: its JSON lines, all of them.
 fn py(args: &[&str]) -> Vec<Value> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h2c/client.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "client.py {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
+    script::json_lines("h2c/client.py", args)
 }
 
 fn url(proxy: &Proxy, path: &str) -> String {
@@ -353,20 +338,13 @@ fn idle_timeout_and_max_age_close_with_goaway() {
 fn drain_sends_goaway_and_the_open_stream_completes() {
     let up = Upstream::slow(ms(800), "finished\n");
     let mut proxy = Proxy::to(&[up.addr], &["--h2c", "--drain-timeout", "10s"]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h2c/client.py");
     let port = proxy.addr.port().to_string();
-    let mut child = Command::new("python3")
-        .args([script, "drain", &port, "/slow"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("client output").unwrap();
-    assert!(first.contains("sent"), "{first}");
+    let mut client = script::Running::start("h2c/client.py", &["drain", &port, "/slow"]);
+    let first = client.next();
+    assert_eq!(first["sent"], true, "{first}");
     up.wait_for("the request upstream", ms(5000), |s| s.requests.len() == 1);
     proxy.sigterm();
-    let rep: Value = serde_json::from_str(&lines.next().expect("report").unwrap()).unwrap();
-    let _ = child.wait();
+    let rep = client.next();
     let st = &rep["streams"]["1"];
     assert_eq!(st["status"], 200, "{rep}");
     assert_eq!(st["body"], "finished\n", "{rep}");

@@ -14,6 +14,7 @@ pub mod message;
 pub mod policy;
 pub mod proxy;
 pub mod redis_server;
+pub mod script;
 pub mod sys;
 pub mod tls_client;
 pub mod tls_upstream;
