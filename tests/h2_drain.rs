@@ -80,18 +80,9 @@ fn a_drain_finishes_an_h2_request_over_tls() {
     let leaf = certs.leaf("server", &["localhost"]);
     let up = Upstream::slow(ms(1000), "tls finished\n");
     let upstream = up.addr.to_string();
-    let mut proxy = Proxy::start(&[
-        "--listen-tls",
-        "127.0.0.1:0",
-        "--tls-cert",
-        leaf.cert(),
-        "--tls-key",
-        leaf.key(),
-        "--upstream",
-        &upstream,
-        "--drain-timeout",
-        "10s",
-    ]);
+    let mut args = leaf.listen_args();
+    args.extend(["--upstream", &upstream, "--drain-timeout", "10s"]);
+    let mut proxy = Proxy::start(&args);
     let port = proxy.addr.port();
     let child = Command::new("curl")
         .args(["-sS", "--http2", "--max-time", "10", "--cacert", certs.ca()])

@@ -17,14 +17,7 @@ use support::*;
 
 /// A proxy with one TLS listener (and the extra flags) in front of `up`.
 fn tls_proxy(leaf: &Leaf, up: std::net::SocketAddr, extra: &[&str]) -> Proxy {
-    let mut args = vec![
-        "--listen-tls",
-        "127.0.0.1:0",
-        "--tls-cert",
-        leaf.cert(),
-        "--tls-key",
-        leaf.key(),
-    ];
+    let mut args = leaf.listen_args();
     let up = up.to_string();
     args.extend(["--upstream", up.as_str()]);
     args.extend(extra);

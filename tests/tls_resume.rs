@@ -26,18 +26,8 @@ fn setup(extra: &[&str]) -> (Certs, Upstream, Proxy) {
     let leaf = certs.leaf("server", &["localhost"]);
     let up = Upstream::echo_head();
     let upstream = up.addr.to_string();
-    let mut args = vec![
-        "--listen-tls",
-        "127.0.0.1:0",
-        "--tls-cert",
-        leaf.cert(),
-        "--tls-key",
-        leaf.key(),
-        "--upstream",
-        upstream.as_str(),
-        "--shards",
-        "2",
-    ];
+    let mut args = leaf.listen_args();
+    args.extend(["--upstream", upstream.as_str(), "--shards", "2"]);
     args.extend(extra);
     let proxy = Proxy::start(&args);
     (certs, up, proxy)

@@ -37,18 +37,8 @@ fn setup(name: &str, extra: &[&str]) -> (Certs, Upstream, Proxy) {
     let leaf = certs.leaf("server", &["localhost"]);
     let up = Upstream::echo();
     let upstream = up.addr.to_string();
-    let mut args = vec![
-        "--shards",
-        "1",
-        "--listen-tls",
-        "127.0.0.1:0",
-        "--tls-cert",
-        leaf.cert(),
-        "--tls-key",
-        leaf.key(),
-        "--upstream",
-        upstream.as_str(),
-    ];
+    let mut args = leaf.listen_args();
+    args.extend(["--shards", "1", "--upstream", upstream.as_str()]);
     args.extend(extra);
     let proxy = Proxy::start(&args);
     (certs, up, proxy)

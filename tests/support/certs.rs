@@ -26,6 +26,18 @@ impl Leaf {
     pub fn key(&self) -> &str {
         self.key.to_str().unwrap()
     }
+
+    /// The flags of one TLS listener on a free port serving this certificate.
+    pub fn listen_args(&self) -> Vec<&str> {
+        vec![
+            "--listen-tls",
+            "127.0.0.1:0",
+            "--tls-cert",
+            self.cert(),
+            "--tls-key",
+            self.key(),
+        ]
+    }
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
