@@ -279,3 +279,23 @@ fn a_targets_changed_a_record_moves_its_traffic() {
     );
     assert_eq!(endpoints(&p), 1.0);
 }
+
+#[test]
+fn a_priority_class_whose_targets_lost_their_addresses_gives_way_to_the_next() {
+    let (a, c) = (backend_on(79), backend_on(80));
+    let dns = start(&zone(&[target("a", 0, 10, &a), target("c", 1, 10, &c)]));
+    let (p, _f) = proxy(&dns, "");
+    assert!(ask(&p, 10).iter().all(|w| w == "b79"));
+    // a's host is gone from DNS (its A record deleted) while its SRV record stays: a target
+    // no client can reach, so the next class is the lowest reachable one (RFC 2782).
+    dns.update(&[&format!("delete a.{ZONE} A")]);
+    poll(Duration::from_secs(10), "priority 1 taking over", || {
+        ask(&p, 10).iter().all(|w| w == "b80").then_some(())
+    });
+    assert_eq!(endpoints(&p), 1.0);
+    // Its address back: priority 0 again.
+    dns.update(&[&format!("add a.{ZONE} 1 A {}", a.addr.ip())]);
+    poll(Duration::from_secs(10), "priority 0 back", || {
+        ask(&p, 10).iter().all(|w| w == "b79").then_some(())
+    });
+}
