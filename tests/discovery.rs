@@ -3,7 +3,8 @@
 //! added and one removed under a bounded load loop fail no request and keep the staying
 //! endpoint's connections, a stopped server leaves the last-known set serving (and `max_stale`
 //! fails `/readyz`), `srv:` weights are honoured, records are asked again at their TTL clamped
-//! to `[min_ttl, resolve_interval]`, and a reload keeps the set of unchanged names.
+//! to `[min_ttl, resolve_interval]`, and a reload keeps the set of unchanged names. SRV records
+//! changed while shardgate runs (nsupdate against BIND) are in tests/discovery_srv.rs.
 
 mod support;
 
