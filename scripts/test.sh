@@ -3,7 +3,7 @@
 #   lint (fmt, clippy) → unit + integration tests on io_uring → integration tests again on the epoll
 #   fallback (MONOIO_FORCE_LEGACY_DRIVER=1) → a short bounded fuzz run (FUZZ_SECONDS=0 skips it).
 # Installs what the tests need first (curl, wrk, openssl, cmake + a C compiler for aws-lc-rs,
-# util-linux's setpriv, dnsmasq-base, redis-server and nghttp2-client (nghttp, h2load) from Debian; hypercorn from PyPI for
+# util-linux's setpriv, dnsmasq-base, bind9 + bind9-dnsutils, redis-server and nghttp2-client (nghttp, h2load) from Debian; hypercorn from PyPI for
 # tests/h2c.rs, h2/hyperframe/hpack from PyPI for tests/h2c_downstream.rs; chromium from Debian and
 # websocket-client from PyPI for the status page's browser check; cargo-fuzz from crates.io via
 # scripts/fuzz.sh).
@@ -24,6 +24,12 @@ for tool in nghttp h2load; do
 done
 # tests/discovery.rs runs a real DNS server: dnsmasq (Debian dnsmasq-base, in /usr/sbin).
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
+# tests/discovery_srv.rs runs a real authoritative server changed by dynamic updates: named and
+# tsig-keygen (Debian bind9, in /usr/sbin), nsupdate and dig (Debian bind9-dnsutils).
+command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || missing+=(bind9)
+for tool in nsupdate dig; do
+  command -v "$tool" >/dev/null 2>&1 || { missing+=(bind9-dnsutils); break; }
+done
 # tests/global_limits.rs runs a real Redis: redis-server (Debian redis-server).
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # setpriv drops capabilities for tests/config_sources.rs (privileged port, unwritable log dir).

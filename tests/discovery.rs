@@ -3,42 +3,19 @@
 //! added and one removed under a bounded load loop fail no request and keep the staying
 //! endpoint's connections, a stopped server leaves the last-known set serving (and `max_stale`
 //! fails `/readyz`), `srv:` weights are honoured, records are asked again at their TTL clamped
-//! to `[min_ttl, resolve_interval]`, and a reload keeps the set of unchanged names.
+//! to `[min_ttl, resolve_interval]`, and a reload keeps the set of unchanged names. SRV records
+//! changed while shardgate runs (nsupdate against BIND) are in tests/discovery_srv.rs.
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use support::discovery::{ask, backends_on_one_port, count, Load};
 use support::dns::Dnsmasq;
-use support::policy::{fetch_from, lo, poll, who, Backend};
-use support::{admin, get, scrape, temp_file, Proxy, TempFile};
-
-/// Backends `name-N` on 127.0.0.N for each N of `ips`, all on one port; returns them and the port.
-fn backends_on_one_port(ips: &[u8]) -> (Vec<Backend>, u16) {
-    for _ in 0..50 {
-        let first = TcpListener::bind(SocketAddr::new(lo(ips[0]), 0)).unwrap();
-        let port = first.local_addr().unwrap().port();
-        let mut ls = vec![first];
-        for ip in &ips[1..] {
-            match TcpListener::bind(SocketAddr::new(lo(*ip), port)) {
-                Ok(l) => ls.push(l),
-                Err(_) => break,
-            }
-        }
-        if ls.len() == ips.len() {
-            let bs = (ls.into_iter().zip(ips))
-                .map(|(l, ip)| Backend::start_on(&format!("b{ip}"), l))
-                .collect();
-            return (bs, port);
-        }
-    }
-    panic!("no port free on every one of 127.0.0.{ips:?}");
-}
+use support::policy::{poll, Backend};
+use support::{admin, scrape, temp_file, Proxy, TempFile};
 
 fn hosts(ips: &[u8]) -> String {
     ips.iter()
@@ -57,63 +34,6 @@ fn proxy(dns: &Dnsmasq, endpoints: &[String], extra: &str) -> (Proxy, TempFile) 
     let file = temp_file("discovery", &text);
     let p = Proxy::start(&["--config", file.path()]);
     (p, file)
-}
-
-fn ask(p: &Proxy, n: usize) -> Vec<String> {
-    (0..n)
-        .map(|_| match fetch_from(lo(1), p.addr, &get("/")) {
-            Ok(r) => who(&r),
-            Err(e) => format!("error {e:?}"),
-        })
-        .collect()
-}
-
-/// A bounded load loop (one client, new connection per request) until stopped; counts answers
-/// by backend and failures.
-struct Load {
-    stop: Arc<AtomicBool>,
-    done: Arc<AtomicUsize>,
-    thread: Option<thread::JoinHandle<(Vec<String>, Vec<String>)>>,
-}
-
-impl Load {
-    fn start(to: SocketAddr) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let done = Arc::new(AtomicUsize::new(0));
-        let (s, d) = (stop.clone(), done.clone());
-        let thread = thread::spawn(move || {
-            let (mut ok, mut failed) = (Vec::new(), Vec::new());
-            // Bounded: at most 20 000 requests or 60 s, whichever comes first.
-            let end = Instant::now() + Duration::from_secs(60);
-            while !s.load(Ordering::SeqCst) && ok.len() < 20_000 && Instant::now() < end {
-                match fetch_from(lo(1), to, &get("/")) {
-                    Ok(r) if r.status == 200 => ok.push(who(&r)),
-                    Ok(r) => failed.push(format!("{} from {}", r.status, who(&r))),
-                    Err(e) => failed.push(format!("{e:?}")),
-                }
-                d.fetch_add(1, Ordering::SeqCst);
-            }
-            (ok, failed)
-        });
-        Load {
-            stop,
-            done,
-            thread: Some(thread),
-        }
-    }
-
-    fn finish(mut self) -> (Vec<String>, Vec<String>) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.take().unwrap().join().unwrap()
-    }
-}
-
-fn count(names: &[String]) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for n in names {
-        *m.entry(n.clone()).or_insert(0) += 1;
-    }
-    m
 }
 
 fn refreshes(p: &Proxy) -> f64 {

@@ -6,7 +6,9 @@
 //! within the documented overshoot while each 429 carries `Retry-After`; with Redis paused
 //! (SIGSTOP) `on_error = "allow"` serves under the local limits and counts
 //! `shardgate_global_limit_errors_total`, `on_error = "deny"` answers 429; resumed (SIGCONT),
-//! the global limit holds again; a reload pointing a route at another Redis is followed.
+//! the global limit holds again; a reload pointing a route at another Redis is followed; a
+//! `header:x-api-key` key is limited together across two instances while another key has its
+//! own allowance.
 //!
 //! The load tests print what they measured (run with `--nocapture`).
 
@@ -110,12 +112,17 @@ fn a_paused_redis_fails_within_the_timeout_and_works_again_after() {
 
 // === fleets ===
 
-/// A config with one route `api` under a global limit on `redis`.
+/// A config with one route `api` under a global limit on `redis`, keyed by client address.
 fn config(redis: &str, upstream: SocketAddr, on_error: &str) -> String {
+    keyed_config(redis, upstream, on_error, "client-ip")
+}
+
+/// A config with one route `api` under a global limit on `redis`, keyed by `key`.
+fn keyed_config(redis: &str, upstream: SocketAddr, on_error: &str, key: &str) -> String {
     format!(
         "listen = [\"127.0.0.1:0\"]\n\n[shards]\ncount = 2\n\n[[clusters]]\nname = \"up\"\n\
          endpoints = [\"{upstream}\"]\n\n[[routes]]\nname = \"api\"\ncluster = \"up\"\n\
-         rate_limit = {{ rate = \"{RATE}/s\", burst = {BURST}, key = \"client-ip\", \
+         rate_limit = {{ rate = \"{RATE}/s\", burst = {BURST}, key = \"{key}\", \
          scope = \"global\", redis = \"{redis}\", sync = \"100ms\", on_error = \"{on_error}\" }}\n"
     )
 }
@@ -164,9 +171,13 @@ fn load(proxies: &[&Proxy], threads: usize, run: Duration, pace: Option<Duration
     let deadline = Instant::now() + run;
     let addrs: Vec<SocketAddr> = proxies.iter().map(|p| p.addr).collect();
     thread::scope(|s| {
+        let req = request("GET", "/api", &[], b"");
         let handles: Vec<_> = (addrs.iter())
             .flat_map(|a| (0..threads).map(move |_| *a))
-            .map(|addr| s.spawn(move || load_one(addr, deadline, pace)))
+            .map(|addr| {
+                let req = req.clone();
+                s.spawn(move || load_one(addr, CLIENT, &req, deadline, pace))
+            })
             .collect();
         let mut t = Tally::default();
         for h in handles {
@@ -176,12 +187,18 @@ fn load(proxies: &[&Proxy], threads: usize, run: Duration, pace: Option<Duration
     })
 }
 
-fn load_one(addr: SocketAddr, deadline: Instant, pace: Option<Duration>) -> Tally {
+/// Sends `req` from `src` to `addr` until `deadline` (see `load`).
+fn load_one(
+    addr: SocketAddr,
+    src: IpAddr,
+    req: &[u8],
+    deadline: Instant,
+    pace: Option<Duration>,
+) -> Tally {
     let mut t = Tally::default();
-    let req = request("GET", "/api", &[], b"");
     let mut sent = 0;
     while Instant::now() < deadline && sent < MAX_PER_THREAD {
-        let Ok(mut c) = try_connect_from(CLIENT, addr) else {
+        let Ok(mut c) = try_connect_from(src, addr) else {
             t.failed += 1;
             continue;
         };
@@ -190,7 +207,7 @@ fn load_one(addr: SocketAddr, deadline: Instant, pace: Option<Duration>) -> Tall
                 break;
             }
             sent += 1;
-            if c.send(&req).is_err() {
+            if c.send(req).is_err() {
                 t.failed += 1;
                 break;
             }
@@ -277,6 +294,84 @@ fn three_instances_hold_the_global_allowance_with_retry_after() {
     // The fleet is not over-strict either: it admits most of the allowance.
     assert!((t.ok as f64) >= 0.8 * RATE * secs, "{t:?}");
     // Redis answered every sync.
+    for p in &proxies {
+        assert_eq!(metric(p), 0.0);
+    }
+}
+
+#[test]
+fn a_header_key_is_limited_across_instances_and_each_key_has_its_own_allowance() {
+    let _g = heavy();
+    let redis = RedisServer::start();
+    let up = Upstream::fixed("ok");
+    let text = keyed_config(&redis.url(), up.addr, "allow", "header:x-api-key");
+    let (proxies, _files) = fleet(2, &text);
+    let secs = 3.0;
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    // Each key through both instances, from a different client address on each (the key, not
+    // the address, is what is limited): key-1 from 127.0.0.3 and .4, key-2 from .5 and .6.
+    let keys = ["key-1", "key-2"];
+    let tallies: Vec<Tally> = thread::scope(|s| {
+        let handles: Vec<_> = (keys.iter().enumerate())
+            .map(|(k, key)| {
+                let ps: Vec<SocketAddr> = proxies.iter().map(|p| p.addr).collect();
+                s.spawn(move || {
+                    let header = format!("x-api-key: {key}");
+                    let req = request("GET", "/api", &[&header], b"");
+                    thread::scope(|s| {
+                        let hs: Vec<_> = (ps.iter().enumerate())
+                            .map(|(i, addr)| {
+                                let src =
+                                    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3 + 2 * k as u8 + i as u8));
+                                let req = &req;
+                                s.spawn(move || load_one(*addr, src, req, deadline, None))
+                            })
+                            .collect();
+                        let mut t = Tally::default();
+                        for h in hs {
+                            t.add(h.join().unwrap());
+                        }
+                        t
+                    })
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let bound = global_bound(2.0, secs);
+    for (key, t) in keys.iter().zip(&tallies) {
+        println!(
+            "2 instances x 2 shards, key = header:x-api-key, {key} through both, {RATE}/s burst \
+             {BURST}, sync 100ms, {secs} s: admitted {} (allowance {}, overshoot {}), limited {}, \
+             bound {bound}",
+            t.ok,
+            RATE * secs + BURST,
+            t.ok as f64 - (RATE * secs + BURST),
+            t.limited
+        );
+        assert_eq!(t.failed, 0, "{key}: {t:?}");
+        assert_eq!(t.limited_without_retry, 0, "{key}: {t:?}");
+        assert!(t.limited > 0, "{key} was never limited: {t:?}");
+        // Limited together across the instances: within the fleet's allowance and overshoot,
+        // clearly under what the two local limits alone would admit.
+        assert!(
+            (t.ok as f64) <= bound,
+            "{key}: admitted {} > bound {bound}",
+            t.ok
+        );
+        assert!(
+            (t.ok as f64) < local_allowance(2.0, secs) * 0.6,
+            "{key}: admitted {} is not clearly less than the local allowance",
+            t.ok
+        );
+        // Its own allowance: the other key's load does not eat into it.
+        assert!(
+            (t.ok as f64) >= 0.8 * RATE * secs,
+            "{key}: admitted only {} of its own allowance {}",
+            t.ok,
+            RATE * secs + BURST
+        );
+    }
     for p in &proxies {
         assert_eq!(metric(p), 0.0);
     }

@@ -1,7 +1,8 @@
 //! Endpoints found through DNS, as written: `dns:HOST:PORT [weight=N]` (every A and AAAA record
 //! of HOST is an endpoint on PORT) and `srv:_service._proto.name` (the SRV targets, ports and
-//! weights of the lowest priority class, RFC 2782, then their A/AAAA records), plus the names the
-//! endpoints found get (`HOST:PORT@IP`: unique per address, the host part kept for TLS SNI).
+//! weights of the lowest reachable priority class, RFC 2782, then their A/AAAA records), plus
+//! the names the endpoints found get (`HOST:PORT@IP`: unique per address, the host part kept
+//! for TLS SNI).
 //! Pure data: parsed on the main thread, looked up by the coordinator's discovery thread.
 
 use std::net::{IpAddr, SocketAddr};

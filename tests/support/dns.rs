@@ -137,8 +137,8 @@ impl Drop for Dnsmasq {
     }
 }
 
-/// A port free on 127.0.0.1 for both UDP and TCP (dnsmasq binds both).
-fn free_port() -> SocketAddr {
+/// A port free on 127.0.0.1 for both UDP and TCP (dnsmasq and named bind both).
+pub fn free_port() -> SocketAddr {
     loop {
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = udp.local_addr().unwrap();

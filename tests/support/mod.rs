@@ -7,8 +7,10 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod admin;
+pub mod bind;
 pub mod certs;
 pub mod compose;
+pub mod discovery;
 pub mod dns;
 pub mod message;
 pub mod policy;

@@ -1,7 +1,7 @@
 //! What one `dns:` or `srv:` endpoint finds: the A and AAAA records of a host (each address an
-//! endpoint), or the SRV targets of the lowest priority class (RFC 2782) with their ports,
-//! weights and addresses (from the answer's additional section, else asked for); and the
-//! shortest TTL among the records used. Discovery thread.
+//! endpoint), or the SRV targets of the lowest priority class that has a target with an address
+//! (RFC 2782) with their ports, weights and addresses (from the answer's additional section,
+//! else asked for); and the shortest TTL among the records used. Discovery thread.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -109,10 +109,16 @@ fn records_for<'a>(
     (ips, Duration::from_secs(u64::from(ttl)))
 }
 
-/// The lowest priority class of `name`'s SRV records, each target's addresses an endpoint.
+/// One SRV record: priority, weight, port, target and TTL.
+type Srv = (u16, u16, u16, String, u32);
+
+/// The lowest priority class of `name`'s SRV records with a target that has an address, each
+/// target's addresses an endpoint. A class whose every target has no address (its host gone
+/// from DNS) cannot be reached: the next one serves (RFC 2782: the lowest-numbered priority
+/// the client can reach).
 fn srv(resolvers: &[SocketAddr], name: &str, timeout: Duration) -> Result<Found, Failure> {
     let m = ask(resolvers, name, RecordType::SRV, timeout)?;
-    let records: Vec<(u16, u16, u16, String, u32)> = (m.answers.iter())
+    let records: Vec<Srv> = (m.answers.iter())
         .filter_map(|r| match &r.data {
             RData::SRV(s) => Some((s.priority, s.weight, s.port, s.target.to_ascii(), r.ttl)),
             _ => None,
@@ -120,17 +126,32 @@ fn srv(resolvers: &[SocketAddr], name: &str, timeout: Duration) -> Result<Found,
         // "." says the service is decidedly not available there (RFC 2782).
         .filter(|s| s.3 != "." && s.2 != 0)
         .collect();
-    let Some(lowest) = records.iter().map(|s| s.0).min() else {
-        return Err(Failure::Empty);
-    };
-    let class: Vec<_> = records.into_iter().filter(|s| s.0 == lowest).collect();
+    let mut priorities: Vec<u16> = records.iter().map(|s| s.0).collect();
+    priorities.sort_unstable();
+    priorities.dedup();
+    for priority in priorities {
+        let class: Vec<&Srv> = records.iter().filter(|s| s.0 == priority).collect();
+        if let Some(found) = class_endpoints(resolvers, &m, &class, timeout)? {
+            return Ok(found);
+        }
+    }
+    Err(Failure::Empty)
+}
+
+/// The endpoints of one priority class (`None`: no target has an address); its shortest TTL.
+fn class_endpoints(
+    resolvers: &[SocketAddr],
+    answer: &Message,
+    class: &[&Srv],
+    timeout: Duration,
+) -> Result<Option<Found>, Failure> {
     let top = class.iter().map(|s| s.1).max().unwrap_or(0);
     let mut ttl = Duration::from_secs(u64::from(
         class.iter().map(|s| s.4).min().unwrap_or(u32::MAX),
     ));
     let mut endpoints = Vec::new();
-    for (_, weight, port, target, _) in &class {
-        let (ips, t) = match addresses(resolvers, target, timeout, Some(&m)) {
+    for (_, weight, port, target, _) in class.iter().copied() {
+        let (ips, t) = match addresses(resolvers, target, timeout, Some(answer)) {
             Ok(found) => found,
             // A target without an address is left out; the others still serve.
             Err(Failure::NxDomain | Failure::Empty | Failure::Refused) => continue,
@@ -142,10 +163,7 @@ fn srv(resolvers: &[SocketAddr], name: &str, timeout: Duration) -> Result<Found,
             endpoints.push(endpoint(target, SocketAddr::new(ip, *port), w));
         }
     }
-    if endpoints.is_empty() {
-        return Err(Failure::Empty);
-    }
-    Ok(Found { endpoints, ttl })
+    Ok((!endpoints.is_empty()).then_some(Found { endpoints, ttl }))
 }
 
 /// An SRV weight (0..=65535) as an endpoint weight (1..=1000), in proportion to the class's
