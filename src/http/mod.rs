@@ -6,7 +6,7 @@
 
 pub mod canned;
 pub mod chunked;
-mod framing;
+pub(crate) mod framing;
 pub mod h2;
 pub mod h2_reason;
 pub mod head_rules;
@@ -15,7 +15,7 @@ pub mod lookup;
 pub mod proxy_protocol;
 pub mod request;
 pub mod response;
-mod target;
+pub(crate) mod target;
 pub mod trace;
 pub mod upgrade;
 

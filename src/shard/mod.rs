@@ -14,6 +14,7 @@ mod control;
 mod double;
 mod downstream;
 mod drain;
+pub mod embed;
 mod h2io;
 mod health;
 mod io;

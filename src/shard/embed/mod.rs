@@ -1,0 +1,404 @@
+//! Library mode: the proxy's routing, pools, balancing, health, breakers, retries and rate limits
+//! embedded in a monoio program, so its requests go straight to the upstreams (no proxy hop).
+//!
+//! A [`Client`] is what one shard is to the proxy, for one thread of the embedding program: it
+//! owns a routing table built from the same [`Config`] (the same TOML file, or a
+//! [`Builder`]), with its own per-endpoint connection pools, breakers, balancer state, retry
+//! budgets, rate-limit buckets and statistics, all `Rc`/`Cell` (a `Client` is neither `Send` nor
+//! `Sync`: make one per thread). [`Client::send`] routes a request by the `[[routes]]` rules,
+//! [`Client::send_to`] sends it to a named cluster; both pick an endpoint with the cluster's
+//! balancer among those health checks and breakers allow, lease a connection within the caps
+//! (waiting in the bounded queue, [`Error::PoolFull`] beyond), apply the route's timeouts and
+//! retry policy under its budget, and stream both bodies. Active health checks and the idle-pool
+//! sweep run as tasks on the calling thread while the client lives. [`Client::reload`] swaps the
+//! config with the proxy's carry-over (unchanged endpoints keep their pools and breakers), and
+//! [`Client::stats`] gives the same [`Snapshot`] the proxy's shards send to its coordinator.
+//!
+//! ```no_run
+//! use shardgate::embed::{Body, Client};
+//!
+//! #[monoio::main(timer_enabled = true)]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let client = Client::builder()
+//!         .cluster("api", &["127.0.0.1:9001", "127.0.0.1:9002"])
+//!         .route_prefix("/", "api")
+//!         .build()?;
+//!     let req = http::Request::get("http://api.internal/users/7").body(Body::empty())?;
+//!     let resp = client.send(req).await?;
+//!     println!("{} {:?}", resp.status(), resp.into_body().bytes().await?);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Embedding thread only; it imports the pipeline's protocol-neutral steps and the upstream layer,
+//! and nothing imports it.
+
+mod body;
+mod builder;
+mod error;
+mod head;
+mod probe;
+mod response;
+mod send;
+mod wire;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+pub use self::body::{Body, BodySender};
+pub use self::builder::Builder;
+pub use self::error::{Error, Side};
+pub use self::response::ResponseBody;
+pub use crate::config::Config;
+pub use crate::stats::Snapshot;
+
+use self::send::Target;
+use self::wire::Kit;
+use super::io::Buf;
+use super::table::Table;
+use crate::config::RateKey;
+use crate::http::lookup::{cookie_value, header_value};
+use crate::policy::balance::{Algorithm, HashOn};
+use crate::policy::ratelimit::Decision;
+use crate::policy::route::RouteInput;
+use crate::stats::{ShardMeta, ShardStats};
+use crate::tls::{TicketKeys, Ticketer};
+
+/// A request sent through a [`Client`]: `http::Request` with a [`Body`].
+pub type Request = http::Request<Body>;
+
+/// What a [`Client`] returns: `http::Response` whose [`ResponseBody`] still holds the connection.
+pub type Response = http::Response<ResponseBody>;
+
+/// The most request header fields routing looks at (more are sent, not matched on).
+const ROUTE_HEADERS: usize = 64;
+
+/// The router, pools and resilience of one thread; see the [module docs](self). Cloning is cheap
+/// and shares everything (an `Rc`), so tasks of the thread can each hold one.
+#[derive(Clone)]
+pub struct Client {
+    inner: Rc<Inner>,
+}
+
+/// What a client owns (what a `Shard` owns for the proxy, less listeners and connections).
+pub(crate) struct Inner {
+    table: RefCell<Rc<Table>>,
+    stats: ShardStats,
+    seed: u64,
+    tickets: Arc<Ticketer>,
+    kits: Rc<Kits>,
+    health: bool,
+}
+
+/// Free buffers for requests (one per request in flight, reused).
+pub(crate) struct Kits {
+    free: RefCell<Vec<Kit>>,
+    size: usize,
+}
+
+impl Kits {
+    fn take(&self) -> Kit {
+        self.free.borrow_mut().pop().unwrap_or_else(|| Kit {
+            head: Vec::with_capacity(512),
+            buf: Buf::with_capacity(self.size),
+            out: Vec::with_capacity(512),
+        })
+    }
+
+    fn put(&self, mut kit: Kit) {
+        kit.buf.consume(kit.buf.len());
+        let mut free = self.free.borrow_mut();
+        if free.len() < 256 {
+            free.push(kit);
+        }
+    }
+}
+
+impl Client {
+    /// A client for `config`, as `config::load` read it from a TOML file (listeners and the
+    /// proxy-only settings are ignored). Must be called on a monoio runtime (with the timer
+    /// enabled): it starts the health-check and pool-sweep tasks on this thread, which end when
+    /// the last clone of the client is dropped.
+    ///
+    /// ```no_run
+    /// # #[monoio::main(timer_enabled = true)]
+    /// # async fn main() {
+    /// let config = shardgate::config::load("shardgate.toml").expect("valid config");
+    /// let client = shardgate::embed::Client::new(config).expect("usable config");
+    /// # drop(client);
+    /// # }
+    /// ```
+    pub fn new(config: Config) -> Result<Client, crate::config::Invalid> {
+        Client::start(config, true)
+    }
+
+    /// A client from a TOML config file (`Client::new` of what the proxy's loader reads).
+    ///
+    /// ```no_run
+    /// # #[monoio::main(timer_enabled = true)]
+    /// # async fn main() {
+    /// let client = shardgate::embed::Client::from_file("shardgate.toml").unwrap();
+    /// # drop(client);
+    /// # }
+    /// ```
+    pub fn from_file(path: &str) -> Result<Client, String> {
+        let config = crate::config::load(path).map_err(|e| e.to_string())?;
+        Client::new(config).map_err(|e| e.to_string())
+    }
+
+    /// A builder for a client configured in code (clusters, endpoints, routes).
+    ///
+    /// ```no_run
+    /// # #[monoio::main(timer_enabled = true)]
+    /// # async fn main() {
+    /// let client = shardgate::embed::Client::builder()
+    ///     .cluster("api", &["10.0.0.1:8080", "10.0.0.2:8080"])
+    ///     .route_prefix("/api", "api")
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(client);
+    /// # }
+    /// ```
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    pub(crate) fn start(config: Config, health: bool) -> Result<Client, crate::config::Invalid> {
+        let config = prepare(config)?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let seed = nanos ^ u64::from(std::process::id()) << 32;
+        let keys = TicketKeys::generate(config.tls_ticket_rotation)
+            .map_err(|e| config.invalid("tls_ticket_rotation", e.to_string()))?;
+        let tickets = Ticketer::new(&keys);
+        let stats = ShardStats::new();
+        let table = Table::build(config.clone(), 1, None, &stats, seed, &tickets);
+        let inner = Rc::new(Inner {
+            table: RefCell::new(Rc::new(table)),
+            stats,
+            seed,
+            tickets,
+            kits: Rc::new(Kits {
+                free: RefCell::default(),
+                size: config.shards.upstream_buffer_size,
+            }),
+            health,
+        });
+        probe::start(&inner);
+        Ok(Client { inner })
+    }
+
+    /// Sends `req` by the `[[routes]]` rules (host, path, methods, headers; first match wins):
+    /// the route's rate limit and body limit, then its cluster, with its timeouts and retries.
+    /// A route with a direct answer gives that answer. The response's body still holds the
+    /// connection: read it to its end for the connection to be reused.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &shardgate::embed::Client) -> Result<(), shardgate::embed::Error> {
+    /// use shardgate::embed::Body;
+    /// let req = http::Request::post("http://api.internal/orders")
+    ///     .header("content-type", "application/json")
+    ///     .body(Body::from(r#"{"id":7}"#))
+    ///     .unwrap();
+    /// let resp = client.send(req).await?;
+    /// assert!(resp.status().is_success());
+    /// # Ok(()) }
+    /// ```
+    pub async fn send(&self, req: Request) -> Result<Response, Error> {
+        let table = self.inner.table();
+        let (parts, body) = req.into_parts();
+        let mut raw = [httparse::EMPTY_HEADER; ROUTE_HEADERS];
+        let n = parts.headers.len().min(ROUTE_HEADERS);
+        for (slot, (name, value)) in raw.iter_mut().zip(parts.headers.iter()) {
+            *slot = httparse::Header {
+                name: name.as_str(),
+                value: value.as_bytes(),
+            };
+        }
+        let headers = &raw[..n];
+        let input = RouteInput {
+            method: parts.method.as_str().as_bytes(),
+            host: head::host_of(&parts).unwrap_or(b""),
+            target: head::target_of(&parts).as_bytes(),
+            headers,
+        };
+        let i = table.router.find(&input).ok_or(Error::NoRoute)?;
+        let cfg = &table.config.routes[i];
+        let view = &table.routes[i];
+        let declared = match body.kind() {
+            body::Kind::Empty => Some(0),
+            body::Kind::Full(b) => Some(b.len() as u64),
+            body::Kind::Stream { length, .. } => *length,
+        };
+        if let (Some(max), Some(len)) = (cfg.max_body, declared) {
+            if len > max {
+                return Err(Error::TooLarge);
+            }
+        }
+        if let (Some(limiter), Some(rl)) = (&view.limiter, &cfg.rate_limit) {
+            let header = match &rl.key {
+                RateKey::Header(name) => header_value(headers, name),
+                RateKey::ClientIp => None,
+            };
+            // The program is the client: `client_ip` keys give one bucket per client.
+            let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+            let key = crate::shard::table::rate_key(&rl.key, ip, header);
+            if let Decision::Limited { retry_after, .. } =
+                limiter.take(key, std::time::Instant::now())
+            {
+                view.stats
+                    .rate_limited
+                    .set(view.stats.rate_limited.get() + 1);
+                return Err(Error::RateLimited { retry_after });
+            }
+        }
+        if let Some(d) = &cfg.direct {
+            view.stats.record(d.status, std::time::Duration::ZERO);
+            return Ok(direct(d));
+        }
+        let cluster = cfg.cluster.ok_or(Error::NoRoute)?;
+        let hash_key = hash_key(&table, cluster, headers).unwrap_or(b"");
+        let target = Target {
+            table: &table,
+            cluster: &table.clusters[cluster],
+            route: Some((view, cfg)),
+            key: hash_key,
+        };
+        send::exchange(&self.inner, &target, &parts, body).await
+    }
+
+    /// Sends `req` straight to the cluster named `cluster`, with the retry policy, budget and
+    /// timeouts of the first route that forwards to it (none: no retries and the global
+    /// `[timeouts]`); no route rules, rate limit or body limit apply.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &shardgate::embed::Client) -> Result<(), shardgate::embed::Error> {
+    /// let req = http::Request::get("/healthz").body(().into()).unwrap();
+    /// let resp = client.send_to("api", req).await?;
+    /// # drop(resp); Ok(()) }
+    /// ```
+    pub async fn send_to(&self, cluster: &str, req: Request) -> Result<Response, Error> {
+        let table = self.inner.table();
+        let Some(c) = table.clusters.iter().position(|c| *c.name == *cluster) else {
+            return Err(Error::UnknownCluster);
+        };
+        let route = table
+            .config
+            .routes
+            .iter()
+            .position(|r| r.cluster == Some(c));
+        let (parts, body) = req.into_parts();
+        let target = Target {
+            table: &table,
+            cluster: &table.clusters[c],
+            route: route.map(|i| (&table.routes[i], &table.config.routes[i])),
+            key: b"",
+        };
+        send::exchange(&self.inner, &target, &parts, body).await
+    }
+
+    /// Swaps the config: new requests use it at once, requests under way finish on theirs.
+    /// Clusters and endpoints whose settings did not change keep their pools (and idle
+    /// connections), breakers, balancer state and health; routes keep their rate-limit buckets
+    /// and retry budgets (the proxy's reload rules). Idle connections to endpoints that left
+    /// are closed. An invalid config changes nothing.
+    ///
+    /// ```no_run
+    /// # fn demo(client: &shardgate::embed::Client) {
+    /// let next = shardgate::config::load("shardgate.toml").expect("valid config");
+    /// client.reload(next).expect("usable config");
+    /// # }
+    /// ```
+    pub fn reload(&self, config: Config) -> Result<(), crate::config::Invalid> {
+        let config = prepare(config)?;
+        let inner = &self.inner;
+        let old = inner.table();
+        let table = Table::build(
+            config,
+            1,
+            Some(&old),
+            &inner.stats,
+            inner.seed,
+            &inner.tickets,
+        );
+        for c in &old.clusters {
+            for e in &c.endpoints {
+                let kept =
+                    (table.clusters.iter()).any(|n| n.endpoints.iter().any(|x| Rc::ptr_eq(x, e)));
+                if !kept {
+                    e.pool.close_idle();
+                }
+            }
+        }
+        *inner.table.borrow_mut() = Rc::new(table);
+        drop(old);
+        inner.stats.forget_unused();
+        Ok(())
+    }
+
+    /// This client's statistics, as one proxy shard reports them (`Snapshot::merge` folds
+    /// several together; `stats::render` writes the Prometheus text the admin endpoint serves).
+    ///
+    /// ```no_run
+    /// # fn demo(client: &shardgate::embed::Client) {
+    /// let snap = client.stats();
+    /// for ((cluster, endpoint), e) in &snap.endpoints {
+    ///     println!("{cluster}/{endpoint}: {} requests", e.total_requests());
+    /// }
+    /// # }
+    /// ```
+    pub fn stats(&self) -> Snapshot {
+        self.inner.stats.snapshot(ShardMeta {
+            id: 0,
+            core: None,
+            driver: "embedded",
+            draining: false,
+            connections: 0,
+            requests: 0,
+        })
+    }
+}
+
+impl Inner {
+    fn table(&self) -> Rc<Table> {
+        self.table.borrow().clone()
+    }
+}
+
+/// The config as a client uses it: validated like the proxy's (less what only a proxy has:
+/// listeners, admin, access log), certificates of TLS clusters loaded.
+fn prepare(mut config: Config) -> Result<Arc<Config>, crate::config::Invalid> {
+    config.listeners.clear();
+    config.admin = None;
+    config.access_log = crate::config::AccessLogTarget::Off;
+    crate::config::check_client(&mut config)?;
+    Ok(Arc::new(config))
+}
+
+/// A route's direct answer as a response.
+fn direct(d: &crate::config::Direct) -> Response {
+    let mut resp = Response::new(ResponseBody::local(Bytes::from(d.body.clone())));
+    *resp.status_mut() = http::StatusCode::from_u16(d.status).unwrap_or(http::StatusCode::OK);
+    if let Ok(v) = http::HeaderValue::from_str(&d.content_type) {
+        resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+/// The balancer's hash key for a request to `cluster`: the header or cookie its `hash` names
+/// (a `client_ip` hash has one client here: no key).
+fn hash_key<'h>(
+    table: &Table,
+    cluster: usize,
+    headers: &'h [httparse::Header<'h>],
+) -> Option<&'h [u8]> {
+    match &table.config.clusters[cluster].lb {
+        Algorithm::Hash(HashOn::Header(name)) => header_value(headers, name),
+        Algorithm::Hash(HashOn::Cookie(name)) => cookie_value(headers, name),
+        _ => None,
+    }
+}

@@ -1,0 +1,312 @@
+//! Library mode (`shardgate::embed`) through its public API only, against scripted upstreams on
+//! 127.0.0.1: balancing, a dead endpoint ejected and its request retried elsewhere, the
+//! connection cap's queue then the pool-full error, a reload keeping pools, bodies streamed both
+//! ways. Each test runs its client on a monoio runtime of its own (io_uring, or epoll with
+//! `MONOIO_FORCE_LEGACY_DRIVER=1`).
+
+mod support;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shardgate::embed::{Body, Client, Error};
+use support::*;
+
+/// Runs `f` to its end on a fresh monoio runtime with the timer on.
+fn run<F: Future>(f: F) -> F::Output {
+    monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+        .enable_timer()
+        .build()
+        .expect("a monoio runtime")
+        .block_on(f)
+}
+
+fn get(path: &str) -> shardgate::Request {
+    http::Request::get(format!("http://svc.test{path}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// Sends a GET and reads its body to the end.
+async fn fetch(client: &Client, path: &str) -> Result<(u16, Vec<u8>), Error> {
+    let resp = client.send(get(path)).await?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.into_body().bytes().await?))
+}
+
+#[test]
+fn requests_are_balanced_over_keep_alive_connections() {
+    let a = Upstream::fixed("a");
+    let b = Upstream::fixed("b");
+    let (na, nb) = (a.addr.to_string(), b.addr.to_string());
+    let bodies = run(async {
+        let client = Client::builder()
+            .cluster("svc", &[&na, &nb])
+            .route_prefix("/", "svc")
+            .build()
+            .unwrap();
+        let mut bodies = Vec::new();
+        for _ in 0..10 {
+            bodies.push(fetch(&client, "/x").await.unwrap().1);
+        }
+        bodies
+    });
+    let from_a = bodies.iter().filter(|b| b.as_slice() == b"a").count();
+    assert_eq!((from_a, bodies.len() - from_a), (5, 5), "round-robin");
+    assert_eq!(a.request_count(), 5);
+    assert_eq!(b.request_count(), 5);
+    // Each body was read to its end, so each connection went back to its pool.
+    assert_eq!((a.accepted(), b.accepted()), (1, 1), "connections reused");
+}
+
+#[test]
+fn a_dead_endpoint_is_ejected_and_its_request_retried_elsewhere() {
+    let dead = refused_addr().to_string();
+    let live = Upstream::fixed("ok");
+    let live_addr = live.addr.to_string();
+    let stats = run(async {
+        let client = Client::builder()
+            .cluster("svc", &[&dead, &live_addr])
+            .route_prefix("/", "svc")
+            .retries(1, &["connect"])
+            .breaker(1, Duration::from_secs(30))
+            .build()
+            .unwrap();
+        for _ in 0..6 {
+            let (status, body) = fetch(&client, "/").await.expect("retried elsewhere");
+            assert_eq!((status, body.as_slice()), (200, &b"ok"[..]));
+        }
+        client.stats()
+    });
+    assert_eq!(
+        live.request_count(),
+        6,
+        "every request answered by the live endpoint"
+    );
+    let dead_stats = &stats.endpoints[&("svc".to_string(), dead.clone())];
+    assert_eq!(dead_stats.connects, 1, "tried once, then ejected");
+    assert_eq!(
+        dead_stats.breaker_state(),
+        1,
+        "its breaker is open (1: open)"
+    );
+    let route = stats.routes.values().next().expect("the route's counters");
+    assert_eq!(route.retries, 1, "one retry spent");
+}
+
+#[test]
+fn the_connection_cap_queues_then_refuses_with_pool_full() {
+    let up = Upstream::slow(Duration::from_millis(300), "slow");
+    let addr = up.addr.to_string();
+    let (first, second, third, third_took) = run(async {
+        let client = Client::builder()
+            .cluster("svc", &[&addr])
+            .route_prefix("/", "svc")
+            .max_connections(1)
+            .queue(1, Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let c1 = client.clone();
+        let one = monoio::spawn(async move { fetch(&c1, "/1").await });
+        monoio::time::sleep(Duration::from_millis(20)).await;
+        let c2 = client.clone();
+        let two = monoio::spawn(async move { fetch(&c2, "/2").await });
+        monoio::time::sleep(Duration::from_millis(20)).await;
+        let t = Instant::now();
+        let three = fetch(&client, "/3").await;
+        let took = t.elapsed();
+        (one.await, two.await, three, took)
+    });
+    assert_eq!(first.unwrap().1, b"slow");
+    assert_eq!(
+        second.unwrap().1,
+        b"slow",
+        "the queued request got the connection"
+    );
+    assert_eq!(third, Err(Error::PoolFull), "the queue holds one");
+    assert!(
+        third_took < Duration::from_millis(200),
+        "refused at once: {third_took:?}"
+    );
+    assert_eq!(up.accepted(), 1, "never more than the cap");
+}
+
+#[test]
+fn the_wait_for_a_connection_is_bounded() {
+    let up = Upstream::slow(Duration::from_millis(600), "slow");
+    let addr = up.addr.to_string();
+    let (first, second) = run(async {
+        let client = Client::builder()
+            .cluster("svc", &[&addr])
+            .route_prefix("/", "svc")
+            .max_connections(1)
+            .queue(4, Duration::from_millis(100))
+            .build()
+            .unwrap();
+        let c1 = client.clone();
+        let one = monoio::spawn(async move { fetch(&c1, "/1").await });
+        monoio::time::sleep(Duration::from_millis(20)).await;
+        let second = fetch(&client, "/2").await;
+        (one.await, second)
+    });
+    assert!(first.is_ok());
+    assert_eq!(second, Err(Error::PoolFull), "queue timeout");
+}
+
+#[test]
+fn a_reload_keeps_the_pools_of_unchanged_endpoints() {
+    let up = Upstream::fixed("same");
+    let other = Upstream::fixed("other");
+    let file = |extra: &str| {
+        format!(
+            "listen = [\"127.0.0.1:0\"]\n[[clusters]]\nname = \"svc\"\nendpoints = [\"{}\"]\n{extra}\
+             [[routes]]\nname = \"all\"\npath_prefix = \"/\"\ncluster = \"svc\"\n",
+            up.addr
+        )
+    };
+    let first = temp_file("library-reload-1", &file(""));
+    let second = temp_file(
+        "library-reload-2",
+        &file(&format!(
+            "[[clusters]]\nname = \"new\"\nendpoints = [\"{}\"]\n",
+            other.addr
+        )),
+    );
+    let first_path = first.path().to_string();
+    let second_path = second.path().to_string();
+    run(async move {
+        let client = Client::from_file(&first_path).unwrap();
+        assert_eq!(fetch(&client, "/a").await.unwrap().1, b"same");
+        let next = shardgate::config::load(&second_path).unwrap();
+        client.reload(next).unwrap();
+        assert_eq!(fetch(&client, "/b").await.unwrap().1, b"same");
+        let to_new = client.send_to("new", get("/c")).await.unwrap();
+        assert_eq!(to_new.into_body().bytes().await.unwrap(), b"other");
+    });
+    assert_eq!(up.request_count(), 2);
+    assert_eq!(
+        up.accepted(),
+        1,
+        "the same connection served both sides of the reload"
+    );
+}
+
+#[test]
+fn bodies_larger_than_the_buffer_stream_both_ways() {
+    const SIZE: usize = 3 << 20; // 3 MiB, the buffer is 16 KiB
+    let up = Upstream::echo();
+    let addr = up.addr.to_string();
+    let (received, chunks) = run(async {
+        let client = Client::builder()
+            .cluster("svc", &[&addr])
+            .route_prefix("/", "svc")
+            .build()
+            .unwrap();
+        let (mut tx, body) = Body::channel(None);
+        monoio::spawn(async move {
+            let mut pattern = Pattern::new(7);
+            for _ in 0..SIZE / (64 << 10) {
+                let mut chunk = vec![0u8; 64 << 10];
+                pattern.fill(&mut chunk);
+                tx.send(chunk).await.unwrap();
+            }
+            tx.finish();
+        });
+        let req = http::Request::post("http://svc.test/upload")
+            .body(body)
+            .unwrap();
+        let mut body = client.send(req).await.unwrap().into_body();
+        let (mut sum, mut n, mut chunks) = (Checksum::default(), 0, 0);
+        while let Some(piece) = body.chunk().await.unwrap() {
+            sum.update(piece);
+            n += piece.len();
+            chunks += 1;
+        }
+        assert_eq!(n, SIZE);
+        (sum, chunks)
+    });
+    let mut expected = vec![0u8; SIZE];
+    let mut pattern = Pattern::new(7);
+    for part in expected.chunks_mut(64 << 10) {
+        pattern.fill(part);
+    }
+    assert_eq!(
+        received,
+        Checksum::of(&expected),
+        "the echoed body is the one sent"
+    );
+    assert!(chunks > 10, "read in pieces, not at once ({chunks})");
+    let seen = up.seen();
+    assert_eq!(seen.requests[0].body_len, SIZE);
+    assert_eq!(
+        seen.requests[0].header("transfer-encoding"),
+        Some("chunked")
+    );
+}
+
+#[test]
+fn a_response_is_read_while_the_upstream_still_sends_it() {
+    let go = Arc::new(AtomicBool::new(false));
+    let gate = go.clone();
+    let up = Upstream::start(move |p| {
+        if p.next_request().is_none() {
+            return;
+        }
+        p.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfirst");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !gate.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        p.write(b"-last");
+        p.wait_close();
+    });
+    let addr = up.addr.to_string();
+    run(async {
+        let client = Client::builder()
+            .cluster("svc", &[&addr])
+            .route_prefix("/", "svc")
+            .build()
+            .unwrap();
+        let mut body = client.send(get("/")).await.unwrap().into_body();
+        let first = body.chunk().await.unwrap().unwrap().to_vec();
+        assert_eq!(
+            first, b"first",
+            "the first bytes came before the upstream sent the rest"
+        );
+        go.store(true, Ordering::SeqCst);
+        assert_eq!(body.chunk().await.unwrap(), Some(&b"-last"[..]));
+        assert_eq!(body.chunk().await.unwrap(), None);
+    });
+}
+
+#[test]
+fn failures_say_which_side_failed() {
+    let hang = Upstream::hang();
+    let addr = hang.addr.to_string();
+    run(async {
+        let client = Client::builder()
+            .cluster("svc", &[&addr])
+            .route_prefix("/api", "svc")
+            .timeouts(Duration::from_secs(1), Duration::from_millis(100))
+            .retries(0, &[])
+            .build()
+            .unwrap();
+        assert_eq!(fetch(&client, "/other").await, Err(Error::NoRoute));
+        let err = client.send_to("nope", get("/")).await.unwrap_err();
+        assert_eq!(err, Error::UnknownCluster);
+        let err = fetch(&client, "/api/x").await.unwrap_err();
+        assert_eq!(err, Error::UpstreamTimeout);
+        assert_eq!(err.side(), shardgate::embed::Side::Upstream);
+        let (mut tx, body) = Body::channel(Some(10));
+        let req = http::Request::post("http://svc.test/api/y")
+            .body(body)
+            .unwrap();
+        monoio::spawn(async move {
+            let _ = tx.send(&b"short"[..]).await;
+            // Dropped without `finish`: five bytes of ten.
+        });
+        assert_eq!(client.send(req).await.unwrap_err(), Error::RequestBody);
+    });
+}
