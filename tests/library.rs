@@ -310,3 +310,62 @@ fn failures_say_which_side_failed() {
         assert_eq!(client.send(req).await.unwrap_err(), Error::RequestBody);
     });
 }
+
+#[test]
+fn active_health_checks_take_a_failing_endpoint_out() {
+    // `sick` serves requests but fails its health check.
+    let sick = Upstream::start(|p| {
+        p.serve(|r| {
+            let status = if r.target == "/health" { 503 } else { 200 };
+            support::compose::response(status, &[], b"sick")
+        })
+    });
+    let well = Upstream::fixed("well");
+    let (s, w) = (sick.addr.to_string(), well.addr.to_string());
+    run(async {
+        let client = Client::builder()
+            .cluster("svc", &[&s, &w])
+            .route_prefix("/", "svc")
+            .health_check("http:/health", Duration::from_millis(20))
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let stats = client.stats();
+            if !stats.endpoints[&("svc".to_string(), s.clone())].healthy() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the probe never took it out");
+            monoio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for _ in 0..6 {
+            assert_eq!(fetch(&client, "/").await.unwrap().1, b"well");
+        }
+    });
+}
+
+#[test]
+fn a_route_rate_limit_refuses_with_retry_after() {
+    let up = Upstream::fixed("ok");
+    let file = temp_file(
+        "library-ratelimit",
+        &format!(
+            "listen = [\"127.0.0.1:0\"]\n[[clusters]]\nname = \"svc\"\nendpoints = [\"{}\"]\n\
+             [[routes]]\nname = \"limited\"\npath_prefix = \"/\"\ncluster = \"svc\"\n\
+             rate_limit = {{ rate = \"1/s\", burst = 1 }}\n",
+            up.addr
+        ),
+    );
+    let path = file.path().to_string();
+    run(async move {
+        let client = Client::from_file(&path).unwrap();
+        assert_eq!(fetch(&client, "/").await.unwrap().0, 200);
+        match fetch(&client, "/").await {
+            Err(Error::RateLimited { retry_after }) => {
+                assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(1))
+            }
+            other => panic!("expected RateLimited, got {other:?}"),
+        }
+    });
+    assert_eq!(up.request_count(), 1, "the refused request never left");
+}
