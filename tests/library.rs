@@ -179,7 +179,7 @@ fn a_reload_keeps_the_pools_of_unchanged_endpoints() {
     run(async move {
         let client = Client::from_file(&first_path).unwrap();
         assert_eq!(fetch(&client, "/a").await.unwrap().1, b"same");
-        let next = shardgate::config::load(&second_path).unwrap();
+        let next = shardgate::embed::Config::from_file(&second_path).unwrap();
         client.reload(next).unwrap();
         assert_eq!(fetch(&client, "/b").await.unwrap().1, b"same");
         let to_new = client.send_to("new", get("/c")).await.unwrap();

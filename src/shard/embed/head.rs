@@ -10,19 +10,20 @@ use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::request::Parts;
 
 use super::body::{Body, Kind};
-use super::send::Target;
+use crate::config::Route;
 use crate::http::framing::is_hop_by_hop;
 use crate::http::target::Target as RequestTarget;
 use crate::policy::route::strip_prefix_len;
 
-/// Writes the head of `parts` with `body`'s framing for endpoint `endpoint` into `out`.
-pub fn write(out: &mut Vec<u8>, parts: &Parts, body: &Body, t: &Target<'_>, endpoint: &str) {
+/// Writes the head of `parts` with `body`'s framing, as `route` edits it, for endpoint
+/// `endpoint` (its `Host` when the request names none) into `out`.
+pub fn write(out: &mut Vec<u8>, parts: &Parts, body: &Body, route: Option<&Route>, endpoint: &str) {
     out.clear();
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     let target = target_of(parts).as_bytes();
     // The route's prefix rewrite, written as the proxy writes it.
-    let rewrite = t.route.and_then(|(_, r)| {
+    let rewrite = route.and_then(|r| {
         let prefix = r.rewrite_prefix.as_deref()?;
         let strip = strip_prefix_len(&r.matches.path, target)?;
         Some((strip, prefix.as_bytes()))
@@ -40,7 +41,7 @@ pub fn write(out: &mut Vec<u8>, parts: &Parts, body: &Body, t: &Target<'_>, endp
         None => out.extend_from_slice(crate::config::discovery::host_port(endpoint).as_bytes()),
     }
     out.extend_from_slice(b"\r\n");
-    let edits = t.route.map(|(_, r)| &r.request_headers);
+    let edits = route.map(|r| &r.request_headers);
     for (name, value) in &parts.headers {
         let n = name.as_str();
         if name == HOST

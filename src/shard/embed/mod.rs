@@ -118,16 +118,17 @@ impl Kits {
 }
 
 impl Client {
-    /// A client for `config`, as `config::load` read it from a TOML file (listeners and the
-    /// proxy-only settings are ignored). Must be called on a monoio runtime (with the timer
+    /// A client for `config`, as [`Config::from_file`] read it from a TOML file (listeners and
+    /// the proxy-only settings are ignored; it is validated as the proxy validates it). Must be called on a monoio runtime (with the timer
     /// enabled): it starts the health-check and pool-sweep tasks on this thread, which end when
     /// the last clone of the client is dropped.
     ///
     /// ```no_run
     /// # #[monoio::main(timer_enabled = true)]
     /// # async fn main() {
-    /// let config = shardgate::config::load("shardgate.toml").expect("valid config");
-    /// let client = shardgate::embed::Client::new(config).expect("usable config");
+    /// use shardgate::embed::{Client, Config};
+    /// let config = Config::from_file("shardgate.toml").expect("valid config");
+    /// let client = Client::new(config).expect("usable config");
     /// # drop(client);
     /// # }
     /// ```
@@ -145,8 +146,7 @@ impl Client {
     /// # }
     /// ```
     pub fn from_file(path: &str) -> Result<Client, String> {
-        let config = crate::config::load(path).map_err(|e| e.to_string())?;
-        Client::new(config).map_err(|e| e.to_string())
+        Client::new(Config::from_file(path)?).map_err(|e| e.to_string())
     }
 
     /// A builder for a client configured in code (clusters, endpoints, routes).
@@ -309,7 +309,7 @@ impl Client {
     ///
     /// ```no_run
     /// # fn demo(client: &shardgate::embed::Client) {
-    /// let next = shardgate::config::load("shardgate.toml").expect("valid config");
+    /// let next = shardgate::embed::Config::from_file("shardgate.toml").expect("valid config");
     /// client.reload(next).expect("usable config");
     /// # }
     /// ```
@@ -360,6 +360,19 @@ impl Client {
             connections: 0,
             requests: 0,
         })
+    }
+}
+
+impl Config {
+    /// Reads a TOML config file in the proxy's format (docs/CONTRACT.md), for [`Client::new`]
+    /// and [`Client::reload`]; an error names the file, line and field.
+    ///
+    /// ```no_run
+    /// let config = shardgate::embed::Config::from_file("shardgate.toml").unwrap();
+    /// # drop(config);
+    /// ```
+    pub fn from_file(path: &str) -> Result<Config, String> {
+        crate::config::load(path).map_err(|e| e.to_string())
     }
 }
 

@@ -95,7 +95,13 @@ async fn run(inner: &Inner, t: &Target<'_>, parts: &Parts, body: &Body) -> Resul
             }
         };
         let reused = lease.reused;
-        head::write(&mut kit.head, parts, body, t, &ep.name);
+        head::write(
+            &mut kit.head,
+            parts,
+            body,
+            t.route.map(|(_, r)| r),
+            &ep.name,
+        );
         ep.in_flight.set(ep.in_flight.get() + 1);
         let left = &mut retries_left;
         let grant = |status| policy.on_status.contains(&status) && spend(t, left, Instant::now());
