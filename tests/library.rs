@@ -29,6 +29,21 @@ fn get(path: &str) -> shardgate::Request {
         .unwrap()
 }
 
+/// Polls `cond` every few milliseconds on the client's runtime until it holds (10 s at most).
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        monoio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Requests of `client` waiting for a connection to `endpoint` of cluster `svc`, so far.
+fn pool_waits(client: &Client, endpoint: &str) -> u64 {
+    let stats = client.stats();
+    stats.endpoints[&("svc".to_string(), endpoint.to_string())].pool_waits
+}
+
 /// Sends a GET and reads its body to the end.
 async fn fetch(client: &Client, path: &str) -> Result<(u16, Vec<u8>), Error> {
     let resp = client.send(get(path)).await?;
@@ -110,10 +125,13 @@ fn the_connection_cap_queues_then_refuses_with_pool_full() {
             .unwrap();
         let c1 = client.clone();
         let one = monoio::spawn(async move { fetch(&c1, "/1").await });
-        monoio::time::sleep(Duration::from_millis(20)).await;
+        until("the first request upstream", || up.request_count() == 1).await;
         let c2 = client.clone();
         let two = monoio::spawn(async move { fetch(&c2, "/2").await });
-        monoio::time::sleep(Duration::from_millis(20)).await;
+        until("the second request queued", || {
+            pool_waits(&client, &addr) == 1
+        })
+        .await;
         let t = Instant::now();
         let three = fetch(&client, "/3").await;
         let took = t.elapsed();
@@ -147,7 +165,7 @@ fn the_wait_for_a_connection_is_bounded() {
             .unwrap();
         let c1 = client.clone();
         let one = monoio::spawn(async move { fetch(&c1, "/1").await });
-        monoio::time::sleep(Duration::from_millis(20)).await;
+        until("the first request upstream", || up.request_count() == 1).await;
         let second = fetch(&client, "/2").await;
         (one.await, second)
     });
@@ -368,4 +386,139 @@ fn a_route_rate_limit_refuses_with_retry_after() {
         }
     });
     assert_eq!(up.request_count(), 1, "the refused request never left");
+}
+
+/// A client from TOML text (written to a temp file, read by `Client::from_file`).
+fn client_from_toml(tag: &str, text: &str) -> (Client, TempFile) {
+    let file = temp_file(tag, text);
+    let client = Client::from_file(file.path()).unwrap();
+    (client, file)
+}
+
+#[test]
+fn an_https_upstream_is_reached_over_one_reused_tls_connection() {
+    let certs = support::certs::Certs::new("lib-up");
+    let leaf = certs.leaf("upstream", &["localhost"]);
+    let up = support::tls_upstream::TlsUpstream::start(&leaf, None);
+    let text = format!(
+        "listen = [\"127.0.0.1:0\"]\n[[clusters]]\nname = \"web\"\n\
+         endpoints = [\"localhost:{}\"]\ntls = {{ ca = {:?} }}\n",
+        up.addr.port(),
+        certs.ca()
+    );
+    run(async {
+        let (client, _file) = client_from_toml("library-tls", &text);
+        for i in 0..4 {
+            let (status, body) = fetch(&client, &format!("/r{i}")).await.unwrap();
+            assert_eq!(status, 200);
+            assert_eq!(
+                String::from_utf8(body).unwrap(),
+                format!("sni=localhost client_cert=no path=/r{i}")
+            );
+        }
+    });
+    let seen = up.seen();
+    assert_eq!(
+        (seen.accepted, seen.handshakes),
+        (1, 1),
+        "one connection, one handshake"
+    );
+}
+
+#[test]
+fn a_pooled_connection_the_upstream_closed_is_replaced_transparently() {
+    let up = Upstream::close_after_response("x");
+    let addr = up.addr.to_string();
+    run(async {
+        let client = Client::builder()
+            .cluster("svc", &[&addr])
+            .route_prefix("/", "svc")
+            .retries(0, &[])
+            .build()
+            .unwrap();
+        for _ in 0..3 {
+            assert_eq!(fetch(&client, "/").await.unwrap().1, b"x");
+        }
+    });
+    assert_eq!(up.request_count(), 3);
+    assert_eq!(
+        up.accepted(),
+        3,
+        "each request after a close went on a fresh connection"
+    );
+}
+
+#[test]
+fn a_response_body_dropped_unread_closes_its_connection() {
+    let up = Upstream::fixed("unread body");
+    let addr = up.addr.to_string();
+    run(async {
+        let client = Client::builder()
+            .cluster("svc", &[&addr])
+            .route_prefix("/", "svc")
+            .build()
+            .unwrap();
+        let resp = client.send(get("/1")).await.unwrap();
+        drop(resp); // its body was never read
+        assert_eq!(fetch(&client, "/2").await.unwrap().1, b"unread body");
+        assert_eq!(fetch(&client, "/3").await.unwrap().1, b"unread body");
+    });
+    assert_eq!(
+        up.accepted(),
+        2,
+        "the unread one was closed, the read one reused"
+    );
+    up.wait_for("the first connection closed", Duration::from_secs(5), |s| {
+        s.peer_closed >= 1
+    });
+}
+
+#[test]
+fn routes_rewrite_the_path_edit_headers_and_answer_directly() {
+    let up = Upstream::echo_head();
+    let text = format!(
+        "listen = [\"127.0.0.1:0\"]\n[[clusters]]\nname = \"svc\"\nendpoints = [\"{}\"]\n\
+         [[routes]]\nname = \"health\"\npath = \"/healthz\"\n\
+         direct = {{ status = 200, body = \"ok\\n\" }}\n\
+         [[routes]]\nname = \"api\"\npath_prefix = \"/api/\"\ncluster = \"svc\"\n\
+         rewrite_prefix = \"/v2/\"\nrequest_headers_add = {{ \"x-route\" = \"api\" }}\n\
+         request_headers_remove = [\"cookie\"]\n",
+        up.addr
+    );
+    run(async {
+        let (client, _file) = client_from_toml("library-routes", &text);
+        let (status, body) = fetch(&client, "/healthz").await.unwrap();
+        assert_eq!(
+            (status, body.as_slice()),
+            (200, &b"ok\n"[..]),
+            "direct answer"
+        );
+        let req = http::Request::get("http://svc.test/api/users?id=7")
+            .header("cookie", "secret=1")
+            .header("x-keep", "yes")
+            .body(Body::empty())
+            .unwrap();
+        let head = client
+            .send(req)
+            .await
+            .unwrap()
+            .into_body()
+            .bytes()
+            .await
+            .unwrap();
+        let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+        assert!(
+            head.starts_with("get /v2/users?id=7 http/1.1\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("\r\nhost: svc.test\r\n"), "{head}");
+        assert!(head.contains("\r\nx-route: api\r\n"), "{head}");
+        assert!(head.contains("\r\nx-keep: yes\r\n"), "{head}");
+        assert!(!head.contains("cookie"), "{head}");
+    });
+    assert_eq!(
+        up.request_count(),
+        1,
+        "the direct answer never went upstream"
+    );
 }
