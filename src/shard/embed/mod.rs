@@ -33,6 +33,7 @@
 //! Embedding thread only; it imports the pipeline's protocol-neutral steps and the upstream layer,
 //! and nothing imports it.
 
+mod admit;
 mod body;
 mod builder;
 mod error;
@@ -46,8 +47,6 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 pub use self::body::{Body, BodySender};
 pub use self::builder::Builder;
 pub use self::error::{Error, Side};
@@ -59,11 +58,6 @@ use self::send::Target;
 use self::wire::Kit;
 use super::io::Buf;
 use super::table::Table;
-use crate::config::RateKey;
-use crate::http::lookup::{cookie_value, header_value};
-use crate::policy::balance::{Algorithm, HashOn};
-use crate::policy::ratelimit::Decision;
-use crate::policy::route::RouteInput;
 use crate::stats::{ShardMeta, ShardStats};
 use crate::tls::{TicketKeys, Ticketer};
 
@@ -72,9 +66,6 @@ pub type Request = http::Request<Body>;
 
 /// What a [`Client`] returns: `http::Response` whose [`ResponseBody`] still holds the connection.
 pub type Response = http::Response<ResponseBody>;
-
-/// The most request header fields routing looks at (more are sent, not matched on).
-const ROUTE_HEADERS: usize = 64;
 
 /// The router, pools and resilience of one thread; see the [module docs](self). Cloning is cheap
 /// and shares everything (an `Rc`), so tasks of the thread can each hold one.
@@ -209,66 +200,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn send(&self, req: Request) -> Result<Response, Error> {
-        let table = self.inner.table();
-        let (parts, body) = req.into_parts();
-        let mut raw = [httparse::EMPTY_HEADER; ROUTE_HEADERS];
-        let n = parts.headers.len().min(ROUTE_HEADERS);
-        for (slot, (name, value)) in raw.iter_mut().zip(parts.headers.iter()) {
-            *slot = httparse::Header {
-                name: name.as_str(),
-                value: value.as_bytes(),
-            };
-        }
-        let headers = &raw[..n];
-        let input = RouteInput {
-            method: parts.method.as_str().as_bytes(),
-            host: head::host_of(&parts).unwrap_or(b""),
-            target: head::target_of(&parts).as_bytes(),
-            headers,
-        };
-        let i = table.router.find(&input).ok_or(Error::NoRoute)?;
-        let cfg = &table.config.routes[i];
-        let view = &table.routes[i];
-        let declared = match body.kind() {
-            body::Kind::Empty => Some(0),
-            body::Kind::Full(b) => Some(b.len() as u64),
-            body::Kind::Stream { length, .. } => *length,
-        };
-        if let (Some(max), Some(len)) = (cfg.max_body, declared) {
-            if len > max {
-                return Err(Error::TooLarge);
-            }
-        }
-        if let (Some(limiter), Some(rl)) = (&view.limiter, &cfg.rate_limit) {
-            let header = match &rl.key {
-                RateKey::Header(name) => header_value(headers, name),
-                RateKey::ClientIp => None,
-            };
-            // The program is the client: `client_ip` keys give one bucket per client.
-            let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-            let key = crate::shard::table::rate_key(&rl.key, ip, header);
-            if let Decision::Limited { retry_after, .. } =
-                limiter.take(key, std::time::Instant::now())
-            {
-                view.stats
-                    .rate_limited
-                    .set(view.stats.rate_limited.get() + 1);
-                return Err(Error::RateLimited { retry_after });
-            }
-        }
-        if let Some(d) = &cfg.direct {
-            view.stats.record(d.status, std::time::Duration::ZERO);
-            return Ok(direct(d));
-        }
-        let cluster = cfg.cluster.ok_or(Error::NoRoute)?;
-        let hash_key = hash_key(&table, cluster, headers).unwrap_or(b"");
-        let target = Target {
-            table: &table,
-            cluster: &table.clusters[cluster],
-            route: Some((view, cfg)),
-            key: hash_key,
-        };
-        send::exchange(&self.inner, &target, &parts, body).await
+        admit::send(&self.inner, req).await
     }
 
     /// Sends `req` straight to the cluster named `cluster`, with the retry policy, budget and
@@ -390,28 +322,4 @@ fn prepare(mut config: Config) -> Result<Arc<Config>, crate::config::Invalid> {
     config.access_log = crate::config::AccessLogTarget::Off;
     crate::config::check_client(&mut config)?;
     Ok(Arc::new(config))
-}
-
-/// A route's direct answer as a response.
-fn direct(d: &crate::config::Direct) -> Response {
-    let mut resp = Response::new(ResponseBody::local(Bytes::from(d.body.clone())));
-    *resp.status_mut() = http::StatusCode::from_u16(d.status).unwrap_or(http::StatusCode::OK);
-    if let Ok(v) = http::HeaderValue::from_str(&d.content_type) {
-        resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
-    }
-    resp
-}
-
-/// The balancer's hash key for a request to `cluster`: the header or cookie its `hash` names
-/// (a `client_ip` hash has one client here: no key).
-fn hash_key<'h>(
-    table: &Table,
-    cluster: usize,
-    headers: &'h [httparse::Header<'h>],
-) -> Option<&'h [u8]> {
-    match &table.config.clusters[cluster].lb {
-        Algorithm::Hash(HashOn::Header(name)) => header_value(headers, name),
-        Algorithm::Hash(HashOn::Cookie(name)) => cookie_value(headers, name),
-        _ => None,
-    }
 }
