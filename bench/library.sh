@@ -60,6 +60,7 @@ run_client() {
 # field NAME LINE: the value of NAME=... in LINE.
 field() { sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 
+log "$(date -u '+%F %T') UTC, load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
 RESULTS=$TMP/results
 : >"$RESULTS"
 for round in $(seq "$ROUNDS"); do
@@ -82,6 +83,7 @@ $client_us $proxy_us $up_us" >>"$RESULTS"
     done
 done
 
+log "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$RESULTS" "$REQUESTS" "$CONCURRENCY" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]

@@ -522,3 +522,28 @@ fn routes_rewrite_the_path_edit_headers_and_answer_directly() {
         "the direct answer never went upstream"
     );
 }
+
+#[test]
+fn the_health_checks_stop_with_the_client() {
+    let up = Upstream::fixed("ok");
+    let addr = up.addr.to_string();
+    let probes_after_drop = run(async {
+        let client = Client::builder()
+            .cluster("svc", &[&addr])
+            .route_prefix("/", "svc")
+            .health_check("tcp", Duration::from_millis(10))
+            .build()
+            .unwrap();
+        until("two probes", || up.accepted() >= 2).await;
+        drop(client);
+        let at_drop = up.accepted();
+        // The probing task naps at most 250 ms between looks at the (now gone) client; watch
+        // twice that long on the same runtime, which keeps running its tasks.
+        monoio::time::sleep(Duration::from_millis(600)).await;
+        up.accepted() - at_drop
+    });
+    assert!(
+        probes_after_drop <= 1,
+        "{probes_after_drop} probes after the drop"
+    );
+}

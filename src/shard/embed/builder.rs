@@ -156,6 +156,6 @@ impl Builder {
         for r in &mut self.config.routes {
             r.retry = self.retry.clone();
         }
-        Client::start(self.config, true).map_err(|e| e.to_string())
+        Client::start(self.config).map_err(|e| e.to_string())
     }
 }

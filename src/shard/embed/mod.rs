@@ -81,7 +81,6 @@ pub(crate) struct Inner {
     seed: u64,
     tickets: Arc<Ticketer>,
     kits: Rc<Kits>,
-    health: bool,
 }
 
 /// Free buffers for requests (one per request in flight, reused).
@@ -124,7 +123,7 @@ impl Client {
     /// # }
     /// ```
     pub fn new(config: Config) -> Result<Client, crate::config::Invalid> {
-        Client::start(config, true)
+        Client::start(config)
     }
 
     /// A client from a TOML config file (`Client::new` of what the proxy's loader reads).
@@ -157,7 +156,7 @@ impl Client {
         Builder::new()
     }
 
-    pub(crate) fn start(config: Config, health: bool) -> Result<Client, crate::config::Invalid> {
+    pub(crate) fn start(config: Config) -> Result<Client, crate::config::Invalid> {
         let config = prepare(config)?;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -177,7 +176,6 @@ impl Client {
                 free: RefCell::default(),
                 size: config.shards.upstream_buffer_size,
             }),
-            health,
         });
         probe::start(&inner);
         Ok(Client { inner })

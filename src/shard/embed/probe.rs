@@ -46,9 +46,8 @@ impl Prober for Probing {
 
 /// Starts the client's tasks on this thread.
 pub fn start(inner: &Rc<Inner>) {
-    if inner.health {
-        monoio::spawn(health::run(Rc::new(Probing(Rc::downgrade(inner)))));
-    }
+    // Probes only the clusters with a `health_check` (none: the task just naps).
+    monoio::spawn(health::run(Rc::new(Probing(Rc::downgrade(inner)))));
     monoio::spawn(sweep(Rc::downgrade(inner)));
 }
 
