@@ -66,6 +66,11 @@ fn requests_are_balanced_over_keep_alive_connections() {
         for _ in 0..10 {
             bodies.push(fetch(&client, "/x").await.unwrap().1);
         }
+        let text = shardgate::embed::render_metrics(&[client.stats()]);
+        let line = format!(
+            "shardgate_upstream_requests_total{{cluster=\"svc\",endpoint=\"{na}\",class=\"2xx\"}} 5"
+        );
+        assert!(text.contains(&line), "{line} in\n{text}");
         bodies
     });
     let from_a = bodies.iter().filter(|b| b.as_slice() == b"a").count();

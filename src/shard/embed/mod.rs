@@ -271,7 +271,7 @@ impl Client {
     }
 
     /// This client's statistics, as one proxy shard reports them (`Snapshot::merge` folds
-    /// several together; `stats::render` writes the Prometheus text the admin endpoint serves).
+    /// several together; [`render_metrics`] writes them as the proxy's Prometheus text).
     ///
     /// ```no_run
     /// # fn demo(client: &shardgate::embed::Client) {
@@ -291,6 +291,22 @@ impl Client {
             requests: 0,
         })
     }
+}
+
+/// Writes statistics as Prometheus text, in the format of the proxy's `/metrics`: `snapshots`
+/// are [`Client::stats`] of the program's clients (one per thread; `Snapshot` is `Send`), merged
+/// as the proxy merges its shards.
+///
+/// ```no_run
+/// # fn demo(client: &shardgate::embed::Client) {
+/// let text = shardgate::embed::render_metrics(&[client.stats()]);
+/// assert!(text.contains("shardgate_upstream_requests_total"));
+/// # }
+/// ```
+pub fn render_metrics(snapshots: &[Snapshot]) -> String {
+    let mut out = String::new();
+    crate::stats::render(snapshots, &mut out);
+    out
 }
 
 impl Config {
