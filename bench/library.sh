@@ -40,9 +40,15 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-UP_PORT=$(free_port)
-start upstream "$UPSTREAM_CPU" "$BIN/demo-upstream" --listen "$HOST:$UP_PORT" --threads 1
+# The upstream binds port 0 and says which port it got.
+start upstream "$UPSTREAM_CPU" "$BIN/demo-upstream" --listen "$HOST:0" --threads 1
 UP_PID=$LAST_PID
+deadline=$((SECONDS + 20))
+until UP_PORT=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$TMP/upstream.out") && [[ -n $UP_PORT ]]; do
+    kill -0 "$UP_PID" 2>/dev/null || die "upstream exited during start-up: $(cat "$TMP/upstream.err")"
+    ((SECONDS < deadline)) || die "upstream did not start within 20s"
+    sleep 0.05
+done
 wait_ready "$UP_PID" "$UP_PORT" "listening on" upstream
 
 PX_PORT=$(free_port)
@@ -101,7 +107,7 @@ for path in ("library", "proxy"):
     print(f"| {path} | {p50:.0f} | {p99:.0f} | {rps:.0f} | {client:.2f} | {proxy:.2f} | "
           f"{client + proxy:.2f} | {up:.2f} |")
 lib, px = med["library"], med["proxy"]
-print(f"\nthe hop: +{px[0] - lib[0]:.0f} µs p50, +{px[1] - lib[1]:.0f} µs p99, "
-      f"+{(px[3] + px[4]) - (lib[3] + lib[4]):.2f} µs CPU per request "
+print(f"\nthe hop: {px[0] - lib[0]:+.0f} µs p50, {px[1] - lib[1]:+.0f} µs p99, "
+      f"{(px[3] + px[4]) - (lib[3] + lib[4]):+.2f} µs CPU per request "
       f"({(px[3] + px[4]) / (lib[3] + lib[4]):.2f}x the library's total)")
 PY
