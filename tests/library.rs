@@ -552,3 +552,33 @@ fn the_health_checks_stop_with_the_client() {
         "{probes_after_drop} probes after the drop"
     );
 }
+
+#[test]
+fn the_builder_refuses_bad_settings_with_a_message() {
+    run(async {
+        let e = Client::builder()
+            .cluster("svc", &["nonsense"])
+            .build()
+            .unwrap_err();
+        assert!(e.contains("cluster svc: endpoint \"nonsense\""), "{e}");
+        let e = Client::builder()
+            .route_prefix("/", "missing")
+            .build()
+            .unwrap_err();
+        assert!(e.contains("no cluster \"missing\""), "{e}");
+        let e = Client::builder()
+            .cluster("svc", &["127.0.0.1:1"])
+            .retries(1, &["sometimes"])
+            .build()
+            .unwrap_err();
+        assert!(e.starts_with("retries: "), "{e}");
+        let e = Client::builder()
+            .cluster("svc", &["127.0.0.1:1"])
+            .breaker(0, Duration::from_secs(1))
+            .build()
+            .unwrap_err();
+        assert!(e.starts_with("breaker: "), "{e}");
+        let e = Client::builder().build().unwrap_err();
+        assert!(e.contains("upstream"), "no cluster at all: {e}");
+    });
+}

@@ -33,6 +33,9 @@ pub struct Builder {
     config: Config,
     error: Option<String>,
     retry: config::RetryPolicy,
+    /// Applied to every cluster at `build`, whatever the order of the calls.
+    breaker: Option<(u32, Duration)>,
+    health: Option<HealthCheck>,
 }
 
 impl Builder {
@@ -43,6 +46,8 @@ impl Builder {
             config,
             error: None,
             retry: config::RetryPolicy::default(),
+            breaker: None,
+            health: None,
         }
     }
 
@@ -122,10 +127,7 @@ impl Builder {
     /// Every cluster's breaker: `failures` in a row eject an endpoint for `open_for` (doubling
     /// while it keeps failing).
     pub fn breaker(mut self, failures: u32, open_for: Duration) -> Builder {
-        for c in &mut self.config.clusters {
-            c.breaker.failures = failures;
-            c.breaker.open_timeout = open_for;
-        }
+        self.breaker = Some((failures, open_for));
         self
     }
 
@@ -134,11 +136,9 @@ impl Builder {
     pub fn health_check(mut self, kind: &str, interval: Duration) -> Builder {
         match HealthCheck::parse_kind(kind) {
             Ok(k) => {
-                for c in &mut self.config.clusters {
-                    let mut h = HealthCheck::new(k.clone());
-                    h.interval = interval;
-                    c.health = Some(h);
-                }
+                let mut h = HealthCheck::new(k);
+                h.interval = interval;
+                self.health = Some(h);
             }
             Err(m) => self.fail(format!("health_check: {m}")),
         }
@@ -155,6 +155,17 @@ impl Builder {
         }
         for r in &mut self.config.routes {
             r.retry = self.retry.clone();
+        }
+        for c in &mut self.config.clusters {
+            if let Some((failures, open_for)) = self.breaker {
+                if failures == 0 || open_for.is_zero() {
+                    return Err("breaker: failures and open_for must be above 0".into());
+                }
+                c.breaker.failures = failures;
+                c.breaker.open_timeout = open_for;
+                c.breaker.max_open_timeout = c.breaker.max_open_timeout.max(open_for);
+            }
+            c.health.clone_from(&self.health);
         }
         Client::start(self.config).map_err(|e| e.to_string())
     }

@@ -322,6 +322,17 @@ impl Config {
     }
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let table = self.inner.table();
+        let clusters: Vec<&str> = table.clusters.iter().map(|c| &*c.name).collect();
+        f.debug_struct("Client")
+            .field("clusters", &clusters)
+            .field("routes", &table.routes.len())
+            .finish()
+    }
+}
+
 impl Inner {
     fn table(&self) -> Rc<Table> {
         self.table.borrow().clone()
