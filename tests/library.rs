@@ -582,3 +582,44 @@ fn the_builder_refuses_bad_settings_with_a_message() {
         assert!(e.contains("upstream"), "no cluster at all: {e}");
     });
 }
+
+#[test]
+fn a_streamed_body_beyond_the_route_max_body_is_refused() {
+    let up = Upstream::echo();
+    let text = format!(
+        "listen = [\"127.0.0.1:0\"]\n[[clusters]]\nname = \"svc\"\nendpoints = [\"{}\"]\n\
+         [[routes]]\nname = \"small\"\npath_prefix = \"/\"\ncluster = \"svc\"\nmax_body = 1000\n",
+        up.addr
+    );
+    run(async {
+        let (client, _file) = client_from_toml("library-max-body", &text);
+        // A declared length over the limit: refused before anything is sent.
+        let req = http::Request::post("http://svc.test/")
+            .body(Body::from(vec![b'x'; 1001]))
+            .unwrap();
+        assert_eq!(client.send(req).await.unwrap_err(), Error::TooLarge);
+        // A chunked stream: refused when it passes the limit.
+        let (mut tx, body) = Body::channel(None);
+        monoio::spawn(async move {
+            for _ in 0..4 {
+                if tx.send(vec![b'y'; 600]).await.is_err() {
+                    return;
+                }
+            }
+            tx.finish();
+        });
+        let req = http::Request::post("http://svc.test/").body(body).unwrap();
+        assert_eq!(client.send(req).await.unwrap_err(), Error::TooLarge);
+        // Within the limit: sent.
+        let req = http::Request::post("http://svc.test/")
+            .body(Body::from(vec![b'z'; 1000]))
+            .unwrap();
+        let echoed = client.send(req).await.unwrap().into_body().bytes().await;
+        assert_eq!(echoed.unwrap().len(), 1000);
+    });
+    assert_eq!(
+        up.request_count(),
+        1,
+        "only the one within the limit arrived whole"
+    );
+}

@@ -12,7 +12,7 @@ use http::Method;
 use super::body::{self, Body, Kind};
 use super::head;
 use super::response::ResponseBody;
-use super::wire::{self, Reply, Timeouts};
+use super::wire::{self, Limits, Reply};
 use super::{Error, Inner, Response};
 use crate::config::{RetryPolicy, Route};
 use crate::error::{ClientError, ProxyError, UpstreamError};
@@ -22,7 +22,7 @@ use crate::shard::upstream::cluster::ClusterView;
 use crate::shard::upstream::stream::UpStream;
 
 /// What one exchange reads of the table: the cluster, and the route whose policy applies
-/// (`None`: `send_to` a cluster no route forwards to: no retries, the global timeouts).
+/// (`None`: `send_to` a cluster no route forwards to: no retries, the global `[timeouts]`).
 pub struct Target<'t> {
     pub table: &'t Table,
     pub cluster: &'t ClusterView,
@@ -50,9 +50,9 @@ async fn run(inner: &Inner, t: &Target<'_>, parts: &Parts, body: &Body) -> Resul
         attempts: 0,
         ..RetryPolicy::default()
     };
-    let (policy, timeouts) = match t.route {
-        Some((_, cfg)) => (&cfg.retry, timeouts_of(t.table, Some(cfg))),
-        None => (&no_retries, timeouts_of(t.table, None)),
+    let (policy, limits) = match t.route {
+        Some((_, cfg)) => (&cfg.retry, limits_of(t.table, Some(cfg))),
+        None => (&no_retries, limits_of(t.table, None)),
     };
     let replayable = is_idempotent(&parts.method) && !matches!(body.kind(), Kind::Stream { .. });
     let start = Instant::now();
@@ -76,7 +76,7 @@ async fn run(inner: &Inner, t: &Target<'_>, parts: &Parts, body: &Body) -> Resul
             return Err(Error::NoHealthyEndpoint);
         }
         let ticket = ep.breaker.ticket();
-        let lease = acquire(cluster, ep, fresh_only, !replayable, timeouts.connect).await;
+        let lease = acquire(cluster, ep, fresh_only, !replayable, limits.connect).await;
         let mut lease = match lease {
             Ok(l) => l,
             Err(e) => {
@@ -109,10 +109,10 @@ async fn run(inner: &Inner, t: &Target<'_>, parts: &Parts, body: &Body) -> Resul
         let kind = body.kind();
         let result = match lease.stream() {
             UpStream::Plain(s) => {
-                wire::attempt(s, &mut kit, kind, head_request, timeouts, grant).await
+                wire::attempt(s, &mut kit, kind, head_request, limits, grant).await
             }
             UpStream::Tls { stream, .. } => {
-                wire::attempt(&mut **stream, &mut kit, kind, head_request, timeouts, grant).await
+                wire::attempt(&mut **stream, &mut kit, kind, head_request, limits, grant).await
             }
         };
         let rtt = sent_at.elapsed();
@@ -131,7 +131,7 @@ async fn run(inner: &Inner, t: &Target<'_>, parts: &Parts, body: &Body) -> Resul
                     inner.kits.clone(),
                     answer.framing,
                     answer.reusable,
-                    timeouts.body,
+                    limits.body,
                 ));
                 *resp.status_mut() = answer.status;
                 *resp.headers_mut() = answer.headers;
@@ -187,14 +187,15 @@ fn spend(t: &Target<'_>, left: &mut u32, now: Instant) -> bool {
     }
 }
 
-/// The route's timeouts over the global ones.
-fn timeouts_of(table: &Table, route: Option<&Route>) -> Timeouts {
+/// The route's timeouts over the global ones, and its body limit.
+fn limits_of(table: &Table, route: Option<&Route>) -> Limits {
     let base = &table.config.timeouts;
     let r = route.map(|r| r.timeouts).unwrap_or_default();
-    Timeouts {
+    Limits {
         connect: r.connect,
         upstream: r.upstream.unwrap_or(base.upstream),
         body: r.body.unwrap_or(base.body),
+        max_body: route.and_then(|r| r.max_body).unwrap_or(u64::MAX),
     }
 }
 

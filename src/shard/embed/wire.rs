@@ -32,12 +32,15 @@ pub struct Kit {
     pub out: Vec<u8>,
 }
 
-/// The route's timeouts for one exchange.
+/// The route's timeouts and body limit for one exchange.
 #[derive(Clone, Copy)]
-pub struct Timeouts {
+pub struct Limits {
     pub connect: Option<Duration>,
     pub upstream: Duration,
     pub body: Duration,
+    /// The most bytes a streamed body may carry (the route's `max_body`; a declared length was
+    /// checked before anything was sent).
+    pub max_body: u64,
 }
 
 /// A response head as the caller gets it, and how its body is framed.
@@ -62,7 +65,7 @@ pub async fn attempt<U: Wire>(
     kit: &mut Kit,
     body: &Kind,
     head_request: bool,
-    t: Timeouts,
+    t: Limits,
     mut retry_status: impl FnMut(u16) -> bool,
 ) -> Result<Reply, Failed> {
     let retryable = Failed::sending;
@@ -83,9 +86,10 @@ pub async fn attempt<U: Wire>(
         write_bytes(up, b, t.body).await.map_err(retryable)?;
     }
     if let Kind::Stream { channel, length } = body {
-        let streamed = stream_body(up, channel, *length, t.body).await;
+        let streamed = stream_body(up, channel, *length, t).await;
         streamed.map_err(|e| match e {
             Streamed::Caller => Failed::before(ClientError::BadBody),
+            Streamed::TooLarge => Failed::before(ClientError::TooLarge),
             Streamed::Upstream(e) => Failed::before(upstream_io(e)),
         })?;
     }
@@ -151,6 +155,8 @@ fn headers_of(head: &[u8]) -> Option<HeaderMap> {
 enum Streamed {
     /// The caller's sender failed, or sent a length other than the one declared.
     Caller,
+    /// More than the route's `max_body`.
+    TooLarge,
     Upstream(IoFail),
 }
 
@@ -159,8 +165,9 @@ async fn stream_body<U: Wire>(
     up: &mut U,
     channel: &std::cell::RefCell<super::body::Channel>,
     length: Option<u64>,
-    idle: Duration,
+    t: Limits,
 ) -> Result<(), Streamed> {
+    let idle = t.body;
     let mut sent = 0u64;
     let mut frame = Vec::new();
     loop {
@@ -169,6 +176,9 @@ async fn stream_body<U: Wire>(
         sent += chunk.len() as u64;
         if length.is_some_and(|n| sent > n) {
             return Err(Streamed::Caller);
+        }
+        if sent > t.max_body {
+            return Err(Streamed::TooLarge);
         }
         if length.is_none() {
             frame.clear();
