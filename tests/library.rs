@@ -623,3 +623,32 @@ fn a_streamed_body_beyond_the_route_max_body_is_refused() {
         "only the one within the limit arrived whole"
     );
 }
+
+#[test]
+fn retries_stop_when_the_route_retry_budget_is_spent() {
+    let dead = refused_addr().to_string();
+    let live = Upstream::fixed("ok");
+    // Round-robin from the dead endpoint; no retry budget at all (no ratio, no minimum).
+    let text = format!(
+        "listen = [\"127.0.0.1:0\"]\n[[clusters]]\nname = \"svc\"\nendpoints = [\"{dead}\", \"{}\"]\n\
+         [[routes]]\nname = \"r\"\npath_prefix = \"/\"\ncluster = \"svc\"\n\
+         retry = {{ attempts = 1, on = [\"connect\"], budget_ratio = 0.0, budget_min_per_sec = 0 }}\n",
+        live.addr
+    );
+    let stats = run(async {
+        let (client, _file) = client_from_toml("library-budget", &text);
+        let mut outcomes = Vec::new();
+        for _ in 0..2 {
+            outcomes.push(fetch(&client, "/").await.map(|(s, _)| s));
+        }
+        assert!(outcomes.contains(&Err(Error::Connect)), "{outcomes:?}");
+        assert!(outcomes.contains(&Ok(200)), "{outcomes:?}");
+        client.stats()
+    });
+    let route = &stats.routes["r"];
+    assert_eq!(
+        (route.retries, route.budget_exhausted),
+        (0, 1),
+        "refused by the budget"
+    );
+}
