@@ -652,3 +652,16 @@ fn retries_stop_when_the_route_retry_budget_is_spent() {
         "refused by the budget"
     );
 }
+
+#[test]
+fn a_config_with_dns_discovery_is_refused_with_its_location() {
+    let file = temp_file(
+        "library-dns",
+        "listen = [\"127.0.0.1:0\"]\n[[clusters]]\nname = \"svc\"\n\
+         endpoints = [\"dns:svc.internal:80\"]\n",
+    );
+    let path = file.path().to_string();
+    let err = run(async move { Client::from_file(&path).unwrap_err() });
+    assert!(err.contains("clusters[0].endpoints"), "{err}");
+    assert!(err.contains("not in library mode"), "{err}");
+}

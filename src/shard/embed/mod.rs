@@ -340,11 +340,16 @@ impl Inner {
 }
 
 /// The config as a client uses it: validated like the proxy's (less what only a proxy has:
-/// listeners, admin, access log), certificates of TLS clusters loaded.
+/// listeners, admin, access log), certificates of TLS clusters loaded; DNS discovery refused.
 fn prepare(mut config: Config) -> Result<Arc<Config>, crate::config::Invalid> {
     config.listeners.clear();
     config.admin = None;
     config.access_log = crate::config::AccessLogTarget::Off;
     crate::config::check_client(&mut config)?;
+    if let Some(i) = config.clusters.iter().position(|c| !c.discover.is_empty()) {
+        let msg = "dns:/srv: discovery runs on the proxy's coordinator thread, not in library \
+                   mode: write addresses or hostnames (resolved when the config is read)";
+        return Err(config.invalid(&format!("clusters[{i}].endpoints"), msg.into()));
+    }
     Ok(Arc::new(config))
 }
