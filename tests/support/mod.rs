@@ -10,6 +10,7 @@ pub mod admin;
 pub mod certs;
 pub mod compose;
 pub mod dns;
+pub mod embed;
 pub mod message;
 pub mod policy;
 pub mod proxy;
