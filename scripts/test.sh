@@ -68,6 +68,9 @@ echo "== cargo test (io_uring driver)"
 cargo test --all-targets -- --test-threads="${TEST_THREADS:-4}"
 echo "== cargo test, integration tests (epoll driver: MONOIO_FORCE_LEGACY_DRIVER=1)"
 MONOIO_FORCE_LEGACY_DRIVER=1 cargo test --tests -- --test-threads="${TEST_THREADS:-4}"
+echo "== cargo test --doc (the library API's examples) and cargo doc (no warnings)"
+cargo test --doc
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 
 # --- the status page in a real browser -------------------------------------------------------
 if [ "${STATUS_PAGE_CHECK:-1}" != 0 ]; then

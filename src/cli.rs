@@ -70,7 +70,7 @@ pub struct Args {
     /// Requests a client may burst above the rate [default: one second's worth]
     #[arg(long, value_name = "N")]
     pub rate_burst: Option<u32>,
-    /// Share --rate-limit across hosts through this Redis (redis://HOST[:PORT][/DB]); sync
+    /// Share --rate-limit across hosts through this Redis (redis://HOST with an optional :PORT and /DB); sync
     /// every 100ms, fall back to the local limit while Redis is unreachable
     #[arg(long, value_name = "URL")]
     pub rate_limit_redis: Option<String>,

@@ -30,20 +30,45 @@
 //! futures; `shard::tls_stream`, which reads and writes monoio's rent buffers by pointer; the
 //! bench-only counting allocators and a test-only stream double). Shards
 //! share nothing mutable: the request path takes no lock and touches no atomic.
+//!
+//! # Library mode
+//!
+//! The documented API is [`embed`] (also at the crate root: [`Client`], [`Body`], [`Error`]…):
+//! the router, pools, balancing, health, breakers, retries and rate limits above, embedded in a
+//! monoio program, one [`Client`] per thread like one shard, sending straight to the upstreams.
+//! Every other module is the proxy's own: it stays `pub` for the binary (src/main.rs) and the
+//! tests, but is `#[doc(hidden)]` and not a stable API.
 
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
+#[doc(hidden)]
 pub mod access_log;
+#[doc(hidden)]
 pub mod bus;
+#[doc(hidden)]
 pub mod cli;
+#[doc(hidden)]
 pub mod config;
+#[doc(hidden)]
 pub mod coordinator;
+#[doc(hidden)]
 pub mod error;
+#[doc(hidden)]
 pub mod http;
+#[doc(hidden)]
 pub mod policy;
+#[doc(hidden)]
 pub mod shard;
+#[doc(hidden)]
 pub mod stats;
+#[doc(hidden)]
 #[allow(unsafe_code)] // libc calls and the steering BPF program
 pub mod sys;
+#[doc(hidden)]
 pub mod tls;
+#[doc(hidden)]
 pub mod upgrade;
+
+pub use shard::embed;
+pub use shard::embed::{Body, BodySender, Client, Error, Request, Response, ResponseBody};

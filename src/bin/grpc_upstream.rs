@@ -20,7 +20,10 @@ use http::{HeaderMap, HeaderValue, Response};
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
 
 #[derive(Parser)]
-#[command(name = "grpc-upstream", about = "A gRPC-shaped HTTP/2 (h2c) origin for benchmarks")]
+#[command(
+    name = "grpc-upstream",
+    about = "A gRPC-shaped HTTP/2 (h2c) origin for benchmarks"
+)]
 struct Args {
     /// Address to listen on (port 0: a free port, printed)
     #[arg(long, default_value = "127.0.0.1:9002")]

@@ -313,15 +313,27 @@ impl Config {
     }
 }
 
+/// What a library client (shard::embed) needs of a config: the limits but the listeners (it
+/// has none), and each TLS cluster's certificates loaded.
+pub fn check_client(c: &mut Config) -> Result<(), Invalid> {
+    check_shared_limits(c).map_err(|(field, msg)| c.invalid(field, msg))?;
+    startup::upstream_material(c).map_err(|(field, msg)| c.invalid(&field, msg))
+}
+
 /// Limits checked on every source of settings (file and flags); each names the field it checks.
 pub fn check_limits(c: &Config) -> Result<(), (&'static str, String)> {
-    let s = &c.shards;
     if c.listeners.is_empty() {
         return Err((
             "listen",
             "at least one listen address is required (--listen, or `listen` in the file)".into(),
         ));
     }
+    check_shared_limits(c)
+}
+
+/// The limits a proxy and a library client share (all but the listeners being required).
+fn check_shared_limits(c: &Config) -> Result<(), (&'static str, String)> {
+    let s = &c.shards;
     if c.clusters.is_empty()
         || (c.clusters.iter()).any(|cl| cl.endpoints.is_empty() && cl.discover.is_empty())
     {

@@ -64,7 +64,7 @@ pub fn tls_material(c: &mut Config) -> Result<(), (String, String)> {
 }
 
 /// Reads every TLS cluster's files (CA or system roots, client certificate) into its `material`.
-fn upstream_material(c: &mut Config) -> Result<(), (String, String)> {
+pub fn upstream_material(c: &mut Config) -> Result<(), (String, String)> {
     for (i, cl) in c.clusters.iter_mut().enumerate() {
         if let Some(t) = &mut cl.tls {
             t.material = Some(Arc::new(upstream_tls(i, &cl.name, &cl.endpoints, t)?));

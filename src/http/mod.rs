@@ -6,7 +6,7 @@
 
 pub mod canned;
 pub mod chunked;
-mod framing;
+pub(crate) mod framing;
 pub mod grpc;
 pub mod grpc_web;
 pub mod h2;
@@ -17,7 +17,7 @@ pub mod lookup;
 pub mod proxy_protocol;
 pub mod request;
 pub mod response;
-mod target;
+pub(crate) mod target;
 pub mod trace;
 pub mod upgrade;
 

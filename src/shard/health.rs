@@ -1,7 +1,9 @@
 //! Active health checks: each endpoint of a cluster with a `health_check` is probed by exactly
 //! one shard (chosen by hashing cluster and endpoint names), by TCP connect, HTTP GET or the gRPC
 //! health service (health_grpc.rs) with a timeout (over TLS, verified like the pool's connections, for a TLS cluster); after `fall` failures or `rise` successes in a row the verdict is applied here and
-//! published, and the coordinator relays it to every other shard. Shard thread.
+//! published, and the coordinator relays it to every other shard. Shard thread. The same loop
+//! runs for a library `Client` (shard::embed), which probes every endpoint itself and applies
+//! each verdict to its own table (`Prober`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -15,6 +17,7 @@ use monoio::net::TcpStream;
 use monoio::time::{timeout, Instant};
 
 use super::health_grpc;
+use super::table::Table;
 use super::upstream::stream::{Origination, UpStream};
 use super::Shard;
 use crate::bus::{HealthEvent, HealthNews};
@@ -34,11 +37,45 @@ struct Probe {
 
 type Key = (Arc<str>, Arc<str>);
 
-/// Runs for the shard's lifetime.
-pub async fn run(shard: Rc<Shard>) {
+/// Who runs the probes: the table whose endpoints are probed, which of them are this prober's,
+/// and what a verdict does.
+pub trait Prober {
+    /// The current table; `None` ends the probing (the library client was dropped).
+    fn table(&self) -> Option<Rc<Table>>;
+    /// Whether this prober probes `endpoint` of `cluster` (a shard: the ones it owns).
+    fn probes(&self, cluster: &str, endpoint: &str) -> bool;
+    /// `fall` failures or `rise` successes in a row changed the endpoint's verdict.
+    fn verdict(&self, cluster: &Arc<str>, endpoint: &Arc<str>, event: HealthEvent);
+}
+
+impl Prober for Shard {
+    fn table(&self) -> Option<Rc<Table>> {
+        Some(Shard::table(self))
+    }
+
+    fn probes(&self, cluster: &str, endpoint: &str) -> bool {
+        owner(cluster, endpoint, self.shards) == self.id
+    }
+
+    fn verdict(&self, cluster: &Arc<str>, endpoint: &Arc<str>, event: HealthEvent) {
+        let news = HealthNews {
+            from: self.id,
+            cluster: cluster.clone(),
+            endpoint: endpoint.clone(),
+            event,
+        };
+        // Published first: the coordinator hears the verdict before the breaker closings it
+        // causes here (`apply_health`), and logs them in that order.
+        self.publish_health(cluster, endpoint, event);
+        self.apply_health(&news);
+    }
+}
+
+/// Runs for the shard's lifetime (or the library client's).
+pub async fn run<P: Prober + 'static>(shard: Rc<P>) {
     let probes: Rc<RefCell<HashMap<Key, Probe>>> = Rc::default();
     loop {
-        let table = shard.table();
+        let Some(table) = shard.table() else { return };
         let now = Instant::now();
         let mut nap = MAX_NAP;
         let mut live = Vec::new();
@@ -47,7 +84,7 @@ pub async fn run(shard: Rc<Shard>) {
                 continue;
             };
             for ep in &cluster.endpoints {
-                if owner(&cluster.name, &ep.name, shard.shards) != shard.id {
+                if !shard.probes(&cluster.name, &ep.name) {
                     continue;
                 }
                 let key = (cluster.name.clone(), ep.name.clone());
@@ -99,8 +136,8 @@ struct Target {
     tls: Option<Origination>,
 }
 
-async fn probe_and_report(
-    shard: Rc<Shard>,
+async fn probe_and_report<P: Prober>(
+    shard: Rc<P>,
     probes: Rc<RefCell<HashMap<Key, Probe>>>,
     key: Key,
     target: Target,
@@ -129,16 +166,7 @@ async fn probe_and_report(
         }
     };
     if let Some(event) = event {
-        let news = HealthNews {
-            from: shard.id,
-            cluster: key.0.clone(),
-            endpoint: key.1.clone(),
-            event,
-        };
-        // Published first: the coordinator hears the verdict before the breaker closings it
-        // causes here (`apply_health`), and logs them in that order.
-        shard.publish_health(&key.0, &key.1, event);
-        shard.apply_health(&news);
+        shard.verdict(&key.0, &key.1, event);
     }
 }
 

@@ -4,7 +4,8 @@
 //! pools, breakers, rate-limit buckets), statistics, access log buffer and drain state. Nothing
 //! here is shared with other threads but the read-only `Arc<Config>` of each version. This file
 //! wires the shard's thread and tasks (spawn, run, accept loops, pool sweep); the state they
-//! share is `Shard`, in state.rs.
+//! share is `Shard`, in state.rs. `embed` is library mode: the same table, pipeline steps and
+//! upstream layer owned by a `Client` on a thread of an embedding program instead of a shard.
 
 #[allow(unsafe_code)] // a pool of heap blocks for futures (see its module doc)
 mod boxes;
@@ -14,6 +15,7 @@ mod control;
 mod double;
 mod downstream;
 mod drain;
+pub mod embed;
 mod global;
 mod h2io;
 mod health;

@@ -12,6 +12,7 @@ pub mod certs;
 pub mod compose;
 pub mod discovery;
 pub mod dns;
+pub mod embed;
 pub mod message;
 pub mod policy;
 pub mod proxy;

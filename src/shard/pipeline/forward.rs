@@ -4,20 +4,17 @@
 //! EWMA and statistics, and retry elsewhere when the route's policy and retry budget allow.
 //! Failures are classified by side and answered by their own status. Shard thread.
 
-use std::time::Duration;
-
 use std::time::Instant;
 
+use super::choose::{account, acquire, fail, pick, retry};
 use super::exchanged::{Ctx, Exchanged, Outcome};
 use super::{Context, Downstream};
 use crate::error::{ProxyError, UpstreamError};
 use crate::http::request::Request;
 use crate::http::BodyFraming;
-use crate::policy::balance::Candidates;
 use crate::policy::breaker::Transition;
 use crate::shard::upstream::attempt::{Done, Failed, Limits};
-use crate::shard::upstream::cluster::{self, ClusterView, Endpoint};
-use crate::shard::upstream::pool::Lease;
+use crate::shard::upstream::cluster::Endpoint;
 use crate::shard::upstream::stream::UpStream;
 
 /// Runs one exchange. The client gets a canned error when no response head could be relayed.
@@ -109,12 +106,12 @@ async fn proxy<D: Downstream>(
             Ok(l) => l,
             Err(e) => {
                 if e.is_endpoint_fault() {
-                    fail(cx, ep, ticket);
+                    publish(cx, ep, fail(ep, ticket));
                 } else {
                     ep.breaker.on_abandoned_for(ticket);
                 }
                 let again = policy.on_connect && e.is_endpoint_fault();
-                if again && retry(ctx, &mut retries_left, now) {
+                if again && retry(ctx.route, &mut retries_left, now) {
                     avoid = Some(i);
                     continue;
                 }
@@ -128,7 +125,8 @@ async fn proxy<D: Downstream>(
         // budget left, the client gets the upstream's own answer, even when another request
         // spent the budget while this attempt was waiting.
         let left = &mut retries_left;
-        let grant = |status| policy.on_status.contains(&status) && retry(ctx, left, Instant::now());
+        let grant =
+            |status| policy.on_status.contains(&status) && retry(ctx.route, left, Instant::now());
         // One match per attempt: each kind runs its own attempt, so a plain connection's reads
         // and writes stay direct calls (and splice stays possible).
         let result = match lease.stream() {
@@ -150,7 +148,7 @@ async fn proxy<D: Downstream>(
             }) => {
                 let done = Instant::now();
                 ep.ewma.observe(rtt, done);
-                account(cx, cluster, ep, ticket, status, rtt, done);
+                publish(cx, ep, account(cluster, ep, ticket, status, rtt, done));
                 if reusable {
                     lease.release();
                 }
@@ -161,11 +159,19 @@ async fn proxy<D: Downstream>(
                 });
             }
             Ok(Done::Switched) => {
-                account(cx, cluster, ep, ticket, 101, rtt, Instant::now());
+                publish(
+                    cx,
+                    ep,
+                    account(cluster, ep, ticket, 101, rtt, Instant::now()),
+                );
                 return Ok(Outcome::Tunnel(lease.detach()));
             }
             Ok(Done::Retried(status)) => {
-                account(cx, cluster, ep, ticket, status, rtt, Instant::now());
+                publish(
+                    cx,
+                    ep,
+                    account(cluster, ep, ticket, status, rtt, Instant::now()),
+                );
                 drop(lease);
                 avoid = Some(i);
             }
@@ -178,7 +184,7 @@ async fn proxy<D: Downstream>(
             Err(f) => {
                 let upstream_fault = matches!(f.error, ProxyError::Upstream(_));
                 if upstream_fault {
-                    fail(cx, ep, ticket);
+                    publish(cx, ep, fail(ep, ticket));
                 } else {
                     ep.breaker.on_abandoned_for(ticket);
                 }
@@ -190,7 +196,7 @@ async fn proxy<D: Downstream>(
                         }
                         _ => false,
                     };
-                if again && retry(ctx, &mut retries_left, now) {
+                if again && retry(ctx.route, &mut retries_left, now) {
                     avoid = Some(i);
                     fresh_only = false;
                     continue;
@@ -217,93 +223,6 @@ fn refused_client_certificate(f: Failed, up: &mut UpStream, ep: &Endpoint) -> Fa
         }
         None => f,
     }
-}
-
-/// The balancer's choice, avoiding the endpoint a retry left when another is usable.
-fn pick(cluster: &ClusterView, key: &[u8], now: Instant, avoid: Option<usize>) -> Option<usize> {
-    let key = (!key.is_empty()).then_some(key);
-    let view = cluster::View {
-        cluster,
-        now,
-        avoid,
-    };
-    cluster.balancer.pick(&view, key, now).or_else(|| {
-        let all = cluster::View {
-            cluster,
-            now,
-            avoid: None,
-        };
-        avoid
-            .filter(|_| (0..all.len()).any(|i| all.usable(i)))
-            .and_then(|_| cluster.balancer.pick(&all, key, now))
-    })
-}
-
-/// A pooled connection within the cluster's per-shard limits.
-async fn acquire<'e>(
-    cluster: &ClusterView,
-    ep: &'e Endpoint,
-    fresh_only: bool,
-    check: bool,
-    connect: Option<Duration>,
-) -> Result<Lease<'e>, UpstreamError> {
-    if cluster.max_connections > 0
-        && (fresh_only || ep.pool.idle_count() == 0)
-        && cluster.open_connections() >= cluster.max_connections
-    {
-        return Err(UpstreamError::ClusterFull);
-    }
-    if cluster.pending.get() >= cluster.max_pending {
-        return Err(UpstreamError::PendingFull);
-    }
-    cluster.pending.set(cluster.pending.get() + 1);
-    let lease = ep.pool.acquire(fresh_only, check, connect).await;
-    cluster.pending.set(cluster.pending.get() - 1);
-    lease
-}
-
-/// Spends one retry if the route has attempts left and its budget allows.
-fn retry(ctx: &Ctx<'_>, left: &mut u32, now: Instant) -> bool {
-    if *left == 0 {
-        return false;
-    }
-    let stats = &ctx.route.stats;
-    if !ctx.route.budget.try_retry(now) {
-        stats.budget_exhausted.set(stats.budget_exhausted.get() + 1);
-        return false;
-    }
-    *left -= 1;
-    stats.retries.set(stats.retries.get() + 1);
-    true
-}
-
-/// A response came back: statistics, and the breaker learns whether it counts as a failure.
-fn account(
-    cx: &Context<'_>,
-    cluster: &ClusterView,
-    ep: &Endpoint,
-    ticket: u32,
-    status: u16,
-    rtt: Duration,
-    now: Instant,
-) {
-    let s = &ep.stats;
-    s.record(status, rtt);
-    let t = if cluster.failure_statuses.contains(&status) {
-        s.failures.set(s.failures.get() + 1);
-        ep.breaker.on_failure_for(ticket, now)
-    } else {
-        ep.breaker.on_success_for(ticket, now)
-    };
-    publish(cx, ep, ep.note(t));
-}
-
-/// The endpoint failed (connect error, timeout, reset, malformed response).
-fn fail(cx: &Context<'_>, ep: &Endpoint, ticket: u32) {
-    let s = &ep.stats;
-    s.failures.set(s.failures.get() + 1);
-    let t = ep.breaker.on_failure_for(ticket, Instant::now());
-    publish(cx, ep, ep.note(t));
 }
 
 /// Tells the coordinator of a breaker transition (one message per transition, never per

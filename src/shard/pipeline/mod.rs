@@ -8,6 +8,7 @@
 //! that carries the request.
 
 pub mod admission;
+pub mod choose;
 pub mod exchanged;
 mod forward;
 pub mod record;

@@ -244,6 +244,16 @@ impl EndpointPool {
         self.open.get()
     }
 
+    /// A lease again for a connection `Lease::unbind` took out of this pool (its slot still
+    /// counted): `release` it when reusable, drop it to close it and free the slot.
+    pub fn rebind(&self, stream: UpStream) -> Lease<'_> {
+        Lease {
+            pool: self,
+            stream: Some(stream),
+            reused: false,
+        }
+    }
+
     /// Closes every idle connection (the endpoint left the config).
     pub fn close_idle(&self) {
         let n = self.idle.borrow().len();
@@ -297,6 +307,15 @@ impl Lease<'_> {
             .expect("lease holds a stream until released");
         self.pool.slot_freed();
         stream
+    }
+
+    /// Takes the connection out of the lease while it stays counted as open (its slot is
+    /// kept): for a holder that outlives the borrow, such as the library's response body, which
+    /// hands it back with `EndpointPool::rebind` when the body is read or dropped.
+    pub fn unbind(mut self) -> UpStream {
+        self.stream
+            .take()
+            .expect("lease holds a stream until released")
     }
 
     pub fn stream(&mut self) -> &mut UpStream {

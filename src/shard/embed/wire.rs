@@ -1,0 +1,215 @@
+//! The HTTP/1.1 client side of one library attempt on one leased upstream connection: write the
+//! head (with a small held body in the same write), stream the body from the caller's
+//! `BodySender` (by length or chunked), then read the response head (1xx skipped) with the
+//! upstream timeout. The head is validated and framed by the proxy's own `http::response`, so a
+//! response the proxy would refuse is refused here too. The body is left to `ResponseBody`.
+//! Generic over the stream (`Wire`: plain TCP or TLS). Embedding thread.
+
+use std::io::Write;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use monoio::io::AsyncWriteRentExt;
+use monoio::time::{timeout, Instant};
+
+use super::body::{next_chunk, Kind};
+use crate::error::{ClientError, UpstreamError};
+use crate::http::response::{self, Kind as HeadKind, ResponseCtx};
+use crate::http::{BodyFraming, Head, MAX_HEADERS};
+use crate::shard::io::{read_more_until, write_vec, Buf, IoFail, Wire};
+use crate::shard::upstream::attempt::{upstream_io, Failed};
+
+/// Bytes of a held body sent in the same write as the head.
+const COALESCE_LIMIT: usize = 16 * 1024;
+
+/// The reused buffers of one request: the head sent (kept across retries) and the upstream's
+/// bytes. Taken from the client's free list per request, back when the response body ends.
+pub struct Kit {
+    pub head: Vec<u8>,
+    pub buf: Buf,
+    /// The head `http::response` writes for a downstream client (unused here but required).
+    pub out: Vec<u8>,
+}
+
+/// The route's timeouts and body limit for one exchange.
+#[derive(Clone, Copy)]
+pub struct Limits {
+    pub connect: Option<Duration>,
+    pub upstream: Duration,
+    pub body: Duration,
+    /// The most bytes a streamed body may carry (the route's `max_body`; a declared length was
+    /// checked before anything was sent).
+    pub max_body: u64,
+}
+
+/// A response head as the caller gets it, and how its body is framed.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub framing: BodyFraming,
+    /// The connection may go back to the pool once the body is read to its end.
+    pub reusable: bool,
+}
+
+/// How one attempt ended when it reached the upstream.
+pub enum Reply {
+    Head(Answer),
+    /// A status the route retries on, the retry granted when it arrived.
+    Retried(u16),
+}
+
+/// One attempt: `kit.head` holds the request head; `body` goes after it.
+pub async fn attempt<U: Wire>(
+    up: &mut U,
+    kit: &mut Kit,
+    body: &Kind,
+    head_request: bool,
+    t: Limits,
+    mut retry_status: impl FnMut(u16) -> bool,
+) -> Result<Reply, Failed> {
+    let retryable = Failed::sending;
+    kit.buf.consume(kit.buf.len());
+    let head_len = kit.head.len();
+    let mut rest = None;
+    if let Kind::Full(b) = body {
+        if b.len() <= COALESCE_LIMIT {
+            kit.head.extend_from_slice(b);
+        } else {
+            rest = Some(b.clone());
+        }
+    }
+    let sent = write_vec(up, &mut kit.head, t.upstream).await;
+    kit.head.truncate(head_len);
+    sent.map_err(retryable)?;
+    if let Some(b) = rest {
+        write_bytes(up, b, t.body).await.map_err(retryable)?;
+    }
+    if let Kind::Stream { channel, length } = body {
+        let streamed = stream_body(up, channel, *length, t).await;
+        streamed.map_err(|e| match e {
+            Streamed::Caller => Failed::before(ClientError::BadBody),
+            Streamed::TooLarge => Failed::before(ClientError::TooLarge),
+            Streamed::Upstream(e) => Failed::before(upstream_io(e)),
+        })?;
+    }
+    let sent_at = Instant::now();
+    let deadline = sent_at + t.upstream;
+    let mut seen_bytes = false;
+    loop {
+        let ctx = ResponseCtx::plain(head_request, false, true, false);
+        let parsed = response::process(kit.buf.data(), kit.buf.is_full(), ctx, &mut kit.out);
+        kit.out.clear();
+        match parsed {
+            Ok(Head::Complete(r)) => match r.kind {
+                HeadKind::Interim => {
+                    seen_bytes = true;
+                    kit.buf.consume(r.head_len);
+                }
+                // Nothing here asks for an upgrade: a 101 is not an answer to this request.
+                HeadKind::Switching => return Err(Failed::before(UpstreamError::Malformed)),
+                HeadKind::Final if retry_status(r.status) => {
+                    return Ok(Reply::Retried(r.status));
+                }
+                HeadKind::Final => {
+                    let headers = headers_of(&kit.buf.data()[..r.head_len])
+                        .ok_or(Failed::before(UpstreamError::Malformed))?;
+                    kit.buf.consume(r.head_len);
+                    let status = StatusCode::from_u16(r.status)
+                        .map_err(|_| Failed::before(UpstreamError::Malformed))?;
+                    return Ok(Reply::Head(Answer {
+                        status,
+                        headers,
+                        framing: r.body,
+                        reusable: r.upstream_reusable,
+                    }));
+                }
+            },
+            Ok(Head::Partial) => {
+                if let Err(e) = read_more_until(up, &mut kit.buf, deadline).await {
+                    let mut f = retryable(e);
+                    f.retryable &= !seen_bytes && kit.buf.is_empty();
+                    return Err(f);
+                }
+            }
+            Err(_) => return Err(Failed::before(UpstreamError::Malformed)),
+        }
+    }
+}
+
+/// The response's header fields, as the caller gets them.
+fn headers_of(head: &[u8]) -> Option<HeaderMap> {
+    let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut raw);
+    resp.parse(head).ok()?;
+    let mut map = HeaderMap::with_capacity(resp.headers.len());
+    for h in resp.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        let value = HeaderValue::from_bytes(h.value).ok()?;
+        map.append(name, value);
+    }
+    Some(map)
+}
+
+/// Where streaming the request body failed.
+enum Streamed {
+    /// The caller's sender failed, or sent a length other than the one declared.
+    Caller,
+    /// More than the route's `max_body`.
+    TooLarge,
+    Upstream(IoFail),
+}
+
+/// Streams the caller's chunks: as they come with a length, chunk-framed without.
+async fn stream_body<U: Wire>(
+    up: &mut U,
+    channel: &std::cell::RefCell<super::body::Channel>,
+    length: Option<u64>,
+    t: Limits,
+) -> Result<(), Streamed> {
+    let idle = t.body;
+    let mut sent = 0u64;
+    let mut frame = Vec::new();
+    loop {
+        let chunk = next_chunk(channel).await.map_err(|_| Streamed::Caller)?;
+        let Some(chunk) = chunk else { break };
+        sent += chunk.len() as u64;
+        if length.is_some_and(|n| sent > n) {
+            return Err(Streamed::Caller);
+        }
+        if sent > t.max_body {
+            return Err(Streamed::TooLarge);
+        }
+        if length.is_none() {
+            frame.clear();
+            let _ = write!(frame, "{:x}\r\n", chunk.len());
+            write_vec(up, &mut frame, idle)
+                .await
+                .map_err(Streamed::Upstream)?;
+        }
+        write_bytes(up, chunk, idle)
+            .await
+            .map_err(Streamed::Upstream)?;
+        if length.is_none() {
+            write_bytes(up, Bytes::from_static(b"\r\n"), idle)
+                .await
+                .map_err(Streamed::Upstream)?;
+        }
+    }
+    match length {
+        Some(n) if n != sent => Err(Streamed::Caller),
+        Some(_) => Ok(()),
+        None => write_bytes(up, Bytes::from_static(b"0\r\n\r\n"), idle)
+            .await
+            .map_err(Streamed::Upstream),
+    }
+}
+
+/// Writes all of `b` within `idle`.
+async fn write_bytes<U: Wire>(up: &mut U, b: Bytes, idle: Duration) -> Result<(), IoFail> {
+    match timeout(idle, up.write_all(b)).await {
+        Ok((Ok(_), _)) => Ok(()),
+        Ok((Err(e), _)) => Err(IoFail::Err(e.kind())),
+        Err(_) => Err(IoFail::TimedOut),
+    }
+}
