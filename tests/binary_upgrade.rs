@@ -38,6 +38,17 @@ impl Tally {
         self.retried += o.retried;
         self.failed.extend(o.failed);
     }
+
+    /// No request failed and none had to be retried (no keep-alive connection was closed under
+    /// its client); at least `min_ok` were answered.
+    fn assert_clean(&self, min_ok: u64) {
+        assert!(self.failed.is_empty(), "failed requests: {:?}", self.failed);
+        assert!(self.ok >= min_ok, "the load ran: {self:?}");
+        assert_eq!(
+            self.retried, 0,
+            "a connection closed under its client: {self:?}"
+        );
+    }
 }
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: shardgate.test\r\n\r\n";
@@ -169,16 +180,7 @@ fn upgrade_under_load(old_extra: &[&str], new_extra: &[&str]) -> (Proxy, Tally) 
     std::thread::sleep(Duration::from_millis(300));
     let tally = load.finish();
     eprintln!("upgrade under load: {tally:?}; old process gone {took:?} after the new one started");
-    assert!(
-        tally.failed.is_empty(),
-        "failed requests: {:?}",
-        tally.failed
-    );
-    assert!(tally.ok > 100, "the load ran: {tally:?}");
-    assert_eq!(
-        tally.retried, 0,
-        "no keep-alive connection closed under its client"
-    );
+    tally.assert_clean(101);
     assert!(
         old.stderr_lines()
             .iter()
@@ -233,16 +235,7 @@ fn sigusr2_starts_the_new_binary_which_takes_over() {
     let mut c = Conn::connect(old.addr);
     assert_eq!(c.exchange(GET).text(), "ok");
     support::sys::signal(pid as u32, libc::SIGKILL);
-    assert!(
-        tally.failed.is_empty(),
-        "failed requests: {:?}",
-        tally.failed
-    );
-    assert!(tally.ok > 100, "{tally:?}");
-    assert_eq!(
-        tally.retried, 0,
-        "no keep-alive connection closed under its client"
-    );
+    tally.assert_clean(101);
 }
 
 /// A new process whose config is invalid exits 2 before it asks for anything; one that fails
@@ -285,12 +278,7 @@ fn a_failed_new_process_leaves_the_old_one_serving() {
         .expect("the old process says the upgrade failed");
     std::thread::sleep(Duration::from_millis(200));
     let tally = load.finish();
-    assert!(
-        tally.failed.is_empty(),
-        "failed requests: {:?}",
-        tally.failed
-    );
-    assert_eq!(tally.retried, 0, "nothing was closed: {tally:?}");
+    tally.assert_clean(0);
     assert!(
         !old.stderr_lines().iter().any(|l| l.contains("draining")),
         "{:?}",

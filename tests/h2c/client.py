@@ -62,6 +62,7 @@ class Client:
         self.streams = {}
         self.order = []
         self.closed = False
+        self.write_failed = False
         self.conn_window = 65535
         self.initial_window = 65535
         self.windows = {}
@@ -97,12 +98,13 @@ class Client:
         return sid
 
     def send(self, data):
-        """Sends bytes; a server that already closed is noted, not raised."""
+        """Sends bytes; a server that already closed is noted (`write_failed`), not raised: what
+        it sent before closing (its GOAWAY) is still to be read, so reading goes on."""
         try:
             self.s.sendall(data)
             return True
         except OSError:
-            self.closed = True
+            self.write_failed = True
             return False
 
     def send_data(self, sid, data, end):
@@ -122,14 +124,14 @@ class Client:
                     self.initial_window = f.settings[SettingsFrame.INITIAL_WINDOW_SIZE]
                 ack = SettingsFrame(0)
                 ack.flags.add("ACK")
-                self.s.sendall(ack.serialize())
+                self.send(ack.serialize())
         elif isinstance(f, PingFrame):
             if "ACK" in f.flags:
                 self.pongs += 1
             else:
                 ack = PingFrame(0, f.opaque_data)
                 ack.flags.add("ACK")
-                self.s.sendall(ack.serialize())
+                self.send(ack.serialize())
         elif isinstance(f, HeadersFrame):
             st = self.stream(f.stream_id)
             for k, v in self.dec.decode(f.data):
@@ -143,9 +145,9 @@ class Client:
             st["body"] += f.data
             if f.flow_controlled_length:
                 n = f.flow_controlled_length
-                self.s.sendall(WindowUpdateFrame(0, n).serialize())
+                self.send(WindowUpdateFrame(0, n).serialize())
                 if "END_STREAM" not in f.flags:
-                    self.s.sendall(WindowUpdateFrame(f.stream_id, n).serialize())
+                    self.send(WindowUpdateFrame(f.stream_id, n).serialize())
             if "END_STREAM" in f.flags:
                 st["ended"] = True
                 self.order.append("end:%d" % f.stream_id)
@@ -211,7 +213,7 @@ def main():
     elif mode == "streams":
         n, path = int(sys.argv[3]), sys.argv[4]
         for _ in range(n):
-            if c.goaways or c.closed:
+            if c.goaways or c.closed or c.write_failed:
                 break
             sid = c.request("GET", path, True)
             c.pump(lambda: c.stream(sid)["ended"] or c.stream(sid)["reset"] is not None, 10)
@@ -275,7 +277,7 @@ def main():
         c.pump(lambda: c.settings is not None, 5)
         opened = 0
         for i in range(n):
-            if c.goaways or c.closed:
+            if c.goaways or c.closed or c.write_failed:
                 break
             sid, frame = c.headers("GET", path, True)
             pongs = c.pongs
@@ -295,7 +297,7 @@ def main():
         c.send(frame)
         sent = 0
         for i in range(n):
-            if c.goaways or c.closed:
+            if c.goaways or c.closed or c.write_failed:
                 break
             block = c.enc.encode([("x-flood-%d" % i, "v" * 32)])
             if not c.send(ContinuationFrame(sid, block).serialize()):
