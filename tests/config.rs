@@ -480,15 +480,17 @@ fn bad_flag_exits_2() {
     );
 }
 
-/// A cluster's `protocol`: `h1` passes `--check`; a value that is no protocol, `h2` without the
-/// cluster's `tls`, `h2c` with it, and (until issue #13's HTTP/2 upstream pool lands) `h2c` itself
-/// exit 2 naming FILE:LINE:clusters[0].protocol with the reason. The flag form names the flag.
+/// A cluster's `protocol`: `h1` and `h2c` pass `--check`; a value that is no protocol, `h2`
+/// without the cluster's `tls`, and `h2c` with it exit 2 naming FILE:LINE:clusters[0].protocol
+/// with the reason. The flag form names the flag.
 #[test]
 fn check_reports_cluster_protocol_errors() {
     let head = format!("{BASE}[[clusters]]\nname = \"api\"\nendpoints = [\"127.0.0.1:9002\"]\n");
-    let file = temp_file("protocol_ok", &format!("{head}protocol = \"h1\"\n"));
-    let out = run(&["--config", file.path(), "--check"]);
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", out.stderr);
+    for ok in ["h1", "h2c"] {
+        let file = temp_file("protocol_ok", &format!("{head}protocol = \"{ok}\"\n"));
+        let out = run(&["--config", file.path(), "--check"]);
+        assert_eq!(out.status.code(), Some(0), "{ok}: stderr: {}", out.stderr);
+    }
     let cases = [
         ("protocol = \"http2\"\n", "not a protocol"),
         ("protocol = \"h2\"\n", "needs the cluster's tls"),
@@ -496,7 +498,6 @@ fn check_reports_cluster_protocol_errors() {
             "protocol = \"h2c\"\ntls = { verify = false }\n",
             "plain TCP",
         ),
-        ("protocol = \"h2c\"\n", "not implemented yet"),
     ];
     let mut failures = Vec::new();
     for (i, (line, why)) in cases.iter().enumerate() {

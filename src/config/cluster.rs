@@ -66,21 +66,16 @@ impl UpstreamProtocol {
     }
 
     /// Whether a cluster with (`tls`) or without TLS can be spoken to this way: `h2` needs TLS
-    /// (ALPN h2), `h2c` is plain TCP only. HTTP/2 upstreams are not implemented yet (issue #13),
-    /// so `h2` and `h2c` are refused with that reason.
+    /// (ALPN h2), `h2c` is plain TCP only.
     pub fn check(self, tls: bool) -> Result<(), String> {
         match (self, tls) {
-            (UpstreamProtocol::H1, _) => Ok(()),
             (UpstreamProtocol::H2, false) => Err("\"h2\" is HTTP/2 over TLS (ALPN h2): it needs \
                  the cluster's tls; \"h2c\" is HTTP/2 over plain TCP"
                 .into()),
             (UpstreamProtocol::H2c, true) => {
                 Err("\"h2c\" is HTTP/2 over plain TCP: with the cluster's tls use \"h2\"".into())
             }
-            _ => Err(format!(
-                "{:?}: HTTP/2 to upstreams is not implemented yet (issue #13); use \"h1\"",
-                self.name()
-            )),
+            _ => Ok(()),
         }
     }
 }

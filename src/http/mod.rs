@@ -9,6 +9,7 @@ pub mod chunked;
 mod framing;
 pub mod h2;
 pub mod h2_reason;
+pub mod h2up;
 pub mod head_rules;
 mod host;
 pub mod lookup;

@@ -480,21 +480,27 @@ fn http2_table_parses_renders_back_and_is_checked() {
     assert_eq!(e.field, "http2.max_concurrent_streams", "{e}");
 }
 
-/// `protocol` defaults to h1, `h1` written renders back; each refusal names the key and its line.
+/// `protocol` defaults to h1; `h1`, `h2c` and `h2` over tls render back; `h2` without tls and
+/// `h2c` with it are refused naming the key and its line.
 #[test]
 fn cluster_protocol_parses_renders_back_and_is_checked_against_tls() {
     let head =
         "listen = [\"127.0.0.1:0\"]\n[[clusters]]\nname = \"a\"\nendpoints = [\"127.0.0.1:1\"]\n";
     let c = parse("t.toml", head).unwrap();
     assert_eq!(c.clusters[0].protocol, crate::config::UpstreamProtocol::H1);
-    let c = parse("t.toml", &format!("{head}protocol = \"h1\"\n")).unwrap();
-    let again = parse("r.toml", &crate::config::render(&c)).unwrap();
-    assert_eq!(again.clusters, c.clusters);
+    for ok in [
+        "protocol = \"h1\"",
+        "protocol = \"h2c\"",
+        "protocol = \"h2\"\ntls = { verify = false }",
+    ] {
+        let c = parse("t.toml", &format!("{head}{ok}\n")).expect(ok);
+        let again = parse("r.toml", &crate::config::render(&c)).unwrap();
+        assert_eq!(again.clusters, c.clusters, "{ok}");
+    }
     for line in [
         "protocol = \"h3\"",
         "protocol = \"h2\"",
-        "protocol = \"h2c\"",
-        "protocol = \"h2\"\ntls = { verify = false }",
+        "protocol = \"h2c\"\ntls = { verify = false }",
     ] {
         let e = parse("t.toml", &format!("{head}{line}\n")).expect_err(line);
         assert_eq!(

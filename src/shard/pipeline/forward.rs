@@ -17,8 +17,21 @@ use crate::policy::balance::Candidates;
 use crate::policy::breaker::Transition;
 use crate::shard::upstream::attempt::{Done, Failed, Limits};
 use crate::shard::upstream::cluster::{self, ClusterView, Endpoint};
+use crate::shard::upstream::h2pool::H2Lease;
 use crate::shard::upstream::pool::Lease;
 use crate::shard::upstream::stream::UpStream;
+
+/// Streams the upstream refused unprocessed that one request sends again (REFUSED_STREAM,
+/// above a GOAWAY's last stream id), beyond the route's retries: an upstream that refuses every
+/// stream ends the request with 502 rather than a loop.
+const MAX_REFUSED: u32 = 2;
+
+/// What a request holds of an endpoint for one attempt: an HTTP/1.1 connection, or a stream's
+/// place on an HTTP/2 connection.
+enum Leased<'e> {
+    H1(Lease<'e>),
+    H2(H2Lease),
+}
 
 /// Runs one exchange. The client gets a canned error when no response head could be relayed.
 pub async fn exchange<D: Downstream>(
@@ -81,6 +94,7 @@ async fn proxy<D: Downstream>(
     let mut retries_left = if replayable { policy.attempts } else { 0 };
     let mut avoid = None;
     let mut fresh_only = false;
+    let mut refusals = 0;
     let cluster = ctx.cluster;
     loop {
         let now = first.take().unwrap_or_else(Instant::now);
@@ -111,7 +125,10 @@ async fn proxy<D: Downstream>(
                 return Err(Failed::before(e));
             }
         };
-        let reused = lease.reused;
+        let reused = match &lease {
+            Leased::H1(l) => l.reused,
+            Leased::H2(l) => l.reused,
+        };
         ep.in_flight.set(ep.in_flight.get() + 1);
         // A status the route retries on is held back only when a retry is granted the moment it
         // arrives (attempt and budget spent then, with no await in between): with no attempt or
@@ -121,15 +138,21 @@ async fn proxy<D: Downstream>(
         let grant = |status| policy.on_status.contains(&status) && retry(ctx, left, Instant::now());
         // One match per attempt: each kind runs its own attempt, so a plain connection's reads
         // and writes stay direct calls (and splice stays possible).
-        let result = match lease.stream() {
-            UpStream::Plain(s) => d.attempt(req, s, &limits, grant, &mut ex.tally).await,
-            UpStream::Tls { stream, .. } => {
-                d.attempt(req, &mut **stream, &limits, grant, &mut ex.tally)
-                    .await
-            }
+        let result = match &mut lease {
+            Leased::H1(l) => match l.stream() {
+                UpStream::Plain(s) => d.attempt(req, s, &limits, grant, &mut ex.tally).await,
+                UpStream::Tls { stream, .. } => {
+                    d.attempt(req, &mut **stream, &limits, grant, &mut ex.tally)
+                        .await
+                }
+            },
+            Leased::H2(l) => d.attempt_h2(req, l, &limits, grant, &mut ex.tally).await,
         };
         ep.in_flight.set(ep.in_flight.get() - 1);
-        let result = result.map_err(|f| refused_client_certificate(f, lease.stream(), ep));
+        let result = match &mut lease {
+            Leased::H1(l) => result.map_err(|f| refused_client_certificate(f, l.stream(), ep)),
+            Leased::H2(_) => result,
+        };
         // Set whenever a response head arrived, which is when `rtt` is used.
         let rtt = ex.tally.upstream_time.unwrap_or_default();
         match result {
@@ -141,8 +164,8 @@ async fn proxy<D: Downstream>(
                 let done = Instant::now();
                 ep.ewma.observe(rtt, done);
                 account(cx, cluster, ep, ticket, status, rtt, done);
-                if reusable {
-                    lease.release();
+                if let (true, Leased::H1(l)) = (reusable, lease) {
+                    l.release();
                 }
                 return Ok(if close_client {
                     Outcome::Close
@@ -152,12 +175,25 @@ async fn proxy<D: Downstream>(
             }
             Ok(Done::Switched) => {
                 account(cx, cluster, ep, ticket, 101, rtt, Instant::now());
-                return Ok(Outcome::Tunnel(lease.detach()));
+                return Ok(match lease {
+                    Leased::H1(l) => Outcome::Tunnel(l.detach()),
+                    Leased::H2(_) => Outcome::Close,
+                });
             }
             Ok(Done::Retried(status)) => {
                 account(cx, cluster, ep, ticket, status, rtt, Instant::now());
                 drop(lease);
                 avoid = Some(i);
+            }
+            // The HTTP/2 upstream did not process the stream: sent again (on another
+            // connection when this one is going away), whatever the method.
+            Err(f)
+                if f.retryable
+                    && f.error == ProxyError::Upstream(UpstreamError::Refused)
+                    && refusals < MAX_REFUSED =>
+            {
+                ep.breaker.on_abandoned_for(ticket);
+                refusals += 1;
             }
             // A pooled connection the upstream had closed: not the endpoint's fault, and safe
             // to send again on a fresh connection (once).
@@ -166,7 +202,8 @@ async fn proxy<D: Downstream>(
                 fresh_only = true;
             }
             Err(f) => {
-                let upstream_fault = matches!(f.error, ProxyError::Upstream(_));
+                let upstream_fault =
+                    matches!(f.error, ProxyError::Upstream(e) if e != UpstreamError::Refused);
                 if upstream_fault {
                     fail(cx, ep, ticket);
                 } else {
@@ -229,14 +266,26 @@ fn pick(cluster: &ClusterView, key: &[u8], now: Instant, avoid: Option<usize>) -
     })
 }
 
-/// A pooled connection within the cluster's per-shard limits.
+/// A pooled connection (HTTP/1.1) or a stream on one (HTTP/2) within the cluster's per-shard
+/// limits.
 async fn acquire<'e>(
     cluster: &ClusterView,
     ep: &'e Endpoint,
     fresh_only: bool,
     check: bool,
     connect: Option<Duration>,
-) -> Result<Lease<'e>, UpstreamError> {
+) -> Result<Leased<'e>, UpstreamError> {
+    if let Some(h2) = &ep.h2 {
+        // The endpoint's own cap already includes the cluster's max_connections; a full
+        // connection's requests wait in the pool's queue.
+        if cluster.pending.get() >= cluster.max_pending {
+            return Err(UpstreamError::PendingFull);
+        }
+        cluster.pending.set(cluster.pending.get() + 1);
+        let lease = h2.acquire(connect).await;
+        cluster.pending.set(cluster.pending.get() - 1);
+        return lease.map(Leased::H2);
+    }
     if cluster.max_connections > 0
         && (fresh_only || ep.pool.idle_count() == 0)
         && cluster.open_connections() >= cluster.max_connections
@@ -249,7 +298,7 @@ async fn acquire<'e>(
     cluster.pending.set(cluster.pending.get() + 1);
     let lease = ep.pool.acquire(fresh_only, check, connect).await;
     cluster.pending.set(cluster.pending.get() - 1);
-    lease
+    lease.map(Leased::H1)
 }
 
 /// Spends one retry if the route has attempts left and its budget allows.

@@ -1,0 +1,53 @@
+"""An HTTP/2 client (h2c, prior knowledge) on the `h2` state machine (PyPI) for
+tests/h2_upstream.rs, for what curl cannot send: request trailers.
+
+Usage: python3 tests/h2_upstream/client.py trailers PORT PATH
+  POSTs "hello world" in two DATA frames, then the trailer `x-client-sum: 42` (END_STREAM), and
+  prints one JSON object: the response's status, body and trailers.
+"""
+
+import json
+import socket
+import sys
+
+import h2.config
+import h2.connection
+import h2.events
+
+
+def main():
+    mode, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    assert mode == "trailers"
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    c = h2.connection.H2Connection(h2.config.H2Configuration(header_encoding="utf-8"))
+    c.initiate_connection()
+    sid = c.get_next_available_stream_id()
+    c.send_headers(
+        sid,
+        [(":method", "POST"), (":scheme", "http"), (":authority", "t"), (":path", path),
+         ("te", "trailers")],
+    )
+    c.send_data(sid, b"hello")
+    c.send_data(sid, b" world")
+    c.send_headers(sid, [("x-client-sum", "42")], end_stream=True)
+    s.sendall(c.data_to_send())
+    status, body, trailers, done = None, b"", {}, False
+    while not done:
+        data = s.recv(65536)
+        if not data:
+            break
+        for ev in c.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                status = int(dict(ev.headers)[":status"])
+            elif isinstance(ev, h2.events.DataReceived):
+                body += ev.data
+                c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, h2.events.TrailersReceived):
+                trailers = dict(ev.headers)
+            elif isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)):
+                done = True
+        s.sendall(c.data_to_send())
+    print(json.dumps({"status": status, "body": body.decode(), "trailers": trailers}))
+
+
+main()
