@@ -617,3 +617,85 @@ fn a_slow_reader_does_not_grow_the_proxy() {
     let grown = proxy.peak_rss_kib().saturating_sub(before);
     assert!(grown < 8 * 1024, "peak RSS grew by {grown} KiB");
 }
+
+/// The existing HTTP/2-client → HTTP/1.1-upstream side relays trailers too: the client's HTTP/2
+/// trailers end the chunked request body the upstream reads, and the upstream's chunked
+/// trailers reach the client as HTTP/2 trailers.
+#[test]
+fn trailers_both_ways_between_an_http2_client_and_an_http1_upstream() {
+    let up = Upstream::start(|p| {
+        p.serve(|req| {
+            let sum = req
+                .trailers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("x-client-sum"))
+                .map_or("none".to_string(), |(_, v)| v.clone());
+            format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{}\r\n0\r\n\
+                 X-Client-Sum: {sum}\r\nX-Upstream-Trailer: yes\r\n\r\n",
+                req.body.len(),
+                String::from_utf8_lossy(&req.body)
+            )
+            .into_bytes()
+        })
+    });
+    let proxy = Proxy::to(&[up.addr], &["--h2c", "--shards", "1"]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h2_upstream/client.py");
+    let out = Command::new("python3")
+        .args([script, "trailers", &proxy.addr.port().to_string(), "/echo"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["body"], "hello world");
+    let t = v["trailers"].as_object().unwrap();
+    assert_eq!(
+        t["x-client-sum"], "42",
+        "the upstream got the client's trailer: {v}"
+    );
+    assert_eq!(t["x-upstream-trailer"], "yes", "{v}");
+}
+
+/// An idle upstream connection is PINGed (every quarter of the pool idle timeout, at least 1 s)
+/// and closed once it has had no stream for the idle timeout.
+#[test]
+fn idle_connections_are_pinged_then_closed() {
+    let up = PyUp::start(&[]);
+    let proxy = proxy_to(up.addr, "h2c", &["--pool-idle-timeout", "4s"]);
+    assert_eq!(curl(&proxy, "/info", false, &[]).0, 200);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let pinged = loop {
+        let s = up.stats();
+        if s["pings"].as_u64().unwrap_or(0) >= 1 {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no PING: {s}");
+        thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        !pinged["closed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "/info"),
+        "closed before its idle timeout: {pinged}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = up.stats();
+        if s["closed"].as_array().unwrap().iter().any(|p| p == "/info") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the idle connection stayed open: {s}"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -15,7 +15,8 @@ Usage: python3 tests/h2_upstream/upstream.py [--max-streams N]
     /refuse-once/KEY   the first stream for KEY is reset with REFUSED_STREAM, later ones get 200
                        with the body's length
     /stats             JSON: connections accepted, most streams open at once on one connection,
-                       requests per path
+                       requests per path, PINGs received, and for each connection that ended
+                       the path of its first request ("" if none)
 Responses are sent within the client's flow-control windows; received DATA is acknowledged as it
 is read.
 """
@@ -31,7 +32,7 @@ import h2.events
 import h2.settings
 from hyperframe.frame import GoAwayFrame
 
-STATS = {"connections": 0, "max_open": 0, "paths": {}}
+STATS = {"connections": 0, "max_open": 0, "paths": {}, "pings": 0, "closed": []}
 REFUSED = set()
 
 
@@ -48,6 +49,7 @@ class Conn:
         self.windows = {}  # id -> asyncio.Event set on WINDOW_UPDATE
         self.open = 0
         self.goaway_at = None
+        self.first = None
 
     def flush(self):
         data = self.h2.data_to_send()
@@ -71,10 +73,15 @@ class Conn:
             await self.writer.drain()
             if self.goaway_at is not None and self.open == 0:
                 break
+        STATS["closed"].append(self.first or "")
         self.writer.close()
 
     def on(self, ev):
+        if isinstance(ev, h2.events.PingReceived):
+            STATS["pings"] += 1
         if isinstance(ev, h2.events.RequestReceived):
+            if self.first is None:
+                self.first = dict(ev.headers).get(":path", "")
             self.open += 1
             STATS["max_open"] = max(STATS["max_open"], self.open)
             self.streams[ev.stream_id] = {
