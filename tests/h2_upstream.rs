@@ -109,6 +109,16 @@ struct Nginx {
     dir: PathBuf,
 }
 
+/// nginx from PATH, else where Debian puts it (/usr/sbin is not on every user's PATH).
+fn nginx_bin() -> &'static str {
+    let on_path = Command::new("nginx").arg("-v").output().is_ok();
+    if on_path {
+        "nginx"
+    } else {
+        "/usr/sbin/nginx"
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -150,7 +160,7 @@ impl Nginx {
              location / {{ add_header x-saw-host $host; return 200 \"ok\"; }}\n }}\n}}\n"
         );
         std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-        let child = Command::new("nginx")
+        let child = Command::new(nginx_bin())
             .args(["-p", &d.to_string(), "-e", &format!("{d}/error.log")])
             .args(["-c", &format!("{d}/nginx.conf")])
             .stdin(Stdio::null())
@@ -281,7 +291,7 @@ impl Nginx {
              ssl_certificate_key {key};\n  location / {{ return 200 \"ok\"; }}\n }}\n}}\n"
         );
         std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-        let child = Command::new("nginx")
+        let child = Command::new(nginx_bin())
             .args(["-p", &d.to_string(), "-e", &format!("{d}/error.log")])
             .args(["-c", &format!("{d}/nginx.conf")])
             .stdin(Stdio::null())
@@ -698,4 +708,32 @@ fn idle_connections_are_pinged_then_closed() {
         );
         thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Bidirectional streaming for an HTTP/2 client: each DATA chunk reaches the upstream, and its
+/// echo comes back, before the client sends the next (or ends its stream).
+#[test]
+fn an_http2_client_streams_both_ways_at_once() {
+    let up = PyUp::start(&[]);
+    let proxy = proxy_to(up.addr, "h2c", &[]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h2_upstream/client.py");
+    let out = Command::new("python3")
+        .args([
+            script,
+            "pingpong",
+            &proxy.addr.port().to_string(),
+            "/pingpong",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(v["rounds"], 3, "{v}");
+    assert_eq!(v["status"], 200, "{v}");
+    assert_eq!(v["body"], "ping0ping1ping2", "{v}");
 }

@@ -14,6 +14,8 @@ Usage: python3 tests/h2_upstream/upstream.py [--max-streams N]
                        connection's streams at or below it finish, then it closes
     /refuse-once/KEY   the first stream for KEY is reset with REFUSED_STREAM, later ones get 200
                        with the body's length
+    /pingpong          200 at once, then each DATA chunk echoed as it arrives (bidirectional
+                       streaming); the response ends when the request does
     /stats             JSON: connections accepted, most streams open at once on one connection,
                        requests per path, PINGs received, and for each connection that ended
                        the path of its first request ("" if none)
@@ -89,11 +91,16 @@ class Conn:
                 "body": bytearray(),
                 "trailers": None,
             }
+            if dict(ev.headers).get(":path") == "/pingpong":
+                self.streams[ev.stream_id]["pingpong"] = True
+                self.h2.send_headers(ev.stream_id, [(":status", "200")])
             if ev.stream_ended:
                 self.start(ev.stream_id)
         elif isinstance(ev, h2.events.DataReceived):
             s = self.streams.get(ev.stream_id)
-            if s is not None:
+            if s is not None and s.get("pingpong"):
+                self.h2.send_data(ev.stream_id, ev.data)
+            elif s is not None:
                 s["body"] += ev.data
             self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
             if ev.stream_ended:
@@ -141,7 +148,9 @@ class Conn:
             self.writer.close()
 
     async def route(self, sid, s, h, path):
-        if path.startswith("/refuse-once/"):
+        if s.get("pingpong"):
+            self.h2.end_stream(sid)
+        elif path.startswith("/refuse-once/"):
             if path not in REFUSED:
                 REFUSED.add(path)
                 self.h2.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
