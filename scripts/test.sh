@@ -4,7 +4,8 @@
 #   fallback (MONOIO_FORCE_LEGACY_DRIVER=1) → a short bounded fuzz run (FUZZ_SECONDS=0 skips it).
 # Installs what the tests need first (curl, wrk, openssl, cmake + a C compiler for aws-lc-rs,
 # util-linux's setpriv, dnsmasq-base, nginx-light and nghttp2-client (nghttp, h2load) from Debian; hypercorn from PyPI for
-# tests/h2c.rs, h2/hyperframe/hpack from PyPI for tests/h2c_downstream.rs and tests/h2_upstream.rs; chromium from Debian and
+# tests/h2c.rs, h2/hyperframe/hpack from PyPI for tests/h2c_downstream.rs and tests/h2_upstream.rs,
+# grpcio from PyPI for tests/grpc.rs; chromium from Debian and
 # websocket-client from PyPI for the status page's browser check; cargo-fuzz from crates.io via
 # scripts/fuzz.sh).
 set -euo pipefail
@@ -45,6 +46,8 @@ python3 -c 'import hypercorn' 2>/dev/null || python3 -m pip install -q hypercorn
 # tests/h2c/client.py writes and reads raw HTTP/2 frames: hyperframe and hpack (with h2, PyPI);
 # tests/h2_upstream/*.py are an HTTP/2 upstream and client on h2.
 python3 -c 'import h2, hyperframe, hpack' 2>/dev/null || python3 -m pip install -q h2 hyperframe hpack
+# tests/grpc.rs runs a real gRPC server and client: grpcio (PyPI).
+python3 -c 'import grpc' 2>/dev/null || python3 -m pip install -q grpcio
 if [ "${STATUS_PAGE_CHECK:-1}" != 0 ]; then
   python3 -c 'import websocket' 2>/dev/null || python3 -m pip install -q websocket-client
 fi

@@ -18,6 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::admin::scrape;
 use support::certs::Certs;
 use support::*;
 
@@ -736,4 +737,26 @@ fn an_http2_client_streams_both_ways_at_once() {
     assert_eq!(v["rounds"], 3, "{v}");
     assert_eq!(v["status"], 200, "{v}");
     assert_eq!(v["body"], "ping0ping1ping2", "{v}");
+}
+
+/// An upstream connection cut mid-request: that POST gets 502 (never resent: it may have been
+/// processed) and counts as the endpoint's failure; the next request opens a new connection and
+/// succeeds.
+#[test]
+fn a_cut_connection_is_a_502_and_the_next_request_reconnects() {
+    let up = PyUp::start(&[]);
+    let proxy = proxy_to(up.addr, "h2c", &[]);
+    assert_eq!(curl(&proxy, "/info", false, &[]).0, 200);
+    // A POST: not resent (the cut stream may have been processed).
+    assert_eq!(curl(&proxy, "/die", false, &["-d", "x"]).0, 502);
+    assert_eq!(curl(&proxy, "/info", true, &[]).0, 200);
+    let s = up.stats();
+    assert_eq!(s["paths"]["/die"], 1, "not resent: {s}");
+    assert_eq!(
+        s["connections"],
+        2 + 1,
+        "a new connection after the cut (+ stats): {s}"
+    );
+    let failures = scrape(&proxy).sum("shardgate_upstream_failures_total", &[]);
+    assert!(failures >= 1.0, "the cut counted as a failure");
 }

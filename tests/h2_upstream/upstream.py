@@ -16,6 +16,7 @@ Usage: python3 tests/h2_upstream/upstream.py [--max-streams N]
                        with the body's length
     /pingpong          200 at once, then each DATA chunk echoed as it arrives (bidirectional
                        streaming); the response ends when the request does
+    /die               the connection is cut at once (no response, no GOAWAY)
     /stats             JSON: connections accepted, most streams open at once on one connection,
                        requests per path, PINGs received, and for each connection that ended
                        the path of its first request ("" if none)
@@ -150,6 +151,8 @@ class Conn:
     async def route(self, sid, s, h, path):
         if s.get("pingpong"):
             self.h2.end_stream(sid)
+        elif path == "/die":
+            self.writer.transport.abort()
         elif path.startswith("/refuse-once/"):
             if path not in REFUSED:
                 REFUSED.add(path)
