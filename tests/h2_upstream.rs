@@ -120,12 +120,21 @@ fn nginx_bin() -> &'static str {
     }
 }
 
+/// A port for nginx (which binds what it is told): below the ephemeral range, where no outgoing
+/// connection or TIME-WAIT of other work on the machine holds it, and free when checked.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut x = (u64::from(std::process::id()) << 20) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    loop {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let port = 20000 + (x >> 33) as u16 % 12000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// The byte pattern of the served files: byte i is `i * 7 % 251`.
@@ -759,4 +768,35 @@ fn a_cut_connection_is_a_502_and_the_next_request_reconnects() {
     );
     let failures = scrape(&proxy).sum("shardgate_upstream_failures_total", &[]);
     assert!(failures >= 1.0, "the cut counted as a failure");
+}
+
+/// Requests that arrive while the first connection is being opened wait for it (one connect at
+/// a time per endpoint), however small the queue for a full endpoint: a burst of 8 on a fresh
+/// proxy with `--upstream-queue 1` all succeed, over one connection.
+#[test]
+fn a_burst_waits_for_the_single_connect() {
+    let up = PyUp::start(&[]);
+    let proxy = proxy_to(up.addr, "h2c", &["--upstream-queue", "1"]);
+    // Connected first, then sent together: they reach the proxy in the same instant.
+    let conns: Vec<Conn> = (0..8).map(|_| proxy.connect()).collect();
+    let start = std::sync::Arc::new(std::sync::Barrier::new(conns.len()));
+    let handles: Vec<_> = conns
+        .into_iter()
+        .map(|mut c| {
+            let start = start.clone();
+            thread::spawn(move || {
+                c.set_timeout(Duration::from_secs(10));
+                start.wait();
+                c.exchange(b"GET /sleep/200 HTTP/1.1\r\nHost: t\r\n\r\n")
+                    .status
+            })
+        })
+        .collect();
+    let got: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(got, vec![200; 8]);
+    assert_eq!(
+        up.stats()["connections"],
+        1 + 1,
+        "one connection (+ the stats one)"
+    );
 }

@@ -148,9 +148,12 @@ impl H2Pool {
                 drop(guard);
                 return Ok(p.lease(conn?, false));
             }
+            // Waiting for a connect under way is not queueing for a full endpoint: the queue's
+            // bound applies at the connection cap only (the queue timeout bounds both).
+            let full = cap != 0 && p.conns.borrow().len() >= cap;
             let until = match deadline {
                 Some(d) => d,
-                None if p.waiting.get() >= p.limits.queue => {
+                None if full && p.waiting.get() >= p.limits.queue => {
                     bump(&p.stats.pool_overflows);
                     return Err(UpstreamError::PoolFull);
                 }
@@ -253,7 +256,10 @@ impl Inner {
         };
         let io = monoio_compat::StreamWrapper::new_with_buffer_size(stream, BUFFER, BUFFER);
         let mut b = h2::client::Builder::new();
+        // Until the upstream's SETTINGS arrive, as many streams as RFC 9113 §6.5.2 recommends
+        // every peer allow (h2's default is unlimited: a burst would meet REFUSED_STREAM).
         b.enable_push(false)
+            .initial_max_send_streams(100)
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
             .max_send_buffer_size(BUFFER)
