@@ -800,3 +800,77 @@ fn a_burst_waits_for_the_single_connect() {
         "one connection (+ the stats one)"
     );
 }
+
+/// A route's policies hold over an HTTP/2 cluster as over HTTP/1.1: a retry on 503 goes to the
+/// other endpoint, the upstream timeout answers 504, `max_body` answers 413 (chunked HTTP/1.1
+/// body and HTTP/2 body without a length), and each request has its access-log line.
+#[test]
+fn route_policies_hold_over_an_h2c_cluster() {
+    let bad = PyUp::start(&["--status", "503"]);
+    let good = PyUp::start(&[]);
+    let log = support::admin::temp_path("h2up-policies", "log");
+    let cfg = temp_file(
+        "h2up-policies",
+        &format!(
+            "listen = [\"127.0.0.1:0\"]\naccess_log = \"{log}\"\n\
+             [[listeners]]\naddr = \"127.0.0.1:0\"\nh2c = true\n\
+             [[routes]]\nname = \"slow\"\npath_prefix = \"/sleep/\"\n\
+             timeouts = {{ upstream = \"300ms\" }}\ncluster = \"good\"\n\
+             [[routes]]\nname = \"small\"\npath_prefix = \"/echo\"\nmax_body = 10\ncluster = \"good\"\n\
+             [[routes]]\nname = \"status\"\npath = \"/status\"\n\
+             retry = {{ attempts = 1, on = [\"503\"] }}\ncluster = \"both\"\n\
+             [[clusters]]\nname = \"good\"\nprotocol = \"h2c\"\nendpoints = [\"{g}\"]\n\
+             [[clusters]]\nname = \"both\"\nprotocol = \"h2c\"\nlb = \"round-robin\"\n\
+             endpoints = [\"{b}\", \"{g}\"]\n",
+            log = log.path(),
+            g = good.addr,
+            b = bad.addr,
+        ),
+    );
+    let proxy = Proxy::start(&["--config", cfg.path(), "--shards", "1"]);
+    let h2c = proxy.addrs[1];
+    for _ in 0..2 {
+        let mut c = Conn::connect(h2c);
+        let r = c.exchange(b"GET /status HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!((r.status, r.text()), (200, "status 200".to_string()));
+    }
+    let tried = bad.stats()["paths"]["/status"].as_u64().unwrap_or(0);
+    assert!(
+        tried >= 1,
+        "the 503 endpoint was tried (and its answer retried)"
+    );
+    let mut c = Conn::connect(h2c);
+    let r = c.exchange(b"GET /sleep/3000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 504);
+    let mut c = Conn::connect(h2c);
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n14\r\n01234567890123456789\r\n0\r\n\r\n")
+        .unwrap();
+    assert_eq!(c.read_response().unwrap().status, 413);
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "--http2-prior-knowledge",
+            "-o",
+            "/dev/null",
+        ])
+        .args(["-w", "%{http_code}", "-X", "POST", "-T", "-"])
+        .arg(format!("http://{h2c}/echo"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut ch| {
+            ch.stdin.take().unwrap().write_all(&[b'x'; 100])?;
+            ch.wait_with_output()
+        })
+        .unwrap();
+    let code = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(code, "413", "an HTTP/2 body past max_body");
+    assert!(
+        support::admin::wait_log_lines(std::path::Path::new(log.path()), 5, Duration::from_secs(5))
+            .len()
+            >= 5,
+        "one access-log line per request"
+    );
+}

@@ -1,7 +1,7 @@
 """A scripted HTTP/2 (h2c, prior knowledge) upstream for tests/h2_upstream.rs, on the `h2` state
 machine (PyPI) over asyncio, for what nginx cannot be told to do.
 
-Usage: python3 tests/h2_upstream/upstream.py [--max-streams N]
+Usage: python3 tests/h2_upstream/upstream.py [--max-streams N] [--status N]
   binds 127.0.0.1:0, prints "port N" on stdout, serves until killed. SETTINGS_MAX_CONCURRENT_STREAMS
   is N (default 100). Paths:
     /info              200, JSON: the request's pseudo-headers and headers, the body's length and
@@ -16,6 +16,7 @@ Usage: python3 tests/h2_upstream/upstream.py [--max-streams N]
                        with the body's length
     /pingpong          200 at once, then each DATA chunk echoed as it arrives (bidirectional
                        streaming); the response ends when the request does
+    /status            answers --status N (default 200) with the body "status N"
     /die               the connection is cut at once (no response, no GOAWAY)
     /stats             JSON: connections accepted, most streams open at once on one connection,
                        requests per path, PINGs received, and for each connection that ended
@@ -37,6 +38,7 @@ from hyperframe.frame import GoAwayFrame
 
 STATS = {"connections": 0, "max_open": 0, "paths": {}, "pings": 0, "closed": []}
 REFUSED = set()
+STATUS = int(sys.argv[sys.argv.index("--status") + 1]) if "--status" in sys.argv else 200
 
 
 class Conn:
@@ -151,6 +153,8 @@ class Conn:
     async def route(self, sid, s, h, path):
         if s.get("pingpong"):
             self.h2.end_stream(sid)
+        elif path == "/status":
+            await self.send(sid, STATUS, f"status {STATUS}".encode())
         elif path == "/die":
             self.writer.transport.abort()
         elif path.startswith("/refuse-once/"):
