@@ -874,3 +874,42 @@ fn route_policies_hold_over_an_h2c_cluster() {
         "one access-log line per request"
     );
 }
+
+/// Health checks of an h2c cluster speak HTTP/2: an endpoint answering 503 on the checked path
+/// goes down, one answering 200 stays up (an HTTP/1.1 probe would fail both: the upstream
+/// speaks only HTTP/2).
+#[test]
+fn health_checks_of_an_h2c_cluster_speak_http2() {
+    let bad = PyUp::start(&["--status", "503"]);
+    let good = PyUp::start(&[]);
+    let cfg = temp_file(
+        "h2up-health",
+        &format!(
+            "listen = [\"127.0.0.1:0\"]\n\
+             [[clusters]]\nname = \"api\"\nprotocol = \"h2c\"\nendpoints = [\"{b}\", \"{g}\"]\n\
+             [clusters.health_check]\ncheck = \"http:/status\"\nexpect = \"200\"\n\
+             interval = \"200ms\"\ntimeout = \"1s\"\nfall = 1\nrise = 1\n",
+            b = bad.addr,
+            g = good.addr,
+        ),
+    );
+    let proxy = Proxy::start(&["--config", cfg.path(), "--shards", "1"]);
+    let (b, g) = (bad.addr.to_string(), good.addr.to_string());
+    let m = support::admin::scrape_until(
+        &proxy,
+        Duration::from_secs(10),
+        "the 503 endpoint down",
+        "shardgate_upstream_healthy",
+        |m| m.sum("shardgate_upstream_healthy", &[("endpoint", &b)]) == 0.0,
+    );
+    assert_eq!(
+        m.sum("shardgate_upstream_healthy", &[("endpoint", &g)]),
+        1.0
+    );
+    let probes = good.stats()["paths"]["/status"].as_u64().unwrap_or(0);
+    assert!(probes >= 1, "the good endpoint was probed over HTTP/2");
+    for _ in 0..4 {
+        let (status, body) = curl(&proxy, "/status", false, &[]);
+        assert_eq!((status, &body[..]), (200, &b"status 200"[..]));
+    }
+}
