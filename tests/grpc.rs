@@ -2,7 +2,8 @@
 //! ends (tests/grpc/server.py, tests/grpc/client.py: generic handlers on raw bytes, no protoc):
 //! empty unary, large unary (4 MiB), client, server and bidirectional (ping-pong) streaming, a
 //! status with its message in trailers, custom metadata both ways. Every case gives the same
-//! result straight to the server and through shardgate. scripts/test.sh installs grpcio.
+//! result straight to the server and through shardgate, to an h2c server and to one over TLS
+//! (`--upstream-protocol h2`, ALPN h2). scripts/test.sh installs grpcio.
 
 mod support;
 
@@ -20,10 +21,15 @@ struct Server {
 }
 
 impl Server {
-    fn start() -> Server {
+    /// `tls`: (certificate, key) files: the server speaks TLS with ALPN h2.
+    fn start(tls: Option<(&str, &str)>) -> Server {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc/server.py");
+        let mut args = vec![script];
+        if let Some((cert, key)) = tls {
+            args.extend(["--tls", cert, key]);
+        }
         let mut child = Command::new("python3")
-            .arg(script)
+            .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -75,7 +81,7 @@ fn cases(target: SocketAddr) -> Vec<Value> {
 
 #[test]
 fn every_case_gives_the_same_result_direct_and_through_shardgate() {
-    let server = Server::start();
+    let server = Server::start(None);
     let direct = cases(server.addr);
     assert_eq!(direct.len(), 7, "{direct:?}");
     // What the cases must show, so that equal results mean something.
@@ -99,4 +105,28 @@ fn every_case_gives_the_same_result_direct_and_through_shardgate() {
         assert_eq!(d, t, "direct and through shardgate differ");
     }
     assert_eq!(through.len(), direct.len());
+}
+
+/// The same cases through shardgate to a gRPC server over TLS (`protocol = "h2"`: ALPN h2, the
+/// certificate checked against the test CA) give the results of the h2c server straight.
+#[test]
+fn grpc_over_an_h2_tls_upstream_gives_the_same_results() {
+    let certs = support::certs::Certs::new("grpc-tls");
+    let leaf = certs.leaf("upstream", &["localhost", "127.0.0.1"]);
+    let plain = Server::start(None);
+    let tls = Server::start(Some((leaf.cert(), leaf.key())));
+    let direct = cases(plain.addr);
+    let flags = [
+        "--h2c",
+        "--upstream-protocol",
+        "h2",
+        "--upstream-ca",
+        certs.ca(),
+    ];
+    let proxy = Proxy::to(&[tls.addr], &[&flags[..], &["--shards", "1"]].concat());
+    let through = cases(proxy.addr);
+    assert_eq!(through.len(), direct.len(), "{through:?}");
+    for (d, t) in direct.iter().zip(&through) {
+        assert_eq!(d, t, "direct (h2c) and through shardgate to TLS differ");
+    }
 }

@@ -9,9 +9,11 @@ insecure (h2c). Service `test.Echo`:
   Fail          aborts with INVALID_ARGUMENT and the message "bad thing: 100% wrong" (percent-
                 encoded in grpc-message), trailing metadata `x-why: because`
 
-Usage: python3 tests/grpc/server.py  -- binds 127.0.0.1:0, prints "port N", serves until killed.
+Usage: python3 tests/grpc/server.py [--tls CERT KEY]  -- binds 127.0.0.1:0, prints "port N",
+serves until killed; with --tls over TLS (ALPN h2) with that certificate and key (PEM files).
 """
 
+import sys
 from concurrent import futures
 
 import grpc
@@ -68,7 +70,13 @@ def main():
     opts = [("grpc.max_receive_message_length", MAX), ("grpc.max_send_message_length", MAX)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=opts)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Echo", handlers),))
-    port = server.add_insecure_port("127.0.0.1:0")
+    if "--tls" in sys.argv:
+        i = sys.argv.index("--tls")
+        cert, key = (open(f, "rb").read() for f in sys.argv[i + 1:i + 3])
+        creds = grpc.ssl_server_credentials([(key, cert)])
+        port = server.add_secure_port("127.0.0.1:0", creds)
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     print("port", port, flush=True)
     server.wait_for_termination()
