@@ -3,7 +3,8 @@
 //! empty unary, large unary (4 MiB), client, server and bidirectional (ping-pong) streaming, a
 //! status with its message in trailers, custom metadata both ways. Every case gives the same
 //! result straight to the server and through shardgate, to an h2c server and to one over TLS
-//! (`--upstream-protocol h2`, ALPN h2). scripts/test.sh installs grpcio.
+//! (`--upstream-protocol h2`, ALPN h2), from a client over h2c and over TLS (ALPN h2).
+//! scripts/test.sh installs grpcio.
 
 mod support;
 
@@ -61,11 +62,13 @@ impl Drop for Server {
     }
 }
 
-/// Every case's result against `target`, one JSON object per case.
-fn cases(target: SocketAddr) -> Vec<Value> {
+/// Every case's result against `target`, one JSON object per case; `ca`: over TLS, the
+/// certificate checked against it for `localhost`.
+fn cases_with(target: SocketAddr, ca: Option<&str>) -> Vec<Value> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc/client.py");
     let out = Command::new("timeout")
         .args(["60", "python3", script, &target.to_string()])
+        .args(ca)
         .output()
         .expect("python3");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -77,6 +80,10 @@ fn cases(target: SocketAddr) -> Vec<Value> {
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
+}
+
+fn cases(target: SocketAddr) -> Vec<Value> {
+    cases_with(target, None)
 }
 
 #[test]
@@ -128,5 +135,38 @@ fn grpc_over_an_h2_tls_upstream_gives_the_same_results() {
     assert_eq!(through.len(), direct.len(), "{through:?}");
     for (d, t) in direct.iter().zip(&through) {
         assert_eq!(d, t, "direct (h2c) and through shardgate to TLS differ");
+    }
+}
+
+/// A gRPC client over TLS (ALPN h2 on a `--listen-tls` listener) to a TLS gRPC server through
+/// shardgate: the h2c server's results.
+#[test]
+fn grpc_over_tls_on_both_sides_gives_the_same_results() {
+    let certs = support::certs::Certs::new("grpc-tls2");
+    let leaf = certs.leaf("both", &["localhost", "127.0.0.1"]);
+    let plain = Server::start(None);
+    let tls = Server::start(Some((leaf.cert(), leaf.key())));
+    let direct = cases(plain.addr);
+    let up = tls.addr.to_string();
+    let proxy = Proxy::start(&[
+        "--listen-tls",
+        "127.0.0.1:0",
+        "--tls-cert",
+        leaf.cert(),
+        "--tls-key",
+        leaf.key(),
+        "--upstream",
+        &up,
+        "--upstream-protocol",
+        "h2",
+        "--upstream-ca",
+        certs.ca(),
+        "--shards",
+        "1",
+    ]);
+    let through = cases_with(proxy.addr, Some(certs.ca()));
+    assert_eq!(through.len(), direct.len(), "{through:?}");
+    for (d, t) in direct.iter().zip(&through) {
+        assert_eq!(d, t, "direct (h2c) and through shardgate over TLS differ");
     }
 }

@@ -2,7 +2,8 @@
 h2c and prints one JSON object per case, so that the results straight to the server and through
 shardgate can be compared as they are.
 
-Usage: python3 tests/grpc/client.py HOST:PORT
+Usage: python3 tests/grpc/client.py HOST:PORT [CA]
+  with CA (a PEM file): over TLS, the server's certificate checked for `localhost`
 Cases: empty unary, large unary (4 MiB), client streaming, server streaming, bidi ping-pong (each
 reply read before the next message is sent), status + message in trailers, custom metadata both
 ways. Each prints {"case", "code", "details", "reply", "initial", "trailing"}; replies are
@@ -31,7 +32,12 @@ def out(case, code, details, reply, initial=None, trailing=None):
 
 def main():
     opts = [("grpc.max_receive_message_length", MAX), ("grpc.max_send_message_length", MAX)]
-    ch = grpc.insecure_channel(sys.argv[1], options=opts)
+    if len(sys.argv) > 2:
+        creds = grpc.ssl_channel_credentials(root_certificates=open(sys.argv[2], "rb").read())
+        opts.append(("grpc.ssl_target_name_override", "localhost"))
+        ch = grpc.secure_channel(sys.argv[1], creds, options=opts)
+    else:
+        ch = grpc.insecure_channel(sys.argv[1], options=opts)
     call = lambda kind, m: getattr(ch, kind)(f"/test.Echo/{m}")
     t = 20
 
