@@ -107,6 +107,17 @@ impl Respond {
         Ok(())
     }
 
+    /// Ready when the client reset the stream (or its connection went): a relay waiting on the
+    /// upstream polls it to cancel the upstream's stream at once.
+    pub fn poll_reset(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let polled = match (&mut self.body, &mut self.head) {
+            (Some(b), _) => b.poll_reset(cx),
+            (None, Some(h)) => h.poll_reset(cx),
+            (None, None) => return std::task::Poll::Pending,
+        };
+        polled.map(|_| ())
+    }
+
     /// Ends the body (an empty DATA frame with END_STREAM) unless it has ended.
     pub fn finish(&mut self) -> Result<(), IoFail> {
         if self.ended {

@@ -6,13 +6,15 @@ Usage: python3 tests/grpc/client.py HOST:PORT [CA]
   with CA (a PEM file): over TLS, the server's certificate checked for `localhost`
 Cases: empty unary, large unary (4 MiB), client streaming, server streaming, bidi ping-pong (each
 reply read before the next message is sent), status + message in trailers, custom metadata both
-ways. Each prints {"case", "code", "details", "reply", "initial", "trailing"}; replies are
+ways, an unimplemented method, and cancel after begin (a server stream cancelled after its first
+message: the server must see the cancellation within 5 s). Each prints {"case", "code", "details", "reply", "initial", "trailing"}; replies are
 summarised (length and a checksum for the large one).
 """
 
 import json
 import queue
 import sys
+import time
 
 import grpc
 
@@ -75,6 +77,22 @@ def main():
     r, c = call("unary_unary", "Unary").with_call(b"hi", timeout=t, metadata=(("x-meta", "m2"),))
     out("metadata", c.code().name, c.details() or "", r.decode(),
         pick(c.initial_metadata(), {"x-echo"}), pick(c.trailing_metadata(), {"x-trailer"}))
+
+    try:
+        call("unary_unary", "Nope")(b"", timeout=t)
+        out("unimplemented", "OK", "", None)
+    except grpc.RpcError as e:
+        out("unimplemented", e.code().name, e.details(), None)
+
+    before = int(call("unary_unary", "Cancelled")(b"", timeout=t).decode())
+    stream = call("unary_stream", "Sleepy")(b"", timeout=t)
+    first = next(stream).decode()
+    stream.cancel()
+    seen, deadline = False, time.time() + 5
+    while not seen and time.time() < deadline:
+        seen = int(call("unary_unary", "Cancelled")(b"", timeout=t).decode()) > before
+        time.sleep(0.05)
+    out("cancel", stream.code().name, "", [first, seen])
 
 
 main()

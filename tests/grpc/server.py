@@ -6,6 +6,9 @@ insecure (h2c). Service `test.Echo`:
   ClientStream  the number of messages and their total length, as "N/LEN"
   ServerStream  the request is a count N: N messages "msg0".."msg{N-1}"
   Bidi          each message echoed as it arrives, upper-cased
+  Sleepy        server streaming: one message "first", then waits (up to 10 s) until the call is
+                cancelled, which it counts
+  Cancelled     how many Sleepy calls were cancelled so far, as a decimal string
   Fail          aborts with INVALID_ARGUMENT and the message "bad thing: 100% wrong" (percent-
                 encoded in grpc-message), trailing metadata `x-why: because`
 
@@ -14,6 +17,7 @@ serves until killed; with --tls over TLS (ALPN h2) with that certificate and key
 """
 
 import sys
+import time
 from concurrent import futures
 
 import grpc
@@ -53,6 +57,22 @@ def bidi(it, ctx):
         yield m.upper()
 
 
+CANCELLED = []
+
+
+def sleepy(req, ctx):
+    yield b"first"
+    deadline = time.time() + 10
+    while ctx.is_active() and time.time() < deadline:
+        time.sleep(0.02)
+    if not ctx.is_active():
+        CANCELLED.append(1)
+
+
+def cancelled(req, ctx):
+    return str(len(CANCELLED)).encode()
+
+
 def fail(req, ctx):
     ctx.set_trailing_metadata((("x-why", "because"),))
     ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, "bad thing: 100% wrong")
@@ -66,6 +86,8 @@ def main():
         "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream),
         "Bidi": grpc.stream_stream_rpc_method_handler(bidi),
         "Fail": grpc.unary_unary_rpc_method_handler(fail),
+        "Sleepy": grpc.unary_stream_rpc_method_handler(sleepy),
+        "Cancelled": grpc.unary_unary_rpc_method_handler(cancelled),
     }
     opts = [("grpc.max_receive_message_length", MAX), ("grpc.max_send_message_length", MAX)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=opts)

@@ -129,7 +129,14 @@ async fn send_body(
     }
 }
 
+/// The client reset its stream while the response was awaited: the attempt ends (and the
+/// upstream's stream is reset with it).
+fn client_reset() -> Failed {
+    Failed::answered(ClientError::Io(std::io::ErrorKind::ConnectionReset).into())
+}
+
 /// The response: its head through the usual rewrite to the client, then its DATA and trailers.
+/// A client that resets its stream meanwhile ends it at once.
 #[allow(clippy::too_many_arguments)] // the client side's parts, borrowed apart from its body
 async fn receive(
     resp: ResponseFuture,
@@ -146,7 +153,10 @@ async fn receive(
     let idle = limits.body;
     let sent_at = std::time::Instant::now();
     let deadline = monoio::time::Instant::now() + limits.upstream;
-    let resp = h2stream::head(resp, deadline, replayable).await?;
+    let resp = monoio::select! {
+        r = h2stream::head(resp, deadline, replayable) => r?,
+        _ = poll_fn(|cx| respond.poll_reset(cx)) => return Err(client_reset()),
+    };
     ex.upstream_time = Some(sent_at.elapsed());
     let status = resp.status().as_u16();
     if retry_status(status) {
@@ -178,7 +188,12 @@ async fn receive(
         .map_err(|e| Failed::answered(client_io(e)))?;
     ex.bytes_out += out.len() as u64;
     if !end {
-        while let Some(chunk) = h2stream::next(&mut body, idle).await? {
+        loop {
+            let next = monoio::select! {
+                r = h2stream::next(&mut body, idle) => r?,
+                _ = poll_fn(|cx| respond.poll_reset(cx)) => return Err(client_reset()),
+            };
+            let Some(chunk) = next else { break };
             let n = chunk.len();
             ex.bytes_out += n as u64;
             respond
