@@ -298,3 +298,38 @@ fn health_checks_of_an_h2c_cluster_speak_http2() {
         assert_eq!((status, &body[..]), (200, &b"status 200"[..]));
     }
 }
+
+/// A drain does not wait for idle upstream HTTP/2 connections: after a request left one open,
+/// SIGTERM exits 0 well within the drain deadline; an in-flight stream finishes first.
+#[test]
+fn drain_finishes_in_flight_streams_and_exits() {
+    let up = PyUp::start(&[]);
+    let proxy = proxy_to(up.addr, "h2c", &[]);
+    assert_eq!(curl(&proxy, "/info", false, &[]).0, 200);
+    let addr = proxy.addr;
+    let slow = thread::spawn(move || {
+        let mut c = Conn::connect(addr);
+        c.set_timeout(Duration::from_secs(10));
+        c.exchange(b"GET /sleep/700 HTTP/1.1\r\nHost: t\r\n\r\n")
+            .status
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while up.stats()["paths"]["/sleep/700"].as_u64().unwrap_or(0) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the slow request never reached the upstream"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    let mut proxy = proxy;
+    let t = Instant::now();
+    proxy.sigterm();
+    let status = proxy.wait_exit(Duration::from_secs(10));
+    assert_eq!(slow.join().unwrap(), 200, "the in-flight stream finished");
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "exit took {:?}",
+        t.elapsed()
+    );
+}
