@@ -366,3 +366,33 @@ fn an_http2_client_streams_both_ways_at_once() {
     assert_eq!(v["status"], 200, "{v}");
     assert_eq!(v["body"], "ping0ping1ping2", "{v}");
 }
+
+/// An upstream that answers early (413 on the request's HEADERS, then RST_STREAM NO_ERROR) while
+/// an HTTP/1.1 client's 1 MiB body is still coming: the client gets that 413 (not a 502), and its
+/// connection closes after it (its body was not read).
+#[test]
+fn an_early_answer_reaches_an_http1_client_mid_body() {
+    let up = PyUp::start(&[]);
+    let proxy = proxy_to(up.addr, "h2c", &[]);
+    let mut c = proxy.connect();
+    c.set_timeout(Duration::from_secs(10));
+    let body = pattern(1 << 20);
+    c.send(
+        format!(
+            "POST /early HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    // Part of the body only: the proxy must answer without the rest.
+    let _ = c.send(&body[..256 * 1024]);
+    let r = c.read_response().unwrap();
+    assert_eq!(r.status, 413);
+    assert!(
+        r.head.has_token("connection", "close"),
+        "{:?}",
+        r.head.headers
+    );
+    c.expect_closed(Duration::from_secs(5)).unwrap();
+}

@@ -16,6 +16,8 @@ Usage: python3 tests/h2_upstream/upstream.py [--max-streams N] [--status N]
                        with the body's length
     /pingpong          200 at once, then each DATA chunk echoed as it arrives (bidirectional
                        streaming); the response ends when the request does
+    /early             413 at once on the request's HEADERS, then RST_STREAM NO_ERROR: the body
+                       is not read
     /status            answers --status N (default 200) with the body "status N"
     /die               the connection is cut at once (no response, no GOAWAY)
     /stats             JSON: connections accepted, most streams open at once on one connection,
@@ -94,12 +96,22 @@ class Conn:
                 "body": bytearray(),
                 "trailers": None,
             }
+            if dict(ev.headers).get(":path") == "/early" and not ev.stream_ended:
+                STATS["paths"]["/early"] = STATS["paths"].get("/early", 0) + 1
+                self.h2.send_headers(
+                    ev.stream_id, [(":status", "413"), ("content-length", "0")], end_stream=True
+                )
+                self.h2.reset_stream(ev.stream_id, h2.errors.ErrorCodes.NO_ERROR)
+                self.done(ev.stream_id)
+                return
             if dict(ev.headers).get(":path") == "/pingpong":
                 self.streams[ev.stream_id]["pingpong"] = True
                 self.h2.send_headers(ev.stream_id, [(":status", "200")])
             if ev.stream_ended:
                 self.start(ev.stream_id)
         elif isinstance(ev, h2.events.DataReceived):
+            if ev.stream_id not in self.streams:
+                return
             s = self.streams.get(ev.stream_id)
             if s is not None and s.get("pingpong"):
                 self.h2.send_data(ev.stream_id, ev.data)

@@ -6,7 +6,8 @@
 //! response head comes back as an HTTP/1.1 head (rewritten by `response::process` like any
 //! upstream's; a body of unknown length sent chunked, the upstream's trailers as chunked
 //! trailers), and its body is written to the client chunk by chunk, each chunk's window released
-//! only once it was written. Shard thread, on the client connection's task.
+//! only once it was written. An upstream that answers early and stops taking the body has its
+//! answer relayed; the client's connection closes after it. Shard thread, on the client connection's task.
 
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use super::attempt::{client_io, Done, Failed, Limits, Tally};
 use super::h2pool::H2Lease;
 use super::h2stream;
 use super::relay::Relay;
-use crate::error::{ClientError, UpstreamError};
+use crate::error::{ClientError, ProxyError, UpstreamError};
 use crate::http::chunked::Decoder;
 use crate::http::request::{Method, Request};
 use crate::http::response::{self, ResponseCtx};
@@ -44,6 +45,7 @@ pub async fn attempt<S: Wire>(
         BodyFraming::Length(n) if n > 0 && c.buf.len() as u64 >= n => n as usize,
         _ => 0,
     };
+    let mut early = false;
     let (resp, mut send) =
         h2stream::open(lease, c.head, req.te_trailers, bodiless, limits.upstream).await?;
     if !bodiless {
@@ -62,7 +64,14 @@ pub async fn attempt<S: Wire>(
         } else {
             send_body(&mut *c.stream, &mut *c.buf, &mut send, req.body, limits).await
         };
-        ex.bytes_in += sent?;
+        match sent {
+            Ok(n) => ex.bytes_in += n,
+            // The upstream stopped taking the body (it reset the stream after an early final
+            // answer, a 413 say): that answer is relayed if it came, and the client's unread
+            // body closes its connection after it.
+            Err(f) if matches!(f.error, ProxyError::Upstream(_)) => early = true,
+            Err(f) => return Err(f),
+        }
     }
     let sent_at = Instant::now();
     let replayable = bodiless || held > 0;
@@ -83,7 +92,8 @@ pub async fn attempt<S: Wire>(
     let ctx = ResponseCtx {
         head_request: req.method == Method::Head,
         client_http10: req.http10,
-        client_keep_alive: req.keep_alive && !limits.drain.is_draining(),
+        // After an early answer the client's unsent body is still due: close.
+        client_keep_alive: req.keep_alive && !early && !limits.drain.is_draining(),
         upgrade_requested: false,
         remove: limits.remove,
         extra: c.extra,
@@ -106,7 +116,7 @@ pub async fn attempt<S: Wire>(
     Ok(Done::Response {
         status,
         reusable: true,
-        close_client: r.close_client,
+        close_client: r.close_client || early,
     })
 }
 
