@@ -396,3 +396,34 @@ fn an_early_answer_reaches_an_http1_client_mid_body() {
     );
     c.expect_closed(Duration::from_secs(5)).unwrap();
 }
+
+/// An HTTP/2 client that stops reading (never gives window back) a 64 MiB response: it gets no
+/// more than its initial windows allow, and the proxy holds no more than its own windows to the
+/// upstream (peak RSS grows by less than 8 MiB while the upstream has 64 MiB to send).
+#[test]
+fn a_stalled_http2_reader_does_not_grow_the_proxy() {
+    let nginx = Nginx::start("stall", None);
+    let proxy = proxy_to(nginx.addr, "h2c", &[]);
+    assert_eq!(curl(&proxy, "/", true, &[]).0, 200);
+    let before = proxy.peak_rss_kib();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h2_upstream/client.py");
+    let out = Command::new("python3")
+        .args([script, "stall", &proxy.addr.port().to_string(), "/64m", "3"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(v["status"], 200, "{v}");
+    let got = v["got"].as_u64().unwrap();
+    assert!(
+        got > 0 && got <= 65_535,
+        "more than the client's window arrived: {got}"
+    );
+    let grown = proxy.peak_rss_kib().saturating_sub(before);
+    assert!(grown < 8 * 1024, "peak RSS grew by {grown} KiB");
+}

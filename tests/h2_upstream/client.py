@@ -4,6 +4,8 @@ tests/h2_upstream.rs, for what curl cannot send: request trailers.
 Usage: python3 tests/h2_upstream/client.py MODE PORT PATH
   trailers   POSTs "hello world" in two DATA frames, then the trailer `x-client-sum: 42`
              (END_STREAM), and prints one JSON object: the response's status, body and trailers
+  stall      GETs PATH and never gives any window back (a reader that stopped): reads what the
+             initial windows let through for SECONDS (argv[4]), prints {"status", "got"}
   pingpong   POSTs "ping0", waits until "ping0" comes back, then "ping1", "ping2" the same way,
              then ends its stream; prints {"status", "body", "rounds"} (rounds echoed in time;
              each waits at most 5 s)
@@ -12,6 +14,7 @@ Usage: python3 tests/h2_upstream/client.py MODE PORT PATH
 import json
 import socket
 import sys
+import time
 
 import h2.config
 import h2.connection
@@ -22,6 +25,8 @@ def main():
     mode, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     if mode == "pingpong":
         return pingpong(port, path)
+    if mode == "stall":
+        return stall(port, path, float(sys.argv[4]))
     assert mode == "trailers"
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     c = h2.connection.H2Connection(h2.config.H2Configuration(header_encoding="utf-8"))
@@ -97,6 +102,34 @@ def pingpong(port, path):
     s.sendall(c.data_to_send())
     pump(lambda: done)
     print(json.dumps({"status": status, "body": body.decode(), "rounds": rounds}))
+
+
+def stall(port, path, seconds):
+    s = socket.create_connection(("127.0.0.1", port), timeout=0.2)
+    c = h2.connection.H2Connection(h2.config.H2Configuration(header_encoding="utf-8"))
+    c.initiate_connection()
+    sid = c.get_next_available_stream_id()
+    c.send_headers(
+        sid,
+        [(":method", "GET"), (":scheme", "http"), (":authority", "t"), (":path", path)],
+        end_stream=True,
+    )
+    s.sendall(c.data_to_send())
+    status, got, end = None, 0, time.time() + seconds
+    while time.time() < end:
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            continue
+        if not data:
+            break
+        for ev in c.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                status = int(dict(ev.headers)[":status"])
+            elif isinstance(ev, h2.events.DataReceived):
+                got += len(ev.data)
+        s.sendall(c.data_to_send())  # SETTINGS and PING acks only: no WINDOW_UPDATE
+    print(json.dumps({"status": status, "got": got}))
 
 
 main()
