@@ -3,8 +3,9 @@
 #   lint (fmt, clippy) → unit + integration tests on io_uring → integration tests again on the epoll
 #   fallback (MONOIO_FORCE_LEGACY_DRIVER=1) → a short bounded fuzz run (FUZZ_SECONDS=0 skips it).
 # Installs what the tests need first (curl, wrk, openssl, cmake + a C compiler for aws-lc-rs,
-# util-linux's setpriv, dnsmasq-base, bind9 + bind9-dnsutils, redis-server and nghttp2-client (nghttp, h2load) from Debian; hypercorn from PyPI for
-# tests/h2c.rs, h2/hyperframe/hpack from PyPI for tests/h2c_downstream.rs; chromium from Debian and
+# util-linux's setpriv, dnsmasq-base, bind9 + bind9-dnsutils, redis-server, nginx-light and nghttp2-client (nghttp, h2load) from Debian; hypercorn from PyPI for
+# tests/h2c.rs, h2/hyperframe/hpack from PyPI for tests/h2c_downstream.rs and tests/h2_upstream.rs,
+# grpcio from PyPI for tests/grpc*.rs; chromium from Debian and
 # websocket-client from PyPI for the status page's browser check; cargo-fuzz from crates.io via
 # scripts/fuzz.sh).
 set -euo pipefail
@@ -22,6 +23,8 @@ command -v cc >/dev/null 2>&1 || missing+=(gcc)
 for tool in nghttp h2load; do
   command -v "$tool" >/dev/null 2>&1 || { missing+=(nghttp2-client); break; }
 done
+# tests/h2_upstream.rs runs nginx as an h2c and h2 (TLS) upstream (Debian nginx-light, in /usr/sbin).
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 # tests/discovery.rs runs a real DNS server: dnsmasq (Debian dnsmasq-base, in /usr/sbin).
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
 # tests/discovery_srv.rs runs a real authoritative server changed by dynamic updates: named and
@@ -48,9 +51,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 # tests/h2c.rs runs a real h2c-capable upstream: hypercorn (PyPI) under python3.
 python3 -c 'import hypercorn' 2>/dev/null || python3 -m pip install -q hypercorn
-# tests/h2c/client.py writes and reads raw HTTP/2 frames: hyperframe and hpack (with h2, PyPI).
+# tests/h2c/client.py writes and reads raw HTTP/2 frames: hyperframe and hpack (with h2, PyPI);
+# tests/h2_upstream/*.py are an HTTP/2 upstream and client on h2.
 python3 -c 'import h2, hyperframe, hpack' 2>/dev/null || python3 -m pip install -q h2 hyperframe hpack
-# tests/grpc_errors.rs (and the gRPC interop tests) use a real gRPC client: grpcio (PyPI).
+# tests/grpc.rs, grpc_errors.rs, grpc_health.rs and grpc_web.rs run a real gRPC server and client: grpcio (PyPI).
 python3 -c 'import grpc' 2>/dev/null || python3 -m pip install -q grpcio
 if [ "${STATUS_PAGE_CHECK:-1}" != 0 ]; then
   python3 -c 'import websocket' 2>/dev/null || python3 -m pip install -q websocket-client

@@ -49,6 +49,10 @@ pub struct Args {
     /// --upstream-tls)
     #[arg(long, value_name = "FILE")]
     pub upstream_ca: Option<String>,
+    /// HTTP version spoken to the --upstream endpoints: h1, h2 (needs --upstream-tls) or h2c
+    /// (prior knowledge over TCP) [default: h1]
+    #[arg(long, value_name = "PROTO")]
+    pub upstream_protocol: Option<String>,
     /// Expect a PROXY protocol v1/v2 header on every connection to the --listen and --listen-tls
     /// addresses
     #[arg(long)]
@@ -293,6 +297,7 @@ impl Args {
             }
         }
         self.apply_upstream_tls(cfg)?;
+        self.apply_upstream_protocol(cfg)?;
         self.apply_policy(cfg)?;
         let s = &mut cfg.shards;
         if let Some(cpus) = &self.cpus {
@@ -375,6 +380,29 @@ impl Args {
         cfg.clusters[i].tls = Some(config::UpstreamTls::new(ca));
         cfg.origins
             .replace(&format!("clusters[{i}].tls"), config::Origin::Flag(flag));
+        Ok(())
+    }
+
+    /// `--upstream-protocol`: the `default` cluster's HTTP version, checked against its TLS.
+    fn apply_upstream_protocol(&self, cfg: &mut Config) -> Result<(), String> {
+        let Some(p) = &self.upstream_protocol else {
+            return Ok(());
+        };
+        let flag = "--upstream-protocol";
+        let p: config::UpstreamProtocol = p.parse().map_err(|e| format!("{flag}: {e}"))?;
+        let Some(i) = cfg.clusters.iter().position(|c| c.name == "default") else {
+            return Err(format!(
+                "{flag}: needs --upstream (or `upstreams` in the file); use [[clusters]] protocol \
+                 for the others"
+            ));
+        };
+        p.check(cfg.clusters[i].tls.is_some())
+            .map_err(|e| format!("{flag}: {e}"))?;
+        cfg.clusters[i].protocol = p;
+        cfg.origins.replace(
+            &format!("clusters[{i}].protocol"),
+            config::Origin::Flag(flag),
+        );
         Ok(())
     }
 

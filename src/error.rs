@@ -48,6 +48,9 @@ pub enum UpstreamError {
     Malformed,
     /// A body stalled beyond the body timeout.
     BodyTimeout,
+    /// An HTTP/2 upstream did not process the stream (REFUSED_STREAM, or above its GOAWAY's last
+    /// stream id): it may be sent again on another connection, whatever the method.
+    Refused,
     /// No endpoint may be chosen (none configured as usable).
     NoEndpoint,
     /// Every connection to the endpoint is busy and the wait queue is full.
@@ -141,6 +144,7 @@ impl UpstreamError {
             | UpstreamError::Closed
             | UpstreamError::Io(_)
             | UpstreamError::Malformed
+            | UpstreamError::Refused
             | UpstreamError::Tls(_) => 502,
         }
     }

@@ -571,3 +571,49 @@ fn bad_flag_exits_2() {
         out.stderr
     );
 }
+
+/// A cluster's `protocol`: `h1` and `h2c` pass `--check`; a value that is no protocol, `h2`
+/// without the cluster's `tls`, and `h2c` with it exit 2 naming FILE:LINE:clusters[0].protocol
+/// with the reason. The flag form names the flag.
+#[test]
+fn check_reports_cluster_protocol_errors() {
+    let head = format!("{BASE}[[clusters]]\nname = \"api\"\nendpoints = [\"127.0.0.1:9002\"]\n");
+    for ok in ["h1", "h2c"] {
+        let file = temp_file("protocol_ok", &format!("{head}protocol = \"{ok}\"\n"));
+        let out = run(&["--config", file.path(), "--check"]);
+        assert_eq!(out.status.code(), Some(0), "{ok}: stderr: {}", out.stderr);
+    }
+    let cases = [
+        ("protocol = \"http2\"\n", "not a protocol"),
+        ("protocol = \"h2\"\n", "needs the cluster's tls"),
+        (
+            "protocol = \"h2c\"\ntls = { verify = false }\n",
+            "plain TCP",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (i, (line, why)) in cases.iter().enumerate() {
+        let text = format!("{head}{line}");
+        let file = temp_file(&format!("protocol_{i}"), &text);
+        let out = run(&["--config", file.path(), "--check"]);
+        if let Err(e) = check_error(&out, file.path(), &text, "clusters[0].protocol", 7) {
+            failures.push(format!("{line:?}: {e}"));
+        } else if !out.stderr.contains(why) {
+            failures.push(format!("{line:?}: no {why:?} in {:?}", out.stderr));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    let flags = ["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9001"];
+    let out = run(&[&flags[..], &["--upstream-protocol", "h1", "--check"]].concat());
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", out.stderr);
+    for (value, why) in [("h3", "not a protocol"), ("h2", "needs the cluster's tls")] {
+        let out = run(&[&flags[..], &["--upstream-protocol", value, "--check"]].concat());
+        assert_eq!(out.status.code(), Some(2), "stderr: {}", out.stderr);
+        assert!(
+            out.stderr.contains("--upstream-protocol") && out.stderr.contains(why),
+            "{value}: {}",
+            out.stderr
+        );
+    }
+}

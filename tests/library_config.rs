@@ -222,3 +222,16 @@ fn a_config_with_dns_discovery_is_refused_with_its_location() {
     assert!(err.contains("clusters[0].endpoints"), "{err}");
     assert!(err.contains("not in library mode"), "{err}");
 }
+
+#[test]
+fn a_config_with_an_http2_cluster_is_refused_with_its_location() {
+    let file = temp_file(
+        "library-h2",
+        "listen = [\"127.0.0.1:0\"]\n[[clusters]]\nname = \"svc\"\n\
+         endpoints = [\"127.0.0.1:9\"]\nprotocol = \"h2c\"\n",
+    );
+    let path = file.path().to_string();
+    let err = block_on(async move { Client::from_file(&path).unwrap_err() });
+    assert!(err.contains("clusters[0].protocol"), "{err}");
+    assert!(err.contains("not in library mode"), "{err}");
+}

@@ -92,6 +92,11 @@ const FLAG_FIELDS: &[FlagFields] = &[
     flag!("--upstream-tls", upstream_tls, "clusters.tls"),
     flag!("--upstream-ca", upstream_ca, "clusters.tls.ca"),
     flag!(
+        "--upstream-protocol",
+        upstream_protocol,
+        "clusters.protocol"
+    ),
+    flag!(
         "--proxy-protocol",
         proxy_protocol,
         "listeners.proxy_protocol"

@@ -39,6 +39,58 @@ pub struct Cluster {
     pub resolve_interval: Duration,
     /// Speak TLS to the endpoints (`None` = plain TCP).
     pub tls: Option<UpstreamTls>,
+    /// The HTTP version spoken to the endpoints.
+    pub protocol: UpstreamProtocol,
+}
+
+/// The HTTP version a cluster's endpoints are spoken to with (`protocol` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1, over TCP or the cluster's `tls`.
+    #[default]
+    H1,
+    /// HTTP/2 over the cluster's `tls`, ALPN `h2`.
+    H2,
+    /// HTTP/2 with prior knowledge over plain TCP.
+    H2c,
+}
+
+impl UpstreamProtocol {
+    /// The name as written in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            UpstreamProtocol::H1 => "h1",
+            UpstreamProtocol::H2 => "h2",
+            UpstreamProtocol::H2c => "h2c",
+        }
+    }
+
+    /// Whether a cluster with (`tls`) or without TLS can be spoken to this way: `h2` needs TLS
+    /// (ALPN h2), `h2c` is plain TCP only.
+    pub fn check(self, tls: bool) -> Result<(), String> {
+        match (self, tls) {
+            (UpstreamProtocol::H2, false) => Err("\"h2\" is HTTP/2 over TLS (ALPN h2): it needs \
+                 the cluster's tls; \"h2c\" is HTTP/2 over plain TCP"
+                .into()),
+            (UpstreamProtocol::H2c, true) => {
+                Err("\"h2c\" is HTTP/2 over plain TCP: with the cluster's tls use \"h2\"".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::str::FromStr for UpstreamProtocol {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "h1" => Ok(UpstreamProtocol::H1),
+            "h2" => Ok(UpstreamProtocol::H2),
+            "h2c" => Ok(UpstreamProtocol::H2c),
+            _ => Err(format!("{s:?} is not a protocol (use h1, h2 or h2c)")),
+        }
+    }
 }
 
 /// One endpoint as written (`host:port`) and as last resolved.
@@ -91,6 +143,7 @@ impl Cluster {
             max_pending: 1024,
             resolve_interval: Duration::from_secs(30),
             tls: None,
+            protocol: UpstreamProtocol::H1,
         }
     }
 }

@@ -20,7 +20,9 @@ pub use crate::tls::settings::{
     check_alpn, default_alpn, CertPaths, ClientAuth, ListenerTls, UpstreamTls,
 };
 pub use admin::{exposure_warning as admin_exposure_warning, parse_token_file};
-pub use cluster::{parse_endpoint, resolve, Cluster, Endpoint, HealthCheck, ProbeKind, Written};
+pub use cluster::{
+    parse_endpoint, resolve, Cluster, Endpoint, HealthCheck, ProbeKind, UpstreamProtocol, Written,
+};
 pub use discovery::{Discover, DnsName};
 pub use duration::parse as parse_duration;
 pub use file::{load, parse, ConfigError};

@@ -162,6 +162,7 @@ pub fn render(c: &Config) -> String {
         if let Some(d) = cl.max_stale {
             let _ = writeln!(o, "max_stale = {}", dur(d));
         }
+        let _ = writeln!(o, "protocol = {}", q(cl.protocol.name()));
         if let Some(t) = &cl.tls {
             upstream_tls(&mut o, t);
         }

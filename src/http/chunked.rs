@@ -80,6 +80,15 @@ impl Decoder {
         self.state == State::Done
     }
 
+    /// The last chunk was read: what `feed` consumes from here to `done` is the trailer section
+    /// (its field lines and the final CRLF).
+    pub fn in_trailers(&self) -> bool {
+        matches!(
+            self.state,
+            State::TrailerStart | State::TrailerLine | State::TrailerLf | State::EndLf
+        )
+    }
+
     /// Consumes framing from `input` up to and including at most one run of data bytes.
     /// Call again with the rest while `consumed < input.len()` and not `done`.
     pub fn feed(&mut self, input: &[u8]) -> Result<Step, ChunkError> {
@@ -136,7 +145,8 @@ impl Decoder {
                     if b != b'\n' {
                         return Err(ChunkError::BadLineEnd);
                     }
-                    self.state = if self.size == 0 {
+                    let last = self.size == 0;
+                    self.state = if last {
                         State::TrailerStart
                     } else {
                         State::Data(self.size)
@@ -144,6 +154,14 @@ impl Decoder {
                     self.size = 0;
                     self.has_digit = false;
                     self.extension = 0;
+                    if last {
+                        // A step ends at the trailer section, so a caller can take it apart.
+                        return Ok(Step {
+                            consumed: i + 1,
+                            data: 0..0,
+                            done: false,
+                        });
+                    }
                 }
                 State::DataCr => {
                     if b != b'\r' {
@@ -296,6 +314,22 @@ mod tests {
         assert!(check_prefix(b"").is_ok());
         assert_eq!(check_prefix(b"zz\r\n"), Err(ChunkError::BadSize));
         assert_eq!(check_prefix(b"1\r\naX"), Err(ChunkError::BadLineEnd));
+    }
+
+    /// A step ends right after the last chunk, so what follows up to `done` is exactly the
+    /// trailer section (relayed as HTTP/2 trailers).
+    #[test]
+    fn a_step_ends_at_the_trailer_section() {
+        let input = b"3\r\nabc\r\n0\r\nX-Sum: 1\r\n\r\nNEXT";
+        let mut d = Decoder::default();
+        let mut at = 0;
+        while !d.in_trailers() {
+            at += d.feed(&input[at..]).unwrap().consumed;
+        }
+        assert_eq!(&input[..at], b"3\r\nabc\r\n0\r\n");
+        let step = d.feed(&input[at..]).unwrap();
+        assert!(step.done && !d.in_trailers());
+        assert_eq!(&input[at..at + step.consumed], b"X-Sum: 1\r\n\r\n");
     }
 
     #[test]

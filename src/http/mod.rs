@@ -11,6 +11,7 @@ pub mod grpc;
 pub mod grpc_web;
 pub mod h2;
 pub mod h2_reason;
+pub mod h2up;
 pub mod head_rules;
 mod host;
 pub mod lookup;

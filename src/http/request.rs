@@ -71,6 +71,9 @@ pub struct Request {
     pub expect_forwarded: bool,
     /// The plan said to answer locally: no upstream head was written.
     pub answer_locally: bool,
+    /// `TE` lists `trailers`: dropped from the HTTP/1.1 upstream head (hop-by-hop), kept as
+    /// `te: trailers` for an HTTP/2 upstream (gRPC needs it).
+    pub te_trailers: bool,
     /// The request id sent upstream (the client's, up to 64 bytes, or the generated one).
     pub request_id: RequestId,
     /// The W3C trace id (32 hex digits) when the request carries or started a trace.
@@ -250,6 +253,7 @@ pub fn process<'p>(
     let mut request_id: &[u8] = b"";
     let mut traceparent: Option<&[u8]> = None;
     let mut traceparents = 0;
+    let mut te_trailers = false;
     for h in req.headers.iter() {
         match rules.name(h.name) {
             NameVerdict::Keep => {}
@@ -259,7 +263,12 @@ pub fn process<'p>(
         if framing.header(h.name, h.value) {
             continue;
         }
-        if name_is(h.name, "host") {
+        if name_is(h.name, "te") {
+            te_trailers |= h
+                .value
+                .split(|b| *b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"));
+        } else if name_is(h.name, "host") {
             hosts += 1;
             host = Some(h.value);
         } else if name_is(h.name, "connection") {
@@ -344,6 +353,7 @@ pub fn process<'p>(
         expect_continue,
         expect_forwarded: false,
         answer_locally: plan.answer_locally,
+        te_trailers,
         request_id,
         trace_id: None,
     };

@@ -85,6 +85,39 @@ impl Respond {
         Ok(())
     }
 
+    /// Sends `data` (a chunk as it came from an upstream's HTTP/2 stream: no copy) within the
+    /// client's windows; `end` closes the stream with it.
+    pub async fn send_bytes(
+        &mut self,
+        data: Bytes,
+        end: bool,
+        idle: Duration,
+    ) -> Result<(), IoFail> {
+        let s = self.body.as_mut().ok_or(IoFail::Eof)?;
+        send_bytes(s, data, end, idle).await?;
+        self.ended = end;
+        Ok(())
+    }
+
+    /// Ends the response with trailers (a HEADERS frame with END_STREAM).
+    pub fn send_trailers(&mut self, trailers: http::HeaderMap) -> Result<(), IoFail> {
+        let s = self.body.as_mut().ok_or(IoFail::Eof)?;
+        s.send_trailers(trailers).map_err(h2_fail)?;
+        self.ended = true;
+        Ok(())
+    }
+
+    /// Ready when the client reset the stream (or its connection went): a relay waiting on the
+    /// upstream polls it to cancel the upstream's stream at once.
+    pub fn poll_reset(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let polled = match (&mut self.body, &mut self.head) {
+            (Some(b), _) => b.poll_reset(cx),
+            (None, Some(h)) => h.poll_reset(cx),
+            (None, None) => return std::task::Poll::Pending,
+        };
+        polled.map(|_| ())
+    }
+
     /// Ends the body (an empty DATA frame with END_STREAM) unless it has ended.
     pub fn finish(&mut self) -> Result<(), IoFail> {
         if self.ended {
@@ -144,5 +177,49 @@ fn h2_fail(e: h2::Error) -> IoFail {
     match e.get_io() {
         Some(io) => IoFail::Err(io.kind()),
         None => IoFail::Err(std::io::ErrorKind::ConnectionReset),
+    }
+}
+
+/// Sends `data` on `s` as DATA frames, each within the capacity the peer's windows allow (so a
+/// peer that reads slowly slows the sender; nothing queues beyond the window); `end` closes the
+/// stream with the last one (an empty `data` still carries it). Waits at most `idle` for
+/// capacity each time. For either side: a response to a client, a request body to an upstream.
+pub async fn send_bytes(
+    s: &mut SendStream<Bytes>,
+    mut data: Bytes,
+    end: bool,
+    idle: Duration,
+) -> Result<(), IoFail> {
+    if data.is_empty() {
+        return if end {
+            s.send_data(data, true).map_err(h2_fail)
+        } else {
+            Ok(())
+        };
+    }
+    while !data.is_empty() {
+        s.reserve_capacity(data.len().min(RESERVE));
+        let granted = match timeout(idle, poll_fn(|cx| s.poll_capacity(cx))).await {
+            Err(_) => return Err(IoFail::TimedOut),
+            Ok(None) => return Err(IoFail::Eof),
+            Ok(Some(Err(e))) => return Err(h2_fail(e)),
+            Ok(Some(Ok(0))) => continue,
+            Ok(Some(Ok(n))) => n.min(data.len()),
+        };
+        let part = data.split_to(granted);
+        s.send_data(part, end && data.is_empty()).map_err(h2_fail)?;
+    }
+    Ok(())
+}
+
+/// The trailers that end a stream's body, once its DATA is read (`None`: it ended without).
+pub async fn trailers(
+    body: &mut RecvStream,
+    idle: Duration,
+) -> Result<Option<http::HeaderMap>, IoFail> {
+    match timeout(idle, body.trailers()).await {
+        Err(_) => Err(IoFail::TimedOut),
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => Err(h2_fail(e)),
     }
 }

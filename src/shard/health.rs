@@ -1,8 +1,10 @@
 //! Active health checks: each endpoint of a cluster with a `health_check` is probed by exactly
 //! one shard (chosen by hashing cluster and endpoint names), by TCP connect, HTTP GET or the gRPC
-//! health service (health_grpc.rs) with a timeout (over TLS, verified like the pool's connections, for a TLS cluster); after `fall` failures or `rise` successes in a row the verdict is applied here and
-//! published, and the coordinator relays it to every other shard. Shard thread. The same loop
-//! runs for a library `Client` (shard::embed), which probes every endpoint itself and applies
+//! health service (health_grpc.rs) with a timeout (over TLS, verified like the pool's connections,
+//! for a TLS cluster; an HTTP check is an HTTP/2 GET on a connection of its own for an
+//! `h2`/`h2c` cluster); after `fall` failures or `rise` successes in a row the verdict is applied
+//! here and published, and the coordinator relays it to every other shard. Shard thread. The same
+//! loop runs for a library `Client` (shard::embed), which probes every endpoint itself and applies
 //! each verdict to its own table (`Prober`).
 
 use std::cell::RefCell;
@@ -108,6 +110,7 @@ pub async fn run<P: Prober + 'static>(shard: Rc<P>) {
                         // A discovered endpoint (`HOST:PORT@IP`) is asked for HOST:PORT.
                         host: Arc::from(crate::config::discovery::host_port(&ep.name)),
                         tls: ep.pool.tls().cloned(),
+                        h2: ep.h2.is_some(),
                     };
                     monoio::spawn(probe_and_report(
                         shard.clone(),
@@ -134,6 +137,8 @@ struct Target {
     host: Arc<str>,
     /// The endpoint's TLS, as its pool speaks it (same verification, same name).
     tls: Option<Origination>,
+    /// The cluster speaks HTTP/2 (`h2` over `tls`, else `h2c`).
+    h2: bool,
 }
 
 async fn probe_and_report<P: Prober>(
@@ -176,9 +181,14 @@ async fn probe(target: &Target, check: &HealthCheck) -> bool {
     let deadline = Instant::now() + check.timeout;
     let work = async {
         let tcp = TcpStream::connect_addr(target.addr).await.ok()?;
-        match &target.tls {
-            None => http(UpStream::Plain(tcp), &target.host, check).await,
-            Some(tls) => http(tls.handshake(tcp).await.ok()?, &target.host, check).await,
+        let s = match &target.tls {
+            None => UpStream::Plain(tcp),
+            Some(tls) => tls.handshake(tcp).await.ok()?,
+        };
+        match &check.kind {
+            ProbeKind::Grpc { service } => health_grpc::check(s, &target.host, service).await,
+            _ if target.h2 => http2(s, target.tls.is_some(), &target.host, check).await,
+            _ => http(s, &target.host, check).await,
         }
     };
     matches!(
@@ -187,13 +197,10 @@ async fn probe(target: &Target, check: &HealthCheck) -> bool {
     )
 }
 
-/// The HTTP part of a check on a connected stream (`Some(true)` at once for a `tcp` check; a
-/// `grpc` check's call in health_grpc.rs).
+/// The HTTP part of a check on a connected stream (`Some(true)` at once for a `tcp` check).
 async fn http(mut s: UpStream, host: &str, check: &HealthCheck) -> Option<bool> {
-    let (path, expect) = match &check.kind {
-        ProbeKind::Tcp => return Some(true),
-        ProbeKind::Grpc { service } => return health_grpc::check(s, host, service).await,
-        ProbeKind::Http { path, expect } => (path, expect),
+    let ProbeKind::Http { path, expect } = &check.kind else {
+        return Some(true);
     };
     let req = format!(
             "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: shardgate-health\r\nConnection: close\r\n\r\n"
@@ -216,6 +223,29 @@ async fn http(mut s: UpStream, host: &str, check: &HealthCheck) -> Option<bool> 
             return None;
         }
     }
+}
+
+/// The HTTP part of a check as an HTTP/2 GET on a connection of its own (prior knowledge, or
+/// over the TLS that negotiated `h2`); the connection closes when the probe ends.
+async fn http2(s: UpStream, tls: bool, host: &str, check: &HealthCheck) -> Option<bool> {
+    let ProbeKind::Http { path, expect } = &check.kind else {
+        return Some(true);
+    };
+    let io = monoio_compat::StreamWrapper::new_with_buffer_size(s, 16 * 1024, 16 * 1024);
+    let (send, conn) = h2::client::handshake(io).await.ok()?;
+    // Driven while the probe waits; it ends once the probe's handles are gone.
+    monoio::spawn(async move {
+        let _ = conn.await;
+    });
+    let scheme = if tls { "https" } else { "http" };
+    let req = http::Request::get(format!("{scheme}://{host}{path}"))
+        .header("user-agent", "shardgate-health")
+        .body(())
+        .ok()?;
+    let mut send = send.ready().await.ok()?;
+    let (resp, _) = send.send_request(req, true).ok()?;
+    let status = resp.await.ok()?.status().as_u16();
+    Some((expect.0..=expect.1).contains(&status))
 }
 
 /// The status code once the status line is complete.

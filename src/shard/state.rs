@@ -115,6 +115,9 @@ impl Shard {
                     .any(|n| n.endpoints.iter().any(|x| Rc::ptr_eq(x, e)));
                 if !kept {
                     e.pool.close_idle();
+                    if let Some(h2) = &e.h2 {
+                        h2.close_idle();
+                    }
                 }
             }
         }

@@ -8,7 +8,9 @@ use toml::Spanned;
 use super::entry::{dur, err, positive, EntryError, S};
 use std::path::PathBuf;
 
-use crate::config::{parse_endpoint, CertPaths, Cluster, HealthCheck, ProbeKind, UpstreamTls};
+use crate::config::{
+    parse_endpoint, CertPaths, Cluster, HealthCheck, ProbeKind, UpstreamProtocol, UpstreamTls,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +28,7 @@ pub struct RawCluster {
     breaker: Option<RawBreaker>,
     health_check: Option<RawHealth>,
     tls: S<RawUpstreamTls>,
+    protocol: S<String>,
 }
 
 #[derive(Deserialize)]
@@ -203,7 +206,16 @@ pub fn cluster(i: usize, raw: RawCluster) -> Result<(Cluster, FileSpans), EntryE
     if let Some(t) = raw.tls {
         c.tls = Some(tls(i, t, &mut spans)?);
     }
+    if let Some(p) = raw.protocol {
+        c.protocol = protocol(&p, c.tls.is_some()).map_err(|m| (p.span(), f("protocol"), m))?;
+    }
     Ok((c, spans))
+}
+
+/// The `protocol` key, checked against the cluster's `tls` (see `UpstreamProtocol::check`).
+fn protocol(p: &Spanned<String>, tls: bool) -> Result<UpstreamProtocol, String> {
+    let v: UpstreamProtocol = p.get_ref().parse()?;
+    v.check(tls).map(|()| v)
 }
 
 /// The `tls` table: files must not be empty, `cert` and `key` come together, `sni` must be a name

@@ -508,3 +508,34 @@ fn global_rate_limit_settings() {
     assert_eq!(again.routes[0].rate_limit, c.routes[0].rate_limit);
     assert_eq!(again.routes[1].rate_limit, c.routes[1].rate_limit);
 }
+
+/// `protocol` defaults to h1; `h1`, `h2c` and `h2` over tls render back; `h2` without tls and
+/// `h2c` with it are refused naming the key and its line.
+#[test]
+fn cluster_protocol_parses_renders_back_and_is_checked_against_tls() {
+    let head =
+        "listen = [\"127.0.0.1:0\"]\n[[clusters]]\nname = \"a\"\nendpoints = [\"127.0.0.1:1\"]\n";
+    let c = parse("t.toml", head).unwrap();
+    assert_eq!(c.clusters[0].protocol, crate::config::UpstreamProtocol::H1);
+    for ok in [
+        "protocol = \"h1\"",
+        "protocol = \"h2c\"",
+        "protocol = \"h2\"\ntls = { verify = false }",
+    ] {
+        let c = parse("t.toml", &format!("{head}{ok}\n")).expect(ok);
+        let again = parse("r.toml", &crate::config::render(&c)).unwrap();
+        assert_eq!(again.clusters, c.clusters, "{ok}");
+    }
+    for line in [
+        "protocol = \"h3\"",
+        "protocol = \"h2\"",
+        "protocol = \"h2c\"\ntls = { verify = false }",
+    ] {
+        let e = parse("t.toml", &format!("{head}{line}\n")).expect_err(line);
+        assert_eq!(
+            (e.field.as_str(), e.line),
+            ("clusters[0].protocol", 5),
+            "{e}"
+        );
+    }
+}

@@ -17,8 +17,9 @@ use crate::shard::io::{write_vec, Wire};
 use crate::shard::pipeline::admission::Scratch;
 use crate::shard::pipeline::{Downstream, Local};
 use crate::shard::upstream::attempt::{Done, Failed, Limits, Tally};
-use crate::shard::upstream::h1;
+use crate::shard::upstream::h2pool::H2Lease;
 use crate::shard::upstream::relay::Relay;
+use crate::shard::upstream::{h1, h2_from_h1};
 use crate::tls::Negotiated;
 
 impl<S: Wire> Downstream for Client<S> {
@@ -111,6 +112,25 @@ impl<S: Wire> Downstream for Client<S> {
             extra: &self.scratch.extra,
         };
         h1::attempt(relay, req, up, limits, retry_status, tally)
+    }
+
+    fn attempt_h2<'a>(
+        &'a mut self,
+        req: &'a Request,
+        up: &'a mut H2Lease,
+        limits: &'a Limits<'a>,
+        retry_status: impl FnMut(u16) -> bool + 'a,
+        tally: &'a mut Tally,
+    ) -> impl Future<Output = Result<Done, Failed>> + 'a {
+        let relay = Relay {
+            stream: &mut self.stream,
+            buf: &mut self.buf,
+            up_buf: &mut self.up_buf,
+            head: &mut self.head,
+            out: &mut self.out,
+            extra: &self.scratch.extra,
+        };
+        h2_from_h1::attempt(relay, req, up, limits, retry_status, tally)
     }
 }
 

@@ -101,7 +101,10 @@ impl From<UpstreamError> for Error {
                 Error::Connect
             }
             UpstreamError::ResponseTimeout | UpstreamError::BodyTimeout => Error::UpstreamTimeout,
-            UpstreamError::Closed | UpstreamError::Io(_) => Error::UpstreamClosed,
+            // A refused HTTP/2 stream: the library speaks HTTP/1.1 to upstreams, so never seen.
+            UpstreamError::Closed | UpstreamError::Io(_) | UpstreamError::Refused => {
+                Error::UpstreamClosed
+            }
             UpstreamError::Malformed => Error::UpstreamMalformed,
             UpstreamError::NoEndpoint => Error::NoHealthyEndpoint,
             UpstreamError::PoolFull

@@ -340,7 +340,7 @@ impl Inner {
 }
 
 /// The config as a client uses it: validated like the proxy's (less what only a proxy has:
-/// listeners, admin, access log), certificates of TLS clusters loaded; DNS discovery refused.
+/// listeners, admin, access log), certificates of TLS clusters loaded; DNS discovery and HTTP/2 upstreams refused.
 fn prepare(mut config: Config) -> Result<Arc<Config>, crate::config::Invalid> {
     config.listeners.clear();
     config.admin = None;
@@ -350,6 +350,12 @@ fn prepare(mut config: Config) -> Result<Arc<Config>, crate::config::Invalid> {
         let msg = "dns:/srv: discovery runs on the proxy's coordinator thread, not in library \
                    mode: write addresses or hostnames (resolved when the config is read)";
         return Err(config.invalid(&format!("clusters[{i}].endpoints"), msg.into()));
+    }
+    let h2 = |c: &crate::config::Cluster| c.protocol != crate::config::UpstreamProtocol::H1;
+    if let Some(i) = config.clusters.iter().position(h2) {
+        let msg = "HTTP/2 upstreams are not in library mode yet: the client speaks HTTP/1.1 \
+                   (protocol = \"h1\")";
+        return Err(config.invalid(&format!("clusters[{i}].protocol"), msg.into()));
     }
     Ok(Arc::new(config))
 }

@@ -4,7 +4,7 @@
 //! EWMA and statistics, and retry elsewhere when the route's policy and retry budget allow.
 //! Failures are classified by side and answered by their own status. Shard thread.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::choose::{account, acquire, fail, pick, retry};
 use super::exchanged::{Ctx, Exchanged, Outcome};
@@ -14,8 +14,22 @@ use crate::http::request::Request;
 use crate::http::BodyFraming;
 use crate::policy::breaker::Transition;
 use crate::shard::upstream::attempt::{Done, Failed, Limits};
-use crate::shard::upstream::cluster::Endpoint;
+use crate::shard::upstream::cluster::{ClusterView, Endpoint};
+use crate::shard::upstream::h2pool::H2Lease;
+use crate::shard::upstream::pool::Lease;
 use crate::shard::upstream::stream::UpStream;
+
+/// Streams the upstream refused unprocessed that one request sends again (REFUSED_STREAM,
+/// above a GOAWAY's last stream id), beyond the route's retries: an upstream that refuses every
+/// stream ends the request with 502 rather than a loop.
+const MAX_REFUSED: u32 = 2;
+
+/// What a request holds of an endpoint for one attempt: an HTTP/1.1 connection, or a stream's
+/// place on an HTTP/2 connection.
+enum Leased<'e> {
+    H1(Lease<'e>),
+    H2(H2Lease),
+}
 
 /// Runs one exchange. The client gets a canned error when no response head could be relayed.
 pub async fn exchange<D: Downstream>(
@@ -88,6 +102,7 @@ async fn proxy<D: Downstream>(
     let mut retries_left = if replayable { policy.attempts } else { 0 };
     let mut avoid = None;
     let mut fresh_only = false;
+    let mut refusals = 0;
     let cluster = ctx.cluster;
     loop {
         let now = first.take().unwrap_or_else(Instant::now);
@@ -101,7 +116,7 @@ async fn proxy<D: Downstream>(
             return Err(Failed::before(UpstreamError::NoEndpoint));
         }
         let ticket = ep.breaker.ticket();
-        let lease = acquire(cluster, ep, fresh_only, !replayable, limits.connect).await;
+        let lease = lease(cluster, ep, fresh_only, !replayable, limits.connect).await;
         let mut lease = match lease {
             Ok(l) => l,
             Err(e) => {
@@ -118,7 +133,10 @@ async fn proxy<D: Downstream>(
                 return Err(Failed::before(e));
             }
         };
-        let reused = lease.reused;
+        let reused = match &lease {
+            Leased::H1(l) => l.reused,
+            Leased::H2(l) => l.reused,
+        };
         ep.in_flight.set(ep.in_flight.get() + 1);
         // A status the route retries on is held back only when a retry is granted the moment it
         // arrives (attempt and budget spent then, with no await in between): with no attempt or
@@ -129,15 +147,21 @@ async fn proxy<D: Downstream>(
             |status| policy.on_status.contains(&status) && retry(ctx.route, left, Instant::now());
         // One match per attempt: each kind runs its own attempt, so a plain connection's reads
         // and writes stay direct calls (and splice stays possible).
-        let result = match lease.stream() {
-            UpStream::Plain(s) => d.attempt(req, s, &limits, grant, &mut ex.tally).await,
-            UpStream::Tls { stream, .. } => {
-                d.attempt(req, &mut **stream, &limits, grant, &mut ex.tally)
-                    .await
-            }
+        let result = match &mut lease {
+            Leased::H1(l) => match l.stream() {
+                UpStream::Plain(s) => d.attempt(req, s, &limits, grant, &mut ex.tally).await,
+                UpStream::Tls { stream, .. } => {
+                    d.attempt(req, &mut **stream, &limits, grant, &mut ex.tally)
+                        .await
+                }
+            },
+            Leased::H2(l) => d.attempt_h2(req, l, &limits, grant, &mut ex.tally).await,
         };
         ep.in_flight.set(ep.in_flight.get() - 1);
-        let result = result.map_err(|f| refused_client_certificate(f, lease.stream(), ep));
+        let result = match &mut lease {
+            Leased::H1(l) => result.map_err(|f| refused_client_certificate(f, l.stream(), ep)),
+            Leased::H2(_) => result,
+        };
         // Set whenever a response head arrived, which is when `rtt` is used.
         let rtt = ex.tally.upstream_time.unwrap_or_default();
         match result {
@@ -149,8 +173,8 @@ async fn proxy<D: Downstream>(
                 let done = Instant::now();
                 ep.ewma.observe(rtt, done);
                 publish(cx, ep, account(cluster, ep, ticket, status, rtt, done));
-                if reusable {
-                    lease.release();
+                if let (true, Leased::H1(l)) = (reusable, lease) {
+                    l.release();
                 }
                 return Ok(if close_client {
                     Outcome::Close
@@ -164,7 +188,10 @@ async fn proxy<D: Downstream>(
                     ep,
                     account(cluster, ep, ticket, 101, rtt, Instant::now()),
                 );
-                return Ok(Outcome::Tunnel(lease.detach()));
+                return Ok(match lease {
+                    Leased::H1(l) => Outcome::Tunnel(l.detach()),
+                    Leased::H2(_) => Outcome::Close,
+                });
             }
             Ok(Done::Retried(status)) => {
                 publish(
@@ -175,6 +202,16 @@ async fn proxy<D: Downstream>(
                 drop(lease);
                 avoid = Some(i);
             }
+            // The HTTP/2 upstream did not process the stream: sent again (on another
+            // connection when this one is going away), whatever the method.
+            Err(f)
+                if f.retryable
+                    && f.error == ProxyError::Upstream(UpstreamError::Refused)
+                    && refusals < MAX_REFUSED =>
+            {
+                ep.breaker.on_abandoned_for(ticket);
+                refusals += 1;
+            }
             // A pooled connection the upstream had closed: not the endpoint's fault, and safe
             // to send again on a fresh connection (once).
             Err(f) if f.retryable && reused && !fresh_only && replayable => {
@@ -182,7 +219,8 @@ async fn proxy<D: Downstream>(
                 fresh_only = true;
             }
             Err(f) => {
-                let upstream_fault = matches!(f.error, ProxyError::Upstream(_));
+                let upstream_fault =
+                    matches!(f.error, ProxyError::Upstream(e) if e != UpstreamError::Refused);
                 if upstream_fault {
                     publish(cx, ep, fail(ep, ticket));
                 } else {
@@ -223,6 +261,31 @@ fn refused_client_certificate(f: Failed, up: &mut UpStream, ep: &Endpoint) -> Fa
         }
         None => f,
     }
+}
+
+/// A pooled connection (HTTP/1.1, within the cluster's limits: `choose::acquire`) or a stream
+/// on one (HTTP/2).
+async fn lease<'e>(
+    cluster: &ClusterView,
+    ep: &'e Endpoint,
+    fresh_only: bool,
+    check: bool,
+    connect: Option<Duration>,
+) -> Result<Leased<'e>, UpstreamError> {
+    let Some(h2) = &ep.h2 else {
+        return acquire(cluster, ep, fresh_only, check, connect)
+            .await
+            .map(Leased::H1);
+    };
+    // The endpoint's own cap already includes the cluster's max_connections; a full
+    // connection's requests wait in the pool's queue.
+    if cluster.pending.get() >= cluster.max_pending {
+        return Err(UpstreamError::PendingFull);
+    }
+    cluster.pending.set(cluster.pending.get() + 1);
+    let lease = h2.acquire(connect).await;
+    cluster.pending.set(cluster.pending.get() - 1);
+    lease.map(Leased::H2)
 }
 
 /// Tells the coordinator of a breaker transition (one message per transition, never per

@@ -26,6 +26,7 @@ use super::drain::Drain;
 use super::io::Wire;
 use super::table::Table;
 use super::upstream::attempt::{Done, Failed, Limits, Tally};
+use super::upstream::h2pool::H2Lease;
 use crate::access_log::ShardLog;
 use crate::bus::{HealthEvent, HealthNews, Reports, ToCoordinator};
 use crate::error::ClientError;
@@ -114,6 +115,17 @@ pub trait Downstream {
         &'a mut self,
         req: &'a Request,
         up: &'a mut U,
+        limits: &'a Limits<'a>,
+        retry_status: impl FnMut(u16) -> bool + 'a,
+        tally: &'a mut Tally,
+    ) -> impl Future<Output = Result<Done, Failed>> + 'a;
+    /// The same attempt on a stream of an upstream HTTP/2 connection (`protocol = "h2"`/`"h2c"`):
+    /// the request goes out as an HTTP/2 request on `up`, its body and the response's within the
+    /// flow-control windows, trailers relayed both ways.
+    fn attempt_h2<'a>(
+        &'a mut self,
+        req: &'a Request,
+        up: &'a mut H2Lease,
         limits: &'a Limits<'a>,
         retry_status: impl FnMut(u16) -> bool + 'a,
         tally: &'a mut Tally,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use rustls::ClientConfig;
 
+use super::h2pool::H2Pool;
 use super::pool::EndpointPool;
 use super::stream::Origination;
 use crate::config::{self, Cluster, Timeouts};
@@ -23,6 +24,9 @@ pub struct Endpoint {
     pub name: Arc<str>,
     pub addr: SocketAddr,
     pub pool: EndpointPool,
+    /// The endpoint's HTTP/2 connections when its cluster speaks `h2` or `h2c` (then `pool`
+    /// stays empty: requests lease streams here).
+    pub h2: Option<H2Pool>,
     pub breaker: Breaker,
     pub ewma: PeakEwma,
     pub in_flight: Cell<u32>,
@@ -37,6 +41,7 @@ pub struct Endpoint {
         Duration,
         crate::policy::breaker::BreakerConfig,
         Option<config::UpstreamTls>,
+        config::UpstreamProtocol,
     ),
 }
 
@@ -133,11 +138,26 @@ impl ClusterView {
         }
         // This shard's own rustls client config (its session cache is not shared across cores).
         let connector = c.tls.as_ref().and_then(connector);
+        // h2 over TLS offers ALPN `h2` only (the pool refuses an upstream that picks another).
+        let connector = match c.protocol {
+            config::UpstreamProtocol::H2 => connector.map(|cc| {
+                let mut cc = (*cc).clone();
+                cc.alpn_protocols = vec![b"h2".to_vec()];
+                Arc::new(cc)
+            }),
+            _ => connector,
+        };
         let endpoints = c
             .endpoints
             .iter()
             .map(|e| {
-                let identity = (limits, timeouts.connect, c.breaker.clone(), c.tls.clone());
+                let identity = (
+                    limits,
+                    timeouts.connect,
+                    c.breaker.clone(),
+                    c.tls.clone(),
+                    c.protocol,
+                );
                 let kept = old.and_then(|o| {
                     o.endpoints
                         .iter()
@@ -153,17 +173,22 @@ impl ClusterView {
                     None => {
                         let stats = stats.endpoint(&c.name, &e.name);
                         stats.healthy.set(probe_up);
+                        let tls = origination(c, &connector, config::discovery::host_port(&e.name));
+                        let h2 = (c.protocol != config::UpstreamProtocol::H1).then(|| {
+                            H2Pool::new(
+                                e.addr,
+                                limits,
+                                timeouts.connect,
+                                stats.clone(),
+                                tls.clone(),
+                            )
+                        });
                         Rc::new(Endpoint {
                             cluster: name.clone(),
                             name: Arc::from(e.name.as_str()),
                             addr: e.addr,
-                            pool: EndpointPool::new(
-                                e.addr,
-                                limits,
-                                timeouts,
-                                stats.clone(),
-                                origination(c, &connector, config::discovery::host_port(&e.name)),
-                            ),
+                            pool: EndpointPool::new(e.addr, limits, timeouts, stats.clone(), tls),
+                            h2,
                             breaker: Breaker::new(c.breaker.clone()),
                             ewma: PeakEwma::new(Duration::from_secs(10), Duration::from_millis(1)),
                             in_flight: Cell::new(0),
@@ -203,7 +228,10 @@ impl ClusterView {
 
     /// Connections open to the whole cluster on this shard.
     pub fn open_connections(&self) -> usize {
-        self.endpoints.iter().map(|e| e.pool.open_count()).sum()
+        self.endpoints
+            .iter()
+            .map(|e| e.pool.open_count() + e.h2.as_ref().map_or(0, H2Pool::open_count))
+            .sum()
     }
 
     /// Applies another shard's outlier ejection, unless the cluster's ejection cap is reached.

@@ -4,7 +4,9 @@
 //! slow upstream slows the client), read the response head (1xx dropped: HTTP/2 clients get the
 //! final answer; a retryable status handed back unsent), send it as HTTP/2 headers, then stream
 //! the body back as DATA frames within the client's windows, chunked bodies de-chunked. Trailers
-//! of a chunked response are not relayed yet. Shard thread, on the stream's task.
+//! are relayed both ways where the HTTP/1.1 side is chunked: the client's HTTP/2 trailers end a
+//! chunked request body, a chunked response's trailers reach the client as HTTP/2 trailers.
+//! Shard thread, on the stream's task.
 
 use std::time::Duration;
 
@@ -17,7 +19,7 @@ use crate::error::{ClientError, UpstreamError};
 use crate::http::chunked::Decoder;
 use crate::http::request::{Method, Request};
 use crate::http::response::{self, Kind, ResponseCtx};
-use crate::http::{h2 as translate, BodyFraming, Head};
+use crate::http::{h2 as translate, h2up, BodyFraming, Head};
 use crate::shard::h2io::{self, Respond};
 use crate::shard::io::{read_more_until, read_more_within, write_vec, Buf, IoFail, Wire};
 
@@ -96,16 +98,19 @@ pub async fn attempt<U: Wire>(
     ex.bytes_out += c.out.len() as u64;
 
     // --- response body back to the client ---
+    let mut trailers = None;
     let relayed = match resp.body {
         BodyFraming::None | BodyFraming::Length(0) => Ok(0),
         BodyFraming::Length(n) => length(up, c.up_buf, c.respond, n, limits.body).await,
-        BodyFraming::Chunked => dechunk(up, c.up_buf, c.respond, limits.body).await,
+        BodyFraming::Chunked => dechunk(up, c.up_buf, c.respond, &mut trailers, limits.body).await,
         BodyFraming::UntilClose => until_close(up, c.up_buf, c.respond, limits.body).await,
     };
     ex.bytes_out += relayed?;
-    c.respond
-        .finish()
-        .map_err(|e| Failed::answered(client_io(e)))?;
+    match trailers {
+        Some(t) => c.respond.send_trailers(t),
+        None => c.respond.finish(),
+    }
+    .map_err(|e| Failed::answered(client_io(e)))?;
     Ok(Done::Response {
         status: resp.status,
         reusable: resp.upstream_reusable && c.up_buf.is_empty(),
@@ -155,8 +160,13 @@ async fn send_body<U: Wire>(
         h2io::release(body, n);
     }
     if chunked {
+        // The client's trailers (if any) end the chunked body.
+        let trailers = h2io::trailers(body, idle).await.map_err(|e| match e {
+            IoFail::TimedOut => Failed::before(ClientError::BodyTimeout),
+            e => Failed::before(client_io(e)),
+        })?;
         scratch.clear();
-        scratch.extend_from_slice(b"0\r\n\r\n");
+        h2up::chunked_end(trailers.as_ref(), scratch);
         write_vec(up, scratch, idle)
             .await
             .map_err(|e| Failed::before(upstream_io(e)))?;
@@ -207,22 +217,30 @@ async fn length<U: Wire>(
     }
 }
 
-/// Relays a chunked body's payload, validating its framing; stops at the end of the trailers
-/// (which are dropped for now).
+/// Relays a chunked body's payload, validating its framing; stops at the end of the trailers,
+/// which are left in `trailers` for the caller to send.
 async fn dechunk<U: Wire>(
     up: &mut U,
     buf: &mut Buf,
     out: &mut Respond,
+    trailers: &mut Option<http::HeaderMap>,
     idle: Duration,
 ) -> Result<u64, Failed> {
     let mut dec = Decoder::default();
     let mut total = 0u64;
+    let mut section = Vec::new();
     loop {
         let mut consumed = 0;
         while consumed < buf.len() && !dec.is_done() {
+            let in_trailers = dec.in_trailers();
             let step = dec
                 .feed(&buf.data()[consumed..])
                 .map_err(|_| Failed::answered(UpstreamError::Malformed.into()))?;
+            if in_trailers {
+                section.extend_from_slice(&buf.data()[consumed..consumed + step.consumed]);
+                consumed += step.consumed;
+                continue;
+            }
             if !step.data.is_empty() {
                 let data = &buf.data()[consumed + step.data.start..consumed + step.data.end];
                 total += data.len() as u64;
@@ -234,6 +252,8 @@ async fn dechunk<U: Wire>(
         }
         buf.consume(consumed);
         if dec.is_done() {
+            *trailers = h2up::trailers(&section)
+                .map_err(|_| Failed::answered(UpstreamError::Malformed.into()))?;
             return Ok(total);
         }
         read_more_within(up, buf, idle).await.map_err(read_failed)?;

@@ -3,7 +3,10 @@
 //! waiting queue, and the HTTP/1.1 client side of one attempt (head and body out, response back
 //! to the client's side, `Expect` handling, splice for large bodies between plain TCP sockets;
 //! a sibling for a client that is an HTTP/2 stream, h1_from_h2.rs), over plain TCP or TLS
-//! connections (stream.rs).
+//! connections (stream.rs); for clusters that speak HTTP/2 (`protocol = "h2"`/`"h2c"`), a pool of
+//! multiplexed connections per endpoint (h2pool.rs, each driven by its task in h2conn.rs) and the
+//! attempt over one stream for either client kind (h2_from_h1.rs, h2_from_h2.rs, sharing
+//! h2stream.rs).
 //! It imports neither the pipeline above it nor the protocol front-ends. Shard thread only.
 
 pub mod attempt;
@@ -12,6 +15,11 @@ pub mod cluster;
 pub mod expect;
 pub mod h1;
 pub mod h1_from_h2;
+pub mod h2_from_h1;
+pub mod h2_from_h2;
+pub mod h2conn;
+pub mod h2pool;
+pub mod h2stream;
 pub mod pool;
 pub mod relay;
 pub mod splice;

@@ -31,6 +31,8 @@ use crate::shard::pipeline::record::{self, Refused};
 use crate::shard::pipeline::{self, Downstream, Local};
 use crate::shard::upstream::attempt::{Done, Failed, Limits, Tally};
 use crate::shard::upstream::h1_from_h2::{self, H2Side};
+use crate::shard::upstream::h2_from_h2;
+use crate::shard::upstream::h2pool::H2Lease;
 use crate::shard::Shard;
 use crate::tls::Negotiated;
 
@@ -341,5 +343,24 @@ impl Downstream for Stream {
             extra: &self.scratch.extra,
         };
         h1_from_h2::attempt(side, req, up, limits, retry_status, tally)
+    }
+
+    fn attempt_h2<'a>(
+        &'a mut self,
+        req: &'a Request,
+        up: &'a mut H2Lease,
+        limits: &'a Limits<'a>,
+        retry_status: impl FnMut(u16) -> bool + 'a,
+        tally: &'a mut Tally,
+    ) -> impl Future<Output = Result<Done, Failed>> + 'a {
+        let side = H2Side {
+            body: &mut self.body,
+            respond: &mut self.respond,
+            up_buf: &mut self.up_buf,
+            head: &mut self.head,
+            out: &mut self.out,
+            extra: &self.scratch.extra,
+        };
+        h2_from_h2::attempt(side, req, up, limits, retry_status, tally)
     }
 }

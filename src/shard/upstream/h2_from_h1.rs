@@ -1,0 +1,275 @@
+//! The HTTP/2 client side of one attempt whose client is an HTTP/1.1 connection (a sibling of
+//! h1.rs): the rewritten head goes out as an HTTP/2 request on a leased stream, the body follows
+//! from the client's connection as DATA within the upstream's windows (a chunked body de-chunked,
+//! its trailers sent as HTTP/2 trailers; a body that arrived whole with the head stays in the
+//! client's buffer until the response head, so a refused stream can send it again), then the
+//! response head comes back as an HTTP/1.1 head (rewritten by `response::process` like any
+//! upstream's; a body of unknown length sent chunked, the upstream's trailers as chunked
+//! trailers), and its body is written to the client chunk by chunk, each chunk's window released
+//! only once it was written. An upstream that answers early and stops taking the body has its
+//! answer relayed; the client's connection closes after it. Shard thread, on the client connection's task.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use h2::{RecvStream, SendStream};
+use monoio::io::AsyncWriteRentExt;
+use monoio::time::{timeout, Instant};
+
+use super::attempt::{client_io, Done, Failed, Limits, Tally};
+use super::h2pool::H2Lease;
+use super::h2stream;
+use super::relay::Relay;
+use crate::error::{ClientError, ProxyError, UpstreamError};
+use crate::http::chunked::Decoder;
+use crate::http::request::{Method, Request};
+use crate::http::response::{self, ResponseCtx};
+use crate::http::{canned, h2up, BodyFraming, Head};
+use crate::shard::h2io;
+use crate::shard::io::{read_more_within, write_static, write_vec, Buf, IoFail, Wire};
+
+/// One attempt on `lease`; `retry_status` is asked when the response head arrives whether the
+/// route retries on its status (and grants the retry at once); what moved is added to `ex`.
+pub async fn attempt<S: Wire>(
+    c: Relay<'_, S>,
+    req: &Request,
+    lease: &mut H2Lease,
+    limits: &Limits<'_>,
+    mut retry_status: impl FnMut(u16) -> bool,
+    ex: &mut Tally,
+) -> Result<Done, Failed> {
+    let bodiless = matches!(req.body, BodyFraming::None | BodyFraming::Length(0));
+    // A body that came whole with the head is sent from the buffer and kept there until the
+    // response head: a refused stream can then be sent again.
+    let held = match req.body {
+        BodyFraming::Length(n) if n > 0 && c.buf.len() as u64 >= n => n as usize,
+        _ => 0,
+    };
+    let mut early = false;
+    let (resp, mut send) =
+        h2stream::open(lease, c.head, req.te_trailers, bodiless, limits.upstream).await?;
+    if !bodiless {
+        if req.expect_continue {
+            write_static(&mut *c.stream, canned::CONTINUE, limits.body)
+                .await
+                .map_err(|e| Failed::before(client_io(e)))?;
+            ex.bytes_out += canned::CONTINUE.len() as u64;
+        }
+        let sent = if held > 0 {
+            let body = Bytes::copy_from_slice(&c.buf.data()[..held]);
+            h2io::send_bytes(&mut send, body, true, limits.body)
+                .await
+                .map(|()| held as u64)
+                .map_err(|e| Failed::before(up_fail(e)))
+        } else {
+            send_body(&mut *c.stream, &mut *c.buf, &mut send, req.body, limits).await
+        };
+        match sent {
+            Ok(n) => ex.bytes_in += n,
+            // The upstream stopped taking the body (it reset the stream after an early final
+            // answer, a 413 say): that answer is relayed if it came, and the client's unread
+            // body closes its connection after it.
+            Err(f) if matches!(f.error, ProxyError::Upstream(_)) => early = true,
+            Err(f) => return Err(f),
+        }
+    }
+    let sent_at = Instant::now();
+    let replayable = bodiless || held > 0;
+    let resp = h2stream::head(resp, sent_at + limits.upstream, replayable).await?;
+    c.buf.consume(held);
+    ex.upstream_time = Some(sent_at.elapsed());
+    let status = resp.status().as_u16();
+    if retry_status(status) {
+        send.send_reset(h2::Reason::CANCEL);
+        return Ok(Done::Retried(status));
+    }
+    ex.status = status;
+
+    // --- the response head, as an upstream's HTTP/1.1 head through the usual rewrite ---
+    let (parts, mut body) = resp.into_parts();
+    c.up_buf.consume(c.up_buf.len());
+    h2up::response_head(&parts, body.is_end_stream(), &mut c.up_buf.v);
+    let ctx = ResponseCtx {
+        head_request: req.method == Method::Head,
+        client_http10: req.http10,
+        // After an early answer the client's unsent body is still due: close.
+        client_keep_alive: req.keep_alive && !early && !limits.drain.is_draining(),
+        upgrade_requested: false,
+        remove: limits.remove,
+        extra: c.extra,
+    };
+    let r = match response::process(c.up_buf.data(), true, ctx, c.out) {
+        Ok(Head::Complete(r)) => r,
+        _ => return Err(Failed::before(UpstreamError::Malformed)),
+    };
+    c.up_buf.consume(c.up_buf.len());
+    write_vec(&mut *c.stream, &mut *c.out, limits.body)
+        .await
+        .map_err(|e| Failed::answered(client_io(e)))?;
+    ex.bytes_out += c.out.len() as u64;
+
+    // --- the body, chunk by chunk within the upstream's windows ---
+    if !matches!(r.body, BodyFraming::None | BodyFraming::Length(0)) {
+        let chunked = r.body == BodyFraming::Chunked && !r.dechunk;
+        ex.bytes_out += relay(&mut *c.stream, &mut body, c.out, chunked, limits.body).await?;
+    }
+    Ok(Done::Response {
+        status,
+        reusable: true,
+        close_client: r.close_client || early,
+    })
+}
+
+/// Writes the response body to the client: chunk-framed (then the trailers) when `chunked`,
+/// as it comes otherwise. Returns the bytes written.
+async fn relay<S: Wire>(
+    client: &mut S,
+    body: &mut RecvStream,
+    out: &mut Vec<u8>,
+    chunked: bool,
+    idle: Duration,
+) -> Result<u64, Failed> {
+    let mut total = 0u64;
+    while let Some(chunk) = h2stream::next(body, idle).await? {
+        let n = chunk.len();
+        if n == 0 {
+            continue;
+        }
+        if chunked {
+            out.clear();
+            let _ = std::io::Write::write_fmt(out, format_args!("{n:x}\r\n"));
+            out.extend_from_slice(&chunk);
+            out.extend_from_slice(b"\r\n");
+            total += out.len() as u64;
+            write_vec(client, out, idle)
+                .await
+                .map_err(answered_client)?;
+        } else {
+            total += n as u64;
+            write_bytes(client, chunk, idle)
+                .await
+                .map_err(answered_client)?;
+        }
+        h2stream::release(body, n);
+    }
+    if chunked {
+        let t = h2stream::trailers(body, idle).await?;
+        out.clear();
+        h2up::chunked_end(t.as_ref(), out);
+        total += out.len() as u64;
+        write_vec(client, out, idle)
+            .await
+            .map_err(answered_client)?;
+    }
+    Ok(total)
+}
+
+fn answered_client(e: IoFail) -> Failed {
+    Failed::answered(client_io(e))
+}
+
+/// A write of the request body upstream failed: its stream was reset or the connection broke.
+fn up_fail(e: IoFail) -> UpstreamError {
+    match e {
+        IoFail::TimedOut => UpstreamError::BodyTimeout,
+        IoFail::Eof => UpstreamError::Closed,
+        IoFail::Err(k) => UpstreamError::Io(k),
+    }
+}
+
+/// Writes one DATA chunk as it came (no copy).
+async fn write_bytes<S: Wire>(s: &mut S, b: Bytes, idle: Duration) -> Result<(), IoFail> {
+    match timeout(idle, s.write_all(b)).await {
+        Err(_) => Err(IoFail::TimedOut),
+        Ok((Ok(_), _)) => Ok(()),
+        Ok((Err(e), _)) => Err(IoFail::Err(e.kind())),
+    }
+}
+
+/// Streams the request body from the client's connection upstream by its framing: a length as
+/// is, a chunked body de-chunked with its trailers as HTTP/2 trailers. Each piece is read only
+/// once the previous one went out within the upstream's windows. Returns the body bytes.
+async fn send_body<S: Wire>(
+    client: &mut S,
+    buf: &mut Buf,
+    up: &mut SendStream<Bytes>,
+    framing: BodyFraming,
+    limits: &Limits<'_>,
+) -> Result<u64, Failed> {
+    let idle = limits.body;
+    let read_failed = |e: IoFail| match e {
+        IoFail::TimedOut => Failed::before(ClientError::BodyTimeout),
+        e => Failed::before(client_io(e)),
+    };
+    let send_failed = |e: IoFail| Failed::before(up_fail(e));
+    match framing {
+        BodyFraming::Length(n) => {
+            let mut left = n;
+            loop {
+                let take = (buf.len() as u64).min(left) as usize;
+                if take > 0 {
+                    left -= take as u64;
+                    let part = Bytes::copy_from_slice(&buf.data()[..take]);
+                    buf.consume(take);
+                    h2io::send_bytes(up, part, left == 0, idle)
+                        .await
+                        .map_err(send_failed)?;
+                }
+                if left == 0 {
+                    return Ok(n);
+                }
+                read_more_within(client, buf, idle)
+                    .await
+                    .map_err(read_failed)?;
+            }
+        }
+        _ => {
+            let mut dec = Decoder::default();
+            let mut total = 0u64;
+            let mut trailer = Vec::new();
+            loop {
+                let mut consumed = 0;
+                while consumed < buf.len() && !dec.is_done() {
+                    let in_trailers = dec.in_trailers();
+                    let step = dec
+                        .feed(&buf.data()[consumed..])
+                        .map_err(|_| Failed::before(ClientError::BadBody))?;
+                    let at = consumed;
+                    consumed += step.consumed;
+                    if in_trailers {
+                        trailer.extend_from_slice(&buf.data()[at..consumed]);
+                        continue;
+                    }
+                    if step.data.is_empty() {
+                        continue;
+                    }
+                    total += step.data.len() as u64;
+                    if total > limits.max_body {
+                        return Err(Failed::before(ClientError::TooLarge));
+                    }
+                    let data = &buf.data()[at + step.data.start..at + step.data.end];
+                    let part = Bytes::copy_from_slice(data);
+                    h2io::send_bytes(up, part, false, idle)
+                        .await
+                        .map_err(send_failed)?;
+                }
+                buf.consume(consumed);
+                if dec.is_done() {
+                    break;
+                }
+                read_more_within(client, buf, idle)
+                    .await
+                    .map_err(read_failed)?;
+            }
+            match h2up::trailers(&trailer).map_err(|_| Failed::before(ClientError::BadBody))? {
+                Some(t) => up
+                    .send_trailers(t)
+                    .map_err(|e| h2stream::before(&e, false))?,
+                None => h2io::send_bytes(up, Bytes::new(), true, idle)
+                    .await
+                    .map_err(send_failed)?,
+            }
+            Ok(total)
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! gRPC through an h2c upstream (`--upstream-protocol h2c`) with real `grpcio` (PyPI) on both
+//! ends (tests/grpc/server.py, tests/grpc/client.py: generic handlers on raw bytes, no protoc):
+//! empty unary, large unary (4 MiB), client, server and bidirectional (ping-pong) streaming, a
+//! status with its message in trailers, custom metadata both ways, an unimplemented method, and
+//! cancel after begin (the client's RST_STREAM reaches the server as a cancellation). Every case gives the same
+//! result straight to the server and through shardgate, to an h2c server and to one over TLS
+//! (`--upstream-protocol h2`, ALPN h2), from a client over h2c and over TLS (ALPN h2).
+//! scripts/test.sh installs grpcio.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+use support::*;
+
+/// tests/grpc/server.py on 127.0.0.1; killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// `tls`: (certificate, key) files: the server speaks TLS with ALPN h2.
+    fn start(tls: Option<(&str, &str)>) -> Server {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc/server.py");
+        let mut args = vec![script];
+        if let Some((cert, key)) = tls {
+            args.extend(["--tls", cert, key]);
+        }
+        let mut child = Command::new("python3")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line
+            .trim()
+            .strip_prefix("port ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                panic!("server.py said {line:?}: is grpcio installed (pip install grpcio)?")
+            });
+        Server {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every case's result against `target`, one JSON object per case; `ca`: over TLS, the
+/// certificate checked against it for `localhost`.
+fn cases_with(target: SocketAddr, ca: Option<&str>) -> Vec<Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc/client.py");
+    let out = Command::new("timeout")
+        .args(["60", "python3", script, &target.to_string()])
+        .args(ca)
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "client.py {target}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn cases(target: SocketAddr) -> Vec<Value> {
+    cases_with(target, None)
+}
+
+#[test]
+fn every_case_gives_the_same_result_direct_and_through_shardgate() {
+    let server = Server::start(None);
+    let direct = cases(server.addr);
+    assert_eq!(direct.len(), 9, "{direct:?}");
+    // What the cases must show, so that equal results mean something.
+    let by = |c: &str| direct.iter().find(|v| v["case"] == c).unwrap().clone();
+    assert_eq!(by("large")["reply"][0], 4 << 20);
+    assert_eq!(
+        by("bidi")["reply"],
+        serde_json::json!(["PING", "PONG", "DONE"])
+    );
+    assert_eq!(by("fail")["code"], "INVALID_ARGUMENT");
+    assert_eq!(by("fail")["details"], "bad thing: 100% wrong");
+    assert_eq!(by("metadata")["initial"]["x-echo"], "m2");
+    assert_eq!(by("metadata")["trailing"]["x-trailer"], "t");
+    assert_eq!(by("unimplemented")["code"], "UNIMPLEMENTED");
+    assert_eq!(
+        by("cancel")["reply"],
+        serde_json::json!(["first", true]),
+        "the server saw the cancel"
+    );
+
+    let proxy = Proxy::to(
+        &[server.addr],
+        &["--h2c", "--upstream-protocol", "h2c", "--shards", "1"],
+    );
+    let through = cases(proxy.addr);
+    for (d, t) in direct.iter().zip(&through) {
+        assert_eq!(d, t, "direct and through shardgate differ");
+    }
+    assert_eq!(through.len(), direct.len());
+}
+
+/// The same cases through shardgate to a gRPC server over TLS (`protocol = "h2"`: ALPN h2, the
+/// certificate checked against the test CA) give the results of the h2c server straight.
+#[test]
+fn grpc_over_an_h2_tls_upstream_gives_the_same_results() {
+    let certs = support::certs::Certs::new("grpc-tls");
+    let leaf = certs.leaf("upstream", &["localhost", "127.0.0.1"]);
+    let plain = Server::start(None);
+    let tls = Server::start(Some((leaf.cert(), leaf.key())));
+    let direct = cases(plain.addr);
+    let flags = [
+        "--h2c",
+        "--upstream-protocol",
+        "h2",
+        "--upstream-ca",
+        certs.ca(),
+    ];
+    let proxy = Proxy::to(&[tls.addr], &[&flags[..], &["--shards", "1"]].concat());
+    let through = cases(proxy.addr);
+    assert_eq!(through.len(), direct.len(), "{through:?}");
+    for (d, t) in direct.iter().zip(&through) {
+        assert_eq!(d, t, "direct (h2c) and through shardgate to TLS differ");
+    }
+}
+
+/// A gRPC client over TLS (ALPN h2 on a `--listen-tls` listener) to a TLS gRPC server through
+/// shardgate: the h2c server's results.
+#[test]
+fn grpc_over_tls_on_both_sides_gives_the_same_results() {
+    let certs = support::certs::Certs::new("grpc-tls2");
+    let leaf = certs.leaf("both", &["localhost", "127.0.0.1"]);
+    let plain = Server::start(None);
+    let tls = Server::start(Some((leaf.cert(), leaf.key())));
+    let direct = cases(plain.addr);
+    let up = tls.addr.to_string();
+    let proxy = Proxy::start(&[
+        "--listen-tls",
+        "127.0.0.1:0",
+        "--tls-cert",
+        leaf.cert(),
+        "--tls-key",
+        leaf.key(),
+        "--upstream",
+        &up,
+        "--upstream-protocol",
+        "h2",
+        "--upstream-ca",
+        certs.ca(),
+        "--shards",
+        "1",
+    ]);
+    let through = cases_with(proxy.addr, Some(certs.ca()));
+    assert_eq!(through.len(), direct.len(), "{through:?}");
+    for (d, t) in direct.iter().zip(&through) {
+        assert_eq!(d, t, "direct (h2c) and through shardgate over TLS differ");
+    }
+}
