@@ -64,6 +64,9 @@ pub enum UpstreamError {
     /// The TLS handshake with the upstream failed (its certificate was rejected, or it refused
     /// ours, or it spoke no TLS we accept). Never retried with verification off.
     Tls(TlsFailure),
+    /// A gRPC request for a cluster that speaks HTTP/1.1 (which cannot carry its trailers): a
+    /// configuration error, not the endpoint's fault.
+    GrpcOverH1,
 }
 
 /// Why a TLS handshake with an upstream failed: the `reason` label of
@@ -145,6 +148,7 @@ impl UpstreamError {
             | UpstreamError::Io(_)
             | UpstreamError::Malformed
             | UpstreamError::Refused
+            | UpstreamError::GrpcOverH1
             | UpstreamError::Tls(_) => 502,
         }
     }
@@ -155,6 +159,7 @@ impl UpstreamError {
             UpstreamError::NoEndpoint => canned::NO_ENDPOINT,
             UpstreamError::ClusterFull => canned::CLUSTER_FULL,
             UpstreamError::PendingFull => canned::PENDING_FULL,
+            UpstreamError::GrpcOverH1 => canned::GRPC_OVER_H1,
             UpstreamError::Tls(f) if f.is_certificate() => canned::UPSTREAM_CERT_REJECTED,
             UpstreamError::Tls(TlsFailure::Handshake) => canned::UPSTREAM_TLS_FAILED,
             UpstreamError::Tls(TlsFailure::ClientCertificate) => {
@@ -173,6 +178,7 @@ impl UpstreamError {
                 | UpstreamError::PoolTimeout
                 | UpstreamError::ClusterFull
                 | UpstreamError::PendingFull
+                | UpstreamError::GrpcOverH1
         )
     }
 }

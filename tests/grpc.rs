@@ -9,59 +9,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
+use support::grpc_server::Server;
 use support::*;
-
-/// tests/grpc/server.py on 127.0.0.1; killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    /// `tls`: (certificate, key) files: the server speaks TLS with ALPN h2.
-    fn start(tls: Option<(&str, &str)>) -> Server {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc/server.py");
-        let mut args = vec![script];
-        if let Some((cert, key)) = tls {
-            args.extend(["--tls", cert, key]);
-        }
-        let mut child = Command::new("python3")
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port: u16 = line
-            .trim()
-            .strip_prefix("port ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!("server.py said {line:?}: is grpcio installed (pip install grpcio)?")
-            });
-        Server {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Every case's result against `target`, one JSON object per case; `ca`: over TLS, the
 /// certificate checked against it for `localhost`.
@@ -119,6 +72,17 @@ fn every_case_gives_the_same_result_direct_and_through_shardgate() {
         assert_eq!(d, t, "direct and through shardgate differ");
     }
     assert_eq!(through.len(), direct.len());
+    // Counted by the grpc-status their client got: the failure (3) and the unknown method (12)
+    // once each, the successful calls (0); a cancelled call may or may not have been answered.
+    let name = "shardgate_route_grpc_requests_total";
+    let m = support::admin::scrape_until(&proxy, ms(5000), "the calls counted", name, |m| {
+        m.sum(name, &[("grpc_status", "3")]) == 1.0 && m.sum(name, &[("grpc_status", "12")]) == 1.0
+    });
+    assert!(
+        m.sum(name, &[("grpc_status", "0")]) >= 6.0,
+        "{:?}",
+        m.select(name, &[])
+    );
 }
 
 /// The same cases through shardgate to a gRPC server over TLS (`protocol = "h2"`: ALPN h2, the

@@ -9,6 +9,7 @@ mod support;
 
 use serde_json::Value;
 use support::admin::scrape_until;
+use support::grpc_server;
 use support::*;
 
 /// tests/grpc/errors.py: its one JSON report.
@@ -79,7 +80,7 @@ fn dead_upstream_and_rate_limit_are_unavailable_with_the_reason() {
         "grpc-dead",
         "",
         &format!(
-            "[[clusters]]\nname = \"dead\"\nendpoints = [\"{dead}\"]\n\n\
+            "[[clusters]]\nname = \"dead\"\nendpoints = [\"{dead}\"]\nprotocol = \"h2c\"\n\n\
              [[routes]]\ncluster = \"dead\"\nrate_limit = {{ rate = \"1/m\", burst = 1 }}\n"
         ),
     );
@@ -109,14 +110,42 @@ fn dead_upstream_and_rate_limit_are_unavailable_with_the_reason() {
 }
 
 #[test]
+fn a_grpc_call_to_an_http1_cluster_is_refused_with_the_reason() {
+    let up = Upstream::fixed("ok\n");
+    let cfg = h2c_config(
+        "grpc-h1",
+        "",
+        &format!(
+            "[[clusters]]\nname = \"web\"\nendpoints = [\"{}\"]\n\n[[routes]]\ncluster = \"web\"\n",
+            up.addr
+        ),
+    );
+    let proxy = Proxy::start(&["--config", cfg.path()]);
+    let (code, details) = call(&proxy, "/svc.Web/Call");
+    assert_eq!(code, 14, "UNAVAILABLE: {details}");
+    assert_eq!(
+        details,
+        "cluster speaks HTTP/1.1 only: gRPC needs protocol = \"h2c\" or \"h2\""
+    );
+    // Plain HTTP/2 and HTTP/1.1 requests to the same cluster still go through.
+    let mut c = proxy.connect();
+    assert_eq!(c.exchange(&request("GET", "/plain", &[], b"")).status, 200);
+    assert_eq!(
+        up.request_count(),
+        1,
+        "the gRPC call never reached the upstream"
+    );
+}
+
+#[test]
 fn grpc_timeout_caps_the_upstream_timeout_and_its_passing_is_deadline_exceeded() {
-    let up = Upstream::hang();
+    let up = grpc_server::Server::start(None);
     let cfg = h2c_config(
         "grpc-deadline",
         "",
         &format!(
-            "[[clusters]]\nname = \"slow\"\nendpoints = [\"{}\"]\n\n\
-             [[routes]]\npath_prefix = \"/short.Svc\"\ncluster = \"slow\"\n\
+            "[[clusters]]\nname = \"slow\"\nendpoints = [\"{}\"]\nprotocol = \"h2c\"\n\n\
+             [[routes]]\npath_prefix = \"/short\"\nrewrite_prefix = \"/\"\ncluster = \"slow\"\n\
              timeouts = {{ upstream = \"300ms\" }}\n\n\
              [[routes]]\ncluster = \"slow\"\ntimeouts = {{ upstream = \"20s\" }}\n",
             up.addr
@@ -125,18 +154,23 @@ fn grpc_timeout_caps_the_upstream_timeout_and_its_passing_is_deadline_exceeded()
     let proxy = Proxy::start(&["--config", cfg.path()]);
 
     // The client's 400 ms deadline, far below the route's 20 s: DEADLINE_EXCEEDED when it passes.
-    let (h, secs) = raw_trailers_only(&proxy, "/long.Svc/Sleep", Some("400m"));
+    let (h, secs) = raw_trailers_only(&proxy, "/test.Echo/Sleep", Some("400m"));
     assert_eq!(h["grpc-status"], "4", "DEADLINE_EXCEEDED: {h}");
     assert!(
         (0.35..10.0).contains(&secs),
         "answered at the client's deadline, not the route's 20 s: {secs:.3} s"
     );
     // The route's own 300 ms timeout before a 30 s client deadline: a 504, so UNAVAILABLE.
-    let (h, secs) = raw_trailers_only(&proxy, "/short.Svc/Sleep", Some("30S"));
+    let (h, secs) = raw_trailers_only(&proxy, "/short/test.Echo/Sleep", Some("30S"));
     assert_eq!(h["grpc-status"], "14", "UNAVAILABLE: {h}");
     assert!(secs < 10.0, "{secs:.3} s");
-    // A malformed grpc-timeout is ignored (as gRPC servers ignore it): the route's timeout.
-    let (h, _) = raw_trailers_only(&proxy, "/short.Svc/Sleep", Some("soon"));
-    assert_eq!(h["grpc-status"], "14", "{h}");
-    assert_eq!(up.accepted(), 3, "each call reached the upstream");
+    // A malformed grpc-timeout caps nothing and goes upstream as it came: grpcio's server
+    // refuses it (INTERNAL), and its own trailers-only answer reaches the client.
+    let (h, secs) = raw_trailers_only(&proxy, "/test.Echo/Sleep", Some("soon"));
+    assert_eq!(h["grpc-status"], "13", "{h}");
+    assert!(
+        h["grpc-message"].as_str().unwrap().contains("grpc-timeout"),
+        "{h}"
+    );
+    assert!(secs < 10.0, "{secs:.3} s");
 }

@@ -32,6 +32,13 @@ pub const PLAIN_HTTP_TO_TLS: &[u8] = canned!(
 
 /// 503s that say why: every endpoint is unhealthy or its breaker open.
 pub const NO_ENDPOINT: &[u8] = canned!("503", "Service Unavailable", "20", "no healthy upstream\n");
+/// A gRPC request routed to a cluster that speaks HTTP/1.1 to its endpoints (no trailers).
+pub const GRPC_OVER_H1: &[u8] = canned!(
+    "502",
+    "Bad Gateway",
+    "66",
+    "cluster speaks HTTP/1.1 only: gRPC needs protocol = \"h2c\" or \"h2\"\n"
+);
 /// The cluster's per-shard connection limit is reached.
 pub const CLUSTER_FULL: &[u8] = canned!(
     "503",

@@ -27,6 +27,16 @@ pub struct Respond {
     body: Option<SendStream<Bytes>>,
     /// END_STREAM was sent: the response is complete.
     ended: bool,
+    /// Notes the `grpc-status` of what it relays (a gRPC call's: `watch_grpc`).
+    grpc: GrpcSeen,
+}
+
+/// The `grpc-status` a relayed response carried, in its head (trailers-only) or its trailers.
+#[derive(Clone, Copy)]
+enum GrpcSeen {
+    NotWatched,
+    Watching,
+    Status(u8),
 }
 
 impl Respond {
@@ -35,6 +45,32 @@ impl Respond {
             head: Some(s),
             body: None,
             ended: false,
+            grpc: GrpcSeen::NotWatched,
+        }
+    }
+
+    /// The response answers a gRPC call: note the `grpc-status` it carries.
+    pub fn watch_grpc(&mut self) {
+        self.grpc = GrpcSeen::Watching;
+    }
+
+    /// The `grpc-status` the relayed head or trailers carried (a watched call only).
+    pub fn grpc_status(&self) -> Option<u8> {
+        match self.grpc {
+            GrpcSeen::Status(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn note_grpc(&mut self, h: &http::HeaderMap) {
+        if let (GrpcSeen::Watching, Some(v)) = (self.grpc, h.get("grpc-status")) {
+            // Anything but a code gRPC defines counts as UNKNOWN.
+            let code = std::str::from_utf8(v.as_bytes())
+                .ok()
+                .and_then(|s| s.parse::<u8>().ok())
+                .filter(|&c| c <= 16)
+                .unwrap_or(2);
+            self.grpc = GrpcSeen::Status(code);
         }
     }
 
@@ -49,6 +85,7 @@ impl Respond {
             .head
             .take()
             .ok_or(IoFail::Err(std::io::ErrorKind::Other))?;
+        self.note_grpc(resp.headers());
         self.body = Some(s.send_response(resp, end).map_err(h2_fail)?);
         self.ended = end;
         Ok(())
@@ -101,6 +138,7 @@ impl Respond {
 
     /// Ends the response with trailers (a HEADERS frame with END_STREAM).
     pub fn send_trailers(&mut self, trailers: http::HeaderMap) -> Result<(), IoFail> {
+        self.note_grpc(&trailers);
         let s = self.body.as_mut().ok_or(IoFail::Eof)?;
         s.send_trailers(trailers).map_err(h2_fail)?;
         self.ended = true;

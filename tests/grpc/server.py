@@ -9,6 +9,7 @@ insecure (h2c). Service `test.Echo`:
   Sleepy        server streaming: one message "first", then waits (up to 10 s) until the call is
                 cancelled, which it counts
   Cancelled     how many Sleepy calls were cancelled so far, as a decimal string
+  Sleep         answers "late" after 30 s, or ends when the call is cancelled (deadlines)
   Fail          aborts with INVALID_ARGUMENT and the message "bad thing: 100% wrong" (percent-
                 encoded in grpc-message), trailing metadata `x-why: because`
 
@@ -76,6 +77,13 @@ def cancelled(req, ctx):
     return str(len(CANCELLED)).encode()
 
 
+def sleep(req, ctx):
+    deadline = time.monotonic() + 30
+    while ctx.is_active() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return b"late"
+
+
 def fail(req, ctx):
     ctx.set_trailing_metadata((("x-why", "because"),))
     ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, "bad thing: 100% wrong")
@@ -91,6 +99,7 @@ def main():
         "Fail": grpc.unary_unary_rpc_method_handler(fail),
         "Sleepy": grpc.unary_stream_rpc_method_handler(sleepy),
         "Cancelled": grpc.unary_unary_rpc_method_handler(cancelled),
+        "Sleep": grpc.unary_unary_rpc_method_handler(sleep),
     }
     opts = [("grpc.max_receive_message_length", MAX), ("grpc.max_send_message_length", MAX)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=opts)

@@ -13,6 +13,7 @@ pub mod compose;
 pub mod discovery;
 pub mod dns;
 pub mod embed;
+pub mod grpc_server;
 pub mod message;
 pub mod policy;
 pub mod proxy;

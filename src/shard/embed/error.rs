@@ -105,7 +105,8 @@ impl From<UpstreamError> for Error {
             UpstreamError::Closed | UpstreamError::Io(_) | UpstreamError::Refused => {
                 Error::UpstreamClosed
             }
-            UpstreamError::Malformed => Error::UpstreamMalformed,
+            // The proxy's gRPC check (an HTTP/2 client's call); a library request never is one.
+            UpstreamError::Malformed | UpstreamError::GrpcOverH1 => Error::UpstreamMalformed,
             UpstreamError::NoEndpoint => Error::NoHealthyEndpoint,
             UpstreamError::PoolFull
             | UpstreamError::PoolTimeout

@@ -89,6 +89,9 @@ async fn proxy<D: Downstream>(
     // A body whose framing is already broken in what arrived with the head: the upstream sees
     // nothing.
     d.begin_body(req).map_err(Failed::before)?;
+    if d.grpc() && !ctx.cluster.speaks_h2() {
+        return Err(Failed::before(UpstreamError::GrpcOverH1));
+    }
     let policy = &ctx.cfg.retry;
     // One clock read for the first attempt's decisions, one when it ends.
     let start = Instant::now();

@@ -87,6 +87,10 @@ pub trait Downstream {
     fn deadline(&self) -> Option<std::time::Instant> {
         None
     }
+    /// A gRPC request (`content-type: application/grpc*`): it needs an HTTP/2 cluster.
+    fn grpc(&self) -> bool {
+        false
+    }
     /// The `grpc-status` the client got, for a gRPC call (counted by route).
     fn grpc_status(&self) -> Option<u8> {
         None

@@ -118,6 +118,12 @@ impl Candidates for View<'_> {
 }
 
 impl ClusterView {
+    /// Whether the cluster speaks HTTP/2 to its endpoints (`protocol = "h2"` or `"h2c"`), which
+    /// gRPC needs.
+    pub fn speaks_h2(&self) -> bool {
+        self.source.0.protocol != config::UpstreamProtocol::H1
+    }
+
     /// Builds cluster `c`, keeping endpoints of `old` whose address and settings did not change.
     pub fn build(
         c: &Cluster,

@@ -79,10 +79,14 @@ pub async fn serve(
     let (parts, body) = req.into_parts();
     let (grpc, deadline) = grpc_call(&parts.headers);
     let k = shard.kits.take();
+    let mut respond = Respond::new(respond);
+    if grpc {
+        respond.watch_grpc();
+    }
     let mut s = Stream {
         client,
         tls,
-        respond: Respond::new(respond),
+        respond,
         buf: k.buf,
         up_buf: k.up_buf,
         head: k.head,
@@ -262,8 +266,13 @@ impl Downstream for Stream {
     }
 
     #[inline]
+    fn grpc(&self) -> bool {
+        self.grpc
+    }
+
+    #[inline]
     fn grpc_status(&self) -> Option<u8> {
-        self.grpc_status
+        self.grpc_status.or(self.respond.grpc_status())
     }
 
     fn begin_body(&mut self, _: &Request) -> Result<(), ClientError> {
