@@ -17,11 +17,13 @@ use monoio::io::AsyncWriteRentExt;
 use monoio::time::{timeout, Instant};
 
 use super::attempt::{client_io, Done, Failed, Limits, Tally};
+use super::grpc_web;
 use super::h2pool::H2Lease;
 use super::h2stream;
 use super::relay::Relay;
 use crate::error::{ClientError, ProxyError, UpstreamError};
 use crate::http::chunked::Decoder;
+use crate::http::grpc_web::{TextDecoder, Web};
 use crate::http::request::{Method, Request};
 use crate::http::response::{self, ResponseCtx};
 use crate::http::{canned, h2up, BodyFraming, Head};
@@ -46,8 +48,9 @@ pub async fn attempt<S: Wire>(
         _ => 0,
     };
     let mut early = false;
-    let (resp, mut send) =
+    let (resp, mut send, web) =
         h2stream::open(lease, c.head, req.te_trailers, bodiless, limits.upstream).await?;
+    let mut text = grpc_web::decoder(web);
     if !bodiless {
         if req.expect_continue {
             write_static(&mut *c.stream, canned::CONTINUE, limits.body)
@@ -57,12 +60,21 @@ pub async fn attempt<S: Wire>(
         }
         let sent = if held > 0 {
             let body = Bytes::copy_from_slice(&c.buf.data()[..held]);
+            let body = decoded(&mut text, body, true)?;
             h2io::send_bytes(&mut send, body, true, limits.body)
                 .await
                 .map(|()| held as u64)
                 .map_err(|e| Failed::before(up_fail(e)))
         } else {
-            send_body(&mut *c.stream, &mut *c.buf, &mut send, req.body, limits).await
+            send_body(
+                &mut *c.stream,
+                &mut *c.buf,
+                &mut send,
+                req.body,
+                limits,
+                &mut text,
+            )
+            .await
         };
         match sent {
             Ok(n) => ex.bytes_in += n,
@@ -86,7 +98,8 @@ pub async fn attempt<S: Wire>(
     ex.status = status;
 
     // --- the response head, as an upstream's HTTP/1.1 head through the usual rewrite ---
-    let (parts, mut body) = resp.into_parts();
+    let (mut parts, mut body) = resp.into_parts();
+    let bridged = grpc_web::response(web, &mut parts.headers);
     c.up_buf.consume(c.up_buf.len());
     h2up::response_head(&parts, body.is_end_stream(), &mut c.up_buf.v);
     let ctx = ResponseCtx {
@@ -111,7 +124,8 @@ pub async fn attempt<S: Wire>(
     // --- the body, chunk by chunk within the upstream's windows ---
     if !matches!(r.body, BodyFraming::None | BodyFraming::Length(0)) {
         let chunked = r.body == BodyFraming::Chunked && !r.dechunk;
-        ex.bytes_out += relay(&mut *c.stream, &mut body, c.out, chunked, limits.body).await?;
+        let idle = limits.body;
+        ex.bytes_out += relay(&mut *c.stream, &mut body, c.out, chunked, bridged, idle).await?;
     }
     Ok(Done::Response {
         status,
@@ -121,23 +135,46 @@ pub async fn attempt<S: Wire>(
 }
 
 /// Writes the response body to the client: chunk-framed (then the trailers) when `chunked`,
-/// as it comes otherwise. Returns the bytes written.
+/// as it comes otherwise; a gRPC-Web answer (`bridged`) ends with the trailer frame instead of
+/// trailers. Returns the bytes written.
 async fn relay<S: Wire>(
     client: &mut S,
     body: &mut RecvStream,
     out: &mut Vec<u8>,
     chunked: bool,
+    bridged: Option<Web>,
     idle: Duration,
 ) -> Result<u64, Failed> {
     let mut total = 0u64;
-    while let Some(chunk) = h2stream::next(body, idle).await? {
+    loop {
+        let Some(chunk) = h2stream::next(body, idle).await? else {
+            let Some(web) = bridged else { break };
+            let t = h2stream::trailers(body, idle).await?;
+            total += write_chunk(
+                client,
+                out,
+                grpc_web::trailer_frame(web, t.as_ref()),
+                chunked,
+                idle,
+            )
+            .await?;
+            if chunked {
+                total += write_chunk(client, out, Bytes::new(), true, idle).await?;
+            }
+            return Ok(total);
+        };
         let n = chunk.len();
         if n == 0 {
             continue;
         }
+        let chunk = match bridged {
+            Some(web) => grpc_web::down(web, chunk),
+            None => chunk,
+        };
+        let n_out = chunk.len();
         if chunked {
             out.clear();
-            let _ = std::io::Write::write_fmt(out, format_args!("{n:x}\r\n"));
+            let _ = std::io::Write::write_fmt(out, format_args!("{n_out:x}\r\n"));
             out.extend_from_slice(&chunk);
             out.extend_from_slice(b"\r\n");
             total += out.len() as u64;
@@ -145,7 +182,7 @@ async fn relay<S: Wire>(
                 .await
                 .map_err(answered_client)?;
         } else {
-            total += n as u64;
+            total += n_out as u64;
             write_bytes(client, chunk, idle)
                 .await
                 .map_err(answered_client)?;
@@ -162,6 +199,49 @@ async fn relay<S: Wire>(
             .map_err(answered_client)?;
     }
     Ok(total)
+}
+
+/// Writes `data` to the client, chunk-framed when `chunked` (empty: the last chunk, no
+/// trailers). Returns the bytes written.
+async fn write_chunk<S: Wire>(
+    client: &mut S,
+    out: &mut Vec<u8>,
+    data: Bytes,
+    chunked: bool,
+    idle: Duration,
+) -> Result<u64, Failed> {
+    if !chunked {
+        let n = data.len() as u64;
+        write_bytes(client, data, idle)
+            .await
+            .map_err(answered_client)?;
+        return Ok(n);
+    }
+    out.clear();
+    let _ = std::io::Write::write_fmt(out, format_args!("{:x}\r\n", data.len()));
+    out.extend_from_slice(&data);
+    out.extend_from_slice(b"\r\n");
+    if data.is_empty() {
+        out.extend_from_slice(b"\r\n");
+    }
+    let n = out.len() as u64;
+    write_vec(client, out, idle)
+        .await
+        .map_err(answered_client)?;
+    Ok(n)
+}
+
+/// A request body piece for the upstream, base64-decoded for a gRPC-Web `-text` call; `last`:
+/// nothing follows (a cut base64 group is then a bad body).
+fn decoded(dec: &mut Option<TextDecoder>, part: Bytes, last: bool) -> Result<Bytes, Failed> {
+    let bad = |_| Failed::before(ClientError::BadBody);
+    let part = grpc_web::up(dec, part).map_err(bad)?;
+    if last {
+        if let Some(d) = dec {
+            d.finish().map_err(bad)?;
+        }
+    }
+    Ok(part)
 }
 
 fn answered_client(e: IoFail) -> Failed {
@@ -195,6 +275,7 @@ async fn send_body<S: Wire>(
     up: &mut SendStream<Bytes>,
     framing: BodyFraming,
     limits: &Limits<'_>,
+    text: &mut Option<TextDecoder>,
 ) -> Result<u64, Failed> {
     let idle = limits.body;
     let read_failed = |e: IoFail| match e {
@@ -211,6 +292,7 @@ async fn send_body<S: Wire>(
                     left -= take as u64;
                     let part = Bytes::copy_from_slice(&buf.data()[..take]);
                     buf.consume(take);
+                    let part = decoded(text, part, left == 0)?;
                     h2io::send_bytes(up, part, left == 0, idle)
                         .await
                         .map_err(send_failed)?;
@@ -248,7 +330,7 @@ async fn send_body<S: Wire>(
                         return Err(Failed::before(ClientError::TooLarge));
                     }
                     let data = &buf.data()[at + step.data.start..at + step.data.end];
-                    let part = Bytes::copy_from_slice(data);
+                    let part = decoded(text, Bytes::copy_from_slice(data), false)?;
                     h2io::send_bytes(up, part, false, idle)
                         .await
                         .map_err(send_failed)?;
@@ -261,6 +343,7 @@ async fn send_body<S: Wire>(
                     .await
                     .map_err(read_failed)?;
             }
+            decoded(text, Bytes::new(), true)?;
             match h2up::trailers(&trailer).map_err(|_| Failed::before(ClientError::BadBody))? {
                 Some(t) => up
                     .send_trailers(t)

@@ -18,10 +18,12 @@ use h2::client::ResponseFuture;
 use h2::{RecvStream, SendStream};
 
 use super::attempt::{client_io, Done, Failed, Limits, Tally};
+use super::grpc_web;
 use super::h1_from_h2::H2Side;
 use super::h2pool::H2Lease;
 use super::h2stream;
 use crate::error::{ClientError, ProxyError, UpstreamError};
+use crate::http::grpc_web::{TextDecoder, Web};
 use crate::http::request::{Method, Request};
 use crate::http::response::{self, ResponseCtx};
 use crate::http::{h2 as translate, h2up, Head};
@@ -39,7 +41,7 @@ pub async fn attempt(
     ex: &mut Tally,
 ) -> Result<Done, Failed> {
     let bodiless = c.body.is_end_stream();
-    let (resp, mut send) =
+    let (resp, mut send, web) =
         h2stream::open(lease, c.head, req.te_trailers, bodiless, limits.upstream).await?;
     let mut sent = 0u64;
     let (result, body_done) = {
@@ -48,10 +50,12 @@ pub async fn attempt(
             &mut send,
             limits.max_body,
             limits.body,
-            &mut sent
+            &mut sent,
+            grpc_web::decoder(web),
         ));
         let mut receiving = pin!(receive(
             resp,
+            web,
             c.respond,
             c.up_buf,
             c.out,
@@ -96,6 +100,7 @@ async fn send_body(
     max_body: u64,
     idle: Duration,
     sent: &mut u64,
+    mut text: Option<TextDecoder>,
 ) -> Result<(), Failed> {
     let read_failed = |e: IoFail| match e {
         IoFail::TimedOut => Failed::before(ClientError::BodyTimeout),
@@ -114,10 +119,15 @@ async fn send_body(
         if *sent > max_body {
             return Err(Failed::before(ClientError::TooLarge));
         }
+        let chunk =
+            grpc_web::up(&mut text, chunk).map_err(|_| Failed::before(ClientError::BadBody))?;
         h2io::send_bytes(send, chunk, false, idle)
             .await
             .map_err(send_failed)?;
         h2io::release(body, n);
+    }
+    if text.as_ref().is_some_and(|t| t.finish().is_err()) {
+        return Err(Failed::before(ClientError::BadBody));
     }
     match h2io::trailers(body, idle).await.map_err(read_failed)? {
         Some(t) => send
@@ -140,6 +150,7 @@ fn client_reset() -> Failed {
 #[allow(clippy::too_many_arguments)] // the client side's parts, borrowed apart from its body
 async fn receive(
     resp: ResponseFuture,
+    web: Option<Web>,
     respond: &mut Respond,
     up_buf: &mut Buf,
     out: &mut Vec<u8>,
@@ -164,7 +175,8 @@ async fn receive(
     }
     ex.status = status;
 
-    let (parts, mut body) = resp.into_parts();
+    let (mut parts, mut body) = resp.into_parts();
+    let bridged = grpc_web::response(web, &mut parts.headers);
     up_buf.consume(up_buf.len());
     h2up::response_head(&parts, body.is_end_stream(), &mut up_buf.v);
     let ctx = ResponseCtx {
@@ -195,16 +207,26 @@ async fn receive(
             };
             let Some(chunk) = next else { break };
             let n = chunk.len();
-            ex.bytes_out += n as u64;
+            let chunk = match bridged {
+                Some(web) => grpc_web::down(web, chunk),
+                None => chunk,
+            };
+            ex.bytes_out += chunk.len() as u64;
             respond
                 .send_bytes(chunk, false, idle)
                 .await
                 .map_err(|e| Failed::answered(client_io(e)))?;
             h2stream::release(&mut body, n);
         }
-        let sent = match h2stream::trailers(&mut body, idle).await? {
-            Some(t) => respond.send_trailers(t),
-            None => respond.finish(),
+        let t = h2stream::trailers(&mut body, idle).await?;
+        let sent = match (bridged, t) {
+            (Some(web), t) => {
+                let frame = grpc_web::trailer_frame(web, t.as_ref());
+                ex.bytes_out += frame.len() as u64;
+                respond.send_bytes(frame, true, idle).await
+            }
+            (None, Some(t)) => respond.send_trailers(t),
+            (None, None) => respond.finish(),
         };
         sent.map_err(|e| Failed::answered(client_io(e)))?;
     }

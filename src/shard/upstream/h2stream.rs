@@ -15,8 +15,10 @@ use h2::{Reason, RecvStream, SendStream};
 use monoio::time::{timeout, timeout_at, Instant};
 
 use super::attempt::Failed;
+use super::grpc_web;
 use super::h2pool::H2Lease;
 use crate::error::{ProxyError, UpstreamError};
+use crate::http::grpc_web::Web;
 use crate::http::h2up;
 
 /// An upstream stream error as the side that failed: not processed (`Refused`), the
@@ -45,23 +47,26 @@ pub fn before(e: &h2::Error, replayable: bool) -> Failed {
 }
 
 /// Opens the stream: `head` is the HTTP/1.1 head the pipeline rewrote for the upstream; `end`:
-/// no body follows. Waits within `limit` for the connection to take the stream.
+/// no body follows. Waits within `limit` for the connection to take the stream. A gRPC-Web call
+/// goes up as gRPC (grpc_web.rs), and its form comes back with the stream.
 pub async fn open(
     lease: &mut H2Lease,
     head: &[u8],
     te_trailers: bool,
     end: bool,
     limit: Duration,
-) -> Result<(ResponseFuture, SendStream<Bytes>), Failed> {
-    let req = h2up::request(head, lease.scheme, te_trailers)
+) -> Result<(ResponseFuture, SendStream<Bytes>, Option<Web>), Failed> {
+    let mut req = h2up::request(head, lease.scheme, te_trailers)
         .map_err(|_| Failed::before(UpstreamError::Malformed))?;
+    let web = grpc_web::request(&mut req);
     let send = &mut lease.send;
     match timeout(limit, poll_fn(|cx| send.poll_ready(cx))).await {
         Err(_) => return Err(Failed::before(UpstreamError::ResponseTimeout)),
         Ok(Err(e)) => return Err(before(&e, true)),
         Ok(Ok(())) => {}
     }
-    send.send_request(req, end).map_err(|e| before(&e, true))
+    let (resp, body) = send.send_request(req, end).map_err(|e| before(&e, true))?;
+    Ok((resp, body, web))
 }
 
 /// The response head, by `deadline`; a refused stream is resendable when `replayable`.

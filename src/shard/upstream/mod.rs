@@ -13,6 +13,7 @@ pub mod attempt;
 pub mod body;
 pub mod cluster;
 pub mod expect;
+pub mod grpc_web;
 pub mod h1;
 pub mod h1_from_h2;
 pub mod h2_from_h1;
