@@ -2,8 +2,8 @@
 //! ends (tests/grpc/server.py, tests/grpc/client.py: generic handlers on raw bytes, no protoc):
 //! empty unary, large unary (4 MiB), client, server and bidirectional (ping-pong) streaming, a
 //! status with its message in trailers, custom metadata both ways, an unimplemented method, and
-//! cancel after begin (the client's RST_STREAM reaches the server as a cancellation). Every case gives the same
-//! result straight to the server and through shardgate, to an h2c server and to one over TLS
+//! cancel after begin (the client's RST_STREAM reaches the server as a cancellation), a timeout
+//! on a sleeping server. Every case gives the same result straight to the server and through shardgate, to an h2c server and to one over TLS
 //! (`--upstream-protocol h2`, ALPN h2), from a client over h2c and over TLS (ALPN h2).
 //! scripts/test.sh installs grpcio.
 
@@ -44,7 +44,7 @@ fn cases(target: SocketAddr) -> Vec<Value> {
 fn every_case_gives_the_same_result_direct_and_through_shardgate() {
     let server = Server::start(None);
     let direct = cases(server.addr);
-    assert_eq!(direct.len(), 9, "{direct:?}");
+    assert_eq!(direct.len(), 10, "{direct:?}");
     // What the cases must show, so that equal results mean something.
     let by = |c: &str| direct.iter().find(|v| v["case"] == c).unwrap().clone();
     assert_eq!(by("large")["reply"][0], 4 << 20);
@@ -57,6 +57,8 @@ fn every_case_gives_the_same_result_direct_and_through_shardgate() {
     assert_eq!(by("metadata")["initial"]["x-echo"], "m2");
     assert_eq!(by("metadata")["trailing"]["x-trailer"], "t");
     assert_eq!(by("unimplemented")["code"], "UNIMPLEMENTED");
+    assert_eq!(by("timeout")["code"], "DEADLINE_EXCEEDED");
+    assert_eq!(by("timeout")["reply"], true, "within 5 s");
     assert_eq!(
         by("cancel")["reply"],
         serde_json::json!(["first", true]),

@@ -7,8 +7,9 @@ Usage: python3 tests/grpc/client.py HOST:PORT [CA]
 Cases: empty unary, large unary (4 MiB), client streaming, server streaming, bidi ping-pong (each
 reply read before the next message is sent), status + message in trailers, custom metadata both
 ways, an unimplemented method, and cancel after begin (a server stream cancelled after its first
-message: the server must see the cancellation within 5 s). Each prints {"case", "code", "details", "reply", "initial", "trailing"}; replies are
-summarised (length and a checksum for the large one).
+message: the server must see the cancellation within 5 s), and a timeout on a sleeping server
+(0.5 s deadline). Each prints {"case", "code", "details", "reply", "initial", "trailing"};
+replies are summarised (length and a checksum for the large one).
 """
 
 import json
@@ -93,6 +94,15 @@ def main():
         seen = int(call("unary_unary", "Cancelled")(b"", timeout=t).decode()) > before
         time.sleep(0.05)
     out("cancel", stream.code().name, "", [first, seen])
+
+    # A server slower than the client's 0.5 s deadline: DEADLINE_EXCEEDED (through shardgate its
+    # grpc-timeout caps the upstream timeout; whichever side gives up first, the code is the same).
+    start = time.time()
+    try:
+        call("unary_unary", "Sleep")(b"", timeout=0.5)
+        out("timeout", "OK", "", None)
+    except grpc.RpcError as e:
+        out("timeout", e.code().name, "", time.time() - start < 5)
 
 
 main()
