@@ -44,3 +44,5 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_transport;
