@@ -78,7 +78,6 @@ EOF
 
 SG_PORT="$(free_port)"
 cat >"$TMP/shardgate.toml" <<EOF
-shards = 1
 [[listeners]]
 addr = "127.0.0.1:$SG_PORT"
 h2c = true
@@ -122,10 +121,15 @@ wait_port() { for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/
 check "$UP_PORT"
 echo "# $(nginx -v 2>&1); $(haproxy -v 2>&1 | head -n 1 | cut -d' ' -f1-3); $(h2load --version 2>&1 | head -n 1)"
 for round in $(seq 1 "$ROUNDS"); do
-  taskset -c 0 "$BIN" --config "$TMP/shardgate.toml" --cpus 0 --admin off --h2-max-requests 0 >/dev/null 2>&1 &
+  ADMIN_PORT="$(free_port)"
+  taskset -c 0 "$BIN" --config "$TMP/shardgate.toml" --shards 1 --cpus 0 --admin "127.0.0.1:$ADMIN_PORT" \
+    --h2-max-requests 0 >"$TMP/shardgate.log" 2>&1 &
   P=$!
   wait_port "$SG_PORT"
   measure shardgate "$P" "$SG_PORT"
+  # h2load sees HTTP statuses only, and a gRPC error is a 200: the calls by grpc-status.
+  echo "round $round  shardgate  grpc-status: $(curl -s "127.0.0.1:$ADMIN_PORT/metrics" \
+    | awk -F'[{}]' '/^shardgate_route_grpc_requests_total/ {print $2 "=" $3}' | tr -d ' "' | tr '\n' ' ')"
   kill "$P"; wait "$P" 2>/dev/null || true
 
   taskset -c 0 nginx -c "$TMP/nginx.conf" -p "$TMP" >/dev/null 2>&1 &

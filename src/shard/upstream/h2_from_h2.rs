@@ -121,10 +121,17 @@ async fn send_body(
         }
         let chunk =
             grpc_web::up(&mut text, chunk).map_err(|_| Failed::before(ClientError::BadBody))?;
-        h2io::send_bytes(send, chunk, false, idle)
+        // The client's last DATA carries END_STREAM upstream too: an extra empty frame after a
+        // small non-final one costs the upstream's small-frame budget (h2 servers GOAWAY with
+        // ENHANCE_YOUR_CALM "too_many_data_frames" under load) and a frame per request.
+        let last = body.is_end_stream() && text.as_ref().is_none_or(|t| t.finish().is_ok());
+        h2io::send_bytes(send, chunk, last, idle)
             .await
             .map_err(send_failed)?;
         h2io::release(body, n);
+        if last {
+            return Ok(());
+        }
     }
     if text.as_ref().is_some_and(|t| t.finish().is_err()) {
         return Err(Failed::before(ClientError::BadBody));
@@ -200,6 +207,7 @@ async fn receive(
         .map_err(|e| Failed::answered(client_io(e)))?;
     ex.bytes_out += out.len() as u64;
     if !end {
+        let mut ended = false;
         loop {
             let next = monoio::select! {
                 r = h2stream::next(&mut body, idle) => r?,
@@ -212,13 +220,23 @@ async fn receive(
                 None => chunk,
             };
             ex.bytes_out += chunk.len() as u64;
+            // The upstream's last DATA ends the client's stream too (no empty frame after it).
+            let last = bridged.is_none() && body.is_end_stream();
             respond
-                .send_bytes(chunk, false, idle)
+                .send_bytes(chunk, last, idle)
                 .await
                 .map_err(|e| Failed::answered(client_io(e)))?;
             h2stream::release(&mut body, n);
+            if last {
+                ended = true;
+                break;
+            }
         }
-        let t = h2stream::trailers(&mut body, idle).await?;
+        let t = if ended {
+            None
+        } else {
+            h2stream::trailers(&mut body, idle).await?
+        };
         let sent = match (bridged, t) {
             (Some(web), t) => {
                 let frame = grpc_web::trailer_frame(web, t.as_ref());
