@@ -22,6 +22,20 @@ use crate::shard::upstream::relay::Relay;
 use crate::shard::upstream::{h1, h2_from_h1};
 use crate::tls::Negotiated;
 
+impl<S: Wire> Client<S> {
+    /// The connection's stream and buffers, lent to one upstream attempt.
+    fn relay(&mut self) -> Relay<'_, S> {
+        Relay {
+            stream: &mut self.stream,
+            buf: &mut self.buf,
+            up_buf: &mut self.up_buf,
+            head: &mut self.head,
+            out: &mut self.out,
+            extra: &self.scratch.extra,
+        }
+    }
+}
+
 impl<S: Wire> Downstream for Client<S> {
     #[inline]
     fn client(&self) -> SocketAddr {
@@ -103,15 +117,7 @@ impl<S: Wire> Downstream for Client<S> {
         retry_status: impl FnMut(u16) -> bool + 'a,
         tally: &'a mut Tally,
     ) -> impl Future<Output = Result<Done, Failed>> + 'a {
-        let relay = Relay {
-            stream: &mut self.stream,
-            buf: &mut self.buf,
-            up_buf: &mut self.up_buf,
-            head: &mut self.head,
-            out: &mut self.out,
-            extra: &self.scratch.extra,
-        };
-        h1::attempt(relay, req, up, limits, retry_status, tally)
+        h1::attempt(self.relay(), req, up, limits, retry_status, tally)
     }
 
     fn attempt_h2<'a>(
@@ -122,15 +128,7 @@ impl<S: Wire> Downstream for Client<S> {
         retry_status: impl FnMut(u16) -> bool + 'a,
         tally: &'a mut Tally,
     ) -> impl Future<Output = Result<Done, Failed>> + 'a {
-        let relay = Relay {
-            stream: &mut self.stream,
-            buf: &mut self.buf,
-            up_buf: &mut self.up_buf,
-            head: &mut self.head,
-            out: &mut self.out,
-            extra: &self.scratch.extra,
-        };
-        h2_from_h1::attempt(relay, req, up, limits, retry_status, tally)
+        h2_from_h1::attempt(self.relay(), req, up, limits, retry_status, tally)
     }
 }
 

@@ -195,6 +195,18 @@ fn grpc_call(h: &http::HeaderMap) -> (bool, Option<std::time::Instant>) {
 }
 
 impl Stream {
+    /// The stream's request body, response and buffers, lent to one upstream attempt.
+    fn side(&mut self) -> H2Side<'_> {
+        H2Side {
+            body: &mut self.body,
+            respond: &mut self.respond,
+            up_buf: &mut self.up_buf,
+            head: &mut self.head,
+            out: &mut self.out,
+            extra: &self.scratch.extra,
+        }
+    }
+
     /// Answers a gRPC request the proxy itself refuses: a trailers-only response (`:status`
     /// 200, `grpc-status` for `status` as Envoy maps it, DEADLINE_EXCEEDED for a timeout once
     /// the client's deadline has passed, the reason as `grpc-message`) with the lines admission
@@ -343,15 +355,7 @@ impl Downstream for Stream {
         retry_status: impl FnMut(u16) -> bool + 'a,
         tally: &'a mut Tally,
     ) -> impl Future<Output = Result<Done, Failed>> + 'a {
-        let side = H2Side {
-            body: &mut self.body,
-            respond: &mut self.respond,
-            up_buf: &mut self.up_buf,
-            head: &mut self.head,
-            out: &mut self.out,
-            extra: &self.scratch.extra,
-        };
-        h1_from_h2::attempt(side, req, up, limits, retry_status, tally)
+        h1_from_h2::attempt(self.side(), req, up, limits, retry_status, tally)
     }
 
     fn attempt_h2<'a>(
@@ -362,14 +366,6 @@ impl Downstream for Stream {
         retry_status: impl FnMut(u16) -> bool + 'a,
         tally: &'a mut Tally,
     ) -> impl Future<Output = Result<Done, Failed>> + 'a {
-        let side = H2Side {
-            body: &mut self.body,
-            respond: &mut self.respond,
-            up_buf: &mut self.up_buf,
-            head: &mut self.head,
-            out: &mut self.out,
-            extra: &self.scratch.extra,
-        };
-        h2_from_h2::attempt(side, req, up, limits, retry_status, tally)
+        h2_from_h2::attempt(self.side(), req, up, limits, retry_status, tally)
     }
 }
