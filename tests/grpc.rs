@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 
 use serde_json::Value;
-use support::grpc_server::Server;
+use support::grpc_server;
 use support::*;
 
 /// Every case's result against `target`, one JSON object per case; `ca`: over TLS, the
@@ -42,7 +42,7 @@ fn cases(target: SocketAddr) -> Vec<Value> {
 
 #[test]
 fn every_case_gives_the_same_result_direct_and_through_shardgate() {
-    let server = Server::start(None);
+    let server = grpc_server::start(None);
     let direct = cases(server.addr);
     assert_eq!(direct.len(), 10, "{direct:?}");
     // What the cases must show, so that equal results mean something.
@@ -93,8 +93,8 @@ fn every_case_gives_the_same_result_direct_and_through_shardgate() {
 fn grpc_over_an_h2_tls_upstream_gives_the_same_results() {
     let certs = support::certs::Certs::new("grpc-tls");
     let leaf = certs.leaf("upstream", &["localhost", "127.0.0.1"]);
-    let plain = Server::start(None);
-    let tls = Server::start(Some((leaf.cert(), leaf.key())));
+    let plain = grpc_server::start(None);
+    let tls = grpc_server::start(Some((leaf.cert(), leaf.key())));
     let direct = cases(plain.addr);
     let flags = [
         "--h2c",
@@ -117,8 +117,8 @@ fn grpc_over_an_h2_tls_upstream_gives_the_same_results() {
 fn grpc_over_tls_on_both_sides_gives_the_same_results() {
     let certs = support::certs::Certs::new("grpc-tls2");
     let leaf = certs.leaf("both", &["localhost", "127.0.0.1"]);
-    let plain = Server::start(None);
-    let tls = Server::start(Some((leaf.cert(), leaf.key())));
+    let plain = grpc_server::start(None);
+    let tls = grpc_server::start(Some((leaf.cert(), leaf.key())));
     let direct = cases(plain.addr);
     let up = tls.addr.to_string();
     let proxy = Proxy::start(&[

@@ -139,7 +139,7 @@ fn a_grpc_call_to_an_http1_cluster_is_refused_with_the_reason() {
 
 #[test]
 fn grpc_timeout_caps_the_upstream_timeout_and_its_passing_is_deadline_exceeded() {
-    let up = grpc_server::Server::start(None);
+    let up = grpc_server::start(None);
     let cfg = h2c_config(
         "grpc-deadline",
         "",

@@ -12,7 +12,7 @@ use std::process::Command;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use support::admin::temp_path;
-use support::grpc_server::Server;
+use support::grpc_server;
 use support::*;
 
 /// A gRPC message frame (uncompressed).
@@ -116,7 +116,7 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn proxy_to(server: &Server) -> Proxy {
+fn proxy_to(server: &support::script::Served) -> Proxy {
     Proxy::to(
         &[server.addr],
         &["--h2c", "--upstream-protocol", "h2c", "--shards", "1"],
@@ -125,7 +125,7 @@ fn proxy_to(server: &Server) -> Proxy {
 
 #[test]
 fn binary_unary_streaming_and_a_failure_over_http1_and_http2() {
-    let server = Server::start(None);
+    let server = grpc_server::start(None);
     let proxy = proxy_to(&server);
     for h2 in [false, true] {
         let ct = "application/grpc-web+proto";
@@ -174,7 +174,7 @@ fn binary_unary_streaming_and_a_failure_over_http1_and_http2() {
 
 #[test]
 fn text_calls_are_base64_both_ways() {
-    let server = Server::start(None);
+    let server = grpc_server::start(None);
     let proxy = proxy_to(&server);
     for h2 in [false, true] {
         // Two padded segments back to back, as a client that flushes as it goes may send.

@@ -8,54 +8,14 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-
 use serde_json::Value;
 use support::admin::{temp_path, wait_log_lines};
+use support::script::Served;
 use support::*;
 
-/// hypercorn serving tests/h2c/upstream.py on 127.0.0.1; killed when dropped.
-struct Hypercorn {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Hypercorn {
-    fn start() -> Hypercorn {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h2c/upstream.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3 (scripts/test.sh installs hypercorn)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port: u16 = line
-            .trim()
-            .strip_prefix("port ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!("tests/h2c/upstream.py said {line:?}, not `port N`: is hypercorn installed (pip install hypercorn)?")
-            });
-        Hypercorn {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        }
-    }
-}
-
-impl Drop for Hypercorn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// tests/h2c/upstream.py (hypercorn) on 127.0.0.1; killed when dropped.
+fn hypercorn() -> Served {
+    Served::start("h2c/upstream.py", &[], "hypercorn (pip install hypercorn)")
 }
 
 const H2C_UPGRADE: &[u8] = b"GET /whoami HTTP/1.1\r\nHost: shardgate.test\r\n\
@@ -85,7 +45,7 @@ fn has(headers: &[(String, String)], name: &str) -> bool {
 
 #[test]
 fn h2c_upgrade_is_not_tunnelled_and_routes_limits_and_rules_hold() {
-    let up = Hypercorn::start();
+    let up = hypercorn();
     let log = temp_path("h2c-log", "jsonl");
     let cfg = temp_file(
         "h2c",

@@ -4,7 +4,6 @@
 //! requests started at once. Test processes only.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -13,40 +12,21 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::script::Served;
 use crate::support::*;
 
 /// tests/h2_upstream/upstream.py on 127.0.0.1; killed when dropped.
 pub struct PyUp {
-    child: Child,
+    _served: Served,
     pub addr: SocketAddr,
 }
 
 impl PyUp {
     pub fn start(args: &[&str]) -> PyUp {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h2_upstream/upstream.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port: u16 = line
-            .trim()
-            .strip_prefix("port ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!("upstream.py said {line:?}: is the h2 package installed (pip install h2)?")
-            });
+        let served = Served::start("h2_upstream/upstream.py", args, "h2 (pip install h2)");
         PyUp {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr: served.addr,
+            _served: served,
         }
     }
 
@@ -56,13 +36,6 @@ impl PyUp {
         let (status, body) = curl_h2c_direct(self.addr, "/stats");
         assert_eq!(status, 200);
         serde_json::from_slice(&body).unwrap()
-    }
-}
-
-impl Drop for PyUp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
