@@ -9,7 +9,12 @@
 //! [`Client::send_to`] sends it to a named cluster; both pick an endpoint with the cluster's
 //! balancer among those health checks and breakers allow, lease a connection within the caps
 //! (waiting in the bounded queue, [`Error::PoolFull`] beyond), apply the route's timeouts and
-//! retry policy under its budget, and stream both bodies. Active health checks and the idle-pool
+//! retry policy under its budget, and stream both bodies. Clusters speak HTTP/1.1, or HTTP/2
+//! (`protocol = "h2c"`, or `"h2"` over TLS with ALPN) through the proxy's own multiplexed pool:
+//! requests share a few connections under the upstream's stream limit, streams the upstream
+//! refused unprocessed (REFUSED_STREAM, GOAWAY) are sent again, bodies move within the
+//! flow-control windows, and the response's trailers (a gRPC call's `grpc-status`) are read
+//! with [`ResponseBody::trailers`]. Active health checks and the idle-pool
 //! sweep run as tasks on the calling thread while the client lives. [`Client::reload`] swaps the
 //! config with the proxy's carry-over (unchanged endpoints keep their pools and breakers), and
 //! [`Client::stats`] gives the same [`Snapshot`] the proxy's shards send to its coordinator.
@@ -37,8 +42,11 @@ mod admit;
 mod body;
 mod builder;
 mod error;
+mod h2;
+mod h2body;
 mod head;
 mod probe;
+mod reply;
 mod response;
 mod send;
 mod wire;
@@ -340,7 +348,7 @@ impl Inner {
 }
 
 /// The config as a client uses it: validated like the proxy's (less what only a proxy has:
-/// listeners, admin, access log), certificates of TLS clusters loaded; DNS discovery and HTTP/2 upstreams refused.
+/// listeners, admin, access log), certificates of TLS clusters loaded; DNS discovery refused.
 fn prepare(mut config: Config) -> Result<Arc<Config>, crate::config::Invalid> {
     config.listeners.clear();
     config.admin = None;
@@ -350,12 +358,6 @@ fn prepare(mut config: Config) -> Result<Arc<Config>, crate::config::Invalid> {
         let msg = "dns:/srv: discovery runs on the proxy's coordinator thread, not in library \
                    mode: write addresses or hostnames (resolved when the config is read)";
         return Err(config.invalid(&format!("clusters[{i}].endpoints"), msg.into()));
-    }
-    let h2 = |c: &crate::config::Cluster| c.protocol != crate::config::UpstreamProtocol::H1;
-    if let Some(i) = config.clusters.iter().position(h2) {
-        let msg = "HTTP/2 upstreams are not in library mode yet: the client speaks HTTP/1.1 \
-                   (protocol = \"h1\")";
-        return Err(config.invalid(&format!("clusters[{i}].protocol"), msg.into()));
     }
     Ok(Arc::new(config))
 }

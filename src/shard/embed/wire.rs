@@ -14,9 +14,10 @@ use monoio::io::AsyncWriteRentExt;
 use monoio::time::{timeout, Instant};
 
 use super::body::{next_chunk, Kind};
+use super::reply::{Answer, Limits, Reply, Streamed};
 use crate::error::{ClientError, UpstreamError};
 use crate::http::response::{self, Kind as HeadKind, ResponseCtx};
-use crate::http::{BodyFraming, Head, MAX_HEADERS};
+use crate::http::{Head, MAX_HEADERS};
 use crate::shard::io::{read_more_until, write_vec, Buf, IoFail, Wire};
 use crate::shard::upstream::attempt::{upstream_io, Failed};
 
@@ -30,33 +31,6 @@ pub struct Kit {
     pub buf: Buf,
     /// The head `http::response` writes for a downstream client (unused here but required).
     pub out: Vec<u8>,
-}
-
-/// The route's timeouts and body limit for one exchange.
-#[derive(Clone, Copy)]
-pub struct Limits {
-    pub connect: Option<Duration>,
-    pub upstream: Duration,
-    pub body: Duration,
-    /// The most bytes a streamed body may carry (the route's `max_body`; a declared length was
-    /// checked before anything was sent).
-    pub max_body: u64,
-}
-
-/// A response head as the caller gets it, and how its body is framed.
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub framing: BodyFraming,
-    /// The connection may go back to the pool once the body is read to its end.
-    pub reusable: bool,
-}
-
-/// How one attempt ended when it reached the upstream.
-pub enum Reply {
-    Head(Answer),
-    /// A status the route retries on, the retry granted when it arrived.
-    Retried(u16),
 }
 
 /// One attempt: `kit.head` holds the request head; `body` goes after it.
@@ -149,15 +123,6 @@ fn headers_of(head: &[u8]) -> Option<HeaderMap> {
         map.append(name, value);
     }
     Some(map)
-}
-
-/// Where streaming the request body failed.
-enum Streamed {
-    /// The caller's sender failed, or sent a length other than the one declared.
-    Caller,
-    /// More than the route's `max_body`.
-    TooLarge,
-    Upstream(IoFail),
 }
 
 /// Streams the caller's chunks: as they come with a length, chunk-framed without.
