@@ -435,3 +435,46 @@ fn the_h2_health_check_marks_a_down_endpoint() {
         "none to the sick one"
     );
 }
+
+/// The route's upstream timeout bounds the wait for an HTTP/2 response head (not retried: the
+/// policy retries resets only), and a connection the upstream cuts is retried once on a new one,
+/// then fails the request on the upstream's side: each counts as the endpoint's failure, and the
+/// next request gets a new connection.
+#[test]
+fn a_timeout_and_a_cut_connection_fail_on_the_upstream_side() {
+    let up = PyUp::start(&[]);
+    block_on(async {
+        let route =
+            "timeouts = { upstream = \"200ms\" }\nretry = { attempts = 1, on = [\"reset\"] }";
+        let (c, _f) = client(
+            "lib-h2-fail",
+            &[up.addr.to_string()],
+            "protocol = \"h2c\"",
+            route,
+        );
+        let started = Instant::now();
+        assert_eq!(fetch(&c, "/sleep/3000").await, Err(Error::UpstreamTimeout));
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "bounded by the route"
+        );
+        let cut = fetch(&c, "/die").await.unwrap_err();
+        assert_eq!(cut, Error::UpstreamClosed);
+        assert_eq!(cut.side(), shardgate::embed::Side::Upstream);
+        assert_eq!(fetch(&c, "/info").await.unwrap().0, 200, "a new connection");
+        let stats = c.stats();
+        let e = stats.endpoints.values().next().unwrap();
+        assert_eq!(e.failures, 3, "the timeout and the two cuts");
+    });
+    let s = up.stats();
+    assert_eq!(
+        s["paths"]["/sleep/3000"], 1,
+        "a timeout is not retried here: {s}"
+    );
+    assert_eq!(s["paths"]["/die"], 2, "a reset is, once: {s}");
+    assert_eq!(
+        s["connections"],
+        3 + 1,
+        "two cut, one new (+ the stats one): {s}"
+    );
+}
