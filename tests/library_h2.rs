@@ -478,3 +478,49 @@ fn a_timeout_and_a_cut_connection_fail_on_the_upstream_side() {
         "two cut, one new (+ the stats one): {s}"
     );
 }
+
+/// A reload keeps the HTTP/2 connection of an endpoint that stays, and closes the one of an
+/// endpoint that left well before the pool's idle timeout would.
+#[test]
+fn a_reload_keeps_a_kept_endpoints_connection_and_closes_a_removed_ones() {
+    let (a, b) = (PyUp::start(&[]), PyUp::start(&[]));
+    let text = |eps: &[&PyUp]| {
+        let eps: Vec<String> = eps.iter().map(|u| format!("\"{}\"", u.addr)).collect();
+        format!(
+            "listen = [\"127.0.0.1:0\"]\n[pool]\nidle_timeout = \"8s\"\n[[clusters]]\n\
+             name = \"svc\"\nendpoints = [{}]\nprotocol = \"h2c\"\nlb = \"round-robin\"\n",
+            eps.join(", ")
+        )
+    };
+    let next = temp_file("lib-h2-reload-2", &text(&[&a]));
+    block_on(async {
+        let (c, _f) = client_from_toml("lib-h2-reload-1", &text(&[&a, &b]));
+        for _ in 0..2 {
+            assert_eq!(fetch(&c, "/info").await.unwrap().0, 200);
+        }
+        let config = shardgate::embed::Config::from_file(next.path()).unwrap();
+        c.reload(config).unwrap();
+        let reloaded = Instant::now();
+        for _ in 0..2 {
+            assert_eq!(fetch(&c, "/info").await.unwrap().0, 200);
+        }
+        until("the removed endpoint's connection to close", || {
+            b.stats()["closed"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|p| p == "/info"))
+        })
+        .await;
+        assert!(
+            reloaded.elapsed() < Duration::from_secs(6),
+            "closed at the reload, not at the 8 s idle timeout ({:?})",
+            reloaded.elapsed()
+        );
+    });
+    let s = a.stats();
+    assert_eq!(s["paths"]["/info"], 3, "{s}");
+    assert_eq!(
+        s["connections"],
+        1 + 1,
+        "the kept endpoint's connection reused: {s}"
+    );
+}

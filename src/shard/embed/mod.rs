@@ -243,7 +243,7 @@ impl Client {
     /// Clusters and endpoints whose settings did not change keep their pools (and idle
     /// connections), breakers, balancer state and health; routes keep their rate-limit buckets
     /// and retry budgets (the proxy's reload rules). Idle connections to endpoints that left
-    /// are closed. An invalid config changes nothing.
+    /// are closed (HTTP/2 ones once their streams end). An invalid config changes nothing.
     ///
     /// ```no_run
     /// # fn demo(client: &shardgate::embed::Client) {
@@ -269,6 +269,9 @@ impl Client {
                     (table.clusters.iter()).any(|n| n.endpoints.iter().any(|x| Rc::ptr_eq(x, e)));
                 if !kept {
                     e.pool.close_idle();
+                    if let Some(h2) = &e.h2 {
+                        h2.close_idle();
+                    }
                 }
             }
         }
