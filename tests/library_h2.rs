@@ -321,16 +321,22 @@ fn refused_streams_and_goaway_are_resent() {
     );
 }
 
+/// Built in code (`Builder::protocol("h2c")`): a dead endpoint is tried once, ejected by its
+/// breaker, and its request retried on the live one.
 #[test]
 fn a_dead_endpoint_is_ejected_and_its_request_retried_elsewhere() {
     let dead = refused_addr().to_string();
     let up = PyUp::start(&[]);
+    let live = up.addr.to_string();
     let stats = block_on(async {
-        let cluster = "protocol = \"h2c\"\nlb = \"round-robin\"\n\
-                       [clusters.breaker]\nfailures = 1\nopen_timeout = \"30s\"";
-        let route = "retry = { attempts = 1, on = [\"connect\"] }";
-        let eps = [dead.clone(), up.addr.to_string()];
-        let (c, _f) = client("lib-h2-dead", &eps, cluster, route);
+        let c = Client::builder()
+            .cluster("svc", &[&dead, &live])
+            .route_prefix("/", "svc")
+            .protocol("h2c")
+            .retries(1, &["connect"])
+            .breaker(1, Duration::from_secs(30))
+            .build()
+            .unwrap();
         for _ in 0..6 {
             let (status, _) = fetch(&c, "/info").await.expect("retried elsewhere");
             assert_eq!(status, 200);
@@ -523,4 +529,18 @@ fn a_reload_keeps_a_kept_endpoints_connection_and_closes_a_removed_ones() {
         1 + 1,
         "the kept endpoint's connection reused: {s}"
     );
+}
+
+#[test]
+fn the_builder_refuses_a_protocol_it_cannot_speak() {
+    for (protocol, says) in [("h2", "tls"), ("h3", "not a protocol")] {
+        let err = block_on(async {
+            Client::builder()
+                .cluster("svc", &["127.0.0.1:9"])
+                .protocol(protocol)
+                .build()
+                .unwrap_err()
+        });
+        assert!(err.starts_with("protocol: ") && err.contains(says), "{err}");
+    }
 }
