@@ -1,10 +1,13 @@
 //! Library mode against HTTP/2 upstreams (`protocol = "h2c"` and `"h2"` over TLS), public API
 //! only, real servers on 127.0.0.1: the scripted upstream on the Python `h2` package
-//! (tests/h2_upstream/upstream.py, h2c and TLS) for bodies of several MiB both ways, Host →
-//! `:authority`, connection-specific fields, streams shared on few connections under the
-//! upstream's stream limit and the pool cap, REFUSED_STREAM and GOAWAY resent, a dead endpoint
-//! ejected, HTTP/2 health checks; the grpcio server (tests/grpc/server.py) for trailers. Both
-//! drivers (`MONOIO_FORCE_LEGACY_DRIVER=1`). scripts/test.sh installs Python `h2` and grpcio.
+//! (tests/h2_upstream/upstream.py, h2c and TLS) for bodies of several MiB both ways (END_STREAM on
+//! the last DATA frame), Host → `:authority` and connection-specific fields, a slow reader held to
+//! the stream window, streams shared on few connections under the upstream's stream limit and the
+//! pool cap (then `PoolFull`), REFUSED_STREAM and GOAWAY resent, a dead endpoint ejected, timeouts
+//! and cut connections, HTTP/2 health checks, a reload closing a removed endpoint's connection,
+//! the builder's `protocol`; nginx as an h2c and TLS h2 origin; the grpcio server
+//! (tests/grpc/server.py) for trailers. Both drivers (`MONOIO_FORCE_LEGACY_DRIVER=1`).
+//! scripts/test.sh installs nginx, Python `h2` and grpcio.
 
 #[path = "h2_upstream/harness.rs"]
 mod harness;
@@ -542,5 +545,41 @@ fn the_builder_refuses_a_protocol_it_cannot_speak() {
                 .unwrap_err()
         });
         assert!(err.starts_with("protocol: ") && err.contains(says), "{err}");
+    }
+}
+
+/// nginx as the HTTP/2 origin, h2c and TLS h2 (ALPN): it sees the request's host as
+/// `:authority`, and 1 MiB comes through intact, the requests sharing one connection.
+#[test]
+fn nginx_answers_over_h2c_and_tls_h2() {
+    let certs = Certs::new("lib-h2-nginx");
+    let leaf = certs.leaf("upstream", &["localhost"]);
+    let plain = harness::Nginx::start("lib-h2c", None);
+    let tls = harness::Nginx::start("lib-h2tls", Some((leaf.cert(), leaf.key())));
+    let setups = [
+        (plain.addr.to_string(), "protocol = \"h2c\"".to_string()),
+        (
+            format!("localhost:{}", tls.addr.port()),
+            format!("protocol = \"h2\"\ntls = {{ ca = {:?} }}", certs.ca()),
+        ),
+    ];
+    for (ep, cluster) in setups {
+        block_on(async {
+            let (c, _f) = client("lib-h2-nginx", std::slice::from_ref(&ep), &cluster, "");
+            let resp = c.send(get_request("/")).await.unwrap();
+            assert_eq!(resp.status(), 200, "{cluster}");
+            let saw = resp.headers().get("x-saw-host").cloned();
+            assert_eq!(saw.as_ref().map(|v| v.as_bytes()), Some(&b"svc.test"[..]));
+            assert_eq!(resp.into_body().bytes().await.unwrap(), b"ok");
+            let (status, body) = fetch(&c, "/1m").await.unwrap();
+            assert_eq!(status, 200);
+            assert!(
+                body == harness::pattern(1 << 20),
+                "1 MiB intact ({cluster})"
+            );
+            let stats = c.stats();
+            let e = stats.endpoints.values().next().unwrap();
+            assert_eq!(e.connects, 1, "one connection for both ({cluster})");
+        });
     }
 }
