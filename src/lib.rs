@@ -55,6 +55,8 @@ pub mod coordinator;
 #[doc(hidden)]
 pub mod error;
 #[doc(hidden)]
+pub mod external;
+#[doc(hidden)]
 pub mod http;
 #[doc(hidden)]
 pub mod policy;
