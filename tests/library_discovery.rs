@@ -3,9 +3,10 @@
 //! endpoint starts its own discovery thread, serves every A record, follows a record change
 //! (the new address served, the removed one never asked again, the staying one's pooled
 //! connections kept) with no failed request; a killed DNS server leaves the last-known set
-//! serving and the failed lookups show in the client's stats; the discovery thread ends when the
-//! last clone of the client is dropped. Each test runs its client on a monoio runtime of its own
-//! (io_uring, or epoll with `MONOIO_FORCE_LEGACY_DRIVER=1`).
+//! serving and the failed lookups show in the client's stats; an `srv:` endpoint follows its
+//! record's new target; the discovery thread ends when the last clone of the client is dropped.
+//! Each test runs its client on a monoio runtime of its own (io_uring, or epoll with
+//! `MONOIO_FORCE_LEGACY_DRIVER=1`).
 
 mod support;
 
@@ -17,6 +18,7 @@ use shardgate::embed::{Client, Error};
 use support::discovery::backends_on_one_port;
 use support::dns::Dnsmasq;
 use support::embed::*;
+use support::policy::Backend;
 use support::temp_file;
 use support::TempFile;
 
@@ -36,9 +38,14 @@ fn hosts(ips: &[u8]) -> String {
 /// A client whose cluster `svc` is `dns:api.test:PORT` asked of `dns`; `extra` goes into the
 /// cluster.
 fn client(dns: &Dnsmasq, port: u16, extra: &str) -> (Client, TempFile) {
+    client_of(dns, &format!("dns:api.test:{port}"), extra)
+}
+
+/// A client whose cluster `svc` has the one endpoint `endpoint`, asking `dns`.
+fn client_of(dns: &Dnsmasq, endpoint: &str, extra: &str) -> (Client, TempFile) {
     let text = format!(
-        "resolvers = [\"{}\"]\n\n[[clusters]]\nname = \"svc\"\nendpoints = [\"dns:api.test:{port}\"]\n{extra}\n\n\
-         [[routes]]\ncluster = \"svc\"\n",
+        "resolvers = [\"{}\"]\n\n[[clusters]]\nname = \"svc\"\nendpoints = [\"{endpoint}\"]\n\
+         {extra}\n\n[[routes]]\ncluster = \"svc\"\n",
         dns.addr
     );
     let file = temp_file("library-discovery", &text);
@@ -174,6 +181,52 @@ fn a_killed_dns_server_leaves_the_last_known_set_serving() {
         assert_eq!(client.stats().discovery.clusters[0].1, 2);
     });
     assert!(bs.iter().all(|b| b.hits() >= 10));
+}
+
+#[test]
+fn an_srv_record_change_is_followed_with_no_failed_request() {
+    let _s = serial();
+    let a = Backend::start("a");
+    let b = Backend::start("b");
+    let srv = |to: &Backend, host: &str| {
+        format!(
+            "--srv-host=_http._tcp.svc.test,{host},{},0,10",
+            to.addr.port()
+        )
+    };
+    let records = [
+        "--host-record=a.test,127.0.0.1",
+        "--host-record=b.test,127.0.0.1",
+    ];
+    let mut dns = Dnsmasq::start("", 1, &[&srv(&a, "a.test"), records[0], records[1]]);
+    let (got, failed, a_at) = block_on(async {
+        let (client, _f) = client_of(
+            &dns,
+            "srv:_http._tcp.svc.test",
+            "min_ttl = \"100ms\"\nresolve_interval = \"1s\"",
+        );
+        let (mut got, mut failed) = (BTreeMap::new(), Vec::new());
+        until_answers(&client, &mut got, &mut failed, "the first target", |g| {
+            g.get("a").is_some_and(|n| *n >= 10)
+        })
+        .await;
+        // dnsmasq reads --srv-host only at start: restarted on its port with the other target.
+        dns.restart(&[&srv(&b, "b.test"), records[0], records[1]]);
+        until_answers(&client, &mut got, &mut failed, "the new target", |g| {
+            g.get("b").is_some_and(|n| *n >= 10)
+        })
+        .await;
+        let a_at = a.hits();
+        let more = got.values().sum::<usize>() + 50;
+        until_answers(&client, &mut got, &mut failed, "50 more", |g| {
+            g.values().sum::<usize>() >= more
+        })
+        .await;
+        (got, failed, a_at)
+    });
+    println!("SRV change: {got:?}, failed {failed:?}");
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    assert_eq!(a.hits(), a_at, "the old target got requests after it left");
 }
 
 #[test]
