@@ -4,7 +4,7 @@
 //! (the new address served, the removed one never asked again, the staying one's pooled
 //! connections kept) with no failed request; a killed DNS server leaves the last-known set
 //! serving and the failed lookups show in the client's stats; an `srv:` endpoint follows its
-//! record's new target; the discovery thread ends when the last clone of the client is dropped.
+//! record's new target; a reload keeps the set found for names it did not change; the discovery thread ends when the last clone of the client is dropped.
 //! Each test runs its client on a monoio runtime of its own (io_uring, or epoll with
 //! `MONOIO_FORCE_LEGACY_DRIVER=1`).
 
@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use shardgate::embed::{Client, Error};
+use shardgate::embed::{Client, Config, Error};
 use support::discovery::backends_on_one_port;
 use support::dns::Dnsmasq;
 use support::embed::*;
@@ -181,6 +181,38 @@ fn a_killed_dns_server_leaves_the_last_known_set_serving() {
         assert_eq!(client.stats().discovery.clusters[0].1, 2);
     });
     assert!(bs.iter().all(|b| b.hits() >= 10));
+}
+
+#[test]
+fn a_reload_keeps_the_set_found_for_unchanged_names() {
+    let _s = serial();
+    let (bs, port) = backends_on_one_port(&[71, 72]);
+    let dns = Dnsmasq::start(&hosts(&[71, 72]), 30, &[]);
+    block_on(async {
+        let (client, file) = client(&dns, port, "resolve_interval = \"30s\"");
+        let (mut got, mut failed) = (BTreeMap::new(), Vec::new());
+        until_answers(&client, &mut got, &mut failed, "both records served", |g| {
+            g.len() == 2
+        })
+        .await;
+        let conns: Vec<usize> = bs.iter().map(|b| b.upstream().accepted()).collect();
+        // The same file again: no DNS answer is due for 30 s, so what serves at once is the set
+        // carried over (with its pools).
+        client
+            .reload(Config::from_file(file.path()).unwrap())
+            .unwrap();
+        let mut after = BTreeMap::new();
+        for _ in 0..20 {
+            match who(&client).await {
+                Ok(name) => *after.entry(name).or_insert(0) += 1,
+                Err(e) => failed.push(format!("{e}")),
+            }
+        }
+        assert!(failed.is_empty(), "failed after the reload: {failed:?}");
+        assert_eq!(after.len(), 2, "{after:?}");
+        let now: Vec<usize> = bs.iter().map(|b| b.upstream().accepted()).collect();
+        assert_eq!(now, conns, "pools rebuilt by the reload");
+    });
 }
 
 #[test]
