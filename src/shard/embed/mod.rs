@@ -69,8 +69,7 @@ pub use crate::config::Config;
 pub use crate::stats::Snapshot;
 
 use self::send::Target;
-use self::wire::Kit;
-use super::io::Buf;
+use self::wire::Kits;
 use super::table::Table;
 use crate::stats::{ShardMeta, ShardStats};
 use crate::tls::{TicketKeys, Ticketer};
@@ -97,30 +96,6 @@ pub(crate) struct Inner {
     kits: Rc<Kits>,
     /// The discovery and limits threads this client owns (when its config needs them).
     outside: RefCell<outside::Outside>,
-}
-
-/// Free buffers for requests (one per request in flight, reused).
-pub(crate) struct Kits {
-    free: RefCell<Vec<Kit>>,
-    size: usize,
-}
-
-impl Kits {
-    fn take(&self) -> Kit {
-        self.free.borrow_mut().pop().unwrap_or_else(|| Kit {
-            head: Vec::with_capacity(512),
-            buf: Buf::with_capacity(self.size),
-            out: Vec::with_capacity(512),
-        })
-    }
-
-    fn put(&self, mut kit: Kit) {
-        kit.buf.consume(kit.buf.len());
-        let mut free = self.free.borrow_mut();
-        if free.len() < 256 {
-            free.push(kit);
-        }
-    }
 }
 
 impl Client {
@@ -193,10 +168,7 @@ impl Client {
             stats,
             seed,
             tickets,
-            kits: Rc::new(Kits {
-                free: RefCell::default(),
-                size: config.shards.upstream_buffer_size,
-            }),
+            kits: Rc::new(Kits::new(config.shards.upstream_buffer_size)),
             outside: RefCell::new(outside),
         });
         probe::start(&inner);

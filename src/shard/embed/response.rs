@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::wire::Kit;
-use super::{Error, Kits};
+use super::wire::{Kit, Kits};
+use super::Error;
 use crate::http::chunked::Decoder;
 use crate::http::BodyFraming;
 use crate::shard::io::{read_more_within, IoFail};
