@@ -1,7 +1,7 @@
 //! Cluster-wide rate limits (`scope = "global"`) in library mode (`shardgate::embed`, public API
 //! only) against a real `redis-server` the tests start: two clients on two threads sharing one
 //! global limit are held near the fleet-wide allowance (well under what their local buckets
-//! alone admit); with Redis down `on_error = "deny"` gives the rate-limit error and `allow`
+//! alone admit), and so are a client and a proxy (one shard) read from the same file; with Redis down `on_error = "deny"` gives the rate-limit error and `allow`
 //! serves, the failed syncs showing in the client's stats; the limits thread ends when the last
 //! clone of its client is dropped. Each client runs on a monoio runtime of its own (io_uring, or
 //! epoll with `MONOIO_FORCE_LEGACY_DRIVER=1`).
@@ -124,6 +124,89 @@ fn two_clients_on_two_threads_are_held_near_the_global_allowance() {
         "admitted {ok} is not clearly less than the local allowance {local}"
     );
     // Not over-strict either: most of the allowance is served.
+    assert!((ok as f64) >= 0.8 * RATE * secs, "admitted only {ok}");
+}
+
+/// GETs through the proxy at `addr` (keep-alive, from 127.0.0.1: the key a client has) until
+/// `deadline`: (admitted, limited, failed).
+fn proxy_load(addr: std::net::SocketAddr, deadline: Instant) -> (u64, u64, u64) {
+    let req = request("GET", "/", &[], b"");
+    let (mut ok, mut limited, mut failed) = (0, 0, 0);
+    while Instant::now() < deadline {
+        let mut c = Conn::connect(addr);
+        for _ in 0..200 {
+            if Instant::now() >= deadline {
+                break;
+            }
+            if c.send(&req).is_err() {
+                failed += 1;
+                break;
+            }
+            match c.read_response() {
+                Ok(r) if r.status == 200 => ok += 1,
+                Ok(r) if r.status == 429 => {
+                    limited += 1;
+                    if r.head.has_token("connection", "close") {
+                        break;
+                    }
+                    thread::sleep(Duration::from_millis(1));
+                }
+                _ => {
+                    failed += 1;
+                    break;
+                }
+            }
+        }
+    }
+    (ok, limited, failed)
+}
+
+#[test]
+fn a_client_and_a_proxy_share_one_global_limit() {
+    let _s = serial();
+    let redis = RedisServer::start();
+    let up = Upstream::fixed("ok");
+    // One file for both: the client ignores `listen`; the proxy runs one shard, so each side's
+    // local bucket is the whole rate (as the client's is).
+    let text = format!(
+        "listen = [\"127.0.0.1:0\"]\n[shards]\ncount = 1\n\n{}",
+        config(&redis.url(), up.addr, "allow")
+    );
+    let file = temp_file("library-global-proxy", &text);
+    let proxy = Proxy::start(&["--config", file.path()]);
+    let secs = 3.0;
+    let start = Instant::now() + Duration::from_millis(300);
+    let deadline = start + Duration::from_secs_f64(secs);
+    let path = file.path().to_string();
+    let (lib, (p_ok, p_limited, p_failed)) = thread::scope(|s| {
+        let lib = s.spawn(move || {
+            block_on(async {
+                let client = Client::from_file(&path).unwrap();
+                monoio::time::sleep(start.saturating_duration_since(Instant::now())).await;
+                load(&client, deadline).await
+            })
+        });
+        thread::sleep(start.saturating_duration_since(Instant::now()));
+        let p = proxy_load(proxy.addr, deadline);
+        (lib.join().unwrap(), p)
+    });
+    let ok = lib.ok + p_ok;
+    let allowance = RATE * secs + BURST;
+    let bound = allowance + 2.0 * (BURST + RATE * 2.0 * SYNC);
+    let local = 2.0 * allowance;
+    println!(
+        "a client and a proxy (1 shard), {RATE}/s burst {BURST}, sync 100ms, {secs} s: admitted \
+         {ok} (client {}, proxy {p_ok}), limited {} + {p_limited}, bound {bound}, local alone {local}",
+        lib.ok, lib.limited
+    );
+    assert!(lib.failed.is_empty(), "{lib:?}");
+    assert_eq!(p_failed, 0);
+    assert!(lib.ok > 0 && p_ok > 0, "both sides served");
+    assert!((ok as f64) <= bound, "admitted {ok} > bound {bound}");
+    assert!(
+        (ok as f64) < local * 0.7,
+        "admitted {ok} is not clearly less than the local allowance {local}"
+    );
     assert!((ok as f64) >= 0.8 * RATE * secs, "admitted only {ok}");
 }
 
