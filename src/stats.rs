@@ -357,6 +357,7 @@ impl ShardStats {
             shards: vec![shard],
             routes,
             endpoints,
+            ..Snapshot::default()
         }
     }
 }

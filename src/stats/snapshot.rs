@@ -10,6 +10,8 @@ use hdrhistogram::Histogram;
 
 use crate::error::TlsFailure;
 
+use super::discovery::DiscoveryFigures;
+
 use super::{
     counts, EndpointStats, ListenerTlsCounts, RouteStats, BREAKER_CLOSED, BREAKER_HALF_OPEN,
     BREAKER_OPEN, GRPC_CODES,
@@ -29,6 +31,12 @@ pub struct Snapshot {
     pub routes: BTreeMap<String, RouteCounts>,
     /// Keyed by (cluster, endpoint).
     pub endpoints: BTreeMap<(String, String), EndpointCounts>,
+    /// Failed Redis syncs per `scope = "global"` route. Filled by a library client (its own
+    /// limits thread); the proxy's shards leave it empty (its coordinator keeps these).
+    pub global_limit_errors: BTreeMap<String, u64>,
+    /// DNS discovery's lookups and sets. Filled by a library client (its own discovery thread);
+    /// the proxy's shards leave it empty (its coordinator keeps these).
+    pub discovery: DiscoveryFigures,
 }
 
 /// Per-shard values that are kept per shard when merging.
@@ -211,6 +219,10 @@ impl Snapshot {
                 }
             }
         }
+        for (route, n) in &other.global_limit_errors {
+            *self.global_limit_errors.entry(route.clone()).or_insert(0) += n;
+        }
+        self.discovery.merge(&other.discovery);
     }
 
     /// All the given snapshots merged into one.

@@ -15,8 +15,8 @@ use bytes::Bytes;
 use http::HeaderMap;
 
 use super::h2body::{H2Body, Step};
-use super::wire::Kit;
-use super::{Error, Kits};
+use super::wire::{Kit, Kits};
+use super::Error;
 use crate::http::chunked::Decoder;
 use crate::http::BodyFraming;
 use crate::shard::io::{read_more_within, IoFail};

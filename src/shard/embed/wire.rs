@@ -3,8 +3,10 @@
 //! `BodySender` (by length or chunked), then read the response head (1xx skipped) with the
 //! upstream timeout. The head is validated and framed by the proxy's own `http::response`, so a
 //! response the proxy would refuse is refused here too. The body is left to `ResponseBody`.
-//! Generic over the stream (`Wire`: plain TCP or TLS). Embedding thread.
+//! Generic over the stream (`Wire`: plain TCP or TLS). Also the client's free list of the
+//! per-request buffers (`Kits`). Embedding thread.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::time::Duration;
 
@@ -31,6 +33,37 @@ pub struct Kit {
     pub buf: Buf,
     /// The head `http::response` writes for a downstream client (unused here but required).
     pub out: Vec<u8>,
+}
+
+/// Free buffers for requests (one per request in flight, reused).
+pub struct Kits {
+    free: RefCell<Vec<Kit>>,
+    size: usize,
+}
+
+impl Kits {
+    pub fn new(size: usize) -> Kits {
+        Kits {
+            free: RefCell::default(),
+            size,
+        }
+    }
+
+    pub fn take(&self) -> Kit {
+        self.free.borrow_mut().pop().unwrap_or_else(|| Kit {
+            head: Vec::with_capacity(512),
+            buf: Buf::with_capacity(self.size),
+            out: Vec::with_capacity(512),
+        })
+    }
+
+    pub fn put(&self, mut kit: Kit) {
+        kit.buf.consume(kit.buf.len());
+        let mut free = self.free.borrow_mut();
+        if free.len() < 256 {
+            free.push(kit);
+        }
+    }
 }
 
 /// One attempt: `kit.head` holds the request head; `body` goes after it.
