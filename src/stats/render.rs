@@ -216,7 +216,7 @@ mod tests {
     use super::super::{ShardMeta, ShardStats, BREAKER_OPEN};
     use super::*;
 
-    const FAMILIES: [(&str, &str); 40] = [
+    const FAMILIES: [(&str, &str); 41] = [
         ("shardgate_route_requests_total", "counter"),
         ("shardgate_request_duration_seconds", "histogram"),
         ("shardgate_request_duration_quantile_seconds", "gauge"),
@@ -248,6 +248,7 @@ mod tests {
         ("shardgate_downstream_protocol_connections", "gauge"),
         ("shardgate_downstream_http2_goaways_total", "counter"),
         ("shardgate_downstream_http2_streams", "gauge"),
+        ("shardgate_kits_allocated_total", "counter"),
         ("shardgate_requests_in_flight", "gauge"),
         ("shardgate_shard_draining", "gauge"),
         ("shardgate_drain_connections_left", "gauge"),

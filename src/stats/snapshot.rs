@@ -59,6 +59,8 @@ pub struct ShardGauges {
     /// Downstream HTTP/2 connections and streams now.
     pub h2_connections: u64,
     pub h2_streams: u64,
+    /// Connection kits allocated since start because the shard's pool had none free.
+    pub kits_allocated: u64,
     /// GOAWAY frames sent, by error code (`http::h2_reason::NAMES`).
     pub h2_goaways: [u64; 14],
     /// Requests by protocol (`PROTOCOLS`).
