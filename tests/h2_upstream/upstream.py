@@ -14,6 +14,14 @@ Usage: python3 tests/h2_upstream/upstream.py [--max-streams N] [--status N]
                        connection's streams at or below it finish, then it closes
     /refuse-once/KEY   the first stream for KEY is reset with REFUSED_STREAM, later ones get 200
                        with the body's length
+    /refuse-head/KEY   the first stream for KEY is reset with REFUSED_STREAM as soon as its
+                       HEADERS arrive (its body unread), later ones get 200 "LENGTH SUM" (the
+                       body's length and the sum of its bytes)
+    /goaway-above/KEY  the first stream for KEY gets a GOAWAY (NO_ERROR) whose last stream id is
+                       below it as soon as its HEADERS arrive (not processed; the proxy closes
+                       the connection), later ones get 200 "LENGTH SUM"
+    /frames            200, JSON: the request body's DATA frames as received ("data_frames": how
+                       many, "empty_end": an empty DATA frame carried END_STREAM), "length", "sum"
     /pingpong          200 at once, then each DATA chunk echoed as it arrives (bidirectional
                        streaming); the response ends when the request does
     /early             413 at once on the request's HEADERS, then RST_STREAM NO_ERROR: the body
@@ -104,6 +112,20 @@ class Conn:
                 self.h2.reset_stream(ev.stream_id, h2.errors.ErrorCodes.NO_ERROR)
                 self.done(ev.stream_id)
                 return
+            path = dict(ev.headers).get(":path", "")
+            if path.startswith(("/refuse-head/", "/goaway-above/")) and path not in REFUSED:
+                REFUSED.add(path)
+                STATS["paths"][path] = STATS["paths"].get(path, 0) + 1
+                if path.startswith("/refuse-head/"):
+                    self.h2.reset_stream(ev.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+                else:
+                    # The proxy closes the connection (closing here could cut the GOAWAY
+                    # with a reset while its DATA still arrives).
+                    self.flush()
+                    frame = GoAwayFrame(0, last_stream_id=max(ev.stream_id - 2, 0), error_code=0)
+                    self.writer.write(frame.serialize())
+                self.done(ev.stream_id)
+                return
             if dict(ev.headers).get(":path") == "/pingpong":
                 self.streams[ev.stream_id]["pingpong"] = True
                 self.h2.send_headers(ev.stream_id, [(":status", "200")])
@@ -117,6 +139,9 @@ class Conn:
                 self.h2.send_data(ev.stream_id, ev.data)
             elif s is not None:
                 s["body"] += ev.data
+                s["frames"] = s.get("frames", 0) + 1
+                if ev.stream_ended and not ev.data:
+                    s["empty_end"] = True
             self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
             if ev.stream_ended:
                 self.start(ev.stream_id)
@@ -175,6 +200,17 @@ class Conn:
                 self.h2.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
                 return
             await self.send(sid, 200, str(len(s["body"])).encode())
+        elif path.startswith(("/refuse-head/", "/goaway-above/")):
+            body = f"{len(s['body'])} {sum(s['body'])}".encode()
+            await self.send(sid, 200, body)
+        elif path == "/frames":
+            info = {
+                "data_frames": s.get("frames", 0),
+                "empty_end": s.get("empty_end", False),
+                "length": len(s["body"]),
+                "sum": sum(s["body"]),
+            }
+            await self.send(sid, 200, json.dumps(info).encode())
         elif path.startswith("/sleep/"):
             await asyncio.sleep(int(path.split("/")[2]) / 1000)
             await self.send(sid, 200, b"slept")

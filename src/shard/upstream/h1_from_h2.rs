@@ -15,6 +15,7 @@ use monoio::io::AsyncWriteRentExt;
 use monoio::time::{timeout, Instant};
 
 use super::attempt::{client_io, upstream_io, Done, Failed, Limits, Tally};
+use super::replay::ChunkReplay;
 use crate::error::{ClientError, UpstreamError};
 use crate::http::chunked::Decoder;
 use crate::http::request::{Method, Request};
@@ -25,8 +26,8 @@ use crate::shard::io::{read_more_until, read_more_within, write_vec, Buf, IoFail
 
 /// The HTTP/2 stream's side of an exchange, borrowed for one attempt: its request body, its
 /// response, the upstream buffer, the head sent upstream (kept across retries), a scratch
-/// buffer (the rewritten response head, chunk framing), and the lines admission adds to the
-/// response.
+/// buffer (the rewritten response head, chunk framing), the lines admission adds to the
+/// response, and the body kept for sending again after a refused HTTP/2 stream.
 pub struct H2Side<'a> {
     pub body: &'a mut RecvStream,
     pub respond: &'a mut Respond,
@@ -34,6 +35,7 @@ pub struct H2Side<'a> {
     pub head: &'a mut Vec<u8>,
     pub out: &'a mut Vec<u8>,
     pub extra: &'a [u8],
+    pub replay: &'a mut ChunkReplay,
 }
 
 /// One attempt; `retry_status` is asked when a final head arrives whether the route retries on

@@ -1,8 +1,10 @@
 //! The HTTP/2 client side of one attempt whose client is an HTTP/1.1 connection (a sibling of
 //! h1.rs): the rewritten head goes out as an HTTP/2 request on a leased stream, the body follows
 //! from the client's connection as DATA within the upstream's windows (a chunked body de-chunked,
-//! its trailers sent as HTTP/2 trailers; a body that arrived whole with the head stays in the
-//! client's buffer until the response head, so a refused stream can send it again), then the
+//! what each read brought going out as one DATA frame, END_STREAM on the last one unless
+//! trailers follow; its trailers sent as HTTP/2 trailers; a body that arrived whole with the head
+//! stays in the client's buffer until the response head, one streamed from the client is kept up
+//! to `replay::RETRY_BUFFER`, so a refused stream can send it again), then the
 //! response head comes back as an HTTP/1.1 head (rewritten by `response::process` like any
 //! upstream's; a body of unknown length sent chunked, the upstream's trailers as chunked
 //! trailers), and its body is written to the client chunk by chunk, each chunk's window released
@@ -21,6 +23,7 @@ use super::grpc_web;
 use super::h2pool::H2Lease;
 use super::h2stream;
 use super::relay::Relay;
+use super::replay::RawReplay;
 use crate::error::{ClientError, ProxyError, UpstreamError};
 use crate::http::chunked::Decoder;
 use crate::http::grpc_web::{TextDecoder, Web};
@@ -41,6 +44,10 @@ pub async fn attempt<S: Wire>(
     ex: &mut Tally,
 ) -> Result<Done, Failed> {
     let bodiless = matches!(req.body, BodyFraming::None | BodyFraming::Length(0));
+    // A retry after a refused stream reads what the refused attempts took again.
+    if !bodiless {
+        c.replay.restore(c.buf);
+    }
     // A body that came whole with the head is sent from the buffer and kept there until the
     // response head: a refused stream can then be sent again.
     let held = match req.body {
@@ -52,7 +59,8 @@ pub async fn attempt<S: Wire>(
         h2stream::open(lease, c.head, req.te_trailers, bodiless, limits.upstream).await?;
     let mut text = grpc_web::decoder(web);
     if !bodiless {
-        if req.expect_continue {
+        if req.expect_continue && !c.replay.continued {
+            c.replay.continued = true;
             write_static(&mut *c.stream, canned::CONTINUE, limits.body)
                 .await
                 .map_err(|e| Failed::before(client_io(e)))?;
@@ -73,6 +81,7 @@ pub async fn attempt<S: Wire>(
                 req.body,
                 limits,
                 &mut text,
+                c.replay,
             )
             .await
         };
@@ -86,9 +95,10 @@ pub async fn attempt<S: Wire>(
         }
     }
     let sent_at = Instant::now();
-    let replayable = bodiless || held > 0;
+    let replayable = bodiless || held > 0 || c.replay.replayable();
     let resp = h2stream::head(resp, sent_at + limits.upstream, replayable).await?;
     c.buf.consume(held);
+    c.replay.answered();
     ex.upstream_time = Some(sent_at.elapsed());
     let status = resp.status().as_u16();
     if retry_status(status) {
@@ -276,6 +286,7 @@ async fn send_body<S: Wire>(
     framing: BodyFraming,
     limits: &Limits<'_>,
     text: &mut Option<TextDecoder>,
+    replay: &mut RawReplay,
 ) -> Result<u64, Failed> {
     let idle = limits.body;
     let read_failed = |e: IoFail| match e {
@@ -291,6 +302,7 @@ async fn send_body<S: Wire>(
                 if take > 0 {
                     left -= take as u64;
                     let part = Bytes::copy_from_slice(&buf.data()[..take]);
+                    replay.keep(&buf.data()[..take]);
                     buf.consume(take);
                     let part = decoded(text, part, left == 0)?;
                     h2io::send_bytes(up, part, left == 0, idle)
@@ -310,7 +322,9 @@ async fn send_body<S: Wire>(
             let mut total = 0u64;
             let mut trailer = Vec::new();
             loop {
+                // What this read brought goes up as one piece (not a frame per chunk).
                 let mut consumed = 0;
+                let mut part = Vec::new();
                 while consumed < buf.len() && !dec.is_done() {
                     let in_trailers = dec.in_trailers();
                     let step = dec
@@ -329,30 +343,39 @@ async fn send_body<S: Wire>(
                     if total > limits.max_body {
                         return Err(Failed::before(ClientError::TooLarge));
                     }
-                    let data = &buf.data()[at + step.data.start..at + step.data.end];
-                    let part = decoded(text, Bytes::copy_from_slice(data), false)?;
-                    h2io::send_bytes(up, part, false, idle)
+                    if part.is_empty() {
+                        part.reserve(buf.len() - at);
+                    }
+                    part.extend_from_slice(&buf.data()[at + step.data.start..at + step.data.end]);
+                }
+                replay.keep(&buf.data()[..consumed]);
+                buf.consume(consumed);
+                let done = dec.is_done();
+                let t = if done {
+                    h2up::trailers(&trailer).map_err(|_| Failed::before(ClientError::BadBody))?
+                } else {
+                    None
+                };
+                // The terminating chunk is here and no trailers follow: END_STREAM rides on
+                // the last DATA frame.
+                let end = done && t.is_none();
+                let part = decoded(text, Bytes::from(part), done)?;
+                if !part.is_empty() || end {
+                    h2io::send_bytes(up, part, end, idle)
                         .await
                         .map_err(send_failed)?;
                 }
-                buf.consume(consumed);
-                if dec.is_done() {
-                    break;
+                if let Some(t) = t {
+                    up.send_trailers(t)
+                        .map_err(|e| h2stream::before(&e, false))?;
+                }
+                if done {
+                    return Ok(total);
                 }
                 read_more_within(client, buf, idle)
                     .await
                     .map_err(read_failed)?;
             }
-            decoded(text, Bytes::new(), true)?;
-            match h2up::trailers(&trailer).map_err(|_| Failed::before(ClientError::BadBody))? {
-                Some(t) => up
-                    .send_trailers(t)
-                    .map_err(|e| h2stream::before(&e, false))?,
-                None => h2io::send_bytes(up, Bytes::new(), true, idle)
-                    .await
-                    .map_err(send_failed)?,
-            }
-            Ok(total)
         }
     }
 }

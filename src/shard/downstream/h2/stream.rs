@@ -33,6 +33,7 @@ use crate::shard::upstream::attempt::{Done, Failed, Limits, Tally};
 use crate::shard::upstream::h1_from_h2::{self, H2Side};
 use crate::shard::upstream::h2_from_h2;
 use crate::shard::upstream::h2pool::H2Lease;
+use crate::shard::upstream::replay::ChunkReplay;
 use crate::shard::Shard;
 use crate::tls::Negotiated;
 
@@ -59,6 +60,8 @@ struct Stream {
     deadline: Option<std::time::Instant>,
     /// The `grpc-status` the client got, once it was sent.
     grpc_status: Option<u8>,
+    /// The body an HTTP/2 upstream may refuse unprocessed (sent again then).
+    replay: ChunkReplay,
 }
 
 /// Serves one stream to its end; `client` is the connection's client, `tls` what its TLS
@@ -97,6 +100,7 @@ pub async fn serve(
         grpc,
         deadline,
         grpc_status: None,
+        replay: ChunkReplay::default(),
     };
     let end_stream = s.body.is_end_stream();
     translate::request_head(&parts, end_stream, &mut s.buf.v);
@@ -204,6 +208,7 @@ impl Stream {
             head: &mut self.head,
             out: &mut self.out,
             extra: &self.scratch.extra,
+            replay: &mut self.replay,
         }
     }
 
