@@ -30,7 +30,8 @@ Usage: python3 tests/h2_upstream/upstream.py [--max-streams N] [--status N]
     /die               the connection is cut at once (no response, no GOAWAY)
     /stats             JSON: connections accepted, most streams open at once on one connection,
                        requests per path, PINGs received, and for each connection that ended
-                       the path of its first request ("" if none)
+                       the path of its first request ("" if none), and the paths of the streams
+                       the proxy reset before they were answered ("reset")
 Responses are sent within the client's flow-control windows; received DATA is acknowledged as it
 is read.
 """
@@ -46,7 +47,7 @@ import h2.events
 import h2.settings
 from hyperframe.frame import GoAwayFrame
 
-STATS = {"connections": 0, "max_open": 0, "paths": {}, "pings": 0, "closed": []}
+STATS = {"connections": 0, "max_open": 0, "paths": {}, "pings": 0, "closed": [], "reset": []}
 REFUSED = set()
 STATUS = int(sys.argv[sys.argv.index("--status") + 1]) if "--status" in sys.argv else 200
 
@@ -157,6 +158,9 @@ class Conn:
             for e in self.windows.values():
                 e.set()
         elif isinstance(ev, h2.events.StreamReset):
+            s = self.streams.get(ev.stream_id)
+            if s is not None and ev.remote_reset:
+                STATS["reset"].append(dict(s["headers"]).get(":path", ""))
             self.done(ev.stream_id)
 
     def done(self, sid):

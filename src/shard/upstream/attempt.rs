@@ -74,6 +74,12 @@ impl Failed {
         }
     }
 
+    /// The client went away (reset its HTTP/2 stream, closed its connection) while the
+    /// response was awaited: the attempt ends, nothing is answered (no one to answer).
+    pub fn client_gone() -> Failed {
+        Failed::answered(ClientError::Io(std::io::ErrorKind::ConnectionReset).into())
+    }
+
     /// The upstream failed while the request went out or before the response head: resendable
     /// on a fresh connection unless it timed out.
     pub fn sending(e: IoFail) -> Failed {

@@ -5,9 +5,12 @@
 //! final answer; a retryable status handed back unsent), send it as HTTP/2 headers, then stream
 //! the body back as DATA frames within the client's windows, chunked bodies de-chunked. Trailers
 //! are relayed both ways where the HTTP/1.1 side is chunked: the client's HTTP/2 trailers end a
-//! chunked request body, a chunked response's trailers reach the client as HTTP/2 trailers.
-//! Shard thread, on the stream's task.
+//! chunked request body, a chunked response's trailers reach the client as HTTP/2 trailers. A
+//! client that resets its stream while the response head is awaited ends the attempt at once
+//! and the upstream connection closes (not pooled with a request on it). Shard thread, on the
+//! stream's task.
 
+use std::future::poll_fn;
 use std::time::Duration;
 
 use h2::RecvStream;
@@ -80,7 +83,20 @@ pub async fn attempt<U: Wire>(
                 }
             }
             Ok(Head::Partial) => {
-                if let Err(e) = read_more_until(up, c.up_buf, deadline).await {
+                // A client that resets its stream meanwhile ends the wait at once; the
+                // connection, a request still on it, closes (the lease is not released).
+                let cap = c.up_buf.v.capacity();
+                let respond = &mut *c.respond;
+                let read = monoio::select! {
+                    r = read_more_until(up, c.up_buf, deadline) => Some(r),
+                    _ = poll_fn(|cx| respond.poll_reset(cx)) => None,
+                };
+                let Some(read) = read else {
+                    // The abandoned read kept the buffer it was lent.
+                    *c.up_buf = Buf::with_capacity(cap);
+                    return Err(Failed::client_gone());
+                };
+                if let Err(e) = read {
                     let mut f = Failed::sending(e);
                     f.retryable &= !seen_bytes && c.up_buf.is_empty();
                     return Err(f);

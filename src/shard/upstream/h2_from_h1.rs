@@ -9,8 +9,10 @@
 //! upstream's; a body of unknown length sent chunked, the upstream's trailers as chunked
 //! trailers), and its body is written to the client chunk by chunk, each chunk's window released
 //! only once it was written. An upstream that answers early and stops taking the body has its
-//! answer relayed; the client's connection closes after it. Shard thread, on the client connection's task.
+//! answer relayed; the client's connection closes after it. A plain TCP client that closes its
+//! connection while the response head is awaited has the upstream's stream reset (CANCEL). Shard thread, on the client connection's task.
 
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,7 +33,10 @@ use crate::http::request::{Method, Request};
 use crate::http::response::{self, ResponseCtx};
 use crate::http::{canned, h2up, BodyFraming, Head};
 use crate::shard::h2io;
-use crate::shard::io::{read_more_within, write_static, write_vec, Buf, IoFail, Wire};
+use crate::shard::io::{peer_closed, read_more_within, write_static, write_vec, Buf, IoFail, Wire};
+
+/// How often a plain TCP client is looked at for a close while the response head is awaited.
+const CLIENT_CHECK: Duration = Duration::from_millis(250);
 
 /// One attempt on `lease`; `retry_status` is asked when the response head arrives whether the
 /// route retries on its status (and grants the retry at once); what moved is added to `ex`.
@@ -96,7 +101,15 @@ pub async fn attempt<S: Wire>(
     }
     let sent_at = Instant::now();
     let replayable = bodiless || held > 0 || c.replay.replayable();
-    let resp = h2stream::head(resp, sent_at + limits.upstream, replayable).await?;
+    // A client that closes its connection meanwhile cancels the upstream's stream.
+    let fd = c.stream.as_tcp().map(|t| t.as_raw_fd());
+    let resp = monoio::select! {
+        r = h2stream::head(resp, sent_at + limits.upstream, replayable) => r?,
+        _ = peer_closed(fd, CLIENT_CHECK) => {
+            send.send_reset(h2::Reason::CANCEL);
+            return Err(Failed::client_gone());
+        }
+    };
     c.buf.consume(held);
     c.replay.answered();
     ex.upstream_time = Some(sent_at.elapsed());

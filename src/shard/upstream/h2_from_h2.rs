@@ -201,12 +201,6 @@ async fn send_body(
     }
 }
 
-/// The client reset its stream while the response was awaited: the attempt ends (and the
-/// upstream's stream is reset with it).
-fn client_reset() -> Failed {
-    Failed::answered(ClientError::Io(std::io::ErrorKind::ConnectionReset).into())
-}
-
 /// The response: its head through the usual rewrite to the client, then its DATA and trailers.
 /// A client that resets its stream meanwhile ends it at once.
 #[allow(clippy::too_many_arguments)] // the client side's parts, borrowed apart from its body
@@ -228,7 +222,7 @@ async fn receive(
     let deadline = monoio::time::Instant::now() + limits.upstream;
     let resp = monoio::select! {
         r = h2stream::head(resp, deadline, replayable) => r?,
-        _ = poll_fn(|cx| respond.poll_reset(cx)) => return Err(client_reset()),
+        _ = poll_fn(|cx| respond.poll_reset(cx)) => return Err(Failed::client_gone()),
     };
     ex.upstream_time = Some(sent_at.elapsed());
     let status = resp.status().as_u16();
@@ -266,7 +260,7 @@ async fn receive(
         loop {
             let next = monoio::select! {
                 r = h2stream::next(&mut body, idle) => r?,
-                _ = poll_fn(|cx| respond.poll_reset(cx)) => return Err(client_reset()),
+                _ = poll_fn(|cx| respond.poll_reset(cx)) => return Err(Failed::client_gone()),
             };
             let Some(chunk) = next else { break };
             let n = chunk.len();
