@@ -216,7 +216,7 @@ mod tests {
     use super::super::{ShardMeta, ShardStats, BREAKER_OPEN};
     use super::*;
 
-    const FAMILIES: [(&str, &str); 40] = [
+    const FAMILIES: [(&str, &str); 44] = [
         ("shardgate_route_requests_total", "counter"),
         ("shardgate_request_duration_seconds", "histogram"),
         ("shardgate_request_duration_quantile_seconds", "gauge"),
@@ -240,6 +240,10 @@ mod tests {
         ("shardgate_upstream_breaker_shards", "gauge"),
         ("shardgate_upstream_breaker_transitions_total", "counter"),
         ("shardgate_upstream_healthy", "gauge"),
+        ("shardgate_upstream_http2_connections", "gauge"),
+        ("shardgate_upstream_http2_streams", "gauge"),
+        ("shardgate_upstream_http2_goaways_total", "counter"),
+        ("shardgate_upstream_http2_refused_streams_total", "counter"),
         ("shardgate_shard_info", "gauge"),
         ("shardgate_downstream_connections", "gauge"),
         ("shardgate_shard_cpu_seconds_total", "counter"),

@@ -10,6 +10,7 @@ use hdrhistogram::Histogram;
 
 use crate::error::TlsFailure;
 
+use super::upstream_h2::H2Counts;
 use super::{
     counts, EndpointStats, ListenerTlsCounts, RouteStats, BREAKER_CLOSED, BREAKER_HALF_OPEN,
     BREAKER_OPEN, GRPC_CODES,
@@ -89,6 +90,7 @@ pub struct EndpointCounts {
     pub shards: u64,
     pub busy: u64,
     pub idle: u64,
+    pub h2: H2Counts,
 }
 
 impl RouteCounts {
@@ -134,6 +136,7 @@ impl EndpointCounts {
             shards: 1,
             busy: e.busy.get(),
             idle: e.idle.get(),
+            h2: H2Counts::of(&e.h2),
         }
     }
 
@@ -153,6 +156,7 @@ impl EndpointCounts {
         self.shards += o.shards;
         self.busy += o.busy;
         self.idle += o.idle;
+        self.h2.add(&o.h2);
     }
 
     /// One shard's snapshot: reports its breaker in `state` (a `BREAKER_*`), the state as of the

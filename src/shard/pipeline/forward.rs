@@ -163,7 +163,7 @@ async fn proxy<D: Downstream>(
         ep.in_flight.set(ep.in_flight.get() - 1);
         let result = match &mut lease {
             Leased::H1(l) => result.map_err(|f| refused_client_certificate(f, l.stream(), ep)),
-            Leased::H2(_) => result,
+            Leased::H2(l) => l.account(result),
         };
         // Set whenever a response head arrived, which is when `rtt` is used.
         let rtt = ex.tally.upstream_time.unwrap_or_default();

@@ -34,6 +34,9 @@ pub struct Tally {
     pub bytes_out: u64,
     /// From sending the request to the response head, on the last attempt.
     pub upstream_time: Option<Duration>,
+    /// The `grpc-status` a bridged gRPC-Web call's client got (in the trailer frame, or the
+    /// head of a trailers-only answer).
+    pub grpc_status: Option<u8>,
 }
 
 /// How an attempt that reached the upstream ended.

@@ -123,6 +123,9 @@ pub async fn attempt<S: Wire>(
     // --- the response head, as an upstream's HTTP/1.1 head through the usual rewrite ---
     let (mut parts, mut body) = resp.into_parts();
     let bridged = grpc_web::response(web, &mut parts.headers);
+    if bridged.is_some() {
+        ex.grpc_status = grpc_web::status(Some(&parts.headers));
+    }
     c.up_buf.consume(c.up_buf.len());
     h2up::response_head(&parts, body.is_end_stream(), &mut c.up_buf.v);
     let ctx = ResponseCtx {
@@ -148,7 +151,9 @@ pub async fn attempt<S: Wire>(
     if !matches!(r.body, BodyFraming::None | BodyFraming::Length(0)) {
         let chunked = r.body == BodyFraming::Chunked && !r.dechunk;
         let idle = limits.body;
-        ex.bytes_out += relay(&mut *c.stream, &mut body, c.out, chunked, bridged, idle).await?;
+        let grpc = &mut ex.grpc_status;
+        let web = bridged.map(|w| (w, grpc));
+        ex.bytes_out += relay(&mut *c.stream, &mut body, c.out, chunked, web, idle).await?;
     }
     Ok(Done::Response {
         status,
@@ -159,20 +164,23 @@ pub async fn attempt<S: Wire>(
 
 /// Writes the response body to the client: chunk-framed (then the trailers) when `chunked`,
 /// as it comes otherwise; a gRPC-Web answer (`bridged`) ends with the trailer frame instead of
-/// trailers. Returns the bytes written.
+/// trailers, its `grpc-status` noted. Returns the bytes written.
 async fn relay<S: Wire>(
     client: &mut S,
     body: &mut RecvStream,
     out: &mut Vec<u8>,
     chunked: bool,
-    bridged: Option<Web>,
+    mut bridged: Option<(Web, &mut Option<u8>)>,
     idle: Duration,
 ) -> Result<u64, Failed> {
     let mut total = 0u64;
     loop {
         let Some(chunk) = h2stream::next(body, idle).await? else {
-            let Some(web) = bridged else { break };
+            let Some((web, grpc)) = bridged else { break };
             let t = h2stream::trailers(body, idle).await?;
+            if let Some(code) = grpc_web::status(t.as_ref()) {
+                *grpc = Some(code);
+            }
             total += write_chunk(
                 client,
                 out,
@@ -190,8 +198,8 @@ async fn relay<S: Wire>(
         if n == 0 {
             continue;
         }
-        let chunk = match bridged {
-            Some(web) => grpc_web::down(web, chunk),
+        let chunk = match &mut bridged {
+            Some((web, _)) => grpc_web::down(*web, chunk),
             None => chunk,
         };
         let n_out = chunk.len();

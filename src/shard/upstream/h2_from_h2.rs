@@ -233,6 +233,9 @@ async fn receive(
 
     let (mut parts, mut body) = resp.into_parts();
     let bridged = grpc_web::response(web, &mut parts.headers);
+    if bridged.is_some() {
+        ex.grpc_status = grpc_web::status(Some(&parts.headers));
+    }
     up_buf.consume(up_buf.len());
     h2up::response_head(&parts, body.is_end_stream(), &mut up_buf.v);
     let ctx = ResponseCtx {
@@ -288,6 +291,9 @@ async fn receive(
         };
         let sent = match (bridged, t) {
             (Some(web), t) => {
+                if let Some(code) = grpc_web::status(t.as_ref()) {
+                    ex.grpc_status = Some(code);
+                }
                 let frame = grpc_web::trailer_frame(web, t.as_ref());
                 ex.bytes_out += frame.len() as u64;
                 respond.send_bytes(frame, true, idle).await
