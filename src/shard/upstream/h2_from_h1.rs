@@ -1,39 +1,37 @@
 //! The HTTP/2 client side of one attempt whose client is an HTTP/1.1 connection (a sibling of
 //! h1.rs): the rewritten head goes out as an HTTP/2 request on a leased stream, the body follows
-//! from the client's connection as DATA within the upstream's windows (a chunked body de-chunked,
-//! what each read brought going out as one DATA frame, END_STREAM on the last one unless
-//! trailers follow; its trailers sent as HTTP/2 trailers; a body that arrived whole with the head
-//! stays in the client's buffer until the response head, one streamed from the client is kept up
-//! to `replay::RETRY_BUFFER`, so a refused stream can send it again), then the
-//! response head comes back as an HTTP/1.1 head (rewritten by `response::process` like any
-//! upstream's; a body of unknown length sent chunked, the upstream's trailers as chunked
-//! trailers), and its body is written to the client chunk by chunk, each chunk's window released
-//! only once it was written. An upstream that answers early and stops taking the body has its
-//! answer relayed; the client's connection closes after it. A plain TCP client that closes its
-//! connection while the response head is awaited has the upstream's stream reset (CANCEL). Shard thread, on the client connection's task.
+//! from the client's connection as DATA within the upstream's windows (h2_body_from_h1.rs; a
+//! body that arrived whole with the head stays in the client's buffer until the response head,
+//! one streamed from the client is kept up to `replay::RETRY_BUFFER`, so a refused stream can
+//! send it again), then the response head comes back as an HTTP/1.1 head (rewritten by
+//! `response::process` like any upstream's; a body of unknown length sent chunked, the
+//! upstream's trailers as chunked trailers), and its body is written to the client chunk by
+//! chunk, each chunk's window released only once it was written. An upstream that answers early
+//! and stops taking the body has its answer relayed; the client's connection closes after it. A
+//! plain TCP client that closes its connection while the response head is awaited has the
+//! upstream's stream reset (CANCEL). Shard thread, on the client connection's task.
 
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use bytes::Bytes;
-use h2::{RecvStream, SendStream};
+use h2::RecvStream;
 use monoio::io::AsyncWriteRentExt;
 use monoio::time::{timeout, Instant};
 
 use super::attempt::{client_io, Done, Failed, Limits, Tally};
 use super::grpc_web;
+use super::h2_body_from_h1::{decoded, send_body, up_fail};
 use super::h2pool::H2Lease;
 use super::h2stream;
 use super::relay::Relay;
-use super::replay::RawReplay;
-use crate::error::{ClientError, ProxyError, UpstreamError};
-use crate::http::chunked::Decoder;
-use crate::http::grpc_web::{TextDecoder, Web};
+use crate::error::{ProxyError, UpstreamError};
+use crate::http::grpc_web::Web;
 use crate::http::request::{Method, Request};
 use crate::http::response::{self, ResponseCtx};
 use crate::http::{canned, h2up, BodyFraming, Head};
 use crate::shard::h2io;
-use crate::shard::io::{peer_closed, read_more_within, write_static, write_vec, Buf, IoFail, Wire};
+use crate::shard::io::{peer_closed, write_static, write_vec, IoFail, Wire};
 
 /// How often a plain TCP client is looked at for a close while the response head is awaited.
 const CLIENT_CHECK: Duration = Duration::from_millis(250);
@@ -262,30 +260,8 @@ async fn write_chunk<S: Wire>(
     Ok(n)
 }
 
-/// A request body piece for the upstream, base64-decoded for a gRPC-Web `-text` call; `last`:
-/// nothing follows (a cut base64 group is then a bad body).
-fn decoded(dec: &mut Option<TextDecoder>, part: Bytes, last: bool) -> Result<Bytes, Failed> {
-    let bad = |_| Failed::before(ClientError::BadBody);
-    let part = grpc_web::up(dec, part).map_err(bad)?;
-    if last {
-        if let Some(d) = dec {
-            d.finish().map_err(bad)?;
-        }
-    }
-    Ok(part)
-}
-
 fn answered_client(e: IoFail) -> Failed {
     Failed::answered(client_io(e))
-}
-
-/// A write of the request body upstream failed: its stream was reset or the connection broke.
-fn up_fail(e: IoFail) -> UpstreamError {
-    match e {
-        IoFail::TimedOut => UpstreamError::BodyTimeout,
-        IoFail::Eof => UpstreamError::Closed,
-        IoFail::Err(k) => UpstreamError::Io(k),
-    }
 }
 
 /// Writes one DATA chunk as it came (no copy).
@@ -294,109 +270,5 @@ async fn write_bytes<S: Wire>(s: &mut S, b: Bytes, idle: Duration) -> Result<(),
         Err(_) => Err(IoFail::TimedOut),
         Ok((Ok(_), _)) => Ok(()),
         Ok((Err(e), _)) => Err(IoFail::Err(e.kind())),
-    }
-}
-
-/// Streams the request body from the client's connection upstream by its framing: a length as
-/// is, a chunked body de-chunked with its trailers as HTTP/2 trailers. Each piece is read only
-/// once the previous one went out within the upstream's windows. Returns the body bytes.
-async fn send_body<S: Wire>(
-    client: &mut S,
-    buf: &mut Buf,
-    up: &mut SendStream<Bytes>,
-    framing: BodyFraming,
-    limits: &Limits<'_>,
-    text: &mut Option<TextDecoder>,
-    replay: &mut RawReplay,
-) -> Result<u64, Failed> {
-    let idle = limits.body;
-    let read_failed = |e: IoFail| match e {
-        IoFail::TimedOut => Failed::before(ClientError::BodyTimeout),
-        e => Failed::before(client_io(e)),
-    };
-    let send_failed = |e: IoFail| Failed::before(up_fail(e));
-    match framing {
-        BodyFraming::Length(n) => {
-            let mut left = n;
-            loop {
-                let take = (buf.len() as u64).min(left) as usize;
-                if take > 0 {
-                    left -= take as u64;
-                    let part = Bytes::copy_from_slice(&buf.data()[..take]);
-                    replay.keep(&buf.data()[..take]);
-                    buf.consume(take);
-                    let part = decoded(text, part, left == 0)?;
-                    h2io::send_bytes(up, part, left == 0, idle)
-                        .await
-                        .map_err(send_failed)?;
-                }
-                if left == 0 {
-                    return Ok(n);
-                }
-                read_more_within(client, buf, idle)
-                    .await
-                    .map_err(read_failed)?;
-            }
-        }
-        _ => {
-            let mut dec = Decoder::default();
-            let mut total = 0u64;
-            let mut trailer = Vec::new();
-            loop {
-                // What this read brought goes up as one piece (not a frame per chunk).
-                let mut consumed = 0;
-                let mut part = Vec::new();
-                while consumed < buf.len() && !dec.is_done() {
-                    let in_trailers = dec.in_trailers();
-                    let step = dec
-                        .feed(&buf.data()[consumed..])
-                        .map_err(|_| Failed::before(ClientError::BadBody))?;
-                    let at = consumed;
-                    consumed += step.consumed;
-                    if in_trailers {
-                        trailer.extend_from_slice(&buf.data()[at..consumed]);
-                        continue;
-                    }
-                    if step.data.is_empty() {
-                        continue;
-                    }
-                    total += step.data.len() as u64;
-                    if total > limits.max_body {
-                        return Err(Failed::before(ClientError::TooLarge));
-                    }
-                    if part.is_empty() {
-                        part.reserve(buf.len() - at);
-                    }
-                    part.extend_from_slice(&buf.data()[at + step.data.start..at + step.data.end]);
-                }
-                replay.keep(&buf.data()[..consumed]);
-                buf.consume(consumed);
-                let done = dec.is_done();
-                let t = if done {
-                    h2up::trailers(&trailer).map_err(|_| Failed::before(ClientError::BadBody))?
-                } else {
-                    None
-                };
-                // The terminating chunk is here and no trailers follow: END_STREAM rides on
-                // the last DATA frame.
-                let end = done && t.is_none();
-                let part = decoded(text, Bytes::from(part), done)?;
-                if !part.is_empty() || end {
-                    h2io::send_bytes(up, part, end, idle)
-                        .await
-                        .map_err(send_failed)?;
-                }
-                if let Some(t) = t {
-                    up.send_trailers(t)
-                        .map_err(|e| h2stream::before(&e, false))?;
-                }
-                if done {
-                    return Ok(total);
-                }
-                read_more_within(client, buf, idle)
-                    .await
-                    .map_err(read_failed)?;
-            }
-        }
     }
 }
