@@ -130,6 +130,8 @@ pub struct RouteStats {
     pub budget_exhausted: Cell<u64>,
     /// gRPC calls answered, by `grpc-status` (0–16; a larger code counts as 2, UNKNOWN).
     pub grpc: [Cell<u64>; GRPC_CODES.len()],
+    /// HTTP/1.1 upgrades (WebSocket) answered 501: the route's cluster speaks HTTP/2.
+    pub upgrades_refused: Cell<u64>,
 }
 
 impl RouteStats {

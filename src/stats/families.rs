@@ -77,6 +77,12 @@ pub(super) fn route_families() -> Vec<Family<RouteCounts>> {
              for an error it generated); codes never seen are left out.",
             Value::Sparse("grpc_status", &GRPC_CODES, |c, i| c.grpc[i]),
         ),
+        counter(
+            "shardgate_route_upgrades_refused_total",
+            "HTTP/1.1 upgrades (WebSocket) answered 501 because the route's cluster speaks \
+             HTTP/2, by route.",
+            Value::Int(|c| c.upgrades_refused),
+        ),
     ]
 }
 

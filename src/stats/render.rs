@@ -216,7 +216,7 @@ mod tests {
     use super::super::{ShardMeta, ShardStats, BREAKER_OPEN};
     use super::*;
 
-    const FAMILIES: [(&str, &str); 44] = [
+    const FAMILIES: [(&str, &str); 45] = [
         ("shardgate_route_requests_total", "counter"),
         ("shardgate_request_duration_seconds", "histogram"),
         ("shardgate_request_duration_quantile_seconds", "gauge"),
@@ -224,6 +224,7 @@ mod tests {
         ("shardgate_route_retries_total", "counter"),
         ("shardgate_route_retry_budget_exhausted_total", "counter"),
         ("shardgate_route_grpc_requests_total", "counter"),
+        ("shardgate_route_upgrades_refused_total", "counter"),
         ("shardgate_upstream_requests_total", "counter"),
         ("shardgate_upstream_duration_seconds", "histogram"),
         ("shardgate_upstream_duration_quantile_seconds", "gauge"),

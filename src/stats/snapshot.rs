@@ -69,6 +69,7 @@ pub struct RouteCounts {
     pub retries: u64,
     pub budget_exhausted: u64,
     pub grpc: [u64; GRPC_CODES.len()],
+    pub upgrades_refused: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +103,7 @@ impl RouteCounts {
             retries: r.retries.get(),
             budget_exhausted: r.budget_exhausted.get(),
             grpc: counts(&r.grpc),
+            upgrades_refused: r.upgrades_refused.get(),
         }
     }
 
@@ -113,6 +115,7 @@ impl RouteCounts {
         self.retries += o.retries;
         self.budget_exhausted += o.budget_exhausted;
         add_counts(&mut self.grpc, &o.grpc);
+        self.upgrades_refused += o.upgrades_refused;
     }
 }
 

@@ -92,6 +92,12 @@ async fn proxy<D: Downstream>(
     if d.grpc() && !ctx.cluster.speaks_h2() {
         return Err(Failed::before(UpstreamError::GrpcOverH1));
     }
+    // HTTP/2 has no Upgrade: a clear 501 rather than a plain request the client did not send.
+    if req.upgrade && ctx.cluster.speaks_h2() {
+        let refused = &ctx.route.stats.upgrades_refused;
+        refused.set(refused.get() + 1);
+        return Err(Failed::before(UpstreamError::UpgradeOverH2));
+    }
     let policy = &ctx.cfg.retry;
     // One clock read for the first attempt's decisions, one when it ends.
     let start = Instant::now();
