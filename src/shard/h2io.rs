@@ -150,6 +150,13 @@ impl Respond {
         polled.map(|_| ())
     }
 
+    /// Whether the client has reset the stream (or its connection went), looked at without
+    /// waiting.
+    pub fn reset_seen(&mut self) -> bool {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        self.poll_reset(&mut cx).is_ready()
+    }
+
     /// Ends the body (an empty DATA frame with END_STREAM) unless it has ended.
     pub fn finish(&mut self) -> Result<(), IoFail> {
         if self.ended {

@@ -65,14 +65,15 @@ struct Stream {
 }
 
 /// Serves one stream to its end; `client` is the connection's client, `tls` what its TLS
-/// handshake negotiated; `_live` counts the task among the connection's running ones.
+/// handshake negotiated; `live` counts the task among the connection's running ones (and a
+/// client's reset before the response was complete).
 pub async fn serve(
     shard: Rc<Shard>,
     req: http::Request<RecvStream>,
     respond: SendResponse<Bytes>,
     client: SocketAddr,
     tls: Option<Rc<Negotiated>>,
-    _live: Live,
+    live: Live,
 ) {
     let _in_flight = shard.drain.request();
     let streams = &shard.stats.h2_streams;
@@ -146,6 +147,9 @@ pub async fn serve(
             let status = reject.status();
             refused(&shard, &mut s, &parts, status, started, idle).await;
         }
+    }
+    if s.respond.reset_seen() {
+        live.reset_by_client();
     }
     s.respond.close(&mut s.body, idle).await;
     shard.kits.give(Kit {
