@@ -93,6 +93,30 @@ fn a_refused_post_with_a_10k_body_is_replayed_whole() {
     }
 }
 
+/// The access log counts a replayed body once: `bytes_in` is the head and the body as the
+/// client sent them, not the body again for the retried stream (refused once the whole body
+/// went up).
+#[test]
+fn a_replayed_body_is_counted_once_in_the_access_log() {
+    let up = PyUp::start(&[]);
+    let log = support::admin::temp_path("h2-replay", "log");
+    let proxy = proxy_to(up.addr, "h2c", &["--access-log", log.path()]);
+    let b = body(10 * 1024);
+    let r = post_streamed(&proxy, "/refuse-once/log", &b, false);
+    assert_eq!(r.status, 200);
+    let lines = support::admin::wait_log_lines(std::path::Path::new(log.path()), 1, ms(5000));
+    let head = format!(
+        "POST /refuse-once/log HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        b.len()
+    );
+    assert_eq!(
+        lines[0]["bytes_in"],
+        (head.len() + b.len()) as u64,
+        "{}",
+        lines[0]
+    );
+}
+
 /// A body past the replay buffer when the stream is refused cannot be sent again: 502.
 #[test]
 fn a_refused_body_past_the_replay_buffer_is_a_502() {

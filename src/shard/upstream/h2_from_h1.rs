@@ -58,6 +58,8 @@ pub async fn attempt<S: Wire>(
         _ => 0,
     };
     let mut early = false;
+    // Counted once the stream was not refused (a replay would count its body twice).
+    let mut body_in = 0;
     let (resp, mut send, web) =
         h2stream::open(lease, c.head, req.te_trailers, bodiless, limits.upstream).await?;
     let mut text = grpc_web::decoder(web);
@@ -89,7 +91,7 @@ pub async fn attempt<S: Wire>(
             .await
         };
         match sent {
-            Ok(n) => ex.bytes_in += n,
+            Ok(n) => body_in = n,
             // The upstream stopped taking the body (it reset the stream after an early final
             // answer, a 413 say): that answer is relayed if it came, and the client's unread
             // body closes its connection after it.
@@ -102,12 +104,23 @@ pub async fn attempt<S: Wire>(
     // A client that closes its connection meanwhile cancels the upstream's stream.
     let fd = c.stream.as_tcp().map(|t| t.as_raw_fd());
     let resp = monoio::select! {
-        r = h2stream::head(resp, sent_at + limits.upstream, replayable) => r?,
+        r = h2stream::head(resp, sent_at + limits.upstream, replayable) => r,
         _ = peer_closed(fd, CLIENT_CHECK) => {
             send.send_reset(h2::Reason::CANCEL);
+            ex.bytes_in += body_in;
             return Err(Failed::client_gone());
         }
     };
+    let resp = match resp {
+        Ok(r) => r,
+        Err(f) => {
+            if !f.retryable {
+                ex.bytes_in += body_in;
+            }
+            return Err(f);
+        }
+    };
+    ex.bytes_in += body_in;
     c.buf.consume(held);
     c.replay.answered();
     ex.upstream_time = Some(sent_at.elapsed());

@@ -95,14 +95,20 @@ pub async fn attempt(
     if !body_done || result.is_err() {
         send.send_reset(h2::Reason::CANCEL);
     }
-    ex.bytes_in += sent;
     match result {
-        // Refused unprocessed: sent again when all of the body taken so far was kept.
+        // Refused unprocessed: sent again when all of the body taken so far was kept (and its
+        // bytes counted then).
         Err(mut f) if !f.answered && f.error == ProxyError::Upstream(UpstreamError::Refused) => {
             f.retryable = replay.replayable();
+            if !f.retryable {
+                ex.bytes_in += sent;
+            }
             Err(f)
         }
-        r => r,
+        r => {
+            ex.bytes_in += sent;
+            r
+        }
     }
 }
 
