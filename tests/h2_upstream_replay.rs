@@ -30,7 +30,10 @@ fn summary(b: &[u8]) -> String {
 /// An HTTP/1.1 POST whose head goes first and whose body follows in pieces (so the proxy streams
 /// it from the connection rather than finding it whole with the head); chunked when `chunked`.
 fn post_streamed(proxy: &Proxy, path: &str, b: &[u8], chunked: bool) -> Response {
-    let mut c = proxy.connect();
+    post_streamed_on(&mut proxy.connect(), path, b, chunked)
+}
+
+fn post_streamed_on(c: &mut Conn, path: &str, b: &[u8], chunked: bool) -> Response {
     let framing = if chunked {
         "Transfer-Encoding: chunked".to_string()
     } else {
@@ -115,6 +118,30 @@ fn a_replayed_body_is_counted_once_in_the_access_log() {
         "{}",
         lines[0]
     );
+}
+
+/// A replay that needed more room than the client's read buffer has (`--buffer-size 4096`,
+/// a 10 KiB body) leaves it at its size: on the same connection a head over 4 KiB still gets
+/// 431 (the buffer bounds a request head).
+#[test]
+fn a_replay_leaves_the_client_buffer_at_its_size() {
+    let up = PyUp::start(&[]);
+    let proxy = proxy_to(
+        up.addr,
+        "h2c",
+        &["--buffer-size", "4096", "--max-request-line", "2048"],
+    );
+    let b = body(10 * 1024);
+    let mut c = proxy.connect();
+    let r = post_streamed_on(&mut c, "/refuse-head/grow", &b, false);
+    assert_eq!((r.status, r.text()), (200, summary(&b)));
+    let big = format!(
+        "GET /info HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(6000)
+    );
+    c.send(big.as_bytes()).unwrap();
+    let r = c.read_response().unwrap();
+    assert_eq!(r.status, 431, "{}", r.text());
 }
 
 /// A body past the replay buffer when the stream is refused cannot be sent again: 502.

@@ -122,7 +122,7 @@ pub async fn attempt<S: Wire>(
     };
     ex.bytes_in += body_in;
     c.buf.consume(held);
-    c.replay.answered();
+    c.replay.answered(c.buf);
     ex.upstream_time = Some(sent_at.elapsed());
     let status = resp.status().as_u16();
     if retry_status(status) {

@@ -25,6 +25,8 @@ pub struct RawReplay {
     over: bool,
     /// `100 Continue` was sent to the client (never twice).
     pub continued: bool,
+    /// The client buffer's capacity before `restore` had to grow it (0: not grown).
+    grown_from: usize,
 }
 
 impl RawReplay {
@@ -36,6 +38,7 @@ impl RawReplay {
         self.bytes.clear();
         self.over = false;
         self.continued = false;
+        self.grown_from = 0;
     }
 
     /// `b` was taken from the client's buffer and is on its way upstream.
@@ -56,9 +59,14 @@ impl RawReplay {
         !self.over
     }
 
-    /// The response head came: nothing needs sending again.
-    pub fn answered(&mut self) {
+    /// The response head came: nothing needs sending again, and a client buffer `restore`
+    /// grew goes back to its size (its capacity bounds a request head).
+    pub fn answered(&mut self, buf: &mut Buf) {
         self.bytes.clear();
+        if self.grown_from > 0 {
+            buf.v.shrink_to(self.grown_from);
+            self.grown_from = 0;
+        }
     }
 
     /// A new attempt: the kept bytes go back in front of the client's buffer, which the
@@ -67,8 +75,12 @@ impl RawReplay {
         if self.bytes.is_empty() {
             return;
         }
+        let cap = buf.v.capacity();
         let at = buf.pos;
         buf.v.splice(at..at, self.bytes.drain(..));
+        if buf.v.capacity() > cap && self.grown_from == 0 {
+            self.grown_from = cap;
+        }
     }
 }
 
