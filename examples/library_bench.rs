@@ -6,7 +6,11 @@
 //!
 //! ```text
 //! library_bench --target 127.0.0.1:9001 [--requests 100000] [--concurrency 16] [--warmup 5000]
+//!               [--protocol h1|h2c]
 //! ```
+//!
+//! `--protocol h2c` speaks HTTP/2 with prior knowledge to the target (the requests multiplexed on
+//! the endpoint's HTTP/2 pool).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -16,6 +20,7 @@ use shardgate::embed::{Body, Client};
 
 struct Args {
     target: String,
+    protocol: String,
     requests: usize,
     concurrency: usize,
     warmup: usize,
@@ -24,6 +29,7 @@ struct Args {
 fn args() -> Result<Args, String> {
     let mut a = Args {
         target: String::new(),
+        protocol: "h1".into(),
         requests: 100_000,
         concurrency: 16,
         warmup: 5_000,
@@ -34,6 +40,7 @@ fn args() -> Result<Args, String> {
         let number = || value.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
         match flag.as_str() {
             "--target" => a.target = value.clone(),
+            "--protocol" => a.protocol = value.clone(),
             "--requests" => a.requests = number()?,
             "--concurrency" => a.concurrency = number()?.max(1),
             "--warmup" => a.warmup = number()?,
@@ -103,6 +110,7 @@ async fn main() {
     let client = Client::builder()
         .cluster("bench", &[&a.target])
         .route_prefix("/", "bench")
+        .protocol(&a.protocol)
         .build()
         .unwrap_or_else(|e| {
             eprintln!("library_bench: {e}");

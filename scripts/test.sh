@@ -25,7 +25,7 @@ for tool in nghttp h2load; do
 done
 # tests/h2_upstream.rs runs nginx as an h2c and h2 (TLS) upstream (Debian nginx-light, in /usr/sbin).
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
-# tests/discovery.rs runs a real DNS server: dnsmasq (Debian dnsmasq-base, in /usr/sbin).
+# tests/discovery.rs and tests/library_discovery.rs run a real DNS server: dnsmasq (Debian dnsmasq-base, in /usr/sbin).
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
 # tests/discovery_srv.rs runs a real authoritative server changed by dynamic updates: named and
 # tsig-keygen (Debian bind9, in /usr/sbin), nsupdate and dig (Debian bind9-dnsutils).
@@ -33,7 +33,7 @@ command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || missing+=(bind9)
 for tool in nsupdate dig; do
   command -v "$tool" >/dev/null 2>&1 || { missing+=(bind9-dnsutils); break; }
 done
-# tests/global_limits.rs runs a real Redis: redis-server (Debian redis-server).
+# tests/global_limits.rs and tests/library_global_limits.rs run a real Redis: redis-server (Debian redis-server).
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # setpriv drops capabilities for tests/config_sources.rs (privileged port, unwritable log dir).
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)

@@ -24,7 +24,9 @@
 //! `shard`, its request path in three layers with one-way imports: `shard::downstream` (protocol
 //! front-ends: the HTTP/1.1 connection, tunnels) → `shard::pipeline` (one request, protocol-neutral,
 //! driven through its `Downstream` trait) → `shard::upstream` (clusters, pools, the HTTP/1.1
-//! client side, splice). The control thread is `coordinator`; `bus` holds the messages between
+//! client side, splice). The control thread is `coordinator`; the side threads that talk to
+//! outside systems (the discovery thread, the limits thread) are in `external`, owned by the
+//! coordinator or by a library client; `bus` holds the messages between
 //! shards and the coordinator (admin calls, signals and access-log buffers have channels of their
 //! own); `sys` holds the libc `unsafe` (the others: `shard::boxes`, a pool of heap blocks for
 //! futures; `shard::tls_stream`, which reads and writes monoio's rent buffers by pointer; the
@@ -35,7 +37,9 @@
 //!
 //! The documented API is [`embed`] (also at the crate root: [`Client`], [`Body`], [`Error`]…):
 //! the router, pools, balancing, health, breakers, retries and rate limits above, embedded in a
-//! monoio program, one [`Client`] per thread like one shard, sending straight to the upstreams.
+//! monoio program, one [`Client`] per thread like one shard, sending straight to the upstreams;
+//! a client whose config has DNS names or global rate limits owns its own discovery and limits
+//! threads, as the coordinator does for the proxy.
 //! Every other module is the proxy's own: it stays `pub` for the binary (src/main.rs) and the
 //! tests, but is `#[doc(hidden)]` and not a stable API.
 
@@ -54,6 +58,8 @@ pub mod config;
 pub mod coordinator;
 #[doc(hidden)]
 pub mod error;
+#[doc(hidden)]
+pub mod external;
 #[doc(hidden)]
 pub mod http;
 #[doc(hidden)]

@@ -341,6 +341,7 @@ impl ShardStats {
             log_dropped: self.log_dropped.get(),
             h2_connections: self.h2_connections.get(),
             h2_streams: self.h2_streams.get(),
+            kits_allocated: 0,
             h2_goaways: std::array::from_fn(|i| self.h2_goaways[i].get()),
             requests_by_protocol: std::array::from_fn(|i| self.requests_by_protocol[i].get()),
             tls_listeners: (self.tls_listeners.borrow().iter())
@@ -364,6 +365,7 @@ impl ShardStats {
             shards: vec![shard],
             routes,
             endpoints,
+            ..Snapshot::default()
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Cluster-wide rate limits (`scope = "global"`) against a real `redis-server` the tests start:
-//! first the GCRA script alone (`shardgate::coordinator::limits::gcra`: counts from two
+//! first the GCRA script alone (`shardgate::external::limits::gcra`: counts from two
 //! connections add up on the server's clock, a paused Redis fails within the timeout), then
 //! fleets of two and three shardgate processes (two shards each) on one Redis, loaded from one
 //! client address (127.0.0.2) through every instance: the fleet holds the global allowance
@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use shardgate::coordinator::limits::gcra::{charge, connect, Gcra};
+use shardgate::external::limits::gcra::{charge, connect, Gcra};
 use support::policy::try_connect_from;
 use support::redis_server::RedisServer;
 use support::sys::signal;

@@ -1,7 +1,8 @@
 //! Library mode's configuration (`shardgate::embed`, public API only, scripted upstreams on
 //! 127.0.0.1): the proxy's TOML (routes with rewrite, header edits and direct answers, rate
-//! limits, upstream TLS), a reload keeping pools, the builder's errors, DNS discovery refused, the
-//! background tasks ending with the client. Both drivers (`MONOIO_FORCE_LEGACY_DRIVER=1`).
+//! limits, upstream TLS), a reload keeping pools, the builder's errors, HTTP/2 clusters refused,
+//! the background tasks ending with the client (DNS discovery: tests/library_discovery.rs). Both
+//! drivers (`MONOIO_FORCE_LEGACY_DRIVER=1`).
 
 mod support;
 
@@ -211,27 +212,16 @@ fn the_builder_refuses_bad_settings_with_a_message() {
 }
 
 #[test]
-fn a_config_with_dns_discovery_is_refused_with_its_location() {
-    let file = temp_file(
-        "library-dns",
-        "listen = [\"127.0.0.1:0\"]\n[[clusters]]\nname = \"svc\"\n\
-         endpoints = [\"dns:svc.internal:80\"]\n",
-    );
-    let path = file.path().to_string();
-    let err = block_on(async move { Client::from_file(&path).unwrap_err() });
-    assert!(err.contains("clusters[0].endpoints"), "{err}");
-    assert!(err.contains("not in library mode"), "{err}");
-}
-
-#[test]
-fn a_config_with_an_http2_cluster_is_refused_with_its_location() {
+fn an_http2_cluster_without_tls_for_h2_is_refused_with_its_location() {
+    // HTTP/2 clusters work in library mode (tests/library_h2.rs); a mistaken one is refused as
+    // the proxy refuses it.
     let file = temp_file(
         "library-h2",
         "listen = [\"127.0.0.1:0\"]\n[[clusters]]\nname = \"svc\"\n\
-         endpoints = [\"127.0.0.1:9\"]\nprotocol = \"h2c\"\n",
+         endpoints = [\"127.0.0.1:9\"]\nprotocol = \"h2\"\n",
     );
     let path = file.path().to_string();
     let err = block_on(async move { Client::from_file(&path).unwrap_err() });
     assert!(err.contains("clusters[0].protocol"), "{err}");
-    assert!(err.contains("not in library mode"), "{err}");
+    assert!(err.contains("TLS"), "{err}");
 }

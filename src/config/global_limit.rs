@@ -1,7 +1,7 @@
 //! The cluster-wide half of a route's rate limit (`scope = "global"`, `redis`, `sync`,
 //! `on_error`): the checked settings and the parsing of each value. Main thread, when a config
 //! file or the command line is read (startup, `--check`, reload). The limits thread
-//! (`coordinator::limits`) enforces them.
+//! (`external::limits`) enforces them.
 
 use std::time::Duration;
 

@@ -200,7 +200,7 @@ impl Coordinator {
     }
 
     /// The limits thread's news: its table goes to every shard, its error counts to `/metrics`.
-    fn global_limits(&mut self, news: super::limits::News) {
+    fn global_limits(&mut self, news: crate::external::limits::News) {
         self.limits.note(&news);
         for link in &self.links {
             link.send(ToShard::GlobalDenials(news.denials.clone()));

@@ -2,14 +2,14 @@
 //! the access-log writer, the admin listener and one shard per core, waits for each to report
 //! ready, then runs the control loop: signals, admin calls, health news relayed between shards
 //! and logged as state changes (`state_log`), statistics merged from shard snapshots, config
-//! reload, DNS discovery's answers and re-resolved hostnames (`discovery`, looked up on its own
-//! thread), session-ticket key rotation, and the drain barrier.
+//! reload, DNS discovery's answers and re-resolved hostnames (`external::discovery`, looked up on
+//! its own thread), session-ticket key rotation, and the drain barrier.
 //!
 //! Files: `state` (what the coordinator holds), `phase` (the lifecycle `Phase`), `control` (the
 //! loop), `reload` and `relisten` (config versions, listeners across a reload), `cert_watch`
 //! (TLS files watched, certificates reloaded alone), `gather` (stats for a scrape), `tickets`
-//! (session-ticket keys), `limits` (the limits thread: global rate limits through Redis, its
-//! batches in and "deny until T" tables out), `admin` (the admin thread) and `admin::answer`
+//! (session-ticket keys), `external::limits` (the limits thread: global rate limits through Redis,
+//! its batches in and "deny until T" tables out), `admin` (the admin thread) and `admin::answer`
 //! (its answers, on this thread).
 //!
 //! Phases (`phase::Phase`) and what each signal means in them:
@@ -24,9 +24,7 @@
 pub mod admin;
 mod cert_watch;
 mod control;
-mod discovery;
 mod gather;
-pub mod limits;
 mod listeners;
 mod phase;
 mod relisten;
@@ -204,7 +202,7 @@ pub fn run(mut config: Config, reload: Reloader, start: Start) -> i32 {
         }
     };
     // `dns:`/`srv:` endpoints: the discovery thread's first answers, before any shard serves.
-    let mut discovery = discovery::Discovery::default();
+    let mut discovery = crate::external::discovery::Discovery::default();
     discovery.follow(&config);
     let config = discovery.first_round(config, FIRST_DISCOVERY);
     let config = Arc::new(config);

@@ -126,7 +126,7 @@ impl Coordinator {
 
     /// An answer of the discovery thread: a changed endpoint set (or a plain hostname's new
     /// address) becomes a config version.
-    pub(super) fn discovered(&mut self, a: super::discovery::Answer) {
+    pub(super) fn discovered(&mut self, a: crate::external::discovery::Answer) {
         if let Some(next) = self.discovery.answer(a, &self.config) {
             self.broadcast_config(Arc::new(next));
         }

@@ -50,9 +50,9 @@ pub struct Coordinator {
     /// when the process should exit after answering the current call).
     pub(super) phase: Phase,
     /// DNS discovery: its thread's answers and the last-known endpoint sets.
-    pub(super) discovery: super::discovery::Discovery,
+    pub(super) discovery: crate::external::discovery::Discovery,
     /// Cluster-wide rate limits: the limits thread, its news, its failed-sync counts.
-    pub(super) limits: super::limits::Limits,
+    pub(super) limits: crate::external::limits::Limits,
     /// Endpoint state changes written to stderr, rate-limited per endpoint.
     pub(super) state_log: StateLog,
     /// The session-ticket keys every shard holds, and when they rotate.

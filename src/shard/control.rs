@@ -159,6 +159,9 @@ fn snapshot(shard: &Shard, driver: Driver, core: Option<usize>) -> ToCoordinator
         requests: shard.drain.requests() as u64,
     };
     let mut snap = shard.stats.snapshot(meta);
+    if let Some(g) = snap.shards.first_mut() {
+        g.kits_allocated = shard.kits.allocated();
+    }
     // Breakers as of now: an Open one whose timeout has passed is reported half-open, so an
     // alert on `open` ends with the timeout even when no request arrives to move the breaker.
     let now = std::time::Instant::now();

@@ -126,6 +126,7 @@ async fn run(
         .collect();
     monoio::spawn(sweep_pools(shard.clone()));
     monoio::spawn(downstream::idle::reap(shard.drain.clone()));
+    monoio::spawn(trim_kits(shard.clone()));
     monoio::spawn(health::run(shard.clone()));
     monoio::spawn(global::report_admitted(shard.clone()));
     let _ = reports.send(ToCoordinator::Ready { id, driver, core });
@@ -146,6 +147,14 @@ fn start_accepting(
 /// Closes idle upstream connections that timed out or that the upstream closed, and flushes the
 /// access log buffer. Each turn sleeps a quarter of the current config's `pool.idle_timeout`
 /// (10 ms to 500 ms), so a reload's new timeout sets the pace from the next turn on.
+/// Gives back the kits kept beyond the quiet bound once the shard has been quiet (kit.rs).
+async fn trim_kits(shard: Rc<Shard>) {
+    loop {
+        monoio::time::sleep(kit::TRIM_EVERY).await;
+        shard.kits.trim();
+    }
+}
+
 async fn sweep_pools(shard: Rc<Shard>) {
     loop {
         let every = sweep_period(shard.table().config.pool.idle_timeout);

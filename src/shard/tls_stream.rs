@@ -40,8 +40,8 @@ pub struct TlsStream<C> {
 // share it through an `Rc<UnsafeCell>`); the read half touches `rbuf` and the socket's read side,
 // the write half `wbuf` and its write side (a read's flush defers to a running one: `flush_tls`),
 // and each calls into `conn` only between awaits, never across one, so the two never use `conn`
-// at the same time. Used for tunnels after a `101`; monoio-compat's `StreamWrapper` (HTTP/2 over
-// TLS) keeps a read and a write future on one stream the same way.
+// at the same time. Used for tunnels after a `101`; monoio-compat's `StreamWrapper` (HTTP/2 to
+// an upstream over TLS) keeps a read and a write future on one stream the same way.
 #[allow(unsafe_code)]
 unsafe impl<C> Split for TlsStream<C> {}
 
@@ -88,6 +88,19 @@ where
                 .conn
                 .process_new_packets()
                 .map_or(true, |s| s.plaintext_bytes_to_read() > 0)
+    }
+
+    /// Takes the stream apart for an I/O layer of its own (the HTTP/2 front-end's, h2/tls_io.rs):
+    /// the socket, the rustls connection, and the ciphertext read but not yet given to rustls
+    /// (some of the client's flight after its Finished, say). The handshake sent what it had.
+    pub fn into_parts(mut self) -> (TcpStream, C, Vec<u8>) {
+        let rest = if self.rpos < self.rbuf.len() {
+            self.rbuf.drain(..self.rpos);
+            self.rbuf
+        } else {
+            Vec::new()
+        };
+        (self.io, self.conn, rest)
     }
 
     /// Gives back the stream's own buffers while the connection sleeps (nothing is pending in

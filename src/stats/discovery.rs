@@ -16,6 +16,26 @@ pub struct DiscoveryFigures {
     pub clusters: Vec<(String, u64, f64)>,
 }
 
+impl DiscoveryFigures {
+    /// Folds another client's figures in (library clients, one per thread): lookups summed per
+    /// cluster and result; per cluster, the most endpoints and the oldest set.
+    pub fn merge(&mut self, other: &DiscoveryFigures) {
+        for (cluster, result, n) in &other.refreshes {
+            let mine = (self.refreshes.iter_mut()).find(|(c, r, _)| c == cluster && r == result);
+            match mine {
+                Some(m) => m.2 += n,
+                None => self.refreshes.push((cluster.clone(), result, *n)),
+            }
+        }
+        for (cluster, n, age) in &other.clusters {
+            match self.clusters.iter_mut().find(|(c, _, _)| c == cluster) {
+                Some(m) => (m.1, m.2) = (m.1.max(*n), m.2.max(*age)),
+                None => self.clusters.push((cluster.clone(), *n, *age)),
+            }
+        }
+    }
+}
+
 /// Appends the discovery families to `out` (nothing when no cluster discovers).
 pub fn render_discovery(f: &DiscoveryFigures, out: &mut String) {
     if f.clusters.is_empty() {
@@ -66,5 +86,23 @@ mod tests {
         let mut none = String::new();
         super::render_discovery(&super::DiscoveryFigures::default(), &mut none);
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn merging_clients_sums_lookups_and_keeps_the_largest_set_and_oldest_age() {
+        let mut a = super::DiscoveryFigures {
+            refreshes: vec![("api".into(), "ok", 3)],
+            clusters: vec![("api".into(), 2, 0.5)],
+        };
+        let b = super::DiscoveryFigures {
+            refreshes: vec![("api".into(), "ok", 2), ("api".into(), "timeout", 1)],
+            clusters: vec![("api".into(), 3, 1.5), ("web".into(), 1, 0.1)],
+        };
+        a.merge(&b);
+        assert_eq!(
+            a.refreshes,
+            [("api".into(), "ok", 5), ("api".into(), "timeout", 1)]
+        );
+        assert_eq!(a.clusters, [("api".into(), 3, 1.5), ("web".into(), 1, 0.1)]);
     }
 }

@@ -259,6 +259,13 @@ pub(super) fn shard_families() -> Vec<Family<ShardGauges>> {
             "HTTP/2 streams being served now, by shard.",
             Value::Int(|s| s.h2_streams),
         ),
+        counter(
+            "shardgate_kits_allocated_total",
+            "Connection kits (a client and an upstream read buffer) allocated because the \
+             shard's pool had none free, by shard: growth under a steady load means more \
+             requests are in flight than the pool keeps.",
+            Value::Int(|s| s.kits_allocated),
+        ),
         gauge(
             "shardgate_requests_in_flight",
             "Requests in progress, by shard.",

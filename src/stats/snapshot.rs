@@ -10,6 +10,7 @@ use hdrhistogram::Histogram;
 
 use crate::error::TlsFailure;
 
+use super::discovery::DiscoveryFigures;
 use super::upstream_h2::H2Counts;
 use super::{
     counts, EndpointStats, ListenerTlsCounts, RouteStats, BREAKER_CLOSED, BREAKER_HALF_OPEN,
@@ -30,6 +31,12 @@ pub struct Snapshot {
     pub routes: BTreeMap<String, RouteCounts>,
     /// Keyed by (cluster, endpoint).
     pub endpoints: BTreeMap<(String, String), EndpointCounts>,
+    /// Failed Redis syncs per `scope = "global"` route. Filled by a library client (its own
+    /// limits thread); the proxy's shards leave it empty (its coordinator keeps these).
+    pub global_limit_errors: BTreeMap<String, u64>,
+    /// DNS discovery's lookups and sets. Filled by a library client (its own discovery thread);
+    /// the proxy's shards leave it empty (its coordinator keeps these).
+    pub discovery: DiscoveryFigures,
 }
 
 /// Per-shard values that are kept per shard when merging.
@@ -52,6 +59,8 @@ pub struct ShardGauges {
     /// Downstream HTTP/2 connections and streams now.
     pub h2_connections: u64,
     pub h2_streams: u64,
+    /// Connection kits allocated since start because the shard's pool had none free.
+    pub kits_allocated: u64,
     /// GOAWAY frames sent, by error code (`http::h2_reason::NAMES`).
     pub h2_goaways: [u64; 14],
     /// Requests by protocol (`PROTOCOLS`).
@@ -218,6 +227,10 @@ impl Snapshot {
                 }
             }
         }
+        for (route, n) in &other.global_limit_errors {
+            *self.global_limit_errors.entry(route.clone()).or_insert(0) += n;
+        }
+        self.discovery.merge(&other.discovery);
     }
 
     /// All the given snapshots merged into one.

@@ -1,6 +1,7 @@
 //! Every libc `unsafe` in shardgate (the other is `shard/boxes.rs`' block pool): thin calls
 //! (affinity mask, rlimits, socket peeks, pipes and splice, the allocator's mmap threshold,
-//! access checks), the systemd readiness message, and the reuseport steering program (steer.rs).
+//! access checks), non-blocking socket reads and writes (sock.rs), the systemd readiness message,
+//! and the reuseport steering program (steer.rs).
 //! Called from the main thread at start, from the coordinator thread (listeners, sd_notify) and
 //! from shard threads on their own sockets.
 
@@ -8,8 +9,10 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
+mod sock;
 mod steer;
 
+pub use sock::{recv_into, recv_slice, send, send_vectored, shutdown_write};
 pub use steer::{attach_steering, steer_index};
 
 /// CPUs this process may run on (the affinity mask set by taskset or a cgroup), ascending.

@@ -1,15 +1,16 @@
 """A scripted HTTP/2 (h2c, prior knowledge) upstream for tests/h2_upstream.rs, on the `h2` state
 machine (PyPI) over asyncio, for what nginx cannot be told to do.
 
-Usage: python3 tests/h2_upstream/upstream.py [--max-streams N] [--status N]
+Usage: python3 tests/h2_upstream/upstream.py [--max-streams N] [--status N] [--tls CERT KEY]
   binds 127.0.0.1:0, prints "port N" on stdout, serves until killed. SETTINGS_MAX_CONCURRENT_STREAMS
-  is N (default 100). Paths:
+  is N (default 100). With --tls: h2 over TLS (ALPN h2) with that certificate and key. Paths:
     /info              200, JSON: the request's pseudo-headers and headers, the body's length and
                        checksum (sum of bytes), its trailers; with the response trailer
                        `x-upstream-trailer: yes` when the request had trailers or `te: trailers`
     /echo              200, the request body back (no content-length), then the request's
                        trailers as response trailers plus `x-upstream-trailer: yes`
     /sleep/MS          200 "slept" after MS milliseconds
+    /big/N             200, N bytes (byte i is i * 7 % 251), sent within the client's windows
     /goaway            sends GOAWAY (NO_ERROR, last stream id = this stream), then 200 "bye"; the
                        connection's streams at or below it finish, then it closes
     /refuse-once/KEY   the first stream for KEY is reset with REFUSED_STREAM, later ones get 200
@@ -22,6 +23,9 @@ Usage: python3 tests/h2_upstream/upstream.py [--max-streams N] [--status N]
                        the connection), later ones get 200 "LENGTH SUM"
     /frames            200, JSON: the request body's DATA frames as received ("data_frames": how
                        many, "empty_end": an empty DATA frame carried END_STREAM), "length", "sum"
+    /goaway-refuse/KEY the first stream for KEY is refused by a GOAWAY (NO_ERROR) whose last stream
+                       id is below it, and the connection closes; later ones get 200 with the
+                       body's length
     /pingpong          200 at once, then each DATA chunk echoed as it arrives (bidirectional
                        streaming); the response ends when the request does
     /early             413 at once on the request's HEADERS, then RST_STREAM NO_ERROR: the body
@@ -29,15 +33,18 @@ Usage: python3 tests/h2_upstream/upstream.py [--max-streams N] [--status N]
     /status            answers --status N (default 200) with the body "status N"
     /die               the connection is cut at once (no response, no GOAWAY)
     /stats             JSON: connections accepted, most streams open at once on one connection,
-                       requests per path, PINGs received, and for each connection that ended
-                       the path of its first request ("" if none), and the paths of the streams
-                       the proxy reset before they were answered ("reset")
+                       requests per path, PINGs received, for each connection that ended
+                       the path of its first request ("" if none), DATA frames received
+                       empty (`empty_data`: an END_STREAM that could have ridden on the last one),
+                       response body bytes sent so far (`data_sent`), and the paths of the
+                       streams the proxy reset before they were answered ("reset")
 Responses are sent within the client's flow-control windows; received DATA is acknowledged as it
 is read.
 """
 
 import asyncio
 import json
+import ssl
 import sys
 
 import h2.config
@@ -47,8 +54,9 @@ import h2.events
 import h2.settings
 from hyperframe.frame import GoAwayFrame
 
-STATS = {"connections": 0, "max_open": 0, "paths": {}, "pings": 0, "closed": [], "reset": []}
+STATS = {"connections": 0, "max_open": 0, "paths": {}, "pings": 0, "closed": [], "empty_data": 0, "data_sent": 0, "reset": []}
 REFUSED = set()
+PERIOD = bytes(i * 7 % 251 for i in range(251))
 STATUS = int(sys.argv[sys.argv.index("--status") + 1]) if "--status" in sys.argv else 200
 
 
@@ -135,6 +143,8 @@ class Conn:
         elif isinstance(ev, h2.events.DataReceived):
             if ev.stream_id not in self.streams:
                 return
+            if not ev.data:
+                STATS["empty_data"] += 1
             s = self.streams.get(ev.stream_id)
             if s is not None and s.get("pingpong"):
                 self.h2.send_data(ev.stream_id, ev.data)
@@ -215,6 +225,18 @@ class Conn:
                 "sum": sum(s["body"]),
             }
             await self.send(sid, 200, json.dumps(info).encode())
+        elif path.startswith("/goaway-refuse/"):
+            if path not in REFUSED:
+                REFUSED.add(path)
+                self.goaway_at = max(sid - 2, 0)
+                self.flush()
+                frame = GoAwayFrame(0, last_stream_id=self.goaway_at, error_code=0)
+                self.writer.write(frame.serialize())
+                return
+            await self.send(sid, 200, str(len(s["body"])).encode())
+        elif path.startswith("/big/"):
+            n = int(path.split("/")[2])
+            await self.send(sid, 200, (PERIOD * (n // 251 + 1))[:n])
         elif path.startswith("/sleep/"):
             await asyncio.sleep(int(path.split("/")[2]) / 1000)
             await self.send(sid, 200, b"slept")
@@ -263,6 +285,7 @@ class Conn:
             n = min(window, len(view))
             last = n == len(view) and not trailers
             self.h2.send_data(sid, bytes(view[:n]), end_stream=last)
+            STATS["data_sent"] += n
             view = view[n:]
             self.flush()
             await self.writer.drain()
@@ -283,7 +306,14 @@ async def main():
         STATS["connections"] += 1
         await Conn(reader, writer, max_streams).run()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    tls = None
+    if "--tls" in sys.argv:
+        i = sys.argv.index("--tls")
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(sys.argv[i + 1], sys.argv[i + 2])
+        tls.set_alpn_protocols(["h2"])
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=tls)
     print("port", server.sockets[0].getsockname()[1], flush=True)
     async with server:
         await server.serve_forever()

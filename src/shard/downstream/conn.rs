@@ -87,12 +87,7 @@ pub fn serve(
                     Opened::Http1(next) => next,
                     Opened::Undecided(left) => Next::Sleep(left),
                     Opened::H2(read) => {
-                        let io = monoio_compat::StreamWrapper::new_with_buffer_size(
-                            link.stream,
-                            shard.base.shards.buffer_size,
-                            shard.base.shards.buffer_size,
-                        );
-                        let io = h2::Rewind::new(read, io);
+                        let io = h2::Rewind::new(read, h2::plain(link.stream));
                         let h2 = h2::serve(shard.clone(), io, link.client, slot.1, None);
                         return Box::pin(h2).await;
                     }

@@ -139,8 +139,9 @@ pub fn serve(
 }
 
 /// A connection that negotiated ALPN `h2`: the same HTTP/2 connection task as h2c (h2/), over
-/// the TLS stream through monoio-compat's tokio I/O traits (one copy each way); `h2` says
-/// close_notify through the stream's shutdown when the connection ends cleanly.
+/// rustls' connection driven by readiness (h2/tls_io.rs: no buffers held while idle, no copy
+/// through a wrapper); `h2` says close_notify through its shutdown when the connection ends
+/// cleanly.
 async fn serve_h2(
     shard: Rc<Shard>,
     stream: TlsStream,
@@ -148,8 +149,7 @@ async fn serve_h2(
     slot: usize,
     negotiated: Negotiated,
 ) {
-    let size = shard.base.shards.buffer_size;
-    let io = monoio_compat::StreamWrapper::new_with_buffer_size(stream, size, size);
+    let io = h2::tls(stream);
     let tls = Some(Rc::new(negotiated));
     Box::pin(h2::serve(shard.clone(), io, client, slot, tls)).await;
 }

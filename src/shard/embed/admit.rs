@@ -1,7 +1,8 @@
 //! Admission of a library request, as the proxy's admission does it for a downstream one: the
-//! route (`[[routes]]`, first match), the route's body limit, its rate limit, a direct answer,
-//! the balancer's hash key, then the exchange with the route's cluster (send.rs). Embedding
-//! thread.
+//! route (`[[routes]]`, first match), the route's body limit, its rate limit (a `scope =
+//! "global"` one first under the verdict of the client's limits thread, `outside.rs`), a direct
+//! answer, the balancer's hash key, then the exchange with the route's cluster (send.rs).
+//! Embedding thread.
 
 use bytes::Bytes;
 
@@ -56,10 +57,25 @@ pub async fn send(inner: &Inner, req: Request) -> Result<Response, Error> {
         };
         // The program is the client: `client_ip` keys give one bucket per client.
         let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-        // A `scope = "global"` limit acts as its local bucket here (no limits thread).
-        let key = crate::shard::table::rate_key(&rl.key, rl.global.is_some(), ip, header);
-        if let Decision::Limited { retry_after, .. } = limiter.take(key, std::time::Instant::now())
-        {
+        let global = rl.global.is_some();
+        let key = crate::shard::table::rate_key(&rl.key, global, ip, header);
+        let now = std::time::Instant::now();
+        // A `scope = "global"` limit asks the fleet-wide verdict of the client's limits thread
+        // first (a key over the allowance spends no local token), then counts what it admits.
+        let denied = global.then(|| table.global.denied(i as u32, key, now));
+        let retry_after = match denied.flatten() {
+            Some(retry_after) => Some(retry_after),
+            None => match limiter.take(key, now) {
+                Decision::Limited { retry_after, .. } => Some(retry_after),
+                Decision::Allowed { .. } => {
+                    if global {
+                        table.global.record(i as u32, key);
+                    }
+                    None
+                }
+            },
+        };
+        if let Some(retry_after) = retry_after {
             view.stats
                 .rate_limited
                 .set(view.stats.rate_limited.get() + 1);

@@ -1,7 +1,7 @@
 //! A library client configured in code (`Builder`): clusters of endpoints, prefix routes to them,
-//! the connection caps, timeouts, retries, breaker and health checks, all landing in the same
-//! `Config` the TOML loader gives (the proxy's defaults for everything not set), validated the
-//! same way. Embedding thread.
+//! the connection caps, timeouts, retries, breaker, health checks and HTTP version, all landing
+//! in the same `Config` the TOML loader gives (the proxy's defaults for everything not set),
+//! validated the same way. Embedding thread.
 
 use std::time::Duration;
 
@@ -36,6 +36,7 @@ pub struct Builder {
     /// Applied to every cluster at `build`, whatever the order of the calls.
     breaker: Option<(u32, Duration)>,
     health: Option<HealthCheck>,
+    protocol: config::UpstreamProtocol,
 }
 
 impl Builder {
@@ -48,6 +49,7 @@ impl Builder {
             retry: config::RetryPolicy::default(),
             breaker: None,
             health: None,
+            protocol: config::UpstreamProtocol::H1,
         }
     }
 
@@ -113,6 +115,32 @@ impl Builder {
         self
     }
 
+    /// Every cluster's HTTP version (`protocol`): `h1` (the default) or `h2c` (HTTP/2 with prior
+    /// knowledge, multiplexed on few connections per endpoint). `h2` is HTTP/2 over TLS, which
+    /// needs a cluster's `tls` settings: write it in a config file ([`Client::from_file`]).
+    ///
+    /// ```no_run
+    /// # #[monoio::main(timer_enabled = true)]
+    /// # async fn main() {
+    /// let client = shardgate::embed::Client::builder()
+    ///     .cluster("grpc", &["127.0.0.1:50051"])
+    ///     .protocol("h2c")
+    ///     .build()
+    ///     .expect("valid settings");
+    /// # drop(client);
+    /// # }
+    /// ```
+    pub fn protocol(mut self, protocol: &str) -> Builder {
+        let checked = protocol
+            .parse::<config::UpstreamProtocol>()
+            .and_then(|p| p.check(false).map(|()| p));
+        match checked {
+            Ok(p) => self.protocol = p,
+            Err(m) => self.fail(format!("protocol: {m}")),
+        }
+        self
+    }
+
     /// Every route's retry policy: extra `attempts`, on the conditions of the file's
     /// `retry.on` (`connect`, `reset`, `timeout`, `502`, `503`, `504`).
     pub fn retries(mut self, attempts: u32, on: &[&str]) -> Builder {
@@ -166,6 +194,7 @@ impl Builder {
                 c.breaker.max_open_timeout = c.breaker.max_open_timeout.max(open_for);
             }
             c.health.clone_from(&self.health);
+            c.protocol = self.protocol;
         }
         Client::start(self.config).map_err(|e| e.to_string())
     }

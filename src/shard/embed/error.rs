@@ -40,7 +40,8 @@ pub enum Error {
     UpstreamTimeout,
     /// The upstream closed or reset the connection before the response was complete (502).
     UpstreamClosed,
-    /// The upstream's response was not valid HTTP/1.1 (502).
+    /// The upstream's response was not valid HTTP/1.1 or HTTP/2, or the request could not be
+    /// sent as HTTP/2 (502).
     UpstreamMalformed,
 }
 
@@ -101,7 +102,7 @@ impl From<UpstreamError> for Error {
                 Error::Connect
             }
             UpstreamError::ResponseTimeout | UpstreamError::BodyTimeout => Error::UpstreamTimeout,
-            // A refused HTTP/2 stream: the library speaks HTTP/1.1 to upstreams, so never seen.
+            // An HTTP/2 stream the upstream kept refusing (past the resends of unprocessed ones).
             UpstreamError::Closed | UpstreamError::Io(_) | UpstreamError::Refused => {
                 Error::UpstreamClosed
             }

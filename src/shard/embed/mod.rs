@@ -9,10 +9,28 @@
 //! [`Client::send_to`] sends it to a named cluster; both pick an endpoint with the cluster's
 //! balancer among those health checks and breakers allow, lease a connection within the caps
 //! (waiting in the bounded queue, [`Error::PoolFull`] beyond), apply the route's timeouts and
-//! retry policy under its budget, and stream both bodies. Active health checks and the idle-pool
+//! retry policy under its budget, and stream both bodies. Clusters speak HTTP/1.1, or HTTP/2
+//! (`protocol = "h2c"`, or `"h2"` over TLS with ALPN) through the proxy's own multiplexed pool:
+//! requests share a few connections under the upstream's stream limit, streams the upstream
+//! refused unprocessed (REFUSED_STREAM, GOAWAY) are sent again, bodies move within the
+//! flow-control windows, and the response's trailers (a gRPC call's `grpc-status`) are read
+//! with [`ResponseBody::trailers`]. Active health checks and the idle-pool
 //! sweep run as tasks on the calling thread while the client lives. [`Client::reload`] swaps the
 //! config with the proxy's carry-over (unchanged endpoints keep their pools and breakers), and
 //! [`Client::stats`] gives the same [`Snapshot`] the proxy's shards send to its coordinator.
+//!
+//! DNS discovery (`dns:`/`srv:` endpoints, hostname endpoints re-resolved every
+//! `resolve_interval`) and `scope = "global"` rate limits (synced through Redis) run as in the
+//! proxy, on side threads the client starts when its config needs them: a `discovery` thread
+//! asks DNS, a `limits` thread talks to Redis; neither is ever waited on by a request. A task on
+//! the calling thread polls them without blocking: a changed endpoint set is applied with the
+//! carry-over of [`Client::reload`] (a failing DNS server keeps the last-known set), the
+//! limits thread's verdict refuses keys over the fleet-wide allowance with
+//! [`Error::RateLimited`] (with Redis down, `on_error = "deny"` refuses the route, `"allow"` serves
+//! under the local bucket). [`Client::new`] waits (at most 5 s) for the first DNS answers. Each
+//! client owns its own threads — several clients in one process (one per thread) each start
+//! theirs — and they end when the last clone of the client is dropped. Their figures
+//! (`Snapshot::discovery`, `Snapshot::global_limit_errors`) are in [`Client::stats`].
 //!
 //! ```no_run
 //! use shardgate::embed::{Body, Client};
@@ -37,8 +55,12 @@ mod admit;
 mod body;
 mod builder;
 mod error;
+mod h2;
+mod h2body;
 mod head;
+mod outside;
 mod probe;
+mod reply;
 mod response;
 mod send;
 mod wire;
@@ -55,8 +77,7 @@ pub use crate::config::Config;
 pub use crate::stats::Snapshot;
 
 use self::send::Target;
-use self::wire::Kit;
-use super::io::Buf;
+use self::wire::Kits;
 use super::table::Table;
 use crate::stats::{ShardMeta, ShardStats};
 use crate::tls::{TicketKeys, Ticketer};
@@ -81,37 +102,17 @@ pub(crate) struct Inner {
     seed: u64,
     tickets: Arc<Ticketer>,
     kits: Rc<Kits>,
-}
-
-/// Free buffers for requests (one per request in flight, reused).
-pub(crate) struct Kits {
-    free: RefCell<Vec<Kit>>,
-    size: usize,
-}
-
-impl Kits {
-    fn take(&self) -> Kit {
-        self.free.borrow_mut().pop().unwrap_or_else(|| Kit {
-            head: Vec::with_capacity(512),
-            buf: Buf::with_capacity(self.size),
-            out: Vec::with_capacity(512),
-        })
-    }
-
-    fn put(&self, mut kit: Kit) {
-        kit.buf.consume(kit.buf.len());
-        let mut free = self.free.borrow_mut();
-        if free.len() < 256 {
-            free.push(kit);
-        }
-    }
+    /// The discovery and limits threads this client owns (when its config needs them).
+    outside: RefCell<outside::Outside>,
 }
 
 impl Client {
     /// A client for `config`, as [`Config::from_file`] read it from a TOML file (listeners and
-    /// the proxy-only settings are ignored; it is validated as the proxy validates it). Must be called on a monoio runtime (with the timer
-    /// enabled): it starts the health-check and pool-sweep tasks on this thread, which end when
-    /// the last clone of the client is dropped.
+    /// the proxy-only settings are ignored; it is validated as the proxy validates it). Must be
+    /// called on a monoio runtime (with the timer enabled): it starts the health-check,
+    /// pool-sweep and side-thread polling tasks on this thread, and the discovery and limits
+    /// threads when the config has DNS names or global rate limits (waiting at most 5 s for the
+    /// first DNS answers); all end when the last clone of the client is dropped.
     ///
     /// ```no_run
     /// # #[monoio::main(timer_enabled = true)]
@@ -158,6 +159,8 @@ impl Client {
 
     pub(crate) fn start(config: Config) -> Result<Client, crate::config::Invalid> {
         let config = prepare(config)?;
+        let mut outside = outside::Outside::default();
+        let config = outside.first(config);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
@@ -167,17 +170,17 @@ impl Client {
         let tickets = Ticketer::new(&keys);
         let stats = ShardStats::new();
         let table = Table::build(config.clone(), 1, None, &stats, seed, &tickets);
+        outside.follow(&table.config, false);
         let inner = Rc::new(Inner {
             table: RefCell::new(Rc::new(table)),
             stats,
             seed,
             tickets,
-            kits: Rc::new(Kits {
-                free: RefCell::default(),
-                size: config.shards.upstream_buffer_size,
-            }),
+            kits: Rc::new(Kits::new(config.shards.upstream_buffer_size)),
+            outside: RefCell::new(outside),
         });
         probe::start(&inner);
+        monoio::spawn(outside::run(Rc::downgrade(&inner)));
         Ok(Client { inner })
     }
 
@@ -234,8 +237,9 @@ impl Client {
     /// Swaps the config: new requests use it at once, requests under way finish on theirs.
     /// Clusters and endpoints whose settings did not change keep their pools (and idle
     /// connections), breakers, balancer state and health; routes keep their rate-limit buckets
-    /// and retry budgets (the proxy's reload rules). Idle connections to endpoints that left
-    /// are closed. An invalid config changes nothing.
+    /// and retry budgets (the proxy's reload rules); clusters whose `dns:`/`srv:` names did not
+    /// change keep the endpoints found for them. Idle connections to endpoints that left are
+    /// closed (HTTP/2 ones once their streams end). An invalid config changes nothing.
     ///
     /// ```no_run
     /// # fn demo(client: &shardgate::embed::Client) {
@@ -245,28 +249,13 @@ impl Client {
     /// ```
     pub fn reload(&self, config: Config) -> Result<(), crate::config::Invalid> {
         let config = prepare(config)?;
-        let inner = &self.inner;
-        let old = inner.table();
-        let table = Table::build(
-            config,
-            1,
-            Some(&old),
-            &inner.stats,
-            inner.seed,
-            &inner.tickets,
-        );
-        for c in &old.clusters {
-            for e in &c.endpoints {
-                let kept =
-                    (table.clusters.iter()).any(|n| n.endpoints.iter().any(|x| Rc::ptr_eq(x, e)));
-                if !kept {
-                    e.pool.close_idle();
-                }
-            }
-        }
-        *inner.table.borrow_mut() = Rc::new(table);
-        drop(old);
-        inner.stats.forget_unused();
+        // Clusters whose DNS names did not change keep the endpoints found for them.
+        let config = self
+            .inner
+            .outside
+            .borrow()
+            .with_found(Arc::unwrap_or_clone(config));
+        self.inner.install(Arc::new(config), true);
         Ok(())
     }
 
@@ -282,14 +271,20 @@ impl Client {
     /// # }
     /// ```
     pub fn stats(&self) -> Snapshot {
-        self.inner.stats.snapshot(ShardMeta {
+        let mut snap = self.inner.stats.snapshot(ShardMeta {
             id: 0,
             core: None,
             driver: "embedded",
             draining: false,
             connections: 0,
             requests: 0,
-        })
+        });
+        let table = self.inner.table();
+        self.inner
+            .outside
+            .borrow()
+            .figures(&table.config, &mut snap);
+        snap
     }
 }
 
@@ -306,6 +301,11 @@ impl Client {
 pub fn render_metrics(snapshots: &[Snapshot]) -> String {
     let mut out = String::new();
     crate::stats::render(snapshots, &mut out);
+    // What the proxy's coordinator adds from its own side threads.
+    let all = Snapshot::merged(snapshots);
+    crate::stats::render_discovery(&all.discovery, &mut out);
+    let errors: Vec<(String, u64)> = all.global_limit_errors.into_iter().collect();
+    crate::stats::render_global_limits(&errors, &mut out);
     out
 }
 
@@ -337,25 +337,40 @@ impl Inner {
     fn table(&self) -> Rc<Table> {
         self.table.borrow().clone()
     }
+
+    /// Serves `config` from now on (a reload, or a changed DNS set): pools, breakers, balancer
+    /// state and health of unchanged endpoints kept, idle connections to endpoints that left
+    /// closed; the side threads told (`again`: discovery reads /etc/resolv.conf again).
+    fn install(&self, config: Arc<Config>, again: bool) {
+        let old = self.table();
+        self.outside.borrow_mut().report(&old);
+        let table = Table::build(config, 1, Some(&old), &self.stats, self.seed, &self.tickets);
+        for c in &old.clusters {
+            for e in &c.endpoints {
+                let kept =
+                    (table.clusters.iter()).any(|n| n.endpoints.iter().any(|x| Rc::ptr_eq(x, e)));
+                if !kept {
+                    e.pool.close_idle();
+                    if let Some(h2) = &e.h2 {
+                        h2.close_idle();
+                    }
+                }
+            }
+        }
+        let table = Rc::new(table);
+        *self.table.borrow_mut() = table.clone();
+        drop(old);
+        self.stats.forget_unused();
+        self.outside.borrow_mut().follow(&table.config, again);
+    }
 }
 
 /// The config as a client uses it: validated like the proxy's (less what only a proxy has:
-/// listeners, admin, access log), certificates of TLS clusters loaded; DNS discovery and HTTP/2 upstreams refused.
+/// listeners, admin, access log), certificates of TLS clusters loaded.
 fn prepare(mut config: Config) -> Result<Arc<Config>, crate::config::Invalid> {
     config.listeners.clear();
     config.admin = None;
     config.access_log = crate::config::AccessLogTarget::Off;
     crate::config::check_client(&mut config)?;
-    if let Some(i) = config.clusters.iter().position(|c| !c.discover.is_empty()) {
-        let msg = "dns:/srv: discovery runs on the proxy's coordinator thread, not in library \
-                   mode: write addresses or hostnames (resolved when the config is read)";
-        return Err(config.invalid(&format!("clusters[{i}].endpoints"), msg.into()));
-    }
-    let h2 = |c: &crate::config::Cluster| c.protocol != crate::config::UpstreamProtocol::H1;
-    if let Some(i) = config.clusters.iter().position(h2) {
-        let msg = "HTTP/2 upstreams are not in library mode yet: the client speaks HTTP/1.1 \
-                   (protocol = \"h1\")";
-        return Err(config.invalid(&format!("clusters[{i}].protocol"), msg.into()));
-    }
     Ok(Arc::new(config))
 }

@@ -3,7 +3,8 @@
 //! request's one reused buffer, so memory stays bounded whatever the body's size. The body holds
 //! the connection until it is read to its end; then the connection goes back to its endpoint's
 //! pool (when the upstream allows keep-alive), and dropping the body before its end closes it.
-//! Embedding thread.
+//! A body from an HTTP/2 upstream is read from its stream instead (h2body.rs), and its trailers
+//! are kept for the caller. Embedding thread.
 
 use std::ops::Range;
 use std::rc::Rc;
@@ -11,8 +12,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::wire::Kit;
-use super::{Error, Kits};
+use http::HeaderMap;
+
+use super::h2body::{H2Body, Step};
+use super::wire::{Kit, Kits};
+use super::Error;
 use crate::http::chunked::Decoder;
 use crate::http::BodyFraming;
 use crate::shard::io::{read_more_within, IoFail};
@@ -23,9 +27,12 @@ use crate::shard::upstream::stream::UpStream;
 /// The body of a [`Response`](super::Response): call [`chunk`](Self::chunk) until it gives
 /// `None` (or [`bytes`](Self::bytes) to collect it). Until then it holds the upstream connection;
 /// read to its end, the connection goes back to the pool for the next request. Dropped before
-/// its end, the connection is closed.
+/// its end, the connection is closed (from an HTTP/2 upstream: the stream is reset, the
+/// connection stays).
 pub struct ResponseBody {
     inner: Inner,
+    /// The upstream's trailers, once the body ended (HTTP/2 upstreams).
+    trailers: Option<HeaderMap>,
 }
 
 enum Inner {
@@ -37,6 +44,8 @@ enum Inner {
         given: bool,
     },
     Held(Box<Held>),
+    /// On an HTTP/2 stream.
+    H2(Box<H2Body>),
 }
 
 /// What a body being read holds.
@@ -60,16 +69,30 @@ enum Framing {
 
 impl ResponseBody {
     pub(super) fn empty() -> ResponseBody {
-        ResponseBody { inner: Inner::Done }
+        ResponseBody::of(Inner::Done)
+    }
+
+    fn of(inner: Inner) -> ResponseBody {
+        ResponseBody {
+            inner,
+            trailers: None,
+        }
     }
 
     pub(super) fn local(b: Bytes) -> ResponseBody {
-        ResponseBody {
-            inner: Inner::Local {
-                bytes: b,
-                given: false,
-            },
+        ResponseBody::of(Inner::Local {
+            bytes: b,
+            given: false,
+        })
+    }
+
+    /// The body still to come on an HTTP/2 stream (none when the head ended it).
+    pub(super) fn h2(mut body: H2Body) -> ResponseBody {
+        if body.ended() {
+            body.end();
+            return ResponseBody::empty();
         }
+        ResponseBody::of(Inner::H2(Box::new(body)))
     }
 
     /// The body still to be read on `up` (its slot in `ep`'s pool still counted).
@@ -102,9 +125,7 @@ impl ResponseBody {
             held.end(true);
             return ResponseBody::empty();
         }
-        ResponseBody {
-            inner: Inner::Held(Box::new(held)),
-        }
+        ResponseBody::of(Inner::Held(Box::new(held)))
     }
 
     /// The next piece of the body, `None` at its end. The slice borrows the request's buffer:
@@ -142,6 +163,18 @@ impl ResponseBody {
                     return Err(e);
                 }
             },
+            Inner::H2(b) => match b.next().await {
+                Ok(Step::Data) => None,
+                Ok(Step::End(trailers)) => {
+                    self.trailers = trailers;
+                    self.inner = Inner::Done;
+                    return Ok(None);
+                }
+                Err(e) => {
+                    self.inner = Inner::Done;
+                    return Err(e);
+                }
+            },
         };
         Ok(match (&self.inner, range) {
             (Inner::Held(h), Some(r)) => {
@@ -149,6 +182,7 @@ impl ResponseBody {
                 Some(&kit.buf.data()[r])
             }
             (Inner::Local { bytes, .. }, _) => Some(&bytes[..]),
+            (Inner::H2(b), _) => Some(b.piece()),
             _ => None,
         })
     }
@@ -167,6 +201,32 @@ impl ResponseBody {
             all.extend_from_slice(piece);
         }
         Ok(all)
+    }
+
+    /// The trailers the upstream sent after the body, once [`chunk`](Self::chunk) gave `None`
+    /// (`None` before that, and when it sent none). HTTP/2 upstreams only: a gRPC call's
+    /// `grpc-status` and `grpc-message` arrive here (unless the answer was trailers-only: then
+    /// they are in the response's headers).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &shardgate::embed::Client) -> Result<(), shardgate::embed::Error> {
+    /// let req = http::Request::post("http://grpc.internal/test.Echo/Unary")
+    ///     .header("content-type", "application/grpc")
+    ///     .header("te", "trailers")
+    ///     .body(shardgate::embed::Body::from(&b"\0\0\0\0\x02hi"[..]))
+    ///     .unwrap();
+    /// let resp = client.send(req).await?;
+    /// let grpc_status = resp.headers().get("grpc-status").cloned(); // trailers-only
+    /// let mut body = resp.into_body();
+    /// while let Some(message) = body.chunk().await? {
+    ///     let _ = message; // length-prefixed gRPC messages
+    /// }
+    /// let status = grpc_status.or_else(|| body.trailers()?.get("grpc-status").cloned());
+    /// assert_eq!(status.as_ref().map(|s| s.as_bytes()), Some(&b"0"[..]));
+    /// # Ok(()) }
+    /// ```
+    pub fn trailers(&self) -> Option<&HeaderMap> {
+        self.trailers.as_ref()
     }
 }
 
@@ -266,7 +326,7 @@ impl std::fmt::Debug for ResponseBody {
         let state = match &self.inner {
             Inner::Done => "done",
             Inner::Local { .. } => "local",
-            Inner::Held(_) => "streaming",
+            Inner::Held(_) | Inner::H2(_) => "streaming",
         };
         f.debug_struct("ResponseBody")
             .field("state", &state)

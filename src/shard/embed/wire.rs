@@ -3,8 +3,10 @@
 //! `BodySender` (by length or chunked), then read the response head (1xx skipped) with the
 //! upstream timeout. The head is validated and framed by the proxy's own `http::response`, so a
 //! response the proxy would refuse is refused here too. The body is left to `ResponseBody`.
-//! Generic over the stream (`Wire`: plain TCP or TLS). Embedding thread.
+//! Generic over the stream (`Wire`: plain TCP or TLS). Also the client's free list of the
+//! per-request buffers (`Kits`). Embedding thread.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::time::Duration;
 
@@ -14,9 +16,10 @@ use monoio::io::AsyncWriteRentExt;
 use monoio::time::{timeout, Instant};
 
 use super::body::{next_chunk, Kind};
+use super::reply::{Answer, Limits, Reply, Streamed};
 use crate::error::{ClientError, UpstreamError};
 use crate::http::response::{self, Kind as HeadKind, ResponseCtx};
-use crate::http::{BodyFraming, Head, MAX_HEADERS};
+use crate::http::{Head, MAX_HEADERS};
 use crate::shard::io::{read_more_until, write_vec, Buf, IoFail, Wire};
 use crate::shard::upstream::attempt::{upstream_io, Failed};
 
@@ -32,31 +35,35 @@ pub struct Kit {
     pub out: Vec<u8>,
 }
 
-/// The route's timeouts and body limit for one exchange.
-#[derive(Clone, Copy)]
-pub struct Limits {
-    pub connect: Option<Duration>,
-    pub upstream: Duration,
-    pub body: Duration,
-    /// The most bytes a streamed body may carry (the route's `max_body`; a declared length was
-    /// checked before anything was sent).
-    pub max_body: u64,
+/// Free buffers for requests (one per request in flight, reused).
+pub struct Kits {
+    free: RefCell<Vec<Kit>>,
+    size: usize,
 }
 
-/// A response head as the caller gets it, and how its body is framed.
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub framing: BodyFraming,
-    /// The connection may go back to the pool once the body is read to its end.
-    pub reusable: bool,
-}
+impl Kits {
+    pub fn new(size: usize) -> Kits {
+        Kits {
+            free: RefCell::default(),
+            size,
+        }
+    }
 
-/// How one attempt ended when it reached the upstream.
-pub enum Reply {
-    Head(Answer),
-    /// A status the route retries on, the retry granted when it arrived.
-    Retried(u16),
+    pub fn take(&self) -> Kit {
+        self.free.borrow_mut().pop().unwrap_or_else(|| Kit {
+            head: Vec::with_capacity(512),
+            buf: Buf::with_capacity(self.size),
+            out: Vec::with_capacity(512),
+        })
+    }
+
+    pub fn put(&self, mut kit: Kit) {
+        kit.buf.consume(kit.buf.len());
+        let mut free = self.free.borrow_mut();
+        if free.len() < 256 {
+            free.push(kit);
+        }
+    }
 }
 
 /// One attempt: `kit.head` holds the request head; `body` goes after it.
@@ -149,15 +156,6 @@ fn headers_of(head: &[u8]) -> Option<HeaderMap> {
         map.append(name, value);
     }
     Some(map)
-}
-
-/// Where streaming the request body failed.
-enum Streamed {
-    /// The caller's sender failed, or sent a length other than the one declared.
-    Caller,
-    /// More than the route's `max_body`.
-    TooLarge,
-    Upstream(IoFail),
 }
 
 /// Streams the caller's chunks: as they come with a length, chunk-framed without.

@@ -1,8 +1,8 @@
 //! The protocol-neutral steps of an exchange with a cluster, shared by the proxy's pipeline
 //! (forward.rs) and the library's client (shard::embed): pick a usable endpoint (balancer over
 //! health and breakers, avoiding the one a retry left), lease a connection within the cluster's
-//! limits, spend a retry under the route's attempts and budget, and account an outcome to the
-//! endpoint's statistics and breaker. They report breaker transitions instead of publishing them:
+//! limits (an HTTP/1.1 connection, or a stream on an HTTP/2 one), spend a retry under the
+//! route's attempts and budget, and account an outcome to the endpoint's statistics and breaker. They report breaker transitions instead of publishing them:
 //! the proxy tells the coordinator, a library instance has nobody to tell. Shard thread (or the
 //! embedding thread).
 
@@ -13,6 +13,7 @@ use crate::policy::balance::Candidates;
 use crate::policy::breaker::Transition;
 use crate::shard::table::RouteView;
 use crate::shard::upstream::cluster::{self, ClusterView, Endpoint};
+use crate::shard::upstream::h2pool::{H2Lease, H2Pool};
 use crate::shard::upstream::pool::Lease;
 
 /// The balancer's choice, avoiding the endpoint a retry left when another is usable.
@@ -59,6 +60,28 @@ pub async fn acquire<'e>(
     }
     cluster.pending.set(cluster.pending.get() + 1);
     let lease = ep.pool.acquire(fresh_only, check, connect).await;
+    cluster.pending.set(cluster.pending.get() - 1);
+    lease
+}
+
+/// Streams the upstream refused unprocessed that one request sends again (REFUSED_STREAM,
+/// above a GOAWAY's last stream id), beyond the route's retries: an upstream that refuses every
+/// stream ends the request with an error rather than a loop.
+pub const MAX_REFUSED: u32 = 2;
+
+/// A stream on one of the endpoint's HTTP/2 connections (`h2`), within the cluster's pending
+/// limit. The endpoint's own cap already includes the cluster's max_connections; a full
+/// connection's requests wait in the pool's queue.
+pub async fn acquire_h2(
+    cluster: &ClusterView,
+    h2: &H2Pool,
+    connect: Option<Duration>,
+) -> Result<H2Lease, UpstreamError> {
+    if cluster.pending.get() >= cluster.max_pending {
+        return Err(UpstreamError::PendingFull);
+    }
+    cluster.pending.set(cluster.pending.get() + 1);
+    let lease = h2.acquire(connect).await;
     cluster.pending.set(cluster.pending.get() - 1);
     lease
 }

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::choose::{account, acquire, fail, pick, retry};
+use super::choose::{account, acquire, acquire_h2, fail, pick, retry, MAX_REFUSED};
 use super::exchanged::{Ctx, Exchanged, Outcome};
 use super::{Context, Downstream};
 use crate::error::{ProxyError, UpstreamError};
@@ -18,11 +18,6 @@ use crate::shard::upstream::cluster::{ClusterView, Endpoint};
 use crate::shard::upstream::h2pool::H2Lease;
 use crate::shard::upstream::pool::Lease;
 use crate::shard::upstream::stream::UpStream;
-
-/// Streams the upstream refused unprocessed that one request sends again (REFUSED_STREAM,
-/// above a GOAWAY's last stream id), beyond the route's retries: an upstream that refuses every
-/// stream ends the request with 502 rather than a loop.
-const MAX_REFUSED: u32 = 2;
 
 /// What a request holds of an endpoint for one attempt: an HTTP/1.1 connection, or a stream's
 /// place on an HTTP/2 connection.
@@ -286,15 +281,7 @@ async fn lease<'e>(
             .await
             .map(Leased::H1);
     };
-    // The endpoint's own cap already includes the cluster's max_connections; a full
-    // connection's requests wait in the pool's queue.
-    if cluster.pending.get() >= cluster.max_pending {
-        return Err(UpstreamError::PendingFull);
-    }
-    cluster.pending.set(cluster.pending.get() + 1);
-    let lease = h2.acquire(connect).await;
-    cluster.pending.set(cluster.pending.get() - 1);
-    lease.map(Leased::H2)
+    acquire_h2(cluster, h2, connect).await.map(Leased::H2)
 }
 
 /// Tells the coordinator of a breaker transition (one message per transition, never per

@@ -1,6 +1,7 @@
 //! An HTTP/2 client connection's task, over any stream with tokio's I/O traits: h2c with prior
-//! knowledge (conn.rs: the TCP stream, its preface rewound) and a TLS connection that negotiated
-//! ALPN `h2` (tls.rs: the TLS stream, with what its handshake negotiated). The
+//! knowledge (conn.rs: the TCP socket by readiness, ready.rs, its preface rewound) and a TLS
+//! connection that negotiated ALPN `h2` (tls.rs: rustls' connection by readiness, tls_io.rs, with
+//! what its handshake negotiated); neither holds a read or write buffer of its own. The
 //! `h2` server handshake with the `[http2]` limits, then one task per stream (stream.rs) through
 //! the same pipeline as HTTP/1.1. `h2` never spawns and keeps no timers, so this task drives the
 //! connection (`accept` polls its I/O) and owns the timers: a graceful GOAWAY when the drain
@@ -9,8 +10,10 @@
 //! latest when the coordinator's drain deadline ends the process). Shard thread.
 
 mod guard;
+mod ready;
 mod rewind;
 mod stream;
+mod tls_io;
 
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -22,7 +25,9 @@ use h2::{Reason, RecvStream};
 use monoio::time::{sleep_until, timeout, Instant};
 use monoio_compat::{AsyncRead, AsyncWrite};
 
+pub use ready::plain;
 pub use rewind::Rewind;
+pub use tls_io::tls;
 
 use crate::shard::Shard;
 use crate::tls::Negotiated;

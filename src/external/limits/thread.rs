@@ -1,10 +1,10 @@
 //! The limits thread: owns one Redis connection per distinct `redis` URL (`link`), charges each
 //! shard's batch of admitted counts with one GCRA script per route in it (`gcra`), and sends the
-//! coordinator the "deny until T" table (Redis answers how long a key is over; T is this host's
+//! owner the "deny until T" table (Redis answers how long a key is over; T is this host's
 //! now plus that, so hosts need no clock sync) and the failed syncs per route, whenever either
 //! changed. A down Redis is probed at its backoff so `on_error = "deny"` routes learn it is back.
 //! Never touched by a shard or the coordinator's loop (they only send it messages). Own thread,
-//! started by the coordinator.
+//! started by its owner (the coordinator, or a library client).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use super::link::{Link, LinkError};
 use crate::bus::{AdmittedBatch, GlobalDenials};
 use crate::config::{Config, OnError};
 
-/// What the coordinator sends.
+/// What the owner sends.
 pub enum Order {
     /// The config version the shards now serve (route indices of the table refer to it).
     Config(Arc<Config>),
@@ -59,7 +59,7 @@ struct State {
     sent: Option<(Vec<u32>, BTreeMap<String, u64>)>,
 }
 
-/// Starts the thread; it ends when the coordinator drops its sender.
+/// Starts the thread; it ends when its owner drops its sender.
 pub fn spawn(
     orders: Receiver<Order>,
     news: Sender<News>,

@@ -1,8 +1,10 @@
-//! Cluster-wide rate limits (`scope = "global"`, issue #14), the coordinator's end: the limits
-//! thread (`thread`, started when a config first has a global route) owns the Redis connections
-//! (`link`, with backoff) and charges the shards' admitted counts with a GCRA script (`gcra`);
-//! the coordinator relays the shards' batches to it and its "deny until T" tables to every
-//! shard, and keeps its failed-sync counts for `/metrics`. Coordinator thread (this file).
+//! Cluster-wide rate limits (`scope = "global"`, issue #14), the owner's end (the proxy's
+//! coordinator, or a library `embed::Client`): the limits thread (`thread`, started when a config
+//! first has a global route) owns the Redis connections (`link`, with backoff) and charges the
+//! admitted counts with a GCRA script (`gcra`); the coordinator relays the shards' batches to it
+//! and its "deny until T" tables to every shard (a client: its own counts and table), and keeps
+//! its failed-sync counts for `/metrics`. The owner's thread (this file); the limits thread ends
+//! when the `Limits` is dropped.
 
 pub mod gcra;
 mod link;
@@ -18,7 +20,7 @@ use crate::config::Config;
 pub use thread::News;
 use thread::Order;
 
-/// The limits thread as the coordinator holds it.
+/// The limits thread as its owner holds it.
 pub struct Limits {
     orders: Option<Sender<Order>>,
     /// The thread's tables and error counts (never, until it starts).
@@ -41,6 +43,11 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// Whether the thread runs (a config had a global route).
+    pub fn running(&self) -> bool {
+        self.orders.is_some()
+    }
+
     /// Gives the thread config `c` when it is a new version, starting the thread the first time
     /// a config has a global route.
     pub fn follow(&mut self, c: &Arc<Config>) {

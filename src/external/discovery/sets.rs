@@ -1,7 +1,7 @@
-//! The coordinator's record of DNS discovery: the last-known endpoint set of every (cluster,
-//! name), when each last answered, whether it is failing (logged once per change of state), the
-//! refresh counters; and the config a changed set makes (written endpoints, then the sets
-//! found). Coordinator thread.
+//! The owner's record of DNS discovery (the coordinator's, or a library client's): the
+//! last-known endpoint set of every (cluster, name), when each last answered, whether it is
+//! failing (logged once per change of state), the refresh counters; and the config a changed set
+//! makes (written endpoints, then the sets found). The owner's thread.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};

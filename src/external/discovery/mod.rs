@@ -1,10 +1,12 @@
 //! DNS service discovery for `dns:` and `srv:` endpoints, and the re-resolution of plain
-//! hostname endpoints (`hosts`). The coordinator owns it: a discovery thread (`thread`) asks DNS
-//! (`wire` over UDP/TCP, `lookup` for A/AAAA and SRV) or the system resolver and sends answers
-//! back; the coordinator's loop records them (`sets`) and turns a changed endpoint set
-//! into a new config version, the same config event a reload sends, so shards keep the pools,
-//! breakers, EWMA and health of endpoints that stay. Failures keep the last-known set.
-//! Coordinator thread (this file and `sets`), discovery thread (`thread`, `lookup`, `wire`).
+//! hostname endpoints (`hosts`). Its owner — the proxy's coordinator, or a library
+//! `embed::Client` — holds a `Discovery`: a discovery thread (`thread`) asks DNS (`wire` over
+//! UDP/TCP, `lookup` for A/AAAA and SRV) or the system resolver and sends answers back; the
+//! owner records them (`sets`) and turns a changed endpoint set into a new config version, the
+//! same config event a reload makes, so pools, breakers, EWMA and health of endpoints that stay
+//! are kept. Failures keep the last-known set. The owner's thread (this file and `sets`: the
+//! coordinator's loop, or a client's polling task), discovery thread (`thread`, `lookup`,
+//! `wire`); the thread ends when the `Discovery` is dropped.
 
 mod hosts;
 mod lookup;
@@ -23,7 +25,7 @@ pub use sets::Sets;
 pub use thread::Answer;
 use thread::{Lookup, Target, Targets};
 
-/// The coordinator's end of discovery: the thread (started when a config first discovers), its
+/// The owner's end of discovery: the thread (started when a config first discovers), its
 /// answers, the targets it was last given, and the record of what was found.
 pub struct Discovery {
     orders: Option<Sender<Targets>>,
@@ -47,6 +49,11 @@ impl Default for Discovery {
 }
 
 impl Discovery {
+    /// Whether the thread runs (a config had a name to look up).
+    pub fn running(&self) -> bool {
+        self.orders.is_some()
+    }
+
     /// Gives the thread the names of config `c` when they (or the resolvers) changed, starting
     /// it the first time; forgets the sets of names `c` no longer has.
     pub fn follow(&mut self, c: &Config) {

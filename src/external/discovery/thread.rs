@@ -1,9 +1,10 @@
 //! The discovery thread: owns every DNS question, so a slow or silent DNS server never holds up
-//! the coordinator's loop (signals, reloads, health relays) nor any shard. It keeps a schedule of
-//! the current targets, asks each when it is due, sends what it found (or why not) to the
-//! coordinator, and asks again after the records' TTL clamped to `[min_ttl, max_ttl]` (after
+//! its owner (the coordinator's loop, or a library client's thread) nor any shard. It keeps a
+//! schedule of the current targets, asks each when it is due, sends what it found (or why not)
+//! to the owner, and asks again after the records' TTL clamped to `[min_ttl, max_ttl]` (after
 //! `min_ttl` when the lookup failed). A new target list keeps the schedule of targets that did
-//! not change. Runs on its own thread, started by the coordinator.
+//! not change. Runs on its own thread, started by its owner (the coordinator, or a library
+//! client).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -35,7 +36,7 @@ pub enum Lookup {
     Host(String),
 }
 
-/// What the coordinator tells the thread: everything to look up now, and whom to ask (empty:
+/// What the owner tells the thread: everything to look up now, and whom to ask (empty:
 /// /etc/resolv.conf's nameservers, read again with each list).
 pub struct Targets {
     pub targets: Vec<Target>,
@@ -57,7 +58,7 @@ pub enum Answer {
     },
 }
 
-/// Starts the thread; it ends when the coordinator drops its sender.
+/// Starts the thread; it ends when its owner drops its sender.
 pub fn spawn(
     orders: Receiver<Targets>,
     answers: Sender<Answer>,
