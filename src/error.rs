@@ -67,6 +67,9 @@ pub enum UpstreamError {
     /// A gRPC request for a cluster that speaks HTTP/1.1 (which cannot carry its trailers): a
     /// configuration error, not the endpoint's fault.
     GrpcOverH1,
+    /// An HTTP/1.1 `Upgrade` (WebSocket) for a cluster that speaks HTTP/2, which has no such
+    /// upgrade (answered 501; not the endpoint's fault).
+    UpgradeOverH2,
 }
 
 /// Why a TLS handshake with an upstream failed: the `reason` label of
@@ -150,6 +153,7 @@ impl UpstreamError {
             | UpstreamError::Refused
             | UpstreamError::GrpcOverH1
             | UpstreamError::Tls(_) => 502,
+            UpstreamError::UpgradeOverH2 => 501,
         }
     }
 
@@ -160,6 +164,7 @@ impl UpstreamError {
             UpstreamError::ClusterFull => canned::CLUSTER_FULL,
             UpstreamError::PendingFull => canned::PENDING_FULL,
             UpstreamError::GrpcOverH1 => canned::GRPC_OVER_H1,
+            UpstreamError::UpgradeOverH2 => canned::UPGRADE_OVER_H2,
             UpstreamError::Tls(f) if f.is_certificate() => canned::UPSTREAM_CERT_REJECTED,
             UpstreamError::Tls(TlsFailure::Handshake) => canned::UPSTREAM_TLS_FAILED,
             UpstreamError::Tls(TlsFailure::ClientCertificate) => {
@@ -179,6 +184,7 @@ impl UpstreamError {
                 | UpstreamError::ClusterFull
                 | UpstreamError::PendingFull
                 | UpstreamError::GrpcOverH1
+                | UpstreamError::UpgradeOverH2
         )
     }
 }

@@ -25,6 +25,7 @@ mod global_limits;
 mod listener_tls;
 mod render;
 mod snapshot;
+mod upstream_h2;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -41,6 +42,7 @@ pub use global_limits::render_global_limits;
 pub use listener_tls::{ListenerTlsCounts, ListenerTlsStats, VERSIONS as TLS_VERSIONS};
 pub use render::render;
 pub use snapshot::{EndpointCounts, RouteCounts, ShardGauges, Snapshot};
+pub use upstream_h2::{shift, H2Counts, H2Stats};
 
 /// Status classes, in the order `class_of` numbers them.
 pub const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -128,6 +130,8 @@ pub struct RouteStats {
     pub budget_exhausted: Cell<u64>,
     /// gRPC calls answered, by `grpc-status` (0–16; a larger code counts as 2, UNKNOWN).
     pub grpc: [Cell<u64>; GRPC_CODES.len()],
+    /// HTTP/1.1 upgrades (WebSocket) answered 501: the route's cluster speaks HTTP/2.
+    pub upgrades_refused: Cell<u64>,
 }
 
 impl RouteStats {
@@ -175,6 +179,8 @@ pub struct EndpointStats {
     pub busy: Cell<u64>,
     /// Upstream connections idle in the pool now.
     pub idle: Cell<u64>,
+    /// HTTP/2 connections, streams, GOAWAYs and refused streams (h2/h2c clusters).
+    pub h2: H2Stats,
 }
 
 impl Default for EndpointStats {
@@ -194,6 +200,7 @@ impl Default for EndpointStats {
             healthy: Cell::new(true),
             busy: Cell::new(0),
             idle: Cell::new(0),
+            h2: H2Stats::default(),
         }
     }
 }

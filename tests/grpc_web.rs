@@ -226,3 +226,28 @@ fn text_calls_are_base64_both_ways() {
     );
     assert_eq!(a.status, 400);
 }
+
+/// Bridged gRPC-Web calls count in `shardgate_route_grpc_requests_total` by the `grpc-status`
+/// their client got (in the trailer frame, or the head of a trailers-only answer), once each,
+/// from HTTP/1.1 and HTTP/2 clients.
+#[test]
+fn grpc_web_calls_are_counted_by_grpc_status() {
+    let server = grpc_server::start(None);
+    let proxy = proxy_to(&server);
+    let ct = "application/grpc-web+proto";
+    for h2 in [false, true] {
+        assert_eq!(
+            post(&proxy, h2, "/test.Echo/Unary", ct, &frame(b"a")).status,
+            200
+        );
+        assert_eq!(
+            post(&proxy, h2, "/test.Echo/Fail", ct, &frame(b"x")).status,
+            200
+        );
+    }
+    let name = "shardgate_route_grpc_requests_total";
+    let m = support::admin::scrape_until(&proxy, ms(5000), "the calls counted", name, |m| {
+        m.sum(name, &[("grpc_status", "0")]) == 2.0 && m.sum(name, &[("grpc_status", "3")]) == 2.0
+    });
+    assert_eq!(m.sum(name, &[]), 4.0, "each call once");
+}

@@ -4,8 +4,9 @@
 //! `shardgate_downstream_http2_goaways_total{reason}`, and the proxy keeps serving others.
 //! Rapid reset (CVE-2023-44487) in one burst (`h2`'s pending-accept reset limit,
 //! `--h2-max-pending-accept-reset-streams`) and against accepted streams (the connection's
-//! running stream tasks, capped at twice the stream limit); streams reset before they were taken
-//! up never reach the upstream; a CONTINUATION flood (CVE-2024-27316) and an empty DATA frame
+//! running stream tasks, capped at twice the stream limit), while a client that cancels fewer
+//! calls than it completes is served on; streams reset before they were taken up never reach the
+//! upstream; a CONTINUATION flood (CVE-2024-27316) and an empty DATA frame
 //! flood (`h2`'s limits). scripts/test.sh installs hyperframe and hpack (PyPI).
 
 mod support;
@@ -95,6 +96,38 @@ fn resetting_accepted_streams_is_capped_at_twice_the_stream_limit() {
     assert!((9..=10).contains(&rep["opened"].as_u64().unwrap()), "{rep}");
     goaways(&proxy, "enhance_your_calm", 1.0);
     assert!(rep["streams"].as_object().unwrap().is_empty(), "{rep}");
+}
+
+/// A client that cancels some calls mid-exchange (fewer than it completes) is not taken for a
+/// rapid reset, even past twice the stream limit of such cancels: each cancel ends its task at
+/// once and the connection keeps serving.
+#[test]
+fn occasional_cancels_mid_exchange_are_not_a_rapid_reset() {
+    let up = Upstream::start(|p| {
+        while let Some(req) = p.next_request() {
+            if req.target == "/hang" {
+                p.wait_close();
+                return;
+            }
+            if !p.write(&response(200, &[], b"ok")) {
+                return;
+            }
+        }
+    });
+    let proxy = Proxy::to(&[up.addr], &["--h2c", "--h2-max-concurrent-streams", "4"]);
+    let port = proxy.addr.port().to_string();
+    // 12 cancels, past the cap of 8 running tasks, after 20 completed calls.
+    let rep = py(&["mixed", &port, "20", "12", "/ok", "/hang"]);
+    assert!(rep["goaways"].as_array().unwrap().is_empty(), "{rep}");
+    let last = rep["last"]
+        .as_u64()
+        .expect("the last GET was sent")
+        .to_string();
+    assert_eq!(rep["streams"][&last]["status"], 200, "{rep}");
+    // Each cancel closed the upstream connection that carried it.
+    up.wait_for("12 cancelled upstream connections", ms(5000), |s| {
+        s.peer_closed == 12
+    });
 }
 
 #[test]

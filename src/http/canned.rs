@@ -39,6 +39,13 @@ pub const GRPC_OVER_H1: &[u8] = canned!(
     "66",
     "cluster speaks HTTP/1.1 only: gRPC needs protocol = \"h2c\" or \"h2\"\n"
 );
+/// An HTTP/1.1 `Upgrade` (WebSocket) routed to a cluster that speaks HTTP/2.
+pub const UPGRADE_OVER_H2: &[u8] = canned!(
+    "501",
+    "Not Implemented",
+    "71",
+    "cluster speaks HTTP/2: it cannot carry an HTTP/1.1 upgrade (WebSocket)\n"
+);
 /// The cluster's per-shard connection limit is reached.
 pub const CLUSTER_FULL: &[u8] = canned!(
     "503",
@@ -158,6 +165,8 @@ mod tests {
             super::UPSTREAM_CERT_REJECTED,
             super::UPSTREAM_TLS_FAILED,
             super::UPSTREAM_CLIENT_CERT_REFUSED,
+            super::GRPC_OVER_H1,
+            super::UPGRADE_OVER_H2,
         ] {
             let text = std::str::from_utf8(bytes).unwrap();
             let (head, body) = text.split_once("\r\n\r\n").unwrap();

@@ -27,6 +27,16 @@ pub fn is_grpc(content_type: &[u8]) -> bool {
         && matches!(content_type.get(BASE.len()), None | Some(b'+' | b';'))
 }
 
+/// A `grpc-status` value as the code counted: anything but a code gRPC defines (0–16) is 2,
+/// UNKNOWN.
+pub fn status_code(v: &[u8]) -> u8 {
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.parse::<u8>().ok())
+        .filter(|&c| c <= 16)
+        .unwrap_or(2)
+}
+
 /// The `grpc-timeout` header: 1–8 ASCII digits and a unit (H, M, S, m, u, n). `None` when it
 /// is malformed (gRPC servers then ignore it; so does the proxy).
 pub fn parse_timeout(v: &[u8]) -> Option<Duration> {

@@ -64,13 +64,7 @@ impl Respond {
 
     fn note_grpc(&mut self, h: &http::HeaderMap) {
         if let (GrpcSeen::Watching, Some(v)) = (self.grpc, h.get("grpc-status")) {
-            // Anything but a code gRPC defines counts as UNKNOWN.
-            let code = std::str::from_utf8(v.as_bytes())
-                .ok()
-                .and_then(|s| s.parse::<u8>().ok())
-                .filter(|&c| c <= 16)
-                .unwrap_or(2);
-            self.grpc = GrpcSeen::Status(code);
+            self.grpc = GrpcSeen::Status(crate::http::grpc::status_code(v.as_bytes()));
         }
     }
 
@@ -154,6 +148,13 @@ impl Respond {
             (None, None) => return std::task::Poll::Pending,
         };
         polled.map(|_| ())
+    }
+
+    /// Whether the client has reset the stream (or its connection went), looked at without
+    /// waiting.
+    pub fn reset_seen(&mut self) -> bool {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        self.poll_reset(&mut cx).is_ready()
     }
 
     /// Ends the body (an empty DATA frame with END_STREAM) unless it has ended.

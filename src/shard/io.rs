@@ -204,3 +204,24 @@ pub async fn write_static<S: AsyncWriteRent>(
         Err(_) => Err(IoFail::TimedOut),
     }
 }
+
+/// Returns when the peer of the plain TCP socket `fd` has closed it (EOF or reset), looked at
+/// with a non-blocking peek every `every` (no syscall before the first period passes); never
+/// for `None` (a TLS stream: its close_notify is data) nor once the peer sent more bytes (a
+/// pipelined request). A task awaiting something else selects on it to notice a client that
+/// left.
+pub async fn peer_closed(fd: Option<std::os::fd::RawFd>, every: Duration) {
+    let Some(fd) = fd else {
+        return std::future::pending().await;
+    };
+    loop {
+        monoio::time::sleep(every).await;
+        let mut byte = [0u8; 1];
+        match crate::sys::peek(fd, &mut byte) {
+            Ok(0) => return,
+            Ok(_) => return std::future::pending().await,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+}

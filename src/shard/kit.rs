@@ -88,6 +88,8 @@ impl Kits {
             return;
         }
         kit.buf.consume(kit.buf.len());
+        // A buffer a request body replay grew (upstream/replay.rs) goes back to its size.
+        kit.buf.v.shrink_to(self.buffer_size);
         kit.up_buf.consume(kit.up_buf.len());
         kit.head.clear();
         kit.out.clear();

@@ -77,11 +77,17 @@ pub(super) fn route_families() -> Vec<Family<RouteCounts>> {
              for an error it generated); codes never seen are left out.",
             Value::Sparse("grpc_status", &GRPC_CODES, |c, i| c.grpc[i]),
         ),
+        counter(
+            "shardgate_route_upgrades_refused_total",
+            "HTTP/1.1 upgrades (WebSocket) answered 501 because the route's cluster speaks \
+             HTTP/2, by route.",
+            Value::Int(|c| c.upgrades_refused),
+        ),
     ]
 }
 
 pub(super) fn endpoint_families() -> Vec<Family<EndpointCounts>> {
-    vec![
+    let mut families: Vec<Family<EndpointCounts>> = vec![
         counter(
             "shardgate_upstream_requests_total",
             "Responses received from upstream, by endpoint and status class.",
@@ -167,6 +173,36 @@ pub(super) fn endpoint_families() -> Vec<Family<EndpointCounts>> {
             "shardgate_upstream_healthy",
             "1 when the endpoint is healthy on every shard, else 0.",
             Value::Int(|c| u64::from(c.healthy())),
+        ),
+    ];
+    families.extend(upstream_h2_families());
+    families
+}
+
+/// The upstream HTTP/2 figures (stats/upstream_h2.rs; 0 for an HTTP/1.1 endpoint).
+fn upstream_h2_families() -> [Family<EndpointCounts>; 4] {
+    [
+        gauge(
+            "shardgate_upstream_http2_connections",
+            "HTTP/2 connections open to the endpoint now (draining ones included), summed over \
+             shards.",
+            Value::Int(|c| c.h2.connections),
+        ),
+        gauge(
+            "shardgate_upstream_http2_streams",
+            "HTTP/2 streams in flight to the endpoint now, summed over shards.",
+            Value::Int(|c| c.h2.streams),
+        ),
+        counter(
+            "shardgate_upstream_http2_goaways_total",
+            "HTTP/2 connections to the endpoint on which it sent a GOAWAY, by endpoint.",
+            Value::Int(|c| c.h2.goaways),
+        ),
+        counter(
+            "shardgate_upstream_http2_refused_streams_total",
+            "HTTP/2 streams the endpoint did not process (REFUSED_STREAM, or above a GOAWAY's \
+             last stream id; sent again when the request allows), by endpoint.",
+            Value::Int(|c| c.h2.refused),
         ),
     ]
 }

@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 use crate::error::TlsFailure;
 
 use super::discovery::DiscoveryFigures;
-
+use super::upstream_h2::H2Counts;
 use super::{
     counts, EndpointStats, ListenerTlsCounts, RouteStats, BREAKER_CLOSED, BREAKER_HALF_OPEN,
     BREAKER_OPEN, GRPC_CODES,
@@ -78,6 +78,7 @@ pub struct RouteCounts {
     pub retries: u64,
     pub budget_exhausted: u64,
     pub grpc: [u64; GRPC_CODES.len()],
+    pub upgrades_refused: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +100,7 @@ pub struct EndpointCounts {
     pub shards: u64,
     pub busy: u64,
     pub idle: u64,
+    pub h2: H2Counts,
 }
 
 impl RouteCounts {
@@ -110,6 +112,7 @@ impl RouteCounts {
             retries: r.retries.get(),
             budget_exhausted: r.budget_exhausted.get(),
             grpc: counts(&r.grpc),
+            upgrades_refused: r.upgrades_refused.get(),
         }
     }
 
@@ -121,6 +124,7 @@ impl RouteCounts {
         self.retries += o.retries;
         self.budget_exhausted += o.budget_exhausted;
         add_counts(&mut self.grpc, &o.grpc);
+        self.upgrades_refused += o.upgrades_refused;
     }
 }
 
@@ -144,6 +148,7 @@ impl EndpointCounts {
             shards: 1,
             busy: e.busy.get(),
             idle: e.idle.get(),
+            h2: H2Counts::of(&e.h2),
         }
     }
 
@@ -163,6 +168,7 @@ impl EndpointCounts {
         self.shards += o.shards;
         self.busy += o.busy;
         self.idle += o.idle;
+        self.h2.add(&o.h2);
     }
 
     /// One shard's snapshot: reports its breaker in `state` (a `BREAKER_*`), the state as of the

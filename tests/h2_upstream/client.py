@@ -9,6 +9,9 @@ Usage: python3 tests/h2_upstream/client.py MODE PORT PATH
   pingpong   POSTs "ping0", waits until "ping0" comes back, then "ping1", "ping2" the same way,
              then ends its stream; prints {"status", "body", "rounds"} (rounds echoed in time;
              each waits at most 5 s)
+  reset      GETs PATH, resets the stream (CANCEL) after SECONDS (argv[4]) without an answer,
+             then keeps the connection open (answering PINGs) for 3 s more; prints
+             {"status"} (null: no response head came before the reset)
 """
 
 import json
@@ -18,6 +21,7 @@ import time
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 
 
@@ -27,6 +31,8 @@ def main():
         return pingpong(port, path)
     if mode == "stall":
         return stall(port, path, float(sys.argv[4]))
+    if mode == "reset":
+        return reset(port, path, float(sys.argv[4]))
     assert mode == "trailers"
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     c = h2.connection.H2Connection(h2.config.H2Configuration(header_encoding="utf-8"))
@@ -130,6 +136,37 @@ def stall(port, path, seconds):
                 got += len(ev.data)
         s.sendall(c.data_to_send())  # SETTINGS and PING acks only: no WINDOW_UPDATE
     print(json.dumps({"status": status, "got": got}))
+
+
+def reset(port, path, seconds):
+    s = socket.create_connection(("127.0.0.1", port), timeout=0.1)
+    c = h2.connection.H2Connection(h2.config.H2Configuration(header_encoding="utf-8"))
+    c.initiate_connection()
+    sid = c.get_next_available_stream_id()
+    c.send_headers(
+        sid,
+        [(":method", "GET"), (":scheme", "http"), (":authority", "t"), (":path", path)],
+        end_stream=True,
+    )
+    s.sendall(c.data_to_send())
+    status, sent_reset, t0 = None, False, time.time()
+    while time.time() < t0 + seconds + 3:
+        if not sent_reset and time.time() >= t0 + seconds:
+            if status is None:
+                c.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+            sent_reset = True
+            s.sendall(c.data_to_send())
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            continue
+        if not data:
+            break
+        for ev in c.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                status = int(dict(ev.headers)[":status"])
+        s.sendall(c.data_to_send())
+    print(json.dumps({"status": status}))
 
 
 main()

@@ -15,6 +15,14 @@ Usage: python3 tests/h2_upstream/upstream.py [--max-streams N] [--status N] [--t
                        connection's streams at or below it finish, then it closes
     /refuse-once/KEY   the first stream for KEY is reset with REFUSED_STREAM, later ones get 200
                        with the body's length
+    /refuse-head/KEY   the first stream for KEY is reset with REFUSED_STREAM as soon as its
+                       HEADERS arrive (its body unread), later ones get 200 "LENGTH SUM" (the
+                       body's length and the sum of its bytes)
+    /goaway-above/KEY  the first stream for KEY gets a GOAWAY (NO_ERROR) whose last stream id is
+                       below it as soon as its HEADERS arrive (not processed; the proxy closes
+                       the connection), later ones get 200 "LENGTH SUM"
+    /frames            200, JSON: the request body's DATA frames as received ("data_frames": how
+                       many, "empty_end": an empty DATA frame carried END_STREAM), "length", "sum"
     /goaway-refuse/KEY the first stream for KEY is refused by a GOAWAY (NO_ERROR) whose last stream
                        id is below it, and the connection closes; later ones get 200 with the
                        body's length
@@ -26,9 +34,10 @@ Usage: python3 tests/h2_upstream/upstream.py [--max-streams N] [--status N] [--t
     /die               the connection is cut at once (no response, no GOAWAY)
     /stats             JSON: connections accepted, most streams open at once on one connection,
                        requests per path, PINGs received, for each connection that ended
-                       the path of its first request ("" if none), and DATA frames received
+                       the path of its first request ("" if none), DATA frames received
                        empty (`empty_data`: an END_STREAM that could have ridden on the last one),
-                       and response body bytes sent so far (`data_sent`)
+                       response body bytes sent so far (`data_sent`), and the paths of the
+                       streams the proxy reset before they were answered ("reset")
 Responses are sent within the client's flow-control windows; received DATA is acknowledged as it
 is read.
 """
@@ -45,7 +54,7 @@ import h2.events
 import h2.settings
 from hyperframe.frame import GoAwayFrame
 
-STATS = {"connections": 0, "max_open": 0, "paths": {}, "pings": 0, "closed": [], "empty_data": 0, "data_sent": 0}
+STATS = {"connections": 0, "max_open": 0, "paths": {}, "pings": 0, "closed": [], "empty_data": 0, "data_sent": 0, "reset": []}
 REFUSED = set()
 PERIOD = bytes(i * 7 % 251 for i in range(251))
 STATUS = int(sys.argv[sys.argv.index("--status") + 1]) if "--status" in sys.argv else 200
@@ -112,6 +121,20 @@ class Conn:
                 self.h2.reset_stream(ev.stream_id, h2.errors.ErrorCodes.NO_ERROR)
                 self.done(ev.stream_id)
                 return
+            path = dict(ev.headers).get(":path", "")
+            if path.startswith(("/refuse-head/", "/goaway-above/")) and path not in REFUSED:
+                REFUSED.add(path)
+                STATS["paths"][path] = STATS["paths"].get(path, 0) + 1
+                if path.startswith("/refuse-head/"):
+                    self.h2.reset_stream(ev.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+                else:
+                    # The proxy closes the connection (closing here could cut the GOAWAY
+                    # with a reset while its DATA still arrives).
+                    self.flush()
+                    frame = GoAwayFrame(0, last_stream_id=max(ev.stream_id - 2, 0), error_code=0)
+                    self.writer.write(frame.serialize())
+                self.done(ev.stream_id)
+                return
             if dict(ev.headers).get(":path") == "/pingpong":
                 self.streams[ev.stream_id]["pingpong"] = True
                 self.h2.send_headers(ev.stream_id, [(":status", "200")])
@@ -127,6 +150,9 @@ class Conn:
                 self.h2.send_data(ev.stream_id, ev.data)
             elif s is not None:
                 s["body"] += ev.data
+                s["frames"] = s.get("frames", 0) + 1
+                if ev.stream_ended and not ev.data:
+                    s["empty_end"] = True
             self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
             if ev.stream_ended:
                 self.start(ev.stream_id)
@@ -142,6 +168,9 @@ class Conn:
             for e in self.windows.values():
                 e.set()
         elif isinstance(ev, h2.events.StreamReset):
+            s = self.streams.get(ev.stream_id)
+            if s is not None and ev.remote_reset:
+                STATS["reset"].append(dict(s["headers"]).get(":path", ""))
             self.done(ev.stream_id)
 
     def done(self, sid):
@@ -185,6 +214,17 @@ class Conn:
                 self.h2.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
                 return
             await self.send(sid, 200, str(len(s["body"])).encode())
+        elif path.startswith(("/refuse-head/", "/goaway-above/")):
+            body = f"{len(s['body'])} {sum(s['body'])}".encode()
+            await self.send(sid, 200, body)
+        elif path == "/frames":
+            info = {
+                "data_frames": s.get("frames", 0),
+                "empty_end": s.get("empty_end", False),
+                "length": len(s["body"]),
+                "sum": sum(s["body"]),
+            }
+            await self.send(sid, 200, json.dumps(info).encode())
         elif path.startswith("/goaway-refuse/"):
             if path not in REFUSED:
                 REFUSED.add(path)

@@ -20,6 +20,11 @@ Usage: python3 tests/h2c/client.py MODE PORT [ARGS]  -- prints one JSON object p
   reset_after PORT N PATH  rapid reset of accepted streams: up to N times HEADERS, then a PING
                            whose ACK shows the server has read them, then RST_STREAM CANCEL;
                            stops at the first GOAWAY; reports how many streams were opened
+  mixed PORT OK RESETS OKPATH HANGPATH
+                           a client that cancels now and then: OK GETs of OKPATH, each read to
+                           its end, then RESETS times a GET of HANGPATH reset (CANCEL) once the
+                           server has read it and 100 ms passed, then one more GET of OKPATH;
+                           stops at the first GOAWAY; reports the last stream as "last"
   continuation PORT N      one HEADERS without END_HEADERS, then up to N CONTINUATION frames of
                            small headers, never ending the block (CVE-2024-27316)
   empty_data PORT N PATH   a POST stream, then N empty DATA frames without END_STREAM
@@ -289,6 +294,29 @@ def main():
         c.pump(lambda: False, 3)
         rep = c.report()
         rep["opened"] = opened
+        out(rep)
+    elif mode == "mixed":
+        ok, resets, ok_path, hang_path = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
+        c.pump(lambda: c.settings is not None, 5)
+        for _ in range(ok):
+            sid = c.request("GET", ok_path, True)
+            c.pump(lambda: c.stream(sid)["ended"] or c.stream(sid)["reset"] is not None, 10)
+        for i in range(resets):
+            if c.goaways or c.closed or c.write_failed:
+                break
+            sid, frame = c.headers("GET", hang_path, True)
+            pongs = c.pongs
+            if not c.send(frame + PingFrame(0, b"%08d" % i).serialize()):
+                break
+            c.pump(lambda: c.pongs > pongs or bool(c.goaways), 5)
+            c.pump(lambda: bool(c.goaways), 0.1)
+            c.send(RstStreamFrame(sid, 8).serialize())
+        last = None
+        if not (c.goaways or c.closed or c.write_failed):
+            last = c.request("GET", ok_path, True)
+            c.pump(lambda: c.stream(last)["ended"] or c.stream(last)["reset"] is not None, 10)
+        rep = c.report()
+        rep["last"] = last
         out(rep)
     elif mode == "continuation":
         n = int(sys.argv[3])

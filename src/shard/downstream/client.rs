@@ -11,6 +11,7 @@ use monoio::net::TcpStream;
 use crate::shard::io::{write_static, Buf, Wire};
 use crate::shard::kit::Kit;
 use crate::shard::pipeline::admission::Scratch;
+use crate::shard::upstream::replay::RawReplay;
 use crate::tls::Negotiated;
 
 /// A client connection while it serves requests: its stream and a kit of buffers, reused for
@@ -34,6 +35,9 @@ pub struct Client<S = TcpStream> {
     pub(super) slot: usize,
     /// What its TLS handshake negotiated (HTTPS only), for the access log and upstream headers.
     pub tls: Option<Box<Negotiated>>,
+    /// The current request's body bytes an HTTP/2 upstream may refuse unprocessed (sent again
+    /// then); empty, and nothing allocated, until a body streams to an HTTP/2 upstream.
+    pub replay: RawReplay,
 }
 
 /// What a connection keeps while it has given its kit back: the socket and who is on it.
@@ -56,6 +60,7 @@ impl<S> Client<S> {
             cancel: k.cancel,
             slot,
             tls: None,
+            replay: RawReplay::default(),
         }
     }
 }

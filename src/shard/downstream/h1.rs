@@ -32,6 +32,7 @@ impl<S: Wire> Client<S> {
             head: &mut self.head,
             out: &mut self.out,
             extra: &self.scratch.extra,
+            replay: &mut self.replay,
         }
     }
 }
@@ -63,6 +64,7 @@ impl<S: Wire> Downstream for Client<S> {
 
     fn begin_body(&mut self, req: &Request) -> Result<(), ClientError> {
         self.buf.consume(req.head_len);
+        self.replay.reset();
         if req.body == BodyFraming::Chunked && chunked::check_prefix(self.buf.data()).is_err() {
             return Err(ClientError::BadBody);
         }

@@ -107,7 +107,10 @@ impl From<UpstreamError> for Error {
                 Error::UpstreamClosed
             }
             // The proxy's gRPC check (an HTTP/2 client's call); a library request never is one.
-            UpstreamError::Malformed | UpstreamError::GrpcOverH1 => Error::UpstreamMalformed,
+            // Also the proxy's upgrade check; a library request is never an upgrade.
+            UpstreamError::Malformed | UpstreamError::GrpcOverH1 | UpstreamError::UpgradeOverH2 => {
+                Error::UpstreamMalformed
+            }
             UpstreamError::NoEndpoint => Error::NoHealthyEndpoint,
             UpstreamError::PoolFull
             | UpstreamError::PoolTimeout

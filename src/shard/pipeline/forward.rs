@@ -87,6 +87,12 @@ async fn proxy<D: Downstream>(
     if d.grpc() && !ctx.cluster.speaks_h2() {
         return Err(Failed::before(UpstreamError::GrpcOverH1));
     }
+    // HTTP/2 has no Upgrade: a clear 501 rather than a plain request the client did not send.
+    if req.upgrade && ctx.cluster.speaks_h2() {
+        let refused = &ctx.route.stats.upgrades_refused;
+        refused.set(refused.get() + 1);
+        return Err(Failed::before(UpstreamError::UpgradeOverH2));
+    }
     let policy = &ctx.cfg.retry;
     // One clock read for the first attempt's decisions, one when it ends.
     let start = Instant::now();
@@ -158,7 +164,7 @@ async fn proxy<D: Downstream>(
         ep.in_flight.set(ep.in_flight.get() - 1);
         let result = match &mut lease {
             Leased::H1(l) => result.map_err(|f| refused_client_certificate(f, l.stream(), ep)),
-            Leased::H2(_) => result,
+            Leased::H2(l) => l.account(result),
         };
         // Set whenever a response head arrived, which is when `rtt` is used.
         let rtt = ex.tally.upstream_time.unwrap_or_default();

@@ -36,7 +36,9 @@ pub fn request<D: Downstream>(
                 0 => s.latency.record(total),
                 status => s.record(status, total),
             }
-            if let Some(code) = d.grpc_status() {
+            // An HTTP/2 front-end notes what it relayed; a bridged gRPC-Web call's status is
+            // in its tally.
+            if let Some(code) = d.grpc_status().or(t.grpc_status) {
                 s.record_grpc(code);
             }
             &table.routes[i].name

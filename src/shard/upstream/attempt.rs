@@ -34,6 +34,9 @@ pub struct Tally {
     pub bytes_out: u64,
     /// From sending the request to the response head, on the last attempt.
     pub upstream_time: Option<Duration>,
+    /// The `grpc-status` a bridged gRPC-Web call's client got (in the trailer frame, or the
+    /// head of a trailers-only answer).
+    pub grpc_status: Option<u8>,
 }
 
 /// How an attempt that reached the upstream ended.
@@ -72,6 +75,12 @@ impl Failed {
             answered: true,
             retryable: false,
         }
+    }
+
+    /// The client went away (reset its HTTP/2 stream, closed its connection) while the
+    /// response was awaited: the attempt ends, nothing is answered (no one to answer).
+    pub fn client_gone() -> Failed {
+        Failed::answered(ClientError::Io(std::io::ErrorKind::ConnectionReset).into())
     }
 
     /// The upstream failed while the request went out or before the response head: resendable

@@ -85,3 +85,9 @@ pub fn trailer_frame(web: Web, trailers: Option<&HeaderMap>) -> Bytes {
     grpc_web::trailer_frame(fields, &mut frame);
     down(web, Bytes::from(frame))
 }
+
+/// The `grpc-status` in a bridged answer's head (trailers-only) or trailers, as counted.
+pub fn status(h: Option<&HeaderMap>) -> Option<u8> {
+    h?.get("grpc-status")
+        .map(|v| grpc::status_code(v.as_bytes()))
+}

@@ -5,9 +5,12 @@
 //! final answer; a retryable status handed back unsent), send it as HTTP/2 headers, then stream
 //! the body back as DATA frames within the client's windows, chunked bodies de-chunked. Trailers
 //! are relayed both ways where the HTTP/1.1 side is chunked: the client's HTTP/2 trailers end a
-//! chunked request body, a chunked response's trailers reach the client as HTTP/2 trailers.
-//! Shard thread, on the stream's task.
+//! chunked request body, a chunked response's trailers reach the client as HTTP/2 trailers. A
+//! client that resets its stream while the response head is awaited ends the attempt at once
+//! and the upstream connection closes (not pooled with a request on it). Shard thread, on the
+//! stream's task.
 
+use std::future::poll_fn;
 use std::time::Duration;
 
 use h2::RecvStream;
@@ -15,6 +18,7 @@ use monoio::io::AsyncWriteRentExt;
 use monoio::time::{timeout, Instant};
 
 use super::attempt::{client_io, upstream_io, Done, Failed, Limits, Tally};
+use super::replay::ChunkReplay;
 use crate::error::{ClientError, UpstreamError};
 use crate::http::chunked::Decoder;
 use crate::http::request::{Method, Request};
@@ -25,8 +29,8 @@ use crate::shard::io::{read_more_until, read_more_within, write_vec, Buf, IoFail
 
 /// The HTTP/2 stream's side of an exchange, borrowed for one attempt: its request body, its
 /// response, the upstream buffer, the head sent upstream (kept across retries), a scratch
-/// buffer (the rewritten response head, chunk framing), and the lines admission adds to the
-/// response.
+/// buffer (the rewritten response head, chunk framing), the lines admission adds to the
+/// response, and the body kept for sending again after a refused HTTP/2 stream.
 pub struct H2Side<'a> {
     pub body: &'a mut RecvStream,
     pub respond: &'a mut Respond,
@@ -34,6 +38,7 @@ pub struct H2Side<'a> {
     pub head: &'a mut Vec<u8>,
     pub out: &'a mut Vec<u8>,
     pub extra: &'a [u8],
+    pub replay: &'a mut ChunkReplay,
 }
 
 /// One attempt; `retry_status` is asked when a final head arrives whether the route retries on
@@ -78,7 +83,20 @@ pub async fn attempt<U: Wire>(
                 }
             }
             Ok(Head::Partial) => {
-                if let Err(e) = read_more_until(up, c.up_buf, deadline).await {
+                // A client that resets its stream meanwhile ends the wait at once; the
+                // connection, a request still on it, closes (the lease is not released).
+                let cap = c.up_buf.v.capacity();
+                let respond = &mut *c.respond;
+                let read = monoio::select! {
+                    r = read_more_until(up, c.up_buf, deadline) => Some(r),
+                    _ = poll_fn(|cx| respond.poll_reset(cx)) => None,
+                };
+                let Some(read) = read else {
+                    // The abandoned read kept the buffer it was lent.
+                    *c.up_buf = Buf::with_capacity(cap);
+                    return Err(Failed::client_gone());
+                };
+                if let Err(e) = read {
                     let mut f = Failed::sending(e);
                     f.retryable &= !seen_bytes && c.up_buf.is_empty();
                     return Err(f);

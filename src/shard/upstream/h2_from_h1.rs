@@ -1,34 +1,40 @@
 //! The HTTP/2 client side of one attempt whose client is an HTTP/1.1 connection (a sibling of
 //! h1.rs): the rewritten head goes out as an HTTP/2 request on a leased stream, the body follows
-//! from the client's connection as DATA within the upstream's windows (a chunked body de-chunked,
-//! its trailers sent as HTTP/2 trailers; a body that arrived whole with the head stays in the
-//! client's buffer until the response head, so a refused stream can send it again), then the
-//! response head comes back as an HTTP/1.1 head (rewritten by `response::process` like any
-//! upstream's; a body of unknown length sent chunked, the upstream's trailers as chunked
-//! trailers), and its body is written to the client chunk by chunk, each chunk's window released
-//! only once it was written. An upstream that answers early and stops taking the body has its
-//! answer relayed; the client's connection closes after it. Shard thread, on the client connection's task.
+//! from the client's connection as DATA within the upstream's windows (h2_body_from_h1.rs; a
+//! body that arrived whole with the head stays in the client's buffer until the response head,
+//! one streamed from the client is kept up to `replay::RETRY_BUFFER`, so a refused stream can
+//! send it again), then the response head comes back as an HTTP/1.1 head (rewritten by
+//! `response::process` like any upstream's; a body of unknown length sent chunked, the
+//! upstream's trailers as chunked trailers), and its body is written to the client chunk by
+//! chunk, each chunk's window released only once it was written. An upstream that answers early
+//! and stops taking the body has its answer relayed; the client's connection closes after it. A
+//! plain TCP client that closes its connection while the response head is awaited has the
+//! upstream's stream reset (CANCEL). Shard thread, on the client connection's task.
 
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use bytes::Bytes;
-use h2::{RecvStream, SendStream};
+use h2::RecvStream;
 use monoio::io::AsyncWriteRentExt;
 use monoio::time::{timeout, Instant};
 
 use super::attempt::{client_io, Done, Failed, Limits, Tally};
 use super::grpc_web;
+use super::h2_body_from_h1::{decoded, send_body, up_fail};
 use super::h2pool::H2Lease;
 use super::h2stream;
 use super::relay::Relay;
-use crate::error::{ClientError, ProxyError, UpstreamError};
-use crate::http::chunked::Decoder;
-use crate::http::grpc_web::{TextDecoder, Web};
+use crate::error::{ProxyError, UpstreamError};
+use crate::http::grpc_web::Web;
 use crate::http::request::{Method, Request};
 use crate::http::response::{self, ResponseCtx};
 use crate::http::{canned, h2up, BodyFraming, Head};
 use crate::shard::h2io;
-use crate::shard::io::{read_more_within, write_static, write_vec, Buf, IoFail, Wire};
+use crate::shard::io::{peer_closed, write_static, write_vec, IoFail, Wire};
+
+/// How often a plain TCP client is looked at for a close while the response head is awaited.
+const CLIENT_CHECK: Duration = Duration::from_millis(250);
 
 /// One attempt on `lease`; `retry_status` is asked when the response head arrives whether the
 /// route retries on its status (and grants the retry at once); what moved is added to `ex`.
@@ -41,6 +47,10 @@ pub async fn attempt<S: Wire>(
     ex: &mut Tally,
 ) -> Result<Done, Failed> {
     let bodiless = matches!(req.body, BodyFraming::None | BodyFraming::Length(0));
+    // A retry after a refused stream reads what the refused attempts took again.
+    if !bodiless {
+        c.replay.restore(c.buf);
+    }
     // A body that came whole with the head is sent from the buffer and kept there until the
     // response head: a refused stream can then be sent again.
     let held = match req.body {
@@ -48,11 +58,14 @@ pub async fn attempt<S: Wire>(
         _ => 0,
     };
     let mut early = false;
+    // Counted once the stream was not refused (a replay would count its body twice).
+    let mut body_in = 0;
     let (resp, mut send, web) =
         h2stream::open(lease, c.head, req.te_trailers, bodiless, limits.upstream).await?;
     let mut text = grpc_web::decoder(web);
     if !bodiless {
-        if req.expect_continue {
+        if req.expect_continue && !c.replay.continued {
+            c.replay.continued = true;
             write_static(&mut *c.stream, canned::CONTINUE, limits.body)
                 .await
                 .map_err(|e| Failed::before(client_io(e)))?;
@@ -73,11 +86,12 @@ pub async fn attempt<S: Wire>(
                 req.body,
                 limits,
                 &mut text,
+                c.replay,
             )
             .await
         };
         match sent {
-            Ok(n) => ex.bytes_in += n,
+            Ok(n) => body_in = n,
             // The upstream stopped taking the body (it reset the stream after an early final
             // answer, a 413 say): that answer is relayed if it came, and the client's unread
             // body closes its connection after it.
@@ -86,9 +100,29 @@ pub async fn attempt<S: Wire>(
         }
     }
     let sent_at = Instant::now();
-    let replayable = bodiless || held > 0;
-    let resp = h2stream::head(resp, sent_at + limits.upstream, replayable).await?;
+    let replayable = bodiless || held > 0 || c.replay.replayable();
+    // A client that closes its connection meanwhile cancels the upstream's stream.
+    let fd = c.stream.as_tcp().map(|t| t.as_raw_fd());
+    let resp = monoio::select! {
+        r = h2stream::head(resp, sent_at + limits.upstream, replayable) => r,
+        _ = peer_closed(fd, CLIENT_CHECK) => {
+            send.send_reset(h2::Reason::CANCEL);
+            ex.bytes_in += body_in;
+            return Err(Failed::client_gone());
+        }
+    };
+    let resp = match resp {
+        Ok(r) => r,
+        Err(f) => {
+            if !f.retryable {
+                ex.bytes_in += body_in;
+            }
+            return Err(f);
+        }
+    };
+    ex.bytes_in += body_in;
     c.buf.consume(held);
+    c.replay.answered(c.buf);
     ex.upstream_time = Some(sent_at.elapsed());
     let status = resp.status().as_u16();
     if retry_status(status) {
@@ -100,6 +134,9 @@ pub async fn attempt<S: Wire>(
     // --- the response head, as an upstream's HTTP/1.1 head through the usual rewrite ---
     let (mut parts, mut body) = resp.into_parts();
     let bridged = grpc_web::response(web, &mut parts.headers);
+    if bridged.is_some() {
+        ex.grpc_status = grpc_web::status(Some(&parts.headers));
+    }
     c.up_buf.consume(c.up_buf.len());
     h2up::response_head(&parts, body.is_end_stream(), &mut c.up_buf.v);
     let ctx = ResponseCtx {
@@ -125,7 +162,9 @@ pub async fn attempt<S: Wire>(
     if !matches!(r.body, BodyFraming::None | BodyFraming::Length(0)) {
         let chunked = r.body == BodyFraming::Chunked && !r.dechunk;
         let idle = limits.body;
-        ex.bytes_out += relay(&mut *c.stream, &mut body, c.out, chunked, bridged, idle).await?;
+        let grpc = &mut ex.grpc_status;
+        let web = bridged.map(|w| (w, grpc));
+        ex.bytes_out += relay(&mut *c.stream, &mut body, c.out, chunked, web, idle).await?;
     }
     Ok(Done::Response {
         status,
@@ -136,20 +175,23 @@ pub async fn attempt<S: Wire>(
 
 /// Writes the response body to the client: chunk-framed (then the trailers) when `chunked`,
 /// as it comes otherwise; a gRPC-Web answer (`bridged`) ends with the trailer frame instead of
-/// trailers. Returns the bytes written.
+/// trailers, its `grpc-status` noted. Returns the bytes written.
 async fn relay<S: Wire>(
     client: &mut S,
     body: &mut RecvStream,
     out: &mut Vec<u8>,
     chunked: bool,
-    bridged: Option<Web>,
+    mut bridged: Option<(Web, &mut Option<u8>)>,
     idle: Duration,
 ) -> Result<u64, Failed> {
     let mut total = 0u64;
     loop {
         let Some(chunk) = h2stream::next(body, idle).await? else {
-            let Some(web) = bridged else { break };
+            let Some((web, grpc)) = bridged else { break };
             let t = h2stream::trailers(body, idle).await?;
+            if let Some(code) = grpc_web::status(t.as_ref()) {
+                *grpc = Some(code);
+            }
             total += write_chunk(
                 client,
                 out,
@@ -167,8 +209,8 @@ async fn relay<S: Wire>(
         if n == 0 {
             continue;
         }
-        let chunk = match bridged {
-            Some(web) => grpc_web::down(web, chunk),
+        let chunk = match &mut bridged {
+            Some((web, _)) => grpc_web::down(*web, chunk),
             None => chunk,
         };
         let n_out = chunk.len();
@@ -231,30 +273,8 @@ async fn write_chunk<S: Wire>(
     Ok(n)
 }
 
-/// A request body piece for the upstream, base64-decoded for a gRPC-Web `-text` call; `last`:
-/// nothing follows (a cut base64 group is then a bad body).
-fn decoded(dec: &mut Option<TextDecoder>, part: Bytes, last: bool) -> Result<Bytes, Failed> {
-    let bad = |_| Failed::before(ClientError::BadBody);
-    let part = grpc_web::up(dec, part).map_err(bad)?;
-    if last {
-        if let Some(d) = dec {
-            d.finish().map_err(bad)?;
-        }
-    }
-    Ok(part)
-}
-
 fn answered_client(e: IoFail) -> Failed {
     Failed::answered(client_io(e))
-}
-
-/// A write of the request body upstream failed: its stream was reset or the connection broke.
-fn up_fail(e: IoFail) -> UpstreamError {
-    match e {
-        IoFail::TimedOut => UpstreamError::BodyTimeout,
-        IoFail::Eof => UpstreamError::Closed,
-        IoFail::Err(k) => UpstreamError::Io(k),
-    }
 }
 
 /// Writes one DATA chunk as it came (no copy).
@@ -263,96 +283,5 @@ async fn write_bytes<S: Wire>(s: &mut S, b: Bytes, idle: Duration) -> Result<(),
         Err(_) => Err(IoFail::TimedOut),
         Ok((Ok(_), _)) => Ok(()),
         Ok((Err(e), _)) => Err(IoFail::Err(e.kind())),
-    }
-}
-
-/// Streams the request body from the client's connection upstream by its framing: a length as
-/// is, a chunked body de-chunked with its trailers as HTTP/2 trailers. Each piece is read only
-/// once the previous one went out within the upstream's windows. Returns the body bytes.
-async fn send_body<S: Wire>(
-    client: &mut S,
-    buf: &mut Buf,
-    up: &mut SendStream<Bytes>,
-    framing: BodyFraming,
-    limits: &Limits<'_>,
-    text: &mut Option<TextDecoder>,
-) -> Result<u64, Failed> {
-    let idle = limits.body;
-    let read_failed = |e: IoFail| match e {
-        IoFail::TimedOut => Failed::before(ClientError::BodyTimeout),
-        e => Failed::before(client_io(e)),
-    };
-    let send_failed = |e: IoFail| Failed::before(up_fail(e));
-    match framing {
-        BodyFraming::Length(n) => {
-            let mut left = n;
-            loop {
-                let take = (buf.len() as u64).min(left) as usize;
-                if take > 0 {
-                    left -= take as u64;
-                    let part = Bytes::copy_from_slice(&buf.data()[..take]);
-                    buf.consume(take);
-                    let part = decoded(text, part, left == 0)?;
-                    h2io::send_bytes(up, part, left == 0, idle)
-                        .await
-                        .map_err(send_failed)?;
-                }
-                if left == 0 {
-                    return Ok(n);
-                }
-                read_more_within(client, buf, idle)
-                    .await
-                    .map_err(read_failed)?;
-            }
-        }
-        _ => {
-            let mut dec = Decoder::default();
-            let mut total = 0u64;
-            let mut trailer = Vec::new();
-            loop {
-                let mut consumed = 0;
-                while consumed < buf.len() && !dec.is_done() {
-                    let in_trailers = dec.in_trailers();
-                    let step = dec
-                        .feed(&buf.data()[consumed..])
-                        .map_err(|_| Failed::before(ClientError::BadBody))?;
-                    let at = consumed;
-                    consumed += step.consumed;
-                    if in_trailers {
-                        trailer.extend_from_slice(&buf.data()[at..consumed]);
-                        continue;
-                    }
-                    if step.data.is_empty() {
-                        continue;
-                    }
-                    total += step.data.len() as u64;
-                    if total > limits.max_body {
-                        return Err(Failed::before(ClientError::TooLarge));
-                    }
-                    let data = &buf.data()[at + step.data.start..at + step.data.end];
-                    let part = decoded(text, Bytes::copy_from_slice(data), false)?;
-                    h2io::send_bytes(up, part, false, idle)
-                        .await
-                        .map_err(send_failed)?;
-                }
-                buf.consume(consumed);
-                if dec.is_done() {
-                    break;
-                }
-                read_more_within(client, buf, idle)
-                    .await
-                    .map_err(read_failed)?;
-            }
-            decoded(text, Bytes::new(), true)?;
-            match h2up::trailers(&trailer).map_err(|_| Failed::before(ClientError::BadBody))? {
-                Some(t) => up
-                    .send_trailers(t)
-                    .map_err(|e| h2stream::before(&e, false))?,
-                None => h2io::send_bytes(up, Bytes::new(), true, idle)
-                    .await
-                    .map_err(send_failed)?,
-            }
-            Ok(total)
-        }
     }
 }

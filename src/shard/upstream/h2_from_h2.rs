@@ -5,7 +5,9 @@
 //! upstream's windows took it) and its trailers as trailers, while the response head goes
 //! through the usual rewrite (`response::process`) to the client, then its DATA within the
 //! client's windows (each chunk's upstream window released once the client's took it) and its
-//! trailers. Both directions stay bounded by the windows: a slow reader slows its writer. Shard
+//! trailers. Both directions stay bounded by the windows: a slow reader slows its writer. The
+//! body taken from the client is kept (replay.rs), up to its bound, so
+//! a stream the upstream refused unprocessed can be sent again with it. Shard
 //! thread, on the client stream's task.
 
 use std::future::{poll_fn, Future};
@@ -22,6 +24,7 @@ use super::grpc_web;
 use super::h1_from_h2::H2Side;
 use super::h2pool::H2Lease;
 use super::h2stream;
+use super::replay::ChunkReplay;
 use crate::error::{ClientError, ProxyError, UpstreamError};
 use crate::http::grpc_web::{TextDecoder, Web};
 use crate::http::request::{Method, Request};
@@ -40,14 +43,17 @@ pub async fn attempt(
     retry_status: impl FnMut(u16) -> bool,
     ex: &mut Tally,
 ) -> Result<Done, Failed> {
-    let bodiless = c.body.is_end_stream();
+    // A retry after a refused stream sends what the refused attempts took first.
+    let bodiless = c.body.is_end_stream() && c.replay.is_empty();
     let (resp, mut send, web) =
         h2stream::open(lease, c.head, req.te_trailers, bodiless, limits.upstream).await?;
     let mut sent = 0u64;
+    let replay = c.replay;
     let (result, body_done) = {
         let mut sending = pin!(send_body(
             c.body,
             &mut send,
+            &mut *replay,
             limits.max_body,
             limits.body,
             &mut sent,
@@ -89,14 +95,29 @@ pub async fn attempt(
     if !body_done || result.is_err() {
         send.send_reset(h2::Reason::CANCEL);
     }
-    ex.bytes_in += sent;
-    result
+    match result {
+        // Refused unprocessed: sent again when all of the body taken so far was kept (and its
+        // bytes counted then).
+        Err(mut f) if !f.answered && f.error == ProxyError::Upstream(UpstreamError::Refused) => {
+            f.retryable = replay.replayable();
+            if !f.retryable {
+                ex.bytes_in += sent;
+            }
+            Err(f)
+        }
+        r => {
+            ex.bytes_in += sent;
+            r
+        }
+    }
 }
 
-/// Streams the client's DATA and trailers up; `sent` counts the body bytes.
+/// Streams the client's DATA and trailers up, after what refused attempts took (`replay`),
+/// keeping what it takes there; `sent` counts the body bytes.
 async fn send_body(
     body: &mut RecvStream,
     send: &mut SendStream<Bytes>,
+    replay: &mut ChunkReplay,
     max_body: u64,
     idle: Duration,
     sent: &mut u64,
@@ -113,22 +134,57 @@ async fn send_body(
             IoFail::Err(k) => UpstreamError::Io(k),
         })
     };
+    let bad = |_| Failed::before(ClientError::BadBody);
+    let kept = replay.chunks.len();
+    for i in 0..kept {
+        let chunk = replay.chunks[i].clone();
+        *sent += chunk.len() as u64;
+        let chunk = grpc_web::up(&mut text, chunk).map_err(bad)?;
+        let last = i + 1 == kept
+            && replay.ended
+            && replay.trailers.is_none()
+            && text.as_ref().is_none_or(|t| t.finish().is_ok());
+        h2io::send_bytes(send, chunk, last, idle)
+            .await
+            .map_err(send_failed)?;
+    }
+    // Windows a refused attempt took and never gave back.
+    if replay.unreleased > 0 {
+        h2io::release(body, replay.unreleased);
+        replay.unreleased = 0;
+    }
+    if replay.ended {
+        if text.as_ref().is_some_and(|t| t.finish().is_err()) {
+            return Err(Failed::before(ClientError::BadBody));
+        }
+        return match replay.trailers.clone() {
+            Some(t) => send
+                .send_trailers(t)
+                .map_err(|e| h2stream::before(&e, false)),
+            None if kept == 0 => h2io::send_bytes(send, Bytes::new(), true, idle)
+                .await
+                .map_err(send_failed),
+            None => Ok(()),
+        };
+    }
     while let Some(chunk) = h2io::next_chunk(body, idle).await.map_err(read_failed)? {
         let n = chunk.len();
+        replay.keep(&chunk);
         *sent += n as u64;
         if *sent > max_body {
             return Err(Failed::before(ClientError::TooLarge));
         }
-        let chunk =
-            grpc_web::up(&mut text, chunk).map_err(|_| Failed::before(ClientError::BadBody))?;
+        let chunk = grpc_web::up(&mut text, chunk).map_err(bad)?;
         // The client's last DATA carries END_STREAM upstream too: an extra empty frame after a
         // small non-final one costs the upstream's small-frame budget (h2 servers GOAWAY with
         // ENHANCE_YOUR_CALM "too_many_data_frames" under load) and a frame per request.
         let last = body.is_end_stream() && text.as_ref().is_none_or(|t| t.finish().is_ok());
+        replay.ended = last;
         h2io::send_bytes(send, chunk, last, idle)
             .await
             .map_err(send_failed)?;
         h2io::release(body, n);
+        replay.unreleased -= n;
         if last {
             return Ok(());
         }
@@ -136,7 +192,12 @@ async fn send_body(
     if text.as_ref().is_some_and(|t| t.finish().is_err()) {
         return Err(Failed::before(ClientError::BadBody));
     }
-    match h2io::trailers(body, idle).await.map_err(read_failed)? {
+    let t = h2io::trailers(body, idle).await.map_err(read_failed)?;
+    replay.ended = true;
+    if replay.replayable() {
+        replay.trailers.clone_from(&t);
+    }
+    match t {
         Some(t) => send
             .send_trailers(t)
             .map_err(|e| h2stream::before(&e, false)),
@@ -144,12 +205,6 @@ async fn send_body(
             .await
             .map_err(send_failed),
     }
-}
-
-/// The client reset its stream while the response was awaited: the attempt ends (and the
-/// upstream's stream is reset with it).
-fn client_reset() -> Failed {
-    Failed::answered(ClientError::Io(std::io::ErrorKind::ConnectionReset).into())
 }
 
 /// The response: its head through the usual rewrite to the client, then its DATA and trailers.
@@ -173,7 +228,7 @@ async fn receive(
     let deadline = monoio::time::Instant::now() + limits.upstream;
     let resp = monoio::select! {
         r = h2stream::head(resp, deadline, replayable) => r?,
-        _ = poll_fn(|cx| respond.poll_reset(cx)) => return Err(client_reset()),
+        _ = poll_fn(|cx| respond.poll_reset(cx)) => return Err(Failed::client_gone()),
     };
     ex.upstream_time = Some(sent_at.elapsed());
     let status = resp.status().as_u16();
@@ -184,6 +239,9 @@ async fn receive(
 
     let (mut parts, mut body) = resp.into_parts();
     let bridged = grpc_web::response(web, &mut parts.headers);
+    if bridged.is_some() {
+        ex.grpc_status = grpc_web::status(Some(&parts.headers));
+    }
     up_buf.consume(up_buf.len());
     h2up::response_head(&parts, body.is_end_stream(), &mut up_buf.v);
     let ctx = ResponseCtx {
@@ -211,7 +269,7 @@ async fn receive(
         loop {
             let next = monoio::select! {
                 r = h2stream::next(&mut body, idle) => r?,
-                _ = poll_fn(|cx| respond.poll_reset(cx)) => return Err(client_reset()),
+                _ = poll_fn(|cx| respond.poll_reset(cx)) => return Err(Failed::client_gone()),
             };
             let Some(chunk) = next else { break };
             let n = chunk.len();
@@ -239,6 +297,9 @@ async fn receive(
         };
         let sent = match (bridged, t) {
             (Some(web), t) => {
+                if let Some(code) = grpc_web::status(t.as_ref()) {
+                    ex.grpc_status = Some(code);
+                }
                 let frame = grpc_web::trailer_frame(web, t.as_ref());
                 ex.bytes_out += frame.len() as u64;
                 respond.send_bytes(frame, true, idle).await

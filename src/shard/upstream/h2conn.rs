@@ -29,6 +29,8 @@ pub struct Conn {
     pub draining: Cell<bool>,
     /// When its last stream ended (the idle timeout counts from there).
     pub idle_since: Cell<Instant>,
+    /// A GOAWAY from the upstream was counted.
+    pub goaway: Cell<bool>,
 }
 
 impl Conn {
@@ -38,6 +40,7 @@ impl Conn {
             in_flight: Cell::new(0),
             draining: Cell::new(false),
             idle_since: Cell::new(Instant::now()),
+            goaway: Cell::new(false),
         }
     }
 }

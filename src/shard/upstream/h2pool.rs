@@ -7,7 +7,8 @@
 //! GOAWAY (or failed) takes no new streams; its in-flight ones finish and it leaves the pool when
 //! its task ends. Each connection's task (h2conn.rs) drives its I/O, PINGs it and closes it when
 //! idle. h2c is prior knowledge over TCP; h2 is TLS with ALPN `h2` (refused when the upstream
-//! selects anything else). Shard thread only.
+//! selects anything else). Counts open connections, streams in flight, GOAWAYs and refused
+//! streams in the endpoint's statistics (stats/upstream_h2.rs). Shard thread only.
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
@@ -21,11 +22,12 @@ use h2::client::SendRequest;
 use monoio::net::TcpStream;
 use monoio::time::{timeout_at, Instant};
 
+use super::attempt::{Done, Failed};
 use super::h2conn::{self, Conn};
 use super::stream::{Origination, UpStream};
 use crate::config::Pool;
-use crate::error::{TlsFailure, UpstreamError};
-use crate::stats::EndpointStats;
+use crate::error::{ProxyError, TlsFailure, UpstreamError};
+use crate::stats::{shift, EndpointStats};
 
 /// Flow-control windows this proxy grants an upstream: what one stream (and one connection) may
 /// have in flight towards a client that reads slowly (capacity is released only once bytes went
@@ -72,9 +74,24 @@ pub struct H2Lease {
     pub reused: bool,
 }
 
+impl H2Lease {
+    /// Counts what an attempt on this stream says about the endpoint: a stream it refused
+    /// unprocessed, a GOAWAY on the connection.
+    pub fn account(&self, result: Result<Done, Failed>) -> Result<Done, Failed> {
+        if let Err(f) = &result {
+            if f.error == ProxyError::Upstream(UpstreamError::Refused) {
+                bump(&self.pool.stats.h2.refused);
+                self.pool.check_goaway(&self.conn);
+            }
+        }
+        result
+    }
+}
+
 impl Drop for H2Lease {
     fn drop(&mut self) {
         let c = &self.conn;
+        shift(&self.pool.stats.h2.streams, false);
         c.in_flight.set(c.in_flight.get() - 1);
         if c.in_flight.get() == 0 {
             c.idle_since.set(Instant::now());
@@ -190,9 +207,10 @@ impl Inner {
             let mut send = c.send.borrow_mut();
             match send.poll_ready(&mut cx) {
                 Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(_)) => {
+                Poll::Ready(Err(e)) => {
                     // A GOAWAY came (or the connection failed): in-flight streams finish.
                     c.draining.set(true);
+                    self.note_goaway(c, &e);
                     continue;
                 }
                 Poll::Pending => continue,
@@ -206,7 +224,24 @@ impl Inner {
         best.cloned()
     }
 
+    /// Counts a GOAWAY the upstream sent on `c` (`e`: the error its handle now reports), once
+    /// per connection.
+    fn note_goaway(&self, c: &Conn, e: &h2::Error) {
+        if e.is_go_away() && e.is_remote() && !c.goaway.replace(true) {
+            bump(&self.stats.h2.goaways);
+        }
+    }
+
+    /// Looks whether `c` has had a GOAWAY (its handle reports it as an error).
+    fn check_goaway(&self, c: &Conn) {
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Ready(Err(e)) = c.send.borrow_mut().poll_ready(&mut cx) {
+            self.note_goaway(c, &e);
+        }
+    }
+
     fn lease(self: &Rc<Self>, conn: Rc<Conn>, reused: bool) -> H2Lease {
+        shift(&self.stats.h2.streams, true);
         conn.in_flight.set(conn.in_flight.get() + 1);
         let send = conn.send.borrow().clone();
         H2Lease {
@@ -275,6 +310,7 @@ impl Inner {
             Err(_) => return Err(UpstreamError::ConnectTimeout),
         };
         let c = Rc::new(Conn::new(send));
+        shift(&self.stats.h2.connections, true);
         self.conns.borrow_mut().push(c.clone());
         let idle = self.limits.idle_timeout;
         let (pool, ended) = (me.clone(), c.clone());
@@ -285,6 +321,8 @@ impl Inner {
 
     /// The connection's task ended: it leaves the pool.
     fn closed(&self, c: &Rc<Conn>) {
+        self.check_goaway(c);
+        shift(&self.stats.h2.connections, false);
         c.draining.set(true);
         self.conns.borrow_mut().retain(|x| !Rc::ptr_eq(x, c));
         self.notify();

@@ -5,8 +5,8 @@
 //! a sibling for a client that is an HTTP/2 stream, h1_from_h2.rs), over plain TCP or TLS
 //! connections (stream.rs); for clusters that speak HTTP/2 (`protocol = "h2"`/`"h2c"`), a pool of
 //! multiplexed connections per endpoint (h2pool.rs, each driven by its task in h2conn.rs) and the
-//! attempt over one stream for either client kind (h2_from_h1.rs, h2_from_h2.rs, sharing
-//! h2stream.rs).
+//! attempt over one stream for either client kind (h2_from_h1.rs with h2_body_from_h1.rs,
+//! h2_from_h2.rs, sharing h2stream.rs, and replay.rs: the body a refused stream had taken, sent again).
 //! It imports neither the pipeline above it nor the protocol front-ends. Shard thread only.
 
 pub mod attempt;
@@ -16,6 +16,7 @@ pub mod expect;
 pub mod grpc_web;
 pub mod h1;
 pub mod h1_from_h2;
+pub mod h2_body_from_h1;
 pub mod h2_from_h1;
 pub mod h2_from_h2;
 pub mod h2conn;
@@ -23,5 +24,6 @@ pub mod h2pool;
 pub mod h2stream;
 pub mod pool;
 pub mod relay;
+pub mod replay;
 pub mod splice;
 pub mod stream;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::*;
 use crate::stats::{ShardMeta, ShardStats, BREAKER_OPEN};
 
-const FAMILIES: [(&str, &str); 41] = [
+const FAMILIES: [(&str, &str); 46] = [
     ("shardgate_route_requests_total", "counter"),
     ("shardgate_request_duration_seconds", "histogram"),
     ("shardgate_request_duration_quantile_seconds", "gauge"),
@@ -15,6 +15,7 @@ const FAMILIES: [(&str, &str); 41] = [
     ("shardgate_route_retries_total", "counter"),
     ("shardgate_route_retry_budget_exhausted_total", "counter"),
     ("shardgate_route_grpc_requests_total", "counter"),
+    ("shardgate_route_upgrades_refused_total", "counter"),
     ("shardgate_upstream_requests_total", "counter"),
     ("shardgate_upstream_duration_seconds", "histogram"),
     ("shardgate_upstream_duration_quantile_seconds", "gauge"),
@@ -31,6 +32,10 @@ const FAMILIES: [(&str, &str); 41] = [
     ("shardgate_upstream_breaker_shards", "gauge"),
     ("shardgate_upstream_breaker_transitions_total", "counter"),
     ("shardgate_upstream_healthy", "gauge"),
+    ("shardgate_upstream_http2_connections", "gauge"),
+    ("shardgate_upstream_http2_streams", "gauge"),
+    ("shardgate_upstream_http2_goaways_total", "counter"),
+    ("shardgate_upstream_http2_refused_streams_total", "counter"),
     ("shardgate_shard_info", "gauge"),
     ("shardgate_downstream_connections", "gauge"),
     ("shardgate_shard_cpu_seconds_total", "counter"),

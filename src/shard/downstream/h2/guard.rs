@@ -9,7 +9,11 @@
 //! reset before it was taken up is not served at all, and the connection's stream tasks are
 //! counted (`Live`); more than twice the stream limit running at once (a client can only have
 //! the limit open; a finished stream's task lingers a moment) ends the connection with GOAWAY
-//! ENHANCE_YOUR_CALM, as Go's server does. Shard thread, in the connection's task.
+//! ENHANCE_YOUR_CALM, as Go's server does. A stream the client resets mid-exchange ends its
+//! task at once (its upstream side is cancelled), so such streams keep counting as running while
+//! they are at least as many as the streams that ended normally (Envoy's premature-reset rule,
+//! in spirit): a client that mostly resets still meets the cap; one that cancels now and then
+//! does not. Shard thread, in the connection's task.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -22,20 +26,49 @@ use h2::Reason;
 use crate::http::h2_reason;
 use crate::shard::Shard;
 
+/// A connection's stream tasks: running now, started, and ended because the client reset the
+/// stream before its response was complete.
+#[derive(Default)]
+pub struct Tasks {
+    running: Cell<u32>,
+    started: Cell<u32>,
+    reset: Cell<u32>,
+}
+
+impl Tasks {
+    /// What the cap is held against: the running tasks, plus the streams the client reset
+    /// mid-exchange while those are at least as many as the streams that ended normally.
+    pub fn load(&self) -> u32 {
+        let (running, reset) = (self.running.get(), self.reset.get());
+        let normal = self.started.get() - running - reset;
+        if reset >= normal {
+            running + reset
+        } else {
+            running
+        }
+    }
+}
+
 /// One running stream task of a connection; the count drops when the task ends.
-pub struct Live(Rc<Cell<u32>>);
+pub struct Live(Rc<Tasks>);
 
 impl Live {
     /// Counts a stream task about to be spawned.
-    pub fn start(running: &Rc<Cell<u32>>) -> Live {
-        running.set(running.get() + 1);
-        Live(running.clone())
+    pub fn start(tasks: &Rc<Tasks>) -> Live {
+        tasks.running.set(tasks.running.get() + 1);
+        tasks.started.set(tasks.started.get() + 1);
+        Live(tasks.clone())
+    }
+
+    /// The task ends because the client reset its stream before the response was complete.
+    pub fn reset_by_client(&self) {
+        self.0.reset.set(self.0.reset.get() + 1);
     }
 }
 
 impl Drop for Live {
     fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
+        self.0.running.set(self.0.running.get() - 1);
     }
 }
 

@@ -15,7 +15,6 @@ mod rewind;
 mod stream;
 mod tls_io;
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
@@ -93,7 +92,7 @@ pub async fn serve<T>(
     let mut opened = 0u64;
     let mut closing = false;
     let mut idle_since = None;
-    let running = Rc::new(Cell::new(0u32));
+    let running = Rc::new(guard::Tasks::default());
     let live_cap = guard::live_cap(h.max_concurrent_streams);
     loop {
         let idle_at = if conn.has_streams() {
@@ -118,7 +117,7 @@ pub async fn serve<T>(
                 if guard::reset_already(&mut respond) {
                     continue;
                 }
-                if running.get() >= live_cap {
+                if running.load() >= live_cap {
                     // Rapid reset: the client resets streams whose tasks still run.
                     conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
                     guard::count(&shard, Reason::ENHANCE_YOUR_CALM);

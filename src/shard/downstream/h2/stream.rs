@@ -33,6 +33,7 @@ use crate::shard::upstream::attempt::{Done, Failed, Limits, Tally};
 use crate::shard::upstream::h1_from_h2::{self, H2Side};
 use crate::shard::upstream::h2_from_h2;
 use crate::shard::upstream::h2pool::H2Lease;
+use crate::shard::upstream::replay::ChunkReplay;
 use crate::shard::Shard;
 use crate::tls::Negotiated;
 
@@ -59,17 +60,20 @@ struct Stream {
     deadline: Option<std::time::Instant>,
     /// The `grpc-status` the client got, once it was sent.
     grpc_status: Option<u8>,
+    /// The body an HTTP/2 upstream may refuse unprocessed (sent again then).
+    replay: ChunkReplay,
 }
 
 /// Serves one stream to its end; `client` is the connection's client, `tls` what its TLS
-/// handshake negotiated; `_live` counts the task among the connection's running ones.
+/// handshake negotiated; `live` counts the task among the connection's running ones (and a
+/// client's reset before the response was complete).
 pub async fn serve(
     shard: Rc<Shard>,
     req: http::Request<RecvStream>,
     respond: SendResponse<Bytes>,
     client: SocketAddr,
     tls: Option<Rc<Negotiated>>,
-    _live: Live,
+    live: Live,
 ) {
     let _in_flight = shard.drain.request();
     let streams = &shard.stats.h2_streams;
@@ -97,6 +101,7 @@ pub async fn serve(
         grpc,
         deadline,
         grpc_status: None,
+        replay: ChunkReplay::default(),
     };
     let end_stream = s.body.is_end_stream();
     translate::request_head(&parts, end_stream, &mut s.buf.v);
@@ -142,6 +147,9 @@ pub async fn serve(
             let status = reject.status();
             refused(&shard, &mut s, &parts, status, started, idle).await;
         }
+    }
+    if s.respond.reset_seen() {
+        live.reset_by_client();
     }
     s.respond.close(&mut s.body, idle).await;
     shard.kits.give(Kit {
@@ -204,6 +212,7 @@ impl Stream {
             head: &mut self.head,
             out: &mut self.out,
             extra: &self.scratch.extra,
+            replay: &mut self.replay,
         }
     }
 

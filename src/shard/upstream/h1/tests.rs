@@ -75,6 +75,7 @@ fn run(
                 head: &mut head,
                 out: &mut out,
                 extra: b"X-Added: 1\r\n",
+                replay: &mut Default::default(),
             };
             attempt(relay, &req, &mut up, &limits, |_| false, &mut tally).await
         });
