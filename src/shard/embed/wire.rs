@@ -19,7 +19,7 @@ use super::body::{next_chunk, Kind};
 use super::reply::{Answer, Limits, Reply, Streamed};
 use crate::error::{ClientError, UpstreamError};
 use crate::http::response::{self, Kind as HeadKind, ResponseCtx};
-use crate::http::{Head, MAX_HEADERS};
+use crate::http::Head;
 use crate::shard::io::{read_more_until, write_vec, Buf, IoFail, Wire};
 use crate::shard::upstream::attempt::{upstream_io, Failed};
 
@@ -31,8 +31,6 @@ const COALESCE_LIMIT: usize = 16 * 1024;
 pub struct Kit {
     pub head: Vec<u8>,
     pub buf: Buf,
-    /// The head `http::response` writes for a downstream client (unused here but required).
-    pub out: Vec<u8>,
 }
 
 /// Free buffers for requests (one per request in flight, reused).
@@ -53,7 +51,6 @@ impl Kits {
         self.free.borrow_mut().pop().unwrap_or_else(|| Kit {
             head: Vec::with_capacity(512),
             buf: Buf::with_capacity(self.size),
-            out: Vec::with_capacity(512),
         })
     }
 
@@ -103,12 +100,18 @@ pub async fn attempt<U: Wire>(
     let sent_at = Instant::now();
     let deadline = sent_at + t.upstream;
     let mut seen_bytes = false;
+    let ctx = ResponseCtx::plain(head_request, false, true, false);
     loop {
-        let ctx = ResponseCtx::plain(head_request, false, true, false);
-        let parsed = response::process(kit.buf.data(), kit.buf.is_full(), ctx, &mut kit.out);
-        kit.out.clear();
+        // One parse: the framing decided and, for a final answer, the caller's header map
+        // built from the same fields (no client head is written here).
+        let data = kit.buf.data();
+        let parsed = response::inspect(data, kit.buf.is_full(), &ctx, |p| {
+            let fields = (p.response.kind == HeadKind::Final)
+                .then(|| headers_of(data, p.response.head_len, p.fields));
+            (p.response, fields)
+        });
         match parsed {
-            Ok(Head::Complete(r)) => match r.kind {
+            Ok(Head::Complete((r, fields))) => match r.kind {
                 HeadKind::Interim => {
                     seen_bytes = true;
                     kit.buf.consume(r.head_len);
@@ -119,7 +122,8 @@ pub async fn attempt<U: Wire>(
                     return Ok(Reply::Retried(r.status));
                 }
                 HeadKind::Final => {
-                    let headers = headers_of(&kit.buf.data()[..r.head_len])
+                    let headers = fields
+                        .flatten()
                         .ok_or(Failed::before(UpstreamError::Malformed))?;
                     kit.buf.consume(r.head_len);
                     let status = StatusCode::from_u16(r.status)
@@ -144,15 +148,25 @@ pub async fn attempt<U: Wire>(
     }
 }
 
-/// The response's header fields, as the caller gets them.
-fn headers_of(head: &[u8]) -> Option<HeaderMap> {
-    let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut raw);
-    resp.parse(head).ok()?;
-    let mut map = HeaderMap::with_capacity(resp.headers.len());
-    for h in resp.headers.iter() {
+/// The response's header fields, as the caller gets them: the head (`data[..head_len]`) copied
+/// once into a shared buffer the values point into (two allocations for the map and one for
+/// the values, however many fields).
+fn headers_of(data: &[u8], head_len: usize, fields: &[httparse::Header<'_>]) -> Option<HeaderMap> {
+    let head = Bytes::copy_from_slice(&data[..head_len]);
+    let base = data.as_ptr() as usize;
+    let mut map = HeaderMap::with_capacity(fields.len());
+    for h in fields {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        let value = HeaderValue::from_bytes(h.value).ok()?;
+        if h.value.is_empty() {
+            map.append(name, HeaderValue::from_static(""));
+            continue;
+        }
+        // The value is a slice of `data[..head_len]` (httparse borrows it from there).
+        let start = (h.value.as_ptr() as usize).checked_sub(base)?;
+        let end = start
+            .checked_add(h.value.len())
+            .filter(|&e| e <= head.len())?;
+        let value = HeaderValue::from_maybe_shared(head.slice(start..end)).ok()?;
         map.append(name, value);
     }
     Some(map)
