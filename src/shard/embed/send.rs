@@ -254,7 +254,7 @@ async fn lease<'e>(
 
 /// An attempt answered in the other protocol than its lease (cannot happen: each lease kind
 /// runs its own attempt); the request fails instead of panicking.
-fn mismatched(inner: &Inner, ep: &Endpoint, kit: wire::Kit) -> Error {
+fn mismatched(inner: &Inner, ep: &Endpoint, kit: Box<wire::Kit>) -> Error {
     ep.in_flight.set(ep.in_flight.get() - 1);
     inner.kits.put(kit);
     Error::UpstreamMalformed

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::io::Write;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use monoio::io::AsyncWriteRentExt;
 use monoio::time::{timeout, Instant};
@@ -26,16 +26,26 @@ use crate::shard::upstream::attempt::{upstream_io, Failed};
 /// Bytes of a held body sent in the same write as the head.
 const COALESCE_LIMIT: usize = 16 * 1024;
 
-/// The reused buffers of one request: the head sent (kept across retries) and the upstream's
-/// bytes. Taken from the client's free list per request, back when the response body ends.
+/// Room for final response heads a kit starts with (the caller's header values live there).
+const FIELDS_CAPACITY: usize = 2048;
+
+/// The reused buffers of one request: the head sent (kept across retries), the upstream's
+/// bytes, and where the caller's response header values are copied (`fields`: each final head
+/// is split off it, and its allocation is used again once the caller has dropped the headers
+/// that point into it). Boxed and taken from the client's free list per request, back when the
+/// response body ends, so a request allocates none of them. (A caller that keeps a header map
+/// keeps that buffer, a few KiB at most, alive; the kit then starts a new one.)
 pub struct Kit {
     pub head: Vec<u8>,
     pub buf: Buf,
+    pub fields: BytesMut,
 }
 
 /// Free buffers for requests (one per request in flight, reused).
 pub struct Kits {
-    free: RefCell<Vec<Kit>>,
+    // Boxed on purpose: a kit moves into the response body (a pointer, not the struct).
+    #[allow(clippy::vec_box)]
+    free: RefCell<Vec<Box<Kit>>>,
     size: usize,
 }
 
@@ -47,14 +57,17 @@ impl Kits {
         }
     }
 
-    pub fn take(&self) -> Kit {
-        self.free.borrow_mut().pop().unwrap_or_else(|| Kit {
-            head: Vec::with_capacity(512),
-            buf: Buf::with_capacity(self.size),
+    pub fn take(&self) -> Box<Kit> {
+        self.free.borrow_mut().pop().unwrap_or_else(|| {
+            Box::new(Kit {
+                head: Vec::with_capacity(512),
+                buf: Buf::with_capacity(self.size),
+                fields: BytesMut::with_capacity(FIELDS_CAPACITY),
+            })
         })
     }
 
-    pub fn put(&self, mut kit: Kit) {
+    pub fn put(&self, mut kit: Box<Kit>) {
         kit.buf.consume(kit.buf.len());
         let mut free = self.free.borrow_mut();
         if free.len() < 256 {
@@ -105,9 +118,10 @@ pub async fn attempt<U: Wire>(
         // One parse: the framing decided and, for a final answer, the caller's header map
         // built from the same fields (no client head is written here).
         let data = kit.buf.data();
+        let room = &mut kit.fields;
         let parsed = response::inspect(data, kit.buf.is_full(), &ctx, |p| {
             let fields = (p.response.kind == HeadKind::Final)
-                .then(|| headers_of(data, p.response.head_len, p.fields));
+                .then(|| headers_of(room, data, p.response.head_len, p.fields));
             (p.response, fields)
         });
         match parsed {
@@ -149,10 +163,17 @@ pub async fn attempt<U: Wire>(
 }
 
 /// The response's header fields, as the caller gets them: the head (`data[..head_len]`) copied
-/// once into a shared buffer the values point into (two allocations for the map and one for
-/// the values, however many fields).
-fn headers_of(data: &[u8], head_len: usize, fields: &[httparse::Header<'_>]) -> Option<HeaderMap> {
-    let head = Bytes::copy_from_slice(&data[..head_len]);
+/// once into `room` and split off as one shared buffer the values point into (the map's two
+/// allocations; none for the values while `room` has space or gets its old space back).
+fn headers_of(
+    room: &mut BytesMut,
+    data: &[u8],
+    head_len: usize,
+    fields: &[httparse::Header<'_>],
+) -> Option<HeaderMap> {
+    room.clear();
+    room.extend_from_slice(&data[..head_len]);
+    let head: Bytes = room.split().freeze();
     let base = data.as_ptr() as usize;
     let mut map = HeaderMap::with_capacity(fields.len());
     for h in fields {
