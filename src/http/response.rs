@@ -73,7 +73,8 @@ pub struct Parsed<'p> {
     pub response: Response,
     pub fields: &'p [httparse::Header<'p>],
     reason: &'p str,
-    conn: ConnectionTokens<'p>,
+    /// Borrowed, not moved: the tokens are a few hundred bytes.
+    conn: &'p ConnectionTokens<'p>,
 }
 
 /// Parses the response head at the start of `buf`; on success `out` holds the client's head
@@ -160,7 +161,7 @@ pub fn inspect<T>(
         },
         fields: resp.headers,
         reason,
-        conn,
+        conn: &conn,
     };
     Ok(Head::Complete(then(&parsed)))
 }
