@@ -1,8 +1,9 @@
 //! The library side of bench/library.sh: sends `--requests` keep-alive GETs to `--target` through
 //! `shardgate::embed`, `--concurrency` at a time on one thread, and prints the latency
-//! percentiles and this process's CPU time per request (getrusage). bench/library.sh runs it
-//! twice against the same upstream: straight to it (library mode), and to a shardgate proxy in
-//! front of it (the proxy hop), so the client's own cost is the same in both.
+//! percentiles and this process's CPU time per request (getrusage: user + system, then each
+//! part). bench/library.sh runs it twice against the same upstream: straight to it (library
+//! mode), and to a shardgate proxy in front of it (the proxy hop), so the client's own cost is
+//! the same in both.
 //!
 //! ```text
 //! library_bench --target 127.0.0.1:9001 [--requests 100000] [--concurrency 16] [--warmup 5000]
@@ -53,8 +54,8 @@ fn args() -> Result<Args, String> {
     Ok(a)
 }
 
-/// This process's user + system CPU time.
-fn cpu_time() -> Duration {
+/// This process's user and system CPU time.
+fn cpu_time() -> (Duration, Duration) {
     let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is always valid.
     let u = unsafe {
@@ -62,7 +63,7 @@ fn cpu_time() -> Duration {
         u.assume_init()
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(u.ru_utime) + tv(u.ru_stime)
+    (tv(u.ru_utime), tv(u.ru_stime))
 }
 
 /// Sends `n` requests, `concurrency` at a time; the latency of each in microseconds.
@@ -119,15 +120,20 @@ async fn main() {
     drive(&client, a.warmup, a.concurrency).await;
     let (cpu0, t0) = (cpu_time(), Instant::now());
     let mut lat = drive(&client, a.requests, a.concurrency).await;
-    let (cpu, wall) = (cpu_time() - cpu0, t0.elapsed());
+    let (cpu1, wall) = (cpu_time(), t0.elapsed());
+    let (user, sys) = (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1);
     lat.sort_unstable();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    let per_req = |d: Duration| d.as_secs_f64() * 1e6 / lat.len() as f64;
     println!(
-        "requests={} p50_us={} p99_us={} client_cpu_us_per_req={:.2} rps={:.0}",
+        "requests={} p50_us={} p99_us={} client_cpu_us_per_req={:.2} rps={:.0} \
+         client_user_us_per_req={:.2} client_sys_us_per_req={:.2}",
         lat.len(),
         pct(0.50),
         pct(0.99),
-        cpu.as_secs_f64() * 1e6 / lat.len() as f64,
-        lat.len() as f64 / wall.as_secs_f64()
+        per_req(user + sys),
+        lat.len() as f64 / wall.as_secs_f64(),
+        per_req(user),
+        per_req(sys),
     );
 }

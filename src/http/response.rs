@@ -67,6 +67,16 @@ pub struct Response {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Malformed;
 
+/// A response head as parsed: what the exchange decides from it, and its fields as they came
+/// (hop-by-hop ones included), borrowing the buffer.
+pub struct Parsed<'p> {
+    pub response: Response,
+    pub fields: &'p [httparse::Header<'p>],
+    reason: &'p str,
+    /// Borrowed, not moved: the tokens are a few hundred bytes.
+    conn: &'p ConnectionTokens<'p>,
+}
+
 /// Parses the response head at the start of `buf`; on success `out` holds the client's head
 /// (empty for an interim response an HTTP/1.0 client must not see).
 pub fn process(
@@ -75,6 +85,21 @@ pub fn process(
     ctx: ResponseCtx<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Head<Response>, Malformed> {
+    inspect(buf, full, &ctx, |p| {
+        write_client_head(p, &ctx, out);
+        p.response
+    })
+}
+
+/// Parses and validates the head at the start of `buf` as `process` does (one httparse pass),
+/// without writing a client's head: `then` reads the parsed head (the library client builds its
+/// caller's header map from the fields) and its result is returned.
+pub fn inspect<T>(
+    buf: &[u8],
+    full: bool,
+    ctx: &ResponseCtx<'_>,
+    then: impl FnOnce(&Parsed<'_>) -> T,
+) -> Result<Head<T>, Malformed> {
     let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
     let head_len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
@@ -124,18 +149,35 @@ pub fn process(
     let close_client = kind == Kind::Final
         && (!ctx.client_keep_alive || body == BodyFraming::UntilClose || dechunk);
 
-    let response = Response {
-        head_len,
+    let parsed = Parsed {
+        response: Response {
+            head_len,
+            status,
+            kind,
+            body,
+            upstream_reusable,
+            close_client,
+            dechunk,
+        },
+        fields: resp.headers,
+        reason,
+        conn: &conn,
+    };
+    Ok(Head::Complete(then(&parsed)))
+}
+
+/// The head the client receives for `p` (nothing for an interim response to HTTP/1.0).
+fn write_client_head(p: &Parsed<'_>, ctx: &ResponseCtx<'_>, out: &mut Vec<u8>) {
+    let Response {
         status,
         kind,
-        body,
-        upstream_reusable,
         close_client,
         dechunk,
-    };
+        ..
+    } = p.response;
     out.clear();
     if kind == Kind::Interim && ctx.client_http10 {
-        return Ok(Head::Complete(response));
+        return;
     }
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(&[
@@ -144,12 +186,12 @@ pub fn process(
         b'0' + (status % 10) as u8,
     ]);
     out.push(b' ');
-    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(p.reason.as_bytes());
     out.extend_from_slice(b"\r\n");
-    for h in resp.headers.iter() {
+    for h in p.fields.iter() {
         let n = h.name;
         let dropped = is_hop_by_hop(n)
-            || conn.lists(n)
+            || p.conn.lists(n)
             || (name_is(n, "upgrade") && kind != Kind::Switching)
             || (dechunk && name_is(n, "transfer-encoding"))
             || (kind == Kind::Final && ctx.remove.iter().any(|r| name_is(n, r)));
@@ -167,7 +209,6 @@ pub fn process(
         _ => {}
     }
     out.extend_from_slice(b"\r\n");
-    Ok(Head::Complete(response))
 }
 
 #[cfg(test)]

@@ -52,7 +52,7 @@ enum Inner {
 struct Held {
     ep: Rc<Endpoint>,
     up: Option<UpStream>,
-    kit: Option<Kit>,
+    kit: Option<Box<Kit>>,
     kits: Rc<Kits>,
     framing: Framing,
     reusable: bool,
@@ -99,7 +99,7 @@ impl ResponseBody {
     pub(super) fn held(
         ep: Rc<Endpoint>,
         up: UpStream,
-        kit: Kit,
+        kit: Box<Kit>,
         kits: Rc<Kits>,
         framing: BodyFraming,
         reusable: bool,

@@ -138,14 +138,15 @@ async fn run(inner: &Inner, t: &Target<'_>, parts: &Parts, body: &Body) -> Resul
             },
             Leased::H2(l) => h2::attempt(l, &kit.head, te_trailers, kind, limits, grant).await,
         };
-        let rtt = sent_at.elapsed();
+        // One clock read for the round trip, the accounting and the route's latency.
+        let done = Instant::now();
+        let rtt = done.saturating_duration_since(sent_at);
         match result {
             Ok(Reply::Head(answer)) => {
-                let done = Instant::now();
                 ep.ewma.observe(rtt, done);
                 account(cluster, ep, ticket, answer.status.as_u16(), rtt, done);
                 if let Some((view, _)) = t.route {
-                    view.stats.record(answer.status.as_u16(), start.elapsed());
+                    view.stats.record(answer.status.as_u16(), done - start);
                 }
                 let Leased::H1(lease) = lease else {
                     return Err(mismatched(inner, ep, kit));
@@ -164,12 +165,11 @@ async fn run(inner: &Inner, t: &Target<'_>, parts: &Parts, body: &Body) -> Resul
                 return Ok(resp);
             }
             Ok(Reply::H2(mut answer)) => {
-                let done = Instant::now();
                 ep.ewma.observe(rtt, done);
                 let status = answer.status;
                 account(cluster, ep, ticket, status.as_u16(), rtt, done);
                 if let Some((view, _)) = t.route {
-                    view.stats.record(status.as_u16(), start.elapsed());
+                    view.stats.record(status.as_u16(), done - start);
                 }
                 let Leased::H2(lease) = lease else {
                     return Err(mismatched(inner, ep, kit));
@@ -184,7 +184,7 @@ async fn run(inner: &Inner, t: &Target<'_>, parts: &Parts, body: &Body) -> Resul
             }
             Ok(Reply::Retried(status)) => {
                 ep.in_flight.set(ep.in_flight.get() - 1);
-                account(cluster, ep, ticket, status, rtt, Instant::now());
+                account(cluster, ep, ticket, status, rtt, done);
                 drop(lease);
                 avoid = Some(i);
             }
@@ -254,7 +254,7 @@ async fn lease<'e>(
 
 /// An attempt answered in the other protocol than its lease (cannot happen: each lease kind
 /// runs its own attempt); the request fails instead of panicking.
-fn mismatched(inner: &Inner, ep: &Endpoint, kit: wire::Kit) -> Error {
+fn mismatched(inner: &Inner, ep: &Endpoint, kit: Box<wire::Kit>) -> Error {
     ep.in_flight.set(ep.in_flight.get() - 1);
     inner.kits.put(kit);
     Error::UpstreamMalformed

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::io::Write;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use monoio::io::AsyncWriteRentExt;
 use monoio::time::{timeout, Instant};
@@ -19,25 +19,33 @@ use super::body::{next_chunk, Kind};
 use super::reply::{Answer, Limits, Reply, Streamed};
 use crate::error::{ClientError, UpstreamError};
 use crate::http::response::{self, Kind as HeadKind, ResponseCtx};
-use crate::http::{Head, MAX_HEADERS};
+use crate::http::Head;
 use crate::shard::io::{read_more_until, write_vec, Buf, IoFail, Wire};
 use crate::shard::upstream::attempt::{upstream_io, Failed};
 
 /// Bytes of a held body sent in the same write as the head.
 const COALESCE_LIMIT: usize = 16 * 1024;
 
-/// The reused buffers of one request: the head sent (kept across retries) and the upstream's
-/// bytes. Taken from the client's free list per request, back when the response body ends.
+/// Room for final response heads a kit starts with (the caller's header values live there).
+const FIELDS_CAPACITY: usize = 2048;
+
+/// The reused buffers of one request: the head sent (kept across retries), the upstream's
+/// bytes, and where the caller's response header values are copied (`fields`: each final head
+/// is split off it, and its allocation is used again once the caller has dropped the headers
+/// that point into it). Boxed and taken from the client's free list per request, back when the
+/// response body ends, so a request allocates none of them. (A caller that keeps a header map
+/// keeps that buffer, a few KiB at most, alive; the kit then starts a new one.)
 pub struct Kit {
     pub head: Vec<u8>,
     pub buf: Buf,
-    /// The head `http::response` writes for a downstream client (unused here but required).
-    pub out: Vec<u8>,
+    pub fields: BytesMut,
 }
 
 /// Free buffers for requests (one per request in flight, reused).
 pub struct Kits {
-    free: RefCell<Vec<Kit>>,
+    // Boxed on purpose: a kit moves into the response body (a pointer, not the struct).
+    #[allow(clippy::vec_box)]
+    free: RefCell<Vec<Box<Kit>>>,
     size: usize,
 }
 
@@ -49,15 +57,17 @@ impl Kits {
         }
     }
 
-    pub fn take(&self) -> Kit {
-        self.free.borrow_mut().pop().unwrap_or_else(|| Kit {
-            head: Vec::with_capacity(512),
-            buf: Buf::with_capacity(self.size),
-            out: Vec::with_capacity(512),
+    pub fn take(&self) -> Box<Kit> {
+        self.free.borrow_mut().pop().unwrap_or_else(|| {
+            Box::new(Kit {
+                head: Vec::with_capacity(512),
+                buf: Buf::with_capacity(self.size),
+                fields: BytesMut::with_capacity(FIELDS_CAPACITY),
+            })
         })
     }
 
-    pub fn put(&self, mut kit: Kit) {
+    pub fn put(&self, mut kit: Box<Kit>) {
         kit.buf.consume(kit.buf.len());
         let mut free = self.free.borrow_mut();
         if free.len() < 256 {
@@ -103,12 +113,19 @@ pub async fn attempt<U: Wire>(
     let sent_at = Instant::now();
     let deadline = sent_at + t.upstream;
     let mut seen_bytes = false;
+    let ctx = ResponseCtx::plain(head_request, false, true, false);
     loop {
-        let ctx = ResponseCtx::plain(head_request, false, true, false);
-        let parsed = response::process(kit.buf.data(), kit.buf.is_full(), ctx, &mut kit.out);
-        kit.out.clear();
+        // One parse: the framing decided and, for a final answer, the caller's header map
+        // built from the same fields (no client head is written here).
+        let data = kit.buf.data();
+        let room = &mut kit.fields;
+        let parsed = response::inspect(data, kit.buf.is_full(), &ctx, |p| {
+            let fields = (p.response.kind == HeadKind::Final)
+                .then(|| headers_of(room, data, p.response.head_len, p.fields));
+            (p.response, fields)
+        });
         match parsed {
-            Ok(Head::Complete(r)) => match r.kind {
+            Ok(Head::Complete((r, fields))) => match r.kind {
                 HeadKind::Interim => {
                     seen_bytes = true;
                     kit.buf.consume(r.head_len);
@@ -119,7 +136,8 @@ pub async fn attempt<U: Wire>(
                     return Ok(Reply::Retried(r.status));
                 }
                 HeadKind::Final => {
-                    let headers = headers_of(&kit.buf.data()[..r.head_len])
+                    let headers = fields
+                        .flatten()
                         .ok_or(Failed::before(UpstreamError::Malformed))?;
                     kit.buf.consume(r.head_len);
                     let status = StatusCode::from_u16(r.status)
@@ -144,15 +162,32 @@ pub async fn attempt<U: Wire>(
     }
 }
 
-/// The response's header fields, as the caller gets them.
-fn headers_of(head: &[u8]) -> Option<HeaderMap> {
-    let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut raw);
-    resp.parse(head).ok()?;
-    let mut map = HeaderMap::with_capacity(resp.headers.len());
-    for h in resp.headers.iter() {
+/// The response's header fields, as the caller gets them: the head (`data[..head_len]`) copied
+/// once into `room` and split off as one shared buffer the values point into (the map's two
+/// allocations; none for the values while `room` has space or gets its old space back).
+fn headers_of(
+    room: &mut BytesMut,
+    data: &[u8],
+    head_len: usize,
+    fields: &[httparse::Header<'_>],
+) -> Option<HeaderMap> {
+    room.clear();
+    room.extend_from_slice(&data[..head_len]);
+    let head: Bytes = room.split().freeze();
+    let base = data.as_ptr() as usize;
+    let mut map = HeaderMap::with_capacity(fields.len());
+    for h in fields {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        let value = HeaderValue::from_bytes(h.value).ok()?;
+        if h.value.is_empty() {
+            map.append(name, HeaderValue::from_static(""));
+            continue;
+        }
+        // The value is a slice of `data[..head_len]` (httparse borrows it from there).
+        let start = (h.value.as_ptr() as usize).checked_sub(base)?;
+        let end = start
+            .checked_add(h.value.len())
+            .filter(|&e| e <= head.len())?;
+        let value = HeaderValue::from_maybe_shared(head.slice(start..end)).ok()?;
         map.append(name, value);
     }
     Some(map)
