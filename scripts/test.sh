@@ -79,7 +79,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 # --- the status page in a real browser -------------------------------------------------------
 if [ "${STATUS_PAGE_CHECK:-1}" != 0 ]; then
   echo "== status page in headless Chromium (scripts/status-page-check.py)"
-  SHARDGATE=target/debug/shardgate python3 scripts/status-page-check.py "${TMPDIR:-/tmp}/status-page.png"
+  SHARDGATE="${CARGO_TARGET_DIR:-target}/debug/shardgate" python3 scripts/status-page-check.py "${TMPDIR:-/tmp}/status-page.png"
 fi
 
 # --- fuzz (bounded) ---------------------------------------------------------------------------
