@@ -7,6 +7,7 @@
 #   bench/callgrind_h2.sh                  # 10000 GETs, h2load -c 4 -m 8, 1 shard
 #   TLS=1 bench/callgrind_h2.sh            # over TLS (one self-signed P-256 certificate)
 #   SHARDGATE_BIN=/tmp/old/shardgate bench/callgrind_h2.sh   # another build (a change's before)
+#   GRPC=1 bench/callgrind_h2.sh           # gRPC unary (one 4-byte message) to an h2c origin (grpc-upstream)
 #
 # As in bench/callgrind.sh the shard runs on the epoll driver (valgrind does not follow io_uring's
 # rings): the count is shardgate's user-space work per request; kernel work is not counted. Start-
@@ -31,7 +32,19 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 UP_PORT="$(free_port)"
-target/release/demo-upstream --listen "127.0.0.1:$UP_PORT" >/dev/null 2>&1 &
+GRPC="${GRPC:-0}"
+SG_UP=() H2LOAD_ARGS=() URL_PATH=/
+if [ "$GRPC" = 1 ]; then
+  # gRPC unary through an h2c origin (bench/grpc.sh's shape): grpc-upstream, an h2c cluster, and
+  # h2load sending one 5-byte-framed message per call.
+  target/release/grpc-upstream --listen "127.0.0.1:$UP_PORT" --threads 1 >/dev/null 2>&1 &
+  printf '\x00\x00\x00\x00\x04ping' >"$TMP/request.bin"
+  SG_UP=(--upstream-protocol h2c)
+  H2LOAD_ARGS=(-d "$TMP/request.bin" -H 'content-type: application/grpc' -H 'te: trailers')
+  URL_PATH=/bench.Svc/Unary
+else
+  target/release/demo-upstream --listen "127.0.0.1:$UP_PORT" >/dev/null 2>&1 &
+fi
 PIDS+=($!)
 SCHEME=http SG_LISTEN=(--listen) SG_TLS=(--h2c)
 if [ "$TLS" = 1 ]; then
@@ -45,13 +58,13 @@ run() {
   local n="$1" out="$TMP/callgrind.$1" port
   port="$(free_port)"
   MONOIO_FORCE_LEGACY_DRIVER=1 valgrind --tool=callgrind --callgrind-out-file="$out" --separate-threads=no \
-    "$BIN" "${SG_LISTEN[@]}" "127.0.0.1:$port" "${SG_TLS[@]}" --upstream "127.0.0.1:$UP_PORT" \
+    "$BIN" "${SG_LISTEN[@]}" "127.0.0.1:$port" "${SG_TLS[@]}" --upstream "127.0.0.1:$UP_PORT" "${SG_UP[@]}" \
     --shards 1 --no-pin --admin off --h2-max-requests 0 >"$TMP/stdout.$n" 2>"$TMP/stderr.$n" &
   local pid=$!
   for _ in $(seq 1 600); do grep -q '^ready:' "$TMP/stdout.$n" 2>/dev/null && break; sleep 0.1; done
   grep -q '^ready:' "$TMP/stdout.$n" || { cat "$TMP/stderr.$n" >&2; exit 1; }
   local res
-  res="$(h2load -n "$n" -c "$CLIENTS" -m "$STREAMS" "$SCHEME://127.0.0.1:$port/" 2>&1)"
+  res="$(h2load -n "$n" -c "$CLIENTS" -m "$STREAMS" "${H2LOAD_ARGS[@]}" "$SCHEME://127.0.0.1:$port$URL_PATH" 2>&1)"
   echo "$res" | grep -q "status codes: $n 2xx" || { echo "h2load: $res" >&2; exit 1; }
   kill -TERM "$pid"
   wait "$pid" || true
